@@ -1,0 +1,66 @@
+/**
+ * @module errors
+ * One error class and the closed table of stable error codes. Codes are part of the
+ * wire protocol (docs/protocol.md): a code is never renamed and a retired code is never
+ * reused. `retriable` tells clients whether sending the same request again can succeed.
+ */
+
+export const ERROR_CODES = {
+  INVALID_REQUEST: { retriable: false, doc: "The request is malformed: a field is missing, of the wrong type or out of bounds." },
+  UNSUPPORTED_VERSION: { retriable: false, doc: "The client asked for a protocol version this broker does not speak." },
+  UNKNOWN_OPERATION: { retriable: false, doc: "The request's op is not one this broker knows." },
+  UNKNOWN_TOPIC: { retriable: false, doc: "No topic of that name exists (and auto-creation is off or not allowed here)." },
+  UNKNOWN_PARTITION: { retriable: false, doc: "The topic exists but has no partition with that number." },
+  TOPIC_EXISTS: { retriable: false, doc: "A topic of that name already exists." },
+  INVALID_TOPIC_NAME: { retriable: false, doc: "Topic names are 1-249 characters of [a-zA-Z0-9._-], and not '.' or '..'." },
+  INVALID_PARTITIONS: { retriable: false, doc: "The partition count is outside the allowed range, or would shrink the topic." },
+  INVALID_CONFIG: { retriable: false, doc: "A configuration value is unknown, of the wrong type or out of bounds." },
+  CORRUPT_BATCH: { retriable: false, doc: "A record batch failed its header, length or checksum check; nothing of it was stored." },
+  MESSAGE_TOO_LARGE: { retriable: false, doc: "A batch or frame is larger than the configured limit." },
+  OFFSET_OUT_OF_RANGE: { retriable: false, doc: "The offset is before the log start or after the next offset of the partition." },
+  STORAGE_FULL: { retriable: true, doc: "The disk is full (ENOSPC/EDQUOT). Retry after space is freed." },
+  STORAGE_ERROR: { retriable: false, doc: "An I/O error occurred; the partition is marked failed until the broker restarts." },
+  PARTITION_FAILED: { retriable: false, doc: "The partition saw an earlier I/O error and refuses reads and writes until a restart." },
+  TOO_MANY_CONNECTIONS: { retriable: true, doc: "The broker is at its connection limit." },
+  TOO_MANY_REQUESTS: { retriable: true, doc: "The connection has too many requests in flight." },
+  LIMIT_EXCEEDED: { retriable: false, doc: "A named limit (topics, partitions, name length, ...) would be exceeded." },
+  TIMEOUT: { retriable: true, doc: "The operation did not finish within its time bound." },
+  SHUTTING_DOWN: { retriable: true, doc: "The broker is stopping and takes no new work." },
+  NOT_SUPPORTED: { retriable: false, doc: "This platform or build lacks the facility the call needs." },
+  INTERNAL: { retriable: false, doc: "A bug in the broker. The request failed; the broker keeps running." },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface RunnelErrorOptions {
+  cause?: unknown;
+  /** Machine-readable facts a client may act on (e.g. logStartOffset for OFFSET_OUT_OF_RANGE). */
+  details?: Record<string, unknown>;
+}
+
+export class RunnelError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: RunnelErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "RunnelError";
+    this.code = code;
+    this.details = options.details;
+  }
+
+  get retriable(): boolean {
+    return ERROR_CODES[this.code].retriable;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** Wraps anything thrown into a RunnelError, keeping the original as the cause. */
+export function toRunnelError(error: unknown): RunnelError {
+  if (error instanceof RunnelError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new RunnelError("INTERNAL", message, { cause: error });
+}

@@ -1,0 +1,108 @@
+/**
+ * @module log/storage
+ * The file seam: every file operation the log makes goes through a `Storage`. Production
+ * uses `nativeStorage` (bun:ffi pwrite/pread/fdatasync/fadvise, node:fs for the rest);
+ * tests wrap it to tear writes, fill the disk or fail an fsync without mocks.
+ */
+import * as fs from "node:fs";
+import { FADVISE, libc, type FadviseAdvice, SyscallError } from "../native/libc.ts";
+
+export interface Storage {
+  /** Opens (creating when `create`) for read and write; returns the fd. */
+  open(path: string, options: { create: boolean }): number;
+  close(fd: number): void;
+  pwrite(fd: number, bytes: Uint8Array, position: number): number;
+  pread(fd: number, into: Uint8Array, position: number): number;
+  fdatasync(fd: number): void;
+  /** Async fdatasync on a worker thread, so a group commit never blocks the event loop. */
+  fdatasyncAsync(fd: number): Promise<void>;
+  fadvise(fd: number, offset: number, length: number, advice: FadviseAdvice): void;
+  ftruncate(fd: number, length: number): void;
+  sizeOf(fd: number): number;
+  /** Writes a small file atomically: temp file, fsync, rename, fsync of the directory. */
+  writeFileAtomic(path: string, bytes: Uint8Array | string): void;
+  readFile(path: string): Uint8Array | null;
+  exists(path: string): boolean;
+  unlink(path: string): void;
+  mkdirp(path: string): void;
+  readdir(path: string): string[];
+  removeTree(path: string): void;
+  rename(from: string, to: string): void;
+  fsyncDirectory(path: string): void;
+}
+
+function fsCall<T>(syscall: string, run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    const fsError = error as NodeJS.ErrnoException;
+    if (typeof fsError?.code === "string") throw new SyscallError(syscall, Math.abs(fsError.errno ?? 0), fsError.code, error);
+    throw error;
+  }
+}
+
+export const nativeStorage: Storage = {
+  open: (path, { create }) =>
+    fsCall("open", () => fs.openSync(path, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o644)),
+  close: (fd) => fsCall("close", () => fs.closeSync(fd)),
+  pwrite: (fd, bytes, position) => libc.pwrite(fd, bytes, position),
+  pread: (fd, into, position) => libc.pread(fd, into, position),
+  fdatasync: (fd) => libc.fdatasync(fd),
+  fdatasyncAsync: (fd) =>
+    new Promise((resolve, reject) =>
+      fs.fdatasync(fd, (error) => (error ? reject(fsCallError("fdatasync", error)) : resolve())),
+    ),
+  fadvise: (fd, offset, length, advice) => libc.fadvise(fd, offset, length, advice),
+  ftruncate: (fd, length) => fsCall("ftruncate", () => fs.ftruncateSync(fd, length)),
+  sizeOf: (fd) => fsCall("fstat", () => fs.fstatSync(fd).size),
+  writeFileAtomic(path, bytes) {
+    const temporary = `${path}.tmp`;
+    fsCall("write", () => {
+      const fd = fs.openSync(temporary, "w", 0o644);
+      try {
+        fs.writeFileSync(fd, bytes);
+        fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(temporary, path);
+    });
+    nativeStorage.fsyncDirectory(pathDirectory(path));
+  },
+  readFile: (path) => {
+    try {
+      return fs.readFileSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw fsCallError("read", error);
+    }
+  },
+  exists: (path) => fs.existsSync(path),
+  unlink: (path) => fsCall("unlink", () => fs.rmSync(path, { force: true })),
+  mkdirp: (path) => fsCall("mkdir", () => fs.mkdirSync(path, { recursive: true })),
+  readdir: (path) => fsCall("readdir", () => fs.readdirSync(path)),
+  removeTree: (path) => fsCall("rm", () => fs.rmSync(path, { recursive: true, force: true })),
+  rename: (from, to) => fsCall("rename", () => fs.renameSync(from, to)),
+  fsyncDirectory(path) {
+    fsCall("fsync", () => {
+      const fd = fs.openSync(path, "r");
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+  },
+};
+
+function fsCallError(syscall: string, error: unknown): unknown {
+  const fsError = error as NodeJS.ErrnoException;
+  return typeof fsError?.code === "string" ? new SyscallError(syscall, Math.abs(fsError.errno ?? 0), fsError.code, error) : error;
+}
+
+function pathDirectory(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash <= 0 ? (slash === 0 ? "/" : ".") : path.slice(0, slash);
+}
+
+export { FADVISE };
