@@ -131,8 +131,8 @@ export interface LogManager {
   partition(topic: string, index: number): Partition;
   /** Runs retention once over every partition; returns segments deleted. */
   runRetention(nowMs?: number): number;
-  /** Background retention and flush-policy timers. */
-  startBackgroundTasks(options?: { retentionCheckIntervalMs?: number }): void;
+  /** Background retention and flush-policy (flush.ms) timers; unref'd, stopped by close(). */
+  startBackgroundTasks(options?: { retentionCheckIntervalMs?: number; flushCheckIntervalMs?: number }): void;
   /** Flushes every partition. */
   flushAll(): void;
   /** Flushes, writes recovery points and the clean-shutdown marker, closes every fd. */

@@ -19,6 +19,8 @@ export interface Storage {
   fadvise(fd: number, offset: number, length: number, advice: FadviseAdvice): void;
   ftruncate(fd: number, length: number): void;
   sizeOf(fd: number): number;
+  /** Size of the file at `path`, or null when it does not exist. */
+  fileSize(path: string): number | null;
   /** Writes a small file atomically: temp file, fsync, rename, fsync of the directory. */
   writeFileAtomic(path: string, bytes: Uint8Array | string): void;
   readFile(path: string): Uint8Array | null;
@@ -55,6 +57,10 @@ export const nativeStorage: Storage = {
   fadvise: (fd, offset, length, advice) => libc.fadvise(fd, offset, length, advice),
   ftruncate: (fd, length) => fsCall("ftruncate", () => fs.ftruncateSync(fd, length)),
   sizeOf: (fd) => fsCall("fstat", () => fs.fstatSync(fd).size),
+  fileSize: (path) => {
+    const stats = fsCall("stat", () => fs.statSync(path, { throwIfNoEntry: false }));
+    return stats === undefined ? null : stats.size;
+  },
   writeFileAtomic(path, bytes) {
     const temporary = `${path}.tmp`;
     fsCall("write", () => {

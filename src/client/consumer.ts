@@ -1,0 +1,460 @@
+/**
+ * @module client/consumer
+ * The consumer: `for await (const message of consumer)` over assigned partitions.
+ *
+ * - Assignment: explicit partitions (`assign`) or every partition of a topic (`subscribe`).
+ * - Start: the group's committed offset when there is one, else `from` (earliest, latest,
+ *   an offset, or a timestamp looked up with listOffsets).
+ * - Prefetch: when a fetch answer arrives, its batches are unpacked and the next fetch is
+ *   sent at once, from the advanced positions, before the first message is handed out; the
+ *   caller's work overlaps the round trip. When caught up, fetches long-poll (`maxWaitMs`).
+ * - Unpacking happens here: each batch's checksum is verified, records below the requested
+ *   offset (the broker sends whole batches) are skipped.
+ * - Commits: a message counts as processed once the iterator is advanced past it.
+ *   Auto-commit (with a groupId) commits processed positions every `autoCommitIntervalMs`
+ *   and on close(); `commit()` commits now, including the message at hand. A committed
+ *   offset is the next one to read (Kafka's convention).
+ * - Out of range (retention deleted the position, or it is past the end): reset to the log
+ *   start ("earliest", default) or end ("latest"), or throw ("error"): `offsetReset`.
+ *
+ * Two connections to the broker: fetches long-poll, and answers on a connection come back in
+ * order, so commits and offset lookups go on a second connection rather than queue behind a
+ * fetch that may wait `maxWaitMs`.
+ */
+import { RunnelError, toRunnelError } from "../errors.ts";
+import { LIMITS, MiB } from "../limits.ts";
+import { decodeRecords, scanBatches, verifyBatch } from "../format/record-batch.ts";
+import { Connection, type ConnectionOptions } from "./connection.ts";
+import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, listOffsets, topicPartitionCounts } from "./offsets.ts";
+import { type WireMap, brokerError, isMap, isRetriable, malformed, readArray, readBytes, readInt, readMap } from "./wire.ts";
+
+export type StartPosition = "earliest" | "latest" | { offset: number } | { timestamp: number };
+export type OffsetResetPolicy = "earliest" | "latest" | "error";
+
+export interface Message {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** ms since the epoch, as the producer set it. */
+  timestamp: number;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: Record<string, Uint8Array> | null;
+}
+
+export interface Assignment {
+  topic: string;
+  partition: number;
+  /** Overrides the consumer's `from` for this partition. */
+  from?: StartPosition;
+}
+
+export interface ConsumerOptions extends ConnectionOptions {
+  /** Commit and resume offsets under this name. */
+  groupId?: string;
+  /** Where to start without a committed offset. Default "earliest". */
+  from?: StartPosition;
+  /** What to do when the position is out of range. Default "earliest". */
+  offsetReset?: OffsetResetPolicy;
+  /** Commit processed offsets in the background (default true with a groupId). */
+  autoCommit?: boolean;
+  autoCommitIntervalMs?: number;
+  /** How long the broker may hold a fetch when there is nothing new. Default 500 ms. */
+  maxWaitMs?: number;
+  /** Bytes the broker waits for before answering a fetch early. Default 1. */
+  minBytes?: number;
+  /** Bytes per fetch answer, all partitions together. Default 8 MiB. */
+  maxBytes?: number;
+  /** Bytes per partition per fetch. Default 1 MiB (grows if one batch is larger). */
+  partitionMaxBytes?: number;
+  /** How long retriable failures (broker restarting...) are retried before next() throws. Default 30 s. */
+  retryTimeoutMs?: number;
+  retryBackoffMs?: number;
+}
+
+interface Cursor {
+  topic: string;
+  partition: number;
+  from: StartPosition | undefined;
+  /** Next offset to fetch; -1 until the start position is resolved. */
+  position: number;
+  /** Next offset after the last processed message; -1 when nothing was processed. */
+  processed: number;
+  committed: number;
+  /** After a timestamp start: skip records older than this until the first newer one. */
+  skipBeforeTimestamp: number;
+  maxBytes: number;
+}
+
+interface FetchOutcome {
+  response: WireMap | null;
+  error: RunnelError | null;
+  requested: Array<{ cursor: Cursor; offset: number }>;
+}
+
+const FETCH_PARTITIONS_MAX = 1_000;
+const DONE: IteratorResult<Message> = { done: true, value: undefined };
+
+export class Consumer implements AsyncIterable<Message> {
+  private readonly data: Connection;
+  private readonly control: Connection;
+  private readonly groupId: string | undefined;
+  private readonly from: StartPosition;
+  private readonly offsetReset: OffsetResetPolicy;
+  private readonly maxWaitMs: number;
+  private readonly minBytes: number;
+  private readonly maxBytes: number;
+  private readonly partitionMaxBytes: number;
+  private readonly retryTimeoutMs: number;
+  private readonly retryBackoffMs: number;
+  private readonly subscriptions: string[] = [];
+  private readonly cursors: Cursor[] = [];
+  private readonly byTopic = new Map<string, Cursor[]>();
+  private started: Promise<void> | null = null;
+  private inFlight: Promise<FetchOutcome> | null = null;
+  private buffer: Message[] = [];
+  private bufferCursors: Cursor[] = [];
+  private bufferIndex = 0;
+  private current: Cursor | null = null;
+  private currentOffset = -1;
+  private failingSinceMs = 0;
+  private rotation = 0;
+  private closing = false;
+  private autoCommitTimer: ReturnType<typeof setInterval> | undefined;
+  /** The last background commit failure, if the last one failed; close() reports it. */
+  lastCommitError: RunnelError | null = null;
+
+  constructor(options: ConsumerOptions = {}) {
+    this.data = new Connection(options);
+    this.control = new Connection(options);
+    this.groupId = options.groupId;
+    if (this.groupId !== undefined && (this.groupId.length === 0 || this.groupId.length > LIMITS.shortStringLengthMax)) {
+      throw new RunnelError("INVALID_CONFIG", `groupId must be 1-${LIMITS.shortStringLengthMax} characters`);
+    }
+    this.from = checkStart(options.from ?? "earliest");
+    this.offsetReset = options.offsetReset ?? "earliest";
+    if (!["earliest", "latest", "error"].includes(this.offsetReset)) throw new RunnelError("INVALID_CONFIG", "offsetReset must be earliest, latest or error");
+    this.maxWaitMs = options.maxWaitMs ?? 500;
+    this.minBytes = options.minBytes ?? 1;
+    this.maxBytes = options.maxBytes ?? 8 * MiB;
+    this.partitionMaxBytes = options.partitionMaxBytes ?? 1 * MiB;
+    this.retryTimeoutMs = options.retryTimeoutMs ?? 30_000;
+    this.retryBackoffMs = options.retryBackoffMs ?? 100;
+    const autoCommit = options.autoCommit ?? this.groupId !== undefined;
+    if (autoCommit && this.groupId !== undefined) {
+      this.autoCommitTimer = setInterval(() => void this.autoCommit(), options.autoCommitIntervalMs ?? 5_000);
+      this.autoCommitTimer.unref();
+    }
+  }
+
+  /** Consumes every partition of `topic` (the partition count is read when iteration starts). */
+  subscribe(topic: string): this {
+    this.checkNotStarted();
+    this.subscriptions.push(topic);
+    return this;
+  }
+
+  /** Consumes exactly these partitions. */
+  assign(assignments: readonly Assignment[]): this {
+    this.checkNotStarted();
+    for (const assignment of assignments) {
+      if (!Number.isInteger(assignment.partition) || assignment.partition < 0) throw new RunnelError("INVALID_CONFIG", `partition ${assignment.partition} is not a partition number`);
+      this.addCursor(assignment.topic, assignment.partition, assignment.from === undefined ? undefined : checkStart(assignment.from));
+    }
+    return this;
+  }
+
+  /** Next offset to be fetched per partition (-1 before iteration starts). */
+  positions(): Array<{ topic: string; partition: number; offset: number }> {
+    return this.cursors.map((cursor) => ({ topic: cursor.topic, partition: cursor.partition, offset: cursor.position }));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return {
+      next: () => this.next(),
+      // Ending a for-await loop keeps the consumer usable; the message at hand stays unprocessed.
+      return: async () => DONE,
+    };
+  }
+
+  /** The next message; waits (long-polling) when caught up; `done` once closed. */
+  async next(): Promise<IteratorResult<Message>> {
+    this.markProcessed();
+    for (;;) {
+      if (this.closing) return DONE;
+      if (this.bufferIndex < this.buffer.length) {
+        const index = this.bufferIndex++;
+        const message = this.buffer[index]!;
+        this.current = this.bufferCursors[index]!;
+        this.currentOffset = message.offset;
+        return { done: false, value: message };
+      }
+      await this.fill();
+    }
+  }
+
+  /**
+   * Commits now: by default every processed message and the one at hand; or exactly the
+   * given offsets (each the next offset to read). Needs a groupId.
+   */
+  async commit(offsets?: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
+    const group = this.groupId;
+    if (group === undefined) throw new RunnelError("INVALID_CONFIG", "commit() needs a consumer created with a groupId");
+    if (offsets === undefined) this.markProcessed();
+    const entries = offsets ?? this.cursors.filter((cursor) => cursor.processed > cursor.committed).map((cursor) => ({ topic: cursor.topic, partition: cursor.partition, offset: cursor.processed }));
+    if (entries.length === 0) return;
+    const response = await this.control.request("commitOffsets", { group, offsets: entries.map(({ topic, partition, offset }) => ({ topic, partition, offset })) });
+    for (const [index, item] of readArray(response.results, "commitOffsets", "results").entries()) {
+      const result = readMap(item, "commitOffsets", `results[${index}]`);
+      if (result.error !== undefined) throw brokerError(result.error, `commit of ${String(result.topic)}/${String(result.partition)} for group ${group}`);
+    }
+    for (const entry of entries) {
+      const cursor = this.cursorOf(entry.topic, entry.partition);
+      if (cursor && entry.offset > cursor.committed) cursor.committed = entry.offset;
+    }
+  }
+
+  /** Stops iteration (a pending next() ends), commits processed offsets when auto-committing, closes the connections. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.autoCommitTimer);
+    // The fetch in flight may be long-polling; its answer is not wanted any more.
+    this.data.abort();
+    if (this.inFlight) await this.inFlight;
+    let failure: RunnelError | null = null;
+    if (this.autoCommitTimer !== undefined && this.started !== null) {
+      await this.commitProcessed().catch((error: unknown) => (failure = toRunnelError(error)));
+    }
+    await Promise.all([this.data.close(), this.control.close()]);
+    if (failure) throw failure;
+  }
+
+  // ------------------------------------------------------------ assignment and start
+
+  private checkNotStarted(): void {
+    if (this.started !== null) throw new RunnelError("INVALID_CONFIG", "assign() and subscribe() must come before iteration starts");
+  }
+
+  private addCursor(topic: string, partition: number, from: StartPosition | undefined): void {
+    if (this.cursorOf(topic, partition)) return;
+    const cursor: Cursor = { topic, partition, from, position: -1, processed: -1, committed: -1, skipBeforeTimestamp: -1, maxBytes: this.partitionMaxBytes };
+    this.cursors.push(cursor);
+    const list = this.byTopic.get(topic) ?? [];
+    list[partition] = cursor;
+    this.byTopic.set(topic, list);
+  }
+
+  private cursorOf(topic: string, partition: number): Cursor | undefined {
+    return this.byTopic.get(topic)?.[partition];
+  }
+
+  /** Expands subscriptions, then finds each partition's start: committed offset, else `from`. */
+  private async start(): Promise<void> {
+    if (this.subscriptions.length > 0) {
+      const counts = await topicPartitionCounts(this.control, this.subscriptions);
+      for (const topic of this.subscriptions) for (let partition = 0; partition < counts.get(topic)!; partition++) this.addCursor(topic, partition, undefined);
+    }
+    if (this.cursors.length === 0) throw new RunnelError("INVALID_CONFIG", "nothing to consume: call subscribe(topic) or assign([...]) first");
+    if (this.groupId !== undefined) {
+      const committed = await fetchCommittedOffsets(this.control, this.groupId, this.cursors);
+      for (const cursor of this.cursors) {
+        const offset = committed.get(`${cursor.topic}\u0000${cursor.partition}`) ?? -1;
+        if (offset >= 0) cursor.position = cursor.processed = cursor.committed = offset;
+      }
+    }
+    const lookups: OffsetRequest[] = [];
+    for (const cursor of this.cursors) {
+      if (cursor.position >= 0) continue;
+      const from = cursor.from ?? this.from;
+      if (typeof from === "object" && "offset" in from) cursor.position = from.offset;
+      else lookups.push({ topic: cursor.topic, partition: cursor.partition, at: startAt(from, cursor) });
+    }
+    await this.lookUp(lookups);
+  }
+
+  private async lookUp(lookups: OffsetRequest[]): Promise<void> {
+    if (lookups.length === 0) return;
+    const found = await listOffsets(this.control, lookups);
+    const latest: OffsetRequest[] = [];
+    for (const [index, lookup] of lookups.entries()) {
+      const cursor = this.cursorOf(lookup.topic, lookup.partition)!;
+      const offset = found[index]!;
+      // No record at or after the timestamp: start at the end.
+      if (offset < 0) latest.push({ topic: lookup.topic, partition: lookup.partition, at: "latest" });
+      else cursor.position = offset;
+    }
+    await this.lookUp(latest);
+  }
+
+  // ------------------------------------------------------------ fetching
+
+  /** Waits for the fetch in flight (starting one if none), unpacks it and sends the next. */
+  private async fill(): Promise<void> {
+    let outcome: FetchOutcome;
+    try {
+      this.started ??= this.start();
+      await this.started;
+      outcome = await (this.inFlight ??= this.fetch());
+    } catch (error) {
+      this.started = null;
+      outcome = { response: null, error: toRunnelError(error), requested: [] };
+    }
+    this.inFlight = null;
+    if (outcome.error !== null) return this.onFetchFailure(outcome.error);
+    this.failingSinceMs = 0;
+    const { messages, cursors, partitionErrors } = await this.unpack(outcome);
+    if (!this.closing) this.inFlight = this.fetch();
+    this.buffer = messages;
+    this.bufferCursors = cursors;
+    this.bufferIndex = 0;
+    // A partition answering a retriable error at once must not spin the loop.
+    if (messages.length === 0 && partitionErrors > 0) await Bun.sleep(this.retryBackoffMs);
+  }
+
+  private async onFetchFailure(error: RunnelError): Promise<void> {
+    const nowMs = Date.now();
+    if (this.failingSinceMs === 0) this.failingSinceMs = nowMs;
+    if (this.closing) return;
+    if (!isRetriable(error) || nowMs - this.failingSinceMs > this.retryTimeoutMs) throw error;
+    await Bun.sleep(this.retryBackoffMs);
+  }
+
+  /** Sends one fetch for every partition (rotating which goes first, for fairness). Never rejects. */
+  private fetch(): Promise<FetchOutcome> {
+    const count = Math.min(this.cursors.length, FETCH_PARTITIONS_MAX);
+    const requested: FetchOutcome["requested"] = [];
+    for (let index = 0; index < count; index++) {
+      const cursor = this.cursors[(this.rotation + index) % this.cursors.length]!;
+      requested.push({ cursor, offset: cursor.position });
+    }
+    this.rotation = (this.rotation + 1) % this.cursors.length;
+    const fields: WireMap = {
+      partitions: requested.map(({ cursor, offset }) => ({ topic: cursor.topic, partition: cursor.partition, offset, maxBytes: cursor.maxBytes })),
+      maxBytes: this.maxBytes,
+      maxWaitMs: this.maxWaitMs,
+      minBytes: this.minBytes,
+    };
+    return this.data.request("fetch", fields, this.maxWaitMs + this.data.requestTimeoutMs).then(
+      (response) => ({ response, error: null, requested }),
+      (error: unknown) => ({ response: null, error: toRunnelError(error), requested }),
+    );
+  }
+
+  /** Unpacks a fetch answer into messages, advancing positions; applies the reset policy. */
+  private async unpack(outcome: FetchOutcome): Promise<{ messages: Message[]; cursors: Cursor[]; partitionErrors: number }> {
+    const response = outcome.response!;
+    const entries = readArray(response.partitions, "fetch", "partitions");
+    const records = entries.length === 0 ? new Uint8Array(0) : readBytes(response.records, "fetch", "records");
+    const messages: Message[] = [];
+    const cursors: Cursor[] = [];
+    let partitionErrors = 0;
+    let position = 0;
+    for (const [index, item] of entries.entries()) {
+      const entry = readMap(item, "fetch", `partitions[${index}]`);
+      const recordsBytes = entry.recordsBytes === undefined ? 0 : readInt(entry.recordsBytes, "fetch", `partitions[${index}].recordsBytes`);
+      if (recordsBytes < 0 || position + recordsBytes > records.length) throw malformed("fetch", `partitions[${index}].recordsBytes runs past the records`);
+      const bytes = records.subarray(position, position + recordsBytes);
+      position += recordsBytes;
+      const requested = matchRequested(outcome.requested, index, entry);
+      // Answers for a position that moved since (a reset) are stale.
+      if (requested === undefined || requested.cursor.position !== requested.offset) continue;
+      if (entry.error !== undefined) {
+        partitionErrors += 1;
+        await this.onPartitionError(requested.cursor, entry);
+        continue;
+      }
+      unpackPartition(requested.cursor, bytes, messages, cursors);
+    }
+    return { messages, cursors, partitionErrors };
+  }
+
+  private async onPartitionError(cursor: Cursor, entry: WireMap): Promise<void> {
+    const where = `${cursor.topic}/${cursor.partition}`;
+    const error = brokerError(entry.error, `fetch of ${where} at offset ${cursor.position}`);
+    if (error.code !== "OFFSET_OUT_OF_RANGE") {
+      if (error.retriable) return;
+      throw error;
+    }
+    if (this.offsetReset === "error") {
+      throw new RunnelError("OFFSET_OUT_OF_RANGE", `${where}: offset ${cursor.position} is out of range (the log holds ${String(entry.logStartOffset)}..${String(entry.nextOffset)}); offsetReset is "error"`, {
+        details: { topic: cursor.topic, partition: cursor.partition, offset: cursor.position, logStartOffset: entry.logStartOffset, nextOffset: entry.nextOffset },
+      });
+    }
+    const hint = this.offsetReset === "earliest" ? entry.logStartOffset : entry.nextOffset;
+    if (typeof hint === "number" && Number.isSafeInteger(hint) && hint >= 0) cursor.position = hint;
+    else await this.lookUp([{ topic: cursor.topic, partition: cursor.partition, at: this.offsetReset }]);
+  }
+
+  // ------------------------------------------------------------ commits
+
+  private markProcessed(): void {
+    const cursor = this.current;
+    if (cursor === null) return;
+    if (this.currentOffset + 1 > cursor.processed) cursor.processed = this.currentOffset + 1;
+    this.current = null;
+  }
+
+  private commitProcessed(): Promise<void> {
+    const group = this.groupId!;
+    const entries = this.cursors.filter((cursor) => cursor.processed > cursor.committed).map((cursor) => ({ topic: cursor.topic, partition: cursor.partition, offset: cursor.processed }));
+    return entries.length === 0 || group === undefined ? Promise.resolve() : this.commit(entries);
+  }
+
+  private async autoCommit(): Promise<void> {
+    if (this.closing || this.started === null) return;
+    try {
+      await this.commitProcessed();
+      this.lastCommitError = null;
+    } catch (error) {
+      this.lastCommitError = toRunnelError(error); // the next interval (or close) tries again
+    }
+  }
+}
+
+/** The request entry an answer entry is for: the same index when the broker kept the order. */
+function matchRequested(requested: FetchOutcome["requested"], index: number, entry: WireMap): FetchOutcome["requested"][number] | undefined {
+  const same = requested[index];
+  if (same !== undefined && same.cursor.topic === entry.topic && same.cursor.partition === entry.partition) return same;
+  return requested.find(({ cursor }) => cursor.topic === entry.topic && cursor.partition === entry.partition);
+}
+
+/** Verifies and decodes one partition's batches; advances the cursor past them. */
+function unpackPartition(cursor: Cursor, bytes: Uint8Array, messages: Message[], cursors: Cursor[]): void {
+  let whole = 0;
+  for (const span of scanBatches(bytes)) {
+    whole += 1;
+    const batch = bytes.subarray(span.position, span.position + span.bytes);
+    const header = verifyBatch(batch);
+    const lastOffset = header.baseOffset + header.lastOffsetDelta;
+    if (lastOffset < cursor.position) continue;
+    for (const record of decodeRecords(batch, header)) {
+      if (record.offset < cursor.position) continue;
+      if (cursor.skipBeforeTimestamp >= 0) {
+        if (record.timestamp < cursor.skipBeforeTimestamp) continue;
+        cursor.skipBeforeTimestamp = -1;
+      }
+      messages.push({ topic: cursor.topic, partition: cursor.partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers });
+      cursors.push(cursor);
+    }
+    cursor.position = lastOffset + 1;
+  }
+  // Bytes but not one whole batch: the next batch is larger than we asked for. Ask for more.
+  if (whole === 0 && bytes.length > 0) cursor.maxBytes = Math.min(cursor.maxBytes * 2, LIMITS.batchBytesMax);
+}
+
+function startAt(from: StartPosition, cursor: Cursor): ListOffsetsAt {
+  if (from === "earliest" || from === "latest") return from;
+  if ("timestamp" in from) {
+    cursor.skipBeforeTimestamp = from.timestamp;
+    return from.timestamp;
+  }
+  return "earliest";
+}
+
+function checkStart(from: StartPosition): StartPosition {
+  if (from === "earliest" || from === "latest") return from;
+  if (isMap(from) && "offset" in from && Number.isSafeInteger(from.offset) && from.offset >= 0) return from;
+  if (isMap(from) && "timestamp" in from && Number.isSafeInteger(from.timestamp) && from.timestamp >= 0) return from;
+  throw new RunnelError("INVALID_CONFIG", `start position must be "earliest", "latest", { offset } or { timestamp }; got ${JSON.stringify(from)}`);
+}

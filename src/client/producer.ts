@@ -1,0 +1,591 @@
+/**
+ * @module client/producer
+ * The producer: single `send()` calls in, whole batches out.
+ *
+ * Path of a record: `send()` -> partition chosen (explicit, key hash, or sticky) -> encoded
+ * once, straight into that partition's open batch (format/batch-builder.ts) -> the batch is
+ * sealed when it reaches `batchBytes` or has waited `lingerMs` -> a produce request carries
+ * one sealed batch per partition (several partitions per request) -> the broker's answer
+ * resolves each record's promise with its offset.
+ *
+ * Guarantees and bounds:
+ * - Order per partition: at most one batch per partition is in flight, and a batch that
+ *   failed with a retriable error is retried (with backoff) before anything behind it is
+ *   sent. Without idempotence a retry after a lost answer may store a batch twice; what was
+ *   acknowledged is stored once, in order.
+ * - Memory: encoded-but-unacknowledged bytes are bounded by `bufferBytesMax`. When full,
+ *   `send()` returns a promise that waits in a FIFO (so order holds) and nothing more is
+ *   encoded; `ready()` lets a loop wait for room instead of queueing sends.
+ * - Time: a record fails once `deliveryTimeoutMs` has passed since its batch was sealed and
+ *   retries have not succeeded.
+ * - Durability "none": the broker sends no answer; records resolve with offset -1 once their
+ *   bytes are handed to the kernel.
+ */
+import { RunnelError, toRunnelError } from "../errors.ts";
+import { KiB, LIMITS, MiB } from "../limits.ts";
+import { BatchBuilder, type Bytes } from "../format/batch-builder.ts";
+import { Connection, type ConnectionOptions } from "./connection.ts";
+import { StickyPartitioner, partitionForKey } from "./partitioner.ts";
+import { type WireMap, brokerError, isMap, malformed, readArray, readInt, readMap } from "./wire.ts";
+
+export type Durability = "none" | "written" | "synced";
+
+export interface ProducerMessage {
+  key?: Bytes | null;
+  value: Bytes | null;
+  headers?: Record<string, Bytes> | null;
+  /** ms since the epoch; defaults to the time of `send()`. */
+  timestamp?: number;
+  /** Overrides the partitioner. */
+  partition?: number;
+}
+
+export interface SendResult {
+  partition: number;
+  /** The record's offset; -1 with durability "none" (the broker does not answer). */
+  offset: number;
+}
+
+export interface ProducerOptions extends ConnectionOptions {
+  /** How long a batch may wait for more records before it is sent. Default 5 ms. */
+  lingerMs?: number;
+  /** A batch is sent once it reaches this size. Default 64 KiB. */
+  batchBytes?: number;
+  /** Encoded, unacknowledged bytes held at most; send() waits beyond this. Default 32 MiB. */
+  bufferBytesMax?: number;
+  /** When the broker answers: "written" (page cache, default), "synced" (fdatasync), "none". */
+  durability?: Durability;
+  /** How long a batch may keep being retried before its records fail. Default 30 s. */
+  deliveryTimeoutMs?: number;
+  /** First retry delay; doubles per attempt up to retryBackoffMaxMs. Default 100 ms. */
+  retryBackoffMs?: number;
+  retryBackoffMaxMs?: number;
+  /** Partition counts are refreshed after this age. Default 30 s. */
+  metadataMaxAgeMs?: number;
+  /** For tests: the sticky partitioner's random source. */
+  random?: () => number;
+}
+
+const DURABILITIES: readonly Durability[] = ["none", "written", "synced"];
+const PRODUCE_BATCHES_PER_REQUEST_MAX = 10_000;
+/** Frame bytes kept for the produce request's envelope (topic names, keys, markers). */
+const REQUEST_OVERHEAD_BYTES = 64 * KiB;
+
+class ProducerBatch {
+  builder: BatchBuilder | null;
+  bytes: Uint8Array | null = null;
+  readonly resolvers: Array<(result: SendResult) => void> = [];
+  readonly rejecters: Array<(error: RunnelError) => void> = [];
+  bufferBytes = 0;
+  sealedMs = 0;
+  attempts = 0;
+  lingerTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(
+    readonly state: PartitionState,
+    readonly firstSequence: number,
+    initialBytes: number,
+  ) {
+    this.builder = new BatchBuilder(initialBytes);
+  }
+}
+
+class PartitionState {
+  open: ProducerBatch | null = null;
+  readonly ready: ProducerBatch[] = [];
+  inFlight = false;
+  retryAtMs = 0;
+
+  constructor(
+    readonly topic: TopicState,
+    readonly partition: number,
+  ) {}
+}
+
+class TopicState {
+  partitionCount = 0;
+  fetchedAtMs = 0;
+  error: RunnelError | null = null;
+  readonly partitions: PartitionState[] = [];
+
+  constructor(readonly name: string) {}
+
+  partitionState(partition: number): PartitionState {
+    return (this.partitions[partition] ??= new PartitionState(this, partition));
+  }
+}
+
+interface IntakeEntry {
+  topic: string;
+  message: ProducerMessage;
+  sequence: number;
+  resolve: (result: SendResult) => void;
+  reject: (error: RunnelError) => void;
+}
+
+export class Producer {
+  readonly connection: Connection;
+  private readonly lingerMs: number;
+  private readonly batchBytes: number;
+  private readonly bufferBytesMax: number;
+  private readonly durability: Durability;
+  private readonly deliveryTimeoutMs: number;
+  private readonly retryBackoffMs: number;
+  private readonly retryBackoffMaxMs: number;
+  private readonly metadataMaxAgeMs: number;
+  private readonly sticky: StickyPartitioner;
+  private readonly topics = new Map<string, TopicState>();
+  private readonly sendable = new Set<PartitionState>();
+  private readonly intake: IntakeEntry[] = [];
+  private intakeHead = 0;
+  private bufferedBytes = 0;
+  private sequence = 0;
+  private pumpScheduled = false;
+  private readonly metadataWanted = new Set<string>();
+  private readonly metadataInFlight = new Set<string>();
+  private metadataScheduled = false;
+  private progressWaiters: Array<() => void> = [];
+  private closed = false;
+  private stats = { batchesSent: 0, requestsSent: 0, recordsAcked: 0, retries: 0 };
+
+  constructor(options: ProducerOptions = {}) {
+    this.lingerMs = bounded(options.lingerMs ?? 5, 0, 60_000, "lingerMs");
+    this.batchBytes = bounded(options.batchBytes ?? 64 * KiB, 1, LIMITS.batchBytesMax, "batchBytes");
+    this.bufferBytesMax = bounded(options.bufferBytesMax ?? 32 * MiB, 1, Number.MAX_SAFE_INTEGER, "bufferBytesMax");
+    this.durability = options.durability ?? "written";
+    if (!DURABILITIES.includes(this.durability)) {
+      throw new RunnelError("INVALID_CONFIG", `durability must be one of ${DURABILITIES.join(", ")}; got '${String(this.durability)}'`);
+    }
+    this.deliveryTimeoutMs = bounded(options.deliveryTimeoutMs ?? 30_000, 0, 24 * 3_600_000, "deliveryTimeoutMs");
+    this.retryBackoffMs = bounded(options.retryBackoffMs ?? 100, 1, 60_000, "retryBackoffMs");
+    this.retryBackoffMaxMs = bounded(options.retryBackoffMaxMs ?? 1_000, this.retryBackoffMs, 300_000, "retryBackoffMaxMs");
+    this.metadataMaxAgeMs = bounded(options.metadataMaxAgeMs ?? 30_000, 0, 24 * 3_600_000, "metadataMaxAgeMs");
+    this.sticky = new StickyPartitioner(options.random);
+    this.connection = new Connection(options);
+  }
+
+  /** Counters for diagnostics and tests: batches and requests sent, records acknowledged, retries. */
+  get metrics(): Readonly<{ batchesSent: number; requestsSent: number; recordsAcked: number; retries: number; bufferedBytes: number }> {
+    return { ...this.stats, bufferedBytes: this.bufferedBytes };
+  }
+
+  /**
+   * Queues one record for `topic`; resolves with its partition and offset once the broker has
+   * it at this producer's durability. Keys and values are bytes or strings (sent as UTF-8).
+   * Do not modify a Uint8Array passed here until its promise settles.
+   */
+  send(topic: string, message: ProducerMessage): Promise<SendResult> {
+    return new Promise<SendResult>((resolve, reject) => {
+      if (this.closed) return reject(new RunnelError("CLIENT_CLOSED", "send() after the producer was closed"));
+      const sequence = this.sequence++;
+      if (this.intakeHead < this.intake.length || !this.accept(topic, message, sequence, resolve, reject)) {
+        this.intake.push({ topic, message, sequence, resolve, reject });
+      }
+    });
+  }
+
+  /** Resolves when a `send()` would be taken at once (the buffer has room and nothing queues). */
+  ready(): Promise<void> {
+    if (this.intakeHead === this.intake.length && this.bufferedBytes < this.bufferBytesMax) return Promise.resolve();
+    return this.nextProgress().then(() => this.ready());
+  }
+
+  /** Sends everything pending now and resolves when every record sent before the call has settled. */
+  async flush(): Promise<void> {
+    const target = this.sequence;
+    for (;;) {
+      this.sealAll();
+      if (this.oldestUnsettledSequence() >= target) return;
+      await this.nextProgress();
+    }
+  }
+
+  /** Flushes, then closes the connection. Sends after close() fail with CLIENT_CLOSED. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+    await this.connection.close();
+  }
+
+  // ------------------------------------------------------------ accepting records
+
+  /** Places one record, or returns false when it must wait (buffer full, metadata unknown). */
+  private accept(topic: string, message: ProducerMessage, sequence: number, resolve: (r: SendResult) => void, reject: (e: RunnelError) => void): boolean {
+    if (this.bufferedBytes >= this.bufferBytesMax) return false;
+    const topicState = this.topics.get(topic);
+    if (topicState === undefined || (topicState.partitionCount === 0 && topicState.error === null)) {
+      this.wantMetadata(topic);
+      return false;
+    }
+    if (topicState.error !== null) {
+      reject(topicState.error);
+      return true;
+    }
+    const nowMs = Date.now();
+    if (nowMs - topicState.fetchedAtMs > this.metadataMaxAgeMs) this.wantMetadata(topic);
+    const invalid = checkMessage(message, topicState.partitionCount);
+    if (invalid !== null) {
+      reject(new RunnelError(invalid.code, `${topic}: ${invalid.message}`));
+      return true;
+    }
+    const timestampMs = message.timestamp ?? nowMs;
+    const state = topicState.partitionState(this.choosePartition(topicState, message));
+    if (!this.append(state, message, timestampMs, sequence, resolve, reject, false)) {
+      // The open batch was full and is now sealed; a keyless record follows the sticky
+      // partitioner to its next partition (Kafka's "abort on new batch").
+      this.append(topicState.partitionState(this.choosePartition(topicState, message)), message, timestampMs, sequence, resolve, reject, true);
+    }
+    return true;
+  }
+
+  private choosePartition(topic: TopicState, message: ProducerMessage): number {
+    if (message.partition !== undefined) return message.partition;
+    if (message.key !== undefined && message.key !== null) return partitionForKey(message.key, topic.partitionCount);
+    return this.sticky.partition(topic.name, topic.partitionCount);
+  }
+
+  /**
+   * Encodes a record into the partition's open batch. When it would overflow a non-empty
+   * batch, that batch is sealed and, unless `force`, false is returned so the caller can choose
+   * the partition again; with `force` the record starts a new batch on the same partition.
+   */
+  private append(state: PartitionState, message: ProducerMessage, timestampMs: number, sequence: number, resolve: (r: SendResult) => void, reject: (e: RunnelError) => void, force: boolean): boolean {
+    let batch = state.open ?? this.openBatch(state, sequence);
+    let builder = batch.builder!;
+    let added = builder.append(message, timestampMs);
+    if (builder.byteLength > this.batchBytes && builder.recordCount > 1) {
+      builder.undoLast();
+      this.seal(state);
+      if (!force) return false;
+      batch = this.openBatch(state, sequence);
+      builder = batch.builder!;
+      added = builder.append(message, timestampMs);
+    }
+    if (builder.byteLength > this.recordBytesLimit()) {
+      builder.undoLast();
+      if (builder.recordCount === 0) this.discardOpen(state);
+      reject(new RunnelError("MESSAGE_TOO_LARGE", `${state.topic.name}: a ${added}-byte record does not fit in a batch; the broker takes at most ${this.recordBytesLimit()} bytes`));
+      return true;
+    }
+    batch.resolvers.push(resolve);
+    batch.rejecters.push(reject);
+    batch.bufferBytes += added;
+    this.bufferedBytes += added;
+    if (builder.byteLength >= this.batchBytes) this.seal(state);
+    return true;
+  }
+
+  /** The largest batch the broker takes (before `hello`, the protocol's default frame). */
+  private recordBytesLimit(): number {
+    const broker = this.connection.broker;
+    if (broker === null) return 16 * MiB - REQUEST_OVERHEAD_BYTES;
+    return Math.min(broker.batchBytesMax, broker.frameBytesMax - REQUEST_OVERHEAD_BYTES);
+  }
+
+  private openBatch(state: PartitionState, sequence: number): ProducerBatch {
+    const batch = new ProducerBatch(state, sequence, Math.min(this.batchBytes + 1 * KiB, 16 * KiB));
+    state.open = batch;
+    batch.lingerTimer = setTimeout(this.onLinger, this.lingerMs, batch);
+    return batch;
+  }
+
+  private readonly onLinger = (batch: ProducerBatch): void => {
+    if (batch.state.open === batch) this.seal(batch.state);
+  };
+
+  private discardOpen(state: PartitionState): void {
+    clearTimeout(state.open?.lingerTimer);
+    state.open = null;
+  }
+
+  private seal(state: PartitionState): void {
+    const batch = state.open;
+    if (batch === null) return;
+    state.open = null;
+    clearTimeout(batch.lingerTimer);
+    batch.bytes = batch.builder!.finish();
+    batch.builder = null;
+    batch.sealedMs = Date.now();
+    state.ready.push(batch);
+    if (!state.inFlight) this.sendable.add(state);
+    this.sticky.batchSealed(state.topic.name, state.partition, state.topic.partitionCount);
+    this.schedulePump();
+  }
+
+  private sealAll(): void {
+    for (const topic of this.topics.values()) {
+      for (const state of topic.partitions) if (state?.open) this.seal(state);
+    }
+  }
+
+  // ------------------------------------------------------------ sending batches
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(this.pump);
+  }
+
+  /** Sends every partition's next batch that may go now, packed into as few requests as fit. */
+  private readonly pump = (): void => {
+    this.pumpScheduled = false;
+    const nowMs = Date.now();
+    const requestBytesMax = (this.connection.broker?.frameBytesMax ?? 16 * MiB) - REQUEST_OVERHEAD_BYTES;
+    let batches: ProducerBatch[] = [];
+    let bytes = 0;
+    for (const state of this.sendable) {
+      if (state.retryAtMs > nowMs) continue;
+      this.sendable.delete(state);
+      if (state.ready.length === 0 || state.inFlight) continue;
+      const taking = this.durability === "none" ? state.ready.splice(0) : state.ready.slice(0, 1);
+      if (this.durability !== "none") state.inFlight = true;
+      for (const batch of taking) {
+        if (batches.length > 0 && (bytes + batch.bytes!.length > requestBytesMax || batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
+          this.sendRequest(batches);
+          batches = [];
+          bytes = 0;
+        }
+        batches.push(batch);
+        bytes += batch.bytes!.length;
+      }
+    }
+    if (batches.length > 0) this.sendRequest(batches);
+  };
+
+  private sendRequest(batches: ProducerBatch[]): void {
+    const wireBatches = batches.map((batch) => ({ topic: batch.state.topic.name, partition: batch.state.partition, batch: batch.bytes }));
+    const fields: WireMap = { durability: this.durability, batches: wireBatches };
+    this.stats.requestsSent += 1;
+    this.stats.batchesSent += batches.length;
+    if (this.durability === "none") {
+      this.connection.send("produce", fields).then(
+        () => { for (const batch of batches) this.settle(batch, -1, null); },
+        (error: unknown) => { for (const batch of batches) this.settle(batch, -1, toRunnelError(error)); },
+      );
+      return;
+    }
+    this.connection.request("produce", fields).then(
+      (response) => this.onProduceAnswer(batches, response),
+      (error: unknown) => { for (const batch of batches) this.onBatchError(batch, toRunnelError(error)); },
+    );
+  }
+
+  private onProduceAnswer(batches: ProducerBatch[], response: WireMap): void {
+    let results: unknown[];
+    try {
+      results = readArray(response.results, "produce", "results");
+      if (results.length !== batches.length) throw malformed("produce", `${results.length} results for ${batches.length} batches`);
+    } catch (error) {
+      for (const batch of batches) this.onBatchError(batch, toRunnelError(error));
+      return;
+    }
+    batches.forEach((batch, index) => {
+      try {
+        const result = readMap(results[index], "produce", `results[${index}]`);
+        if (result.error !== undefined) {
+          const where = `${batch.state.topic.name}/${batch.state.partition}`;
+          this.onBatchError(batch, brokerError(result.error, `produce to ${where}`));
+        } else {
+          this.onBatchDone(batch, readInt(result.baseOffset, "produce", `results[${index}].baseOffset`));
+        }
+      } catch (error) {
+        this.onBatchError(batch, toRunnelError(error));
+      }
+    });
+  }
+
+  private onBatchDone(batch: ProducerBatch, baseOffset: number): void {
+    const state = batch.state;
+    state.ready.shift();
+    state.inFlight = false;
+    state.retryAtMs = 0;
+    if (state.ready.length > 0) this.sendable.add(state);
+    this.stats.recordsAcked += batch.resolvers.length;
+    this.settle(batch, baseOffset, null);
+  }
+
+  private onBatchError(batch: ProducerBatch, error: RunnelError): void {
+    const state = batch.state;
+    const backoffMs = Math.min(this.retryBackoffMaxMs, this.retryBackoffMs * 2 ** batch.attempts);
+    const elapsedMs = Date.now() - batch.sealedMs;
+    if (error.retriable && elapsedMs + backoffMs <= this.deliveryTimeoutMs) {
+      batch.attempts += 1;
+      this.stats.retries += 1;
+      state.inFlight = false;
+      state.retryAtMs = Date.now() + backoffMs;
+      this.sendable.add(state);
+      setTimeout(() => this.schedulePump(), backoffMs);
+      return;
+    }
+    if (error.code === "UNKNOWN_TOPIC" || error.code === "UNKNOWN_PARTITION") this.wantMetadata(state.topic.name);
+    const final = batch.attempts === 0 ? error : new RunnelError(error.code, `${error.message} (gave up after ${batch.attempts + 1} attempts over ${elapsedMs} ms)`, { cause: error });
+    state.ready.shift();
+    state.inFlight = false;
+    state.retryAtMs = 0;
+    if (state.ready.length > 0) this.sendable.add(state);
+    this.settle(batch, -1, final);
+  }
+
+  /** Resolves or rejects a batch's records and gives its bytes back to the buffer. */
+  private settle(batch: ProducerBatch, baseOffset: number, error: RunnelError | null): void {
+    this.bufferedBytes -= batch.bufferBytes;
+    batch.bufferBytes = 0;
+    batch.bytes = null;
+    const partition = batch.state.partition;
+    if (error !== null) {
+      for (const reject of batch.rejecters) reject(error);
+    } else {
+      const resolvers = batch.resolvers;
+      for (let index = 0; index < resolvers.length; index++) {
+        resolvers[index]!({ partition, offset: baseOffset < 0 ? -1 : baseOffset + index });
+      }
+    }
+    this.schedulePump();
+    this.pumpIntake();
+    this.wakeProgress();
+  }
+
+  // ------------------------------------------------------------ waiting sends, metadata
+
+  private pumpIntake(): void {
+    const intake = this.intake;
+    while (this.intakeHead < intake.length) {
+      const entry = intake[this.intakeHead]!;
+      if (!this.accept(entry.topic, entry.message, entry.sequence, entry.resolve, entry.reject)) break;
+      intake[this.intakeHead++] = undefined as unknown as IntakeEntry;
+    }
+    if (this.intakeHead === intake.length) {
+      intake.length = 0;
+      this.intakeHead = 0;
+    } else if (this.intakeHead > 4096 && this.intakeHead * 2 > intake.length) {
+      intake.splice(0, this.intakeHead);
+      this.intakeHead = 0;
+    }
+  }
+
+  private oldestUnsettledSequence(): number {
+    let oldest = this.intakeHead < this.intake.length ? this.intake[this.intakeHead]!.sequence : Number.POSITIVE_INFINITY;
+    for (const topic of this.topics.values()) {
+      for (const state of topic.partitions) {
+        if (state === undefined) continue;
+        const first = state.ready[0] ?? state.open;
+        if (first && first.firstSequence < oldest) oldest = first.firstSequence;
+      }
+    }
+    return oldest;
+  }
+
+  private nextProgress(): Promise<void> {
+    return new Promise((resolve) => this.progressWaiters.push(resolve));
+  }
+
+  private wakeProgress(): void {
+    if (this.progressWaiters.length === 0) return;
+    const waiters = this.progressWaiters;
+    this.progressWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private wantMetadata(topic: string): void {
+    if (this.metadataInFlight.has(topic)) return;
+    this.metadataWanted.add(topic);
+    if (this.metadataScheduled) return;
+    this.metadataScheduled = true;
+    queueMicrotask(() => void this.refreshMetadata());
+  }
+
+  /** One metadata request for every topic wanted this tick; answers unblock the intake. */
+  private async refreshMetadata(): Promise<void> {
+    const wanted = [...this.metadataWanted];
+    this.metadataWanted.clear();
+    for (const name of wanted) this.metadataInFlight.add(name);
+    let answered: Map<string, number | RunnelError>;
+    try {
+      answered = parseMetadata(await this.connection.request("metadata", { topics: wanted }), wanted);
+    } catch (error) {
+      const failure = toRunnelError(error);
+      answered = new Map(wanted.map((name) => [name, failure]));
+    } finally {
+      this.metadataScheduled = false;
+      for (const name of wanted) this.metadataInFlight.delete(name);
+    }
+    const nowMs = Date.now();
+    for (const name of wanted) {
+      const topic = this.topics.get(name) ?? new TopicState(name);
+      this.topics.set(name, topic);
+      const answer = answered.get(name)!;
+      if (typeof answer === "number") {
+        topic.partitionCount = answer;
+        topic.error = null;
+      } else if (topic.partitionCount === 0) {
+        topic.error = answer; // a refresh that fails keeps the partition count it had
+      }
+      topic.fetchedAtMs = nowMs;
+    }
+    this.pumpIntake();
+    // Errors answer the sends that were waiting; a later send asks the broker again.
+    for (const name of wanted) if (this.topics.get(name)?.error && this.topics.get(name)?.partitions.length === 0) this.topics.delete(name);
+    this.wakeProgress();
+    if (this.metadataWanted.size > 0 && !this.metadataScheduled) {
+      this.metadataScheduled = true;
+      queueMicrotask(() => void this.refreshMetadata());
+    }
+  }
+}
+
+/** Partition counts of the wanted topics, or the error explaining why a topic has none. */
+function parseMetadata(response: WireMap, wanted: readonly string[]): Map<string, number | RunnelError> {
+  const found = new Map<string, number | RunnelError>();
+  for (const [index, item] of readArray(response.topics, "metadata", "topics").entries()) {
+    const topic = readMap(item, "metadata", `topics[${index}]`);
+    if (typeof topic.name !== "string") throw malformed("metadata", `topics[${index}].name is not a string`);
+    if (topic.error !== undefined) {
+      found.set(topic.name, brokerError(topic.error, `topic ${topic.name}`));
+      continue;
+    }
+    const count = readArray(topic.partitions, "metadata", `topics[${index}].partitions`).length;
+    found.set(topic.name, count > 0 ? count : new RunnelError("UNKNOWN_TOPIC", `topic ${topic.name} has no partitions`));
+  }
+  for (const name of wanted) {
+    if (!found.has(name)) {
+      found.set(name, new RunnelError("UNKNOWN_TOPIC", `topic '${name}' does not exist; create it first (runnel topics create ${name})`));
+    }
+  }
+  return found;
+}
+
+interface Invalid {
+  code: "INVALID_REQUEST" | "UNKNOWN_PARTITION";
+  message: string;
+}
+
+function isBytes(value: unknown): boolean {
+  return typeof value === "string" || value instanceof Uint8Array;
+}
+
+/** Checks a message's shape once, at the door, so nothing malformed reaches the encoder. */
+function checkMessage(message: ProducerMessage, partitionCount: number): Invalid | null {
+  if (!isMap(message)) return { code: "INVALID_REQUEST", message: "a message must be an object { value, key?, headers?, timestamp?, partition? }" };
+  if (message.value !== null && !isBytes(message.value)) return { code: "INVALID_REQUEST", message: "value must be a string, a Uint8Array or null" };
+  if (message.key !== undefined && message.key !== null && !isBytes(message.key)) return { code: "INVALID_REQUEST", message: "key must be a string, a Uint8Array or null" };
+  const timestamp = message.timestamp;
+  if (timestamp !== undefined && (!Number.isSafeInteger(timestamp) || timestamp < 0)) return { code: "INVALID_REQUEST", message: `timestamp ${String(timestamp)} is not a non-negative integer of ms` };
+  const partition = message.partition;
+  if (partition !== undefined && (!Number.isInteger(partition) || partition < 0 || partition >= partitionCount)) {
+    return { code: "UNKNOWN_PARTITION", message: `partition ${String(partition)} does not exist (the topic has ${partitionCount})` };
+  }
+  const headers = message.headers;
+  if (headers !== undefined && headers !== null) {
+    if (!isMap(headers)) return { code: "INVALID_REQUEST", message: "headers must be an object of name -> string | Uint8Array" };
+    for (const name in headers) if (!isBytes(headers[name])) return { code: "INVALID_REQUEST", message: `header '${name}' must be a string or a Uint8Array` };
+  }
+  return null;
+}
+
+function bounded(value: number, min: number, max: number, name: string): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+    throw new RunnelError("INVALID_CONFIG", `${name} must be a number in ${min}..${max}; got ${String(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,261 @@
+/**
+ * @module config
+ * Every broker option, declared once: one zod schema with each option's bounds and default.
+ * Values come from four layers, later ones winning: defaults < config file (JSON) < RUNNEL_*
+ * environment variables < command-line flags. Names map mechanically between the layers:
+ * `frameBytesMax` is `"frameBytesMax"` in the file, `RUNNEL_FRAME_BYTES_MAX` in the
+ * environment and `--frame-bytes-max` on the command line.
+ *
+ * A bad value stops start-up with one line that names the option, the value, where it came
+ * from and what is allowed (`ConfigError`).
+ */
+import * as fs from "node:fs";
+import { z } from "zod";
+import { GiB, KiB, LIMITS, MiB } from "./limits.ts";
+import { LOG_LEVELS } from "./logger.ts";
+import type { TopicConfig } from "./log/api.ts";
+import { FETCH_HEAD_RESERVE_BYTES, WIRE_LIMITS } from "./protocol/messages.ts";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+const int = (min: number, max: number, fallback: number) => z.int().min(min).max(max).default(fallback);
+/** -1 (meaning "off") or a value in [min, max]. */
+const intOrOff = (min: number, max: number, fallback: number) =>
+  z.int().min(-1).max(max).refine((value) => value === -1 || value >= min, `must be -1 or at least ${min}`).default(fallback);
+
+export const configSchema = z
+  .object({
+    host: z.string().min(1).max(255).default("127.0.0.1"),
+    port: int(0, 65_535, 9600),
+    dataDir: z.string().min(1).max(4096).default("./data"),
+    logLevel: z.enum(LOG_LEVELS).default("info"),
+    /** Largest frame (either direction). Also reported to clients by `hello`. */
+    frameBytesMax: int(1 * MiB + 1 * KiB, LIMITS.frameBytesMax, 16 * MiB),
+    /** Largest record batch a produce may carry. */
+    batchBytesMax: int(1 * KiB, LIMITS.batchBytesMax, 4 * MiB),
+    connectionsMax: int(1, 1_000_000, 10_000),
+    /** Requests read but not yet answered, per connection; reading pauses at the bound. */
+    requestsInFlightMax: int(1, 100_000, 256),
+    /** In-memory response bytes queued per connection before reading pauses. */
+    outboundQueueBytesMax: int(64 * KiB, 1 * GiB, 8 * MiB),
+    /** Close a connection with no traffic and nothing in flight for this long; 0 = never. */
+    idleTimeoutMs: int(0, 7 * DAY_MS, 10 * 60 * 1000),
+    /** Close a connection that holds a partial frame for this long. */
+    frameTimeoutMs: int(50, 3_600_000, 30_000),
+    /** A fetch's maxWaitMs is clamped to this. */
+    fetchWaitMsMax: int(0, WIRE_LIMITS.maxWaitMsMax, 30_000),
+    /** Long-polling fetches parked at once, broker-wide; beyond it fetches answer at once. */
+    fetchWaitersMax: int(0, 1_000_000, 10_000),
+    autoCreateTopics: z.boolean().default(true),
+    /** Partitions of a topic created by a produce (auto-creation). */
+    defaultPartitions: int(1, LIMITS.partitionsPerTopicMax, 1),
+    topicsMax: int(1, LIMITS.topicsMax, 10_000),
+    partitionsPerTopicMax: int(1, LIMITS.partitionsPerTopicMax, 1_000),
+    /** Consumer-group offsets held (group x topic x partition), broker-wide. */
+    committedOffsetsMax: int(1, 10_000_000, 1_000_000),
+    /** Topic defaults (each topic may override; see createTopic's config). */
+    retentionMs: intOrOff(1, Number.MAX_SAFE_INTEGER, 7 * DAY_MS),
+    retentionBytes: intOrOff(1, Number.MAX_SAFE_INTEGER, -1),
+    segmentBytes: int(LIMITS.segmentBytesMin, LIMITS.segmentBytesMax, 1 * GiB),
+    segmentMs: int(1, Number.MAX_SAFE_INTEGER, 7 * DAY_MS),
+    /** Background flush policy (fdatasync after N messages / every M ms; -1 = off). */
+    flushMessages: intOrOff(1, Number.MAX_SAFE_INTEGER, -1),
+    flushMs: intOrOff(1, Number.MAX_SAFE_INTEGER, 5_000),
+    retentionCheckIntervalMs: int(100, DAY_MS, 5 * 60 * 1000),
+    openSegmentsMax: int(16, 1_000_000, 1_024),
+    /** Send fetched records with sendfile (true) or the copy path (false). */
+    zeroCopy: z.boolean().default(true),
+    /** On SIGINT/SIGTERM, wait at most this long for in-flight requests. */
+    shutdownTimeoutMs: int(0, 600_000, 10_000),
+  })
+  .strict()
+  .superRefine((config, context) => {
+    if (config.batchBytesMax + FETCH_HEAD_RESERVE_BYTES > config.frameBytesMax) {
+      context.addIssue({
+        code: "custom",
+        path: ["batchBytesMax"],
+        message: `must be at most frameBytesMax - ${FETCH_HEAD_RESERVE_BYTES} (frameBytesMax is ${config.frameBytesMax})`,
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigKey = keyof Config;
+
+// zod 4: superRefine adds a check to the object schema itself, so its shape is still at hand.
+const shape = configSchema.shape;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export function envName(key: string): string {
+  return `RUNNEL_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
+}
+
+export function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+}
+
+const CONFIG_KEYS = Object.keys(shape) as ConfigKey[];
+const KEY_BY_FLAG = new Map(CONFIG_KEYS.map((key) => [flagName(key), key]));
+
+function innerSchema(key: ConfigKey): z.ZodType {
+  const field = shape[key] as z.ZodType;
+  return field instanceof z.ZodDefault ? (field.unwrap() as z.ZodType) : field;
+}
+
+/** What an option accepts, in words, for error messages and --help. */
+export function describeAllowed(key: ConfigKey): string {
+  const schema = innerSchema(key);
+  if (schema instanceof z.ZodNumber) {
+    const off = key === "retentionMs" || key === "retentionBytes" || key === "flushMessages" || key === "flushMs" ? "-1 (off) or " : "";
+    const min = off === "" ? schema.minValue : 1;
+    return `${off}an integer from ${min} to ${schema.maxValue}`;
+  }
+  if (schema instanceof z.ZodBoolean) return "true or false";
+  if (schema instanceof z.ZodEnum) return `one of ${schema.options.join(", ")}`;
+  return "a non-empty string";
+}
+
+/** Turns an env/flag string into the option's type; leaves it a string when it does not parse. */
+function coerce(key: ConfigKey, text: string): unknown {
+  const schema = innerSchema(key);
+  if (schema instanceof z.ZodNumber) {
+    const trimmed = text.trim();
+    return /^-?\d+$/.test(trimmed) ? Number(trimmed) : text;
+  }
+  if (schema instanceof z.ZodBoolean) {
+    const lower = text.trim().toLowerCase();
+    if (["true", "on", "1", "yes"].includes(lower)) return true;
+    if (["false", "off", "0", "no"].includes(lower)) return false;
+    return text;
+  }
+  return text;
+}
+
+export interface ConfigSources {
+  /** Parsed command-line options (already split from argv), by option key. */
+  flags?: Partial<Record<ConfigKey, string>>;
+  env?: Record<string, string | undefined>;
+  /** Path of a JSON config file. */
+  configFile?: string;
+}
+
+type Layer = { values: Record<string, unknown>; origin: (key: string) => string };
+
+function fileLayer(path: string): Layer {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object of options`);
+  }
+  for (const key of Object.keys(parsed)) {
+    if (!Object.hasOwn(shape, key)) throw new ConfigError(`unknown option '${key}' in config file ${path}; known options: ${CONFIG_KEYS.join(", ")}`);
+  }
+  return { values: parsed as Record<string, unknown>, origin: (key) => `config file ${path}, key ${key}` };
+}
+
+function envLayer(env: Record<string, string | undefined>): Layer {
+  const values: Record<string, unknown> = {};
+  for (const key of CONFIG_KEYS) {
+    const text = env[envName(key)];
+    if (text !== undefined && text !== "") values[key] = coerce(key, text);
+  }
+  return { values, origin: (key) => `environment ${envName(key as ConfigKey)}` };
+}
+
+function flagLayer(flags: Partial<Record<ConfigKey, string>>): Layer {
+  const values: Record<string, unknown> = {};
+  for (const key of CONFIG_KEYS) {
+    const text = flags[key];
+    if (text !== undefined) values[key] = coerce(key, text);
+  }
+  return { values, origin: (key) => `flag ${flagName(key as ConfigKey)}` };
+}
+
+/** Merges the layers and validates once; throws ConfigError with one line on a bad value. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const layers: Layer[] = [];
+  if (sources.configFile !== undefined) layers.push(fileLayer(sources.configFile));
+  layers.push(envLayer(sources.env ?? {}));
+  layers.push(flagLayer(sources.flags ?? {}));
+  const merged: Record<string, unknown> = {};
+  const originOf = new Map<string, string>();
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer.values)) {
+      merged[key] = value;
+      originOf.set(key, layer.origin(key));
+    }
+  }
+  const result = configSchema.safeParse(merged);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const key = String(issue?.path[0] ?? "?") as ConfigKey;
+  const value = JSON.stringify(merged[key] ?? null);
+  const allowed = issue?.code === "custom" ? issue.message : describeAllowed(key);
+  throw new ConfigError(`invalid option ${key}=${value} (from ${originOf.get(key) ?? "defaults"}): ${allowed}`);
+}
+
+export interface ParsedFlags {
+  /** Option values by key, still strings (coerced by loadConfig). */
+  flags: Partial<Record<ConfigKey, string>>;
+  /** Command-specific flags: valued ones map to their value, switches to true. */
+  extra: Map<string, string | true>;
+}
+
+/**
+ * Splits `--name value` / `--name=value` into option strings. `valued` and `switches` name the
+ * command's own flags (e.g. --config FILE, --help). Throws ConfigError on an unknown flag.
+ */
+export function parseFlags(argv: readonly string[], valued: ReadonlySet<string> = new Set(), switches: ReadonlySet<string> = new Set()): ParsedFlags {
+  const parsed: ParsedFlags = { flags: {}, extra: new Map() };
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index] ?? "";
+    if (switches.has(argument)) {
+      parsed.extra.set(argument, true);
+      continue;
+    }
+    const equals = argument.indexOf("=");
+    const name = equals > 0 ? argument.slice(0, equals) : argument;
+    const key = KEY_BY_FLAG.get(name);
+    if (key === undefined && !valued.has(name)) throw new ConfigError(`unknown flag '${argument}'; try --help`);
+    const value = equals > 0 ? argument.slice(equals + 1) : argv[index + 1];
+    if (equals < 0) index++;
+    if (value === undefined) throw new ConfigError(`flag ${name} needs a value${key === undefined ? "" : ` (${describeAllowed(key)})`}`);
+    if (key === undefined) parsed.extra.set(name, value);
+    else parsed.flags[key] = value;
+  }
+  return parsed;
+}
+
+/** The topic defaults the log manager applies to new topics. */
+export function topicDefaultsOf(config: Config): TopicConfig {
+  return {
+    "retention.ms": config.retentionMs,
+    "retention.bytes": config.retentionBytes,
+    "segment.bytes": config.segmentBytes,
+    "segment.ms": config.segmentMs,
+    "flush.messages": config.flushMessages,
+    "flush.ms": config.flushMs,
+  };
+}
+
+/** Every option with its default and what it accepts, for `runnel serve --help`. */
+export function describeOptions(): string[] {
+  const defaults = configSchema.parse({});
+  return CONFIG_KEYS.map((key) => `  ${flagName(key).padEnd(30)}${envName(key).padEnd(36)}default ${JSON.stringify(defaults[key])}; ${describeAllowed(key)}`);
+}

@@ -1,0 +1,134 @@
+/**
+ * @module log/fd-cache
+ * A bounded, reference-counted cache of open segment files, shared by every partition of a
+ * log manager, so that thousands of partitions with many closed segments stay under the
+ * open-files limit.
+ *
+ * - Pinned files (active segments) are always open and do not count against the bound.
+ * - Unpinned files are opened on demand and closed least-recently-used first once more than
+ *   `capacity` are open.
+ * - A file with references (a ReadSlice being sent, a sync in flight) is never closed: the
+ *   cache may then run over its bound until the reference is released.
+ * - A retired file (deleted by retention, or its partition closed) leaves the cache at once
+ *   and is closed when its last reference goes. Unlinking a file that is still open is fine
+ *   on Linux: its bytes stay readable through the fd until it is closed.
+ */
+
+export interface CacheableFile {
+  /** Opens the file; returns its fd. */
+  openFile(): number;
+  /** Closes the fd and drops memory tied to it (loaded indexes). */
+  closeFile(fd: number): void;
+}
+
+interface Entry {
+  fd: number;
+  refs: number;
+  pinned: boolean;
+  retired: boolean;
+}
+
+export class FileCache {
+  /** Insertion order is recency order: re-inserted on every acquire. */
+  private readonly entries = new Map<CacheableFile, Entry>();
+  /** Retired files still referenced, closed on their last release. */
+  private readonly retiring = new Map<CacheableFile, Entry>();
+  private unpinnedOpen = 0;
+
+  constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`fd cache capacity must be a positive integer, got ${capacity}`);
+  }
+
+  /** Open fds held by the cache (pinned, unpinned and retiring). */
+  get openCount(): number {
+    return this.entries.size + this.retiring.size;
+  }
+
+  /** Opens `file` if needed and keeps it open (the active segment); returns its fd. */
+  pin(file: CacheableFile): number {
+    const existing = this.entries.get(file);
+    if (existing) {
+      if (!existing.pinned) this.unpinnedOpen--;
+      existing.pinned = true;
+      return existing.fd;
+    }
+    const fd = file.openFile();
+    this.entries.set(file, { fd, refs: 0, pinned: true, retired: false });
+    return fd;
+  }
+
+  /** The file becomes evictable (the segment was rolled). */
+  unpin(file: CacheableFile): void {
+    const entry = this.entries.get(file);
+    if (!entry || !entry.pinned) return;
+    entry.pinned = false;
+    this.unpinnedOpen++;
+    this.entries.delete(file);
+    this.entries.set(file, entry);
+    this.evict();
+  }
+
+  /** Returns an open fd for `file` and takes a reference; pair with release(). */
+  acquire(file: CacheableFile): number {
+    const retiring = this.retiring.get(file);
+    if (retiring) {
+      retiring.refs++;
+      return retiring.fd;
+    }
+    let entry = this.entries.get(file);
+    if (entry) {
+      this.entries.delete(file);
+    } else {
+      entry = { fd: file.openFile(), refs: 0, pinned: false, retired: false };
+      this.unpinnedOpen++;
+    }
+    entry.refs++;
+    this.entries.set(file, entry);
+    this.evict();
+    return entry.fd;
+  }
+
+  release(file: CacheableFile): void {
+    const entry = this.entries.get(file) ?? this.retiring.get(file);
+    if (!entry || entry.refs === 0) throw new Error("FileCache.release without a matching acquire");
+    entry.refs--;
+    if (entry.refs > 0) return;
+    if (entry.retired) {
+      this.retiring.delete(file);
+      file.closeFile(entry.fd);
+      return;
+    }
+    this.evict();
+  }
+
+  /** The fd when the file is open, else -1. Takes no reference. */
+  fdOf(file: CacheableFile): number {
+    return this.entries.get(file)?.fd ?? this.retiring.get(file)?.fd ?? -1;
+  }
+
+  /** Removes `file` for good: closed now, or on the last release when referenced. */
+  retire(file: CacheableFile): void {
+    const entry = this.entries.get(file);
+    if (!entry) return;
+    this.entries.delete(file);
+    if (!entry.pinned) this.unpinnedOpen--;
+    if (entry.refs === 0) {
+      file.closeFile(entry.fd);
+      return;
+    }
+    entry.retired = true;
+    this.retiring.set(file, entry);
+  }
+
+  /** Closes least-recently-used unreferenced unpinned files while over capacity. */
+  private evict(): void {
+    if (this.unpinnedOpen <= this.capacity) return;
+    for (const [file, entry] of this.entries) {
+      if (this.unpinnedOpen <= this.capacity) return;
+      if (entry.pinned || entry.refs > 0) continue;
+      this.entries.delete(file);
+      this.unpinnedOpen--;
+      file.closeFile(entry.fd);
+    }
+  }
+}

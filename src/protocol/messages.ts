@@ -1,0 +1,246 @@
+/**
+ * @module protocol/messages
+ * The wire's messages, sans-IO: a msgpack decoder with explicit limits, one zod schema per
+ * request (the contract of docs/protocol.md, section 4), the response shapes, and encoders for
+ * response frames — including the fetch response head, which the server follows with file
+ * bytes it never copies.
+ *
+ * zod runs on the envelope only. A produce request's batches are msgpack `bin`, which decode as
+ * views into the frame buffer: the record bytes are never parsed or copied here.
+ */
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import { z } from "zod";
+import { type ErrorCode, RunnelError } from "../errors.ts";
+import { LIMITS } from "../limits.ts";
+import { FRAME_HEADER_BYTES, writeFrameHeader } from "./frame.ts";
+import { scanMsgpack } from "./msgpack-scan.ts";
+
+export const PROTOCOL_VERSION = 1;
+export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
+
+/** Limits of the request grammar (frame and batch sizes are configured, see config.ts). */
+export const WIRE_LIMITS = {
+  /** Nesting of msgpack containers in one request. */
+  depthMax: 16,
+  /** msgpack values (of any kind) in one request. */
+  itemsMax: 200_000,
+  /** Elements of one msgpack array. */
+  arrayLengthMax: 100_000,
+  /** Entries of one msgpack map. */
+  mapLengthMax: 1_000,
+  /** Bytes of one msgpack str. */
+  strBytesMax: 64 * 1024,
+  /** Batches in one produce request. */
+  produceBatchesMax: 10_000,
+  /** Partitions in one fetch, listOffsets, commitOffsets or fetchOffsets request. */
+  partitionsPerRequestMax: 1_000,
+  /** Topic names in one metadata request. */
+  topicsPerRequestMax: 10_000,
+  /** Characters of a committed offset's metadata string. */
+  offsetMetadataLengthMax: 1_024,
+  /** Upper bound of a fetch's maxWaitMs (the broker may clamp lower, see hello limits). */
+  maxWaitMsMax: 300_000,
+} as const;
+
+/** Builds the request decoder. `frameBytesMax` bounds bin; the rest are WIRE_LIMITS. */
+export function createRequestDecoder(frameBytesMax: number): (body: Uint8Array) => unknown {
+  const decoder = new Decoder({
+    maxStrLength: WIRE_LIMITS.strBytesMax,
+    maxBinLength: frameBytesMax,
+    maxArrayLength: WIRE_LIMITS.arrayLengthMax,
+    maxMapLength: WIRE_LIMITS.mapLengthMax,
+    maxExtLength: 0,
+  });
+  return (body) => {
+    scanMsgpack(body, WIRE_LIMITS);
+    try {
+      return decoder.decode(body);
+    } catch (error) {
+      throw new RunnelError("INVALID_REQUEST", `malformed msgpack: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  };
+}
+
+// ---------------------------------------------------------------- request schemas
+
+const correlationId = z.uint32();
+const offset = z.int().min(0);
+const partitionIndex = z.int().min(0).max(LIMITS.partitionsPerTopicMax - 1);
+/** Shape only: the name rule (INVALID_TOPIC_NAME) is checked where it applies. */
+const topicName = z.string().min(1).max(LIMITS.shortStringLengthMax);
+const shortString = z.string().min(1).max(LIMITS.shortStringLengthMax);
+/** Names and numbers only here: the log validates each option and answers INVALID_CONFIG. */
+const topicConfig = z.record(z.string().min(1).max(64), z.number());
+
+export const envelopeSchema = z.object({ id: correlationId, op: z.string().min(1).max(64) });
+
+export const requestSchemas = {
+  hello: z.object({ versions: z.array(z.int().min(0)).min(1).max(64), clientId: z.string().max(LIMITS.shortStringLengthMax).optional() }),
+  metadata: z.object({ topics: z.array(topicName).max(WIRE_LIMITS.topicsPerRequestMax).optional() }),
+  createTopic: z.object({ topic: topicName, partitions: z.int().min(1).max(LIMITS.partitionsPerTopicMax), config: topicConfig.optional() }),
+  deleteTopic: z.object({ topic: topicName }),
+  describeTopic: z.object({ topic: topicName }),
+  createPartitions: z.object({ topic: topicName, partitions: z.int().min(1).max(LIMITS.partitionsPerTopicMax) }),
+  alterTopicConfig: z.object({ topic: topicName, config: topicConfig }),
+  produce: z.object({
+    durability: z.enum(["none", "written", "synced"]).default("written"),
+    batches: z
+      .array(z.object({ topic: topicName, partition: partitionIndex, batch: z.instanceof(Uint8Array) }))
+      .min(1)
+      .max(WIRE_LIMITS.produceBatchesMax),
+  }),
+  fetch: z.object({
+    partitions: z
+      .array(z.object({ topic: topicName, partition: partitionIndex, offset, maxBytes: z.int().min(1).optional() }))
+      .min(1)
+      .max(WIRE_LIMITS.partitionsPerRequestMax),
+    maxBytes: z.int().min(1).default(1024 * 1024),
+    maxWaitMs: z.int().min(0).max(WIRE_LIMITS.maxWaitMsMax).default(0),
+    minBytes: z.int().min(0).default(1),
+  }),
+  listOffsets: z.object({
+    partitions: z
+      .array(z.object({ topic: topicName, partition: partitionIndex, at: z.union([z.literal("earliest"), z.literal("latest"), z.int().min(0)]) }))
+      .min(1)
+      .max(WIRE_LIMITS.partitionsPerRequestMax),
+  }),
+  commitOffsets: z.object({
+    group: shortString,
+    offsets: z
+      .array(
+        z.object({
+          topic: topicName,
+          partition: partitionIndex,
+          offset,
+          metadata: z.string().max(WIRE_LIMITS.offsetMetadataLengthMax).default(""),
+        }),
+      )
+      .min(1)
+      .max(WIRE_LIMITS.partitionsPerRequestMax),
+  }),
+  fetchOffsets: z.object({
+    group: shortString,
+    partitions: z.array(z.object({ topic: topicName, partition: partitionIndex })).max(WIRE_LIMITS.partitionsPerRequestMax).optional(),
+  }),
+  stats: z.object({}),
+} as const;
+
+export type Operation = keyof typeof requestSchemas;
+export type RequestOf<Op extends Operation> = z.infer<(typeof requestSchemas)[Op]>;
+export type TopicConfigInput = z.infer<typeof topicConfig>;
+
+export function isOperation(op: string): op is Operation {
+  return Object.hasOwn(requestSchemas, op);
+}
+
+/** Formats a zod failure as one line naming the field: `batches[0].partition: Too small ...`. */
+export function describeSchemaError(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (issue === undefined) return "invalid request";
+  const path = issue.path.reduce<string>(
+    (text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`),
+    "",
+  );
+  return `${path === "" ? "request" : path}: ${issue.message}`;
+}
+
+/** Validates a decoded request against its op's schema; throws INVALID_REQUEST naming the field. */
+export function parseRequest<Op extends Operation>(op: Op, value: unknown): RequestOf<Op> {
+  const result = requestSchemas[op].safeParse(value);
+  if (!result.success) throw new RunnelError("INVALID_REQUEST", describeSchemaError(result.error));
+  return result.data as RequestOf<Op>;
+}
+
+/** The id of a decoded value when it has a valid one, else null (for error answers). */
+export function readCorrelationId(value: unknown): number | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const id = (value as { id?: unknown }).id;
+  return correlationId.safeParse(id).success ? (id as number) : null;
+}
+
+// ---------------------------------------------------------------- responses
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export function toWireError(error: RunnelError): WireError {
+  return error.details === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, details: error.details };
+}
+
+export interface WirePartitionInfo {
+  partition: number;
+  logStartOffset: number;
+  nextOffset: number;
+  sizeBytes: number;
+  segmentCount: number;
+}
+
+export interface WireTopicDescription {
+  name: string;
+  partitions: WirePartitionInfo[];
+  config: Record<string, number>;
+}
+
+export interface FetchPartitionResult {
+  topic: string;
+  partition: number;
+  logStartOffset: number;
+  nextOffset: number;
+  recordsBytes: number;
+  error?: WireError;
+}
+
+const encoder = new Encoder({ ignoreUndefined: true });
+
+/** A whole response frame: u32 length + the msgpack encoding of `body`. */
+export function encodeResponseFrame(body: Record<string, unknown>): Uint8Array {
+  const encoded = encoder.encodeSharedRef(body); // reused buffer: copied once, right here
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + encoded.length);
+  writeFrameHeader(frame, 0, encoded.length);
+  frame.set(encoded, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+export function encodeErrorFrame(id: number | null, error: RunnelError): Uint8Array {
+  return encodeResponseFrame({ id, error: toWireError(error) });
+}
+
+/** "records" as a fixstr key (0xa7 + 7 bytes) then the bin32 head (0xc6 + u32 length). */
+const RECORDS_KEY = new Uint8Array([0xa7, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x73]);
+const BIN32_HEAD_BYTES = 5;
+
+/**
+ * The fetch response up to the first records byte. The frame is
+ *
+ *   u32 length | 0x83 | "id" <id> | "partitions" [<FetchPartitionResult>...] | "records" 0xc6 <u32 n>
+ *
+ * followed by exactly n = `recordsBytes` bytes of batches that the caller sends itself (with
+ * sendfile). The map is always 3 entries and `records` always bin32 — a non-minimal but valid
+ * msgpack encoding that every library decodes — so the head can be written before the bytes
+ * that follow it are read.
+ */
+export function encodeFetchResponseHead(id: number, partitions: FetchPartitionResult[], recordsBytes: number): Uint8Array {
+  const entries = encoder.encodeSharedRef({ id, partitions });
+  if (entries[0] !== 0x82) throw new Error("fetch head: expected a fixmap of 2 entries");
+  const headBytes = FRAME_HEADER_BYTES + entries.length + RECORDS_KEY.length + BIN32_HEAD_BYTES;
+  const head = new Uint8Array(headBytes);
+  writeFrameHeader(head, 0, headBytes - FRAME_HEADER_BYTES + recordsBytes);
+  head.set(entries, FRAME_HEADER_BYTES);
+  head[FRAME_HEADER_BYTES] = 0x83;
+  let position = FRAME_HEADER_BYTES + entries.length;
+  head.set(RECORDS_KEY, position);
+  position += RECORDS_KEY.length;
+  head[position] = 0xc6;
+  writeFrameHeader(head, position + 1, recordsBytes);
+  return head;
+}
+
+/**
+ * Frame bytes kept back for the fetch head when budgeting records. The server still measures the
+ * real head and drops trailing slices if head + records would pass the frame limit; config.ts
+ * requires frameBytesMax >= batchBytesMax + this, so one batch always fits beside a normal head.
+ */
+export const FETCH_HEAD_RESERVE_BYTES = 1024 * 1024;

@@ -1,0 +1,196 @@
+/**
+ * @module server/broker
+ * The broker: opens the log and the consumer-offset store, listens with Bun.listen, owns the
+ * connections, and stops cleanly.
+ *
+ * Connection limit: a connection past `connectionsMax` gets one TOO_MANY_CONNECTIONS error frame
+ * (`id: null`) and is closed. Timeouts: one sweep timer checks every connection's idle and
+ * partial-frame clocks. Shutdown (`stop`): stop accepting, end long polls early, answer what is
+ * in flight (bounded by shutdownTimeoutMs), then close connections, the offset store and the log
+ * (which flushes and writes the clean-shutdown marker).
+ */
+import type { Socket, TCPSocketListener } from "bun";
+import type { Config } from "../config.ts";
+import { topicDefaultsOf } from "../config.ts";
+import { RunnelError } from "../errors.ts";
+import type { LogManager, RecoverySummary } from "../log/api.ts";
+import { openLogManager } from "../log/log-manager.ts";
+import type { Logger } from "../logger.ts";
+import { libc } from "../native/libc.ts";
+import { createRequestDecoder, encodeErrorFrame } from "../protocol/messages.ts";
+import { Connection } from "./connection.ts";
+import type { BrokerContext } from "./context.ts";
+import { OffsetStore } from "./offset-store.ts";
+import { PartitionNotifier } from "./partition-notifier.ts";
+import { type BrokerStats, createStats } from "./stats.ts";
+
+type SocketData = { connection: Connection | null };
+
+export interface Broker {
+  readonly host: string;
+  readonly port: number;
+  readonly context: BrokerContext;
+  readonly recovery: RecoverySummary;
+  readonly stats: BrokerStats;
+  /** Stops accepting, answers in-flight requests, closes everything. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  config: Config;
+  logger: Logger;
+}
+
+function sweepIntervalMs(config: Config): number {
+  const shortest = Math.min(config.frameTimeoutMs, config.idleTimeoutMs > 0 ? config.idleTimeoutMs : Number.POSITIVE_INFINITY);
+  return Math.max(25, Math.min(1_000, Math.floor(shortest / 4)));
+}
+
+export async function startBroker(options: BrokerOptions): Promise<Broker> {
+  const { config, logger } = options;
+  const log = await openLogManager({
+    dataDir: config.dataDir,
+    topicDefaults: topicDefaultsOf(config),
+    openSegmentsMax: config.openSegmentsMax,
+    logger,
+  });
+  let offsets: OffsetStore;
+  try {
+    offsets = OffsetStore.open(config.dataDir, { entriesMax: config.committedOffsetsMax, logger });
+  } catch (error) {
+    await log.close();
+    throw error;
+  }
+  log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
+  return new RunningBroker(config, logger, log, offsets).listen();
+}
+
+class RunningBroker implements Broker {
+  readonly context: BrokerContext;
+  readonly stats = createStats();
+  private readonly connections = new Set<Connection>();
+  private listener: TCPSocketListener<SocketData> | null = null;
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  private shuttingDown = false;
+  private stopping: Promise<void> | null = null;
+  private settledWaiter: (() => void) | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+    private readonly log: LogManager,
+    private readonly offsets: OffsetStore,
+  ) {
+    this.context = {
+      config,
+      log,
+      offsets,
+      notifier: new PartitionNotifier(config.fetchWaitersMax),
+      stats: this.stats,
+      logger,
+      startedAtMs: Date.now(),
+      zeroCopy: config.zeroCopy && libc.sendfile !== null,
+      isShuttingDown: () => this.shuttingDown,
+    };
+  }
+
+  get host(): string {
+    return this.listener?.hostname ?? this.config.host;
+  }
+
+  get port(): number {
+    return this.listener?.port ?? this.config.port;
+  }
+
+  get recovery(): RecoverySummary {
+    return this.log.recovery;
+  }
+
+  listen(): this {
+    const decode = createRequestDecoder(this.config.frameBytesMax);
+    const hooks = { onSettled: () => this.settledWaiter?.() };
+    this.listener = Bun.listen<SocketData>({
+      hostname: this.config.host,
+      port: this.config.port,
+      data: { connection: null },
+      socket: {
+        binaryType: "uint8array",
+        open: (socket) => this.accept(socket, decode, hooks),
+        data: (socket, chunk) => socket.data.connection?.onData(chunk),
+        drain: (socket) => socket.data.connection?.onDrain(),
+        close: (socket) => this.forget(socket),
+        error: (socket, error) => {
+          this.logger.debug({ err: error }, "socket error");
+          this.forget(socket);
+        },
+      },
+    });
+    this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
+    return this;
+  }
+
+  private accept(socket: Socket<SocketData>, decode: ReturnType<typeof createRequestDecoder>, hooks: { onSettled: () => void }): void {
+    if (this.connections.size >= this.config.connectionsMax || this.shuttingDown) {
+      this.stats.connectionsRejected++;
+      const code = this.shuttingDown ? "SHUTTING_DOWN" : "TOO_MANY_CONNECTIONS";
+      socket.data = { connection: null };
+      socket.write(encodeErrorFrame(null, new RunnelError(code, `the broker is at its limit of ${this.config.connectionsMax} connections`)));
+      socket.end();
+      return;
+    }
+    socket.setNoDelay(true);
+    const connection = new Connection(socket as Socket<unknown>, this.context, decode, hooks);
+    socket.data = { connection };
+    this.connections.add(connection);
+    this.stats.connectionsAccepted++;
+    this.stats.connectionsOpen = this.connections.size;
+  }
+
+  private forget(socket: Socket<SocketData>): void {
+    const connection = socket.data?.connection;
+    if (!connection) return;
+    connection.onClose();
+    this.connections.delete(connection);
+    this.stats.connectionsOpen = this.connections.size;
+  }
+
+  private sweep(): void {
+    const nowMs = Date.now();
+    for (const connection of this.connections) connection.checkTimeouts(nowMs);
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    this.listener?.stop(false);
+    this.context.notifier.wakeAll();
+    await this.waitForQuiet(this.config.shutdownTimeoutMs);
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    for (const connection of [...this.connections]) connection.close();
+    this.connections.clear();
+    this.listener?.stop(true);
+    await this.offsets.close();
+    await this.log.close();
+  }
+
+  /** Resolves when every connection is quiet, or after `timeoutMs`. */
+  private async waitForQuiet(timeoutMs: number): Promise<void> {
+    const allQuiet = () => [...this.connections].every((connection) => connection.isQuiet || connection.isClosed);
+    if (allQuiet()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(finish, timeoutMs);
+      function finish(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.settledWaiter = () => {
+        if (allQuiet()) finish();
+      };
+    });
+    this.settledWaiter = null;
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * @module server/context
+ * What every request handler may use: the configuration, the log, the consumer-group offset
+ * store, the long-poll notifier, the counters and the logger; plus the reply shapes handlers
+ * return to the connection, which owns the bytes on the wire.
+ */
+import type { Config } from "../config.ts";
+import { encodeResponseFrame } from "../protocol/messages.ts";
+import type { LogManager, ReadSlice } from "../log/api.ts";
+import type { Logger } from "../logger.ts";
+import type { OffsetStore } from "./offset-store.ts";
+import type { PartitionNotifier } from "./partition-notifier.ts";
+import type { BrokerStats } from "./stats.ts";
+
+export interface BrokerContext {
+  readonly config: Config;
+  readonly log: LogManager;
+  readonly offsets: OffsetStore;
+  readonly notifier: PartitionNotifier;
+  readonly stats: BrokerStats;
+  readonly logger: Logger;
+  readonly startedAtMs: number;
+  /** sendfile is on (config.zeroCopy and libc.sendfile available). */
+  readonly zeroCopy: boolean;
+  /** True once shutdown began: new requests get SHUTTING_DOWN, long polls end early. */
+  readonly isShuttingDown: () => boolean;
+}
+
+/** A whole response frame, already encoded. */
+export interface FrameReply {
+  kind: "frame";
+  frame: Uint8Array;
+}
+
+/** A fetch response: the encoded head, then each slice's file bytes, in order. */
+export interface FetchReply {
+  kind: "fetch";
+  head: Uint8Array;
+  slices: ReadSlice[];
+}
+
+/** No response at all (produce with durability none). */
+export interface NoReply {
+  kind: "none";
+}
+
+export type Reply = FrameReply | FetchReply | NoReply;
+
+export const NO_REPLY: NoReply = { kind: "none" };
+
+/** Releases the slices a reply holds (when it will never be sent). */
+export function releaseReply(reply: Reply): void {
+  if (reply.kind === "fetch") for (const slice of reply.slices) slice.release();
+}
+
+/** A response frame `{id, ...body}`. */
+export function frameReply(id: number, body: Record<string, unknown>): FrameReply {
+  return { kind: "frame", frame: encodeResponseFrame({ id, ...body }) };
+}

@@ -1,0 +1,73 @@
+/**
+ * @module server/dispatch
+ * One frame body in, one reply out: decode (with limits), read the envelope, validate the op's
+ * request schema, run its handler. Every failure becomes an error reply `{id, error}` — with
+ * `id: null` when no valid id could be read — and never escapes: a bad request costs the client
+ * one error answer, never the connection.
+ */
+import { RunnelError, toRunnelError } from "../errors.ts";
+import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrelationId, type RequestOf } from "../protocol/messages.ts";
+import type { BrokerContext, Reply } from "./context.ts";
+import { handleFetch } from "./handlers/fetch.ts";
+import { handleHello } from "./handlers/hello.ts";
+import { handleListOffsets } from "./handlers/list-offsets.ts";
+import { handleMetadata } from "./handlers/metadata.ts";
+import { handleCommitOffsets, handleFetchOffsets } from "./handlers/offsets.ts";
+import { handleProduce } from "./handlers/produce.ts";
+import { handleStats } from "./handlers/stats.ts";
+import { handleAlterTopicConfig, handleCreatePartitions, handleCreateTopic, handleDeleteTopic, handleDescribeTopic } from "./handlers/topics.ts";
+
+type Handler<Op extends Operation> = (context: BrokerContext, request: RequestOf<Op>, id: number) => Reply | Promise<Reply>;
+
+const HANDLERS: { [Op in Operation]: Handler<Op> } = {
+  hello: handleHello,
+  metadata: handleMetadata,
+  createTopic: handleCreateTopic,
+  deleteTopic: handleDeleteTopic,
+  describeTopic: handleDescribeTopic,
+  createPartitions: handleCreatePartitions,
+  alterTopicConfig: handleAlterTopicConfig,
+  produce: handleProduce,
+  fetch: handleFetch,
+  listOffsets: handleListOffsets,
+  commitOffsets: handleCommitOffsets,
+  fetchOffsets: handleFetchOffsets,
+  stats: handleStats,
+};
+
+export type RequestDecoder = (body: Uint8Array) => unknown;
+
+function errorReply(context: BrokerContext, id: number | null, error: unknown, op: string): Reply {
+  const failure = toRunnelError(error);
+  context.stats.requestErrors++;
+  if (failure.code === "INTERNAL") context.logger.error({ err: error, op, id }, "request failed with an internal error");
+  return { kind: "frame", frame: encodeErrorFrame(id, failure) };
+}
+
+/** Runs one request. Synchronous handlers give a Reply; long polls and syncs give a Promise. */
+export function dispatch(context: BrokerContext, decode: RequestDecoder, body: Uint8Array): Reply | Promise<Reply> {
+  context.stats.requests++;
+  let id: number | null = null;
+  let op = "?";
+  try {
+    const value = decode(body);
+    id = readCorrelationId(value);
+    if (id === null) throw new RunnelError("INVALID_REQUEST", "id: a request is a map with an id (uint32)");
+    const rawOp = (value as { op?: unknown }).op;
+    if (typeof rawOp !== "string") throw new RunnelError("INVALID_REQUEST", "op: expected a string");
+    op = rawOp;
+    if (!isOperation(rawOp)) throw new RunnelError("UNKNOWN_OPERATION", `unknown op '${rawOp.slice(0, 64)}'`);
+    if (context.isShuttingDown()) throw new RunnelError("SHUTTING_DOWN", "the broker is shutting down");
+    const reply = runHandler(context, rawOp, value, id);
+    if (!(reply instanceof Promise)) return reply;
+    const requestId = id;
+    return reply.catch((error: unknown) => errorReply(context, requestId, error, rawOp));
+  } catch (error) {
+    return errorReply(context, id, error, op);
+  }
+}
+
+function runHandler<Op extends Operation>(context: BrokerContext, op: Op, value: unknown, id: number): Reply | Promise<Reply> {
+  const request = parseRequest(op, value);
+  return (HANDLERS[op] as Handler<Op>)(context, request, id);
+}

@@ -1,0 +1,103 @@
+/**
+ * @module server/handlers/fetch
+ * `fetch`: whole batches from several partitions, each from its own offset, answered as
+ * `{id, partitions: [{topic, partition, logStartOffset, nextOffset, recordsBytes, error?}],
+ * records: bin32}` where `records` concatenates each partition's batches in request order.
+ *
+ * Sizes: `maxBytes` bounds the whole response's records (and a partition's own `maxBytes` its
+ * share), except that the first non-empty partition always gets at least one whole batch, so a
+ * consumer makes progress past a batch larger than its budget. The frame never passes
+ * frameBytesMax: trailing slices are dropped (recordsBytes 0) if the head and records would.
+ *
+ * Long poll: with fewer than `minBytes` found and no partition error, the fetch parks on the
+ * partition notifier until a produce appends to one of its partitions or `maxWaitMs` (clamped
+ * to fetchWaitMsMax) passes, then reads again.
+ *
+ * Non-obvious: the reply carries ReadSlices (fd, position, length), not bytes; the connection
+ * sends them with sendfile after the head and releases each once sent. A slice's first batch may
+ * start below the offset asked for (it is the batch holding that offset): clients skip records
+ * below their offset. OFFSET_OUT_OF_RANGE carries the partition's logStartOffset and nextOffset
+ * both in the entry and in `error.details`.
+ */
+import { RunnelError, toRunnelError } from "../../errors.ts";
+import type { ReadSlice } from "../../log/api.ts";
+import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
+import type { BrokerContext, Reply } from "../context.ts";
+import { partitionKey } from "../partition-notifier.ts";
+
+type Gathered = { results: FetchPartitionResult[]; slices: Array<ReadSlice | null>; totalBytes: number; failed: boolean };
+
+export async function handleFetch(context: BrokerContext, request: RequestOf<"fetch">, id: number): Promise<Reply> {
+  const waitMs = Math.min(request.maxWaitMs, context.config.fetchWaitMsMax);
+  const deadlineMs = Date.now() + waitMs;
+  const keys = request.partitions.map((entry) => partitionKey(entry.topic, entry.partition));
+  for (;;) {
+    const gathered = gather(context, request);
+    const leftMs = deadlineMs - Date.now();
+    if (gathered.totalBytes >= request.minBytes || gathered.failed || leftMs <= 0 || context.isShuttingDown()) {
+      return toReply(context, id, gathered);
+    }
+    const waiting = context.notifier.wait(keys, leftMs);
+    if (waiting === null) return toReply(context, id, gathered);
+    for (const slice of gathered.slices) slice?.release();
+    await waiting;
+  }
+}
+
+function gather(context: BrokerContext, request: RequestOf<"fetch">): Gathered {
+  const budget = Math.min(request.maxBytes, context.config.frameBytesMax - FETCH_HEAD_RESERVE_BYTES);
+  const gathered: Gathered = { results: [], slices: [], totalBytes: 0, failed: false };
+  for (const entry of request.partitions) {
+    const result: FetchPartitionResult = { topic: entry.topic, partition: entry.partition, logStartOffset: -1, nextOffset: -1, recordsBytes: 0 };
+    let slice: ReadSlice | null = null;
+    try {
+      const partition = context.log.partition(entry.topic, entry.partition);
+      result.logStartOffset = partition.logStartOffset;
+      result.nextOffset = partition.nextOffset;
+      const left = budget - gathered.totalBytes;
+      const partitionBytesMax = Math.min(entry.maxBytes ?? left, left);
+      // The first non-empty partition always gets one batch, whatever the budget says.
+      if (partitionBytesMax > 0 || gathered.totalBytes === 0) slice = partition.read(entry.offset, Math.max(partitionBytesMax, 1));
+      if (slice !== null && gathered.totalBytes > 0 && slice.length > left) {
+        slice.release();
+        slice = null;
+      }
+    } catch (error) {
+      const failure = toRunnelError(error);
+      result.error = toWireError(failure);
+      if (failure.code === "OFFSET_OUT_OF_RANGE") copyOffsets(result, failure);
+      gathered.failed = true;
+    }
+    result.recordsBytes = slice?.length ?? 0;
+    gathered.totalBytes += result.recordsBytes;
+    gathered.results.push(result);
+    gathered.slices.push(slice);
+  }
+  return gathered;
+}
+
+function copyOffsets(result: FetchPartitionResult, failure: RunnelError): void {
+  const details = failure.details ?? {};
+  if (typeof details.logStartOffset === "number") result.logStartOffset = details.logStartOffset;
+  if (typeof details.nextOffset === "number") result.nextOffset = details.nextOffset;
+}
+
+/** Encodes the head; drops trailing slices while head + records would pass the frame limit. */
+function toReply(context: BrokerContext, id: number, gathered: Gathered): Reply {
+  const frameBytesMax = context.config.frameBytesMax;
+  let head = encodeFetchResponseHead(id, gathered.results, gathered.totalBytes);
+  for (let index = gathered.slices.length - 1; head.length + gathered.totalBytes > frameBytesMax && index >= 0; index--) {
+    const slice = gathered.slices[index];
+    const result = gathered.results[index];
+    if (slice === null || slice === undefined || result === undefined) continue;
+    slice.release();
+    gathered.slices[index] = null;
+    gathered.totalBytes -= slice.length;
+    result.recordsBytes = 0;
+    if (gathered.totalBytes === 0) {
+      result.error = toWireError(new RunnelError("MESSAGE_TOO_LARGE", `the batch at offset ${slice.firstOffset} does not fit in a ${frameBytesMax}-byte frame`));
+    }
+    head = encodeFetchResponseHead(id, gathered.results, gathered.totalBytes);
+  }
+  return { kind: "fetch", head, slices: gathered.slices.filter((slice): slice is ReadSlice => slice !== null) };
+}

@@ -1,0 +1,24 @@
+/**
+ * @module server/handlers/list-offsets
+ * `listOffsets`: for each partition, the offset at `"earliest"` (log start), `"latest"` (next
+ * offset) or a timestamp — the base offset of the first batch whose max timestamp is at or
+ * after it, or the next offset when no batch is that recent. Per-partition errors.
+ * Non-obvious: timestamps resolve to a batch, so the offset returned may hold records older
+ * than asked for; the consumer skips them by their own timestamps.
+ */
+import { toRunnelError } from "../../errors.ts";
+import { type RequestOf, toWireError } from "../../protocol/messages.ts";
+import { type BrokerContext, frameReply, type Reply } from "../context.ts";
+
+export function handleListOffsets(context: BrokerContext, request: RequestOf<"listOffsets">, id: number): Reply {
+  const partitions = request.partitions.map(({ topic, partition, at }) => {
+    try {
+      const log = context.log.partition(topic, partition);
+      const offset = at === "earliest" ? log.logStartOffset : at === "latest" ? log.nextOffset : (log.offsetForTimestamp(at) ?? log.nextOffset);
+      return { topic, partition, offset };
+    } catch (error) {
+      return { topic, partition, error: toWireError(toRunnelError(error)) };
+    }
+  });
+  return frameReply(id, { partitions });
+}

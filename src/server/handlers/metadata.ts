@@ -1,0 +1,27 @@
+/**
+ * @module server/handlers/metadata
+ * `metadata`: topics with their partitions' log start and next offsets. Without `topics`, every
+ * topic; with it, those named, in that order — an unknown one gets an entry with `error`
+ * (UNKNOWN_TOPIC) instead of `partitions`. Never creates topics.
+ */
+import { toRunnelError } from "../../errors.ts";
+import { type RequestOf, toWireError } from "../../protocol/messages.ts";
+import { type BrokerContext, frameReply, type Reply } from "../context.ts";
+
+export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number): Reply {
+  const names = request.topics ?? context.log.listTopics().sort();
+  const topics = names.map((name) => {
+    try {
+      const description = context.log.describeTopic(name);
+      const partitions = description.partitions.map((info) => ({
+        partition: info.partition,
+        logStartOffset: info.logStartOffset,
+        nextOffset: info.nextOffset,
+      }));
+      return { name, partitions };
+    } catch (error) {
+      return { name, error: toWireError(toRunnelError(error)) };
+    }
+  });
+  return frameReply(id, { topics });
+}

@@ -1,0 +1,54 @@
+/**
+ * @module server/handlers/offsets
+ * Consumer-group offsets: `commitOffsets` stores `{topic, partition, offset, metadata}` per group
+ * and answers only after the commit is fsynced (server/offset-store.ts); `fetchOffsets` returns
+ * them — `offset: -1, metadata: ""` where nothing is committed; without `partitions`, everything
+ * the group has committed.
+ * Non-obvious: a commit names an existing partition (UNKNOWN_TOPIC / UNKNOWN_PARTITION per
+ * entry otherwise) but its offset is not checked against the log: a group may commit an offset
+ * that retention has since deleted, and finds OFFSET_OUT_OF_RANGE on its next fetch.
+ */
+import { toRunnelError } from "../../errors.ts";
+import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
+import { type BrokerContext, frameReply, type Reply } from "../context.ts";
+import type { OffsetCommit } from "../offset-store.ts";
+
+export async function handleCommitOffsets(context: BrokerContext, request: RequestOf<"commitOffsets">, id: number): Promise<Reply> {
+  const results: Array<{ topic: string; partition: number; error?: WireError }> = [];
+  const accepted: OffsetCommit[] = [];
+  const acceptedIndexes: number[] = [];
+  for (const entry of request.offsets) {
+    try {
+      context.log.partition(entry.topic, entry.partition);
+      acceptedIndexes.push(results.length);
+      accepted.push({ topic: entry.topic, partition: entry.partition, offset: entry.offset, metadata: entry.metadata });
+      results.push({ topic: entry.topic, partition: entry.partition });
+    } catch (error) {
+      results.push({ topic: entry.topic, partition: entry.partition, error: toWireError(toRunnelError(error)) });
+    }
+  }
+  if (accepted.length > 0) {
+    try {
+      await context.offsets.commit(request.group, accepted);
+    } catch (error) {
+      const wire = toWireError(toRunnelError(error));
+      for (const index of acceptedIndexes) {
+        const result = results[index];
+        if (result !== undefined) result.error = wire;
+      }
+    }
+  }
+  return frameReply(id, { results });
+}
+
+export function handleFetchOffsets(context: BrokerContext, request: RequestOf<"fetchOffsets">, id: number): Reply {
+  if (request.partitions === undefined) {
+    const offsets = context.offsets.fetchAll(request.group).map((entry) => ({ ...entry }));
+    return frameReply(id, { offsets });
+  }
+  const offsets = request.partitions.map(({ topic, partition }) => {
+    const committed = context.offsets.fetch(request.group, topic, partition);
+    return { topic, partition, offset: committed?.offset ?? -1, metadata: committed?.metadata ?? "" };
+  });
+  return frameReply(id, { offsets });
+}

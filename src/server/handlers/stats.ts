@@ -1,0 +1,18 @@
+/**
+ * @module server/handlers/stats
+ * `stats`: the broker's counters (server/stats.ts) plus uptime, topic count, the send path in
+ * use and the number of committed consumer-group offsets. Cheap; meant for tests and operators.
+ */
+import type { RequestOf } from "../../protocol/messages.ts";
+import { type BrokerContext, frameReply, type Reply } from "../context.ts";
+
+export function handleStats(context: BrokerContext, _request: RequestOf<"stats">, id: number): Reply {
+  return frameReply(id, {
+    ...context.stats,
+    fetchesWaiting: context.notifier.size,
+    uptimeMs: Date.now() - context.startedAtMs,
+    topics: context.log.listTopics().length,
+    committedOffsets: context.offsets.size,
+    sendPath: context.zeroCopy ? "sendfile" : "copy",
+  });
+}

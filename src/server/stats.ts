@@ -1,0 +1,47 @@
+/**
+ * @module server/stats
+ * The broker's counters, reported by the `stats` op. Plain numbers bumped in place: cheap
+ * enough for the hot path, and a test can read them to see which send path a fetch took.
+ */
+
+export interface BrokerStats {
+  connectionsOpen: number;
+  connectionsAccepted: number;
+  connectionsRejected: number;
+  /** Connections whose reads are paused right now (backpressure). */
+  connectionsPaused: number;
+  requests: number;
+  requestErrors: number;
+  framesOversized: number;
+  bytesReceived: number;
+  /** Response bytes written with socket.write (heads, messages, and copy-path records). */
+  bytesSentWrite: number;
+  /** Record bytes sent by sendfile(2), never entering user space. */
+  bytesSentSendfile: number;
+  /** Record bytes read into memory and written (copy path, and the one-byte EAGAIN probes). */
+  bytesSentCopy: number;
+  batchesAppended: number;
+  bytesAppended: number;
+  fetchesWaiting: number;
+  syncs: number;
+}
+
+export function createStats(): BrokerStats {
+  return {
+    connectionsOpen: 0,
+    connectionsAccepted: 0,
+    connectionsRejected: 0,
+    connectionsPaused: 0,
+    requests: 0,
+    requestErrors: 0,
+    framesOversized: 0,
+    bytesReceived: 0,
+    bytesSentWrite: 0,
+    bytesSentSendfile: 0,
+    bytesSentCopy: 0,
+    batchesAppended: 0,
+    bytesAppended: 0,
+    fetchesWaiting: 0,
+    syncs: 0,
+  };
+}

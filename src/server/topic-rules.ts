@@ -1,0 +1,56 @@
+/**
+ * @module server/topic-rules
+ * The broker's rules about topics, shared by the handlers: the name rule, the configured topic
+ * and partition limits, auto-creation on produce, and the wire shape of a topic description.
+ */
+import { RunnelError } from "../errors.ts";
+import { TOPIC_NAME_PATTERN } from "../limits.ts";
+import type { Partition, TopicDescription } from "../log/api.ts";
+import type { WireTopicDescription } from "../protocol/messages.ts";
+import type { BrokerContext } from "./context.ts";
+
+export function checkTopicName(name: string): void {
+  if (!TOPIC_NAME_PATTERN.test(name) || name === "." || name === "..") {
+    throw new RunnelError("INVALID_TOPIC_NAME", `invalid topic name '${name.slice(0, 300)}': use 1-249 characters of [a-zA-Z0-9._-], not '.' or '..'`);
+  }
+}
+
+export function checkPartitionCount(context: BrokerContext, partitions: number): void {
+  const max = context.config.partitionsPerTopicMax;
+  if (partitions < 1 || partitions > max) {
+    throw new RunnelError("INVALID_PARTITIONS", `partition count ${partitions} is outside 1..${max}`, { details: { partitionsPerTopicMax: max } });
+  }
+}
+
+export function checkTopicRoom(context: BrokerContext): void {
+  const max = context.config.topicsMax;
+  if (context.log.listTopics().length >= max) {
+    throw new RunnelError("LIMIT_EXCEEDED", `the broker holds at most ${max} topics`, { details: { topicsMax: max } });
+  }
+}
+
+/** The partition, creating the topic first when it is missing and auto-creation is on. */
+export function partitionForProduce(context: BrokerContext, topic: string, partition: number): Partition {
+  if (!context.log.hasTopic(topic)) {
+    if (!context.config.autoCreateTopics) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off)`);
+    checkTopicName(topic);
+    checkTopicRoom(context);
+    context.log.createTopic(topic, { partitions: context.config.defaultPartitions });
+    context.logger.info({ topic, partitions: context.config.defaultPartitions }, "topic auto-created");
+  }
+  return context.log.partition(topic, partition);
+}
+
+export function toWireTopic(description: TopicDescription): WireTopicDescription {
+  return {
+    name: description.name,
+    partitions: description.partitions.map((info) => ({
+      partition: info.partition,
+      logStartOffset: info.logStartOffset,
+      nextOffset: info.nextOffset,
+      sizeBytes: info.sizeBytes,
+      segmentCount: info.segmentCount,
+    })),
+    config: { ...description.config },
+  };
+}

@@ -1,0 +1,59 @@
+/** The storage benchmarks at a smoke size: they run and their data is right (never timings). */
+import { afterEach, describe, expect, test } from "bun:test";
+import * as path from "node:path";
+import * as fs from "node:fs";
+import { batchOfSize, indexLookupBench, lookupBench, partitionAppender, writeSyncAppender } from "../../bench/log.bench.ts";
+import { compareRecovery } from "../../bench/log-recovery.ts";
+import { readBatchHeader } from "../../src/format/record-batch.ts";
+import { removeDir, tempDir } from "./helpers.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) removeDir(dir);
+});
+
+function newDir(): string {
+  const dir = tempDir("bench-smoke");
+  dirs.push(dir);
+  return dir;
+}
+
+describe("Benchmarks at smoke size", () => {
+  test("append through a partition and through fs.writeSync store the same bytes", async () => {
+    const dir = newDir();
+    const batch = batchOfSize(16 * 1024);
+    expect(batch.length).toBeLessThanOrEqual(16 * 1024);
+    expect(batch.length).toBeGreaterThan(15 * 1024);
+    const viaPartition = await partitionAppender(path.join(dir, "p"), batch, 64 * 1024);
+    const viaWriteSync = writeSyncAppender(path.join(dir, "w"), batch.slice(), 1 << 30);
+    for (let i = 0; i < 20; i++) {
+      viaPartition.step();
+      viaWriteSync.step();
+    }
+    expect(viaPartition.bytesWritten).toBe(viaWriteSync.bytesWritten);
+    expect(fs.statSync(path.join(dir, "w")).size).toBe(20 * batch.length);
+    const info = viaPartition.partition.info();
+    expect(info.nextOffset).toBe(20 * readBatchHeader(batch).recordCount);
+    expect(info.sizeBytes).toBeLessThanOrEqual(64 * 1024 + 4 * batch.length);
+    await viaPartition.close();
+    await viaWriteSync.close();
+  });
+
+  test("lookups find the batch holding a random offset", async () => {
+    const lookup = await lookupBench(newDir(), 30, 4);
+    for (let i = 0; i < 50; i++) expect(lookup.step()).toBeGreaterThanOrEqual(0);
+    expect(lookup.partition.info().segmentCount).toBe(30);
+    await lookup.close();
+    const index = indexLookupBench(1000);
+    expect(index.index.floorPosition(40 * 500 + 39)).toBe(500 * 4096);
+    for (let i = 0; i < 50; i++) expect(index.step() % 4096).toBe(0);
+  });
+
+  test("recovery comparison runs and scans only the tail", async () => {
+    const { small, large } = await compareRecovery(newDir(), 1 / 1024);
+    expect(small.bytesScanned).toBeGreaterThanOrEqual(64 * 1024);
+    expect(small.bytesScanned).toBeLessThan(64 * 1024 + 20 * 1024);
+    expect(large.bytesScanned).toBe(small.bytesScanned);
+    expect(large.nextOffset).toBeGreaterThan(small.nextOffset);
+  }, 20_000);
+});

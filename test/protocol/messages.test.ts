@@ -1,0 +1,180 @@
+import { describe, expect, test } from "bun:test";
+import { decode, encode } from "@msgpack/msgpack";
+import { RunnelError } from "../../src/errors.ts";
+import { FRAME_HEADER_BYTES } from "../../src/protocol/frame.ts";
+import {
+  createRequestDecoder,
+  encodeErrorFrame,
+  encodeFetchResponseHead,
+  encodeResponseFrame,
+  parseRequest,
+  readCorrelationId,
+  WIRE_LIMITS,
+} from "../../src/protocol/messages.ts";
+import { scanMsgpack } from "../../src/protocol/msgpack-scan.ts";
+
+const decodeRequest = createRequestDecoder(1 << 20);
+
+function codeOf(run: () => unknown): string | null {
+  try {
+    run();
+    return null;
+  } catch (error) {
+    return error instanceof RunnelError ? error.code : `not a RunnelError: ${String(error)}`;
+  }
+}
+
+function messageOf(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return "";
+}
+
+describe("request decoder", () => {
+  test("decodes a produce request with its batch as a view into the frame (no copy)", () => {
+    const body = encode({ id: 7, op: "produce", batches: [{ topic: "t", partition: 0, batch: new Uint8Array([1, 2, 3]) }] });
+    const value = decodeRequest(body) as { batches: Array<{ batch: Uint8Array }> };
+    const batch = value.batches[0]?.batch as Uint8Array;
+    expect([...batch]).toEqual([1, 2, 3]);
+    expect(batch.buffer).toBe(body.buffer);
+  });
+
+  test("every truncated prefix of a request is INVALID_REQUEST", () => {
+    const body = encode({ id: 1, op: "fetch", partitions: [{ topic: "orders", partition: 3, offset: 12345678901 }], maxWaitMs: 100 });
+    for (let cut = 0; cut < body.length; cut++) expect(codeOf(() => decodeRequest(body.subarray(0, cut)))).toBe("INVALID_REQUEST");
+    expect(codeOf(() => decodeRequest(body))).toBeNull();
+  });
+
+  test("trailing bytes after the value are INVALID_REQUEST", () => {
+    expect(codeOf(() => decodeRequest(new Uint8Array([0x80, 0xc0])))).toBe("INVALID_REQUEST");
+  });
+
+  test("a container claiming more elements than bytes left is rejected before allocation", () => {
+    // array32 of 4 billion elements in a 5-byte body
+    expect(messageOf(() => decodeRequest(new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff])))).toContain("claims");
+    expect(codeOf(() => decodeRequest(new Uint8Array([0xdf, 0x7f, 0xff, 0xff, 0xff])))).toBe("INVALID_REQUEST");
+  });
+
+  test("nesting deeper than the limit is rejected", () => {
+    const deep = new Uint8Array(WIRE_LIMITS.depthMax + 1).fill(0x91);
+    const body = new Uint8Array([...deep, 0xc0]);
+    expect(messageOf(() => decodeRequest(body))).toContain("nesting deeper");
+    const ok = new Uint8Array([...new Uint8Array(WIRE_LIMITS.depthMax - 1).fill(0x91), 0xc0]);
+    expect(codeOf(() => scanMsgpack(ok, WIRE_LIMITS))).toBeNull();
+  });
+
+  test("more values than itemsMax are rejected", () => {
+    const count = WIRE_LIMITS.itemsMax + 1;
+    const body = new Uint8Array(5 + count);
+    body.set([0xdd, (count >>> 24) & 0xff, (count >>> 16) & 0xff, (count >>> 8) & 0xff, count & 0xff]);
+    expect(messageOf(() => decodeRequest(body))).toContain("more than");
+  });
+
+  test("ext types and the unused byte 0xc1 are rejected", () => {
+    expect(codeOf(() => decodeRequest(new Uint8Array([0xd4, 0x01, 0x00])))).toBe("INVALID_REQUEST");
+    expect(codeOf(() => decodeRequest(new Uint8Array([0xc1])))).toBe("INVALID_REQUEST");
+  });
+
+  test("a str over the limit is rejected by the decoder's explicit limit", () => {
+    const body = encode({ id: 1, op: "x".repeat(WIRE_LIMITS.strBytesMax + 1) });
+    expect(codeOf(() => decodeRequest(body))).toBe("INVALID_REQUEST");
+  });
+
+  test("a bin over the frame limit cannot be decoded", () => {
+    const small = createRequestDecoder(1024);
+    expect(codeOf(() => small(encode({ id: 1, op: "produce", b: new Uint8Array(1025) })))).toBe("INVALID_REQUEST");
+  });
+
+  test("the __proto__ key is refused", () => {
+    // {"__proto__": 1}
+    const body = new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode("__proto__"), 0x01]);
+    expect(codeOf(() => decodeRequest(body))).toBe("INVALID_REQUEST");
+  });
+});
+
+describe("request schemas", () => {
+  test("a valid produce parses with durability defaulting to written", () => {
+    const request = parseRequest("produce", { batches: [{ topic: "t", partition: 0, batch: new Uint8Array(3) }] });
+    expect(request.durability).toBe("written");
+  });
+
+  test("a bad field is INVALID_REQUEST naming the field path", () => {
+    const message = messageOf(() => parseRequest("produce", { durability: "written", batches: [{ topic: "t", partition: -1, batch: new Uint8Array(3) }] }));
+    expect(message).toStartWith("batches[0].partition:");
+    expect(messageOf(() => parseRequest("fetch", { partitions: [{ topic: "t", partition: 0, offset: "0" }] }))).toStartWith("partitions[0].offset:");
+    expect(messageOf(() => parseRequest("produce", { durability: "sometimes", batches: [] }))).toStartWith("durability:");
+  });
+
+  test("fetch fills defaults for maxBytes, maxWaitMs and minBytes", () => {
+    const request = parseRequest("fetch", { partitions: [{ topic: "t", partition: 0, offset: 0 }] });
+    expect(request).toMatchObject({ maxBytes: 1024 * 1024, maxWaitMs: 0, minBytes: 1 });
+  });
+
+  test("listOffsets accepts earliest, latest and a timestamp, nothing else", () => {
+    for (const at of ["earliest", "latest", 1_700_000_000_000]) {
+      expect(codeOf(() => parseRequest("listOffsets", { partitions: [{ topic: "t", partition: 0, at }] }))).toBeNull();
+    }
+    expect(codeOf(() => parseRequest("listOffsets", { partitions: [{ topic: "t", partition: 0, at: "middle" }] }))).toBe("INVALID_REQUEST");
+  });
+
+  test("group names are short non-empty strings", () => {
+    expect(codeOf(() => parseRequest("fetchOffsets", { group: "" }))).toBe("INVALID_REQUEST");
+    expect(codeOf(() => parseRequest("fetchOffsets", { group: "g".repeat(256) }))).toBe("INVALID_REQUEST");
+    expect(codeOf(() => parseRequest("fetchOffsets", { group: "g".repeat(255) }))).toBeNull();
+  });
+
+  test("over-limit arrays are rejected", () => {
+    const partitions = Array.from({ length: WIRE_LIMITS.partitionsPerRequestMax + 1 }, (_, partition) => ({ topic: "t", partition, offset: 0 }));
+    expect(codeOf(() => parseRequest("fetch", { partitions }))).toBe("INVALID_REQUEST");
+  });
+
+  test("readCorrelationId accepts only a uint32 id in a map", () => {
+    expect(readCorrelationId({ id: 5 })).toBe(5);
+    expect(readCorrelationId({ id: -1 })).toBeNull();
+    expect(readCorrelationId({ id: 2 ** 32 })).toBeNull();
+    expect(readCorrelationId([1])).toBeNull();
+    expect(readCorrelationId(null)).toBeNull();
+  });
+});
+
+describe("response encoders", () => {
+  test("an error frame is {id, error: {code, message, details}} (fixed bytes)", () => {
+    const frame = encodeErrorFrame(3, new RunnelError("UNKNOWN_TOPIC", "no"));
+    const expected = encode({ id: 3, error: { code: "UNKNOWN_TOPIC", message: "no" } });
+    expect([...frame.subarray(0, 4)]).toEqual([0, 0, 0, expected.length]);
+    expect([...frame.subarray(4)]).toEqual([...expected]);
+    expect(decode(encodeErrorFrame(null, new RunnelError("OFFSET_OUT_OF_RANGE", "x", { details: { logStartOffset: 0, nextOffset: 9 } })).subarray(4))).toEqual({
+      id: null,
+      error: { code: "OFFSET_OUT_OF_RANGE", message: "x", details: { logStartOffset: 0, nextOffset: 9 } },
+    });
+  });
+
+  test("encodeResponseFrame copies out of the encoder's shared buffer", () => {
+    const first = encodeResponseFrame({ id: 1, a: "first" });
+    encodeResponseFrame({ id: 2, a: "second!" });
+    expect(decode(first.subarray(4))).toEqual({ id: 1, a: "first" });
+  });
+
+  test("the fetch head plus its records is one valid msgpack map with records last (fixed bytes)", () => {
+    const records = new Uint8Array([9, 8, 7]);
+    const partitions = [{ topic: "t", partition: 0, logStartOffset: 0, nextOffset: 1, recordsBytes: 3 }];
+    const head = encodeFetchResponseHead(1, partitions, records.length);
+    const frame = new Uint8Array([...head, ...records]);
+    const length = new DataView(frame.buffer).getUint32(0);
+    expect(length).toBe(frame.length - FRAME_HEADER_BYTES);
+    expect(frame[4]).toBe(0x83);
+    // ... "records" (fixstr 7) then bin32 of 3 bytes
+    expect([...head.subarray(head.length - 13)]).toEqual([0xa7, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x73, 0xc6, 0, 0, 0, 3]);
+    const decoded = decode(frame.subarray(4)) as Record<string, unknown>;
+    expect(Object.keys(decoded)).toEqual(["id", "partitions", "records"]);
+    expect(decoded).toEqual({ id: 1, partitions, records });
+  });
+
+  test("an empty fetch still ends with a zero-length bin32", () => {
+    const head = encodeFetchResponseHead(2, [], 0);
+    expect(decode(head.subarray(4))).toEqual({ id: 2, partitions: [], records: new Uint8Array(0) });
+  });
+});
