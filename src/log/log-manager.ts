@@ -14,6 +14,7 @@
  * Creating and deleting a topic are each one rename, so a crash never leaves half a topic
  * visible; staging/ and trash/ are emptied on open.
  */
+import { lockDataDir, type DataDirLock } from "./data-dir-lock.ts";
 import { z } from "zod";
 import type { LogManager, LogManagerOptions, LogSink, Partition, RecoverySummary, TopicConfig, TopicDescription } from "./api.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
@@ -81,6 +82,7 @@ class DiskLogManager implements LogManager {
   private readonly topics = new Map<string, Topic>();
   private timers: Array<ReturnType<typeof setInterval>> = [];
   private closing = false;
+  private lock: DataDirLock | null = null;
 
   constructor(options: LogManagerOptions & LogManagerExtraOptions) {
     this.dataDir = options.dataDir.replace(/\/+$/, "") || "/";
@@ -101,7 +103,9 @@ class DiskLogManager implements LogManager {
   open(): void {
     const startedMs = performance.now();
     const { storage } = this;
-    for (const directory of [this.dataDir, this.topicsDir, `${this.dataDir}/staging`, `${this.dataDir}/trash`]) storage.mkdirp(directory);
+    storage.mkdirp(this.dataDir);
+    this.lock = lockDataDir(this.dataDir);
+    for (const directory of [this.topicsDir, `${this.dataDir}/staging`, `${this.dataDir}/trash`]) storage.mkdirp(directory);
     for (const leftover of ["staging", "trash"]) {
       for (const name of storage.readdir(`${this.dataDir}/${leftover}`)) storage.removeTree(`${this.dataDir}/${leftover}/${name}`);
     }
@@ -361,12 +365,16 @@ class DiskLogManager implements LogManager {
         this.logger.warn({ dataDir: this.dataDir, error: toRunnelError(error).message }, "clean-shutdown marker not written");
       }
     }
+    this.lock?.release();
+    this.lock = null;
     this.logger.info({ dataDir: this.dataDir, clean: allClean }, "log closed");
   }
 
   private closeAllNow(): void {
     for (const topic of this.topics.values()) for (const partition of topic.partitions) partition.closeNow();
     this.topics.clear();
+    this.lock?.release();
+    this.lock = null;
   }
 
   private removeQuietly(path: string): void {

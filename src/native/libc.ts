@@ -67,6 +67,13 @@ export interface Libc {
    * sent, or SENDFILE_WOULD_BLOCK when the socket buffer is full. `null` where unsupported.
    */
   sendfile: ((outFd: number, inFd: number, offset: number, count: number) => number) | null;
+  /**
+   * Takes an exclusive advisory lock on the whole file without waiting (flock LOCK_EX|LOCK_NB).
+   * Returns false when another process holds it. The kernel drops the lock when the fd is
+   * closed or the process dies, kill -9 included, so a crashed broker never leaves it stale.
+   * `null` where unsupported.
+   */
+  lockExclusive: ((fd: number) => boolean) | null;
 }
 
 export interface NativeStatus {
@@ -84,6 +91,7 @@ function openLibc() {
     fdatasync: { args: [FFIType.i32], returns: FFIType.i32 },
     posix_fadvise: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.i32], returns: FFIType.i32 },
     sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
+    flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   });
 }
@@ -151,8 +159,20 @@ function makeNative(symbols: Symbols): Libc {
         throw new SyscallError("sendfile", code, errnoName(code));
       }
     },
+    lockExclusive(fd) {
+      for (;;) {
+        if (symbols.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+        const code = errno();
+        if (code === ERRNO.EINTR) continue;
+        if (code === ERRNO.EAGAIN) return false; // EWOULDBLOCK: held by another process
+        throw new SyscallError("flock", code, errnoName(code));
+      }
+    },
   };
 }
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
 
 /** node:fs errors carry `code: "ENOSPC"` and a negative `errno`: map them the same way. */
 function rethrowFs(syscall: string, error: unknown): never {
@@ -200,6 +220,7 @@ function makeFallback(): Libc {
       // No portable equivalent: the page cache keeps its default policy.
     },
     sendfile: null,
+    lockExclusive: null,
   };
 }
 

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
 import { makeBatch, openFdCount, recordingLogger, removeDir, tempDir, valuesOf } from "./helpers.ts";
@@ -161,5 +163,27 @@ describe("LogManager topics", () => {
     for (const slice of held) slice.release();
     expect(openFdCount()).toBeLessThan(whileHeld);
     await manager.close();
+  });
+});
+
+describe("LogManager data directory lock", () => {
+  test("a second manager on the same data directory is refused while the first is open, and allowed after it closes", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-lock-"));
+    try {
+      const first = await openLogManager({ dataDir: dir });
+      let refused: unknown;
+      try {
+        await openLogManager({ dataDir: dir });
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused).toBeInstanceOf(RunnelError);
+      expect((refused as RunnelError).message).toContain(`pid ${process.pid}`);
+      await first.close();
+      const second = await openLogManager({ dataDir: dir });
+      await second.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
