@@ -136,6 +136,8 @@ export class Connection {
     const link = this.link !== null && this.link.usable ? this.link : await this.open();
     void link.request(op, fields, 0, false);
     await link.flushed();
+    // A link that died before its bytes left did not send them.
+    if (link.failure !== null) throw link.failure;
   }
 
   /** Lets requests in flight finish, then closes the socket. Later calls fail with CLIENT_CLOSED. */
@@ -252,6 +254,11 @@ class Link {
 
   get usable(): boolean {
     return this.dead === null;
+  }
+
+  /** Why the link died (null while it lives). */
+  get failure(): RunnelError | null {
+    return this.dead;
   }
 
   async connect(host: string, port: number, timeoutMs: number): Promise<void> {
@@ -425,18 +432,29 @@ class Link {
     }
     const response = readMap(value, "?", "the response");
     const id = response.id;
-    if (id === null || id === undefined) throw brokerError(response.error, `the broker at ${this.address} reset the connection`);
     const head = this.pending[this.pendingHead];
+    if (id === null || id === undefined) {
+      const error = brokerError(response.error, `the broker at ${this.address}`);
+      // INVALID_REQUEST with no id: the broker could not read the request at the head (it keeps
+      // the connection). Anything else (frame too large, timeout, connection limit) closes it.
+      if (error.code !== "INVALID_REQUEST" || head === undefined) throw error;
+      this.settleHead(head, response, error);
+      return;
+    }
     if (head === undefined || head.id !== id) {
       // An answer older than every waiting request belongs to a request that expected none
       // (an error about a durability "none" produce): there is nobody to give it to.
       if (typeof id === "number" && (head === undefined || id < head.id)) return;
       throw malformed(head?.op ?? "?", `answer id ${String(id)} does not match the oldest request (${head?.id ?? "none"})`);
     }
+    this.settleHead(head, response, response.error === undefined ? null : brokerError(response.error, `'${head.op}' on ${this.address}`));
+  }
+
+  private settleHead(head: Pending, response: WireMap, error: RunnelError | null): void {
     this.pending[this.pendingHead++] = undefined as unknown as Pending;
     this.compactPending();
     clearTimeout(head.timer);
-    if (response.error !== undefined) head.reject(brokerError(response.error, `'${head.op}' on ${this.address}`));
+    if (error !== null) head.reject(error);
     else head.resolve(response);
     this.admitWaiting();
   }

@@ -70,6 +70,8 @@ export interface ConsumerOptions extends ConnectionOptions {
   /** How long retriable failures (broker restarting...) are retried before next() throws. Default 30 s. */
   retryTimeoutMs?: number;
   retryBackoffMs?: number;
+  /** How often a subscription looks for partitions added to its topics. Default 30 s. */
+  metadataMaxAgeMs?: number;
 }
 
 interface Cursor {
@@ -119,7 +121,11 @@ export class Consumer implements AsyncIterable<Message> {
   private currentOffset = -1;
   private failingSinceMs = 0;
   private rotation = 0;
+  private readonly metadataMaxAgeMs: number;
+  private metadataCheckedMs = 0;
+  private growing: Promise<void> | null = null;
   private closing = false;
+  private closed: Promise<void> | null = null;
   private autoCommitTimer: ReturnType<typeof setInterval> | undefined;
   /** The last background commit failure, if the last one failed; close() reports it. */
   lastCommitError: RunnelError | null = null;
@@ -140,6 +146,7 @@ export class Consumer implements AsyncIterable<Message> {
     this.partitionMaxBytes = options.partitionMaxBytes ?? 1 * MiB;
     this.retryTimeoutMs = options.retryTimeoutMs ?? 30_000;
     this.retryBackoffMs = options.retryBackoffMs ?? 100;
+    this.metadataMaxAgeMs = options.metadataMaxAgeMs ?? 30_000;
     const autoCommit = options.autoCommit ?? this.groupId !== undefined;
     if (autoCommit && this.groupId !== undefined) {
       this.autoCommitTimer = setInterval(() => void this.autoCommit(), options.autoCommitIntervalMs ?? 5_000);
@@ -215,8 +222,12 @@ export class Consumer implements AsyncIterable<Message> {
   }
 
   /** Stops iteration (a pending next() ends), commits processed offsets when auto-committing, closes the connections. */
-  async close(): Promise<void> {
-    if (this.closing) return;
+  close(): Promise<void> {
+    this.closed ??= this.shutDown();
+    return this.closed;
+  }
+
+  private async shutDown(): Promise<void> {
     this.closing = true;
     clearInterval(this.autoCommitTimer);
     // The fetch in flight may be long-polling; its answer is not wanted any more.
@@ -251,6 +262,7 @@ export class Consumer implements AsyncIterable<Message> {
 
   /** Expands subscriptions, then finds each partition's start: committed offset, else `from`. */
   private async start(): Promise<void> {
+    this.metadataCheckedMs = Date.now();
     if (this.subscriptions.length > 0) {
       const counts = await topicPartitionCounts(this.control, this.subscriptions);
       for (const topic of this.subscriptions) for (let partition = 0; partition < counts.get(topic)!; partition++) this.addCursor(topic, partition, undefined);
@@ -303,6 +315,7 @@ export class Consumer implements AsyncIterable<Message> {
     this.inFlight = null;
     if (outcome.error !== null) return this.onFetchFailure(outcome.error);
     this.failingSinceMs = 0;
+    this.watchForNewPartitions();
     const { messages, cursors, partitionErrors } = await this.unpack(outcome);
     if (!this.closing) this.inFlight = this.fetch();
     this.buffer = messages;
@@ -318,6 +331,32 @@ export class Consumer implements AsyncIterable<Message> {
     if (this.closing) return;
     if (!isRetriable(error) || nowMs - this.failingSinceMs > this.retryTimeoutMs) throw error;
     await Bun.sleep(this.retryBackoffMs);
+  }
+
+  /**
+   * Subscriptions follow `createPartitions`: now and then the topics' partition counts are
+   * read again (in the background, on the control connection) and new partitions join from
+   * their earliest offset, so nothing written to them is missed. A cursor joins only once its
+   * start is known.
+   */
+  private watchForNewPartitions(): void {
+    if (this.subscriptions.length === 0 || this.growing !== null || Date.now() - this.metadataCheckedMs < this.metadataMaxAgeMs) return;
+    this.metadataCheckedMs = Date.now();
+    this.growing = (async () => {
+      const counts = await topicPartitionCounts(this.control, this.subscriptions);
+      const added: OffsetRequest[] = [];
+      for (const [topic, count] of counts) {
+        for (let partition = 0; partition < count; partition++) if (!this.cursorOf(topic, partition)) added.push({ topic, partition, at: "earliest" });
+      }
+      if (added.length === 0) return;
+      const offsets = await listOffsets(this.control, added);
+      added.forEach(({ topic, partition }, index) => {
+        this.addCursor(topic, partition, undefined);
+        this.cursorOf(topic, partition)!.position = offsets[index]!;
+      });
+    })()
+      .catch(() => undefined) // tried again after the next interval
+      .finally(() => (this.growing = null));
   }
 
   /** Sends one fetch for every partition (rotating which goes first, for fairness). Never rejects. */

@@ -184,6 +184,11 @@ export class Producer {
     });
   }
 
+  /** True while a `send()` would wait (the buffer is full, or earlier sends are waiting). */
+  get saturated(): boolean {
+    return this.intakeHead < this.intake.length || this.bufferedBytes >= this.bufferBytesMax;
+  }
+
   /** Resolves when a `send()` would be taken at once (the buffer has room and nothing queues). */
   ready(): Promise<void> {
     if (this.intakeHead === this.intake.length && this.bufferedBytes < this.bufferBytesMax) return Promise.resolve();

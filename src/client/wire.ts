@@ -53,8 +53,8 @@ export function brokerError(value: unknown, context: string): RunnelError {
   const details: Record<string, unknown> = isMap(map.details) ? { ...map.details } : {};
   details.brokerCode = rawCode;
   const code = isErrorCode(rawCode) ? rawCode : "INTERNAL";
-  const known = isErrorCode(rawCode) ? "" : ` (unknown broker code ${rawCode})`;
-  return new RunnelError(code, `${context}: ${rawCode}: ${message}${known}`, { details });
+  const unknown = isErrorCode(rawCode) ? "" : ` (unknown broker code ${rawCode})`;
+  return new RunnelError(code, `${context}: ${message}${unknown}`, { details });
 }
 
 export function isRetriable(error: unknown): boolean {

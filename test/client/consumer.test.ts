@@ -100,6 +100,17 @@ describe("Consumer start positions", () => {
     }
   });
 
+  test("a subscription picks up partitions added later, from their first record", async () => {
+    const broker = seeded(1, 1);
+    const consumer = consumerFor(broker, { metadataMaxAgeMs: 0 }).subscribe("t");
+    expect(values(await take(consumer, 1))).toEqual(["v0"]);
+    broker.topics.get("t")!.push([]);
+    broker.append("t", 1, encodeBatch([{ value: "in the new partition" }]));
+    const [message] = await take(consumer, 1);
+    expect(message).toMatchObject({ partition: 1, offset: 0 });
+    expect(text(message!.value)).toBe("in the new partition");
+  });
+
   test("subscribing to a topic that does not exist fails with UNKNOWN_TOPIC", async () => {
     const broker = seeded(1, 1);
     const error = await consumerFor(broker).subscribe("nope").next().catch((caught: unknown) => caught);

@@ -24,6 +24,7 @@ interface FakeConnection {
   /** Answers in request order: a slot resolves when its answer is ready. */
   queue: Array<Promise<Answer | null>>;
   writing: boolean;
+  outbound: Uint8Array[];
 }
 
 export interface FakeBrokerOptions {
@@ -51,10 +52,11 @@ export class FakeBroker {
       port: 0,
       socket: {
         open: (socket) => {
-          socket.data = { frames: new FrameDecoder(64 * 1024 * 1024), queue: [], writing: false };
+          socket.data = { frames: new FrameDecoder(64 * 1024 * 1024), queue: [], writing: false, outbound: [] };
           this.sockets.add(socket);
         },
         data: (socket, chunk) => this.onData(socket, chunk),
+        drain: (socket) => this.onDrain(socket),
         close: (socket) => void this.sockets.delete(socket),
       },
     });
@@ -112,15 +114,24 @@ export class FakeBroker {
   }
 
   private write(socket: Socket<FakeConnection>, frame: Uint8Array): void {
-    let position = 0;
-    while (position < frame.length) {
-      const written = socket.write(frame.subarray(position));
-      if (written <= 0) {
-        // Test traffic is small; a full socket buffer here would be a test bug.
-        Bun.sleepSync(1);
-        continue;
-      }
-      position += written;
+    const state = socket.data;
+    if (state.outbound.length > 0) {
+      state.outbound.push(frame);
+      return;
+    }
+    const written = socket.write(frame);
+    if (written < 0) return; // the client is gone
+    if (written < frame.length) state.outbound.push(frame.subarray(written));
+  }
+
+  private onDrain(socket: Socket<FakeConnection>): void {
+    const outbound = socket.data.outbound;
+    while (outbound.length > 0) {
+      const head = outbound[0]!;
+      const written = socket.write(head);
+      if (written < 0) return void (outbound.length = 0);
+      if (written < head.length) return void (outbound[0] = head.subarray(written));
+      outbound.shift();
     }
   }
 
@@ -150,6 +161,11 @@ export class FakeBroker {
             metadata: "",
           })),
         };
+      case "unreadable":
+        // What the broker answers a request it cannot read: no id, and the connection lives.
+        return { id: null, error: { code: "INVALID_REQUEST", message: "not a map with a valid id" } };
+      case "tooMany":
+        return { id: null, error: { code: "TOO_MANY_CONNECTIONS", message: "at the connection limit" } };
       default:
         return { id, error: { code: "UNKNOWN_OPERATION", message: String(request.op) } };
     }

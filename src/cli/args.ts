@@ -1,0 +1,94 @@
+/**
+ * @module cli/args
+ * Flag parsing shared by the `runnel` subcommands. Dependency-free on purpose: a command
+ * declares its flags once, gets typed values back, and any mistake (unknown flag, missing
+ * value, bad number) is a UsageError whose message says what to fix; commands print it as
+ * one line and exit 2.
+ *
+ * Accepted forms: `--name value`, `--name=value`, `-n value`, boolean `--name`, repeated
+ * `--name a --name b` for "strings" flags, and `--` to end the flags.
+ */
+
+export type FlagType = "string" | "strings" | "boolean";
+
+export interface FlagSpec {
+  type: FlagType;
+  /** One-letter alias, without the dash. */
+  short?: string;
+}
+
+export type FlagSpecs = Record<string, FlagSpec>;
+
+type ValueOf<Spec extends FlagSpec> = Spec["type"] extends "boolean" ? boolean : Spec["type"] extends "strings" ? string[] : string;
+
+export type FlagValues<Specs extends FlagSpecs> = { [Name in keyof Specs]?: ValueOf<Specs[Name]> };
+
+export interface ParsedArgs<Specs extends FlagSpecs> {
+  flags: FlagValues<Specs>;
+  positionals: string[];
+}
+
+/** A mistake in how a command was called: the message says what to fix. Exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export function parseArgs<Specs extends FlagSpecs>(argv: readonly string[], specs: Specs): ParsedArgs<Specs> {
+  const flags: Record<string, string | string[] | boolean> = {};
+  const positionals: string[] = [];
+  const byShort = new Map(Object.entries(specs).flatMap(([name, spec]) => (spec.short ? [[spec.short, name] as const] : [])));
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!;
+    if (arg === "--") {
+      positionals.push(...argv.slice(index + 1));
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-" || /^-\d/.test(arg)) {
+      positionals.push(arg);
+      continue;
+    }
+    const equals = arg.indexOf("=");
+    const written = equals < 0 ? arg : arg.slice(0, equals);
+    const name = written.startsWith("--") ? written.slice(2) : byShort.get(written.slice(1));
+    const spec = name === undefined ? undefined : specs[name];
+    if (name === undefined || spec === undefined) throw new UsageError(`unknown option '${written}'`);
+    if (spec.type === "boolean") {
+      if (equals >= 0) throw new UsageError(`option '${written}' takes no value`);
+      flags[name] = true;
+      continue;
+    }
+    let value: string | undefined;
+    if (equals >= 0) value = arg.slice(equals + 1);
+    else value = argv[++index];
+    if (value === undefined) throw new UsageError(`option '${written}' needs a value`);
+    if (spec.type === "strings") flags[name] = [...((flags[name] as string[] | undefined) ?? []), value];
+    else flags[name] = value;
+  }
+  return { flags: flags as FlagValues<Specs>, positionals };
+}
+
+/** An integer flag within bounds, or `fallback` when absent. */
+export function intFlag(value: string | undefined, name: string, fallback: number, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (value.trim() === "" || !Number.isInteger(parsed) || parsed < min || parsed > max) {
+    throw new UsageError(`--${name} must be a whole number in ${min}..${max}; got '${value}'`);
+  }
+  return parsed;
+}
+
+/** One of a fixed set of words, or `fallback` when absent. */
+export function choiceFlag<Choice extends string>(value: string | undefined, name: string, choices: readonly Choice[], fallback: Choice): Choice {
+  if (value === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`--${name} must be one of ${choices.join(", ")}; got '${value}'`);
+  return value as Choice;
+}
+
+/** A required flag. */
+export function required(value: string | undefined, name: string): string {
+  if (value === undefined || value === "") throw new UsageError(`--${name} is required`);
+  return value;
+}

@@ -1,0 +1,175 @@
+/**
+ * @module cli/consume
+ * `runnel consume --topic T`: prints messages to stdout, one per line: the raw value bytes
+ * (text, the default) or one JSON object per message (json). Stops after --count messages,
+ * after --timeout-ms without a message, on SIGINT/SIGTERM, or when stdout closes (e.g. piped
+ * into `head`); with --group it commits what it printed before exiting.
+ */
+import { DEFAULT_BROKER } from "../client/connection.ts";
+import { Consumer, type Message, type StartPosition } from "../client/consumer.ts";
+import { UsageError, choiceFlag, intFlag, parseArgs, required } from "./args.ts";
+import { EXIT_OK, Progress, reportFailure } from "./output.ts";
+
+const HELP = `usage: runnel consume --topic TOPIC [options]
+
+Prints a topic's messages to stdout, one per line.
+
+options:
+  -t, --topic TOPIC        topic to read (required)
+  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
+  -p, --partition N        read only partition N (default: every partition)
+  --from POSITION          where to start without a committed offset: earliest (default),
+                           latest, an offset (e.g. 1500), or an ISO-8601 time (2024-05-01T12:00:00Z)
+  -g, --group GROUP        resume from the group's committed offsets and commit what is printed
+  -n, --count N            exit after N messages
+  --timeout-ms MS          exit after MS without a new message (default: wait forever)
+  --format FORMAT          text (default: the value's bytes) or json (topic, partition, offset,
+                           timestamp, key, value, headers; key/value/headers as UTF-8 text)
+  -h, --help               this text
+
+examples:
+  runnel consume --topic greetings
+  runnel consume --topic events --from latest --format json
+  runnel consume --topic numbers --count 10000 > numbers.txt
+  runnel consume --topic events --group mailer --from 2024-05-01T00:00:00Z
+  runnel consume --topic events --partition 2 --from 1500 --count 1
+`;
+
+const FLAGS = {
+  topic: { type: "string", short: "t" },
+  broker: { type: "string", short: "b" },
+  partition: { type: "string", short: "p" },
+  from: { type: "string" },
+  group: { type: "string", short: "g" },
+  count: { type: "string", short: "n" },
+  "timeout-ms": { type: "string" },
+  format: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type Format = "text" | "json";
+
+/** --from: a word, a whole number (an offset), or a time Date.parse understands. */
+export function parseFrom(value: string | undefined): StartPosition {
+  if (value === undefined || value === "earliest") return "earliest";
+  if (value === "latest") return "latest";
+  if (/^\d+$/.test(value)) return { offset: Number(value) };
+  const timestamp = Date.parse(value);
+  if (Number.isNaN(timestamp) || timestamp < 0) {
+    throw new UsageError(`--from must be earliest, latest, an offset or an ISO-8601 time such as 2024-05-01T12:00:00Z; got '${value}'`);
+  }
+  return { timestamp };
+}
+
+const decoder = new TextDecoder();
+const text = (bytes: Uint8Array | null): string | null => (bytes === null ? null : decoder.decode(bytes));
+const NEWLINE = new Uint8Array([0x0a]);
+const EMPTY = new Uint8Array(0);
+
+function toJson(message: Message): string {
+  const headers = message.headers === null ? null : Object.fromEntries(Object.entries(message.headers).map(([name, value]) => [name, text(value)]));
+  return JSON.stringify({
+    topic: message.topic,
+    partition: message.partition,
+    offset: message.offset,
+    timestamp: message.timestamp,
+    key: text(message.key),
+    value: text(message.value),
+    headers,
+  });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let consumer: Consumer | null = null;
+  try {
+    const { flags, positionals } = parseArgs(argv, FLAGS);
+    if (flags.help) {
+      process.stdout.write(HELP);
+      return EXIT_OK;
+    }
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const topic = required(flags.topic, "topic");
+    const count = intFlag(flags.count, "count", 0, 1);
+    const idleMs = intFlag(flags["timeout-ms"], "timeout-ms", 0, 1);
+    const format = choiceFlag<Format>(flags.format, "format", ["text", "json"], "text");
+    const from = parseFrom(flags.from);
+    consumer = new Consumer({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, from, ...(flags.group === undefined ? {} : { groupId: flags.group }) });
+    if (flags.partition === undefined) consumer.subscribe(topic);
+    else consumer.assign([{ topic, partition: intFlag(flags.partition, "partition", 0, 0, 9_999) }]);
+    await consume(consumer, { count, idleMs, format, group: flags.group !== undefined });
+    return EXIT_OK;
+  } catch (error) {
+    return reportFailure("consume", error);
+  } finally {
+    await consumer?.close().catch(() => undefined);
+  }
+}
+
+interface Limits {
+  count: number;
+  idleMs: number;
+  format: Format;
+  group: boolean;
+}
+
+async function consume(consumer: Consumer, limits: Limits): Promise<void> {
+  const progress = new Progress("messages");
+  const out = Bun.stdout.writer({ highWaterMark: 256 * 1024 });
+  // A signal or the idle timeout closes the consumer, which ends the loop and commits (with a
+  // group) every message printed: the loop was waiting for the next one.
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    void consumer.close().catch(() => undefined);
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  const armIdle = () => {
+    if (limits.idleMs === 0) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(stop, limits.idleMs);
+  };
+  armIdle();
+  let printed = 0;
+  let pendingBytes = 0;
+  try {
+    for await (const message of consumer) {
+      armIdle();
+      if (limits.format === "json") {
+        const line = `${toJson(message)}\n`;
+        const result = out.write(line);
+        if (typeof result !== "number") await result;
+        pendingBytes += line.length;
+      } else {
+        const value = message.value ?? EMPTY;
+        const result = out.write(value);
+        if (typeof result !== "number") await result;
+        const newline = out.write(NEWLINE);
+        if (typeof newline !== "number") await newline;
+        pendingBytes += value.length + 1;
+      }
+      printed += 1;
+      progress.add();
+      if (pendingBytes >= 256 * 1024) {
+        await out.flush();
+        pendingBytes = 0;
+      }
+      if (printed === limits.count) break;
+    }
+    await out.flush();
+    if (limits.group && printed > 0 && !stopping) await consumer.commit();
+  } catch (error) {
+    if (!isClosedPipe(error)) throw error;
+  } finally {
+    clearTimeout(idleTimer);
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    progress.stop(`${printed.toLocaleString("en-US")} messages`);
+  }
+}
+
+/** stdout closed by the reader (`| head`): a normal way for a consumer to end. */
+function isClosedPipe(error: unknown): boolean {
+  return typeof error === "object" && error !== null && "code" in error && error.code === "EPIPE";
+}
