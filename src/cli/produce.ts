@@ -17,7 +17,8 @@ const HELP = `usage: runnel produce --topic TOPIC [options] < lines
 Sends each line of stdin as one message (without its newline), or one message with --value.
 
 options:
-  -t, --topic TOPIC        topic to send to (required; create it with 'runnel topics create')
+  -t, --topic TOPIC        topic to send to (required; a broker that auto-creates topics,
+                           the default, creates it on first use)
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
   --key-separator SEP      split each line at the first SEP: key before it, value after
   --key KEY                the key of every message
@@ -117,8 +118,9 @@ function readOptions(flags: ReturnType<typeof parseArgs<typeof FLAGS>>["flags"])
 async function produce(producer: Producer, options: Options): Promise<number> {
   const progress = new Progress("messages");
   const tally = new Tally(progress);
-  // Fail fast and clearly when the broker or the topic is not there, before reading stdin.
-  await topicPartitionCounts(producer.connection, [options.topic]);
+  // Fail fast and clearly when the broker or the topic is not there, before reading stdin
+  // (a broker that auto-creates topics creates it here, as the first send would).
+  await topicPartitionCounts(producer.connection, [options.topic], { autoCreate: true });
   if (options.value !== undefined) {
     send(producer, options, tally, options.key ?? null, options.value);
   } else {

@@ -26,9 +26,12 @@ function chunks<T>(items: readonly T[]): T[][] {
   return out;
 }
 
-/** Partition count of each topic; UNKNOWN_TOPIC when one does not exist. */
-export async function topicPartitionCounts(connection: Connection, topics: readonly string[]): Promise<Map<string, number>> {
-  const response = await connection.request("metadata", { topics: [...topics] });
+/**
+ * Partition count of each topic; UNKNOWN_TOPIC when one does not exist (with `autoCreate`, only
+ * when the broker does not auto-create topics either).
+ */
+export async function topicPartitionCounts(connection: Connection, topics: readonly string[], options: { autoCreate?: boolean } = {}): Promise<Map<string, number>> {
+  const response = await connection.request("metadata", { topics: [...topics], autoCreate: options.autoCreate ?? false });
   const counts = new Map<string, number>();
   for (const [index, item] of readArray(response.topics, "metadata", "topics").entries()) {
     const topic = readMap(item, "metadata", `topics[${index}]`);

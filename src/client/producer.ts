@@ -507,7 +507,7 @@ export class Producer {
     for (const name of wanted) this.metadataInFlight.add(name);
     let answered: Map<string, number | RunnelError>;
     try {
-      answered = parseMetadata(await this.connection.request("metadata", { topics: wanted }), wanted);
+      answered = parseMetadata(await this.connection.request("metadata", { topics: wanted, autoCreate: true }), wanted);
     } catch (error) {
       const failure = toRunnelError(error);
       answered = new Map(wanted.map((name) => [name, failure]));

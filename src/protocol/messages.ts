@@ -76,7 +76,11 @@ export const envelopeSchema = z.object({ id: correlationId, op: z.string().min(1
 
 export const requestSchemas = {
   hello: z.object({ versions: z.array(z.int().min(0)).min(1).max(64), clientId: z.string().max(LIMITS.shortStringLengthMax).optional() }),
-  metadata: z.object({ topics: z.array(topicName).max(WIRE_LIMITS.topicsPerRequestMax).optional() }),
+  metadata: z.object({
+    topics: z.array(topicName).max(WIRE_LIMITS.topicsPerRequestMax).optional(),
+    /** Create named topics that are missing, when the broker allows auto-creation (producers set it). */
+    autoCreate: z.boolean().default(false),
+  }),
   createTopic: z.object({ topic: topicName, partitions: z.int().min(1).max(LIMITS.partitionsPerTopicMax), config: topicConfig.optional() }),
   deleteTopic: z.object({ topic: topicName }),
   describeTopic: z.object({ topic: topicName }),

@@ -29,15 +29,19 @@ export function checkTopicRoom(context: BrokerContext): void {
   }
 }
 
+/** Creates `topic` with the default partition count when it is missing and auto-creation is on. */
+export function ensureTopic(context: BrokerContext, topic: string): void {
+  if (context.log.hasTopic(topic)) return;
+  if (!context.config.autoCreateTopics) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
+  checkTopicName(topic);
+  checkTopicRoom(context);
+  context.log.createTopic(topic, { partitions: context.config.defaultPartitions });
+  context.logger.info({ topic, partitions: context.config.defaultPartitions }, "topic auto-created");
+}
+
 /** The partition, creating the topic first when it is missing and auto-creation is on. */
 export function partitionForProduce(context: BrokerContext, topic: string, partition: number): Partition {
-  if (!context.log.hasTopic(topic)) {
-    if (!context.config.autoCreateTopics) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off)`);
-    checkTopicName(topic);
-    checkTopicRoom(context);
-    context.log.createTopic(topic, { partitions: context.config.defaultPartitions });
-    context.logger.info({ topic, partitions: context.config.defaultPartitions }, "topic auto-created");
-  }
+  ensureTopic(context, topic);
   return context.log.partition(topic, partition);
 }
 

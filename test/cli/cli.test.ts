@@ -56,6 +56,13 @@ describe("runnel CLI", () => {
     expect(gone.stderr).toContain("[UNKNOWN_TOPIC]");
   });
 
+  test("produce to a topic that does not exist yet creates it when the broker auto-creates topics", async () => {
+    const produced = await runCli(["produce", "--topic", "cli-fresh", ...b()], "first\nsecond\n");
+    expect(produced).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    const consumed = await runCli(["consume", "--topic", "cli-fresh", "--count", "2", ...b()]);
+    expect(consumed).toMatchObject({ code: 0, stdout: "first\nsecond\n" });
+  });
+
   test("produce reads stdin lines; consume prints them back, byte for byte", async () => {
     await runCli(["topics", "create", "cli-lines", "--partitions", "2", ...b()]);
     const lines = Array.from({ length: 2000 }, (_, index) => `line ${index} ünïcode ${"x".repeat(index % 50)}`);
@@ -97,9 +104,12 @@ describe("runnel CLI", () => {
   });
 
   test("failures exit non-zero with one line on stderr saying what to try", async () => {
-    const unknownTopic = await runCli(["produce", "--topic", "nope", ...b()], "x\n");
+    const unknownTopic = await runCli(["consume", "--topic", "nope", "--count", "1", ...b()]);
     expect(unknownTopic.code).toBe(1);
-    expect(unknownTopic.stderr).toMatch(/^runnel produce: .*nope.*runnel topics (list|create).*\n$/);
+    expect(unknownTopic.stderr).toMatch(/^runnel consume: .*nope.*runnel topics (list|create).*\n$/);
+    const badName = await runCli(["produce", "--topic", "../etc", ...b()], "x\n");
+    expect(badName.code).toBe(1);
+    expect(badName.stderr).toMatch(/^runnel produce: .*\[INVALID_TOPIC_NAME\]\n$/);
     const badFlag = await runCli(["consume", "--topic", "x", "--format", "xml"]);
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toBe("runnel consume: --format must be one of text, json; got 'xml'. Try 'runnel consume --help'.\n");
