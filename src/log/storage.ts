@@ -1,7 +1,7 @@
 /**
  * @module log/storage
  * The file seam: every file operation the log makes goes through a `Storage`. Production
- * uses `nativeStorage` (bun:ffi pwrite/pread/fdatasync/fadvise, node:fs for the rest);
+ * uses `nativeStorage` (native/libc.ts pwrite/pread/fdatasync/fadvise, node:fs for the rest);
  * tests wrap it to tear writes, fill the disk or fail an fsync without mocks.
  */
 import * as fs from "node:fs";

@@ -10,6 +10,7 @@ import type { LogSink } from "../../src/log/api.ts";
 import { nativeStorage, type Storage } from "../../src/log/storage.ts";
 import { SyscallError, ERRNO } from "../../src/native/libc.ts";
 import { encodeBatch, decodeRecords, verifyBatch } from "../../src/format/record-batch.ts";
+export { prng } from "../support/prng.ts";
 
 export function tempDir(label: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `runnel-${label}-`));
@@ -19,17 +20,6 @@ export function removeDir(directory: string): void {
   fs.rmSync(directory, { recursive: true, force: true });
 }
 
-/** Mulberry32: a tiny seeded PRNG so random tests replay exactly from their seed. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A batch of `count` records whose values name `tag` and their index; timestamps from `timestampMs`. */
 export function makeBatch(tag: string, count: number, timestampMs: number, valueBytes = 16): Uint8Array {

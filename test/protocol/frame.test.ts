@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { encodeFrame, FrameDecoder, FrameError } from "../../src/protocol/frame.ts";
+import { prng as random } from "../support/prng.ts";
 
 function drain(decoder: FrameDecoder): Uint8Array[] {
   const frames: Uint8Array[] = [];
@@ -7,17 +8,6 @@ function drain(decoder: FrameDecoder): Uint8Array[] {
   return frames;
 }
 
-/** A tiny seeded PRNG (mulberry32) so failures reproduce. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("frame codec", () => {
   test("encodes a body as a u32 big-endian length then the body (fixed bytes)", () => {

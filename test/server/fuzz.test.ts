@@ -3,18 +3,8 @@ import { encode } from "@msgpack/msgpack";
 import { encodeBatch } from "../../src/format/record-batch.ts";
 import { encodeFrame } from "../../src/protocol/frame.ts";
 import { type Message, startTestBroker, TestClient } from "./helpers.ts";
+import { prng } from "../support/prng.ts";
 
-/** mulberry32: seeded, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = 20_240_601;
 const CONNECTIONS = 32;

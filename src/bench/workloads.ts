@@ -1,0 +1,432 @@
+/**
+ * @module bench/workloads
+ * The load `runnel bench` puts on a broker, through the real client library:
+ *
+ * - produce: `producers` Producers send `size`-byte messages as fast as the producer's buffer
+ *   bound lets them (or at a fixed `rate`); latency is send() -> acknowledgement.
+ * - consume: reads `messages` messages from the start of the topic (producing the missing ones
+ *   first, untimed). Decoded through the Consumer (records handed out one by one), or `raw`:
+ *   fetch requests whose batches are only counted (header read, records never decoded).
+ * - e2e: producers and consumers together; latency is send() -> the consumer seeing the message.
+ *
+ * Coordinated omission: with `rate`, message i is due at start + i / rate and its latency is
+ * measured from that due time (stamped into the message for e2e), not from when the loop got
+ * round to sending it, so a stall counts against every message it delayed.
+ */
+import { Admin } from "../client/admin.ts";
+import { Connection } from "../client/connection.ts";
+import { Consumer } from "../client/consumer.ts";
+import { type Durability, Producer } from "../client/producer.ts";
+import { readArray, readBytes, readInt, readMap } from "../client/wire.ts";
+import { RunnelError, toRunnelError } from "../errors.ts";
+import { BATCH_LOG_OVERHEAD_BYTES, readBatchHeader } from "../format/record-batch.ts";
+import { LatencyHistogram } from "./histogram.ts";
+
+export type WorkloadName = "produce" | "consume" | "e2e";
+
+export interface WorkloadOptions {
+  broker: string;
+  topic: string;
+  /** Messages to send (produce, e2e) or read (consume); null: run for `durationS`. */
+  messages: number | null;
+  durationS: number | null;
+  sizeBytes: number;
+  partitions: number;
+  producers: number;
+  consumers: number;
+  batchBytes: number;
+  lingerMs: number;
+  durability: Durability;
+  /** Offered load in messages/s, all producers together; null: as fast as possible. */
+  rate: number | null;
+  seed: number;
+  /** consume: count fetched batches without decoding records. */
+  raw: boolean;
+  /** Bytes per partition per fetch (consumers). */
+  fetchBytes: number;
+}
+
+export interface WorkloadResult {
+  workload: WorkloadName;
+  messages: number;
+  /** Message payload bytes (size x messages), the figure MB/s is computed from. */
+  bytes: number;
+  seconds: number;
+  latency: LatencyHistogram;
+  /** Messages completed per interval, for the throughput-over-time chart. */
+  timeline: TimelinePoint[];
+  failures: number;
+  firstError: string | null;
+  notes: string[];
+}
+
+export interface TimelinePoint {
+  seconds: number;
+  messagesPerSecond: number;
+}
+
+const TIMELINE_INTERVAL_MS = 250;
+const BURST_MESSAGES = 2_048;
+
+/** Counts completions and samples the rate every TIMELINE_INTERVAL_MS. */
+export class Meter {
+  completed = 0;
+  failures = 0;
+  firstError: string | null = null;
+  readonly timeline: TimelinePoint[] = [];
+  readonly latency = new LatencyHistogram();
+  private startNs = 0;
+  private lastCompleted = 0;
+  private lastNs = 0;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  onTick: ((meter: Meter) => void) | null = null;
+
+  start(): void {
+    this.startNs = this.lastNs = Bun.nanoseconds();
+    this.timer = setInterval(() => this.sample(), TIMELINE_INTERVAL_MS);
+  }
+
+  get elapsedSeconds(): number {
+    return (Bun.nanoseconds() - this.startNs) / 1e9;
+  }
+
+  readonly fail = (error: unknown): void => {
+    this.failures += 1;
+    this.firstError ??= toRunnelError(error).message;
+  };
+
+  stop(): number {
+    clearInterval(this.timer);
+    this.sample();
+    return this.elapsedSeconds;
+  }
+
+  private sample(): void {
+    const nowNs = Bun.nanoseconds();
+    const seconds = (nowNs - this.lastNs) / 1e9;
+    if (seconds <= 0) return;
+    this.timeline.push({ seconds: (nowNs - this.startNs) / 1e9, messagesPerSecond: (this.completed - this.lastCompleted) / seconds });
+    this.lastCompleted = this.completed;
+    this.lastNs = nowNs;
+    this.onTick?.(this);
+  }
+}
+
+/** Seeded xorshift32: the payload bytes are the same for the same --seed. */
+export function payload(sizeBytes: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(sizeBytes);
+  let state = seed >>> 0 || 0x9e3779b9;
+  for (let index = 0; index < sizeBytes; index++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    bytes[index] = state & 0xff;
+  }
+  return bytes;
+}
+
+/** Creates the topic (TOPIC_EXISTS is fine when it has enough partitions). */
+export async function ensureTopic(broker: string, topic: string, partitions: number): Promise<boolean> {
+  const admin = new Admin({ broker, clientId: "runnel-bench" });
+  try {
+    await admin.createTopic(topic, { partitions });
+    return true;
+  } catch (error) {
+    if (!(error instanceof RunnelError) || error.code !== "TOPIC_EXISTS") throw error;
+    const described = await admin.describeTopic(topic);
+    if (described.partitions.length < partitions) {
+      throw new RunnelError("INVALID_PARTITIONS", `topic ${topic} exists with ${described.partitions.length} partitions; the bench asks for ${partitions}`);
+    }
+    return false;
+  } finally {
+    await admin.connection.close();
+  }
+}
+
+export async function deleteTopic(broker: string, topic: string): Promise<void> {
+  const admin = new Admin({ broker, clientId: "runnel-bench" });
+  try {
+    await admin.deleteTopic(topic);
+  } finally {
+    await admin.connection.close();
+  }
+}
+
+function newProducer(options: WorkloadOptions, index: number): Producer {
+  return new Producer({
+    broker: options.broker,
+    clientId: `runnel-bench-producer-${index}`,
+    durability: options.durability,
+    batchBytes: options.batchBytes,
+    lingerMs: options.lingerMs,
+  });
+}
+
+/** Shares the message budget (or the deadline) between producer loops. */
+class Budget {
+  private left: number;
+  private readonly deadlineNs: number;
+  constructor(messages: number | null, durationS: number | null) {
+    this.left = messages ?? Number.POSITIVE_INFINITY;
+    this.deadlineNs = durationS === null ? Number.POSITIVE_INFINITY : Bun.nanoseconds() + durationS * 1e9;
+  }
+  take(): boolean {
+    if (this.left <= 0) return false;
+    if ((this.left & 255) === 0 && Bun.nanoseconds() >= this.deadlineNs) {
+      this.left = 0;
+      return false;
+    }
+    this.left -= 1;
+    return true;
+  }
+  get exhausted(): boolean {
+    return this.left <= 0 || Bun.nanoseconds() >= this.deadlineNs;
+  }
+}
+
+type Stamp = (value: Uint8Array, dueNs: number) => void;
+
+/**
+ * One producer's send loop. At full speed: bursts of sends until the producer's buffer is full,
+ * then wait for room. At a fixed rate: every message due by now is sent, stamped with its due
+ * time, then the loop sleeps until the next is due.
+ */
+async function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, meter: Meter, value: Uint8Array, stamp: Stamp | null, ratePerProducer: number | null): Promise<number> {
+  let sent = 0;
+  const topic = options.topic;
+  const latency = meter.latency;
+  const onAck = (dueNs: number) => () => {
+    meter.completed += 1;
+    if (stamp === null) latency.record(Bun.nanoseconds() - dueNs);
+  };
+  const intervalNs = ratePerProducer === null ? 0 : 1e9 / ratePerProducer;
+  let dueNs = Bun.nanoseconds();
+  while (!budget.exhausted) {
+    const nowNs = Bun.nanoseconds();
+    let burst = 0;
+    while (burst < BURST_MESSAGES && (ratePerProducer === null ? !producer.saturated : dueNs <= nowNs) && budget.take()) {
+      const sentNs = ratePerProducer === null ? Bun.nanoseconds() : dueNs;
+      let bytes = value;
+      if (stamp !== null) {
+        bytes = value.slice();
+        stamp(bytes, sentNs);
+      }
+      producer.send(topic, { value: bytes }).then(onAck(sentNs), meter.fail);
+      sent += 1;
+      burst += 1;
+      dueNs += intervalNs;
+    }
+    if (ratePerProducer === null) {
+      if (producer.saturated) await producer.ready();
+      else await new Promise<void>((resolve) => setImmediate(resolve));
+    } else {
+      const waitMs = (dueNs - Bun.nanoseconds()) / 1e6;
+      if (waitMs >= 1) await Bun.sleep(Math.floor(waitMs));
+      else await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+  await producer.flush();
+  return sent;
+}
+
+export async function runProduce(options: WorkloadOptions, meter: Meter): Promise<WorkloadResult> {
+  const producers = Array.from({ length: options.producers }, (_, index) => newProducer(options, index));
+  try {
+    await Promise.all(producers.map((producer) => producer.connection.connect()));
+    const value = payload(options.sizeBytes, options.seed);
+    const budget = new Budget(options.messages, options.durationS);
+    const ratePerProducer = options.rate === null ? null : options.rate / options.producers;
+    meter.start();
+    const sent = await Promise.all(producers.map((producer) => sendLoop(producer, options, budget, meter, value, null, ratePerProducer)));
+    const seconds = meter.stop();
+    const messages = sent.reduce((sum, count) => sum + count, 0) - meter.failures;
+    const notes = options.durability === "none" ? ["durability none: latency is send() -> bytes handed to the kernel"] : [];
+    return result("produce", options, meter, messages, seconds, notes);
+  } finally {
+    await Promise.all(producers.map((producer) => producer.close().catch(() => undefined)));
+  }
+}
+
+function result(workload: WorkloadName, options: WorkloadOptions, meter: Meter, messages: number, seconds: number, notes: string[]): WorkloadResult {
+  return { workload, messages, bytes: messages * options.sizeBytes, seconds, latency: meter.latency, timeline: meter.timeline, failures: meter.failures, firstError: meter.firstError, notes };
+}
+
+/** Partitions consumer `index` of `count` reads: every count-th one. */
+function partitionsOf(index: number, count: number, partitions: number): number[] {
+  const mine: number[] = [];
+  for (let partition = index; partition < partitions; partition += count) mine.push(partition);
+  return mine;
+}
+
+/** How many messages the topic holds (sum of nextOffset - logStartOffset). */
+async function topicMessages(broker: string, topic: string): Promise<number> {
+  const admin = new Admin({ broker, clientId: "runnel-bench" });
+  try {
+    const described = await admin.describeTopic(topic);
+    return described.partitions.reduce((sum, partition) => sum + partition.nextOffset - partition.logStartOffset, 0);
+  } finally {
+    await admin.connection.close();
+  }
+}
+
+export async function runConsume(options: WorkloadOptions, meter: Meter): Promise<WorkloadResult> {
+  const wanted = options.messages ?? 1_000_000;
+  const notes: string[] = [];
+  const have = await topicMessages(options.broker, options.topic);
+  if (have < wanted) {
+    const preload = await runProduce({ ...options, messages: wanted - have, durationS: null, rate: null }, new Meter());
+    notes.push(`preloaded ${preload.messages.toLocaleString("en-US")} messages first (${(preload.messages / preload.seconds).toFixed(0)} msgs/s, untimed)`);
+  }
+  const share = Math.ceil(wanted / options.consumers);
+  const deadlineNs = options.durationS === null ? Number.POSITIVE_INFINITY : Bun.nanoseconds() + options.durationS * 1e9;
+  meter.start();
+  const counts = await Promise.all(
+    Array.from({ length: options.consumers }, (_, index) => {
+      const partitions = partitionsOf(index, options.consumers, options.partitions);
+      return options.raw ? rawFetchLoop(options, partitions, share, deadlineNs, meter) : consumeLoop(options, partitions, share, deadlineNs, meter, null);
+    }),
+  );
+  const seconds = meter.stop();
+  notes.push(options.raw ? "raw: fetched batches counted from their headers; records not decoded" : "decoded by the Consumer, one Message object per record");
+  return result("consume", options, meter, counts.reduce((sum, count) => sum + count, 0), seconds, notes);
+}
+
+/** Reads up to `wanted` messages through a Consumer; with `e2e`, records each one's latency. */
+async function consumeLoop(options: WorkloadOptions, partitions: number[], wanted: number, deadlineNs: number, meter: Meter, e2e: { starts: number[]; done: () => boolean } | null): Promise<number> {
+  if (partitions.length === 0) return 0;
+  const consumer = new Consumer({ broker: options.broker, clientId: "runnel-bench-consumer", partitionMaxBytes: options.fetchBytes, maxWaitMs: 100 });
+  consumer.assign(partitions.map((partition) => ({ topic: options.topic, partition, from: { offset: e2e?.starts[partition] ?? 0 } })));
+  let count = 0;
+  try {
+    for (;;) {
+      if (count >= wanted || (count & 1023) === 0 && Bun.nanoseconds() >= deadlineNs) break;
+      if (e2e !== null && e2e.done()) break;
+      const next = await consumer.next();
+      if (next.done) break;
+      count += 1;
+      meter.completed += 1;
+      if (e2e !== null) {
+        const value = next.value.value;
+        if (value !== null && value.length >= 8) meter.latency.record(Bun.nanoseconds() - readStamp(value));
+      }
+    }
+  } finally {
+    await consumer.close();
+  }
+  return count;
+}
+
+/** Fetches `fetchBytes` per request with no decoding: counts records from batch headers. */
+async function rawFetchLoop(options: WorkloadOptions, partitions: number[], wanted: number, deadlineNs: number, meter: Meter): Promise<number> {
+  if (partitions.length === 0) return 0;
+  const connection = new Connection({ broker: options.broker, clientId: "runnel-bench-raw" });
+  const positions = partitions.map(() => 0);
+  let count = 0;
+  let rawBytes = 0;
+  try {
+    while (count < wanted && Bun.nanoseconds() < deadlineNs) {
+      const response = await connection.request("fetch", {
+        partitions: partitions.map((partition, index) => ({ topic: options.topic, partition, offset: positions[index]!, maxBytes: options.fetchBytes })),
+        maxBytes: options.fetchBytes * partitions.length,
+        maxWaitMs: 100,
+        minBytes: 1,
+      });
+      const entries = readArray(response.partitions, "fetch", "partitions");
+      const records = entries.length === 0 ? new Uint8Array(0) : readBytes(response.records, "fetch", "records");
+      let position = 0;
+      for (const [index, item] of entries.entries()) {
+        const length = readInt(readMap(item, "fetch", "partition").recordsBytes ?? 0, "fetch", "recordsBytes");
+        const counted = countBatches(records, position, length);
+        position += length;
+        count += counted.records;
+        meter.completed += counted.records;
+        if (counted.nextOffset >= 0) positions[index] = counted.nextOffset;
+      }
+      rawBytes += records.length;
+      if (records.length === 0) break; // caught up: the topic holds fewer than asked
+    }
+  } finally {
+    await connection.close();
+  }
+  return count;
+}
+
+/** Walks batch headers in records[position, position + length): records and next offset. */
+function countBatches(records: Uint8Array, position: number, length: number): { records: number; nextOffset: number } {
+  let counted = 0;
+  let nextOffset = -1;
+  const end = position + length;
+  while (position + BATCH_LOG_OVERHEAD_BYTES <= end) {
+    const header = readBatchHeader(records, position);
+    const total = BATCH_LOG_OVERHEAD_BYTES + header.batchLength;
+    if (position + total > end) break;
+    counted += header.recordCount;
+    nextOffset = header.baseOffset + header.lastOffsetDelta + 1;
+    position += total;
+  }
+  return { records: counted, nextOffset };
+}
+
+/** e2e messages carry their due time (Bun.nanoseconds of this process) in the first 8 bytes. */
+function writeStamp(value: Uint8Array, dueNs: number): void {
+  new DataView(value.buffer, value.byteOffset, 8).setFloat64(0, dueNs, true);
+}
+
+function readStamp(value: Uint8Array): number {
+  return new DataView(value.buffer, value.byteOffset, 8).getFloat64(0, true);
+}
+
+export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promise<WorkloadResult> {
+  if (options.sizeBytes < 8) throw new RunnelError("INVALID_CONFIG", "e2e needs --size of at least 8 bytes (the send time travels in the message)");
+  const starts = await latestOffsets(options);
+  const producers = Array.from({ length: options.producers }, (_, index) => newProducer(options, index));
+  const value = payload(options.sizeBytes, options.seed);
+  const budget = new Budget(options.messages, options.durationS);
+  const sendMeter = new Meter();
+  let producing = true;
+  let sentTotal = 0;
+  const done = () => !producing && meter.completed >= sentTotal - sendMeter.failures;
+  try {
+    await Promise.all(producers.map((producer) => producer.connection.connect()));
+    meter.start();
+    const consumers = Array.from({ length: options.consumers }, (_, index) =>
+      consumeLoop(options, partitionsOf(index, options.consumers, options.partitions), Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, meter, { starts, done }),
+    );
+    const ratePerProducer = options.rate === null ? null : options.rate / options.producers;
+    const sent = await Promise.all(producers.map((producer) => sendLoop(producer, options, budget, sendMeter, value, writeStamp, ratePerProducer)));
+    sentTotal = sent.reduce((sum, count) => sum + count, 0);
+    producing = false;
+    await waitFor(done, 30_000);
+    const seconds = meter.stop();
+    await abortConsumers(consumers, done);
+    const notes = [`latency: due send time -> the consumer seeing the message${options.rate === null ? " (no --rate: a saturation run, latency includes queueing)" : ""}`];
+    if (!done()) notes.push(`only ${meter.completed} of ${sentTotal} messages arrived within 30 s of the last send`);
+    meter.failures += sendMeter.failures;
+    meter.firstError ??= sendMeter.firstError;
+    return result("e2e", options, meter, meter.completed, seconds, notes);
+  } finally {
+    producing = false;
+    await Promise.all(producers.map((producer) => producer.close().catch(() => undefined)));
+  }
+}
+
+async function abortConsumers(consumers: Array<Promise<number>>, done: () => boolean): Promise<void> {
+  void done;
+  await Promise.race([Promise.all(consumers), Bun.sleep(2_000)]);
+}
+
+/** Bounded wait for a condition, checking every few ms (a CLI load generator, not a test). */
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await Bun.sleep(5);
+}
+
+async function latestOffsets(options: WorkloadOptions): Promise<number[]> {
+  const admin = new Admin({ broker: options.broker, clientId: "runnel-bench" });
+  try {
+    const partitions = Array.from({ length: options.partitions }, (_, partition) => partition);
+    return await admin.listOffsets(partitions.map((partition) => ({ topic: options.topic, partition, at: "latest" as const })));
+  } finally {
+    await admin.connection.close();
+  }
+}
