@@ -6,8 +6,7 @@
  *   cache to a Bun socket with sendfile(2) (or, for comparison, pread + socket.write); the
  *   client only counts bytes. Nothing a broker can do sends faster over loopback.
  * - disk: raw pwrite of the same bytes in `chunkBytes` pieces, sequentially, into one file
- *   (the page cache; `synced` adds one fdatasync per chunk-group as the log's group commit
- *   would at best).
+ *   (the page cache); for `synced`, the same with one fdatasync per MiB written.
  *
  * The server (`serveFile`) is what `runnel bench sendfile-server` runs; it uses the same
  * EAGAIN -> one-byte-probe trick as server/outbound.ts so Bun arms `drain`.
@@ -131,7 +130,7 @@ export interface Ceiling {
   tcpCopyBytesPerSecond: number;
   /** Sequential pwrite of chunkBytes pieces into the page cache, bytes/s. */
   pwriteBytesPerSecond: number;
-  /** pwrite + fdatasync every syncEveryBytes, bytes/s. */
+  /** pwrite + fdatasync every MiB, bytes/s. */
   pwriteSyncedBytesPerSecond: number;
   fileBytes: number;
   chunkBytes: number;
@@ -218,7 +217,7 @@ export async function measureCeiling(options: { fileBytes: number; chunkBytes: n
     const tcpCopyBytesPerSecond = await measureLoopback(file, "copy", rounds);
     fs.rmSync(file, { force: true });
     const pwriteBytesPerSecond = measurePwrite(directory, options.fileBytes, options.chunkBytes, null);
-    const pwriteSyncedBytesPerSecond = measurePwrite(directory, Math.min(options.fileBytes, 64 << 20), options.chunkBytes, options.chunkBytes);
+    const pwriteSyncedBytesPerSecond = measurePwrite(directory, Math.min(options.fileBytes, 64 << 20), options.chunkBytes, Math.max(options.chunkBytes, 1 << 20));
     return { tcpSendfileBytesPerSecond, tcpCopyBytesPerSecond, pwriteBytesPerSecond, pwriteSyncedBytesPerSecond, fileBytes: options.fileBytes, chunkBytes: options.chunkBytes };
   } finally {
     fs.rmSync(directory, { recursive: true, force: true });

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""A Runnel producer and consumer written from docs/protocol.md alone.
+
+Needs only the standard library and a MessagePack library (Debian: python3-msgpack).
+
+  runnel_client.py --broker 127.0.0.1:9600 produce TOPIC < lines     one message per line
+  runnel_client.py --broker 127.0.0.1:9600 consume TOPIC COUNT        prints COUNT values
+
+Consume reads every partition of TOPIC from its earliest offset and prints one line per
+record, as "partition offset key value" (key "-" when absent), checking every batch's crc.
+"""
+import argparse
+import socket
+import struct
+import sys
+import time
+import zlib
+
+import msgpack
+
+HEADER = struct.Struct(">qiibIhiqqqhii")  # protocol.md section 3: the 61-byte batch header
+assert HEADER.size == 61
+
+
+class Connection:
+    """One TCP connection; requests are sent one at a time (pipelining is optional)."""
+
+    def __init__(self, address):
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)))
+        self.next_id = 1
+
+    def _read_exactly(self, n):
+        chunks = []
+        while n > 0:
+            chunk = self.sock.recv(min(n, 1 << 20))
+            if not chunk:
+                raise ConnectionError("broker closed the connection")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def request(self, op, **fields):
+        request_id = self.next_id
+        self.next_id += 1
+        body = msgpack.packb({"id": request_id, "op": op, **fields}, use_bin_type=True)
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+        (length,) = struct.unpack(">I", self._read_exactly(4))
+        response = msgpack.unpackb(self._read_exactly(length), raw=False)
+        if response.get("id") != request_id:
+            raise RuntimeError(f"response id {response.get('id')} for request {request_id}")
+        if "error" in response:
+            raise RuntimeError(f"{op}: {response['error']['code']}: {response['error']['message']}")
+        return response
+
+
+def encode_batch(messages, now_ms):
+    """messages: list of (key bytes or None, value bytes). Returns one record batch."""
+    records = b"".join(msgpack.packb([0, key, value, None], use_bin_type=True) for key, value in messages)
+    after_crc = struct.pack(">hiqqqhii", 0, len(messages) - 1, now_ms, now_ms, -1, -1, -1, len(messages)) + records
+    crc = zlib.crc32(after_crc)
+    batch_length = 4 + 1 + 4 + len(after_crc)  # leaderEpoch + magic + crc + the rest
+    return struct.pack(">qiibI", 0, batch_length, 0, 1, crc) + after_crc
+
+
+def decode_batches(records):
+    """Yields (offset, timestamp, key, value) from a fetch response's concatenated batches."""
+    position = 0
+    while len(records) - position >= HEADER.size:
+        (base_offset, batch_length, _epoch, magic, crc, _attributes, _last_delta, first_ts, _max_ts,
+         _pid, _pepoch, _seq, count) = HEADER.unpack_from(records, position)
+        end = position + 12 + batch_length
+        if end > len(records):
+            break  # a trailing partial batch: ask again from the last offset + 1
+        if magic != 1 or zlib.crc32(records[position + 21:end]) != crc:
+            raise ValueError(f"corrupt batch at offset {base_offset}")
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(records[position + 61:end])
+        for index, (ts_delta, key, value, _headers) in enumerate(unpacker):
+            yield base_offset + index, first_ts + ts_delta, key, value
+        if index + 1 != count:
+            raise ValueError(f"batch at {base_offset} says {count} records, holds {index + 1}")
+        position = end
+
+
+def produce(connection, topic, lines):
+    messages = [(None, line.encode()) for line in lines]
+    now_ms = int(time.time() * 1000)
+    response = connection.request("produce", durability="written",
+                                  batches=[{"topic": topic, "partition": 0, "batch": encode_batch(messages, now_ms)}])
+    result = response["results"][0]
+    if "error" in result:
+        raise RuntimeError(f"produce: {result['error']['code']}: {result['error']['message']}")
+    print(f"appended {len(messages)} messages at offsets {result['baseOffset']}..{result['lastOffset']}", file=sys.stderr)
+
+
+def consume(connection, topic, count):
+    metadata = connection.request("metadata", topics=[topic])["topics"][0]
+    if "error" in metadata:
+        raise RuntimeError(f"metadata: {metadata['error']['code']}")
+    positions = {p["partition"]: p["logStartOffset"] for p in metadata["partitions"]}
+    printed = 0
+    while printed < count:
+        wanted = [{"topic": topic, "partition": p, "offset": o} for p, o in sorted(positions.items())]
+        response = connection.request("fetch", partitions=wanted, maxBytes=1 << 20, maxWaitMs=500, minBytes=1)
+        records, start = response["records"], 0
+        for entry in response["partitions"]:
+            if "error" in entry:
+                raise RuntimeError(f"fetch: {entry['error']['code']}: {entry['error']['message']}")
+            own = records[start:start + entry["recordsBytes"]]
+            start += entry["recordsBytes"]
+            for offset, _ts, key, value in decode_batches(own):
+                if offset < positions[entry["partition"]] or printed >= count:
+                    continue  # the first batch may begin below the offset asked for
+                key_text = "-" if key is None else key.decode()
+                print(entry["partition"], offset, key_text, value.decode())
+                positions[entry["partition"]] = offset + 1
+                printed += 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", default="127.0.0.1:9600")
+    parser.add_argument("command", choices=["produce", "consume"])
+    parser.add_argument("topic")
+    parser.add_argument("count", nargs="?", type=int, default=0)
+    args = parser.parse_args()
+    connection = Connection(args.broker)
+    if args.command == "produce":
+        produce(connection, args.topic, sys.stdin.read().splitlines())
+    else:
+        consume(connection, args.topic, args.count)
+
+
+if __name__ == "__main__":
+    main()
