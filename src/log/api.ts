@@ -43,6 +43,11 @@ export interface AppendResult {
   lastOffset: number;
   /** Broker time of the append (ms), for a log-append-time option later. */
   appendTimeMs: number;
+  /**
+   * True when the batch was a retry of an idempotent batch already in the log: nothing was
+   * appended and the offsets are the ones the original got (see producer-state.ts).
+   */
+  duplicate?: boolean;
 }
 
 export interface PartitionInfo {

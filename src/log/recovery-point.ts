@@ -51,7 +51,11 @@ export function readRecoveryPoint(storage: Storage, directory: string): Recovery
   return { point: { offset, segment, position } };
 }
 
+/** The file's contents for `point`. */
+export function encodeRecoveryPoint(point: RecoveryPoint): string {
+  return `${JSON.stringify({ version: 1, offset: point.offset, segment: point.segment, position: point.position })}\n`;
+}
+
 export function writeRecoveryPoint(storage: Storage, directory: string, point: RecoveryPoint): void {
-  const json = JSON.stringify({ version: 1, offset: point.offset, segment: point.segment, position: point.position });
-  storage.writeFileAtomic(`${directory}/${RECOVERY_POINT_FILE}`, `${json}\n`);
+  storage.writeFileAtomic(`${directory}/${RECOVERY_POINT_FILE}`, encodeRecoveryPoint(point));
 }
