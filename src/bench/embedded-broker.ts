@@ -129,7 +129,7 @@ async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: 
   }
 }
 
-async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+async function drain(reader: { read(): Promise<{ done: boolean }> }): Promise<void> {
   try {
     for (;;) if ((await reader.read()).done) return;
   } catch {

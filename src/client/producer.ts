@@ -13,6 +13,13 @@
  *   failed with a retriable error is retried (with backoff) before anything behind it is
  *   sent. Without idempotence a retry after a lost answer may store a batch twice; what was
  *   acknowledged is stored once, in order.
+ * - Idempotence (on by default for "written" and "synced"): the producer asks the broker for an
+ *   id and epoch (`initProducer`) before its first batch and stamps every batch with them and
+ *   with the partition's next sequence, assigned when the batch is first sent (a retry keeps
+ *   it). The broker answers a retry of a stored batch with its original offsets, so a lost
+ *   answer never duplicates. When a batch fails for good its sequence is unknown, so the
+ *   producer lets the other partitions' sent batches settle, then bumps its epoch and numbers
+ *   from 0 again. A broker without `initProducer` (UNKNOWN_OPERATION) turns it off.
  * - Memory: encoded-but-unacknowledged bytes are bounded by `bufferBytesMax`. When full,
  *   `send()` returns a promise that waits in a FIFO (so order holds) and nothing more is
  *   encoded; `ready()` lets a loop wait for room instead of queueing sends.
@@ -24,6 +31,7 @@
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { KiB, LIMITS, MiB } from "../limits.ts";
 import { BatchBuilder, type Bytes } from "../format/batch-builder.ts";
+import { NO_PRODUCER, stampProducer, type ProducerFields } from "../format/record-batch.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { StickyPartitioner, partitionForKey } from "./partitioner.ts";
 import { type WireMap, brokerError, isMap, malformed, readArray, readInt, readMap } from "./wire.ts";
@@ -62,9 +70,18 @@ export interface ProducerOptions extends ConnectionOptions {
   retryBackoffMaxMs?: number;
   /** Partition counts are refreshed after this age. Default 30 s. */
   metadataMaxAgeMs?: number;
+  /**
+   * Stamp batches with a broker-assigned producer id, epoch and sequence so retries never
+   * store a batch twice. Default true; always off with durability "none" (no answers, so no
+   * retries to recognise).
+   */
+  idempotent?: boolean;
   /** For tests: the sticky partitioner's random source. */
   random?: () => number;
 }
+
+/** Sequences are i32 on the wire and wrap from 2^31 - 1 to 0. */
+const SEQUENCE_MODULUS = 2 ** 31;
 
 const DURABILITIES: readonly Durability[] = ["none", "written", "synced"];
 const PRODUCE_BATCHES_PER_REQUEST_MAX = 10_000;
@@ -79,6 +96,12 @@ class ProducerBatch {
   bufferBytes = 0;
   sealedMs = 0;
   attempts = 0;
+  recordCount = 0;
+  /** Idempotence: the identity generation and base sequence stamped in `bytes` (-1: none). */
+  stampGeneration = -1;
+  baseSequence = -1;
+  /** The generation whose sequence this batch was sent with; -1 until first sent. */
+  assignedGeneration = -1;
   lingerTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(
@@ -95,6 +118,12 @@ class PartitionState {
   readonly ready: ProducerBatch[] = [];
   inFlight = false;
   retryAtMs = 0;
+  /** Idempotence: sequences restart at 0 whenever the producer's identity changes. */
+  generation = 0;
+  /** Sequence the next batch sent gets. */
+  nextSequence = 0;
+  /** Sequence predicted for the next batch sealed (so it is stamped once, at seal). */
+  sealSequence = 0;
 
   constructor(
     readonly topic: TopicState,
@@ -146,6 +175,16 @@ export class Producer {
   private metadataScheduled = false;
   private progressWaiters: Array<() => void> = [];
   private closed = false;
+  private idempotent: boolean;
+  private identity: { producerId: number; producerEpoch: number } | null = null;
+  /** Bumped each time a new identity arrives; batches and partitions compare against it. */
+  private generation = 0;
+  /** A batch failed for good: the epoch must be bumped before new sequences are assigned. */
+  private identityStale = false;
+  private identityRequested = false;
+  private identityAttempts = 0;
+  /** Batches sent with a sequence of the current generation and not yet settled. */
+  private assignedUnsettled = 0;
   private stats = { batchesSent: 0, requestsSent: 0, recordsAcked: 0, retries: 0 };
 
   constructor(options: ProducerOptions = {}) {
@@ -161,7 +200,13 @@ export class Producer {
     this.retryBackoffMaxMs = bounded(options.retryBackoffMaxMs ?? 1_000, this.retryBackoffMs, 300_000, "retryBackoffMaxMs");
     this.metadataMaxAgeMs = bounded(options.metadataMaxAgeMs ?? 30_000, 0, 24 * 3_600_000, "metadataMaxAgeMs");
     this.sticky = new StickyPartitioner(options.random);
+    this.idempotent = (options.idempotent ?? true) && this.durability !== "none";
     this.connection = new Connection(options);
+  }
+
+  /** The broker-assigned identity batches are stamped with; null before the first send or when not idempotent. */
+  get producerIdentity(): Readonly<{ producerId: number; producerEpoch: number }> | null {
+    return this.idempotent ? this.identity : null;
   }
 
   /** Counters for diagnostics and tests: batches and requests sent, records acknowledged, retries. */
@@ -309,7 +354,8 @@ export class Producer {
     if (batch === null) return;
     state.open = null;
     clearTimeout(batch.lingerTimer);
-    batch.bytes = batch.builder!.finish();
+    batch.recordCount = batch.builder!.recordCount;
+    batch.bytes = batch.builder!.finish(this.predictStamp(state, batch));
     batch.builder = null;
     batch.sealedMs = Date.now();
     state.ready.push(batch);
@@ -341,11 +387,14 @@ export class Producer {
     let bytes = 0;
     for (const state of this.sendable) {
       if (state.retryAtMs > nowMs) continue;
+      // Waiting for an identity: the partition stays sendable; the answer pumps again.
+      if (this.idempotent && !state.inFlight && state.ready.length > 0 && !this.maySend(state.ready[0]!)) continue;
       this.sendable.delete(state);
       if (state.ready.length === 0 || state.inFlight) continue;
       const taking = this.durability === "none" ? state.ready.splice(0) : state.ready.slice(0, 1);
       if (this.durability !== "none") state.inFlight = true;
       for (const batch of taking) {
+        if (this.idempotent) this.assignSequence(state, batch);
         if (batches.length > 0 && (bytes + batch.bytes!.length > requestBytesMax || batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
           this.sendRequest(batches);
           batches = [];
@@ -402,6 +451,7 @@ export class Producer {
 
   private onBatchDone(batch: ProducerBatch, baseOffset: number): void {
     const state = batch.state;
+    this.unassign(batch);
     state.ready.shift();
     state.inFlight = false;
     state.retryAtMs = 0;
@@ -424,6 +474,7 @@ export class Producer {
       return;
     }
     if (error.code === "UNKNOWN_TOPIC" || error.code === "UNKNOWN_PARTITION") this.wantMetadata(state.topic.name);
+    if (this.unassign(batch)) this.identityStale = true;
     const final = batch.attempts === 0 ? error : new RunnelError(error.code, `${error.message} (gave up after ${batch.attempts + 1} attempts over ${elapsedMs} ms)`, { cause: error });
     state.ready.shift();
     state.inFlight = false;
@@ -449,6 +500,104 @@ export class Producer {
     this.schedulePump();
     this.pumpIntake();
     this.wakeProgress();
+  }
+
+  // ------------------------------------------------------------ idempotence
+
+  /** Producer fields to seal a batch with: the predicted next sequence, or none yet. */
+  private predictStamp(state: PartitionState, batch: ProducerBatch): ProducerFields {
+    if (!this.idempotent || this.identity === null || this.identityStale) return NO_PRODUCER;
+    this.syncGeneration(state);
+    batch.stampGeneration = this.generation;
+    batch.baseSequence = state.sealSequence;
+    state.sealSequence = (state.sealSequence + batch.recordCount) % SEQUENCE_MODULUS;
+    return { ...this.identity, baseSequence: batch.baseSequence };
+  }
+
+  /** A partition's sequences restart at 0 under a new identity (every batch of it is unsent then). */
+  private syncGeneration(state: PartitionState): void {
+    if (state.generation === this.generation) return;
+    state.generation = this.generation;
+    state.nextSequence = 0;
+    state.sealSequence = state.ready.reduce((sum, batch) => sum + batch.recordCount, 0) % SEQUENCE_MODULUS;
+  }
+
+  /** Whether `batch` may be sent now; when it needs an identity first, asks for one. */
+  private maySend(batch: ProducerBatch): boolean {
+    if (batch.assignedGeneration === this.generation && batch.assignedGeneration >= 0) return true;
+    if (this.identity !== null && !this.identityStale) return true;
+    this.requestIdentity();
+    return false;
+  }
+
+  /** Gives a batch its sequence on first send (restamping when the prediction was off); retries keep it. */
+  private assignSequence(state: PartitionState, batch: ProducerBatch): void {
+    if (batch.assignedGeneration === this.generation || this.identity === null) return;
+    this.syncGeneration(state);
+    const sequence = state.nextSequence;
+    if (batch.stampGeneration !== this.generation || batch.baseSequence !== sequence) {
+      stampProducer(batch.bytes!, { ...this.identity, baseSequence: sequence });
+      batch.stampGeneration = this.generation;
+      batch.baseSequence = sequence;
+    }
+    batch.assignedGeneration = this.generation;
+    state.nextSequence = (sequence + batch.recordCount) % SEQUENCE_MODULUS;
+    this.assignedUnsettled += 1;
+  }
+
+  /** A batch with a sequence settled; true when it had one. Pumps when a pending epoch bump may now go. */
+  private unassign(batch: ProducerBatch): boolean {
+    if (batch.assignedGeneration < 0) return false;
+    batch.assignedGeneration = -1;
+    this.assignedUnsettled -= 1;
+    if (this.identityStale && this.assignedUnsettled === 0) this.schedulePump();
+    return true;
+  }
+
+  /**
+   * Asks the broker for an identity: a new one, or (after a batch failed for good) the next
+   * epoch of ours, once no batch sent with the current epoch is still unsettled — a retry of
+   * one of those must still be recognised under the epoch it was stored with.
+   */
+  private requestIdentity(): void {
+    if (this.identityRequested || this.closed) return;
+    if (this.identityStale && this.assignedUnsettled > 0) return;
+    this.identityRequested = true;
+    const held = this.identityStale && this.identity !== null ? { ...this.identity } : {};
+    this.connection
+      .request("initProducer", held)
+      .then((response) => this.adoptIdentity(response))
+      .catch((error: unknown) => this.onIdentityError(toRunnelError(error)));
+  }
+
+  private adoptIdentity(response: WireMap): void {
+    const identity = {
+      producerId: readInt(response.producerId, "initProducer", "producerId"),
+      producerEpoch: readInt(response.producerEpoch, "initProducer", "producerEpoch"),
+    };
+    this.identityRequested = false;
+    this.identityAttempts = 0;
+    this.identity = identity;
+    this.identityStale = false;
+    this.generation += 1;
+    this.schedulePump();
+  }
+
+  private onIdentityError(error: RunnelError): void {
+    this.identityRequested = false;
+    if (error.code === "UNKNOWN_OPERATION") {
+      // An older broker: no idempotence to be had; send without producer fields.
+      this.idempotent = false;
+      this.schedulePump();
+      return;
+    }
+    // Nothing can be sent without an identity; keep asking with backoff (the batches wait).
+    const backoffMs = Math.min(this.retryBackoffMaxMs, this.retryBackoffMs * 2 ** this.identityAttempts);
+    this.identityAttempts += 1;
+    setTimeout(() => {
+      this.requestIdentity();
+      this.schedulePump();
+    }, backoffMs);
   }
 
   // ------------------------------------------------------------ waiting sends, metadata

@@ -31,6 +31,7 @@
 import { decodeMulti, Encoder } from "@msgpack/msgpack";
 import { RunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
+import { decodeRecordsFast } from "./record-decode.ts";
 
 export const BATCH_HEADER_BYTES = 61;
 export const BATCH_MAGIC_V1 = 1;
@@ -188,6 +189,19 @@ export function stampBaseOffset(bytes: Uint8Array, baseOffset: number, leaderEpo
   view.setInt32(FIELD.leaderEpoch, leaderEpoch);
 }
 
+/**
+ * Rewrites a finished batch's producer fields (id, epoch, base sequence) in place and
+ * recomputes its crc, which covers them. The idempotent producer uses it when a sealed batch's
+ * sequence or epoch has to change before it is first sent.
+ */
+export function stampProducer(bytes: Uint8Array, producer: ProducerFields): void {
+  const view = viewOf(bytes);
+  writeInt64(view, FIELD.producerId, producer.producerId);
+  view.setInt16(FIELD.producerEpoch, producer.producerEpoch);
+  view.setInt32(FIELD.baseSequence, producer.baseSequence);
+  view.setUint32(FIELD.crc, crc32(bytes.subarray(CRC_START)));
+}
+
 const textEncoder = new TextEncoder();
 
 function toBytes(value: Uint8Array | string): Uint8Array {
@@ -272,8 +286,12 @@ function asBytesOrNull(value: unknown, what: string): Uint8Array | null {
 
 /** Decodes a verified batch's records. The values are views into `bytes` (no copies). */
 export function decodeRecords(bytes: Uint8Array, header: BatchHeader = readBatchHeader(bytes)): BatchRecord[] {
-  const records: BatchRecord[] = [];
   const section = bytes.subarray(BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES + header.batchLength);
+  // The producer's shape, decoded by hand (format/record-decode.ts); anything else, and every
+  // error, takes the generic decoder below.
+  const fast = decodeRecordsFast(section, header.baseOffset, header.firstTimestamp, header.recordCount);
+  if (fast !== null) return fast;
+  const records: BatchRecord[] = [];
   for (const item of decodeMulti(section)) {
     if (!Array.isArray(item) || item.length !== 4 || typeof item[0] !== "number") throw corrupt("record is not [timestampDelta, key, value, headers]");
     const headersValue = item[3];

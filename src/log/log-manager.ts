@@ -46,6 +46,8 @@ export interface LogRecoverySummary extends RecoverySummary {
   indexRebuilds: IndexRebuild[];
   /** Bytes verified after recovery points, in total. */
   bytesScanned: number;
+  /** Batch headers read to rebuild idempotent-producer state, in total. */
+  producerBatchesScanned: number;
 }
 
 const topicFileSchema = z.strictObject({
@@ -72,7 +74,7 @@ export async function openLogManager(options: LogManagerOptions & LogManagerExtr
 
 class DiskLogManager implements LogManager {
   readonly dataDir: string;
-  recovery: LogRecoverySummary = { clean: false, partitions: 0, truncations: [], indexRebuilds: [], bytesScanned: 0, durationMs: 0 };
+  recovery: LogRecoverySummary = { clean: false, partitions: 0, truncations: [], indexRebuilds: [], bytesScanned: 0, producerBatchesScanned: 0, durationMs: 0 };
   private readonly storage: Storage;
   private readonly logger: LogSink;
   private readonly cache: FileCache;
@@ -124,7 +126,7 @@ class DiskLogManager implements LogManager {
       throw error;
     }
     this.recovery.durationMs = performance.now() - startedMs;
-    this.logger.info({ dataDir: this.dataDir, clean, topics: this.topics.size, partitions: this.recovery.partitions, truncations: this.recovery.truncations.length, bytesScanned: this.recovery.bytesScanned, durationMs: Math.round(this.recovery.durationMs) }, "log recovered");
+    this.logger.info({ dataDir: this.dataDir, clean, topics: this.topics.size, partitions: this.recovery.partitions, truncations: this.recovery.truncations.length, bytesScanned: this.recovery.bytesScanned, producerBatchesScanned: this.recovery.producerBatchesScanned, durationMs: Math.round(this.recovery.durationMs) }, "log recovered");
   }
 
   private loadTopic(name: string): void {
@@ -147,6 +149,7 @@ class DiskLogManager implements LogManager {
       this.recovery.truncations.push(...recovery.truncations);
       this.recovery.indexRebuilds.push(...recovery.indexRebuilds);
       this.recovery.bytesScanned += recovery.bytesScanned;
+      this.recovery.producerBatchesScanned += recovery.producerBatchesScanned;
     }
   }
 

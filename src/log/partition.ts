@@ -10,14 +10,29 @@
  * Failure policy: ENOSPC/EDQUOT (STORAGE_FULL) cuts the partial write off and leaves the
  * partition usable; any other I/O error marks it failed (PARTITION_FAILED from then on),
  * because after a failed write or fsync the state of the file is no longer known.
+ *
+ * Idempotent producers: batches with a producer id go through producer-state.ts first; a
+ * retry of a batch already in the log is answered with its original offsets (`duplicate`).
+ * The table is rebuilt on open from its snapshot plus the headers after the snapshot.
+ *
+ * Flush policy (flush.messages, flush.ms, and the checkpoint after a roll) runs in the
+ * background: fdatasync on a worker thread, checkpoint files via durable-file.ts. Only
+ * flush() (close, tests, tools) is synchronous.
  */
 import type { AppendResult, LogSink, Partition, PartitionInfo, ReadSlice, TopicConfig } from "./api.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { verifyBatch, stampBaseOffset } from "../format/record-batch.ts";
+import { commitTemp, writeTempDurably } from "./durable-file.ts";
+import { PRODUCER_STATE_FILE, ProducerStateTable, scanProducerBatches, type SnapshotPosition } from "./producer-state.ts";
 import type { FileCache } from "./fd-cache.ts";
-import { readRecoveryPoint, RECOVERY_POINT_FILE, writeRecoveryPoint, type RecoveryPoint } from "./recovery-point.ts";
+import { encodeRecoveryPoint, readRecoveryPoint, RECOVERY_POINT_FILE, writeRecoveryPoint, type RecoveryPoint } from "./recovery-point.ts";
 import { INDEX_SUFFIX, LOG_SUFFIX, parseSegmentFileName, Segment, segmentFileName, TIME_INDEX_SUFFIX, type SegmentContext } from "./segment.ts";
 import type { Storage } from "./storage.ts";
+import { SyscallError } from "../native/libc.ts";
+
+function isSyncFailure(error: unknown): boolean {
+  return !(error instanceof SyscallError) || error.syscall === "fdatasync" || error.syscall === "fsync";
+}
 
 export interface PartitionOptions {
   topic: string;
@@ -29,6 +44,8 @@ export interface PartitionOptions {
   logger: LogSink;
   now: () => number;
   indexIntervalBytes: number;
+  /** Idempotent producers tracked before the least recently used is forgotten. */
+  producersMax?: number;
 }
 
 export interface Truncation {
@@ -52,6 +69,8 @@ export interface PartitionRecovery {
   indexRebuilds: IndexRebuild[];
   /** Bytes verified after the recovery point. */
   bytesScanned: number;
+  /** Batch headers read to rebuild the idempotent-producer table. */
+  producerBatchesScanned: number;
 }
 
 interface Deferred {
@@ -93,7 +112,13 @@ export class LogPartition implements Partition {
   /** Background flush of rolled segments, then recovery point at the new active segment. */
   private rollCheckpoint: Promise<void> | null = null;
   private rollCheckpointAgain = false;
-  private readonly recovery: PartitionRecovery = { truncations: [], indexRebuilds: [], bytesScanned: 0 };
+  /** Background flush policy: the flush running now, and whether another is wanted after it. */
+  private backgroundFlush: Promise<void> | null = null;
+  private backgroundFlushAgain = false;
+  private readonly producers: ProducerStateTable;
+  /** Offset of the producer-state snapshot on disk (-1 when none was written by this process). */
+  private snapshotOffset = -1;
+  private readonly recovery: PartitionRecovery = { truncations: [], indexRebuilds: [], bytesScanned: 0, producerBatchesScanned: 0 };
 
   private constructor(options: PartitionOptions) {
     this.topic = options.topic;
@@ -104,6 +129,7 @@ export class LogPartition implements Partition {
     this.logger = options.logger;
     this.now = options.now;
     this.lastFlushMs = options.now();
+    this.producers = new ProducerStateTable(options.producersMax);
     this.context = {
       storage: options.storage,
       cache: options.cache,
@@ -159,6 +185,50 @@ export class LogPartition implements Partition {
     this.recoverSegments(bases.slice(start.segmentIndex), start.point);
     const active = this.active;
     active.rollBaseMs = this.rollBaseAfterOpen(active);
+    this.rebuildProducerState();
+  }
+
+  /**
+   * Loads the producer-state snapshot and scans the batch headers after it. No snapshot means
+   * no idempotent batch before the recovery point (one is written before every checkpoint
+   * while the table is not empty); an unusable one means scanning the whole log.
+   */
+  private rebuildProducerState(): void {
+    const bytes = this.storage.readFile(`${this.directory}/${PRODUCER_STATE_FILE}`);
+    let from: { segment: number; position: number } = this.recoveryPoint;
+    if (bytes !== null) {
+      const loaded = this.producers.loadSnapshot(bytes);
+      const problem = "problem" in loaded ? loaded.problem : this.snapshotProblem(loaded.position);
+      if (problem === null && "position" in loaded) {
+        from = loaded.position.segment < this.logStartOffset ? { segment: this.logStartOffset, position: 0 } : loaded.position;
+        this.snapshotOffset = loaded.position.offset;
+      } else {
+        this.logger.warn({ topic: this.topic, partition: this.index, problem }, "producer-state snapshot unusable; scanning the whole log for producer state");
+        this.producers.clear();
+        from = { segment: this.logStartOffset, position: 0 };
+      }
+    }
+    for (const segment of this.segments) {
+      if (segment.baseOffset < from.segment || segment.sizeBytes === 0) continue;
+      const fd = segment.acquire();
+      try {
+        const position = segment.baseOffset === from.segment ? from.position : 0;
+        this.recovery.producerBatchesScanned += scanProducerBatches(this.storage, fd, position, segment.sizeBytes, this.producers);
+      } finally {
+        segment.release();
+      }
+    }
+    this.producers.dirty = this.recovery.producerBatchesScanned > 0;
+  }
+
+  /** Why a snapshot's position does not fit the recovered log, or null when it does. */
+  private snapshotProblem(position: SnapshotPosition): string | null {
+    if (position.offset > this.nextOffset) return `snapshot at offset ${position.offset} is past the log end ${this.nextOffset}`;
+    if (position.segment < this.logStartOffset) return null;
+    const segment = this.segments.find((candidate) => candidate.baseOffset === position.segment);
+    if (segment === undefined) return `snapshot names segment ${position.segment}, which does not exist`;
+    if (position.position > segment.sizeBytes) return `snapshot position ${position.position} is past segment ${position.segment}'s end ${segment.sizeBytes}`;
+    return null;
   }
 
   /** Removes leftovers (temp files, indexes without a log); returns segment bases in order. */
@@ -311,6 +381,10 @@ export class LogPartition implements Partition {
     this.checkUsable();
     const header = verifyBatch(batch);
     const appendTimeMs = this.now();
+    if (header.producerId >= 0) {
+      const original = this.producers.check(header, `${this.topic}-${this.index}`);
+      if (original !== null) return { baseOffset: original.baseOffset, lastOffset: original.lastOffset, appendTimeMs, duplicate: true };
+    }
     const baseOffset = this.active.nextOffset;
     const lastOffset = baseOffset + header.lastOffsetDelta;
     if (this.shouldRoll(batch.length, lastOffset, appendTimeMs)) this.roll(appendTimeMs);
@@ -322,9 +396,10 @@ export class LogPartition implements Partition {
       throw this.storageFailure(error, "append");
     }
     if (active.rollBaseMs < 0) active.rollBaseMs = appendTimeMs;
+    if (header.producerId >= 0) this.producers.record(header.producerId, header.producerEpoch, header.baseSequence, header.recordCount, baseOffset);
     this.unflushedMessages += header.recordCount;
     const flushMessages = this.config["flush.messages"];
-    if (flushMessages > 0 && this.unflushedMessages >= flushMessages) this.flushQuietly();
+    if (flushMessages > 0 && this.unflushedMessages >= flushMessages) this.scheduleBackgroundFlush();
     return { baseOffset, lastOffset, appendTimeMs };
   }
 
@@ -354,15 +429,6 @@ export class LogPartition implements Partition {
     this.segments.push(next);
     this.logger.info({ topic: this.topic, partition: this.index, segment: next.baseOffset, atMs: nowMs }, "segment rolled");
     this.scheduleRollCheckpoint();
-  }
-
-  /** A flush triggered by policy inside append: the append itself already succeeded. */
-  private flushQuietly(): void {
-    try {
-      this.flush();
-    } catch {
-      // flush() logged it and, for an I/O error, marked the partition failed.
-    }
   }
 
   // ---- reads ---------------------------------------------------------------------------
@@ -475,6 +541,11 @@ export class LogPartition implements Partition {
       throw this.storageFailure(error, "flush", true);
     }
     try {
+      if (this.producers.dirty && this.producers.size > 0) {
+        this.storage.writeFileAtomic(`${this.directory}/${PRODUCER_STATE_FILE}`, this.producers.encodeSnapshot(point));
+        this.producers.dirty = false;
+        this.snapshotOffset = point.offset;
+      }
       writeRecoveryPoint(this.storage, this.directory, point);
     } catch (error) {
       throw this.storageFailure(error, "recovery point write");
@@ -488,7 +559,122 @@ export class LogPartition implements Partition {
   flushIfDue(nowMs: number): void {
     const flushMs = this.config["flush.ms"];
     if (flushMs < 0 || this.closed || this.failure !== null || this.unflushedMessages === 0) return;
-    if (nowMs - this.lastFlushMs >= flushMs) this.flushQuietly();
+    if (nowMs - this.lastFlushMs >= flushMs) this.scheduleBackgroundFlush();
+  }
+
+  /** Starts a background flush, or asks the running one to go again when it ends. */
+  private scheduleBackgroundFlush(): void {
+    if (this.backgroundFlush !== null) {
+      this.backgroundFlushAgain = true;
+      return;
+    }
+    this.backgroundFlush = this.runBackgroundFlushes().finally(() => {
+      this.backgroundFlush = null;
+    });
+  }
+
+  private async runBackgroundFlushes(): Promise<void> {
+    do {
+      this.backgroundFlushAgain = false;
+      await this.flushInBackground();
+    } while (this.backgroundFlushAgain && !this.closed && this.failure === null);
+  }
+
+  /**
+   * The flush policy's flush: like flush(), but every fdatasync runs on a worker thread, so
+   * appends and reads go on meanwhile. An I/O error marks the partition failed (logged).
+   */
+  private async flushInBackground(): Promise<void> {
+    if (this.closed || this.failure !== null) return;
+    const active = this.active;
+    const point = { offset: active.nextOffset, segment: active.baseOffset, position: active.sizeBytes };
+    if (point.offset <= this.recoveryPoint.offset) return;
+    this.unflushedMessages = 0;
+    this.lastFlushMs = this.now();
+    // The snapshot is taken now, so it ends exactly at `point`, whose bytes are synced below.
+    const snapshot = this.takeSnapshot(point);
+    const segments = this.segments.filter((segment) => segment.baseOffset >= this.recoveryPoint.segment && !segment.deleted);
+    try {
+      // Index entries go to the page cache first: on a full disk this fails alone, and only
+      // delays the checkpoint (a full disk must not fail a partition whose log is intact).
+      for (const segment of segments) if (!segment.deleted) segment.persistIndexes(false);
+    } catch (error) {
+      if (snapshot !== null) this.producers.dirty = true;
+      if (!this.closed) this.storageFailure(error, "index write");
+      return;
+    }
+    try {
+      for (const segment of segments) {
+        if (segment.deleted) continue;
+        const fd = segment.acquire();
+        try {
+          await this.storage.fdatasyncAsync(fd);
+        } finally {
+          segment.release();
+        }
+        if (this.closed) return;
+        if (!segment.deleted) await this.syncIndexesInBackground(segment);
+      }
+    } catch (error) {
+      if (snapshot !== null) this.producers.dirty = true;
+      if (!this.closed) this.storageFailure(error, "background flush", true);
+      return;
+    }
+    await this.checkpointQuietly(point, snapshot);
+  }
+
+  /**
+   * Writes a checkpoint after a background sync. A full disk only delays it (warned; the next
+   * flush tries again); any other error fails the partition.
+   */
+  private async checkpointQuietly(point: RecoveryPoint, snapshot: { text: string; offset: number } | null): Promise<void> {
+    try {
+      await this.writeCheckpointInBackground(point, snapshot);
+    } catch (error) {
+      if (snapshot !== null) this.producers.dirty = true;
+      if (!this.closed) this.storageFailure(error, "checkpoint write");
+    }
+  }
+
+  /** fdatasyncs a segment's index files (their entries already written) off the event loop. */
+  private async syncIndexesInBackground(segment: Segment): Promise<void> {
+    for (const path of [segment.indexPath, segment.timeIndexPath]) {
+      if (!this.storage.exists(path)) continue;
+      const fd = this.storage.open(path, { create: false });
+      try {
+        await this.storage.fdatasyncAsync(fd);
+      } finally {
+        this.storage.close(fd);
+      }
+    }
+  }
+
+  /** The producer table's snapshot ending at `at`, when it changed since the last one. */
+  private takeSnapshot(at: SnapshotPosition): { text: string; offset: number } | null {
+    if (!this.producers.dirty || this.producers.size === 0) return null;
+    this.producers.dirty = false;
+    return { text: this.producers.encodeSnapshot(at), offset: at.offset };
+  }
+
+  /**
+   * Writes the producer-state snapshot (when given) and then the recovery point `point`, whose
+   * bytes the caller already synced. A checkpoint never moves backwards: when a newer one was
+   * written meanwhile, this one is dropped. The snapshot goes first, so a recovery point is
+   * never ahead of every snapshot of a non-empty table.
+   */
+  private async writeCheckpointInBackground(point: RecoveryPoint, snapshot: { text: string; offset: number } | null): Promise<void> {
+    if (snapshot !== null) {
+      const path = `${this.directory}/${PRODUCER_STATE_FILE}`;
+      const temporary = await writeTempDurably(this.storage, path, "flush", snapshot.text);
+      const newer = this.closed || snapshot.offset <= this.snapshotOffset;
+      commitTemp(this.storage, temporary, path, !newer);
+      if (!newer) this.snapshotOffset = snapshot.offset;
+    }
+    const path = `${this.directory}/${RECOVERY_POINT_FILE}`;
+    const temporary = await writeTempDurably(this.storage, path, "flush", encodeRecoveryPoint(point));
+    const newer = this.closed || this.failure !== null || point.offset <= this.recoveryPoint.offset;
+    commitTemp(this.storage, temporary, path, !newer);
+    if (!newer) this.recoveryPoint = point;
   }
 
   sync(): Promise<void> {
@@ -574,16 +760,24 @@ export class LogPartition implements Partition {
           } finally {
             segment.release();
           }
-          if (!segment.deleted) segment.persistIndexes(true);
+          if (!segment.deleted) {
+            segment.persistIndexes(false);
+            await this.syncIndexesInBackground(segment);
+          }
         }
         if (this.closed || this.failure !== null) return;
         if (this.recoveryPoint.offset < targetBase) {
-          const point = { offset: targetBase, segment: targetBase, position: 0 };
-          writeRecoveryPoint(this.storage, this.directory, point);
-          this.recoveryPoint = point;
+          // The table now ends at the log's end (past targetBase and maybe not yet synced): the
+          // snapshot names that position; after a power loss that cut below it, the rebuild
+          // notices and scans the whole log instead.
+          const active = this.active;
+          const snapshot = this.takeSnapshot({ offset: active.nextOffset, segment: active.baseOffset, position: active.sizeBytes });
+          await this.checkpointQuietly({ offset: targetBase, segment: targetBase, position: 0 }, snapshot);
         }
       } catch (error) {
-        if (!this.closed) this.storageFailure(error, "background flush after roll", true);
+        // A full disk while writing index entries only delays the checkpoint; a failed
+        // fdatasync (whatever its errno) leaves the file's state unknown and fails the partition.
+        if (!this.closed) this.storageFailure(error, "background flush after roll", isSyncFailure(error));
         return;
       }
     } while (this.rollCheckpointAgain);
@@ -643,8 +837,8 @@ export class LogPartition implements Partition {
   }
 
   private async settleBackgroundWork(): Promise<void> {
-    while (this.syncRunning !== null || this.rollCheckpoint !== null) {
-      await Promise.all([this.syncRunning, this.rollCheckpoint?.catch(() => undefined)]);
+    while (this.syncRunning !== null || this.rollCheckpoint !== null || this.backgroundFlush !== null) {
+      await Promise.all([this.syncRunning, this.rollCheckpoint?.catch(() => undefined), this.backgroundFlush?.catch(() => undefined)]);
     }
   }
 

@@ -20,8 +20,24 @@ export const FRAME_HEADER_BYTES = 4;
 /** Thrown when the stream can no longer be framed: the connection must close. */
 export class FrameError extends RunnelError {}
 
+export interface FrameDecoderOptions {
+  /**
+   * Assemble straddling frames into one reused buffer (kept up to ASSEMBLY_BYTES_KEPT_MAX)
+   * instead of a new one per frame. A body handed out is then valid only until the next call
+   * of `next()`: for a reader that is done with each body before asking for the next (the
+   * broker: a request's bins are used synchronously, e.g. a produce batch is appended before
+   * dispatch returns). It saves a fresh allocation, and its page faults, per large frame.
+   */
+  reuseAssembly?: boolean;
+}
+
+/** The reused assembly buffer is kept only up to this size; larger frames get their own. */
+export const ASSEMBLY_BYTES_KEPT_MAX = 2 * 1024 * 1024;
+
 export class FrameDecoder {
   readonly frameBytesMax: number;
+  private readonly reuseAssembly: boolean;
+  private assembly: Uint8Array | null = null;
   private chunk: Uint8Array = new Uint8Array(0);
   private chunkPosition = 0;
   private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
@@ -29,8 +45,9 @@ export class FrameDecoder {
   private body: Uint8Array | null = null;
   private bodyFilled = 0;
 
-  constructor(frameBytesMax: number) {
+  constructor(frameBytesMax: number, options: FrameDecoderOptions = {}) {
     this.frameBytesMax = frameBytesMax;
+    this.reuseAssembly = options.reuseAssembly === true;
   }
 
   /** Adds a chunk. Call `next()` until it returns null before pushing the next chunk. */
@@ -81,9 +98,17 @@ export class FrameDecoder {
   }
 
   private startBody(length: number): Uint8Array | null {
-    this.body = new Uint8Array(length);
+    this.body = this.reuseAssembly ? this.assemblyBuffer(length) : new Uint8Array(length);
     this.bodyFilled = 0;
     return this.continueBody();
+  }
+
+  /** A view of `length` bytes of the reused buffer (grown when too small, kept when not too big). */
+  private assemblyBuffer(length: number): Uint8Array {
+    if (this.assembly !== null && this.assembly.length >= length) return this.assembly.subarray(0, length);
+    const buffer = new Uint8Array(length);
+    if (length <= ASSEMBLY_BYTES_KEPT_MAX) this.assembly = buffer;
+    return buffer;
   }
 
   private continueBody(): Uint8Array | null {

@@ -127,6 +127,11 @@ export const requestSchemas = {
     partitions: z.array(z.object({ topic: topicName, partition: partitionIndex })).max(WIRE_LIMITS.partitionsPerRequestMax).optional(),
   }),
   stats: z.object({}),
+  /** An idempotent producer's identity: none for a new one, or the one held, to bump its epoch. */
+  initProducer: z.object({
+    producerId: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    producerEpoch: z.int().min(0).max(0x7fff).optional(),
+  }),
 } as const;
 
 export type Operation = keyof typeof requestSchemas;

@@ -15,6 +15,7 @@ import { topicDefaultsOf } from "../config.ts";
 import { RunnelError } from "../errors.ts";
 import type { LogManager, RecoverySummary } from "../log/api.ts";
 import { openLogManager } from "../log/log-manager.ts";
+import type { Storage } from "../log/storage.ts";
 import type { Logger } from "../logger.ts";
 import { libc } from "../native/libc.ts";
 import { createRequestDecoder, encodeErrorFrame } from "../protocol/messages.ts";
@@ -22,6 +23,7 @@ import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
 import { OffsetStore } from "./offset-store.ts";
 import { PartitionNotifier } from "./partition-notifier.ts";
+import { ProducerIdAllocator } from "./producer-ids.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
 
 type SocketData = { connection: Connection | null };
@@ -39,6 +41,8 @@ export interface Broker {
 export interface BrokerOptions {
   config: Config;
   logger: Logger;
+  /** The log's file seam; tests inject faults (EIO, ENOSPC) through it. Native by default. */
+  storage?: Storage;
 }
 
 function sweepIntervalMs(config: Config): number {
@@ -53,16 +57,19 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     topicDefaults: topicDefaultsOf(config),
     openSegmentsMax: config.openSegmentsMax,
     logger,
+    ...(options.storage === undefined ? {} : { storage: options.storage }),
   });
   let offsets: OffsetStore;
+  let producerIds: ProducerIdAllocator;
   try {
+    producerIds = ProducerIdAllocator.open(config.dataDir);
     offsets = OffsetStore.open(config.dataDir, { entriesMax: config.committedOffsetsMax, logger });
   } catch (error) {
     await log.close();
     throw error;
   }
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  return new RunningBroker(config, logger, log, offsets).listen();
+  return new RunningBroker(config, logger, log, offsets, producerIds).listen();
 }
 
 class RunningBroker implements Broker {
@@ -80,12 +87,14 @@ class RunningBroker implements Broker {
     private readonly logger: Logger,
     private readonly log: LogManager,
     private readonly offsets: OffsetStore,
+    producerIds: ProducerIdAllocator,
   ) {
     this.context = {
       config,
       log,
       offsets,
       notifier: new PartitionNotifier(config.fetchWaitersMax),
+      producerIds,
       stats: this.stats,
       logger,
       startedAtMs: Date.now(),

@@ -48,7 +48,9 @@ export class Connection {
     private readonly hooks: ConnectionHooks,
   ) {
     this.config = context.config;
-    this.decoder = new FrameDecoder(context.config.frameBytesMax);
+    // Safe to reuse the assembly buffer: every handler is done with the request's bytes when
+    // dispatch returns (a produce batch is appended synchronously; later work uses decoded copies).
+    this.decoder = new FrameDecoder(context.config.frameBytesMax, { reuseAssembly: true });
     this.outbound = new OutboundQueue(socket, context.stats, context.zeroCopy);
   }
 

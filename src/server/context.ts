@@ -10,6 +10,7 @@ import type { LogManager, ReadSlice } from "../log/api.ts";
 import type { Logger } from "../logger.ts";
 import type { OffsetStore } from "./offset-store.ts";
 import type { PartitionNotifier } from "./partition-notifier.ts";
+import type { ProducerIdAllocator } from "./producer-ids.ts";
 import type { BrokerStats } from "./stats.ts";
 
 export interface BrokerContext {
@@ -17,6 +18,8 @@ export interface BrokerContext {
   readonly log: LogManager;
   readonly offsets: OffsetStore;
   readonly notifier: PartitionNotifier;
+  /** Idempotent-producer ids (initProducer). */
+  readonly producerIds: ProducerIdAllocator;
   readonly stats: BrokerStats;
   readonly logger: Logger;
   readonly startedAtMs: number;

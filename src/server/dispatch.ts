@@ -10,6 +10,7 @@ import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrel
 import type { BrokerContext, Reply } from "./context.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleHello } from "./handlers/hello.ts";
+import { handleInitProducer } from "./handlers/init-producer.ts";
 import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
 import { handleCommitOffsets, handleFetchOffsets } from "./handlers/offsets.ts";
@@ -33,6 +34,7 @@ const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   commitOffsets: handleCommitOffsets,
   fetchOffsets: handleFetchOffsets,
   stats: handleStats,
+  initProducer: handleInitProducer,
 };
 
 export type RequestDecoder = (body: Uint8Array) => unknown;

@@ -22,6 +22,8 @@ export interface BrokerStats {
   bytesSentCopy: number;
   batchesAppended: number;
   bytesAppended: number;
+  /** Idempotent batches that were retries of stored ones: answered, not appended again. */
+  batchesDuplicate: number;
   fetchesWaiting: number;
   syncs: number;
 }
@@ -41,6 +43,7 @@ export function createStats(): BrokerStats {
     bytesSentCopy: 0,
     batchesAppended: 0,
     bytesAppended: 0,
+    batchesDuplicate: 0,
     fetchesWaiting: 0,
     syncs: 0,
   };

@@ -97,6 +97,9 @@ describe("LogManager topics", () => {
     const pointFile = `${dataDir}/topics/f/0/recovery-point`;
     expect(JSON.parse(fs.readFileSync(pointFile, "utf8")).offset).toBe(0);
     partition.append(makeBatch("f", 1, 1));
+    // The policy's flush runs in the background (fdatasync off the event loop): wait for it.
+    const deadline = Date.now() + 5000;
+    while (JSON.parse(fs.readFileSync(pointFile, "utf8")).offset !== 5 && Date.now() < deadline) await Bun.sleep(5);
     expect(JSON.parse(fs.readFileSync(pointFile, "utf8")).offset).toBe(5);
     await manager.close();
   });

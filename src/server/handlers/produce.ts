@@ -9,6 +9,11 @@
  * awaits Partition.sync() for each partition touched — the log group-commits, so one fdatasync
  * covers every batch waiting on that partition; `none` sends no answer at all.
  *
+ * Idempotence: a batch carrying a producer id is checked by the partition first; a retry of a
+ * stored batch is answered with the offsets it got the first time (and, for `synced`, still
+ * waits for a sync); a sequence gap or a fenced epoch is that batch's error
+ * (OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH).
+ *
  * Non-obvious: each `batch` is a view into the request frame (msgpack bin), stamped with its
  * base offset in place and written from there; the frame stays alive because append is
  * synchronous. The record bytes are never parsed here beyond the header and checksum check
@@ -34,8 +39,12 @@ export function handleProduce(context: BrokerContext, request: RequestOf<"produc
         throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${entry.batch.length} bytes; the limit is ${context.config.batchBytesMax}`);
       }
       const appended = partition.append(entry.batch);
-      context.stats.batchesAppended++;
-      context.stats.bytesAppended += entry.batch.length;
+      if (appended.duplicate === true) {
+        context.stats.batchesDuplicate++;
+      } else {
+        context.stats.batchesAppended++;
+        context.stats.bytesAppended += entry.batch.length;
+      }
       const indexes = touched.get(partition) ?? [];
       indexes.push(results.length);
       touched.set(partition, indexes);

@@ -1,0 +1,39 @@
+/**
+ * @module log/durable-file
+ * Small checkpoint files (recovery point, producer-state snapshot) written without blocking the
+ * event loop: the bytes go to a temp file whose fdatasync runs on a worker thread
+ * (Storage.fdatasyncAsync); the caller then renames it into place synchronously, after checking
+ * that nothing newer was written meanwhile.
+ *
+ * Non-obvious: unlike Storage.writeFileAtomic this does not fsync the directory after the
+ * rename. A checkpoint names a position whose bytes were fdatasync'd before it was written, so
+ * an older checkpoint is always still true: if a power loss forgets the rename, the next start
+ * merely scans a longer tail. close() still writes its checkpoints with the fully synchronous,
+ * directory-fsync'd writeFileAtomic.
+ */
+import { RunnelError } from "../errors.ts";
+import type { Storage } from "./storage.ts";
+
+const textEncoder = new TextEncoder();
+
+/** Writes `text` to `<path>.<tag>.tmp` and fdatasyncs it; returns the temp file's path. */
+export async function writeTempDurably(storage: Storage, path: string, tag: string, text: string): Promise<string> {
+  const temporary = `${path}.${tag}.tmp`;
+  const bytes = textEncoder.encode(text);
+  const fd = storage.open(temporary, { create: true });
+  try {
+    storage.ftruncate(fd, 0);
+    const written = storage.pwrite(fd, bytes, 0);
+    if (written !== bytes.length) throw new RunnelError("STORAGE_ERROR", `short write: ${written} of ${bytes.length} bytes to ${temporary}`);
+    await storage.fdatasyncAsync(fd);
+  } finally {
+    storage.close(fd);
+  }
+  return temporary;
+}
+
+/** Renames the temp file into place, or removes it when `keep` is false (something newer won). */
+export function commitTemp(storage: Storage, temporary: string, path: string, keep: boolean): void {
+  if (keep) storage.rename(temporary, path);
+  else storage.unlink(temporary);
+}

@@ -1,0 +1,78 @@
+/**
+ * @module server/producer-ids
+ * Hands out idempotent-producer ids that are never reused, across restarts included.
+ *
+ * File `<dataDir>/producer-ids`, one line of JSON written atomically:
+ *
+ *   {"version":1,"reservedEnd":N}
+ *
+ * Ids are reserved in blocks of ID_BLOCK: the file is rewritten (temp file, fsync, rename) only
+ * when a block runs out, so `initProducer` costs a disk write once per ID_BLOCK producers. After
+ * a restart the counter starts at reservedEnd, skipping what was left of the last block: ids
+ * have gaps, never repeats.
+ */
+import { z } from "zod";
+import { RunnelError, toRunnelError } from "../errors.ts";
+import { nativeStorage, type Storage } from "../log/storage.ts";
+
+export const PRODUCER_IDS_FILE = "producer-ids";
+export const ID_BLOCK = 1_000;
+/** Epochs are i16 in the batch header. */
+export const PRODUCER_EPOCH_MAX = 0x7fff;
+
+const fileSchema = z.strictObject({ version: z.literal(1), reservedEnd: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) });
+
+export interface ProducerIdentity {
+  producerId: number;
+  producerEpoch: number;
+}
+
+export class ProducerIdAllocator {
+  private constructor(
+    private readonly path: string,
+    private readonly storage: Storage,
+    private nextId: number,
+    private reservedEnd: number,
+  ) {}
+
+  /** Reads the counter; a missing file starts at 0, an unreadable one refuses to start. */
+  static open(dataDir: string, storage: Storage = nativeStorage): ProducerIdAllocator {
+    const path = `${dataDir}/${PRODUCER_IDS_FILE}`;
+    const bytes = storage.readFile(path);
+    if (bytes === null) return new ProducerIdAllocator(path, storage, 0, 0);
+    let parsed: z.ZodSafeParseResult<z.infer<typeof fileSchema>>;
+    try {
+      parsed = fileSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    } catch (error) {
+      throw new RunnelError("STORAGE_ERROR", `${path} is not JSON; refusing to start, since producer ids could be reused`, { cause: error });
+    }
+    if (!parsed.success) throw new RunnelError("STORAGE_ERROR", `${path} is invalid (${parsed.error.issues[0]?.message ?? "?"}); refusing to start, since producer ids could be reused`);
+    return new ProducerIdAllocator(path, storage, parsed.data.reservedEnd, parsed.data.reservedEnd);
+  }
+
+  /**
+   * A fresh identity (new id, epoch 0); or, given the identity a producer holds, the same id
+   * with the next epoch (fencing the old one). Throws STORAGE_FULL / STORAGE_ERROR when the
+   * counter cannot be persisted.
+   */
+  initialize(current: Partial<ProducerIdentity>): ProducerIdentity {
+    const { producerId, producerEpoch } = current;
+    if (producerId !== undefined && producerEpoch !== undefined && producerId < this.nextId && producerEpoch < PRODUCER_EPOCH_MAX) {
+      return { producerId, producerEpoch: producerEpoch + 1 };
+    }
+    return { producerId: this.allocate(), producerEpoch: 0 };
+  }
+
+  private allocate(): number {
+    if (this.nextId >= this.reservedEnd) {
+      const reservedEnd = this.nextId + ID_BLOCK;
+      try {
+        this.storage.writeFileAtomic(this.path, `${JSON.stringify({ version: 1, reservedEnd })}\n`);
+      } catch (error) {
+        throw toRunnelError(error);
+      }
+      this.reservedEnd = reservedEnd;
+    }
+    return this.nextId++;
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * `runnel bench` end to end, at a tiny size: real broker child (--embedded), real files.
+ * Asserts what the run reports and writes, never how fast it was.
+ */
+import { afterAll, expect, test } from "bun:test";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ROOT } from "../client/real-broker.ts";
+
+const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-bench-cli-"));
+afterAll(() => fs.rmSync(workDir, { recursive: true, force: true }));
+
+async function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = Bun.spawn([process.execPath, path.join(ROOT, "src/main.ts"), "bench", ...args], { cwd: workDir, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { code, stdout, stderr };
+}
+
+interface JsonResult {
+  workload: string;
+  messages: number;
+  bytes: number;
+  messagesPerSecond: number;
+  latencyMs: { count: number; p50: number; p99: number; p99_99: number; max: number } | null;
+  ceiling: { name: string; ratio: number; megabytesPerSecond: number } | null;
+  broker: { cpuSeconds: number; peakRssBytes: number } | null;
+  timeline: Array<{ seconds: number; messagesPerSecond: number }>;
+  failures: number;
+}
+
+test("bench e2e --embedded at a fixed rate reports every message's latency and writes JSON and HTML", async () => {
+  const json = path.join(workDir, "e2e.json");
+  const html = path.join(workDir, "e2e.html");
+  const run = await bench(["e2e", "--embedded", "--messages", "3000", "--rate", "3000", "--size", "64", "--partitions", "2", "--json", json, "--html", html]);
+  expect(run.stderr).toBe(""); // not a terminal: no progress line
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain("latency p99.99 ms");
+  expect(run.stdout).toContain("ratio to ceiling");
+  const result = (await Bun.file(json).json()) as JsonResult;
+  expect(result).toMatchObject({ workload: "e2e", messages: 3000, bytes: 3000 * 64, failures: 0 });
+  expect(result.latencyMs?.count).toBe(3000);
+  expect(result.latencyMs!.p50).toBeLessThanOrEqual(result.latencyMs!.p99);
+  expect(result.latencyMs!.p99).toBeLessThanOrEqual(result.latencyMs!.max);
+  expect(result.ceiling!.megabytesPerSecond).toBeGreaterThan(0);
+  expect(result.broker!.peakRssBytes).toBeGreaterThan(0);
+  expect(result.timeline.length).toBeGreaterThan(0);
+  const page = fs.readFileSync(html, "utf8");
+  expect(page).toStartWith("<!doctype html>");
+  expect(page.match(/<svg /g)?.length).toBe(2);
+  expect(page).not.toMatch(/<script|src=|href=/);
+}, 20_000);
+
+test("bench produce then consume: consume reads back what produce wrote, decoded and raw", async () => {
+  const produce = await bench(["produce", "--embedded", "--messages", "20000", "--size", "100", "--no-ceiling", "--json", path.join(workDir, "p.json")]);
+  expect(produce.code).toBe(0);
+  const produced = (await Bun.file(path.join(workDir, "p.json")).json()) as JsonResult;
+  expect(produced).toMatchObject({ workload: "produce", messages: 20000, bytes: 2_000_000, failures: 0, ceiling: null });
+  for (const raw of [false, true]) {
+    const file = path.join(workDir, `c-${raw}.json`);
+    const consume = await bench(["consume", "--embedded", "--messages", "20000", "--partitions", "2", "--consumers", "2", "--no-ceiling", "--json", file, ...(raw ? ["--raw"] : [])]);
+    expect(consume.code).toBe(0);
+    const consumed = (await Bun.file(file).json()) as JsonResult & { notes: string[] };
+    expect(consumed.messages).toBe(20000);
+    expect(consumed.notes.some((note) => note.startsWith("preloaded 20,000 messages"))).toBe(true);
+  }
+}, 20_000);
+
+test("bench ceiling prints loopback and pwrite figures with the copy/sendfile ratio", async () => {
+  const run = await bench(["ceiling", "--size", String(8 << 20), "--json", path.join(workDir, "ceiling.json")]);
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain("loopback TCP, sendfile (MB/s)");
+  expect(run.stdout).toContain("copy / sendfile ratio");
+  const { ceiling } = (await Bun.file(path.join(workDir, "ceiling.json")).json()) as { ceiling: Record<string, number> };
+  for (const key of ["tcpSendfileBytesPerSecond", "tcpCopyBytesPerSecond", "pwriteBytesPerSecond", "pwriteSyncedBytesPerSecond"]) expect(ceiling[key]).toBeGreaterThan(0);
+});
+
+test("bench rejects bad usage with exit code 2 and one line saying what to fix", async () => {
+  const cases: Array<[string[], string]> = [
+    [[], "name a workload"],
+    [["fly"], "--workload must be one of"],
+    [["produce", "--size", "-1"], "--size must be a whole number"],
+    [["consume", "--rate", "10"], "--rate applies to produce and e2e"],
+    [["e2e", "--embedded", "--broker", "127.0.0.1:1"], "not both"],
+  ];
+  for (const [args, message] of cases) {
+    const run = await bench(args);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(message);
+    expect(run.stderr.trim().split("\n")).toHaveLength(1);
+  }
+  const help = await bench(["--help"]);
+  expect(help.code).toBe(0);
+  expect(help.stdout).toContain("usage: runnel bench");
+});
