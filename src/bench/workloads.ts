@@ -49,7 +49,7 @@ export interface WorkloadOptions {
 export interface WorkloadResult {
   workload: WorkloadName;
   messages: number;
-  /** Message payload bytes (size x messages), the figure MB/s is computed from. */
+  /** Bytes MB/s is computed from: payload (size x messages; consume: value bytes seen; raw: batch bytes fetched). */
   bytes: number;
   seconds: number;
   latency: LatencyHistogram;
@@ -73,6 +73,8 @@ const LATENCY_SAMPLE_EVERY = 16;
 /** Counts completions and samples the rate every TIMELINE_INTERVAL_MS. */
 export class Meter {
   completed = 0;
+  /** Payload bytes seen, where counted (consumers); 0 means "messages x size". */
+  bytes = 0;
   failures = 0;
   firstError: string | null = null;
   readonly timeline: TimelinePoint[] = [];
@@ -259,7 +261,7 @@ export async function runProduce(options: WorkloadOptions, meter: Meter): Promis
 }
 
 function result(workload: WorkloadName, options: WorkloadOptions, meter: Meter, messages: number, seconds: number, notes: string[]): WorkloadResult {
-  return { workload, messages, bytes: messages * options.sizeBytes, seconds, latency: meter.latency, timeline: meter.timeline, failures: meter.failures, firstError: meter.firstError, notes };
+  return { workload, messages, bytes: meter.bytes > 0 ? meter.bytes : messages * options.sizeBytes, seconds, latency: meter.latency, timeline: meter.timeline, failures: meter.failures, firstError: meter.firstError, notes };
 }
 
 /** Partitions consumer `index` of `count` reads: every count-th one. */
@@ -336,6 +338,7 @@ async function consumeLoop(options: WorkloadOptions, partitions: number[], group
       const batch = await consumer.nextBatch();
       if (batch.length === 0) break;
       meter.completed += batch.length;
+      for (const message of batch) meter.bytes += message.value?.length ?? 0;
       if (starts === null) continue;
       const seenNs = Bun.nanoseconds(); // the whole batch reaches the application at once
       for (const message of batch) {
@@ -369,6 +372,7 @@ async function rawFetchLoop(options: WorkloadOptions, partitions: number[], grou
         const counted = countBatches(records, position, length);
         position += length;
         meter.completed += counted.records;
+        meter.bytes += length; // raw: batch bytes as fetched, headers included
         if (counted.nextOffset >= 0) positions[index] = counted.nextOffset;
       }
       if (records.length === 0) break; // caught up: these partitions hold no more

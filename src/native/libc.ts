@@ -74,6 +74,12 @@ export interface Libc {
    * `null` where unsupported.
    */
   lockExclusive: ((fd: number) => boolean) | null;
+  /**
+   * Whether the peer of socket `fd` is gone (reset, or hung up), asked with a zero-timeout
+   * poll() that consumes nothing. The server uses it where Bun may miss a close: a socket whose
+   * reads were paused when the peer reset it. `null` where unsupported.
+   */
+  socketHungUp: ((fd: number) => boolean) | null;
 }
 
 export interface NativeStatus {
@@ -92,6 +98,7 @@ function openLibc() {
     posix_fadvise: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.i32], returns: FFIType.i32 },
     sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
     flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   });
 }
@@ -102,6 +109,9 @@ function makeNative(symbols: Symbols): Libc {
   const errno = (): number => read.i32(errnoPointer, 0);
   // sendfile's offset argument is an in/out off_t*: one reusable 8-byte cell, never per call.
   const offsetCell = new BigInt64Array(1);
+  // struct pollfd { int fd; short events; short revents; }: one reusable 8-byte cell.
+  const pollCell = new Int32Array(2);
+  const pollView = new DataView(pollCell.buffer);
 
   return {
     pwrite(fd, bytes, position) {
@@ -159,6 +169,18 @@ function makeNative(symbols: Symbols): Libc {
         throw new SyscallError("sendfile", code, errnoName(code));
       }
     },
+    socketHungUp(fd) {
+      pollCell[0] = fd;
+      pollView.setInt16(4, POLLRDHUP, true);
+      pollView.setInt16(6, 0, true);
+      for (;;) {
+        const ready = symbols.poll(pollCell, 1, 0);
+        if (ready >= 0) return ready > 0 && (pollView.getInt16(6, true) & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) !== 0;
+        const code = errno();
+        if (code === ERRNO.EINTR) continue;
+        throw new SyscallError("poll", code, errnoName(code));
+      }
+    },
     lockExclusive(fd) {
       for (;;) {
         if (symbols.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
@@ -171,6 +193,10 @@ function makeNative(symbols: Symbols): Libc {
   };
 }
 
+const POLLERR = 0x008;
+const POLLHUP = 0x010;
+const POLLNVAL = 0x020;
+const POLLRDHUP = 0x2000;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 
@@ -221,6 +247,7 @@ function makeFallback(): Libc {
     },
     sendfile: null,
     lockExclusive: null,
+    socketHungUp: null,
   };
 }
 

@@ -32,7 +32,7 @@ export interface FrameDecoderOptions {
 }
 
 /** The reused assembly buffer is kept only up to this size; larger frames get their own. */
-export const ASSEMBLY_BYTES_KEPT_MAX = 2 * 1024 * 1024;
+export const ASSEMBLY_BYTES_KEPT_MAX = 8 * 1024 * 1024;
 
 export class FrameDecoder {
   readonly frameBytesMax: number;

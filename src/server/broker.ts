@@ -165,7 +165,12 @@ class RunningBroker implements Broker {
 
   private sweep(): void {
     const nowMs = Date.now();
-    for (const connection of this.connections) connection.checkTimeouts(nowMs);
+    for (const connection of this.connections) {
+      connection.checkTimeouts(nowMs);
+      // A connection closed here may never get its socket close callback (a vanished peer).
+      if (connection.isClosed) this.connections.delete(connection);
+    }
+    this.stats.connectionsOpen = this.connections.size;
   }
 
   stop(): Promise<void> {

@@ -13,6 +13,10 @@
  *   drop below; frames already read stay in the decoder meanwhile.
  * - Timeouts: the broker's sweep calls `checkTimeouts`: a partial frame held longer than
  *   frameTimeoutMs, or no traffic and nothing in flight for idleTimeoutMs, closes the connection.
+ * - Vanished peers: Bun can miss the close of a socket whose reads were paused when its peer
+ *   reset it (seen with Bun 1.4.5, broker and client in separate processes): the connection then
+ *   sits, holding its queued answers, until the idle timeout. So every sweep asks the kernel
+ *   (a zero-timeout poll) whether the peer of a connection that was ever paused is gone.
  */
 import type { Socket } from "bun";
 import type { Config } from "../config.ts";
@@ -21,7 +25,9 @@ import { FrameDecoder, FrameError } from "../protocol/frame.ts";
 import { encodeErrorFrame } from "../protocol/messages.ts";
 import { type BrokerContext, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
+import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
+import { socketFd } from "./socket-fd.ts";
 
 type Slot = { reply: Reply | null };
 
@@ -37,6 +43,8 @@ export class Connection {
   private readonly slots: Slot[] = [];
   private readonly pendingChunks: Uint8Array[] = [];
   private paused = false;
+  /** Set once the connection is first paused: from then on the sweep checks its peer. */
+  private everPaused = false;
   private closed = false;
   private lastActivityMs = Date.now();
   private partialSinceMs: number | null = null;
@@ -92,6 +100,11 @@ export class Connection {
 
   checkTimeouts(nowMs: number): void {
     if (this.closed) return;
+    if (this.everPaused && this.peerGone()) {
+      this.context.logger.debug({}, "peer vanished from a connection once paused; closing it");
+      this.terminate();
+      return;
+    }
     if (this.partialSinceMs !== null && !this.paused && nowMs - this.partialSinceMs > this.config.frameTimeoutMs) {
       this.fail(new RunnelError("TIMEOUT", `a partial frame was held for more than ${this.config.frameTimeoutMs} ms`));
       return;
@@ -100,6 +113,19 @@ export class Connection {
     if (idleMs > 0 && this.isQuiet && !this.decoder.hasPartialFrame && nowMs - this.lastActivityMs > idleMs) {
       this.close();
     }
+  }
+
+  private peerGone(): boolean {
+    const fd = socketFd(this.socket);
+    const hungUp = libc.socketHungUp;
+    return fd !== null && hungUp !== null && hungUp(fd);
+  }
+
+  /** Drops the connection at once (its peer is gone: there is no one to say goodbye to). */
+  private terminate(): void {
+    if (this.closed) return;
+    this.socket.terminate();
+    this.onClose();
   }
 
   /** Ends the connection (shutdown, idle). */
@@ -195,6 +221,7 @@ export class Connection {
   private setPaused(paused: boolean): void {
     if (paused === this.paused || this.closed) return;
     this.paused = paused;
+    if (paused) this.everPaused = true;
     this.context.stats.connectionsPaused += paused ? 1 : -1;
     if (paused) this.socket.pause();
     else this.socket.resume();

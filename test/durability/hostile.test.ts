@@ -224,8 +224,23 @@ describe("Slow and hostile clients", () => {
     await writer;
   }, 60_000);
 
-  // Found here: a connection whose reads the broker paused (backpressure) is not closed when its
-  // peer vanishes (RST): Bun reports no close for a paused socket, and the idle timeout skips
-  // connections with requests in flight. Fix belongs in src/server/connection.ts.
-  test.todo("a paused connection whose peer vanished is closed");
+  test("a paused connection whose peer vanished (RST) is closed and its queued answers freed", async () => {
+    await client.request({ op: "createTopic", topic: "vanish", partitions: 1 });
+    const openBefore = Number((await brokerStats()).connectionsOpen);
+    const flooder = await RawSocket.open(broker.port, { reading: false });
+    const batch = encodeBatch([{ value: new Uint8Array(1024).fill(2) }]);
+    let sent = 0;
+    await waitFor(async () => {
+      const frames = Array.from({ length: 200 }, (_, index) => frame({ id: sent + index + 1, op: "produce", durability: "synced", batches: [{ topic: "vanish", partition: 0, batch }] }));
+      flooder.tryWrite(Buffer.concat(frames));
+      sent += frames.length;
+      return Number((await brokerStats()).connectionsPaused) > 0;
+    }, 30_000, "the broker to pause the flooder's reads");
+    flooder.close();
+    await waitFor(async () => {
+      const stats = await brokerStats();
+      return Number(stats.connectionsOpen) === openBefore && Number(stats.connectionsPaused) === 0;
+    }, 15_000, "the vanished peer's paused connection to be closed");
+    expect(await roundTrip("probe", 5000)).toBeGreaterThan(0);
+  }, 60_000);
 });

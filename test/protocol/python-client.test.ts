@@ -73,7 +73,7 @@ describe.skipIf(!available)("a Python client written from docs/protocol.md", () 
   test("writes batches the TypeScript consumer decodes and verifies", async () => {
     const lines = Array.from({ length: 200 }, (_, i) => `from python ${i} ü`);
     expect((await python(["produce", "ts-from-py"], `${lines.join("\n")}\n`)).code).toBe(0);
-    const consumer = new Consumer({ broker: broker.address }).assign([{ topic: "ts-from-py", partition: 0 }], "earliest");
+    const consumer = new Consumer({ broker: broker.address, from: "earliest" }).assign([{ topic: "ts-from-py", partition: 0 }]);
     const received: string[] = [];
     for await (const message of consumer) {
       received.push(new TextDecoder().decode(message.value!));
