@@ -68,7 +68,9 @@ export class LatencyHistogram {
    */
   valueAt(percentile: number): number {
     if (this.total === 0) return 0;
-    const rank = Math.max(1, Math.ceil((Math.min(100, Math.max(0, percentile)) / 100) * this.total));
+    if (percentile >= 100) return this.maxNs;
+    // The epsilon keeps 99.9% of 1,000 at rank 999 despite 0.999 * 1000 = 999.0000000000001.
+    const rank = Math.max(1, Math.ceil((Math.max(0, percentile) * this.total) / 100 - 1e-9));
     let seen = 0;
     for (let index = 0; index < BUCKETS; index++) {
       seen += this.counts[index]!;
