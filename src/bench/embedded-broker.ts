@@ -60,6 +60,21 @@ function statusKib(status: string, field: string): number {
   return match === null ? 0 : Number(match[1]);
 }
 
+/** Brokers started and not yet stopped, with their data dirs: what a signal must clean up. */
+const live = new Map<Subprocess, string>();
+
+/** Stops every embedded broker of this process (SIGTERM, then wait) and removes its data dir. */
+export async function stopEmbeddedBrokers(): Promise<void> {
+  await Promise.all(
+    [...live].map(async ([child, dataDir]) => {
+      child.kill("SIGTERM");
+      await child.exited;
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      live.delete(child);
+    }),
+  );
+}
+
 export async function startEmbeddedBroker(extraArgs: readonly string[] = [], startTimeoutMs = 15_000): Promise<EmbeddedBroker> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-bench-"));
   const child = Bun.spawn(runnelCommand(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, "--log-level", "info", ...extraArgs]), {
@@ -67,12 +82,14 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
     stdout: "pipe",
     stderr: "pipe",
   });
+  live.set(child, dataDir);
   let port: number;
   try {
     port = await readPort(child, startTimeoutMs);
   } catch (error) {
     child.kill("SIGKILL");
     await child.exited;
+    live.delete(child);
     fs.rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
@@ -89,6 +106,7 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
         const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
         await child.exited;
         clearTimeout(timer);
+        live.delete(child);
         fs.rmSync(dataDir, { recursive: true, force: true });
         return usage;
       })()),

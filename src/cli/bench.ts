@@ -14,7 +14,7 @@ import fs from "node:fs";
 import type { Durability } from "../client/producer.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
 import { type Ceiling, measureCeiling, serveFile, type SendMode } from "../bench/ceiling.ts";
-import { type EmbeddedBroker, startEmbeddedBroker } from "../bench/embedded-broker.ts";
+import { type EmbeddedBroker, startEmbeddedBroker, stopEmbeddedBrokers } from "../bench/embedded-broker.ts";
 import { formatCeiling, formatTable, renderHtml, type ResultDocument, toDocument } from "../bench/report.ts";
 import { deleteTopic, ensureTopic, Meter, runConsume, runEndToEnd, runProduce, type WorkloadName, type WorkloadOptions, type WorkloadResult } from "../bench/workloads.ts";
 import { KiB, MiB } from "../limits.ts";
@@ -136,7 +136,10 @@ async function runWorkload(workload: WorkloadName, flags: Flags): Promise<number
   let embedded: EmbeddedBroker | null = null;
   let document: ResultDocument;
   try {
-    if (flags.embedded) embedded = await startEmbeddedBroker();
+    if (flags.embedded) {
+      stopOnSignal();
+      embedded = await startEmbeddedBroker();
+    }
     const options = readOptions(workload, flags, embedded?.address ?? flags.broker ?? DEFAULT_BROKER);
     const created = await ensureTopic(options.broker, options.topic, options.partitions);
     const result = await measure(workload, options);
@@ -150,6 +153,15 @@ async function runWorkload(workload: WorkloadName, flags: Flags): Promise<number
   process.stdout.write(formatTable(document));
   writeOutputs(flags, [document], null);
   return document.failures > 0 && document.messages === 0 ? 1 : EXIT_OK;
+}
+
+/** Ctrl-C or a kill of the bench must not leave the embedded broker (and its temp dir) behind. */
+function stopOnSignal(): void {
+  const stop = (signal: NodeJS.Signals) => {
+    void stopEmbeddedBrokers().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
 }
 
 async function measure(workload: WorkloadName, options: WorkloadOptions): Promise<WorkloadResult> {

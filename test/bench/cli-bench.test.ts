@@ -93,3 +93,31 @@ test("bench rejects bad usage with exit code 2 and one line saying what to fix",
   expect(help.code).toBe(0);
   expect(help.stdout).toContain("usage: runnel bench");
 });
+
+test("a bench stopped with SIGTERM stops its embedded broker and removes its data dir", async () => {
+  const child = Bun.spawn([process.execPath, path.join(ROOT, "src/main.ts"), "bench", "e2e", "--embedded", "--duration", "60", "--rate", "1000", "--no-ceiling"], { cwd: workDir, stdout: "pipe", stderr: "pipe" });
+  // Wait (bounded) for the embedded broker: a serve child of this bench appears under /proc.
+  const deadline = Date.now() + 15_000;
+  let brokerPid: number | null = null;
+  while (brokerPid === null && Date.now() < deadline) {
+    for (const entry of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+        const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (parent === child.pid && fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("serve")) brokerPid = Number(entry);
+      } catch {
+        // the process ended while we looked
+      }
+    }
+    if (brokerPid === null) await Bun.sleep(20);
+  }
+  expect(brokerPid).not.toBeNull();
+  const cmdline = fs.readFileSync(`/proc/${brokerPid}/cmdline`, "utf8").split("\0");
+  const dataDir = cmdline[cmdline.indexOf("--data-dir") + 1]!;
+  expect(fs.existsSync(dataDir)).toBe(true);
+  child.kill("SIGTERM");
+  expect(await child.exited).toBe(143);
+  expect(fs.existsSync(`/proc/${brokerPid}`)).toBe(false);
+  expect(fs.existsSync(dataDir)).toBe(false);
+}, 20_000);
