@@ -9,10 +9,12 @@
  * resolves each record's promise with its offset.
  *
  * Guarantees and bounds:
- * - Order per partition: at most one batch per partition is in flight, and a batch that
- *   failed with a retriable error is retried (with backoff) before anything behind it is
- *   sent. Without idempotence a retry after a lost answer may store a batch twice; what was
- *   acknowledged is stored once, in order.
+ * - Order per partition: up to `maxInFlight` batches per partition are in flight when
+ *   idempotent (one otherwise). A batch that failed with a retriable error is retried (with
+ *   backoff) once every batch sent after it has answered, and those that the broker refused
+ *   for the gap (OUT_OF_ORDER_SEQUENCE) are sent again behind it, in order. Without
+ *   idempotence a retry after a lost answer may store a batch twice; what was acknowledged is
+ *   stored once, in order.
  * - Idempotence (on by default for "written" and "synced"): the producer asks the broker for an
  *   id and epoch (`initProducer`) before its first batch and stamps every batch with them and
  *   with the partition's next sequence, assigned when the batch is first sent (a retry keeps
@@ -76,12 +78,23 @@ export interface ProducerOptions extends ConnectionOptions {
    * retries to recognise).
    */
   idempotent?: boolean;
+  /**
+   * Batches per partition sent and not yet answered, 1..5. Default 5. More than one keeps the
+   * connection busy while answers travel back; order still holds because idempotent batches
+   * carry sequences the broker checks (a failed batch and everything sent after it are sent
+   * again, in order). Without idempotence (or with an old broker) it is always 1, because a
+   * retry could then overtake a later batch.
+   */
+  maxInFlight?: number;
   /** For tests: the sticky partitioner's random source. */
   random?: () => number;
 }
 
 /** Sequences are i32 on the wire and wrap from 2^31 - 1 to 0. */
 const SEQUENCE_MODULUS = 2 ** 31;
+
+/** The broker remembers the last 5 batches of a producer (log/producer-state.ts): a retry of any of them is recognised. */
+const IN_FLIGHT_MAX = 5;
 
 const DURABILITIES: readonly Durability[] = ["none", "written", "synced"];
 const PRODUCE_BATCHES_PER_REQUEST_MAX = 10_000;
@@ -115,8 +128,12 @@ class ProducerBatch {
 
 class PartitionState {
   open: ProducerBatch | null = null;
-  readonly ready: ProducerBatch[] = [];
-  inFlight = false;
+  /** Sealed batches not in flight, oldest first (failed ones come back to the front). */
+  ready: ProducerBatch[] = [];
+  /** Batches sent and not yet answered, in send order. */
+  readonly inFlight: ProducerBatch[] = [];
+  /** Batches answered with an error while others were still in flight; resolved once all are back. */
+  failed: Array<{ batch: ProducerBatch; error: RunnelError }> = [];
   retryAtMs = 0;
   /** Idempotence: sequences restart at 0 whenever the producer's identity changes. */
   generation = 0;
@@ -162,6 +179,7 @@ export class Producer {
   private readonly retryBackoffMs: number;
   private readonly retryBackoffMaxMs: number;
   private readonly metadataMaxAgeMs: number;
+  private readonly maxInFlight: number;
   private readonly sticky: StickyPartitioner;
   private readonly topics = new Map<string, TopicState>();
   private readonly sendable = new Set<PartitionState>();
@@ -199,6 +217,7 @@ export class Producer {
     this.retryBackoffMs = bounded(options.retryBackoffMs ?? 100, 1, 60_000, "retryBackoffMs");
     this.retryBackoffMaxMs = bounded(options.retryBackoffMaxMs ?? 1_000, this.retryBackoffMs, 300_000, "retryBackoffMaxMs");
     this.metadataMaxAgeMs = bounded(options.metadataMaxAgeMs ?? 30_000, 0, 24 * 3_600_000, "metadataMaxAgeMs");
+    this.maxInFlight = bounded(options.maxInFlight ?? IN_FLIGHT_MAX, 1, IN_FLIGHT_MAX, "maxInFlight");
     this.sticky = new StickyPartitioner(options.random);
     this.idempotent = (options.idempotent ?? true) && this.durability !== "none";
     this.connection = new Connection(options);
@@ -359,7 +378,7 @@ export class Producer {
     batch.builder = null;
     batch.sealedMs = Date.now();
     state.ready.push(batch);
-    if (!state.inFlight) this.sendable.add(state);
+    this.sendable.add(state);
     this.sticky.batchSealed(state.topic.name, state.partition, state.topic.partitionCount);
     this.schedulePump();
   }
@@ -378,22 +397,32 @@ export class Producer {
     queueMicrotask(this.pump);
   }
 
-  /** Sends every partition's next batch that may go now, packed into as few requests as fit. */
+  /**
+   * Sends every partition's batches that may go now (up to the in-flight bound), packed into as
+   * few requests as fit.
+   */
   private readonly pump = (): void => {
     this.pumpScheduled = false;
     const nowMs = Date.now();
     const requestBytesMax = (this.connection.broker?.frameBytesMax ?? 16 * MiB) - REQUEST_OVERHEAD_BYTES;
+    const unanswered = this.durability === "none";
+    const inFlightMax = this.idempotent ? this.maxInFlight : 1;
     let batches: ProducerBatch[] = [];
     let bytes = 0;
     for (const state of this.sendable) {
       if (state.retryAtMs > nowMs) continue;
-      // Waiting for an identity: the partition stays sendable; the answer pumps again.
-      if (this.idempotent && !state.inFlight && state.ready.length > 0 && !this.maySend(state.ready[0]!)) continue;
-      this.sendable.delete(state);
-      if (state.ready.length === 0 || state.inFlight) continue;
-      const taking = this.durability === "none" ? state.ready.splice(0) : state.ready.slice(0, 1);
-      if (this.durability !== "none") state.inFlight = true;
-      for (const batch of taking) {
+      let waiting = false;
+      const ready = state.ready;
+      // After a failure nothing more goes until every batch in flight has answered (resolveFailures).
+      while (ready.length > 0 && (unanswered || (state.failed.length === 0 && state.inFlight.length < inFlightMax))) {
+        const batch = ready[0]!;
+        // Waiting for an identity: the partition stays sendable; the answer pumps again.
+        if (this.idempotent && !this.maySend(batch)) {
+          waiting = true;
+          break;
+        }
+        ready.shift();
+        if (!unanswered) state.inFlight.push(batch);
         if (this.idempotent) this.assignSequence(state, batch);
         if (batches.length > 0 && (bytes + batch.bytes!.length > requestBytesMax || batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
           this.sendRequest(batches);
@@ -403,6 +432,7 @@ export class Producer {
         batches.push(batch);
         bytes += batch.bytes!.length;
       }
+      if (!waiting) this.sendable.delete(state);
     }
     if (batches.length > 0) this.sendRequest(batches);
   };
@@ -452,34 +482,70 @@ export class Producer {
   private onBatchDone(batch: ProducerBatch, baseOffset: number): void {
     const state = batch.state;
     this.unassign(batch);
-    state.ready.shift();
-    state.inFlight = false;
+    removeInFlight(state, batch);
     state.retryAtMs = 0;
-    if (state.ready.length > 0) this.sendable.add(state);
+    if (state.inFlight.length === 0 && state.failed.length > 0) this.resolveFailures(state);
+    else if (state.ready.length > 0) this.sendable.add(state);
     this.stats.recordsAcked += batch.resolvers.length;
     this.settle(batch, baseOffset, null);
   }
 
+  /** A failed batch waits until every batch of its partition in flight has answered. */
   private onBatchError(batch: ProducerBatch, error: RunnelError): void {
     const state = batch.state;
-    const backoffMs = Math.min(this.retryBackoffMaxMs, this.retryBackoffMs * 2 ** batch.attempts);
-    const elapsedMs = Date.now() - batch.sealedMs;
-    if (error.retriable && elapsedMs + backoffMs <= this.deliveryTimeoutMs) {
-      batch.attempts += 1;
-      this.stats.retries += 1;
-      state.inFlight = false;
-      state.retryAtMs = Date.now() + backoffMs;
-      this.sendable.add(state);
-      setTimeout(() => this.schedulePump(), backoffMs);
-      return;
+    removeInFlight(state, batch);
+    state.failed.push({ batch, error });
+    if (state.inFlight.length === 0) this.resolveFailures(state);
+  }
+
+  /**
+   * Every batch of a partition that was in flight has answered and some failed: decides each
+   * failed batch's fate in send order, so order holds with several in flight (Kafka's way).
+   * - No earlier batch failed for good: a retriable error, or OUT_OF_ORDER_SEQUENCE behind an
+   *   earlier failed batch (the broker refused it because of that gap), goes back to the front
+   *   of the queue with its sequence and is sent again after backoff; anything else, or a batch
+   *   past its delivery timeout, fails for good (and the producer's epoch is then bumped).
+   * - Behind a batch that failed for good: one the broker certainly did not store (refused as
+   *   out of order, or behind a batch known not stored) loses its sequence and is sent again
+   *   under the next epoch; one whose fate is unknown fails too, as a retry might store it twice.
+   */
+  private resolveFailures(state: PartitionState): void {
+    const failed = state.failed.sort((a, b) => a.batch.firstSequence - b.batch.firstSequence);
+    state.failed = [];
+    const nowMs = Date.now();
+    const requeue: ProducerBatch[] = [];
+    let gap: "none" | "known" | "unknown" = "none";
+    let backoffMs = 0;
+    failed.forEach(({ batch, error }, index) => {
+      const elapsedMs = nowMs - batch.sealedMs;
+      const batchBackoffMs = Math.min(this.retryBackoffMaxMs, this.retryBackoffMs * 2 ** batch.attempts);
+      const refusedForGap = error.code === "OUT_OF_ORDER_SEQUENCE" && index > 0;
+      if (gap === "none" && (error.retriable || refusedForGap) && elapsedMs + batchBackoffMs <= this.deliveryTimeoutMs) {
+        if (requeue.length === 0) backoffMs = batchBackoffMs;
+        batch.attempts += 1;
+        this.stats.retries += 1;
+        requeue.push(batch);
+      } else if (gap !== "none" && (refusedForGap || (gap === "known" && error.retriable)) && elapsedMs <= this.deliveryTimeoutMs) {
+        this.unassign(batch);
+        requeue.push(batch);
+      } else {
+        if (gap === "none") gap = error.retriable ? "unknown" : "known";
+        this.failForGood(batch, error, elapsedMs);
+      }
+    });
+    if (requeue.length > 0) {
+      state.ready = requeue.concat(state.ready);
+      state.retryAtMs = nowMs + backoffMs;
+      if (backoffMs > 0) setTimeout(() => this.schedulePump(), backoffMs);
     }
-    if (error.code === "UNKNOWN_TOPIC" || error.code === "UNKNOWN_PARTITION") this.wantMetadata(state.topic.name);
+    if (state.ready.length > 0) this.sendable.add(state);
+    this.schedulePump();
+  }
+
+  private failForGood(batch: ProducerBatch, error: RunnelError, elapsedMs: number): void {
+    if (error.code === "UNKNOWN_TOPIC" || error.code === "UNKNOWN_PARTITION") this.wantMetadata(batch.state.topic.name);
     if (this.unassign(batch)) this.identityStale = true;
     const final = batch.attempts === 0 ? error : new RunnelError(error.code, `${error.message} (gave up after ${batch.attempts + 1} attempts over ${elapsedMs} ms)`, { cause: error });
-    state.ready.shift();
-    state.inFlight = false;
-    state.retryAtMs = 0;
-    if (state.ready.length > 0) this.sendable.add(state);
     this.settle(batch, -1, final);
   }
 
@@ -623,7 +689,7 @@ export class Producer {
     for (const topic of this.topics.values()) {
       for (const state of topic.partitions) {
         if (state === undefined) continue;
-        const first = state.ready[0] ?? state.open;
+        const first = state.inFlight[0] ?? state.ready[0] ?? state.open;
         if (first && first.firstSequence < oldest) oldest = first.firstSequence;
       }
     }
@@ -742,4 +808,10 @@ function bounded(value: number, min: number, max: number, name: string): number 
     throw new RunnelError("INVALID_CONFIG", `${name} must be a number in ${min}..${max}; got ${String(value)}`);
   }
   return value;
+}
+
+function removeInFlight(state: PartitionState, batch: ProducerBatch): void {
+  const inFlight = state.inFlight;
+  const index = inFlight[0] === batch ? 0 : inFlight.indexOf(batch);
+  if (index >= 0) inFlight.splice(index, 1);
 }

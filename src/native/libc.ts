@@ -19,7 +19,7 @@ import { RunnelError, type ErrorCode } from "../errors.ts";
 /** errno values on Linux (x86-64 and arm64 share them). */
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EFAULT: 14,
-  EINVAL: 22, EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30, EPIPE: 32, ENOSYS: 38,
+  EINVAL: 22, ENFILE: 23, EMFILE: 24, EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30, EPIPE: 32, ENOSYS: 38,
   ECONNRESET: 104, ENOTCONN: 107, EDQUOT: 122,
 } as const;
 
@@ -36,12 +36,20 @@ export class SyscallError extends RunnelError {
   readonly errnoName: string;
 
   constructor(syscall: string, errno: number, name: string, cause?: unknown) {
-    super(codeForErrno(name), `${syscall} failed: ${name}`, { cause, details: { syscall, errno: name } });
+    super(codeForErrno(name), `${syscall} failed: ${name}${ERRNO_HINTS[name] ?? ""}`, { cause, details: { syscall, errno: name } });
     this.syscall = syscall;
     this.errno = errno;
     this.errnoName = name;
   }
 }
+
+/** What an operator can do about the errnos that have a remedy outside the broker. */
+const ERRNO_HINTS: Record<string, string> = {
+  EMFILE: " (too many open files: the broker keeps one fd per partition plus --open-segments-max; raise the hard limit, e.g. ulimit -Hn / LimitNOFILE, or use fewer partitions)",
+  ENFILE: " (the system-wide open-file table is full: raise fs.file-max)",
+  ENOSPC: " (the disk is full: free space or lower retention)",
+  EDQUOT: " (the disk quota is exhausted)",
+};
 
 function codeForErrno(name: string): ErrorCode {
   return name === "ENOSPC" || name === "EDQUOT" ? "STORAGE_FULL" : "STORAGE_ERROR";
