@@ -12,7 +12,8 @@ import { encode } from "@msgpack/msgpack";
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { createResponseDecoder } from "../src/client/frame.ts";
 import type { Message } from "../src/client/consumer.ts";
-import { decodeRecords, encodeBatch, scanBatches, stampBaseOffset, verifyBatch } from "../src/format/record-batch.ts";
+import { decodeRecords, encodeBatch, recordSection, scanBatches, stampBaseOffset, verifyBatch } from "../src/format/record-batch.ts";
+import { decodeRecordsFastInto } from "../src/format/record-decode.ts";
 
 /** A fetch response body (msgpack map) whose records are `batches` batches of `perBatch` records. */
 export function makeFetchBody(batches: number, perBatch: number, valueBytes: number): Uint8Array {
@@ -42,9 +43,13 @@ function recordsOf(body: Uint8Array): Uint8Array {
 export function decodeLikeConsumer(body: Uint8Array): Message[] {
   const records = recordsOf(body);
   const messages: Message[] = [];
+  const make = (offset: number, timestamp: number, key: Uint8Array | null, value: Uint8Array | null): Message => ({ topic: "t", partition: 0, offset, timestamp, key, value, headers: null });
   for (const span of scanBatches(records)) {
     const batch = records.subarray(span.position, span.position + span.bytes);
-    for (const record of decodeRecords(batch, verifyBatch(batch))) {
+    const header = verifyBatch(batch);
+    // The Consumer's path: records straight into Message objects (no intermediate record).
+    if (decodeRecordsFastInto(recordSection(batch, header), header.baseOffset, header.firstTimestamp, header.recordCount, 0, make, messages)) continue;
+    for (const record of decodeRecords(batch, header)) {
       messages.push({ topic: "t", partition: 0, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers });
     }
   }

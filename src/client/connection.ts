@@ -95,8 +95,17 @@ export class Connection {
   private closing = false;
   private info: BrokerInfo | null = null;
 
-  constructor(options: ConnectionOptions = {}) {
+  private readonly frameBuffers: number;
+
+  /**
+   * `frameBuffers` (for the Consumer's fetch connection, not part of ConnectionOptions): when
+   * above 0, answers that straddle TCP chunks are assembled into this many reused buffers, in
+   * turn, instead of a fresh buffer each, so bins in an answer stay valid only until that many
+   * more large answers have arrived. 0 (default): every such answer gets its own buffer.
+   */
+  constructor(options: ConnectionOptions = {}, frameBuffers = 0) {
     const { host, port } = parseBrokerAddress(options.broker ?? DEFAULT_BROKER);
+    this.frameBuffers = frameBuffers;
     this.host = host;
     this.port = port;
     this.address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
@@ -206,7 +215,7 @@ export class Connection {
 
   private async connectOnce(startedMs: number): Promise<Link> {
     const remainingMs = Math.max(1, this.connectTimeoutMs - (Date.now() - startedMs));
-    const link = new Link(this.address, () => {
+    const link = new Link(this.address, this.frameBuffers, () => {
       if (this.link === link) this.link = null;
     });
     await link.connect(this.host, this.port, remainingMs);
@@ -247,7 +256,11 @@ class Link {
   private inFlightMax = DEFAULT_LIMITS.requestsInFlightMax;
   private dead: RunnelError | null = null;
 
-  constructor(address: string, onDead: () => void) {
+  constructor(
+    address: string,
+    private readonly frameBuffers: number,
+    onDead: () => void,
+  ) {
     this.address = address;
     this.onDead = onDead;
   }
@@ -312,7 +325,7 @@ class Link {
     };
     // Fetch answers may pass the frame limit by the head of one response: leave room for it.
     const incomingMax = Math.min(LIMITS.frameBytesMax, Math.max(info.frameBytesMax, info.batchBytesMax) + 64 * KiB);
-    this.frames = new FrameDecoder(incomingMax);
+    this.frames = new FrameDecoder(incomingMax, this.frameBuffers > 0 ? { reuseAssembly: true, assemblyBuffers: this.frameBuffers } : {});
     this.decoder = createResponseDecoder(incomingMax);
     this.inFlightMax = info.requestsInFlightMax;
     return info;

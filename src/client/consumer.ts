@@ -5,9 +5,13 @@
  * - Assignment: explicit partitions (`assign`) or every partition of a topic (`subscribe`).
  * - Start: the group's committed offset when there is one, else `from` (earliest, latest,
  *   an offset, or a timestamp looked up with listOffsets).
- * - Prefetch: when a fetch answer arrives, its batches are unpacked and the next fetch is
- *   sent at once, from the advanced positions, before the first message is handed out; the
- *   caller's work overlaps the round trip. When caught up, fetches long-poll (`maxWaitMs`).
+ * - Prefetch: when a fetch answer arrives, positions advance from its batch headers alone and
+ *   the next fetch is sent at once, before the records are verified and decoded and before
+ *   the first message is handed out: decoding and the caller's work overlap the round trip.
+ *   When caught up, fetches long-poll (`maxWaitMs`).
+ * - Value lifetime: a message's key, value and header values are views into the fetch answer
+ *   (no copy). By default each answer has its own buffer, so they live as long as they are
+ *   referenced; with `reuseFetchBuffers` they are valid only until the next next()/nextBatch().
  * - Unpacking happens here: each batch's checksum is verified, records below the requested
  *   offset (the broker sends whole batches) are skipped.
  * - Commits: a message counts as processed once the iterator is advanced past it.
@@ -23,7 +27,8 @@
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS, MiB } from "../limits.ts";
-import { decodeRecords, scanBatches, verifyBatch } from "../format/record-batch.ts";
+import { type BatchHeader, decodeRecords, recordSection, scanBatches, verifyBatch } from "../format/record-batch.ts";
+import { decodeRecordsFastInto } from "../format/record-decode.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, listOffsets, topicPartitionCounts } from "./offsets.ts";
 import { type WireMap, brokerError, isMap, isRetriable, malformed, readArray, readBytes, readInt, readMap } from "./wire.ts";
@@ -67,6 +72,14 @@ export interface ConsumerOptions extends ConnectionOptions {
   maxBytes?: number;
   /** Bytes per partition per fetch. Default 1 MiB (grows if one batch is larger). */
   partitionMaxBytes?: number;
+  /**
+   * Reuse the buffers large fetch answers are assembled in (default false). Faster (no fresh
+   * megabyte per fetch, and none of its page faults), but then a message's `key`, `value` and
+   * header values are views into a buffer that a later fetch overwrites: they are valid only
+   * until the next call of next() or nextBatch() (copy with `.slice()` what must live longer).
+   * With the default, they stay valid for as long as they are referenced.
+   */
+  reuseFetchBuffers?: boolean;
   /** How long retriable failures (broker restarting...) are retried before next() throws. Default 30 s. */
   retryTimeoutMs?: number;
   retryBackoffMs?: number;
@@ -95,6 +108,8 @@ interface FetchOutcome {
 }
 
 const FETCH_PARTITIONS_MAX = 1_000;
+/** Reused fetch-answer buffers with `reuseFetchBuffers` (see the constructor). */
+const FETCH_FRAME_BUFFERS = 3;
 const DONE: IteratorResult<Message> = { done: true, value: undefined };
 
 export class Consumer implements AsyncIterable<Message> {
@@ -115,7 +130,10 @@ export class Consumer implements AsyncIterable<Message> {
   private started: Promise<void> | null = null;
   private inFlight: Promise<FetchOutcome> | null = null;
   private buffer: Message[] = [];
-  private bufferCursors: Cursor[] = [];
+  /** Which cursor each stretch of `buffer` belongs to: one entry per partition per fetch, not per message. */
+  private bufferRuns: Run[] = [];
+  /** The run holding buffer[bufferIndex - 1] (next() moves it forward). */
+  private runIndex = 0;
   private bufferIndex = 0;
   /** Start in `buffer` of the batch nextBatch() handed out and not yet marked processed; -1 when none. */
   private heldFrom = -1;
@@ -133,7 +151,9 @@ export class Consumer implements AsyncIterable<Message> {
   lastCommitError: RunnelError | null = null;
 
   constructor(options: ConsumerOptions = {}) {
-    this.data = new Connection(options);
+    // Three buffers in turn: the answer whose values the caller holds, the fetch in flight, and
+    // one spare; the consumer never has more than one fetch in flight.
+    this.data = new Connection(options, options.reuseFetchBuffers === true ? FETCH_FRAME_BUFFERS : 0);
     this.control = new Connection(options);
     this.groupId = options.groupId;
     if (this.groupId !== undefined && (this.groupId.length === 0 || this.groupId.length > LIMITS.shortStringLengthMax)) {
@@ -194,7 +214,8 @@ export class Consumer implements AsyncIterable<Message> {
       if (this.bufferIndex < this.buffer.length) {
         const index = this.bufferIndex++;
         const message = this.buffer[index]!;
-        this.current = this.bufferCursors[index]!;
+        while (this.bufferRuns[this.runIndex]!.end <= index) this.runIndex++;
+        this.current = this.bufferRuns[this.runIndex]!.cursor;
         this.currentOffset = message.offset;
         return { done: false, value: message };
       }
@@ -339,10 +360,14 @@ export class Consumer implements AsyncIterable<Message> {
     if (outcome.error !== null) return this.onFetchFailure(outcome.error);
     this.failingSinceMs = 0;
     this.watchForNewPartitions();
-    const { messages, cursors, partitionErrors } = await this.unpack(outcome);
+    // Positions advance from the batch headers alone; the next fetch goes out before the
+    // records are verified and decoded, so the broker and the network work meanwhile.
+    const { spans, partitionErrors } = await this.plan(outcome);
     if (!this.closing) this.inFlight = this.fetch();
+    const { messages, runs } = this.decode(spans);
     this.buffer = messages;
-    this.bufferCursors = cursors;
+    this.bufferRuns = runs;
+    this.runIndex = 0;
     this.bufferIndex = 0;
     // A partition answering a retriable error at once must not spin the loop.
     if (messages.length === 0 && partitionErrors > 0) await Bun.sleep(this.retryBackoffMs);
@@ -403,13 +428,16 @@ export class Consumer implements AsyncIterable<Message> {
     );
   }
 
-  /** Unpacks a fetch answer into messages, advancing positions; applies the reset policy. */
-  private async unpack(outcome: FetchOutcome): Promise<{ messages: Message[]; cursors: Cursor[]; partitionErrors: number }> {
+  /**
+   * First half of unpacking a fetch answer: checks the entries, applies partition errors (the
+   * reset policy) and advances each position past the whole batches received, reading only
+   * batch headers. The records are verified and decoded afterwards, by `decode`.
+   */
+  private async plan(outcome: FetchOutcome): Promise<{ spans: PartitionSpan[]; partitionErrors: number }> {
     const response = outcome.response!;
     const entries = readArray(response.partitions, "fetch", "partitions");
     const records = entries.length === 0 ? new Uint8Array(0) : readBytes(response.records, "fetch", "records");
-    const messages: Message[] = [];
-    const cursors: Cursor[] = [];
+    const spans: PartitionSpan[] = [];
     let partitionErrors = 0;
     let position = 0;
     for (const [index, item] of entries.entries()) {
@@ -426,9 +454,30 @@ export class Consumer implements AsyncIterable<Message> {
         await this.onPartitionError(requested.cursor, entry);
         continue;
       }
-      unpackPartition(requested.cursor, bytes, messages, cursors);
+      const span = advance(requested.cursor, bytes);
+      if (span !== null) spans.push(span);
     }
-    return { messages, cursors, partitionErrors };
+    return { spans, partitionErrors };
+  }
+
+  /**
+   * Second half: verifies and decodes the planned spans. A corrupt batch puts every position
+   * back where the answer started (the fetch sent meanwhile becomes stale and is ignored) and
+   * throws, as before the split.
+   */
+  private decode(spans: PartitionSpan[]): { messages: Message[]; runs: Run[] } {
+    const messages: Message[] = [];
+    const runs: Run[] = [];
+    try {
+      for (const span of spans) {
+        decodePartition(span, messages);
+        runs.push({ cursor: span.cursor, end: messages.length });
+      }
+    } catch (error) {
+      for (const span of spans) span.cursor.position = span.fromOffset;
+      throw error;
+    }
+    return { messages, runs };
   }
 
   private async onPartitionError(cursor: Cursor, entry: WireMap): Promise<void> {
@@ -461,11 +510,15 @@ export class Consumer implements AsyncIterable<Message> {
   /** The batch nextBatch() handed out, buffer[heldFrom..bufferIndex), is processed now. */
   private markBatchProcessed(): void {
     const messages = this.buffer;
-    const cursors = this.bufferCursors;
-    for (let index = this.heldFrom; index < this.bufferIndex; index++) {
-      const cursor = cursors[index]!;
-      const next = messages[index]!.offset + 1;
-      if (next > cursor.processed) cursor.processed = next;
+    let start = 0;
+    for (const run of this.bufferRuns) {
+      // A run's messages ascend, so its last one handed out is the one that counts.
+      const last = Math.min(run.end, this.bufferIndex) - 1;
+      if (last >= Math.max(start, this.heldFrom)) {
+        const next = messages[last]!.offset + 1;
+        if (next > run.cursor.processed) run.cursor.processed = next;
+      }
+      start = run.end;
     }
     this.heldFrom = -1;
   }
@@ -494,28 +547,61 @@ function matchRequested(requested: FetchOutcome["requested"], index: number, ent
   return requested.find(({ cursor }) => cursor.topic === entry.topic && cursor.partition === entry.partition);
 }
 
-/** Verifies and decodes one partition's batches; advances the cursor past them. */
-function unpackPartition(cursor: Cursor, bytes: Uint8Array, messages: Message[], cursors: Cursor[]): void {
+/** buffer[previous run's end .. end) came from `cursor`'s partition. */
+interface Run {
+  cursor: Cursor;
+  end: number;
+}
+
+/** One partition's records in a fetch answer, planned: decoded from `fromOffset` on. */
+interface PartitionSpan {
+  cursor: Cursor;
+  bytes: Uint8Array;
+  fromOffset: number;
+}
+
+/**
+ * Moves the cursor past the whole batches in `bytes` (headers only). Null when there is
+ * nothing to decode. Bytes but not one whole batch: the next batch is larger than we asked
+ * for, so ask for more.
+ */
+function advance(cursor: Cursor, bytes: Uint8Array): PartitionSpan | null {
+  const fromOffset = cursor.position;
   let whole = 0;
   for (const span of scanBatches(bytes)) {
     whole += 1;
-    const batch = bytes.subarray(span.position, span.position + span.bytes);
-    const header = verifyBatch(batch);
-    const lastOffset = header.baseOffset + header.lastOffsetDelta;
-    if (lastOffset < cursor.position) continue;
-    for (const record of decodeRecords(batch, header)) {
-      if (record.offset < cursor.position) continue;
-      if (cursor.skipBeforeTimestamp >= 0) {
-        if (record.timestamp < cursor.skipBeforeTimestamp) continue;
-        cursor.skipBeforeTimestamp = -1;
-      }
-      messages.push({ topic: cursor.topic, partition: cursor.partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers });
-      cursors.push(cursor);
-    }
-    cursor.position = lastOffset + 1;
+    const nextOffset = span.header.baseOffset + span.header.lastOffsetDelta + 1;
+    if (nextOffset > cursor.position) cursor.position = nextOffset;
   }
-  // Bytes but not one whole batch: the next batch is larger than we asked for. Ask for more.
   if (whole === 0 && bytes.length > 0) cursor.maxBytes = Math.min(cursor.maxBytes * 2, LIMITS.batchBytesMax);
+  return whole === 0 ? null : { cursor, bytes, fromOffset };
+}
+
+/** Verifies and decodes one partition's batches: one Message per record from `fromOffset` on. */
+function decodePartition(span: PartitionSpan, messages: Message[]): void {
+  const { cursor, bytes, fromOffset } = span;
+  const { topic, partition } = cursor;
+  const make = (offset: number, timestamp: number, key: Uint8Array | null, value: Uint8Array | null): Message => ({ topic, partition, offset, timestamp, key, value, headers: null });
+  for (const scanned of scanBatches(bytes)) {
+    const batch = bytes.subarray(scanned.position, scanned.position + scanned.bytes);
+    const header = verifyBatch(batch);
+    if (header.baseOffset + header.lastOffsetDelta < fromOffset) continue;
+    if (cursor.skipBeforeTimestamp >= 0 || !decodeRecordsFastInto(recordSection(batch, header), header.baseOffset, header.firstTimestamp, header.recordCount, fromOffset, make, messages)) {
+      decodeGeneric(cursor, batch, header, fromOffset, messages);
+    }
+  }
+}
+
+/** Any record shape (headers...), and the timestamp start: through the generic decoder. */
+function decodeGeneric(cursor: Cursor, batch: Uint8Array, header: BatchHeader, fromOffset: number, messages: Message[]): void {
+  for (const record of decodeRecords(batch, header)) {
+    if (record.offset < fromOffset) continue;
+    if (cursor.skipBeforeTimestamp >= 0) {
+      if (record.timestamp < cursor.skipBeforeTimestamp) continue;
+      cursor.skipBeforeTimestamp = -1;
+    }
+    messages.push({ topic: cursor.topic, partition: cursor.partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers });
+  }
 }
 
 function startAt(from: StartPosition, cursor: Cursor): ListOffsetsAt {

@@ -28,6 +28,35 @@ const RECORD_FIXED_BYTES_MAX = 1 + 9 + 5 + 5 + 5;
 
 export type Bytes = Uint8Array | string;
 
+/**
+ * Full-size batch buffers to reuse. A builder starts small (a partition that gets a few records
+ * should not pin a whole batch of memory) and, once it outgrows that, moves to one buffer of
+ * `bufferBytes` in a single copy instead of doubling; settled batches give theirs back, so a
+ * busy producer allocates (and zero-fills, and collects) almost no batch memory at all.
+ */
+export class BufferPool {
+  private readonly free: Uint8Array[] = [];
+
+  constructor(
+    readonly bufferBytes: number,
+    private readonly buffersMax: number,
+  ) {}
+
+  /** A buffer of `bufferBytes` (contents undefined). */
+  take(): Uint8Array {
+    return this.free.pop() ?? new Uint8Array(this.bufferBytes);
+  }
+
+  /** Gives back a buffer nothing refers to any more; others (odd sizes, over the bound) go to the GC. */
+  give(buffer: Uint8Array): void {
+    if (buffer.length === this.bufferBytes && this.free.length < this.buffersMax) this.free.push(buffer);
+  }
+
+  get idle(): number {
+    return this.free.length;
+  }
+}
+
 /** Appends records into one batch buffer; `finish()` writes the header and hands the bytes over. */
 export class BatchBuilder {
   private buffer: Uint8Array;
@@ -40,9 +69,18 @@ export class BatchBuilder {
   private undoPosition = BATCH_HEADER_BYTES;
   private undoMaxTimestampMs = 0;
 
-  constructor(initialBytes: number = 16 * KiB) {
-    this.buffer = new Uint8Array(Math.max(initialBytes, BATCH_HEADER_BYTES + 64));
+  constructor(
+    initialBytes: number = 16 * KiB,
+    private readonly pool: BufferPool | null = null,
+  ) {
+    // A pooled buffer when one is idle (a busy producer's case); otherwise start small.
+    this.buffer = pool !== null && pool.idle > 0 ? pool.take() : new Uint8Array(Math.max(initialBytes, BATCH_HEADER_BYTES + 64));
     this.view = new DataView(this.buffer.buffer);
+  }
+
+  /** The whole buffer the batch lives in (for giving back to the pool once the batch is done with). */
+  get storage(): Uint8Array {
+    return this.buffer;
   }
 
   get recordCount(): number {
@@ -97,6 +135,9 @@ export class BatchBuilder {
     if (this.count === 0) throw new RunnelError("INVALID_REQUEST", "a batch needs at least one record");
     const view = this.view;
     const bytes = this.buffer.subarray(0, this.position);
+    // Every header byte is written: a pooled buffer holds an earlier batch's bytes.
+    writeInt64(view, FIELD.baseOffset, 0);
+    view.setInt32(FIELD.leaderEpoch, 0);
     view.setInt32(FIELD.batchLength, this.position - BATCH_LOG_OVERHEAD_BYTES);
     view.setInt8(FIELD.magic, BATCH_MAGIC_V1);
     view.setUint16(FIELD.attributes, COMPRESSION.none);
@@ -114,9 +155,15 @@ export class BatchBuilder {
   private reserve(bytes: number): void {
     const needed = this.position + bytes;
     if (needed <= this.buffer.length) return;
-    let size = this.buffer.length * 2;
-    while (size < needed) size *= 2;
-    const grown = new Uint8Array(size);
+    const pool = this.pool;
+    let grown: Uint8Array;
+    if (pool !== null && needed <= pool.bufferBytes && this.buffer.length < pool.bufferBytes) {
+      grown = pool.take();
+    } else {
+      let size = this.buffer.length * 2;
+      while (size < needed) size *= 2;
+      grown = new Uint8Array(size);
+    }
     grown.set(this.buffer.subarray(0, this.position));
     this.buffer = grown;
     this.view = new DataView(grown.buffer);

@@ -285,8 +285,13 @@ function asBytesOrNull(value: unknown, what: string): Uint8Array | null {
 }
 
 /** Decodes a verified batch's records. The values are views into `bytes` (no copies). */
+/** The record section of a batch: the bytes after its header. */
+export function recordSection(bytes: Uint8Array, header: BatchHeader): Uint8Array {
+  return bytes.subarray(BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES + header.batchLength);
+}
+
 export function decodeRecords(bytes: Uint8Array, header: BatchHeader = readBatchHeader(bytes)): BatchRecord[] {
-  const section = bytes.subarray(BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES + header.batchLength);
+  const section = recordSection(bytes, header);
   // The producer's shape, decoded by hand (format/record-decode.ts); anything else, and every
   // error, takes the generic decoder below.
   const fast = decodeRecordsFast(section, header.baseOffset, header.firstTimestamp, header.recordCount);

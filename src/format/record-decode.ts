@@ -16,26 +16,50 @@ import type { BatchRecord } from "./record-batch.ts";
  * apply. `baseOffset`/`firstTimestamp` come from the verified header.
  */
 export function decodeRecordsFast(section: Uint8Array, baseOffset: number, firstTimestamp: number, recordCount: number): BatchRecord[] | null {
-  const records: BatchRecord[] = new Array(recordCount);
+  const records: BatchRecord[] = [];
+  const ok = decodeRecordsFastInto(section, baseOffset, firstTimestamp, recordCount, 0, makeBatchRecord, records);
+  return ok ? records : null;
+}
+
+function makeBatchRecord(offset: number, timestamp: number, key: Uint8Array | null, value: Uint8Array | null): BatchRecord {
+  return { offset, timestamp, key, value, headers: null };
+}
+
+/** Builds the caller's object for one record (the Consumer builds its Message directly). */
+export type RecordFactory<T> = (offset: number, timestamp: number, key: Uint8Array | null, value: Uint8Array | null) => T;
+
+/**
+ * The fast path, appending `make(...)` for each record at or above `fromOffset` to `out`: no
+ * intermediate record object, so the consumer allocates one object per message, not two.
+ * Returns false when the fast path does not apply; `out` is then as it was on entry.
+ */
+export function decodeRecordsFastInto<T>(section: Uint8Array, baseOffset: number, firstTimestamp: number, recordCount: number, fromOffset: number, make: RecordFactory<T>, out: T[]): boolean {
+  const lengthOnEntry = out.length;
   const end = section.length;
   let position = 0;
   for (let index = 0; index < recordCount; index++) {
-    if (position >= end || section[position] !== 0x94) return null;
+    if (position >= end || section[position] !== 0x94) return rollBack(out, lengthOnEntry);
     position += 1;
     const delta = readInteger(section, position, end);
-    if (delta === null) return null;
+    if (delta === null) return rollBack(out, lengthOnEntry);
     position = cursor;
     const key = readBytes(section, position, end);
-    if (key === undefined) return null;
+    if (key === undefined) return rollBack(out, lengthOnEntry);
     position = cursor;
     const value = readBytes(section, position, end);
-    if (value === undefined) return null;
+    if (value === undefined) return rollBack(out, lengthOnEntry);
     position = cursor;
-    if (position >= end || section[position] !== 0xc0) return null; // headers present: generic path
+    if (position >= end || section[position] !== 0xc0) return rollBack(out, lengthOnEntry); // headers present: generic path
     position += 1;
-    records[index] = { offset: baseOffset + index, timestamp: firstTimestamp + delta, key, value, headers: null };
+    const offset = baseOffset + index;
+    if (offset >= fromOffset) out.push(make(offset, firstTimestamp + delta, key, value));
   }
-  return position === end ? records : null;
+  return position === end || rollBack(out, lengthOnEntry);
+}
+
+function rollBack<T>(out: T[], length: number): false {
+  out.length = length;
+  return false;
 }
 
 /** Position after the last value read; module state instead of a result object per value. */

@@ -29,6 +29,12 @@ export interface FrameDecoderOptions {
    * dispatch returns). It saves a fresh allocation, and its page faults, per large frame.
    */
   reuseAssembly?: boolean;
+  /**
+   * With `reuseAssembly`: how many reused buffers take turns (default 1). A body handed out then
+   * stays valid until this many more straddling frames have been assembled — the client uses 3,
+   * so a consumer can hold one fetch answer's values while the next two arrive.
+   */
+  assemblyBuffers?: number;
 }
 
 /** The reused assembly buffer is kept only up to this size; larger frames get their own. */
@@ -37,7 +43,8 @@ export const ASSEMBLY_BYTES_KEPT_MAX = 8 * 1024 * 1024;
 export class FrameDecoder {
   readonly frameBytesMax: number;
   private readonly reuseAssembly: boolean;
-  private assembly: Uint8Array | null = null;
+  private readonly assemblies: Array<Uint8Array | null>;
+  private assemblyTurn = 0;
   private chunk: Uint8Array = new Uint8Array(0);
   private chunkPosition = 0;
   private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
@@ -48,6 +55,7 @@ export class FrameDecoder {
   constructor(frameBytesMax: number, options: FrameDecoderOptions = {}) {
     this.frameBytesMax = frameBytesMax;
     this.reuseAssembly = options.reuseAssembly === true;
+    this.assemblies = new Array<Uint8Array | null>(Math.max(1, Math.floor(options.assemblyBuffers ?? 1))).fill(null);
   }
 
   /** Adds a chunk. Call `next()` until it returns null before pushing the next chunk. */
@@ -103,11 +111,16 @@ export class FrameDecoder {
     return this.continueBody();
   }
 
-  /** A view of `length` bytes of the reused buffer (grown when too small, kept when not too big). */
+  /** A view of `length` bytes of the next reused buffer in turn (grown when too small, kept when not too big). */
   private assemblyBuffer(length: number): Uint8Array {
-    if (this.assembly !== null && this.assembly.length >= length) return this.assembly.subarray(0, length);
+    const turn = this.assemblyTurn;
+    this.assemblyTurn = (turn + 1) % this.assemblies.length;
+    const kept = this.assemblies[turn] ?? null;
+    if (kept !== null && kept.length >= length) return kept.subarray(0, length);
     const buffer = new Uint8Array(length);
-    if (length <= ASSEMBLY_BYTES_KEPT_MAX) this.assembly = buffer;
+    // A larger buffer replaces the one in this turn; the old one is only referenced by bodies
+    // handed out before, so it is never written again.
+    if (length <= ASSEMBLY_BYTES_KEPT_MAX) this.assemblies[turn] = buffer;
     return buffer;
   }
 

@@ -64,3 +64,61 @@ test("a batch counts as processed at the next call: commit() then resumes after 
   if (following !== null && !following.done) expect(following.value.offset).toBe(last + 1 + rest);
   await second.close();
 });
+
+test("after next() and nextBatch() across partitions, commit() records each partition's last message handed out", async () => {
+  await produce("batch-mixed", 3, 900);
+  const first = new Consumer({ broker: broker.address, groupId: "g-mixed", autoCommit: false, partitionMaxBytes: 1024 }).subscribe("batch-mixed");
+  const lastSeen = new Map<number, number>();
+  const step = await first.next();
+  if (step.done) throw new Error("no message");
+  lastSeen.set(step.value.partition, step.value.offset);
+  // The rest of that answer (several partitions): handed out from the middle of the buffer.
+  for (const message of await first.nextBatch()) lastSeen.set(message.partition, message.offset);
+  expect(lastSeen.size).toBeGreaterThan(1);
+  await first.commit();
+  await first.close();
+  const committed = await admin.connection.request("fetchOffsets", { group: "g-mixed", partitions: [0, 1, 2].map((partition) => ({ topic: "batch-mixed", partition })) });
+  const offsets = new Map<number, number>();
+  for (const entry of committed.offsets as Array<{ partition: number; offset: number }>) offsets.set(entry.partition, entry.offset);
+  for (const [partition, offset] of lastSeen) expect(offsets.get(partition)).toBe(offset + 1);
+});
+
+/** 2000-byte values whose every byte says which message they belong to. */
+async function produceLarge(topic: string, count: number): Promise<void> {
+  await admin.createTopic(topic, { partitions: 1 });
+  const producer = new Producer({ broker: broker.address, lingerMs: 1, batchBytes: 64 * 1024 });
+  await Promise.all(Array.from({ length: count }, (_, index) => producer.send(topic, { value: new Uint8Array(2000).fill(index & 0xff), partition: 0 })));
+  await producer.close();
+}
+
+function holdsOwnBytes(message: { offset: number; value: Uint8Array | null }): boolean {
+  return message.value !== null && message.value.length === 2000 && message.value.every((byte) => byte === (message.offset & 0xff));
+}
+
+test("with reuseFetchBuffers, every batch's values are intact until the next call", async () => {
+  await produceLarge("batch-reuse", 1500);
+  const consumer = new Consumer({ broker: broker.address, partitionMaxBytes: 256 * 1024, reuseFetchBuffers: true }).subscribe("batch-reuse");
+  let total = 0;
+  let batches = 0;
+  while (total < 1500) {
+    const batch = await consumer.nextBatch();
+    // Give the prefetched answer a chance to arrive (and be assembled) while this batch is
+    // held; the buffer rotation itself is pinned down in test/protocol/frame-reuse.test.ts.
+    await Bun.sleep(0);
+    for (const message of batch) expect(holdsOwnBytes(message)).toBe(true);
+    total += batch.length;
+    batches += 1;
+  }
+  expect(total).toBe(1500);
+  expect(batches).toBeGreaterThan(3);
+  await consumer.close();
+});
+
+test("by default, values stay valid after later fetches", async () => {
+  await produceLarge("batch-keep", 1500);
+  const consumer = new Consumer({ broker: broker.address, partitionMaxBytes: 256 * 1024 }).subscribe("batch-keep");
+  const kept: Array<{ offset: number; value: Uint8Array | null }> = [];
+  while (kept.length < 1500) kept.push(...(await consumer.nextBatch()));
+  await consumer.close();
+  expect(kept.filter((message) => !holdsOwnBytes(message))).toEqual([]);
+});

@@ -32,6 +32,8 @@ export interface FakeBrokerOptions {
   onProduce?: (request: Request) => Answer | Promise<Answer> | undefined;
   requestsInFlightMax?: number;
   version?: number;
+  /** Called for an op the fake does not model (e.g. initProducer); return an answer to give it. */
+  onOther?: (request: Request) => Answer | undefined;
 }
 
 export class FakeBroker {
@@ -166,8 +168,11 @@ export class FakeBroker {
         return { id: null, error: { code: "INVALID_REQUEST", message: "not a map with a valid id" } };
       case "tooMany":
         return { id: null, error: { code: "TOO_MANY_CONNECTIONS", message: "at the connection limit" } };
-      default:
+      default: {
+        const other = this.options.onOther?.(request);
+        if (other !== undefined) return { id, ...other };
         return { id, error: { code: "UNKNOWN_OPERATION", message: String(request.op) } };
+      }
     }
   }
 

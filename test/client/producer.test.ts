@@ -80,6 +80,15 @@ describe("Producer batching", () => {
     expect(storedValues(broker, "t", 0)).toEqual(["soon"]);
   });
 
+  test("with lingerMs 0 the sends of one turn share a batch, sent on the next turn without flush()", async () => {
+    const { broker, producer } = setUp({ lingerMs: 0 });
+    await producer.send("t", { value: "first" }); // metadata and the connection first
+    const results = await Promise.all(Array.from({ length: 50 }, (_, index) => producer.send("t", { value: `z${index}` })));
+    expect(results.map((result) => result.offset)).toEqual(Array.from({ length: 50 }, (_, index) => index + 1));
+    expect(producedBatchSizes(broker)).toHaveLength(2);
+    expect(storedValues(broker, "t", 0)).toEqual(["first", ...Array.from({ length: 50 }, (_, index) => `z${index}`)]);
+  });
+
   test("one produce request carries the batches of several partitions", async () => {
     const broker = new FakeBroker();
     broker.createTopic("multi", 4);
@@ -249,6 +258,53 @@ describe("Producer retries and errors", () => {
     expect((await before).offset).toBe(0);
     expect(storedValues(broker, "t", 0)).toEqual(["before"]);
     expect(codeOf(await producer.send("t", { value: "after" }).catch((caught: unknown) => caught))).toBe("CLIENT_CLOSED");
+  });
+});
+
+describe("Producer.sendWithCallback", () => {
+  test("each callback gets what send() would have resolved with, in send order", async () => {
+    const { broker, producer } = setUp({ lingerMs: 1, batchBytes: 300 });
+    const seen: Array<{ index: number; offset: number }> = [];
+    for (let index = 0; index < 100; index++) {
+      producer.sendWithCallback("t", { value: `c${index}` }, (error, result) => {
+        expect(error).toBeNull();
+        seen.push({ index, offset: result!.offset });
+      });
+    }
+    const mixed = producer.send("t", { value: "promise" });
+    await producer.flush();
+    expect(seen.map((entry) => entry.index)).toEqual(Array.from({ length: 100 }, (_, index) => index));
+    expect(seen.map((entry) => entry.offset)).toEqual(Array.from({ length: 100 }, (_, index) => index));
+    expect((await mixed).offset).toBe(100);
+    expect(storedValues(broker, "t", 0)).toEqual([...Array.from({ length: 100 }, (_, index) => `c${index}`), "promise"]);
+  });
+
+  test("failures reach the callback with the same codes: unknown topic, bad message, closed", async () => {
+    const { producer } = setUp({ lingerMs: 1 });
+    const codes: string[] = [];
+    const record = (error: RunnelError | null, result: unknown) => {
+      expect(result).toBeNull();
+      codes.push(codeOf(error));
+    };
+    producer.sendWithCallback("missing", { value: "x" }, record);
+    producer.sendWithCallback("t", { value: 42 } as never, record);
+    await until(() => codes.length === 2);
+    await producer.close();
+    producer.sendWithCallback("t", { value: "late" }, record);
+    expect(codes.sort()).toEqual(["CLIENT_CLOSED", "INVALID_REQUEST", "UNKNOWN_TOPIC"]);
+  });
+
+  test("a callback that throws does not stop the other records of its batch from being reported", async () => {
+    const thrown: unknown[] = [];
+    const { producer } = setUp({ lingerMs: 60_000, onCallbackError: (error) => thrown.push(error) });
+    const offsets: number[] = [];
+    producer.sendWithCallback("t", { value: "a" }, () => {
+      throw new Error("callback bug");
+    });
+    producer.sendWithCallback("t", { value: "b" }, (_error, result) => offsets.push(result!.offset));
+    await producer.flush();
+    expect(offsets).toEqual([1]);
+    expect(thrown.map((error) => (error as Error).message)).toEqual(["callback bug"]);
   });
 });
 

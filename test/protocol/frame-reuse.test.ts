@@ -53,3 +53,19 @@ test("FrameDecoder without the option hands out bodies that stay valid", () => {
   }
   kept.forEach((got, seed) => expect(got).toEqual(body(4_000, seed)));
 });
+
+test("FrameDecoder with assemblyBuffers: a body stays intact until that many more straddling frames are assembled", () => {
+  const decoder = new FrameDecoder(1 << 24, { reuseAssembly: true, assemblyBuffers: 3 });
+  const held: Array<{ seed: number; bytes: Uint8Array }> = [];
+  for (let seed = 0; seed < 8; seed++) {
+    const frame = encodeFrame(body(4_000, seed));
+    for (let at = 0; at < frame.length; at += 1_000) {
+      decoder.push(frame.subarray(at, Math.min(frame.length, at + 1_000)));
+      for (let next = decoder.next(); next !== null; next = decoder.next()) held.push({ seed, bytes: next });
+    }
+    // The last three bodies are intact; the one before them shares a buffer with the newest.
+    for (const { seed: heldSeed, bytes } of held.slice(-3)) expect(bytes).toEqual(body(4_000, heldSeed));
+    if (held.length > 3) expect(held[held.length - 4]!.bytes.buffer).toBe(held[held.length - 1]!.bytes.buffer);
+  }
+  expect(new Set(held.map(({ bytes }) => bytes.buffer)).size).toBe(3);
+});
