@@ -20,6 +20,15 @@ export interface Percentile {
   valueNs: number;
 }
 
+export interface HistogramSnapshot {
+  /** [bucket index, count] of every non-empty bucket. */
+  buckets: Array<[number, number]>;
+  total: number;
+  sumNs: number;
+  maxNs: number;
+  minNs: number;
+}
+
 export class LatencyHistogram {
   private readonly counts = new Float64Array(BUCKETS);
   private total = 0;
@@ -77,6 +86,26 @@ export class LatencyHistogram {
       if (seen >= rank) return Math.min(bucketTop(index), this.maxNs);
     }
     return this.maxNs;
+  }
+
+  /** The histogram as plain JSON (non-empty buckets only), to cross a process boundary. */
+  toSnapshot(): HistogramSnapshot {
+    const buckets: Array<[number, number]> = [];
+    for (let index = 0; index < BUCKETS; index++) if (this.counts[index]! > 0) buckets.push([index, this.counts[index]!]);
+    return { buckets, total: this.total, sumNs: this.sumNs, maxNs: this.maxNs, minNs: this.total === 0 ? 0 : this.minNs };
+  }
+
+  /** Adds the values of a snapshot (bucket indexes outside this histogram's range are refused). */
+  addSnapshot(snapshot: HistogramSnapshot): void {
+    for (const [index, count] of snapshot.buckets) {
+      if (!Number.isInteger(index) || index < 0 || index >= BUCKETS) throw new RangeError(`histogram bucket ${index} out of range`);
+      this.counts[index]! += count;
+    }
+    if (snapshot.total === 0) return;
+    this.total += snapshot.total;
+    this.sumNs += snapshot.sumNs;
+    this.maxNs = Math.max(this.maxNs, snapshot.maxNs);
+    this.minNs = Math.min(this.minNs, snapshot.minNs);
   }
 
   /** Percentiles along the HDR "1 - 1/2^k" ladder (50, 75, 87.5, ...), up to the maximum. */

@@ -20,6 +20,7 @@ import { type Durability, Producer, type SendCallback } from "../client/producer
 import { readArray, readBytes, readInt, readMap } from "../client/wire.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { BATCH_LOG_OVERHEAD_BYTES, readBatchHeader } from "../format/record-batch.ts";
+import { startConsumerProcess, stampClockNs } from "./e2e-consumer.ts";
 import { LatencyHistogram } from "./histogram.ts";
 
 export type WorkloadName = "produce" | "consume" | "e2e";
@@ -36,6 +37,8 @@ export interface WorkloadOptions {
   consumers: number;
   batchBytes: number;
   lingerMs: number;
+  /** Producer batches in flight per partition (ProducerOptions.maxInFlight). */
+  maxInFlight: number;
   durability: Durability;
   /** Offered load in messages/s, all producers together; null: as fast as possible. */
   rate: number | null;
@@ -67,6 +70,9 @@ export interface TimelinePoint {
 
 const TIMELINE_INTERVAL_MS = 250;
 const BURST_MESSAGES = 2_048;
+/** --rate: the pause between send turns (Atomics.wait: ~0.1 ms in practice, sub-ms unlike timers). */
+const PAUSE_MS = 0.05;
+const PAUSE_CELL = new Int32Array(new SharedArrayBuffer(4));
 /** Full-speed runs time one message in 16 (power of two); --rate runs time every message. */
 const LATENCY_SAMPLE_EVERY = 16;
 
@@ -84,6 +90,8 @@ export class Meter {
   private lastNs = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
   onTick: ((meter: Meter) => void) | null = null;
+  /** Called before each sample, to bring `completed` up to date from elsewhere (e2e's consumer process). */
+  onSample: (() => void) | null = null;
 
   start(): void {
     this.startNs = this.lastNs = Bun.nanoseconds();
@@ -106,6 +114,7 @@ export class Meter {
   }
 
   private sample(): void {
+    this.onSample?.();
     const nowNs = Bun.nanoseconds();
     const seconds = (nowNs - this.lastNs) / 1e9;
     if (seconds <= 0) return;
@@ -163,6 +172,7 @@ function newProducer(options: WorkloadOptions, index: number): Producer {
     durability: options.durability,
     batchBytes: options.batchBytes,
     lingerMs: options.lingerMs,
+    maxInFlight: options.maxInFlight,
   });
 }
 
@@ -195,9 +205,18 @@ type Stamp = (value: Uint8Array, dueNs: number) => void;
  * then wait for room; the clock is read once per burst (a clock read costs ~30 ns, a tenth of a
  * message's budget) and latency is sampled on one message in LATENCY_SAMPLE_EVERY. At a fixed
  * rate: every message due by now is sent, stamped with its due time, each one's latency
- * recorded; then the loop sleeps until the next is due.
+ * recorded; then the loop waits until the next is due.
+ *
+ * Pacing (--rate): message i is due at start + i / rate; latency counts from the due time, so a
+ * late loop cannot hide its lateness (no coordinated omission). A late loop catches up by sending
+ * everything overdue at once (at most BURST_MESSAGES per turn); otherwise it never sends early.
+ * Between due times less than 2 ms apart the loop blocks ~0.1 ms (Atomics.wait; timers have
+ * 1 ms granularity) and then goes round the event loop: messages are sent up to ~0.1 ms after
+ * they are due, which their latency includes. It used to spin through the event loop instead:
+ * a core burnt (on 2 cores, taken from the broker and consumer) and, with a promise per turn,
+ * ~300 MB/s of garbage, an eden GC (2-4 ms pause) every ~27 ms.
  */
-async function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, meter: Meter, value: Uint8Array, stamp: Stamp | null, ratePerProducer: number | null): Promise<number> {
+function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, meter: Meter, value: Uint8Array, stamp: Stamp | null, ratePerProducer: number | null): Promise<number> {
   let sent = 0;
   const topic = options.topic;
   const latency = meter.latency;
@@ -209,40 +228,57 @@ async function sendLoop(producer: Producer, options: WorkloadOptions, budget: Bu
   const onTimedAck = (dueNs: number): SendCallback => (error) => {
     if (error !== null) return meter.fail(error);
     meter.completed += 1;
-    if (stamp === null) latency.record(Bun.nanoseconds() - dueNs);
+    latency.record(Bun.nanoseconds() - dueNs);
   };
   const unstamped = { value };
   const intervalNs = ratePerProducer === null ? 0 : 1e9 / ratePerProducer;
   let dueNs = Bun.nanoseconds();
-  while (!budget.exhausted) {
+  const burst = (): void => {
     const nowNs = Bun.nanoseconds();
     if (ratePerProducer === null) dueNs = nowNs;
-    let burst = 0;
-    while (burst < BURST_MESSAGES && (ratePerProducer === null ? !producer.saturated : dueNs <= nowNs) && budget.take()) {
+    let count = 0;
+    while (count < BURST_MESSAGES && (ratePerProducer === null ? !producer.saturated : dueNs <= nowNs) && budget.take()) {
       let message = unstamped;
       if (stamp !== null) {
         message = { value: value.slice() };
         stamp(message.value, dueNs);
       }
-      const timed = ratePerProducer !== null || (sent & (LATENCY_SAMPLE_EVERY - 1)) === 0;
+      // e2e: the consumer records latency; the producer only counts acknowledgements.
+      const timed = stamp === null && (ratePerProducer !== null || (sent & (LATENCY_SAMPLE_EVERY - 1)) === 0);
       producer.sendWithCallback(topic, message, timed ? onTimedAck(dueNs) : onAck);
       sent += 1;
-      burst += 1;
+      count += 1;
       dueNs += intervalNs;
     }
-    if (ratePerProducer === null) {
-      if (producer.saturated) await producer.ready();
-      else await new Promise<void>((resolve) => setImmediate(resolve));
-    } else {
-      // Timers overshoot by up to a millisecond: sleep to 1 ms before the due time, then spin
-      // through the event loop (I/O still runs) so the load generator is not what is late.
-      const waitMs = (dueNs - Bun.nanoseconds()) / 1e6;
-      if (waitMs >= 2) await Bun.sleep(Math.floor(waitMs) - 1);
-      else await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  }
-  await producer.flush();
-  return sent;
+  };
+  return new Promise<number>((resolve, reject) => {
+    // After the sends' own immediates (lingerMs 0 seals there) and before the next turn: block
+    // ~0.1 ms instead of spinning. A spinning load generator takes a whole core from the
+    // broker and the consumer on a small machine, and each spin turn allocates (more GC).
+    const pause = (): void => {
+      if (dueNs > Bun.nanoseconds()) Atomics.wait(PAUSE_CELL, 0, 0, PAUSE_MS);
+      setImmediate(turn);
+    };
+    const turn = (): void => {
+      try {
+        if (budget.exhausted) return void producer.flush().then(() => resolve(sent), reject);
+        burst();
+        if (ratePerProducer === null) {
+          if (producer.saturated) producer.ready().then(turn, reject);
+          else setImmediate(turn);
+          return;
+        }
+        // Timers overshoot by up to a millisecond: sleep to 1 ms before the due time; closer
+        // than that, pause (below) and go round the event loop, so I/O runs between sends.
+        const waitMs = (dueNs - Bun.nanoseconds()) / 1e6;
+        if (waitMs >= 2) setTimeout(turn, Math.floor(waitMs) - 1);
+        else setImmediate(pause);
+      } catch (error) {
+        reject(error);
+      }
+    };
+    turn();
+  });
 }
 
 export async function runProduce(options: WorkloadOptions, meter: Meter): Promise<WorkloadResult> {
@@ -270,7 +306,7 @@ function result(workload: WorkloadName, options: WorkloadOptions, meter: Meter, 
 }
 
 /** Partitions consumer `index` of `count` reads: every count-th one. */
-function partitionsOf(index: number, count: number, partitions: number): number[] {
+export function partitionsOf(index: number, count: number, partitions: number): number[] {
   const mine: number[] = [];
   for (let partition = index; partition < partitions; partition += count) mine.push(partition);
   return mine;
@@ -313,7 +349,7 @@ export async function runConsume(options: WorkloadOptions, meter: Meter): Promis
  * The consumers of one run: they stop together once `finished()` holds. A Consumer waiting for
  * messages that will never come only returns when closed, so the first to see the end closes all.
  */
-class ConsumerGroup {
+export class ConsumerGroup {
   private readonly consumers = new Set<Consumer>();
   stopped = false;
   constructor(private readonly finished: () => boolean) {}
@@ -331,8 +367,11 @@ class ConsumerGroup {
   }
 }
 
-/** Reads through a Consumer until the group stops; with `e2e`, records each message's latency. */
-async function consumeLoop(options: WorkloadOptions, partitions: number[], group: ConsumerGroup, meter: Meter, starts: number[] | null): Promise<void> {
+/**
+ * Reads through a Consumer until the group stops; with `starts` (e2e), records each message's
+ * latency: `clockNs()` when the batch arrives minus the stamp the message carries.
+ */
+export async function consumeLoop(options: WorkloadOptions, partitions: number[], group: ConsumerGroup, meter: Meter, starts: number[] | null, clockNs: () => number = Bun.nanoseconds): Promise<void> {
   if (partitions.length === 0) return;
   // reuseFetchBuffers: every value is read before the next nextBatch() call (Consumer docs).
   const consumer = new Consumer({ broker: options.broker, clientId: "runnel-bench-consumer", partitionMaxBytes: options.fetchBytes, maxWaitMs: 100, reuseFetchBuffers: true });
@@ -346,7 +385,7 @@ async function consumeLoop(options: WorkloadOptions, partitions: number[], group
       meter.completed += batch.length;
       for (const message of batch) meter.bytes += message.value?.length ?? 0;
       if (starts === null) continue;
-      const seenNs = Bun.nanoseconds(); // the whole batch reaches the application at once
+      const seenNs = clockNs(); // the whole batch reaches the application at once
       for (const message of batch) {
         const value = message.value;
         if (value !== null && value.length >= 8) meter.latency.record(seenNs - readStamp(value));
@@ -413,45 +452,59 @@ function countBatches(records: Uint8Array, position: number, length: number): { 
   return { records: counted, nextOffset };
 }
 
-/** e2e messages carry their due time (Bun.nanoseconds of this process) in the first 8 bytes. */
-function writeStamp(value: Uint8Array, dueNs: number): void {
-  new DataView(value.buffer, value.byteOffset, 8).setFloat64(0, dueNs, true);
+/** e2e messages carry their due time (ns on the consumer process's clock, see e2e-consumer.ts) in the first 8 bytes. */
+function writeStamp(value: Uint8Array, stampNs: number): void {
+  new DataView(value.buffer, value.byteOffset, 8).setFloat64(0, stampNs, true);
 }
 
 function readStamp(value: Uint8Array): number {
   return new DataView(value.buffer, value.byteOffset, 8).getFloat64(0, true);
 }
 
+/**
+ * Producers here, consumers in a child process (bench/e2e-consumer.ts: separate processes, as
+ * deployed). Stamps are the due time on a clock both processes share, relative to a base taken
+ * now (so a float64 keeps sub-microsecond resolution).
+ */
 export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promise<WorkloadResult> {
   if (options.sizeBytes < 8) throw new RunnelError("INVALID_CONFIG", "e2e needs --size of at least 8 bytes (the send time travels in the message)");
   const starts = await latestOffsets(options);
+  const clockBaseNs = stampClockNs();
+  const consumers = await startConsumerProcess({ options, starts, clockBaseNs });
   const producers = Array.from({ length: options.producers }, (_, index) => newProducer(options, index));
   const value = payload(options.sizeBytes, options.seed);
   const budget = new Budget(options.messages, options.durationS);
   const sendMeter = new Meter();
-  let expected = Number.POSITIVE_INFINITY;
-  const group = new ConsumerGroup(() => meter.completed >= expected);
+  // dueNs is Bun.nanoseconds() here; the consumer reads stampClockNs() - clockBaseNs.
+  const shiftNs = stampClockNs() - clockBaseNs - Bun.nanoseconds();
+  const stamp: Stamp = (bytes, dueNs) => writeStamp(bytes, dueNs + shiftNs);
   try {
     await Promise.all(producers.map((producer) => producer.connection.connect()));
+    meter.onSample = () => (meter.completed = consumers.completed);
     meter.start();
-    const consumers = Promise.all(Array.from({ length: options.consumers }, (_, index) => consumeLoop(options, partitionsOf(index, options.consumers, options.partitions), group, meter, starts)));
     const ratePerProducer = options.rate === null ? null : options.rate / options.producers;
-    const sent = await Promise.all(producers.map((producer) => sendLoop(producer, options, budget, sendMeter, value, writeStamp, ratePerProducer)));
-    expected = sent.reduce((sum, count) => sum + count, 0) - sendMeter.failures;
+    const sent = await Promise.all(producers.map((producer) => sendLoop(producer, options, budget, sendMeter, value, stamp, ratePerProducer)));
+    const expected = sent.reduce((sum, count) => sum + count, 0) - sendMeter.failures;
+    consumers.expect(expected);
     // Every acknowledged message should arrive; give the tail a bounded time to.
-    const timer = setTimeout(() => group.stop(), E2E_TAIL_TIMEOUT_MS);
-    if (!group.check()) await consumers;
+    const timer = setTimeout(() => consumers.stop(), E2E_TAIL_TIMEOUT_MS);
+    const outcome = await consumers.outcome;
     clearTimeout(timer);
-    group.stop();
-    await consumers;
+    meter.onSample = null;
+    meter.completed = outcome.completed;
+    meter.bytes = outcome.bytes;
+    meter.latency.addSnapshot(outcome.latency);
     const seconds = meter.stop();
-    const notes = [`latency: due send time -> the consumer seeing the message${options.rate === null ? " (no --rate: a saturation run, latency includes queueing)" : ""}`];
+    const notes = [
+      `latency: due send time -> the consumer seeing the message${options.rate === null ? " (no --rate: a saturation run, latency includes queueing)" : ""}`,
+      "consumers run in a child process (as deployed: producer and consumer do not share a JS thread); stamps use the shared epoch clock",
+    ];
     if (meter.completed < expected) notes.push(`only ${meter.completed} of ${expected} messages arrived within ${E2E_TAIL_TIMEOUT_MS / 1000} s of the last send`);
     meter.failures += sendMeter.failures + Math.max(0, expected - meter.completed);
     meter.firstError ??= sendMeter.firstError ?? (meter.completed < expected ? "messages did not arrive" : null);
     return result("e2e", options, meter, meter.completed, seconds, notes);
   } finally {
-    group.stop();
+    consumers.kill();
     await Promise.all(producers.map((producer) => producer.close().catch(() => undefined)));
   }
 }

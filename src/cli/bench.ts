@@ -9,11 +9,13 @@
  *
  * `runnel bench sendfile-server --file F [--mode sendfile|copy]` is the ceiling's minimal file
  * server; the bench spawns it as a child (like the broker) so client and server get a core each.
+ * `runnel bench e2e-consumer` is e2e's consumer side, also a child (bench/e2e-consumer.ts).
  */
 import fs from "node:fs";
 import type { Durability } from "../client/producer.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
 import { type Ceiling, measureCeiling, serveFile, type SendMode } from "../bench/ceiling.ts";
+import { runConsumerProcess } from "../bench/e2e-consumer.ts";
 import { type EmbeddedBroker, startEmbeddedBroker, stopEmbeddedBrokers } from "../bench/embedded-broker.ts";
 import { formatCeiling, formatTable, renderHtml, type ResultDocument, toDocument } from "../bench/report.ts";
 import { deleteTopic, ensureTopic, Meter, runConsume, runEndToEnd, runProduce, type WorkloadName, type WorkloadOptions, type WorkloadResult } from "../bench/workloads.ts";
@@ -29,7 +31,8 @@ also as a ratio to the machine's ceiling measured in the same run.
 workloads:
   produce    send messages as fast as possible (or at --rate); latency = send() -> ack
   consume    read --messages from the start of the topic (missing ones are produced first)
-  e2e        produce and consume together; latency = send() -> consumer sees it
+  e2e        produce and consume together; latency = send() -> consumer sees it (the
+             consumers run in a child process, as they would in a deployment)
   ceiling    only measure the ceilings: loopback TCP with sendfile (and read+write), raw pwrite
 
 options:
@@ -43,9 +46,13 @@ options:
   --producers N            producer clients, one connection each (default 1)
   --consumers N            consumer clients; partitions are dealt round-robin (default 1)
   --batch-bytes BYTES      producer batch bound (default 65536)
-  --linger-ms MS           producer linger (default 5)
+  --linger-ms MS           producer linger (default 5; 0: next turn of the event loop)
+  --max-in-flight N        producer batches in flight per partition, 1..5 (default 5)
   --durability LEVEL       none, written (default) or synced
-  --rate N                 offered load, messages/s over all producers (fixed-rate latency run)
+  --rate N                 offered load, messages/s over all producers (fixed-rate latency run):
+                           message i is due at start + i/N and its latency counts from then (no
+                           coordinated omission); overdue messages go at once, none goes early;
+                           between sends the loop blocks ~0.1 ms rather than spin a core
   --seed N                 payload seed (default 1)
   --raw                    consume: fetch only, records counted from batch headers, not decoded
   --fetch-bytes BYTES      bytes per partition per fetch (default 1048576)
@@ -73,6 +80,7 @@ const FLAGS = {
   consumers: { type: "string" },
   "batch-bytes": { type: "string" },
   "linger-ms": { type: "string" },
+  "max-in-flight": { type: "string" },
   durability: { type: "string" },
   rate: { type: "string" },
   seed: { type: "string" },
@@ -87,7 +95,7 @@ const FLAGS = {
 } as const;
 
 type Flags = ReturnType<typeof parseArgs<typeof FLAGS>>["flags"];
-const WORKLOADS = ["produce", "consume", "e2e", "ceiling", "sendfile-server"] as const;
+const WORKLOADS = ["produce", "consume", "e2e", "ceiling", "sendfile-server", "e2e-consumer"] as const;
 
 export async function run(argv: string[]): Promise<number> {
   try {
@@ -99,6 +107,7 @@ export async function run(argv: string[]): Promise<number> {
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "name a workload: produce, consume, e2e or ceiling" : `unexpected argument '${positionals[1]}'`);
     const workload = choiceFlag(positionals[0], "workload", WORKLOADS, "produce");
     if (workload === "sendfile-server") return await runFileServer(flags);
+    if (workload === "e2e-consumer") return await runConsumerProcess();
     if (workload === "ceiling") return await runCeilingOnly(flags);
     return await runWorkload(workload, flags);
   } catch (error) {
@@ -123,6 +132,7 @@ function readOptions(workload: WorkloadName, flags: Flags, broker: string): Work
     consumers: intFlag(flags.consumers, "consumers", 1, 1, 1_000),
     batchBytes: intFlag(flags["batch-bytes"], "batch-bytes", 64 * KiB, 1, 64 * MiB),
     lingerMs: intFlag(flags["linger-ms"], "linger-ms", 5, 0, 60_000),
+    maxInFlight: intFlag(flags["max-in-flight"], "max-in-flight", 5, 1, 5),
     durability: choiceFlag(flags.durability, "durability", ["none", "written", "synced"] as Durability[], "written"),
     rate,
     seed: intFlag(flags.seed, "seed", 1, 0, 2 ** 32 - 1),
@@ -210,6 +220,7 @@ function parametersOf(workload: WorkloadName, options: WorkloadOptions, flags: F
     consumers: options.consumers,
     batchBytes: options.batchBytes,
     lingerMs: options.lingerMs,
+    maxInFlight: options.maxInFlight,
     durability: options.durability,
     rate: options.rate,
     seed: options.seed,

@@ -53,3 +53,21 @@ test("LatencyHistogram: negative and huge values are clamped, not thrown", () =>
   expect(histogram.valueAt(50)).toBe(0);
   expect(histogram.valueAt(100)).toBe(2 ** 60);
 });
+
+test("LatencyHistogram: a snapshot carries every value across JSON, and a bad bucket is refused", () => {
+  const source = new LatencyHistogram();
+  for (const value of [0, 5, 1_234, 987_654, 12_345_678, 3e9]) source.record(value);
+  const copy = new LatencyHistogram();
+  copy.record(42);
+  copy.addSnapshot(JSON.parse(JSON.stringify(source.toSnapshot())));
+  expect(copy.count).toBe(7);
+  expect(copy.max).toBe(source.max);
+  expect(copy.min).toBe(0);
+  for (const percentile of [10, 50, 90, 99, 100]) {
+    const both = new LatencyHistogram();
+    both.add(source);
+    both.record(42);
+    expect(copy.valueAt(percentile)).toBe(both.valueAt(percentile));
+  }
+  expect(() => copy.addSnapshot({ buckets: [[1e9, 1]], total: 1, sumNs: 1, maxNs: 1, minNs: 1 })).toThrow(RangeError);
+});
