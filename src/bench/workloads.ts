@@ -7,11 +7,15 @@
  * - consume: reads `messages` messages from the start of the topic (producing the missing ones
  *   first, untimed). Decoded through the Consumer (records handed out one by one), or `raw`:
  *   fetch requests whose batches are only counted (header read, records never decoded).
- * - e2e: producers and consumers together; latency is send() -> the consumer seeing the message.
+ * - e2e: producers here and consumers in a child process (bench/e2e-consumer.ts) together;
+ *   latency is the message's due send time -> the consumer seeing the message.
  *
  * Coordinated omission: with `rate`, message i is due at start + i / rate and its latency is
  * measured from that due time (stamped into the message for e2e), not from when the loop got
  * round to sending it, so a stall counts against every message it delayed.
+ *
+ * Producers send with `sendWithCallback` (no promise per message): the bench measures the
+ * client library's fastest path; `send()` costs a promise (and a `.then`) per message more.
  */
 import { Admin } from "../client/admin.ts";
 import { Connection } from "../client/connection.ts";

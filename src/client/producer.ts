@@ -22,7 +22,9 @@
  *   answer never duplicates. When a batch fails for good its sequence is unknown, so the
  *   producer lets the other partitions' sent batches settle, then bumps its epoch and numbers
  *   from 0 again. A broker without `initProducer` (UNKNOWN_OPERATION) turns it off.
- * - Memory: encoded-but-unacknowledged bytes are bounded by `bufferBytesMax`. When full,
+ * - Memory: encoded-but-unacknowledged bytes are bounded by `bufferBytesMax` (plus at most 32
+ *   idle batch buffers of batchBytes + 16 KiB kept for reuse, fewer when that would exceed
+ *   bufferBytesMax). When full,
  *   `send()` returns a promise that waits in a FIFO (so order holds) and nothing more is
  *   encoded; `ready()` lets a loop wait for room instead of queueing sends.
  * - Time: a record fails once `deliveryTimeoutMs` has passed since its batch was sealed and
@@ -61,7 +63,8 @@ export type SendCallback = (error: RunnelError | null, result: SendResult | null
 
 /**
  * How one record's outcome is reported. A `send()` stores its promise's resolve and reject; a
- * `sendWithCallback()` stores its callback as `done` and null as `fail` (no closure per record).
+ * `sendWithCallback()` stores its callback in the resolve slot and null in the reject slot (so
+ * no closure is made per record).
  */
 type Resolve = (result: SendResult) => void;
 type Reject = (error: RunnelError) => void;
@@ -286,7 +289,8 @@ export class Producer {
    * `send()` without a promise: `callback(error, result)` is called once, with exactly what the
    * promise would have settled with, in the same order. Cheaper when a loop sends millions of
    * records (no promise, and no `.then()` promise, per record). An exception thrown by the
-   * callback does not disturb the producer; it is rethrown on a later microtask.
+   * callback does not disturb the producer; it goes to `onCallbackError` (default: rethrown on
+   * a later microtask).
    */
   sendWithCallback(topic: string, message: ProducerMessage, callback: SendCallback): void {
     this.enqueue(topic, message, callback, null);
@@ -421,11 +425,11 @@ export class Producer {
   private readonly onLingerZero = (): void => {
     const batches = this.lingerZero;
     this.lingerZero = [];
-    for (const batch of batches) if (batch.state.open === batch) this.lingerOver(batch);
+    for (const batch of batches) if (batch.state.open === batch) this.lingerEnded(batch);
   };
 
   private readonly onLinger = (batch: ProducerBatch): void => {
-    if (batch.state.open === batch) this.lingerOver(batch);
+    if (batch.state.open === batch) this.lingerEnded(batch);
   };
 
   /**
@@ -433,7 +437,7 @@ export class Producer {
    * `maxInFlight` batches are out (or queued), it keeps taking records, as Kafka's accumulator
    * does, instead of becoming one more tiny batch in the queue. Answers seal it (`sealIfDue`).
    */
-  private lingerOver(batch: ProducerBatch): void {
+  private lingerEnded(batch: ProducerBatch): void {
     if (this.hasRoom(batch.state)) this.seal(batch.state);
     else batch.lingerOver = true;
   }

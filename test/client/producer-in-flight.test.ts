@@ -146,6 +146,23 @@ describe("Producer with several batches in flight", () => {
     expect(fake.values()).toEqual(messages);
   });
 
+  test("a batch whose linger is over keeps taking records while its partition has no room in flight", async () => {
+    const fake = new IdempotentFake();
+    const producer = fake.producer({ maxInFlight: 1, batchBytes: 64 * 1024 });
+    await producer.send("t", { value: "first" });
+    fake.holding = true;
+    const held = producer.send("t", { value: "held" });
+    await until(() => fake.unanswered === 1);
+    // Many turns of the event loop, each past lingerMs 0: with no room, they all join one batch.
+    const { promises, settled } = await sendAll(producer, values(50));
+    await fake.release(() => settled() === 50);
+    await held;
+    await Promise.all(promises);
+    const batchesPerRequest = fake.broker.requestsOf("produce").map((request) => (request.batches as unknown[]).length);
+    expect(batchesPerRequest).toEqual([1, 1, 1]);
+    expect(fake.values()).toEqual(["first", "held", ...values(50)]);
+  });
+
   test("without idempotence only one batch is in flight", async () => {
     const fake = new IdempotentFake();
     fake.holding = true;

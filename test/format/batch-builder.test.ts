@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { BatchBuilder } from "../../src/format/batch-builder.ts";
+import { BatchBuilder, BufferPool } from "../../src/format/batch-builder.ts";
 import { type RecordInput, assembleBatch, decodeRecords, encodeRecord, verifyBatch } from "../../src/format/record-batch.ts";
 
 /** The reference path: encodeRecord per record, then assembleBatch. */
@@ -47,6 +47,44 @@ describe("BatchBuilder", () => {
       }),
       { numRuns: 300, seed: 42 },
     );
+  });
+
+  test("with a pool of reused (dirty) buffers it still builds exactly the reference bytes", () => {
+    const pool = new BufferPool(2048, 2);
+    // Dirty every pooled buffer first: reuse must not leak an earlier batch's bytes.
+    for (let index = 0; index < 2; index++) pool.give(new Uint8Array(2048).fill(0xa5));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(recordArbitrary, timestampArbitrary), { minLength: 1, maxLength: 20 }), (pairs) => {
+        const records = pairs.map(([record]) => record);
+        const timestamps = pairs.map(([, timestamp]) => timestamp);
+        const builder = new BatchBuilder(64, pool);
+        records.forEach((record, index) => builder.append(record, timestamps[index]!));
+        const bytes = builder.finish();
+        expect(Buffer.from(bytes).equals(Buffer.from(reference(records, timestamps)))).toBe(true);
+        bytes.fill(0x5a); // the next batch gets this buffer back dirty
+        pool.give(builder.storage);
+      }),
+      { numRuns: 200, seed: 7 },
+    );
+    expect(pool.idle).toBeLessThanOrEqual(2);
+  });
+
+  test("a pool hands out buffers of its size and keeps only that size, up to its bound", () => {
+    const pool = new BufferPool(1024, 1);
+    const first = pool.take();
+    expect(first.length).toBe(1024);
+    pool.give(new Uint8Array(512));
+    expect(pool.idle).toBe(0);
+    pool.give(first);
+    pool.give(new Uint8Array(1024));
+    expect(pool.idle).toBe(1);
+    expect(pool.take()).toBe(first);
+    // A builder that outgrows its small start moves to one pooled buffer in one step.
+    const builder = new BatchBuilder(128, pool);
+    builder.append({ value: new Uint8Array(600) }, 1);
+    expect(builder.storage.length).toBe(1024);
+    builder.append({ value: new Uint8Array(5000) }, 1);
+    expect(builder.storage.length).toBeGreaterThan(5000);
   });
 
   test("a built batch verifies and decodes back to its records", () => {

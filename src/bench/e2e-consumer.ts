@@ -1,0 +1,196 @@
+/**
+ * @module bench/e2e-consumer
+ * The e2e bench's consumer side runs in its own process (`runnel bench e2e-consumer`, spawned
+ * like the embedded broker): in a real deployment producer and consumer are separate
+ * processes, and in one JS thread each one's work, timers and garbage collections would delay
+ * the other and be counted as end-to-end latency.
+ *
+ * Protocol (lines; internal, both ends are this file):
+ *   parent -> child stdin:  one JSON line of ConsumerJob, then "expect N" (stop once N messages
+ *                           have arrived) or "stop" (stop now)
+ *   child -> parent stdout: "ready" once the consumers are assigned, "progress N" every 100 ms,
+ *                           and last "result {json ConsumerOutcome}"
+ *
+ * Clock: latency is "due send time -> the consumer sees it" across two processes, so both ends
+ * use `stampClockNs()`, the epoch clock at sub-microsecond resolution (performance.timeOrigin +
+ * performance.now()); Bun.nanoseconds() counts from each process's own start.
+ */
+import { z } from "zod";
+import type { Subprocess } from "bun";
+import { RunnelError } from "../errors.ts";
+import { runnelCommand } from "./embedded-broker.ts";
+import type { HistogramSnapshot } from "./histogram.ts";
+import { ConsumerGroup, consumeLoop, Meter, partitionsOf, type WorkloadOptions } from "./workloads.ts";
+
+const PROGRESS_INTERVAL_MS = 100;
+const READY_TIMEOUT_MS = 20_000;
+
+/** Nanoseconds on a clock every process on this machine shares (the epoch clock). */
+export function stampClockNs(): number {
+  return (performance.timeOrigin + performance.now()) * 1e6;
+}
+
+export interface ConsumerJob {
+  options: WorkloadOptions;
+  /** Offset each partition's consumer starts at (the end of the log before the run). */
+  starts: number[];
+  /** Stamps and arrival times are `stampClockNs() - clockBaseNs`. */
+  clockBaseNs: number;
+}
+
+export interface ConsumerOutcome {
+  completed: number;
+  bytes: number;
+  latency: HistogramSnapshot;
+}
+
+const outcomeSchema = z.object({
+  completed: z.number().int().min(0),
+  bytes: z.number().min(0),
+  latency: z.object({
+    buckets: z.array(z.tuple([z.number().int().min(0), z.number().min(0)])),
+    total: z.number().min(0),
+    sumNs: z.number(),
+    maxNs: z.number(),
+    minNs: z.number(),
+  }),
+});
+
+/** The parent's handle on the consumer process. */
+export interface ConsumerProcess {
+  /** Messages seen so far (updated every PROGRESS_INTERVAL_MS). */
+  readonly completed: number;
+  /** Tells the consumers how many messages to wait for; they stop once they have them. */
+  expect(messages: number): void;
+  stop(): void;
+  /** The final counts and latencies (after `expect` was met or `stop`). */
+  readonly outcome: Promise<ConsumerOutcome>;
+  kill(): void;
+}
+
+/** Spawns `runnel bench e2e-consumer`, sends it the job, and resolves once it is consuming. */
+export async function startConsumerProcess(job: ConsumerJob): Promise<ConsumerProcess> {
+  const child = Bun.spawn(runnelCommand(["bench", "e2e-consumer"]), { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  child.stdin.write(`${JSON.stringify(job)}\n`);
+  child.stdin.flush();
+  let completed = 0;
+  let onReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  const outcome = readChildLines(child, (line) => {
+    if (line === "ready") onReady();
+    else if (line.startsWith("progress ")) completed = Number(line.slice("progress ".length)) || completed;
+  });
+  outcome.catch(() => undefined); // read by the caller; never an unhandled rejection meanwhile
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const failed = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RunnelError("TIMEOUT", "the e2e consumer process did not start in time")), READY_TIMEOUT_MS);
+    outcome.then(() => reject(new RunnelError("INTERNAL", "the e2e consumer process ended before it was ready")), reject);
+  });
+  failed.catch(() => undefined); // only the race below reads it; it may settle after
+  try {
+    await Promise.race([ready, failed]);
+  } catch (error) {
+    child.kill();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  const send = (line: string): void => {
+    if (child.exitCode !== null) return;
+    child.stdin.write(`${line}\n`);
+    child.stdin.flush();
+  };
+  return {
+    get completed() {
+      return completed;
+    },
+    expect: (messages) => send(`expect ${messages}`),
+    stop: () => send("stop"),
+    outcome,
+    kill: () => child.kill(),
+  };
+}
+
+/** Reads the child's stdout line by line; resolves with its "result" line. */
+async function readChildLines(child: Subprocess<"pipe", "pipe", "inherit">, onLine: (line: string) => void): Promise<ConsumerOutcome> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  let result: ConsumerOutcome | null = null;
+  for await (const chunk of child.stdout) {
+    pending += decoder.decode(chunk, { stream: true });
+    let newline = pending.indexOf("\n");
+    while (newline >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      if (line.startsWith("result ")) {
+        result = outcomeSchema.parse(JSON.parse(line.slice("result ".length))) as ConsumerOutcome;
+        void child.stdin.end(); // the child's stdin loop ends, and with it the child
+      } else {
+        onLine(line);
+      }
+      newline = pending.indexOf("\n");
+    }
+  }
+  const code = await child.exited;
+  if (result === null) throw new RunnelError("INTERNAL", `the e2e consumer process exited (${code}) without a result`);
+  return result;
+}
+
+/** The child: `runnel bench e2e-consumer`. Consumes until told how many to expect, then reports. */
+export async function runConsumerProcess(): Promise<number> {
+  const lines = stdinLines();
+  const first = await lines.next();
+  if (first.done === true) throw new RunnelError("INVALID_REQUEST", "e2e-consumer: no job on stdin");
+  const job = parseJob(first.value);
+  const { options, starts, clockBaseNs } = job;
+  const clockNs = (): number => stampClockNs() - clockBaseNs;
+  const meter = new Meter();
+  let expected = Number.POSITIVE_INFINITY;
+  const group = new ConsumerGroup(() => meter.completed >= expected);
+  const consumers = Promise.all(
+    Array.from({ length: options.consumers }, (_, index) => consumeLoop(options, partitionsOf(index, options.consumers, options.partitions), group, meter, starts, clockNs)),
+  );
+  process.stdout.write("ready\n");
+  const progress = setInterval(() => process.stdout.write(`progress ${meter.completed}\n`), PROGRESS_INTERVAL_MS);
+  void (async () => {
+    for (let line = await lines.next(); line.done !== true; line = await lines.next()) {
+      if (line.value === "stop") group.stop();
+      else if (line.value.startsWith("expect ")) expected = Number(line.value.slice("expect ".length));
+      group.check();
+    }
+    group.stop(); // the parent is gone
+  })();
+  await consumers;
+  clearInterval(progress);
+  const outcome: ConsumerOutcome = { completed: meter.completed, bytes: meter.bytes, latency: meter.latency.toSnapshot() };
+  process.stdout.write(`result ${JSON.stringify(outcome)}\n`);
+  return 0;
+}
+
+/** The job line (written by startConsumerProcess; checked only for what a typo by hand would break). */
+function parseJob(line: string): ConsumerJob {
+  let job: unknown;
+  try {
+    job = JSON.parse(line);
+  } catch {
+    job = null;
+  }
+  const shaped = job as Partial<ConsumerJob> | null;
+  if (shaped === null || typeof shaped !== "object" || typeof shaped.options !== "object" || !Array.isArray(shaped.starts) || typeof shaped.clockBaseNs !== "number") {
+    throw new RunnelError("INVALID_REQUEST", "e2e-consumer is started by `runnel bench e2e`; its first stdin line must be the job JSON");
+  }
+  return shaped as ConsumerJob;
+}
+
+/** Lines of stdin as they arrive (console's line iterator waited for more than one line here). */
+async function* stdinLines(): AsyncGenerator<string, void, undefined> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of Bun.stdin.stream()) {
+    pending += decoder.decode(chunk, { stream: true });
+    for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
+      yield pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+    }
+  }
+}
