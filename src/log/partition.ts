@@ -19,6 +19,7 @@
  * background: fdatasync on a worker thread, checkpoint files via durable-file.ts. Only
  * flush() (close, tests, tools) is synchronous.
  */
+import { CoalescingJob } from "./coalescing-job.ts";
 import type { AppendResult, LogSink, Partition, PartitionInfo, ReadSlice, TopicConfig } from "./api.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { verifyBatch, stampBaseOffset } from "../format/record-batch.ts";
@@ -110,11 +111,12 @@ export class LogPartition implements Partition {
   /** Segments below this base were covered by a completed sync (or the recovery point). */
   private syncFloorBase = 0;
   /** Background flush of rolled segments, then recovery point at the new active segment. */
-  private rollCheckpoint: Promise<void> | null = null;
-  private rollCheckpointAgain = false;
-  /** Background flush policy: the flush running now, and whether another is wanted after it. */
-  private backgroundFlush: Promise<void> | null = null;
-  private backgroundFlushAgain = false;
+  private readonly rollCheckpoint = new CoalescingJob(() => this.runRollCheckpoint());
+  /** Background flush policy (flush.messages / flush.ms). */
+  private readonly backgroundFlush = new CoalescingJob(async () => {
+    await this.flushInBackground();
+    return !this.closed && this.failure === null;
+  });
   private readonly producers: ProducerStateTable;
   /** Offset of the producer-state snapshot on disk (-1 when none was written by this process). */
   private snapshotOffset = -1;
@@ -564,20 +566,7 @@ export class LogPartition implements Partition {
 
   /** Starts a background flush, or asks the running one to go again when it ends. */
   private scheduleBackgroundFlush(): void {
-    if (this.backgroundFlush !== null) {
-      this.backgroundFlushAgain = true;
-      return;
-    }
-    this.backgroundFlush = this.runBackgroundFlushes().finally(() => {
-      this.backgroundFlush = null;
-    });
-  }
-
-  private async runBackgroundFlushes(): Promise<void> {
-    do {
-      this.backgroundFlushAgain = false;
-      await this.flushInBackground();
-    } while (this.backgroundFlushAgain && !this.closed && this.failure === null);
+    this.backgroundFlush.request();
   }
 
   /**
@@ -737,50 +726,43 @@ export class LogPartition implements Partition {
 
   /** After a roll: fdatasync the closed segments in the background, then move the recovery point. */
   private scheduleRollCheckpoint(): void {
-    if (this.rollCheckpoint !== null) {
-      this.rollCheckpointAgain = true;
-      return;
-    }
-    this.rollCheckpoint = this.runRollCheckpoints().finally(() => {
-      this.rollCheckpoint = null;
-    });
+    this.rollCheckpoint.request();
   }
 
-  private async runRollCheckpoints(): Promise<void> {
-    do {
-      this.rollCheckpointAgain = false;
-      const targetBase = this.active.baseOffset;
-      const closed = this.segments.filter((segment) => segment.baseOffset >= this.recoveryPoint.segment && segment.baseOffset < targetBase);
-      try {
-        for (const segment of closed) {
-          if (segment.deleted) continue;
-          const fd = segment.acquire();
-          try {
-            await this.storage.fdatasyncAsync(fd);
-          } finally {
-            segment.release();
-          }
-          if (!segment.deleted) {
-            segment.persistIndexes(false);
-            await this.syncIndexesInBackground(segment);
-          }
+  /** One checkpoint run; false stops the job from repeating (closed, failed, or disk full). */
+  private async runRollCheckpoint(): Promise<boolean> {
+    const targetBase = this.active.baseOffset;
+    const closed = this.segments.filter((segment) => segment.baseOffset >= this.recoveryPoint.segment && segment.baseOffset < targetBase);
+    try {
+      for (const segment of closed) {
+        if (segment.deleted) continue;
+        const fd = segment.acquire();
+        try {
+          await this.storage.fdatasyncAsync(fd);
+        } finally {
+          segment.release();
         }
-        if (this.closed || this.failure !== null) return;
-        if (this.recoveryPoint.offset < targetBase) {
-          // The table now ends at the log's end (past targetBase and maybe not yet synced): the
-          // snapshot names that position; after a power loss that cut below it, the rebuild
-          // notices and scans the whole log instead.
-          const active = this.active;
-          const snapshot = this.takeSnapshot({ offset: active.nextOffset, segment: active.baseOffset, position: active.sizeBytes });
-          await this.checkpointQuietly({ offset: targetBase, segment: targetBase, position: 0 }, snapshot);
+        if (!segment.deleted) {
+          segment.persistIndexes(false);
+          await this.syncIndexesInBackground(segment);
         }
-      } catch (error) {
-        // A full disk while writing index entries only delays the checkpoint; a failed
-        // fdatasync (whatever its errno) leaves the file's state unknown and fails the partition.
-        if (!this.closed) this.storageFailure(error, "background flush after roll", isSyncFailure(error));
-        return;
       }
-    } while (this.rollCheckpointAgain);
+      if (this.closed || this.failure !== null) return false;
+      if (this.recoveryPoint.offset < targetBase) {
+        // The table now ends at the log's end (past targetBase and maybe not yet synced): the
+        // snapshot names that position; after a power loss that cut below it, the rebuild
+        // notices and scans the whole log instead.
+        const active = this.active;
+        const snapshot = this.takeSnapshot({ offset: active.nextOffset, segment: active.baseOffset, position: active.sizeBytes });
+        await this.checkpointQuietly({ offset: targetBase, segment: targetBase, position: 0 }, snapshot);
+      }
+    } catch (error) {
+      // A full disk while writing index entries only delays the checkpoint; a failed
+      // fdatasync (whatever its errno) leaves the file's state unknown and fails the partition.
+      if (!this.closed) this.storageFailure(error, "background flush after roll", isSyncFailure(error));
+      return false;
+    }
+    return true;
   }
 
   // ---- retention -----------------------------------------------------------------------
@@ -837,8 +819,8 @@ export class LogPartition implements Partition {
   }
 
   private async settleBackgroundWork(): Promise<void> {
-    while (this.syncRunning !== null || this.rollCheckpoint !== null || this.backgroundFlush !== null) {
-      await Promise.all([this.syncRunning, this.rollCheckpoint?.catch(() => undefined), this.backgroundFlush?.catch(() => undefined)]);
+    while (this.syncRunning !== null || this.rollCheckpoint.isRunning || this.backgroundFlush.isRunning) {
+      await Promise.all([this.syncRunning, this.rollCheckpoint.settled(), this.backgroundFlush.settled()]);
     }
   }
 
