@@ -595,12 +595,7 @@ export class LogPartition implements Partition {
     try {
       for (const segment of segments) {
         if (segment.deleted) continue;
-        const fd = segment.acquire();
-        try {
-          await this.storage.fdatasyncAsync(fd);
-        } finally {
-          segment.release();
-        }
+        await this.fdatasyncInBackground(segment);
         if (this.closed) return;
         if (!segment.deleted) await this.syncIndexesInBackground(segment);
       }
@@ -729,6 +724,16 @@ export class LogPartition implements Partition {
     this.rollCheckpoint.request();
   }
 
+  /** fdatasync of one segment's log on a worker thread, holding its fd open meanwhile. */
+  private async fdatasyncInBackground(segment: Segment): Promise<void> {
+    const fd = segment.acquire();
+    try {
+      await this.storage.fdatasyncAsync(fd);
+    } finally {
+      segment.release();
+    }
+  }
+
   /** One checkpoint run; false stops the job from repeating (closed, failed, or disk full). */
   private async runRollCheckpoint(): Promise<boolean> {
     const targetBase = this.active.baseOffset;
@@ -736,12 +741,7 @@ export class LogPartition implements Partition {
     try {
       for (const segment of closed) {
         if (segment.deleted) continue;
-        const fd = segment.acquire();
-        try {
-          await this.storage.fdatasyncAsync(fd);
-        } finally {
-          segment.release();
-        }
+        await this.fdatasyncInBackground(segment);
         if (!segment.deleted) {
           segment.persistIndexes(false);
           await this.syncIndexesInBackground(segment);
