@@ -9,7 +9,7 @@ import { RunnelError } from "../../src/errors.ts";
 import { encodeBatch } from "../../src/format/record-batch.ts";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { PRODUCER_STATE_FILE, sequenceAfter } from "../../src/log/producer-state.ts";
-import { removeDir, tempDir, valuesOf } from "../log/helpers.ts";
+import { removeDir, tempDir, readAllValues } from "../log/helpers.ts";
 import { startTestBroker } from "../server/helpers.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { configSchema } from "../../src/config.ts";
@@ -137,13 +137,7 @@ describe("Idempotent producer state", () => {
     expect(crashed.nextOffset).toBe(2);
     expect(crashed.append(idempotentBatch(1, 0, 2, 2)).duplicate).toBeUndefined();
     expect(crashed.append(idempotentBatch(1, 0, 2, 2)).duplicate).toBe(true);
-    const values: string[] = [];
-    for (let offset = 0; offset < crashed.nextOffset; offset = values.length) {
-      const slice = crashed.read(offset, 1 << 20)!;
-      values.push(...valuesOf(crashed.readBytes(slice)).slice(offset - slice.firstOffset));
-      slice.release();
-    }
-    expect(values).toEqual(["v0", "v1", "v2", "v3"]);
+    expect(readAllValues(crashed)).toEqual(["v0", "v1", "v2", "v3"]);
     await reopened.close();
   });
 

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { LogSink } from "../../src/log/api.ts";
+import type { LogSink, Partition } from "../../src/log/api.ts";
 import { nativeStorage, type Storage } from "../../src/log/storage.ts";
 import { SyscallError, ERRNO } from "../../src/native/libc.ts";
 import { encodeBatch, decodeRecords, verifyBatch } from "../../src/format/record-batch.ts";
@@ -43,6 +43,20 @@ export function valuesOf(bytes: Uint8Array): string[] {
     const header = verifyBatch(batch);
     for (const record of decodeRecords(batch, header)) values.push(decoder.decode(record.value!));
     position += total;
+  }
+  return values;
+}
+
+/** Every value of `partition` from its log start, read `maxBytes` at a time through read(). */
+export function readAllValues(partition: Partition, maxBytes = 1 << 20): string[] {
+  const values: string[] = [];
+  let offset = partition.logStartOffset;
+  while (offset < partition.nextOffset) {
+    const slice = partition.read(offset, maxBytes)!;
+    const got = valuesOf(partition.readBytes(slice));
+    slice.release();
+    values.push(...got.slice(offset - slice.firstOffset));
+    offset = slice.firstOffset + got.length;
   }
   return values;
 }

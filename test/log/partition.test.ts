@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
-import { makeBatch, removeDir, tempDir, valuesOf, countingStorage } from "./helpers.ts";
+import { makeBatch, removeDir, tempDir, valuesOf, readAllValues, countingStorage } from "./helpers.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -67,15 +67,8 @@ describe("Partition", () => {
     const partition = manager.partition("t", 1);
     expect(partition.nextOffset).toBe(100);
     expect(manager.describeTopic("t").partitions[1]!.segmentCount).toBeGreaterThan(3);
-    const values: string[] = [];
-    let offset = 0;
-    while (offset < partition.nextOffset) {
-      const slice = partition.read(offset, 4096)!;
-      const got = valuesOf(partition.readBytes(slice));
-      slice.release();
-      values.push(...got.slice(offset - slice.firstOffset));
-      offset = slice.firstOffset + got.length;
-    }
+    expect(partition.logStartOffset).toBe(0);
+    const values = readAllValues(partition, 4096);
     expect(values).toHaveLength(100);
     expect(values[0]!.startsWith("m1:0:")).toBe(true);
     expect(values[99]!.startsWith("m99:1:")).toBe(true);

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import type { LogManager } from "../../src/log/api.ts";
-import { makeBatch, recordingLogger, removeDir, segmentFiles, tempDir, valuesOf } from "./helpers.ts";
+import { makeBatch, recordingLogger, removeDir, segmentFiles, tempDir, readAllValues } from "./helpers.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -40,17 +40,7 @@ async function crashedLog(options: { flushed: number; tail: number; segmentBytes
 }
 
 function allValues(manager: LogManager): string[] {
-  const partition = manager.partition("t", 0);
-  const values: string[] = [];
-  let offset = partition.logStartOffset;
-  while (offset < partition.nextOffset) {
-    const slice = partition.read(offset, 1 << 20)!;
-    const got = valuesOf(partition.readBytes(slice));
-    slice.release();
-    values.push(...got.slice(offset - slice.firstOffset));
-    offset = slice.firstOffset + got.length;
-  }
-  return values;
+  return readAllValues(manager.partition("t", 0));
 }
 
 const logFile = (partitionDir: string, base = 0) => `${partitionDir}/${String(base).padStart(20, "0")}.log`;

@@ -6,8 +6,8 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
-import type { LogManager, Partition } from "../../src/log/api.ts";
-import { faultyStorage, makeBatch, removeDir, tempDir, valuesOf } from "./helpers.ts";
+import type { LogManager } from "../../src/log/api.ts";
+import { faultyStorage, makeBatch, removeDir, tempDir, readAllValues } from "./helpers.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -28,19 +28,6 @@ function errorOf(run: () => unknown): RunnelError {
     throw error;
   }
   throw new Error("expected an error");
-}
-
-function readAll(partition: Partition): string[] {
-  const values: string[] = [];
-  let offset = partition.logStartOffset;
-  while (offset < partition.nextOffset) {
-    const slice = partition.read(offset, 1 << 20)!;
-    const got = valuesOf(partition.readBytes(slice));
-    slice.release();
-    values.push(...got.slice(offset - slice.firstOffset));
-    offset = slice.firstOffset + got.length;
-  }
-  return values;
 }
 
 /** Mounts a 1 MiB tmpfs when allowed; null otherwise (then only the fault seam runs). */
@@ -76,13 +63,13 @@ describe("Storage faults", () => {
     expect(error.message).toContain("ENOSPC");
     expect(partition.info().sizeBytes).toBe(sizeBefore);
     expect(fs.statSync(`${dataDir}/topics/full/0/${"0".padStart(20, "0")}.log`).size).toBe(sizeBefore);
-    expect(readAll(partition)).toHaveLength(10);
+    expect(readAllValues(partition)).toHaveLength(10);
     storage.bytesFree = Number.POSITIVE_INFINITY;
     expect(partition.append(makeBatch("again", 1, 10)).baseOffset).toBe(10);
     await manager.close();
     const reopened = await openLogManager({ dataDir });
     expect(reopened.recovery.truncations).toEqual([]);
-    expect(readAll(reopened.partition("full", 0)).at(-1)!.startsWith("again:0:")).toBe(true);
+    expect(readAllValues(reopened.partition("full", 0)).at(-1)!.startsWith("again:0:")).toBe(true);
     await reopened.close();
   });
 
@@ -107,7 +94,7 @@ describe("Storage faults", () => {
     expect(fs.existsSync(`${dataDir}/clean-shutdown`)).toBe(false);
     const reopened = await openLogManager({ dataDir });
     expect(reopened.recovery.clean).toBe(false);
-    expect(readAll(reopened.partition("eio", 0))).toHaveLength(3);
+    expect(readAllValues(reopened.partition("eio", 0))).toHaveLength(3);
     await reopened.close();
   });
 
@@ -139,7 +126,7 @@ describe("Storage faults", () => {
       }
     }
     expect(failure?.code).toBe("STORAGE_FULL");
-    expect(readAll(partition)).toHaveLength(acknowledged);
+    expect(readAllValues(partition)).toHaveLength(acknowledged);
     expect(partition.nextOffset).toBe(acknowledged);
     // Retention frees closed segments; then appends succeed again.
     expect(manager.runRetention()).toBeGreaterThan(0);
@@ -148,7 +135,7 @@ describe("Storage faults", () => {
     manager = await openLogManager({ dataDir });
     partition = manager.partition("tiny", 0);
     expect(partition.nextOffset).toBe(acknowledged + 1);
-    expect(readAll(partition).at(-1)!.startsWith("after:0:")).toBe(true);
+    expect(readAllValues(partition).at(-1)!.startsWith("after:0:")).toBe(true);
     await manager.close();
   });
 });
