@@ -3,13 +3,13 @@
  * offsets, gaps and fenced epochs refused), its rebuild after a clean stop and after a crash
  * (snapshot + header scan of the tail), and the broker's initProducer ids across restarts.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { RunnelError } from "../../src/errors.ts";
 import { encodeBatch } from "../../src/format/record-batch.ts";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { PRODUCER_STATE_FILE, sequenceAfter } from "../../src/log/producer-state.ts";
-import { removeDir, tempDir, readAllValues } from "../log/helpers.ts";
+import { readAllValues, tempDirsPerTest } from "../log/helpers.ts";
 import { startTestBroker } from "../server/helpers.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { configSchema } from "../../src/config.ts";
@@ -18,16 +18,8 @@ import { silentLogger } from "../../src/logger.ts";
 import { ERRNO, SyscallError } from "../../src/native/libc.ts";
 import { startBroker } from "../../src/server/broker.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
-function newDir(label: string): string {
-  const dir = tempDir(label);
-  dirs.push(dir);
-  return dir;
-}
 
 function idempotentBatch(producerId: number, producerEpoch: number, baseSequence: number, count: number, tag = "v"): Uint8Array {
   const records = Array.from({ length: count }, (_, index) => ({ value: `${tag}${baseSequence + index}` }));
@@ -51,7 +43,7 @@ async function openOne(dataDir: string, config: Record<string, number> = {}) {
 
 describe("Idempotent producer state", () => {
   test("a retried batch is answered with its original offsets and is not stored twice", async () => {
-    const { manager, partition } = await openOne(newDir("idem"));
+    const { manager, partition } = await openOne(newTempDir("idem"));
     const first = partition.append(idempotentBatch(7, 0, 0, 3));
     partition.append(idempotentBatch(7, 0, 3, 2));
     const retry = partition.append(idempotentBatch(7, 0, 0, 3));
@@ -61,7 +53,7 @@ describe("Idempotent producer state", () => {
   });
 
   test("a sequence gap, a reordering and an older epoch are refused without storing anything", async () => {
-    const { manager, partition } = await openOne(newDir("idem"));
+    const { manager, partition } = await openOne(newTempDir("idem"));
     partition.append(idempotentBatch(7, 1, 0, 2));
     expect(codeOf(() => partition.append(idempotentBatch(7, 1, 5, 1)))).toBe("OUT_OF_ORDER_SEQUENCE");
     expect(codeOf(() => partition.append(idempotentBatch(7, 1, 1, 1)))).toBe("OUT_OF_ORDER_SEQUENCE");
@@ -73,7 +65,7 @@ describe("Idempotent producer state", () => {
   });
 
   test("only the last five batches of a producer are recognised as retries", async () => {
-    const { manager, partition } = await openOne(newDir("idem"));
+    const { manager, partition } = await openOne(newTempDir("idem"));
     for (let sequence = 0; sequence < 6; sequence++) partition.append(idempotentBatch(1, 0, sequence, 1));
     expect(partition.append(idempotentBatch(1, 0, 1, 1)).duplicate).toBe(true);
     expect(codeOf(() => partition.append(idempotentBatch(1, 0, 0, 1)))).toBe("OUT_OF_ORDER_SEQUENCE");
@@ -81,7 +73,7 @@ describe("Idempotent producer state", () => {
   });
 
   test("sequences wrap from 2^31 - 1 to 0", async () => {
-    const { manager, partition } = await openOne(newDir("idem"));
+    const { manager, partition } = await openOne(newTempDir("idem"));
     const nearEnd = 2 ** 31 - 2;
     partition.append(encodeBatch([{ value: "a" }, { value: "b" }], { producer: { producerId: 3, producerEpoch: 0, baseSequence: nearEnd } }));
     expect(sequenceAfter(nearEnd, 2)).toBe(0);
@@ -90,7 +82,7 @@ describe("Idempotent producer state", () => {
   });
 
   test("the table survives a clean restart through its snapshot", async () => {
-    const dataDir = newDir("idem");
+    const dataDir = newTempDir("idem");
     let { manager, partition } = await openOne(dataDir);
     const original = partition.append(idempotentBatch(9, 0, 0, 4));
     await manager.close();
@@ -103,13 +95,13 @@ describe("Idempotent producer state", () => {
   });
 
   test("after a crash the table is rebuilt from the snapshot plus the headers after it", async () => {
-    const live = newDir("idem-live");
+    const live = newTempDir("idem-live");
     const { manager, partition } = await openOne(live);
     partition.append(idempotentBatch(1, 0, 0, 2, "a"));
     partition.flush(); // snapshot + recovery point at offset 2
     const tailA = partition.append(idempotentBatch(1, 0, 2, 2, "a"));
     const tailB = partition.append(idempotentBatch(2, 0, 0, 3, "b"));
-    const copy = newDir("idem-crash");
+    const copy = newTempDir("idem-crash");
     fs.cpSync(live, copy, { recursive: true }); // what a kill -9 leaves: no clean-shutdown marker
     await manager.close();
     const reopened = await openLogManager({ dataDir: copy });
@@ -122,12 +114,12 @@ describe("Idempotent producer state", () => {
   });
 
   test("a torn idempotent batch is cut by recovery, so its retry is stored (once)", async () => {
-    const live = newDir("idem-live");
+    const live = newTempDir("idem-live");
     const { manager, partition } = await openOne(live);
     partition.append(idempotentBatch(1, 0, 0, 2));
     partition.flush();
     partition.append(idempotentBatch(1, 0, 2, 2));
-    const copy = newDir("idem-crash");
+    const copy = newTempDir("idem-crash");
     fs.cpSync(live, copy, { recursive: true });
     await manager.close();
     const logFile = `${copy}/topics/t/0/${"0".padStart(20, "0")}.log`;
@@ -142,7 +134,7 @@ describe("Idempotent producer state", () => {
   });
 
   test("an unusable snapshot is ignored with a warning and the whole log is scanned", async () => {
-    const dataDir = newDir("idem");
+    const dataDir = newTempDir("idem");
     let { manager, partition } = await openOne(dataDir);
     partition.append(idempotentBatch(5, 0, 0, 1));
     await manager.close();
@@ -153,7 +145,7 @@ describe("Idempotent producer state", () => {
   });
 
   test("the flush policy writes the snapshot in the background before the recovery point moves", async () => {
-    const dataDir = newDir("idem");
+    const dataDir = newTempDir("idem");
     const { manager, partition } = await openOne(dataDir, { "flush.messages": 3 });
     partition.append(idempotentBatch(4, 0, 0, 3));
     const snapshotFile = `${dataDir}/topics/t/0/${PRODUCER_STATE_FILE}`;
@@ -166,7 +158,7 @@ describe("Idempotent producer state", () => {
 
 describe("initProducer and the client", () => {
   test("producer ids are never handed out twice, across a restart", async () => {
-    const dataDir = newDir("idem-broker");
+    const dataDir = newTempDir("idem-broker");
     const ids: number[] = [];
     for (let run = 0; run < 2; run++) {
       await using server = await startTestBroker({ dataDir });
@@ -203,7 +195,7 @@ describe("initProducer and the client", () => {
   });
 
   test("after a batch fails for good the producer bumps its epoch, restarts its sequences and loses nothing else", async () => {
-    const dataDir = newDir("idem-bump");
+    const dataDir = newTempDir("idem-bump");
     let full = false;
     const storage = {
       ...nativeStorage,

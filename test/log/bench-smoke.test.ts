@@ -1,22 +1,15 @@
 /** The storage benchmarks at a smoke size: they run and their data is right (never timings). */
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as path from "node:path";
 import * as fs from "node:fs";
 import { batchOfSize, indexLookupBench, interleavedRatio, lookupBench, partitionAppender, writeSyncAppender } from "../../bench/log.bench.ts";
 import { compareRecovery } from "../../bench/log-recovery.ts";
 import { readBatchHeader } from "../../src/format/record-batch.ts";
-import { removeDir, tempDir } from "./helpers.ts";
+import { tempDirsPerTest } from "./helpers.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
-function newDir(): string {
-  const dir = tempDir("bench-smoke");
-  dirs.push(dir);
-  return dir;
-}
+const newDir = (): string => newTempDir("bench-smoke");
 
 describe("Benchmarks at smoke size", () => {
   test("append through a partition and through fs.writeSync store the same bytes", async () => {

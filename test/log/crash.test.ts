@@ -4,17 +4,14 @@
  * every reported batch is there, intact and in order, and that the log holds nothing after
  * its last whole batch.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as path from "node:path";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { crashBatchShape, crashValue } from "./fixtures/crash-batch.ts";
-import { prng, removeDir, tempDir, valuesOf } from "./helpers.ts";
+import { prng, valuesOf, tempDirsPerTest } from "./helpers.ts";
 
 const CHILD = path.join(import.meta.dir, "fixtures", "append-loop.ts");
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
 interface Reported {
   index: number;
@@ -64,8 +61,7 @@ async function runAndKill(dataDir: string, seed: number, killAfter: number, dead
 describe("Crash", () => {
   for (const seed of [11, 12]) {
     test(`seed ${seed}: after SIGKILL every acknowledged batch is present, intact and in order`, async () => {
-      const dataDir = tempDir("crash");
-      dirs.push(dataDir);
+      const dataDir = newTempDir("crash");
       const random = prng(seed);
       const killAfter = 30 + Math.floor(random() * 300);
       const reported = await runAndKill(dataDir, seed, killAfter, 10_000);

@@ -3,6 +3,7 @@
  * Shared helpers for the storage engine's tests: temp data dirs, deterministic batches,
  * a recording logger and a fault-injecting Storage wrapper (fills the disk, fails fsync).
  */
+import { afterEach } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -18,6 +19,22 @@ export function tempDir(label: string): string {
 
 export function removeDir(directory: string): void {
   fs.rmSync(directory, { recursive: true, force: true });
+}
+
+/**
+ * A temp-dir maker for one test file: call it at the file's top level; every directory it
+ * makes is removed after each test.
+ */
+export function tempDirsPerTest(): (label: string) => string {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) removeDir(dir);
+  });
+  return (label) => {
+    const dir = tempDir(label);
+    dirs.push(dir);
+    return dir;
+  };
 }
 
 

@@ -1,21 +1,14 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
-import { makeBatch, openFdCount, recordingLogger, removeDir, tempDir, valuesOf } from "./helpers.ts";
+import { makeBatch, openFdCount, recordingLogger, valuesOf, tempDirsPerTest } from "./helpers.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
-function newDir(): string {
-  const dir = tempDir("manager");
-  dirs.push(dir);
-  return dir;
-}
+const newDir = (): string => newTempDir("manager");
 
 function codeOf(run: () => unknown): string | undefined {
   try {

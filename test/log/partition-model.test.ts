@@ -4,13 +4,13 @@
  * rolls (tiny segment.bytes), clean reopens and crash-like reopens (a copy of the live data
  * directory, which is what the page cache holds at a kill -9).
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import type { LogManager, Partition } from "../../src/log/api.ts";
 import { readBatchHeader } from "../../src/format/record-batch.ts";
 import { RunnelError } from "../../src/errors.ts";
-import { makeBatch, prng, removeDir, tempDir, valuesOf } from "./helpers.ts";
+import { makeBatch, prng, valuesOf, tempDirsPerTest } from "./helpers.ts";
 
 interface ModelBatch {
   baseOffset: number;
@@ -18,10 +18,7 @@ interface ModelBatch {
   maxTimestamp: number;
 }
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
 const OPTIONS = { topicDefaults: { "segment.bytes": 4096 }, indexIntervalBytes: 512, openSegmentsMax: 8 };
 
@@ -30,8 +27,7 @@ async function reopen(manager: LogManager, dir: string, crash: boolean): Promise
     await manager.close();
     return { manager: await openLogManager({ dataDir: dir, ...OPTIONS }), dir };
   }
-  const copy = tempDir("model-crash");
-  dirs.push(copy);
+  const copy = newTempDir("model-crash");
   fs.cpSync(dir, copy, { recursive: true });
   await manager.close();
   const reopened = await openLogManager({ dataDir: copy, ...OPTIONS });
@@ -68,8 +64,7 @@ function expectedOffsetForTimestamp(model: ModelBatch[], timestampMs: number): n
 
 async function runModel(seed: number, operations: number): Promise<void> {
   const random = prng(seed);
-  let dir = tempDir("model");
-  dirs.push(dir);
+  let dir = newTempDir("model");
   let manager: LogManager = await openLogManager({ dataDir: dir, ...OPTIONS });
   manager.createTopic("model", { partitions: 1 });
   const model: ModelBatch[] = [];

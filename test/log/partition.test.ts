@@ -1,18 +1,11 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
-import { makeBatch, removeDir, tempDir, valuesOf, readAllValues, countingStorage } from "./helpers.ts";
+import { makeBatch, valuesOf, readAllValues, countingStorage, tempDirsPerTest } from "./helpers.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
-function dataDir(): string {
-  const dir = tempDir("partition");
-  dirs.push(dir);
-  return dir;
-}
+const dataDir = (): string => newTempDir("partition");
 
 describe("Partition", () => {
   test("append assigns consecutive offsets and read returns the same records", async () => {

@@ -3,26 +3,18 @@
  * holds at a kill -9: no clean-shutdown marker), then damaging the copy the way a torn write,
  * a flipped bit or a lost file would, and reopening it.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import type { LogManager } from "../../src/log/api.ts";
-import { makeBatch, recordingLogger, removeDir, segmentFiles, tempDir, readAllValues } from "./helpers.ts";
+import { makeBatch, recordingLogger, segmentFiles, readAllValues, tempDirsPerTest } from "./helpers.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
-function newDir(label: string): string {
-  const dir = tempDir(label);
-  dirs.push(dir);
-  return dir;
-}
 
 /** Writes `flushed` batches and flushes, then `tail` more; returns a crash copy and batch sizes. */
 async function crashedLog(options: { flushed: number; tail: number; segmentBytes?: number }) {
-  const live = newDir("live");
+  const live = newTempDir("live");
   const manager = await openLogManager({ dataDir: live, topicDefaults: { "segment.bytes": options.segmentBytes ?? 1 << 30 } });
   manager.createTopic("t", { partitions: 1 });
   const partition = manager.partition("t", 0);
@@ -33,7 +25,7 @@ async function crashedLog(options: { flushed: number; tail: number; segmentBytes
     partition.append(batch);
     if (i === options.flushed - 1) partition.flush();
   }
-  const copy = newDir("crash");
+  const copy = newTempDir("crash");
   fs.cpSync(live, copy, { recursive: true });
   await manager.close();
   return { dir: copy, partitionDir: `${copy}/topics/t/0`, sizes };

@@ -1,17 +1,13 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
-import { makeBatch, removeDir, segmentFiles, tempDir, valuesOf } from "./helpers.ts";
+import { makeBatch, segmentFiles, valuesOf, tempDirsPerTest } from "./helpers.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
 async function filledPartition(config: Record<string, number>, batches: number) {
-  const dataDir = tempDir("retention");
-  dirs.push(dataDir);
+  const dataDir = newTempDir("retention");
   let nowMs = 10_000_000;
   const manager = await openLogManager({ dataDir, now: () => nowMs, topicDefaults: { "segment.bytes": 4096, ...config } });
   manager.createTopic("t", { partitions: 1 });

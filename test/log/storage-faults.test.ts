@@ -2,23 +2,16 @@
  * Disk full and I/O errors. A fault-injecting Storage runs everywhere; a real 1 MiB tmpfs
  * runs too where this process may mount one (root in a container that allows it).
  */
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
 import type { LogManager } from "../../src/log/api.ts";
-import { faultyStorage, makeBatch, removeDir, tempDir, readAllValues } from "./helpers.ts";
+import { faultyStorage, makeBatch, tempDir, readAllValues, removeDir, tempDirsPerTest } from "./helpers.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const newTempDir = tempDirsPerTest();
 
-function newDir(): string {
-  const dir = tempDir("faults");
-  dirs.push(dir);
-  return dir;
-}
+const newDir = (): string => newTempDir("faults");
 
 function errorOf(run: () => unknown): RunnelError {
   try {
