@@ -72,8 +72,6 @@ const shortString = z.string().min(1).max(LIMITS.shortStringLengthMax);
 /** Names and numbers only here: the log validates each option and answers INVALID_CONFIG. */
 const topicConfig = z.record(z.string().min(1).max(64), z.number());
 
-export const envelopeSchema = z.object({ id: correlationId, op: z.string().min(1).max(64) });
-
 export const requestSchemas = {
   hello: z.object({ versions: z.array(z.int().min(0)).min(1).max(64), clientId: z.string().max(LIMITS.shortStringLengthMax).optional() }),
   metadata: z.object({
