@@ -5,7 +5,7 @@
  * tests wrap it to tear writes, fill the disk or fail an fsync without mocks.
  */
 import * as fs from "node:fs";
-import { FADVISE, libc, type FadviseAdvice, SyscallError } from "../native/libc.ts";
+import { FADVISE, libc, type FadviseAdvice, syscallErrorFromFs } from "../native/libc.ts";
 
 export interface Storage {
   /** Opens (creating when `create`) for read and write; returns the fd. */
@@ -37,9 +37,7 @@ function fsCall<T>(syscall: string, run: () => T): T {
   try {
     return run();
   } catch (error) {
-    const fsError = error as NodeJS.ErrnoException;
-    if (typeof fsError?.code === "string") throw new SyscallError(syscall, Math.abs(fsError.errno ?? 0), fsError.code, error);
-    throw error;
+    throw syscallErrorFromFs(syscall, error);
   }
 }
 
@@ -52,7 +50,7 @@ export const nativeStorage: Storage = {
   fdatasync: (fd) => libc.fdatasync(fd),
   fdatasyncAsync: (fd) =>
     new Promise((resolve, reject) =>
-      fs.fdatasync(fd, (error) => (error ? reject(fsCallError("fdatasync", error)) : resolve())),
+      fs.fdatasync(fd, (error) => (error ? reject(syscallErrorFromFs("fdatasync", error)) : resolve())),
     ),
   fadvise: (fd, offset, length, advice) => libc.fadvise(fd, offset, length, advice),
   ftruncate: (fd, length) => fsCall("ftruncate", () => fs.ftruncateSync(fd, length)),
@@ -80,7 +78,7 @@ export const nativeStorage: Storage = {
       return fs.readFileSync(path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw fsCallError("read", error);
+      throw syscallErrorFromFs("read", error);
     }
   },
   exists: (path) => fs.existsSync(path),
@@ -101,10 +99,6 @@ export const nativeStorage: Storage = {
   },
 };
 
-function fsCallError(syscall: string, error: unknown): unknown {
-  const fsError = error as NodeJS.ErrnoException;
-  return typeof fsError?.code === "string" ? new SyscallError(syscall, Math.abs(fsError.errno ?? 0), fsError.code, error) : error;
-}
 
 function pathDirectory(path: string): string {
   const slash = path.lastIndexOf("/");

@@ -208,13 +208,17 @@ const POLLRDHUP = 0x2000;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 
-/** node:fs errors carry `code: "ENOSPC"` and a negative `errno`: map them the same way. */
-function rethrowFs(syscall: string, error: unknown): never {
+/**
+ * node:fs errors carry `code: "ENOSPC"` and a negative `errno`: the same SyscallError as the
+ * native path. Anything else is returned as it is.
+ */
+export function syscallErrorFromFs(syscall: string, error: unknown): unknown {
   const fsError = error as NodeJS.ErrnoException;
-  if (typeof fsError?.code === "string") {
-    throw new SyscallError(syscall, Math.abs(fsError.errno ?? 0), fsError.code, error);
-  }
-  throw error;
+  return typeof fsError?.code === "string" ? new SyscallError(syscall, Math.abs(fsError.errno ?? 0), fsError.code, error) : error;
+}
+
+function rethrowFs(syscall: string, error: unknown): never {
+  throw syscallErrorFromFs(syscall, error);
 }
 
 function makeFallback(): Libc {
