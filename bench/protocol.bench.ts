@@ -5,11 +5,18 @@
  * the same frames arriving in 1,500-byte pieces (each frame assembled into its own buffer), and
  * a baseline that only reads the length prefixes with a DataView (no checks, no state).
  *
+ * Request decoding (the broker, per request): produce and fetch requests read by the hand-written
+ * FastRequestDecoder against the generic path it replaces for them (scanMsgpack + @msgpack/msgpack
+ * + the zod schema); and the produce answer written by hand against the generic encoder.
+ *
  *   bun bench/protocol.bench.ts        full size (mitata)
  *   protocolSmoke() from a test        small size, checks what the bodies produce
  */
 import { bench, do_not_optimize, group, run, summary } from "mitata";
+import { encode } from "@msgpack/msgpack";
+import { FastRequestDecoder } from "../src/protocol/fast-requests.ts";
 import { FrameDecoder, writeFrameHeader } from "../src/protocol/frame.ts";
+import { createRequestDecoder, encodeProduceResponseFrame, encodeResponseFrame, isOperation, parseRequest, readCorrelationId } from "../src/protocol/messages.ts";
 
 /** `count` frames of `bodyBytes` each (body byte i of frame f is (f + i) & 0xff), concatenated. */
 export function makeFrames(count: number, bodyBytes: number): Uint8Array {
@@ -51,6 +58,62 @@ export function walkPrefixes(stream: Uint8Array): number {
   return frames;
 }
 
+const FRAME_BYTES_MAX = 16 * 1024 * 1024;
+
+/** `count` request bodies as the clients send them: produce (one 16 KiB batch) and fetch alternating. */
+export function makeRequestBodies(count: number): Uint8Array[] {
+  const batch = new Uint8Array(16 * 1024).fill(7);
+  return Array.from({ length: count }, (_, id) =>
+    id % 2 === 0
+      ? encode({ id, op: "produce", durability: "written", batches: [{ topic: "bench-topic", partition: id % 4, batch }] })
+      : encode({ id, op: "fetch", partitions: [{ topic: "bench-topic", partition: id % 4, offset: id * 1000 }], maxBytes: 1 << 20, maxWaitMs: 500, minBytes: 1 }),
+  );
+}
+
+/** The generic path of dispatch: decode with limits, read id and op, validate with the op's schema. */
+export function decodeGeneric(bodies: readonly Uint8Array[]): number {
+  const decode = createRequestDecoder(FRAME_BYTES_MAX);
+  let idSum = 0;
+  for (const body of bodies) {
+    const value = decode(body);
+    const op = (value as { op?: unknown }).op;
+    const id = readCorrelationId(value);
+    if (typeof op !== "string" || !isOperation(op) || id === null) throw new Error("bench: bad request");
+    parseRequest(op, value);
+    idSum += id;
+  }
+  return idSum;
+}
+
+const fastDecoder = new FastRequestDecoder();
+
+/** The fast path of dispatch for the same bodies. */
+export function decodeFast(bodies: readonly Uint8Array[]): number {
+  let idSum = 0;
+  for (const body of bodies) {
+    const request = fastDecoder.decode(body, FRAME_BYTES_MAX);
+    if (request === null) throw new Error("bench: the fast path refused a request");
+    idSum += request.id;
+  }
+  return idSum;
+}
+
+/** One produce answer per id: by hand, or through the generic encoder. */
+export function encodeProduceAnswers(count: number, byHand: boolean): number {
+  let bytes = 0;
+  for (let id = 0; id < count; id++) {
+    const results = [{ topic: "bench-topic", partition: id % 4, baseOffset: id * 1000, lastOffset: id * 1000 + 999 }];
+    bytes += (byHand ? encodeProduceResponseFrame(id, results) : encodeResponseFrame({ id, results })).length;
+  }
+  return bytes;
+}
+
+/** Request decoding and the produce answer at smoke size: both paths, to compare in a test. */
+export function requestCodecSmoke(): { generic: number; fast: number; answersByHand: number; answersGeneric: number } {
+  const bodies = makeRequestBodies(100);
+  return { generic: decodeGeneric(bodies), fast: decodeFast(bodies), answersByHand: encodeProduceAnswers(100, true), answersGeneric: encodeProduceAnswers(100, false) };
+}
+
 export function protocolSmoke(): { whole: ReturnType<typeof decodeChunks>; pieces: ReturnType<typeof decodeChunks>; baseline: number } {
   const stream = makeFrames(200, 300);
   return { whole: decodeChunks([stream]), pieces: decodeChunks(splitInto(stream, 1_500)), baseline: walkPrefixes(stream) };
@@ -72,7 +135,24 @@ function registerBenchmarks(): void {
   }
 }
 
+function registerRequestBenchmarks(): void {
+  const bodies = makeRequestBodies(10_000);
+  summary(() => {
+    group("request decoding: 10,000 requests (produce of one 16 KiB batch, fetch of one partition, alternating)", () => {
+      bench("generic: scanMsgpack + @msgpack/msgpack + zod", () => do_not_optimize(decodeGeneric(bodies)));
+      bench("FastRequestDecoder", () => do_not_optimize(decodeFast(bodies)));
+    });
+  });
+  summary(() => {
+    group("produce answer: 10,000 frames of one result", () => {
+      bench("generic encoder", () => do_not_optimize(encodeProduceAnswers(10_000, false)));
+      bench("written by hand", () => do_not_optimize(encodeProduceAnswers(10_000, true)));
+    });
+  });
+}
+
 if (import.meta.main) {
+  registerRequestBenchmarks();
   registerBenchmarks();
   await run();
 }

@@ -14,6 +14,7 @@ import { z } from "zod";
 import { GiB, KiB, LIMITS, MiB } from "./limits.ts";
 import { LOG_LEVELS } from "./logger.ts";
 import type { TopicConfig } from "./log/api.ts";
+import { PREALLOCATE_BYTES_LIMIT, PREALLOCATE_BYTES_MAX_DEFAULT } from "./log/preallocation.ts";
 import { FETCH_HEAD_RESERVE_BYTES, WIRE_LIMITS } from "./protocol/messages.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -63,6 +64,11 @@ export const configSchema = z
     flushMs: intOrOff(1, Number.MAX_SAFE_INTEGER, 5_000),
     retentionCheckIntervalMs: int(100, DAY_MS, 5 * 60 * 1000),
     openSegmentsMax: int(16, 1_000_000, 1_024),
+    /**
+     * Largest step of disk blocks reserved ahead of an active segment's end (fallocate
+     * KEEP_SIZE, cuts pwrite's kernel cost on ext4; docs/storage.md); 0 = off.
+     */
+    preallocateBytesMax: int(0, PREALLOCATE_BYTES_LIMIT, PREALLOCATE_BYTES_MAX_DEFAULT),
     /** Send fetched records with sendfile (true) or the copy path (false). */
     zeroCopy: z.boolean().default(true),
     /** On SIGINT/SIGTERM, wait at most this long for in-flight requests. */

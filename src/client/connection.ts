@@ -62,8 +62,22 @@ interface Pending {
 
 interface Waiting {
   pending: Pending;
-  frame: Uint8Array;
+  frame: Uint8Array[];
   timeoutMs: number;
+}
+
+/** Writes one request frame for correlation id `id`, as chunks to be written in order. */
+export type EncodeFrame = (id: number) => Uint8Array[];
+
+/**
+ * One encoder for every connection in the process: encoding is synchronous and its output is
+ * copied into the frame at once, so its buffer is free again before anyone else can use it.
+ */
+const requestEncoder: Encoder = createRequestEncoder();
+
+/** The frame of `{id, op, ...fields}`, msgpack-encoded. */
+function fieldsFrame(op: string, fields: WireMap): EncodeFrame {
+  return (id) => [encodeRequestFrame(requestEncoder, { id, op, ...fields })];
 }
 
 /** The limits assumed until `hello` answers (the protocol's defaults). */
@@ -132,18 +146,32 @@ export class Connection {
   }
 
   /** Sends `{id, op, ...fields}` and resolves with the answer; rejects with the broker's error. */
-  async request(op: string, fields: WireMap, timeoutMs: number = this.requestTimeoutMs): Promise<WireMap> {
+  request(op: string, fields: WireMap, timeoutMs: number = this.requestTimeoutMs): Promise<WireMap> {
+    return this.requestEncoded(op, fieldsFrame(op, fields), timeoutMs);
+  }
+
+  /**
+   * `request` for a caller that writes its own frame: `encode(id)` returns the frame's chunks
+   * (client/produce-frame.ts writes produce requests around their batches without copying them).
+   * The chunks are referenced until written: their bytes must not change before the answer.
+   */
+  async requestEncoded(op: string, encode: EncodeFrame, timeoutMs: number = this.requestTimeoutMs): Promise<WireMap> {
     const link = this.link !== null && this.link.usable ? this.link : await this.open();
-    return link.request(op, fields, timeoutMs, true);
+    return link.request(op, encode, timeoutMs, true);
   }
 
   /**
    * Sends a request the broker does not answer (produce with durability "none"). Resolves once
    * the bytes are handed to the kernel, so a fire-and-forget producer still feels backpressure.
    */
-  async send(op: string, fields: WireMap): Promise<void> {
+  send(op: string, fields: WireMap): Promise<void> {
+    return this.sendEncoded(op, fieldsFrame(op, fields));
+  }
+
+  /** `send` with the caller's own frame (see `requestEncoded`); its bytes are written once this resolves. */
+  async sendEncoded(op: string, encode: EncodeFrame): Promise<void> {
     const link = this.link !== null && this.link.usable ? this.link : await this.open();
-    void link.request(op, fields, 0, false);
+    void link.request(op, encode, 0, false);
     await link.flushed();
     // A link that died before its bytes left did not send them.
     if (link.failure !== null) throw link.failure;
@@ -245,7 +273,6 @@ class Link {
   private socket: Socket<undefined> | null = null;
   private frames = new FrameDecoder(HELLO_FRAME_BYTES_MAX);
   private decoder: Decoder = createResponseDecoder(HELLO_FRAME_BYTES_MAX);
-  private readonly encoder: Encoder = createRequestEncoder();
   private readonly pending: Pending[] = [];
   private pendingHead = 0;
   private readonly waiting: Waiting[] = [];
@@ -307,7 +334,7 @@ class Link {
   async hello(clientId: string, timeoutMs: number): Promise<BrokerInfo> {
     let response: WireMap;
     try {
-      response = await this.request("hello", { versions: [PROTOCOL_VERSION], clientId }, timeoutMs, true);
+      response = await this.request("hello", fieldsFrame("hello", { versions: [PROTOCOL_VERSION], clientId }), timeoutMs, true);
     } catch (error) {
       throw this.handshakeError(toRunnelError(error));
     }
@@ -350,11 +377,11 @@ class Link {
   }
 
   /** Queues one request; `expectAnswer: false` is for requests the broker never answers. */
-  request(op: string, fields: WireMap, timeoutMs: number, expectAnswer: boolean): Promise<WireMap> {
+  request(op: string, encode: EncodeFrame, timeoutMs: number, expectAnswer: boolean): Promise<WireMap> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1;
-    const frame = encodeRequestFrame(this.encoder, { id, op, ...fields });
+    const frame = encode(id);
     if (!expectAnswer) {
       this.write(frame);
       return Promise.resolve({});
@@ -369,7 +396,7 @@ class Link {
     });
   }
 
-  private dispatch(pending: Pending, frame: Uint8Array, timeoutMs: number): void {
+  private dispatch(pending: Pending, frame: Uint8Array[], timeoutMs: number): void {
     if (timeoutMs > 0) pending.timer = setTimeout(() => this.timedOut(pending, timeoutMs), timeoutMs);
     this.pending.push(pending);
     this.write(frame);
@@ -388,15 +415,17 @@ class Link {
     if (index >= 0) this.pending.splice(index, 1);
   }
 
-  private write(frame: Uint8Array): void {
+  private write(chunks: Uint8Array[]): void {
     const socket = this.socket;
     if (socket === null) return;
-    if (this.outbound.length > 0) {
-      this.outbound.push(frame);
-      return;
+    for (const chunk of chunks) {
+      if (this.outbound.length > 0) {
+        this.outbound.push(chunk);
+        continue;
+      }
+      const written = Math.max(0, socket.write(chunk));
+      if (written < chunk.length) this.outbound.push(chunk.subarray(written));
     }
-    const written = Math.max(0, socket.write(frame));
-    if (written < frame.length) this.outbound.push(frame.subarray(written));
   }
 
   private onDrain(): void {

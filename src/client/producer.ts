@@ -37,6 +37,7 @@ import { KiB, LIMITS, MiB } from "../limits.ts";
 import { BatchBuilder, BufferPool, type Bytes } from "../format/batch-builder.ts";
 import { NO_PRODUCER, stampProducer, type ProducerFields } from "../format/record-batch.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
+import { PRODUCE_HEADROOM_BYTES, encodeProduceFrame, encodeTopicName } from "./produce-frame.ts";
 import { StickyPartitioner, partitionForKey } from "./partitioner.ts";
 import { type WireMap, brokerError, isMap, malformed, readArray, readInt, readMap } from "./wire.ts";
 
@@ -158,7 +159,7 @@ class ProducerBatch {
     initialBytes: number,
     pool: BufferPool,
   ) {
-    this.builder = new BatchBuilder(initialBytes, pool);
+    this.builder = new BatchBuilder(initialBytes, pool, PRODUCE_HEADROOM_BYTES);
   }
 }
 
@@ -190,7 +191,12 @@ class TopicState {
   error: RunnelError | null = null;
   readonly partitions: PartitionState[] = [];
 
-  constructor(readonly name: string) {}
+  /** The name as a msgpack str, for produce-frame. */
+  readonly encodedName: Uint8Array;
+
+  constructor(readonly name: string) {
+    this.encodedName = encodeTopicName(name);
+  }
 
   partitionState(partition: number): PartitionState {
     return (this.partitions[partition] ??= new PartitionState(this, partition));
@@ -260,7 +266,7 @@ export class Producer {
     this.maxInFlight = bounded(options.maxInFlight ?? IN_FLIGHT_MAX, 1, IN_FLIGHT_MAX, "maxInFlight");
     this.sticky = new StickyPartitioner(options.random);
     this.onCallbackError = options.onCallbackError ?? rethrowLater;
-    const poolBufferBytes = this.batchBytes + POOL_SLACK_BYTES;
+    const poolBufferBytes = this.batchBytes + POOL_SLACK_BYTES + PRODUCE_HEADROOM_BYTES;
     this.pool = new BufferPool(poolBufferBytes, Math.max(1, Math.min(POOL_BUFFERS_MAX, Math.floor(this.bufferBytesMax / poolBufferBytes))));
     this.idempotent = (options.idempotent ?? true) && this.durability !== "none";
     this.connection = new Connection(options);
@@ -531,18 +537,25 @@ export class Producer {
   };
 
   private sendRequest(batches: ProducerBatch[]): void {
-    const wireBatches = batches.map((batch) => ({ topic: batch.state.topic.name, partition: batch.state.partition, batch: batch.bytes }));
-    const fields: WireMap = { durability: this.durability, batches: wireBatches };
+    // Envelope written into each batch's headroom: the batches are not copied (produce-frame).
+    const framed = batches.map((batch) => ({
+      topicName: batch.state.topic.encodedName,
+      partition: batch.state.partition,
+      bytes: batch.bytes!,
+      headroomBytes: batch.bytes!.byteOffset - batch.storage!.byteOffset,
+    }));
+    const durability = this.durability;
+    const encode = (id: number): Uint8Array[] => encodeProduceFrame(id, durability, framed);
     this.stats.requestsSent += 1;
     this.stats.batchesSent += batches.length;
     if (this.durability === "none") {
-      this.connection.send("produce", fields).then(
+      this.connection.sendEncoded("produce", encode).then(
         () => { for (const batch of batches) this.settle(batch, -1, null); },
         (error: unknown) => { for (const batch of batches) this.settle(batch, -1, toRunnelError(error)); },
       );
       return;
     }
-    this.connection.request("produce", fields).then(
+    this.connection.requestEncoded("produce", encode).then(
       (response) => this.onProduceAnswer(batches, response),
       (error: unknown) => { for (const batch of batches) this.onBatchError(batch, toRunnelError(error)); },
     );

@@ -57,25 +57,36 @@ export class BufferPool {
   }
 }
 
-/** Appends records into one batch buffer; `finish()` writes the header and hands the bytes over. */
+/**
+ * Appends records into one batch buffer; `finish()` writes the header and hands the bytes over.
+ *
+ * `headroomBytes` leaves that many bytes free in front of the batch, in the same buffer: the
+ * producer writes the request's envelope there, so envelope and batch go to the socket as one
+ * contiguous chunk without copying the batch (client/produce-frame.ts).
+ */
 export class BatchBuilder {
   private buffer: Uint8Array;
   private view: DataView;
-  private position = BATCH_HEADER_BYTES;
+  private position: number;
   private count = 0;
   private firstTimestampMs = 0;
   private maxTimestampMs = 0;
   // State before the last append, so the producer can take back a record that overflowed.
-  private undoPosition = BATCH_HEADER_BYTES;
+  private undoPosition: number;
   private undoMaxTimestampMs = 0;
 
   constructor(
     initialBytes: number = 16 * KiB,
     private readonly pool: BufferPool | null = null,
+    readonly headroomBytes: number = 0,
   ) {
     // A pooled buffer when one is idle (a busy producer's case); otherwise start small.
-    this.buffer = pool !== null && pool.idle > 0 ? pool.take() : new Uint8Array(Math.max(initialBytes, BATCH_HEADER_BYTES + 64));
-    this.view = new DataView(this.buffer.buffer);
+    const smallest = headroomBytes + BATCH_HEADER_BYTES + 64;
+    const pooled = pool !== null && pool.idle > 0 && pool.bufferBytes >= smallest ? pool.take() : null;
+    this.buffer = pooled ?? new Uint8Array(Math.max(initialBytes + headroomBytes, smallest));
+    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
+    this.position = headroomBytes + BATCH_HEADER_BYTES;
+    this.undoPosition = this.position;
   }
 
   /** The whole buffer the batch lives in (for giving back to the pool once the batch is done with). */
@@ -87,9 +98,9 @@ export class BatchBuilder {
     return this.count;
   }
 
-  /** Bytes the batch would have if finished now, header included. */
+  /** Bytes the batch would have if finished now, header included (headroom not counted). */
   get byteLength(): number {
-    return this.position;
+    return this.position - this.headroomBytes;
   }
 
   get firstTimestamp(): number {
@@ -133,12 +144,12 @@ export class BatchBuilder {
    */
   finish(producer: ProducerFields = NO_PRODUCER): Uint8Array {
     if (this.count === 0) throw new RunnelError("INVALID_REQUEST", "a batch needs at least one record");
-    const view = this.view;
-    const bytes = this.buffer.subarray(0, this.position);
+    const bytes = this.buffer.subarray(this.headroomBytes, this.position);
     // Every header byte is written: a pooled buffer holds an earlier batch's bytes.
+    const view = new DataView(bytes.buffer, bytes.byteOffset, BATCH_HEADER_BYTES);
     writeInt64(view, FIELD.baseOffset, 0);
     view.setInt32(FIELD.leaderEpoch, 0);
-    view.setInt32(FIELD.batchLength, this.position - BATCH_LOG_OVERHEAD_BYTES);
+    view.setInt32(FIELD.batchLength, bytes.length - BATCH_LOG_OVERHEAD_BYTES);
     view.setInt8(FIELD.magic, BATCH_MAGIC_V1);
     view.setUint16(FIELD.attributes, COMPRESSION.none);
     view.setInt32(FIELD.lastOffsetDelta, this.count - 1);
@@ -164,9 +175,9 @@ export class BatchBuilder {
       while (size < needed) size *= 2;
       grown = new Uint8Array(size);
     }
-    grown.set(this.buffer.subarray(0, this.position));
+    grown.set(this.buffer.subarray(this.headroomBytes, this.position), this.headroomBytes);
     this.buffer = grown;
-    this.view = new DataView(grown.buffer);
+    this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
   }
 
   private writeByte(byte: number): void {

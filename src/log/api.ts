@@ -111,6 +111,11 @@ export interface LogManagerOptions {
   storage?: Storage;
   /** Open segment fds kept by the bounded cache (active segments are always open). */
   openSegmentsMax?: number;
+  /**
+   * Largest step of disk blocks reserved ahead of an active segment's end (fallocate
+   * KEEP_SIZE; see log/preallocation.ts); 0 turns preallocation off. 16 MiB by default.
+   */
+  preallocateBytesMax?: number;
   /** pino-style logger; silent when absent. */
   logger?: LogSink;
 }

@@ -21,6 +21,7 @@ import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { FileCache } from "./fd-cache.ts";
 import { LogPartition, type IndexRebuild, type PartitionOptions } from "./partition.ts";
+import { PREALLOCATE_BYTES_MAX_DEFAULT, Preallocator } from "./preallocation.ts";
 import { nativeStorage, type Storage } from "./storage.ts";
 import { DEFAULT_TOPIC_CONFIG, resolveTopicConfig, topicConfigSchema, validateTopicName } from "./topic-config.ts";
 
@@ -80,6 +81,7 @@ class DiskLogManager implements LogManager {
   private readonly cache: FileCache;
   private readonly now: () => number;
   private readonly indexIntervalBytes: number;
+  private readonly preallocator: Preallocator;
   private readonly defaults: TopicConfig;
   private readonly topics = new Map<string, Topic>();
   private timers: Array<ReturnType<typeof setInterval>> = [];
@@ -93,6 +95,7 @@ class DiskLogManager implements LogManager {
     this.cache = new FileCache(options.openSegmentsMax ?? OPEN_SEGMENTS_DEFAULT);
     this.now = options.now ?? Date.now;
     this.indexIntervalBytes = options.indexIntervalBytes ?? LIMITS.indexIntervalBytes;
+    this.preallocator = new Preallocator(this.storage, this.logger, options.preallocateBytesMax ?? PREALLOCATE_BYTES_MAX_DEFAULT);
     this.defaults = resolveTopicConfig(DEFAULT_TOPIC_CONFIG, options.topicDefaults ?? {});
   }
 
@@ -164,6 +167,7 @@ class DiskLogManager implements LogManager {
       logger: this.logger,
       now: this.now,
       indexIntervalBytes: this.indexIntervalBytes,
+      preallocator: this.preallocator,
     };
   }
 

@@ -9,7 +9,8 @@
  * header scans read 8 KiB at a time into one shared scratch buffer.
  *
  * Invariant: `sizeBytes` always ends on a batch boundary, so a range ending at `sizeBytes`
- * holds only whole batches.
+ * holds only whole batches. The active segment may hold disk blocks reserved past its end
+ * (preallocation.ts); they never change the file's size and are given back at roll and close.
  */
 import { RunnelError } from "../errors.ts";
 import {
@@ -18,6 +19,7 @@ import {
 import { LIMITS } from "../limits.ts";
 import type { CacheableFile, FileCache } from "./fd-cache.ts";
 import { OffsetIndex, TimeIndex } from "./offset-index.ts";
+import type { Preallocator } from "./preallocation.ts";
 import { FADVISE, type Storage } from "./storage.ts";
 
 export const LOG_SUFFIX = ".log";
@@ -46,6 +48,8 @@ export interface SegmentContext {
   storage: Storage;
   cache: FileCache;
   indexIntervalBytes: number;
+  /** Reserves blocks ahead of the active segment's end (one per log manager). */
+  preallocator: Preallocator;
   /** Called when an index file was missing or invalid and has been rebuilt from the log. */
   onIndexRebuilt(segment: Segment, which: string): void;
 }
@@ -130,6 +134,10 @@ export class Segment implements CacheableFile {
   private lastBatchBaseOffset = -1;
   /** The fd while this is the active segment (pinned in the cache), else -1. */
   private writeFd = -1;
+  /** Where the blocks reserved by preallocation end (<= sizeBytes when none are reserved). */
+  private reservedEndBytes = 0;
+  /** False once preallocation failed for this segment (a full disk): appends go on without it. */
+  private reserving = true;
 
   constructor(
     private readonly context: SegmentContext,
@@ -202,10 +210,14 @@ export class Segment implements CacheableFile {
     return this.writeFd;
   }
 
-  /** Rolled: seals the time index, writes the index files (no fsync) and lets the cache evict it. */
+  /**
+   * Rolled: seals the time index, writes the index files (no fsync), gives back the blocks
+   * reserved past the end and lets the cache evict it.
+   */
   seal(): void {
     this.sealTimeIndex();
     this.persistIndexes(false);
+    this.releaseReservation();
     this.writeFd = -1;
     this.context.cache.unpin(this);
   }
@@ -213,11 +225,15 @@ export class Segment implements CacheableFile {
   // ---- append --------------------------------------------------------------------------
 
   /**
-   * Writes a stamped, verified batch at the end. On failure the file is cut back to where it
-   * was, so a partial write never stays in the log; if even that fails, a STORAGE_ERROR says so.
+   * Writes a stamped, verified batch at the end, first reserving blocks ahead when the write
+   * would pass the reservation (never past `segmentBytesLimit`, the topic's segment.bytes). On
+   * failure the file is cut back to where it was, so a partial write never stays in the log; if
+   * even that fails, a STORAGE_ERROR says so.
    */
-  append(batch: Uint8Array, baseOffset: number, lastOffset: number, maxTimestampMs: number): number {
+  append(batch: Uint8Array, baseOffset: number, lastOffset: number, maxTimestampMs: number, segmentBytesLimit: number): number {
     const position = this.sizeBytes;
+    const writeEnd = position + batch.length;
+    if (writeEnd > this.reservedEndBytes && this.reserving) this.reserveAhead(position, writeEnd, segmentBytesLimit);
     try {
       this.context.storage.pwrite(this.writeFd, batch, position);
     } catch (error) {
@@ -228,9 +244,29 @@ export class Segment implements CacheableFile {
     return position;
   }
 
+  /** Preallocation: one fallocate per step; a failure only stops it for this segment. */
+  private reserveAhead(position: number, writeEnd: number, segmentBytesLimit: number): void {
+    const { preallocator } = this.context;
+    const from = Math.max(this.reservedEndBytes, position);
+    const to = preallocator.endFor(position, writeEnd, this.reservedEndBytes, segmentBytesLimit);
+    if (to <= from) return;
+    if (preallocator.reserve(this.writeFd, from, to, this.logPath)) this.reservedEndBytes = to;
+    else this.reserving = false;
+  }
+
+  /** Gives back blocks reserved past the end (ftruncate to the size); never throws. */
+  private releaseReservation(): void {
+    if (this.writeFd >= 0 && this.reservedEndBytes > this.sizeBytes) {
+      this.context.preallocator.release(this.writeFd, this.sizeBytes, this.logPath);
+    }
+    this.reservedEndBytes = 0;
+  }
+
   private cutBackAfterFailedWrite(position: number, writeError: unknown): void {
     try {
       this.context.storage.ftruncate(this.writeFd, position);
+      // ftruncate also gave back whatever was reserved past `position`.
+      this.reservedEndBytes = Math.min(this.reservedEndBytes, position);
       invalidateScanWindow();
     } catch (truncateError) {
       throw new RunnelError("STORAGE_ERROR", `${this.logPath}: a write failed and the partial bytes could not be cut off`, {
@@ -405,8 +441,11 @@ export class Segment implements CacheableFile {
       const { validBytes, reason } = this.verifyBatches(fd, fromPosition, this.nextOffset, fileBytes);
       const droppedBytes = fileBytes - validBytes;
       if (droppedBytes > 0) {
+        // Also gives back any blocks a crashed broker had reserved past the end.
         this.context.storage.ftruncate(fd, validBytes);
         invalidateScanWindow();
+      } else {
+        this.context.preallocator.releaseLeftover(fd, validBytes, this.logPath);
       }
       return { validBytes, droppedBytes, reason, indexRebuilt };
     } finally {
@@ -516,9 +555,15 @@ export class Segment implements CacheableFile {
     cache.retire(this);
   }
 
-  /** Writes the indexes and gives the fd back to the cache for closing. */
+  /** Writes the indexes, gives back reserved blocks and the fd (to the cache, for closing). */
   close(): void {
-    if (this.isActive) this.persistIndexes(false);
+    if (this.isActive) {
+      try {
+        this.persistIndexes(false);
+      } finally {
+        this.releaseReservation();
+      }
+    }
     this.writeFd = -1;
     this.context.cache.retire(this);
   }

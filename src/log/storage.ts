@@ -1,11 +1,12 @@
 /**
  * @module log/storage
  * The file seam: every file operation the log makes goes through a `Storage`. Production
- * uses `nativeStorage` (native/libc.ts pwrite/pread/fdatasync/fadvise, node:fs for the rest);
+ * uses `nativeStorage` (native/libc.ts pwrite/pread/fdatasync/fadvise/fallocate, node:fs for
+ * the rest);
  * tests wrap it to tear writes, fill the disk or fail an fsync without mocks.
  */
 import * as fs from "node:fs";
-import { FADVISE, libc, type FadviseAdvice, syscallErrorFromFs } from "../native/libc.ts";
+import { FADVISE, FALLOC_FL_KEEP_SIZE, libc, type FadviseAdvice, syscallErrorFromFs } from "../native/libc.ts";
 
 export interface Storage {
   /** Opens (creating when `create`) for read and write; returns the fd. */
@@ -18,7 +19,16 @@ export interface Storage {
   fdatasyncAsync(fd: number): Promise<void>;
   fadvise(fd: number, offset: number, length: number, advice: FadviseAdvice): void;
   ftruncate(fd: number, length: number): void;
+  /**
+   * Reserves disk blocks for [offset, offset + length) without changing the file's size
+   * (fallocate FALLOC_FL_KEEP_SIZE). False where the platform has no fallocate; a file system
+   * without it throws a SyscallError (EOPNOTSUPP), a full one STORAGE_FULL (ENOSPC/EDQUOT).
+   * `ftruncate(fd, size)` gives back what lies beyond the end of the file.
+   */
+  preallocate(fd: number, offset: number, length: number): boolean;
   sizeOf(fd: number): number;
+  /** Bytes of disk the file occupies (st_blocks x 512): its data plus any blocks reserved past its end. */
+  allocatedBytesOf(fd: number): number;
   /** Size of the file at `path`, or null when it does not exist. */
   fileSize(path: string): number | null;
   /** Writes a small file atomically: temp file, fsync, rename, fsync of the directory. */
@@ -54,7 +64,13 @@ export const nativeStorage: Storage = {
     ),
   fadvise: (fd, offset, length, advice) => libc.fadvise(fd, offset, length, advice),
   ftruncate: (fd, length) => fsCall("ftruncate", () => fs.ftruncateSync(fd, length)),
+  preallocate: (fd, offset, length) => {
+    if (libc.fallocate === null) return false;
+    libc.fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length);
+    return true;
+  },
   sizeOf: (fd) => fsCall("fstat", () => fs.fstatSync(fd).size),
+  allocatedBytesOf: (fd) => fsCall("fstat", () => fs.fstatSync(fd).blocks * 512),
   fileSize: (path) => {
     const stats = fsCall("stat", () => fs.statSync(path, { throwIfNoEntry: false }));
     return stats === undefined ? null : stats.size;

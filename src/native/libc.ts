@@ -1,8 +1,8 @@
 /**
  * @module native/libc
  * The only importer of `bun:ffi`. Thin wrappers over the libc calls the broker's speed rests
- * on: `pwrite`, `pread`, `fdatasync`, `posix_fadvise` and `sendfile`, with errno read
- * through `__errno_location()`.
+ * on: `pwrite`, `pread`, `fdatasync`, `posix_fadvise`, `fallocate` and `sendfile`, with errno
+ * read through `__errno_location()`.
  *
  * Every wrapper: retries on EINTR, loops over short writes/reads where the call allows it,
  * and turns any other failure into a typed `SyscallError` that names the call and the errno
@@ -10,7 +10,8 @@
  *
  * Where libc cannot be opened (not Linux, or RUNNEL_NATIVE=off for tests) the module says so
  * in `nativeStatus` and every call falls back to `node:fs`, which does the same syscalls
- * through libuv; `sendfile` is then `null` and the server uses its copy path.
+ * through libuv; `sendfile` and `fallocate` (node:fs has neither) are then `null`: the server
+ * uses its copy path and the log does not preallocate.
  */
 import { dlopen, FFIType, read } from "bun:ffi";
 import * as fs from "node:fs";
@@ -20,7 +21,7 @@ import { RunnelError, type ErrorCode } from "../errors.ts";
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EFAULT: 14,
   EINVAL: 22, ENFILE: 23, EMFILE: 24, EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30, EPIPE: 32, ENOSYS: 38,
-  ECONNRESET: 104, ENOTCONN: 107, EDQUOT: 122,
+  EOPNOTSUPP: 95, ECONNRESET: 104, ENOTCONN: 107, EDQUOT: 122,
 } as const;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, value]) => [value, name]));
@@ -59,6 +60,9 @@ function codeForErrno(name: string): ErrorCode {
 export const FADVISE = { NORMAL: 0, RANDOM: 1, SEQUENTIAL: 2, WILLNEED: 3, DONTNEED: 4, NOREUSE: 5 } as const;
 export type FadviseAdvice = (typeof FADVISE)[keyof typeof FADVISE];
 
+/** fallocate mode: reserve blocks but leave the file size as it is (FALLOC_FL_KEEP_SIZE). */
+export const FALLOC_FL_KEEP_SIZE = 1;
+
 /** `sendfile` result when the socket buffer is full: wait for the socket to drain. */
 export const SENDFILE_WOULD_BLOCK = -1;
 
@@ -70,6 +74,12 @@ export interface Libc {
   fdatasync(fd: number): void;
   /** A hint; returns quietly where the platform has no fadvise. */
   fadvise(fd: number, offset: number, length: number, advice: FadviseAdvice): void;
+  /**
+   * Allocates blocks for [offset, offset + length) (`mode` FALLOC_FL_KEEP_SIZE: without
+   * changing the file size). A file system without it fails with EOPNOTSUPP (a SyscallError,
+   * like every other errno). `null` where the platform has no fallocate.
+   */
+  fallocate: ((fd: number, mode: number, offset: number, length: number) => void) | null;
   /**
    * Sends up to `count` bytes of `inFd` from `offset` to the socket `outFd`. Returns the bytes
    * sent, or SENDFILE_WOULD_BLOCK when the socket buffer is full. `null` where unsupported.
@@ -104,6 +114,7 @@ function openLibc() {
     pread: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i64], returns: FFIType.i64_fast },
     fdatasync: { args: [FFIType.i32], returns: FFIType.i32 },
     posix_fadvise: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.i32], returns: FFIType.i32 },
+    fallocate: { args: [FFIType.i32, FFIType.i32, FFIType.i64, FFIType.i64], returns: FFIType.i32 },
     sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
     flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
@@ -165,6 +176,14 @@ function makeNative(symbols: Symbols): Libc {
       // posix_fadvise returns the error number instead of setting errno.
       const code = symbols.posix_fadvise(fd, offset, length, advice);
       if (code !== 0 && code !== ERRNO.ENOSYS) throw new SyscallError("posix_fadvise", code, errnoName(code));
+    },
+    fallocate(fd, mode, offset, length) {
+      for (;;) {
+        if (symbols.fallocate(fd, mode, offset, length) === 0) return;
+        const code = errno();
+        if (code === ERRNO.EINTR) continue;
+        throw new SyscallError("fallocate", code, errnoName(code));
+      }
     },
     sendfile(outFd, inFd, offset, count) {
       for (;;) {
@@ -257,6 +276,7 @@ function makeFallback(): Libc {
     fadvise() {
       // No portable equivalent: the page cache keeps its default policy.
     },
+    fallocate: null,
     sendfile: null,
     lockExclusive: null,
     socketHungUp: null,

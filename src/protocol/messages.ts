@@ -14,6 +14,7 @@ import { type ErrorCode, RunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { FRAME_HEADER_BYTES, writeFrameHeader } from "./frame.ts";
 import { scanMsgpack } from "./msgpack-scan.ts";
+import { writeFetchHead, writeProduceResponse } from "./response-writer.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
@@ -211,6 +212,19 @@ export function encodeResponseFrame(body: Record<string, unknown>): Uint8Array {
   return frame;
 }
 
+/** One produce result per batch, in request order (docs/protocol.md, produce). */
+export type ProduceBatchResult =
+  | { topic: string; partition: number; baseOffset: number; lastOffset: number }
+  | { topic: string; partition: number; error: WireError };
+
+/**
+ * The produce response frame `{id, results}`: written by hand when every batch succeeded (the
+ * common case, see response-writer.ts), else by the generic encoder — the same bytes either way.
+ */
+export function encodeProduceResponseFrame(id: number, results: ProduceBatchResult[]): Uint8Array {
+  return writeProduceResponse(id, results) ?? encodeResponseFrame({ id, results });
+}
+
 export function encodeErrorFrame(id: number | null, error: RunnelError): Uint8Array {
   return encodeResponseFrame({ id, error: toWireError(error) });
 }
@@ -227,9 +241,15 @@ const BIN32_HEAD_BYTES = 5;
  * followed by exactly n = `recordsBytes` bytes of batches that the caller sends itself (with
  * sendfile). The map is always 3 entries and `records` always bin32 — a non-minimal but valid
  * msgpack encoding that every library decodes — so the head can be written before the bytes
- * that follow it are read.
+ * that follow it are read. Written by hand when no entry carries an error (response-writer.ts),
+ * else through the generic encoder: the same bytes either way.
  */
 export function encodeFetchResponseHead(id: number, partitions: FetchPartitionResult[], recordsBytes: number): Uint8Array {
+  return writeFetchHead(id, partitions, recordsBytes) ?? encodeFetchResponseHeadGeneric(id, partitions, recordsBytes);
+}
+
+/** encodeFetchResponseHead through the generic encoder (exported for the tests that compare both). */
+export function encodeFetchResponseHeadGeneric(id: number, partitions: FetchPartitionResult[], recordsBytes: number): Uint8Array {
   const entries = encoder.encodeSharedRef({ id, partitions });
   if (entries[0] !== 0x82) throw new Error("fetch head: expected a fixmap of 2 entries");
   const headBytes = FRAME_HEADER_BYTES + entries.length + RECORDS_KEY.length + BIN32_HEAD_BYTES;

@@ -56,6 +56,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     dataDir: config.dataDir,
     topicDefaults: topicDefaultsOf(config),
     openSegmentsMax: config.openSegmentsMax,
+    preallocateBytesMax: config.preallocateBytesMax,
     logger,
     ...(options.storage === undefined ? {} : { storage: options.storage }),
   });

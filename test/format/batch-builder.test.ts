@@ -69,6 +69,28 @@ describe("BatchBuilder", () => {
     expect(pool.idle).toBeLessThanOrEqual(2);
   });
 
+  test("with headroom it builds the same bytes behind that many free bytes, growing and pooled alike", () => {
+    const headroomBytes = 384;
+    const pool = new BufferPool(4096, 2);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(recordArbitrary, timestampArbitrary), { minLength: 1, maxLength: 20 }), fc.boolean(), (pairs, pooled) => {
+        const records = pairs.map(([record]) => record);
+        const timestamps = pairs.map(([, timestamp]) => timestamp);
+        const builder = new BatchBuilder(64, pooled ? pool : null, headroomBytes);
+        records.forEach((record, index) => builder.append(record, timestamps[index]!));
+        const expected = reference(records, timestamps);
+        expect(builder.byteLength).toBe(expected.length);
+        const bytes = builder.finish();
+        expect(bytes.byteOffset - builder.storage.byteOffset).toBe(headroomBytes);
+        expect(bytes.buffer).toBe(builder.storage.buffer);
+        expect(Buffer.from(bytes).equals(Buffer.from(expected))).toBe(true);
+        bytes.fill(0x5a);
+        pool.give(builder.storage);
+      }),
+      { numRuns: 200, seed: 11 },
+    );
+  });
+
   test("a pool hands out buffers of its size and keeps only that size, up to its bound", () => {
     const pool = new BufferPool(1024, 1);
     const first = pool.take();

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import * as path from "node:path";
 import * as fs from "node:fs";
-import { batchOfSize, indexLookupBench, interleavedRatio, lookupBench, partitionAppender, writeSyncAppender } from "../../bench/log.bench.ts";
+import { batchOfSize, indexLookupBench, interleavedRatio, lookupBench, partitionAppender, preallocationComparison, writeSyncAppender } from "../../bench/log.bench.ts";
 import { compareRecovery } from "../../bench/log-recovery.ts";
 import { readBatchHeader } from "../../src/format/record-batch.ts";
 import { tempDirsPerTest } from "./helpers.ts";
@@ -38,6 +38,16 @@ describe("Benchmarks at smoke size", () => {
     expect(viaWriteSync.bytesWritten).toBe((20 + 3 * 2) * batch.length);
     await viaPartition.close();
     await viaWriteSync.close();
+  });
+
+  test("the preallocation comparison appends the same bytes with and without it", async () => {
+    const batchBytes = 64 * 1024;
+    const { wall, systemCpu, bytesEach, partition } = await preallocationComparison(newDir(), batchBytes, 4 * 1024 * 1024, 2, 16);
+    expect(wall.median).toBeGreaterThan(0);
+    expect(systemCpu.median).toBeGreaterThan(0);
+    // 1 wall round + 1 CPU round, 16 batches each, on each side.
+    expect(bytesEach).toBe(2 * 16 * batchOfSize(batchBytes).length);
+    expect(partition.nextOffset).toBe(2 * 16 * readBatchHeader(batchOfSize(batchBytes)).recordCount);
   });
 
   test("lookups find the batch holding a random offset", async () => {

@@ -1,7 +1,8 @@
 /**
  * @module test/log/helpers
  * Shared helpers for the storage engine's tests: temp data dirs, deterministic batches,
- * a recording logger and a fault-injecting Storage wrapper (fills the disk, fails fsync).
+ * a recording logger and a fault-injecting Storage wrapper (fills the disk, fails fsync or
+ * fallocate).
  */
 import { afterEach } from "bun:test";
 import * as fs from "node:fs";
@@ -100,6 +101,10 @@ export interface FaultyStorage extends Storage {
   failNextSync: boolean;
   /** Every pread fails with EIO. */
   failReads: boolean;
+  /** When set, every preallocate (fallocate) fails with this errno (e.g. "ENOSPC", "EOPNOTSUPP"). */
+  preallocateError: keyof typeof ERRNO | null;
+  /** preallocate calls so far, failed ones included. */
+  preallocateCalls: number;
 }
 
 export function faultyStorage(inner: Storage = nativeStorage): FaultyStorage {
@@ -108,6 +113,14 @@ export function faultyStorage(inner: Storage = nativeStorage): FaultyStorage {
     bytesFree: Number.POSITIVE_INFINITY,
     failNextSync: false,
     failReads: false,
+    preallocateError: null,
+    preallocateCalls: 0,
+    preallocate(fd, offset, length) {
+      storage.preallocateCalls++;
+      const errno = storage.preallocateError;
+      if (errno !== null) throw new SyscallError("fallocate", ERRNO[errno], errno);
+      return inner.preallocate(fd, offset, length);
+    },
     pwrite(fd, bytes, position) {
       if (bytes.length > storage.bytesFree) {
         // Like a real full disk: the part that fits lands, then ENOSPC.

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fallbackLibc, libc, nativeStatus, SyscallError } from "../../src/native/libc.ts";
+import { FALLOC_FL_KEEP_SIZE, fallbackLibc, libc, nativeStatus, SyscallError } from "../../src/native/libc.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-libc-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -39,10 +39,52 @@ describe.each([
   });
 });
 
+describe.skipIf(libc.fallocate === null)("libc fallocate (native)", () => {
+  test("KEEP_SIZE reserves blocks past the end without changing the size, and ftruncate to the size gives them back", () => {
+    const fd = fs.openSync(path.join(dir, "fallocate.bin"), "w+");
+    try {
+      libc.pwrite(fd, new Uint8Array(1000).fill(7), 0);
+      try {
+        libc.fallocate!(fd, FALLOC_FL_KEEP_SIZE, 1000, 2 * 1024 * 1024);
+      } catch (error) {
+        // A temp dir on a file system without fallocate: the typed error is all there is to check.
+        expect((error as SyscallError).errnoName).toBe("EOPNOTSUPP");
+        return;
+      }
+      const reserved = fs.fstatSync(fd);
+      expect(reserved.size).toBe(1000);
+      expect(reserved.blocks * 512).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+      fs.ftruncateSync(fd, 1000);
+      const released = fs.fstatSync(fd);
+      expect(released.size).toBe(1000);
+      expect(released.blocks * 512).toBeLessThanOrEqual(2 * released.blksize);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  test("a bad fd is a SyscallError naming fallocate and EBADF", () => {
+    let caught: unknown;
+    try {
+      libc.fallocate!(987_654, FALLOC_FL_KEEP_SIZE, 0, 4096);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(SyscallError);
+    expect((caught as SyscallError).syscall).toBe("fallocate");
+    expect((caught as SyscallError).errnoName).toBe("EBADF");
+  });
+});
+
+test("the node:fs fallback has no fallocate, so the log skips preallocation", () => {
+  expect(fallbackLibc.fallocate).toBeNull();
+});
+
 test("the native path is on for Linux", () => {
   if (process.platform === "linux") {
     expect(nativeStatus).toEqual({ native: true, reason: null });
     expect(libc.sendfile).not.toBeNull();
+    expect(libc.fallocate).not.toBeNull();
   }
   expect(fallbackLibc.sendfile).toBeNull();
 });

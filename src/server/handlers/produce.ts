@@ -21,56 +21,72 @@
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { Partition } from "../../log/api.ts";
-import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
-import { type BrokerContext, frameReply, NO_REPLY, type Reply } from "../context.ts";
+import { encodeProduceResponseFrame, type ProduceBatchResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
+import { type BrokerContext, NO_REPLY, type Reply } from "../context.ts";
 import { partitionForProduce } from "../topic-rules.ts";
 
-type BatchResult =
-  | { topic: string; partition: number; baseOffset: number; lastOffset: number }
-  | { topic: string; partition: number; error: WireError };
+/** Above this many distinct partitions a Set finds repeats faster than a scan of the list. */
+const PARTITIONS_SCANNED_MAX = 8;
 
 export function handleProduce(context: BrokerContext, request: RequestOf<"produce">, id: number): Reply | Promise<Reply> {
-  const results: BatchResult[] = [];
-  const touched = new Map<Partition, number[]>();
-  for (const entry of request.batches) {
-    try {
-      const partition = partitionForProduce(context, entry.topic, entry.partition);
-      if (entry.batch.length > context.config.batchBytesMax) {
-        throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${entry.batch.length} bytes; the limit is ${context.config.batchBytesMax}`);
-      }
-      const appended = partition.append(entry.batch);
-      if (appended.duplicate === true) {
-        context.stats.batchesDuplicate++;
-      } else {
-        context.stats.batchesAppended++;
-        context.stats.bytesAppended += entry.batch.length;
-      }
-      const indexes = touched.get(partition) ?? [];
-      indexes.push(results.length);
-      touched.set(partition, indexes);
-      results.push({ topic: entry.topic, partition: entry.partition, baseOffset: appended.baseOffset, lastOffset: appended.lastOffset });
-    } catch (error) {
-      results.push({ topic: entry.topic, partition: entry.partition, error: toWireError(toRunnelError(error)) });
-    }
-  }
-  for (const partition of touched.keys()) context.notifier.notify(partition.topic, partition.index);
+  const results: ProduceBatchResult[] = [];
+  // appendedTo[i]: the partition batch i was appended to, or null when it failed.
+  const appendedTo: Array<Partition | null> = [];
+  for (const entry of request.batches) appendedTo.push(appendBatch(context, entry, results));
+  const touched = distinctPartitions(appendedTo);
+  for (const partition of touched) context.notifier.notify(partition.topic, partition.index);
   if (request.durability === "none") return NO_REPLY;
-  if (request.durability === "written" || touched.size === 0) return frameReply(id, { results });
-  return syncAll(context, touched, results).then(() => frameReply(id, { results }));
+  if (request.durability === "written" || touched.length === 0) return { kind: "frame", frame: encodeProduceResponseFrame(id, results) };
+  return syncAll(context, touched, appendedTo, results).then(() => ({ kind: "frame", frame: encodeProduceResponseFrame(id, results) }));
+}
+
+/** Appends one batch and pushes its result; returns its partition, or null when it failed. */
+function appendBatch(context: BrokerContext, entry: RequestOf<"produce">["batches"][number], results: ProduceBatchResult[]): Partition | null {
+  try {
+    const partition = partitionForProduce(context, entry.topic, entry.partition);
+    if (entry.batch.length > context.config.batchBytesMax) {
+      throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${entry.batch.length} bytes; the limit is ${context.config.batchBytesMax}`);
+    }
+    const appended = partition.append(entry.batch);
+    if (appended.duplicate === true) {
+      context.stats.batchesDuplicate++;
+    } else {
+      context.stats.batchesAppended++;
+      context.stats.bytesAppended += entry.batch.length;
+    }
+    results.push({ topic: entry.topic, partition: entry.partition, baseOffset: appended.baseOffset, lastOffset: appended.lastOffset });
+    return partition;
+  } catch (error) {
+    results.push({ topic: entry.topic, partition: entry.partition, error: toWireError(toRunnelError(error)) });
+    return null;
+  }
+}
+
+/** The partitions batches were appended to, each once, in first-append order. */
+function distinctPartitions(appendedTo: ReadonlyArray<Partition | null>): Partition[] {
+  const distinct: Partition[] = [];
+  let seen: Set<Partition> | null = null;
+  for (const partition of appendedTo) {
+    if (partition === null) continue;
+    if (seen === null && distinct.length >= PARTITIONS_SCANNED_MAX) seen = new Set(distinct);
+    if (seen !== null ? seen.has(partition) : distinct.includes(partition)) continue;
+    distinct.push(partition);
+    seen?.add(partition);
+  }
+  return distinct;
 }
 
 /** Awaits one group-committed sync per partition; a failed sync turns its batches into errors. */
-async function syncAll(context: BrokerContext, touched: Map<Partition, number[]>, results: BatchResult[]): Promise<void> {
-  const partitions = [...touched.keys()];
-  const outcomes = await Promise.allSettled(partitions.map((partition) => partition.sync()));
-  context.stats.syncs += partitions.length;
+async function syncAll(context: BrokerContext, touched: Partition[], appendedTo: ReadonlyArray<Partition | null>, results: ProduceBatchResult[]): Promise<void> {
+  const outcomes = await Promise.allSettled(touched.map((partition) => partition.sync()));
+  context.stats.syncs += touched.length;
   outcomes.forEach((outcome, index) => {
     if (outcome.status === "fulfilled") return;
     const error = toWireError(toRunnelError(outcome.reason));
-    const partition = partitions[index] as Partition;
-    for (const resultIndex of touched.get(partition) ?? []) {
-      const result = results[resultIndex] as BatchResult;
-      results[resultIndex] = { topic: result.topic, partition: result.partition, error };
-    }
+    const partition = touched[index];
+    appendedTo.forEach((appended, resultIndex) => {
+      const result = results[resultIndex];
+      if (appended === partition && result !== undefined) results[resultIndex] = { topic: result.topic, partition: result.partition, error };
+    });
   });
 }

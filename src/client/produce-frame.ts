@@ -1,0 +1,161 @@
+/**
+ * @module client/produce-frame
+ * Writes a `produce` request frame (docs/protocol.md) around batches without copying them.
+ *
+ * A batch is the bulk of a produce request. The generic path (msgpack Encoder, then the frame)
+ * copied every batch twice: into the encoder's buffer, then into the frame. Here the envelope is
+ * written by hand into the free bytes the BatchBuilder left in front of each batch (its
+ * headroom), and the frame goes to the socket as one chunk per batch:
+ *
+ *   chunk 0:  u32 length | {id, op: "produce", durability, batches: [ | {topic, partition, batch: bin32 | <batch 0>
+ *   chunk i:                                                            {topic, partition, batch: bin32 | <batch i>
+ *
+ * The bytes are ordinary msgpack (a map's keys may come in any order; `batches` is last so each
+ * batch ends its chunk), decoded by the broker like any other request. A batch without enough
+ * headroom gets its head as a separate small chunk instead.
+ *
+ * Lifetime: the chunks are views of the batches' buffers, so a batch's buffer must not be reused
+ * until the request has been written out; the producer holds it until the answer (and copies
+ * for `durability: none`, which has no answer).
+ */
+import { FRAME_HEADER_BYTES } from "../protocol/frame.ts";
+
+/** Room a batch keeps in front of it: the envelope (< 64 B) plus one entry head with a 255-byte topic. */
+export const PRODUCE_HEADROOM_BYTES = 384;
+
+export interface FramedBatch {
+  /** The topic name as a msgpack str (header included): see `encodeTopicName`. */
+  topicName: Uint8Array;
+  partition: number;
+  bytes: Uint8Array;
+  /** Bytes in front of `bytes` in its buffer that are free to overwrite. */
+  headroomBytes: number;
+}
+
+const ENVELOPE_BYTES_MAX = 64;
+const ENTRY_HEAD_FIXED_BYTES = 1 + 6 + 10 + 5 + 6 + 5; // fixmap, "topic", "partition", u32, "batch", bin32 head
+const KEY_ID = ascii("id");
+const KEY_OP = ascii("op");
+const KEY_DURABILITY = ascii("durability");
+const KEY_BATCHES = ascii("batches");
+const KEY_TOPIC = ascii("topic");
+const KEY_PARTITION = ascii("partition");
+const KEY_BATCH = ascii("batch");
+const OP_PRODUCE = ascii("produce");
+const DURABILITY: Record<string, Uint8Array> = { none: ascii("none"), written: ascii("written"), synced: ascii("synced") };
+const textEncoder = new TextEncoder();
+
+/** A topic name as a msgpack str, computed once per topic by the producer. */
+export function encodeTopicName(name: string): Uint8Array {
+  const utf8 = textEncoder.encode(name);
+  const head = utf8.length < 32 ? [0xa0 | utf8.length] : utf8.length < 0x100 ? [0xd9, utf8.length] : [0xda, utf8.length >> 8, utf8.length & 0xff];
+  const encoded = new Uint8Array(head.length + utf8.length);
+  encoded.set(head);
+  encoded.set(utf8, head.length);
+  return encoded;
+}
+
+/**
+ * The frame's chunks, in order; their lengths add up to the frame (length prefix included).
+ * Writes into each batch's headroom.
+ */
+export function encodeProduceFrame(id: number, durability: string, batches: readonly FramedBatch[]): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  const envelope = new Writer(new Uint8Array(ENVELOPE_BYTES_MAX));
+  let bodyBytes = 0;
+  envelope.skip(FRAME_HEADER_BYTES); // the length prefix, written last
+  envelope.u8(0x84);
+  envelope.raw(KEY_ID).u32(id);
+  envelope.raw(KEY_OP).raw(OP_PRODUCE);
+  envelope.raw(KEY_DURABILITY).raw(DURABILITY[durability] ?? DURABILITY.written!);
+  envelope.raw(KEY_BATCHES).arrayHead(batches.length);
+  batches.forEach((batch, index) => {
+    const prefix = index === 0 ? envelope.bytes() : null;
+    const headBytes = (prefix?.length ?? 0) + ENTRY_HEAD_FIXED_BYTES + batch.topicName.length;
+    const inPlace = headBytes <= batch.headroomBytes;
+    const head = new Writer(
+      inPlace ? new Uint8Array(batch.bytes.buffer, batch.bytes.byteOffset - headBytes, headBytes) : new Uint8Array(headBytes),
+    );
+    if (prefix !== null) head.raw(prefix);
+    head.u8(0x83).raw(KEY_TOPIC).raw(batch.topicName);
+    head.raw(KEY_PARTITION).u32(batch.partition);
+    head.raw(KEY_BATCH).u8(0xc6).be32(batch.bytes.length);
+    if (inPlace) {
+      chunks.push(new Uint8Array(batch.bytes.buffer, batch.bytes.byteOffset - headBytes, headBytes + batch.bytes.length));
+    } else {
+      chunks.push(head.bytes(), batch.bytes);
+    }
+    bodyBytes += headBytes + batch.bytes.length;
+  });
+  // The length prefix counts the body only; it is the first 4 bytes of chunk 0.
+  new Writer(chunks[0]!).be32(bodyBytes - FRAME_HEADER_BYTES);
+  return chunks;
+}
+
+/** Joins chunks into one buffer: for a request whose batches may be reused before it is written. */
+export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const chunk of chunks) total += chunk.length;
+  const joined = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, at);
+    at += chunk.length;
+  }
+  return joined;
+}
+
+/** A cursor over a fixed buffer; every write fits by construction (sizes are computed first). */
+class Writer {
+  private at = 0;
+  constructor(private readonly into: Uint8Array) {}
+
+  u8(value: number): this {
+    this.into[this.at++] = value;
+    return this;
+  }
+
+  /** A msgpack uint, always in the 5-byte uint32 form: fixed size, so heads are sized before writing. */
+  u32(value: number): this {
+    return this.u8(0xce).be32(value);
+  }
+
+  /** Four bytes, big-endian (a length field). */
+  be32(value: number): this {
+    const into = this.into;
+    into[this.at] = value >>> 24;
+    into[this.at + 1] = (value >>> 16) & 0xff;
+    into[this.at + 2] = (value >>> 8) & 0xff;
+    into[this.at + 3] = value & 0xff;
+    this.at += 4;
+    return this;
+  }
+
+  skip(bytes: number): this {
+    this.at += bytes;
+    return this;
+  }
+
+  raw(bytes: Uint8Array): this {
+    this.into.set(bytes, this.at);
+    this.at += bytes.length;
+    return this;
+  }
+
+  arrayHead(count: number): this {
+    if (count < 16) return this.u8(0x90 | count);
+    return this.u8(0xdd).be32(count); // array32
+  }
+
+  bytes(): Uint8Array {
+    return this.into.subarray(0, this.at);
+  }
+}
+
+/** A msgpack fixstr of ASCII text. */
+function ascii(text: string): Uint8Array {
+  const encoded = new Uint8Array(1 + text.length);
+  encoded[0] = 0xa0 | text.length;
+  for (let index = 0; index < text.length; index++) encoded[index + 1] = text.charCodeAt(index);
+  return encoded;
+}
