@@ -31,15 +31,21 @@
  *   retries have not succeeded.
  * - Durability "none": the broker sends no answer; records resolve with offset -1 once their
  *   bytes are handed to the kernel.
+ *
+ * The batches' and partitions' bookkeeping lives in client/producer-batches.ts, the request
+ * frame in client/produce-frame.ts; this file is the logic that moves records through them.
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { KiB, LIMITS, MiB } from "../limits.ts";
-import { BatchBuilder, BufferPool, type Bytes } from "../format/batch-builder.ts";
+import { BufferPool, type Bytes } from "../format/batch-builder.ts";
 import { NO_PRODUCER, stampProducer, type ProducerFields } from "../format/record-batch.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
-import { PRODUCE_HEADROOM_BYTES, encodeProduceFrame, encodeTopicName } from "./produce-frame.ts";
+import { PRODUCE_HEADROOM_BYTES, encodeProduceFrame } from "./produce-frame.ts";
+import {
+  type Done, type IntakeEntry, PartitionState, ProducerBatch, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,
+} from "./producer-batches.ts";
 import { StickyPartitioner, partitionForKey } from "./partitioner.ts";
-import { type WireMap, brokerError, isMap, malformed, readArray, readInt, readMap } from "./wire.ts";
+import { type WireMap, brokerError, malformed, readArray, readInt, readMap } from "./wire.ts";
 
 export type Durability = "none" | "written" | "synced";
 
@@ -62,14 +68,6 @@ export interface SendResult {
 /** `sendWithCallback`'s report: exactly one of `error` and `result` is non-null. */
 export type SendCallback = (error: RunnelError | null, result: SendResult | null) => void;
 
-/**
- * How one record's outcome is reported. A `send()` stores its promise's resolve and reject; a
- * `sendWithCallback()` stores its callback in the resolve slot and null in the reject slot (so
- * no closure is made per record).
- */
-type Resolve = (result: SendResult) => void;
-type Reject = (error: RunnelError) => void;
-type Done = Resolve | SendCallback;
 
 export interface ProducerOptions extends ConnectionOptions {
   /**
@@ -132,84 +130,6 @@ const POOL_BUFFERS_MAX = 32;
 /** Frame bytes kept for the produce request's envelope (topic names, keys, markers). */
 const REQUEST_OVERHEAD_BYTES = 64 * KiB;
 
-class ProducerBatch {
-  builder: BatchBuilder | null;
-  bytes: Uint8Array | null = null;
-  /** The buffer `bytes` lives in, given back to the pool when the batch settles. */
-  storage: Uint8Array | null = null;
-  /** Per record: its Done, and its Reject (null: Done is a SendCallback). */
-  readonly resolvers: Done[] = [];
-  readonly rejecters: Array<Reject | null> = [];
-  bufferBytes = 0;
-  sealedMs = 0;
-  attempts = 0;
-  recordCount = 0;
-  /** Idempotence: the identity generation and base sequence stamped in `bytes` (-1: none). */
-  stampGeneration = -1;
-  baseSequence = -1;
-  /** The generation whose sequence this batch was sent with; -1 until first sent. */
-  assignedGeneration = -1;
-  lingerTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** Its linger is over but its partition had no room in flight: sealed once there is. */
-  lingerOver = false;
-
-  constructor(
-    readonly state: PartitionState,
-    readonly firstSequence: number,
-    initialBytes: number,
-    pool: BufferPool,
-  ) {
-    this.builder = new BatchBuilder(initialBytes, pool, PRODUCE_HEADROOM_BYTES);
-  }
-}
-
-class PartitionState {
-  open: ProducerBatch | null = null;
-  /** Sealed batches not in flight, oldest first (failed ones come back to the front). */
-  ready: ProducerBatch[] = [];
-  /** Batches sent and not yet answered, in send order. */
-  readonly inFlight: ProducerBatch[] = [];
-  /** Batches answered with an error while others were still in flight; resolved once all are back. */
-  failed: Array<{ batch: ProducerBatch; error: RunnelError }> = [];
-  retryAtMs = 0;
-  /** Idempotence: sequences restart at 0 whenever the producer's identity changes. */
-  generation = 0;
-  /** Sequence the next batch sent gets. */
-  nextSequence = 0;
-  /** Sequence predicted for the next batch sealed (so it is stamped once, at seal). */
-  sealSequence = 0;
-
-  constructor(
-    readonly topic: TopicState,
-    readonly partition: number,
-  ) {}
-}
-
-class TopicState {
-  partitionCount = 0;
-  fetchedAtMs = 0;
-  error: RunnelError | null = null;
-  readonly partitions: PartitionState[] = [];
-
-  /** The name as a msgpack str, for produce-frame. */
-  readonly encodedName: Uint8Array;
-
-  constructor(readonly name: string) {
-    this.encodedName = encodeTopicName(name);
-  }
-
-  partitionState(partition: number): PartitionState {
-    return (this.partitions[partition] ??= new PartitionState(this, partition));
-  }
-}
-
-interface IntakeEntry {
-  topic: string;
-  message: ProducerMessage;
-  sequence: number;
-  resolve: Done;
-  reject: Reject | null;
-}
 
 export class Producer {
   readonly connection: Connection;
@@ -867,32 +787,6 @@ export class Producer {
   }
 }
 
-/** Reports a record's failure through its promise or its callback. */
-function fail(done: Done, reject: Reject | null, error: RunnelError, onThrow: (thrown: unknown) => void): void {
-  if (reject !== null) reject(error);
-  else callBack(done as SendCallback, error, null, onThrow);
-}
-
-function succeed(done: Done, reject: Reject | null, result: SendResult, onThrow: (thrown: unknown) => void): void {
-  if (reject !== null) (done as Resolve)(result);
-  else callBack(done as SendCallback, null, result, onThrow);
-}
-
-/** A throwing callback must not leave the producer half way through settling a batch. */
-function callBack(callback: SendCallback, error: RunnelError | null, result: SendResult | null, onThrow: (thrown: unknown) => void): void {
-  try {
-    callback(error, result);
-  } catch (thrown) {
-    onThrow(thrown);
-  }
-}
-
-function rethrowLater(thrown: unknown): void {
-  queueMicrotask(() => {
-    throw thrown;
-  });
-}
-
 /** Partition counts of the wanted topics, or the error explaining why a topic has none. */
 function parseMetadata(response: WireMap, wanted: readonly string[]): Map<string, number | RunnelError> {
   const found = new Map<string, number | RunnelError>();
@@ -914,43 +808,9 @@ function parseMetadata(response: WireMap, wanted: readonly string[]): Map<string
   return found;
 }
 
-interface Invalid {
-  code: "INVALID_REQUEST" | "UNKNOWN_PARTITION";
-  message: string;
-}
-
-function isBytes(value: unknown): boolean {
-  return typeof value === "string" || value instanceof Uint8Array;
-}
-
-/** Checks a message's shape once, at the door, so nothing malformed reaches the encoder. */
-function checkMessage(message: ProducerMessage, partitionCount: number): Invalid | null {
-  if (!isMap(message)) return { code: "INVALID_REQUEST", message: "a message must be an object { value, key?, headers?, timestamp?, partition? }" };
-  if (message.value !== null && !isBytes(message.value)) return { code: "INVALID_REQUEST", message: "value must be a string, a Uint8Array or null" };
-  if (message.key !== undefined && message.key !== null && !isBytes(message.key)) return { code: "INVALID_REQUEST", message: "key must be a string, a Uint8Array or null" };
-  const timestamp = message.timestamp;
-  if (timestamp !== undefined && (!Number.isSafeInteger(timestamp) || timestamp < 0)) return { code: "INVALID_REQUEST", message: `timestamp ${String(timestamp)} is not a non-negative integer of ms` };
-  const partition = message.partition;
-  if (partition !== undefined && (!Number.isInteger(partition) || partition < 0 || partition >= partitionCount)) {
-    return { code: "UNKNOWN_PARTITION", message: `partition ${String(partition)} does not exist (the topic has ${partitionCount})` };
-  }
-  const headers = message.headers;
-  if (headers !== undefined && headers !== null) {
-    if (!isMap(headers)) return { code: "INVALID_REQUEST", message: "headers must be an object of name -> string | Uint8Array" };
-    for (const name in headers) if (!isBytes(headers[name])) return { code: "INVALID_REQUEST", message: `header '${name}' must be a string or a Uint8Array` };
-  }
-  return null;
-}
-
 function bounded(value: number, min: number, max: number, name: string): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
     throw new RunnelError("INVALID_CONFIG", `${name} must be a number in ${min}..${max}; got ${String(value)}`);
   }
   return value;
-}
-
-function removeInFlight(state: PartitionState, batch: ProducerBatch): void {
-  const inFlight = state.inFlight;
-  const index = inFlight[0] === batch ? 0 : inFlight.indexOf(batch);
-  if (index >= 0) inFlight.splice(index, 1);
 }

@@ -69,8 +69,10 @@ function containerChildren(head: number, cursor: Cursor): number {
   return -1;
 }
 
-/** Skips a scalar whose head byte was just read; throws on ext and 0xc1. */
+/** Skips a scalar whose head byte was just read; throws on ext, float and 0xc1. */
 function skipScalar(head: number, cursor: Cursor): void {
+  // No field of this protocol is a float; a whole float would otherwise pass as an int.
+  if (head === 0xca || head === 0xcb) throw invalid(`a float at byte ${cursor.position - 1}: every number in this protocol is an integer, send it as a msgpack int`);
   const width = fixedWidth(head);
   if (width >= 0) return cursor.skip(width);
   if (head >= 0xa0 && head <= 0xbf) return cursor.skip(head & 0x1f);

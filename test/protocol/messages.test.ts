@@ -78,6 +78,14 @@ describe("request decoder", () => {
     expect(codeOf(() => decodeRequest(new Uint8Array([0xc1])))).toBe("INVALID_REQUEST");
   });
 
+  test("a float is refused even when whole: every number in the protocol is an integer", () => {
+    const whole = encode({ id: 1, op: "fetch", maxWaitMs: 5 }, { forceIntegerToFloat: true });
+    expect(messageOf(() => decodeRequest(whole))).toContain("a float at byte");
+    const float32 = new Uint8Array([0x81, 0xa1, 0x78, 0xca, 0x40, 0xa0, 0x00, 0x00]); // {x: 5.0f}
+    expect(codeOf(() => decodeRequest(float32))).toBe("INVALID_REQUEST");
+    expect(codeOf(() => decodeRequest(encode({ id: 1, op: "fetch", maxWaitMs: 5 })))).toBeNull();
+  });
+
   test("a str over the limit is rejected by the decoder's explicit limit", () => {
     const body = encode({ id: 1, op: "x".repeat(WIRE_LIMITS.strBytesMax + 1) });
     expect(codeOf(() => decodeRequest(body))).toBe("INVALID_REQUEST");
