@@ -22,9 +22,9 @@
  *   answer never duplicates. When a batch fails for good its sequence is unknown, so the
  *   producer lets the other partitions' sent batches settle, then bumps its epoch and numbers
  *   from 0 again. A broker without `initProducer` (UNKNOWN_OPERATION) turns it off.
- * - Memory: encoded-but-unacknowledged bytes are bounded by `bufferBytesMax` (plus at most 32
- *   idle batch buffers of batchBytes + 16 KiB kept for reuse, fewer when that would exceed
- *   bufferBytesMax). When full,
+ * - Memory: encoded-but-unacknowledged bytes are bounded by `bufferBytesMax` (plus, kept for
+ *   reuse, at most 32 idle batch buffers of batchBytes + 16 KiB, fewer when that would exceed
+ *   bufferBytesMax, and 64 idle batch-start buffers of at most 16 KiB). When full,
  *   `send()` returns a promise that waits in a FIFO (so order holds) and nothing more is
  *   encoded; `ready()` lets a loop wait for room instead of queueing sends.
  * - Time: a record fails once `deliveryTimeoutMs` has passed since its batch was sealed and
@@ -125,6 +125,8 @@ const PRODUCE_BATCHES_PER_REQUEST_MAX = 10_000;
  * worst-case size before encoding it, and the record that overflows a batch must still fit.
  */
 const POOL_SLACK_BYTES = 16 * KiB;
+/** Idle small (batch-start) buffers kept at most: 64 x ~16 KiB. */
+const SMALL_POOL_BUFFERS_MAX = 64;
 /** Idle pooled buffers kept at most (also bounded by bufferBytesMax). */
 const POOL_BUFFERS_MAX = 32;
 /** Frame bytes kept for the produce request's envelope (topic names, keys, markers). */
@@ -187,7 +189,8 @@ export class Producer {
     this.sticky = new StickyPartitioner(options.random);
     this.onCallbackError = options.onCallbackError ?? rethrowLater;
     const poolBufferBytes = this.batchBytes + POOL_SLACK_BYTES + PRODUCE_HEADROOM_BYTES;
-    this.pool = new BufferPool(poolBufferBytes, Math.max(1, Math.min(POOL_BUFFERS_MAX, Math.floor(this.bufferBytesMax / poolBufferBytes))));
+    const buffersMax = Math.max(1, Math.min(POOL_BUFFERS_MAX, Math.floor(this.bufferBytesMax / poolBufferBytes)));
+    this.pool = new BufferPool(poolBufferBytes, buffersMax, this.batchStartBytes() + PRODUCE_HEADROOM_BYTES, SMALL_POOL_BUFFERS_MAX);
     this.idempotent = (options.idempotent ?? true) && this.durability !== "none";
     this.connection = new Connection(options);
   }
@@ -334,8 +337,13 @@ export class Producer {
     return Math.min(broker.batchBytesMax, broker.frameBytesMax - REQUEST_OVERHEAD_BYTES);
   }
 
+  /** A new batch's first buffer (headroom aside): small, unless batchBytes is smaller still. */
+  private batchStartBytes(): number {
+    return Math.min(this.batchBytes + 1 * KiB, 16 * KiB);
+  }
+
   private openBatch(state: PartitionState, sequence: number): ProducerBatch {
-    const batch = new ProducerBatch(state, sequence, Math.min(this.batchBytes + 1 * KiB, 16 * KiB), this.pool);
+    const batch = new ProducerBatch(state, sequence, this.batchStartBytes(), this.pool);
     state.open = batch;
     if (this.lingerMs > 0) {
       batch.lingerTimer = setTimeout(this.onLinger, this.lingerMs, batch);

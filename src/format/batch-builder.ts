@@ -29,31 +29,54 @@ const RECORD_FIXED_BYTES_MAX = 1 + 9 + 5 + 5 + 5;
 export type Bytes = Uint8Array | string;
 
 /**
- * Full-size batch buffers to reuse. A builder starts small (a partition that gets a few records
- * should not pin a whole batch of memory) and, once it outgrows that, moves to one buffer of
- * `bufferBytes` in a single copy instead of doubling; settled batches give theirs back, so a
- * busy producer allocates (and zero-fills, and collects) almost no batch memory at all.
+ * Batch buffers to reuse, in two sizes. A builder starts in a small buffer (a partition that
+ * gets a few records should not pin a whole batch of memory) unless a full-size one is idle,
+ * and once it outgrows the small one moves to a full-size buffer in a single copy instead of
+ * doubling. Settled batches give theirs back, and so does a builder for the small buffer it
+ * outgrew, so a busy producer allocates (and zero-fills, and collects) almost no batch memory:
+ * with many small batches (lingerMs 0 at a modest rate) the small buffers used to be a fresh
+ * allocation per batch, most of the producer's garbage.
  */
 export class BufferPool {
   private readonly free: Uint8Array[] = [];
+  private readonly freeSmall: Uint8Array[] = [];
 
+  /** `smallBufferBytes` 0: no small tier (every start below full size allocates). */
   constructor(
     readonly bufferBytes: number,
     private readonly buffersMax: number,
+    readonly smallBufferBytes: number = 0,
+    private readonly smallBuffersMax: number = 0,
   ) {}
 
-  /** A buffer of `bufferBytes` (contents undefined). */
+  /** A full-size buffer (contents undefined). */
   take(): Uint8Array {
     return this.free.pop() ?? new Uint8Array(this.bufferBytes);
   }
 
-  /** Gives back a buffer nothing refers to any more; others (odd sizes, over the bound) go to the GC. */
-  give(buffer: Uint8Array): void {
-    if (buffer.length === this.bufferBytes && this.free.length < this.buffersMax) this.free.push(buffer);
+  /** A buffer of at least `bytes` to start a batch in: an idle full-size one, else a small one. */
+  takeStart(bytes: number): Uint8Array {
+    if (this.free.length > 0 && bytes <= this.bufferBytes) return this.free.pop()!;
+    if (bytes <= this.smallBufferBytes) return this.freeSmall.pop() ?? new Uint8Array(this.smallBufferBytes);
+    return new Uint8Array(bytes);
   }
 
+  /** Gives back a buffer nothing refers to any more; others (odd sizes, over the bound) go to the GC. */
+  give(buffer: Uint8Array): void {
+    if (buffer.length === this.bufferBytes) {
+      if (this.free.length < this.buffersMax) this.free.push(buffer);
+    } else if (buffer.length === this.smallBufferBytes && this.freeSmall.length < this.smallBuffersMax) {
+      this.freeSmall.push(buffer);
+    }
+  }
+
+  /** Idle full-size buffers. */
   get idle(): number {
     return this.free.length;
+  }
+
+  get idleSmall(): number {
+    return this.freeSmall.length;
   }
 }
 
@@ -81,9 +104,8 @@ export class BatchBuilder {
     readonly headroomBytes: number = 0,
   ) {
     // A pooled buffer when one is idle (a busy producer's case); otherwise start small.
-    const smallest = headroomBytes + BATCH_HEADER_BYTES + 64;
-    const pooled = pool !== null && pool.idle > 0 && pool.bufferBytes >= smallest ? pool.take() : null;
-    this.buffer = pooled ?? new Uint8Array(Math.max(initialBytes + headroomBytes, smallest));
+    const startBytes = Math.max(initialBytes + headroomBytes, headroomBytes + BATCH_HEADER_BYTES + 64);
+    this.buffer = pool !== null ? pool.takeStart(startBytes) : new Uint8Array(startBytes);
     this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
     this.position = headroomBytes + BATCH_HEADER_BYTES;
     this.undoPosition = this.position;
@@ -176,6 +198,7 @@ export class BatchBuilder {
       grown = new Uint8Array(size);
     }
     grown.set(this.buffer.subarray(this.headroomBytes, this.position), this.headroomBytes);
+    pool?.give(this.buffer); // outgrown: nothing refers to it any more
     this.buffer = grown;
     this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
   }

@@ -109,6 +109,28 @@ describe("BatchBuilder", () => {
     expect(builder.storage.length).toBeGreaterThan(5000);
   });
 
+  test("small batch-start buffers are reused too: a batch that stays small allocates nothing new", () => {
+    const pool = new BufferPool(4096, 2, 256, 2);
+    const start = new BatchBuilder(128, pool);
+    expect(start.storage.length).toBe(256); // no full-size buffer idle: starts small
+    start.append({ value: "x" }, 1);
+    start.finish();
+    pool.give(start.storage);
+    expect(pool.idleSmall).toBe(1);
+    const again = new BatchBuilder(128, pool);
+    expect(again.storage).toBe(start.storage);
+    // Outgrowing the small buffer gives it back at once, and the batch moves to a full one.
+    again.append({ value: new Uint8Array(600) }, 1);
+    expect(again.storage.length).toBe(4096);
+    expect(pool.idleSmall).toBe(1);
+    pool.give(again.storage);
+    // With a full-size buffer idle, a new batch starts in it (it will not need to grow).
+    expect(new BatchBuilder(128, pool).storage.length).toBe(4096);
+    // Bounds: extra buffers of either size are left to the GC.
+    for (let index = 0; index < 5; index++) pool.give(new Uint8Array(256));
+    expect(pool.idleSmall).toBe(2);
+  });
+
   test("a built batch verifies and decodes back to its records", () => {
     const records: RecordInput[] = [
       { key: "k", value: "héllo", headers: { trace: "t1", raw: new Uint8Array([0, 255]) } },
