@@ -6,7 +6,8 @@
  *   bound lets them (or at a fixed `rate`); latency is send() -> acknowledgement.
  * - consume: reads `messages` messages from the start of the topic (producing the missing ones
  *   first, untimed). Decoded through the Consumer (records handed out one by one), or `raw`:
- *   fetch requests whose batches are only counted (header read, records never decoded).
+ *   fetch requests whose batches are only counted (header read, records never decoded), several
+ *   in flight at predicted offsets (bench/raw-fetch.ts).
  * - e2e: producers here and consumers in a child process (bench/e2e-consumer.ts) together;
  *   latency is the message's due send time -> the consumer seeing the message.
  *
@@ -18,14 +19,12 @@
  * client library's fastest path; `send()` costs a promise (and a `.then`) per message more.
  */
 import { Admin } from "../client/admin.ts";
-import { Connection } from "../client/connection.ts";
 import { Consumer } from "../client/consumer.ts";
 import { type Durability, Producer, type SendCallback } from "../client/producer.ts";
-import { readArray, readBytes, readInt, readMap } from "../client/wire.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
-import { BATCH_LOG_OVERHEAD_BYTES, readBatchHeader } from "../format/record-batch.ts";
 import { startConsumerProcess, stampClockNs } from "./e2e-consumer.ts";
 import { LatencyHistogram } from "./histogram.ts";
+import { rawFetchesInFlight, rawFetchLoop } from "./raw-fetch.ts";
 
 export type WorkloadName = "produce" | "consume" | "e2e";
 
@@ -334,6 +333,8 @@ export async function runConsume(options: WorkloadOptions, meter: Meter): Promis
   if (have < wanted) {
     const preload = await runProduce({ ...options, messages: wanted - have, durationS: null, rate: null }, new Meter());
     notes.push(`preloaded ${preload.messages.toLocaleString("en-US")} messages first (${(preload.messages / preload.seconds).toFixed(0)} msgs/s, untimed)`);
+    // A preload that failed would otherwise show only as a short (or empty) consume.
+    if (preload.failures > 0) notes.push(`preload: ${preload.failures.toLocaleString("en-US")} sends failed (first: ${preload.firstError ?? "?"})`);
   }
   const deadlineNs = options.durationS === null ? Number.POSITIVE_INFINITY : Bun.nanoseconds() + options.durationS * 1e9;
   const group = new ConsumerGroup(() => meter.completed >= wanted || ((meter.completed & 1023) === 0 && Bun.nanoseconds() >= deadlineNs));
@@ -345,7 +346,8 @@ export async function runConsume(options: WorkloadOptions, meter: Meter): Promis
     }),
   );
   const seconds = meter.stop();
-  notes.push(options.raw ? "raw: fetched batches counted from their headers; records not decoded" : "decoded by the Consumer (nextBatch, reuseFetchBuffers), one Message object per record");
+  if (meter.completed < wanted && options.durationS === null) notes.push(`only ${meter.completed.toLocaleString("en-US")} of ${wanted.toLocaleString("en-US")} messages were there to read`);
+  notes.push(options.raw ? `raw: fetched batches counted from their headers, records not decoded; ${rawFetchesInFlight(options.consumers)} fetch(es) in flight per consumer, the later ones at predicted offsets (overlaps counted once)` : "decoded by the Consumer (nextBatch, reuseFetchBuffers), one Message object per record");
   return result("consume", options, meter, meter.completed, seconds, notes);
 }
 
@@ -398,62 +400,6 @@ export async function consumeLoop(options: WorkloadOptions, partitions: number[]
   } finally {
     await consumer.close().catch(() => undefined);
   }
-}
-
-/**
- * Fetches `fetchBytes` per partition per request with no decoding: counts records from batch
- * headers. One fetch for all the consumer's partitions at a time: a partition's next offset is
- * known only once its answer is in, and splitting 4 partitions into 4 pipelined 1 MiB fetches
- * measured slower than one 4 MiB fetch (perf round 2). Answers are assembled in reused buffers: each
- * is read (headers only) before the next arrives.
- */
-async function rawFetchLoop(options: WorkloadOptions, partitions: number[], group: ConsumerGroup, meter: Meter): Promise<void> {
-  if (partitions.length === 0) return;
-  const connection = new Connection({ broker: options.broker, clientId: "runnel-bench-raw" }, RAW_FRAME_BUFFERS);
-  const positions = partitions.map(() => 0);
-  try {
-    while (!group.check()) {
-      const response = await connection.request("fetch", {
-        partitions: partitions.map((partition, index) => ({ topic: options.topic, partition, offset: positions[index]!, maxBytes: options.fetchBytes })),
-        maxBytes: options.fetchBytes * partitions.length,
-        maxWaitMs: 100,
-        minBytes: 1,
-      });
-      const entries = readArray(response.partitions, "fetch", "partitions");
-      const records = entries.length === 0 ? new Uint8Array(0) : readBytes(response.records, "fetch", "records");
-      let position = 0;
-      for (const [index, item] of entries.entries()) {
-        const length = readInt(readMap(item, "fetch", "partition").recordsBytes ?? 0, "fetch", "recordsBytes");
-        const counted = countBatches(records, position, length);
-        position += length;
-        meter.completed += counted.records;
-        meter.bytes += length; // raw: batch bytes as fetched, headers included
-        if (counted.nextOffset >= 0) positions[index] = counted.nextOffset;
-      }
-      if (records.length === 0) break; // caught up: these partitions hold no more
-    }
-  } finally {
-    await connection.close();
-  }
-}
-
-/** Reused answer buffers for the raw loop: one fetch in flight, each answer read at once. */
-const RAW_FRAME_BUFFERS = 2;
-
-/** Walks batch headers in records[position, position + length): records and next offset. */
-function countBatches(records: Uint8Array, position: number, length: number): { records: number; nextOffset: number } {
-  let counted = 0;
-  let nextOffset = -1;
-  const end = position + length;
-  while (position + BATCH_LOG_OVERHEAD_BYTES <= end) {
-    const header = readBatchHeader(records, position);
-    const total = BATCH_LOG_OVERHEAD_BYTES + header.batchLength;
-    if (position + total > end) break;
-    counted += header.recordCount;
-    nextOffset = header.baseOffset + header.lastOffsetDelta + 1;
-    position += total;
-  }
-  return { records: counted, nextOffset };
 }
 
 /** e2e messages carry their due time (ns on the consumer process's clock, see e2e-consumer.ts) in the first 8 bytes. */

@@ -31,14 +31,16 @@ describe("broker: produce and fetch on both decoding paths", () => {
     expect(fetched.partitions).toEqual([{ topic: "paths", partition: 0, logStartOffset: 0, nextOffset: 1, recordsBytes: BATCH_BYTES }]);
   });
 
-  test("requests the fast path leaves to the generic one still work: unknown keys, whole floats", async () => {
+  test("requests the fast path leaves to the generic one: unknown keys still work, floats are refused", async () => {
     const produced = await client.request({ op: "produce", batches: [{ topic: "paths", partition: 0, batch: batchOf("b") }], traceId: "x" });
     expect(produced.results).toEqual([{ topic: "paths", partition: 0, baseOffset: 1, lastOffset: 1 }]);
-    // Every number as a float64: the generic decoder reads a whole float as an integer.
+    // docs/protocol.md: every number is a msgpack integer; a float is refused even when whole.
     const body = new Encoder({ forceIntegerToFloat: true }).encode({ id: 77, op: "fetch", partitions: [{ topic: "paths", partition: 0, offset: 1 }] });
     client.writeRaw(encodeFrame(body));
-    const fetched = await client.next();
-    expect(fetched.id).toBe(77);
+    const refused = await client.next();
+    expect(errorOf(refused).code).toBe("INVALID_REQUEST");
+    expect(errorOf(refused).message as string).toContain("float");
+    const fetched = await client.request({ op: "fetch", partitions: [{ topic: "paths", partition: 0, offset: 1 }] });
     expect(fetched.partitions).toEqual([{ topic: "paths", partition: 0, logStartOffset: 0, nextOffset: 2, recordsBytes: BATCH_BYTES }]);
   });
 

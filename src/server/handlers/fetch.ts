@@ -11,7 +11,8 @@
  *
  * Long poll: with fewer than `minBytes` found and no partition error, the fetch parks on the
  * partition notifier until a produce appends to one of its partitions or `maxWaitMs` (clamped
- * to fetchWaitMsMax) passes, then reads again.
+ * to fetchWaitMsMax) passes, then reads again. A fetch that need not wait is answered without a
+ * Promise, so its answer leaves in the same turn of the event loop as its request arrived.
  *
  * Non-obvious: the reply carries ReadSlices (fd, position, length), not bytes; the connection
  * sends them with sendfile after the head and releases each once sent. A slice's first batch may
@@ -27,20 +28,34 @@ import { partitionKey } from "../partition-notifier.ts";
 
 type Gathered = { results: FetchPartitionResult[]; slices: Array<ReadSlice | null>; totalBytes: number; failed: boolean };
 
-export async function handleFetch(context: BrokerContext, request: RequestOf<"fetch">, id: number): Promise<Reply> {
+/**
+ * Answers at once (a Reply, no Promise) when the first read settles it — the common case of a
+ * consumer that is behind — so the answer is queued and sent in the same turn of the event loop
+ * as its request; only a fetch that must wait returns a Promise (the long poll).
+ */
+export function handleFetch(context: BrokerContext, request: RequestOf<"fetch">, id: number): Reply | Promise<Reply> {
   const waitMs = Math.min(request.maxWaitMs, context.config.fetchWaitMsMax);
   const deadlineMs = Date.now() + waitMs;
+  const gathered = gather(context, request);
+  if (isSettled(context, request, gathered, deadlineMs)) return toReply(context, id, gathered);
+  return longPoll(context, request, id, gathered, deadlineMs);
+}
+
+function isSettled(context: BrokerContext, request: RequestOf<"fetch">, gathered: Gathered, deadlineMs: number): boolean {
+  return gathered.totalBytes >= request.minBytes || gathered.failed || deadlineMs - Date.now() <= 0 || context.isShuttingDown();
+}
+
+/** Parks on the notifier until a produce appends to a requested partition or the deadline passes, then reads again. */
+async function longPoll(context: BrokerContext, request: RequestOf<"fetch">, id: number, first: Gathered, deadlineMs: number): Promise<Reply> {
   const keys = request.partitions.map((entry) => partitionKey(entry.topic, entry.partition));
+  let gathered = first;
   for (;;) {
-    const gathered = gather(context, request);
-    const leftMs = deadlineMs - Date.now();
-    if (gathered.totalBytes >= request.minBytes || gathered.failed || leftMs <= 0 || context.isShuttingDown()) {
-      return toReply(context, id, gathered);
-    }
-    const waiting = context.notifier.wait(keys, leftMs);
+    const waiting = context.notifier.wait(keys, deadlineMs - Date.now());
     if (waiting === null) return toReply(context, id, gathered);
     for (const slice of gathered.slices) slice?.release();
     await waiting;
+    gathered = gather(context, request);
+    if (isSettled(context, request, gathered, deadlineMs)) return toReply(context, id, gathered);
   }
 }
 
