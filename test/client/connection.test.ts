@@ -64,6 +64,24 @@ describe("Connection", () => {
     expect(broker.requestsOf("produce")).toHaveLength(5);
   });
 
+  test("a request unanswered within its timeout fails with TIMEOUT, the earliest deadline first, and the link resets", async () => {
+    const held: Array<() => void> = [];
+    const broker = fake({ onProduce: () => new Promise((resolve) => held.push(() => resolve({ results: [] }))) });
+    const connection = connect(broker.address);
+    await connection.connect();
+    const slow = connection.request("produce", { batches: [] }, 5_000);
+    const quick = connection.request("produce", { batches: [] }, 150);
+    const quickError = await failure(quick);
+    expect(quickError.code).toBe("TIMEOUT");
+    expect(quickError.message).toContain("150 ms");
+    // Sent second with the shorter limit, it still fired first (its deadline re-armed the
+    // link's one timer): the slow one fails by the reset, not by its own timeout.
+    expect((await failure(slow)).code).toBe("BROKER_UNAVAILABLE");
+    // The connection recovers: the next request reconnects and is answered.
+    for (const release of held) release();
+    expect(await connection.request("metadata", { topics: [] })).toMatchObject({ topics: [] });
+  });
+
   test("a broker of another protocol version fails with UNSUPPORTED_VERSION naming host:port", async () => {
     const broker = fake({ version: 2 });
     const error = await failure(connect(broker.address).request("metadata", {}));
