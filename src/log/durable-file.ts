@@ -16,9 +16,19 @@ import type { Storage } from "./storage.ts";
 
 const textEncoder = new TextEncoder();
 
-/** Writes `text` to `<path>.<tag>.tmp` and fdatasyncs it; returns the temp file's path. */
+/** Numbers temp files, so writes of one file that overlap never share a temp file. */
+let temporarySequence = 0;
+
+/**
+ * Writes `text` to `<path>.<tag>.<n>.tmp` and fdatasyncs it; returns the temp file's path.
+ * Two writes of the same file may overlap (a partition's background flush and its roll
+ * checkpoint): with one shared temp name, the first rename took the second's bytes and the
+ * second rename failed with ENOENT, failing the partition. Leftovers are removed at open
+ * (every `*.tmp`).
+ */
 export async function writeTempDurably(storage: Storage, path: string, tag: string, text: string): Promise<string> {
-  const temporary = `${path}.${tag}.tmp`;
+  temporarySequence = temporarySequence >= Number.MAX_SAFE_INTEGER ? 1 : temporarySequence + 1;
+  const temporary = `${path}.${tag}.${temporarySequence}.tmp`;
   const bytes = textEncoder.encode(text);
   const fd = storage.open(temporary, { create: true });
   try {
