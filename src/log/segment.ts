@@ -557,15 +557,20 @@ export class Segment implements CacheableFile {
 
   /** Writes the indexes, gives back reserved blocks and the fd (to the cache, for closing). */
   close(): void {
-    if (this.isActive) {
-      try {
-        this.persistIndexes(false);
-      } finally {
-        this.releaseReservation();
+    try {
+      if (this.isActive) {
+        try {
+          this.persistIndexes(false);
+        } finally {
+          this.releaseReservation();
+        }
       }
+    } finally {
+      // Even when the indexes could not be written (a full disk): the fd must not outlive the
+      // segment (it kept a deleted file's space, and its file system busy, until exit).
+      this.writeFd = -1;
+      this.context.cache.retire(this);
     }
-    this.writeFd = -1;
-    this.context.cache.retire(this);
   }
 }
 

@@ -12,7 +12,7 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { Config } from "../config.ts";
 import { topicDefaultsOf } from "../config.ts";
-import { RunnelError } from "../errors.ts";
+import { RunnelError, toRunnelError } from "../errors.ts";
 import type { LogManager, RecoverySummary } from "../log/api.ts";
 import { openLogManager } from "../log/log-manager.ts";
 import type { Storage } from "../log/storage.ts";
@@ -69,8 +69,28 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     await log.close();
     throw error;
   }
+  await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
   return new RunningBroker(config, logger, log, offsets, producerIds).listen();
+}
+
+/**
+ * Committed offsets of a topic that no longer exists are removed at start. deleteTopic removes
+ * them before the topic's data, except on a full disk (handlers/topics.ts), and a crash between
+ * the two steps must not leave offsets to greet a topic created again under the same name.
+ * A failure here is logged, not fatal: the next start tries again.
+ */
+async function forgetOffsetsOfMissingTopics(offsets: OffsetStore, log: LogManager, logger: Logger): Promise<void> {
+  const existing = new Set(log.listTopics());
+  for (const topic of offsets.committedTopics()) {
+    if (existing.has(topic)) continue;
+    try {
+      await offsets.removeTopic(topic);
+      logger.info({ topic }, "forgot the committed offsets of a topic that no longer exists");
+    } catch (error) {
+      logger.warn({ topic, error: toRunnelError(error).message }, "could not forget the committed offsets of a deleted topic; the next start tries again");
+    }
+  }
 }
 
 class RunningBroker implements Broker {

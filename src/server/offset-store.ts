@@ -15,7 +15,14 @@
  * in-memory map is updated after the sync, so `fetch` never returns a commit that could be lost.
  * On open the file is replayed and cut at the first torn or corrupt record. When the file grows
  * past four times its live size (and at least 1 MiB), it is rewritten as a snapshot — one
- * record per group — with write-temp, fsync, rename.
+ * record per group — with write-temp, fdatasync, rename, directory fsync.
+ *
+ * Removing a topic's offsets (deleteTopic) rewrites the file the same way, as a snapshot without
+ * them: the format has no deletion record, and one rename is the only way to drop the entries of
+ * many groups at once so that a crash leaves all of them or none.
+ *
+ * Every write — commits, removals, compaction — runs in one queue, in arrival order, so a
+ * snapshot never races an append to the file it replaces.
  */
 import { decode, Encoder } from "@msgpack/msgpack";
 import * as path from "node:path";
@@ -36,7 +43,14 @@ export interface OffsetCommit {
   metadata: string;
 }
 
-type Pending = { bytes: Uint8Array; group: string; entries: OffsetCommit[]; resolve: () => void; reject: (error: unknown) => void };
+interface Settle {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+type PendingCommit = Settle & { kind: "commit"; bytes: Uint8Array; group: string; entries: OffsetCommit[] };
+type PendingRemoval = Settle & { kind: "removeTopic"; topic: string; afterRemoval: () => void };
+type Pending = PendingCommit | PendingRemoval;
 
 const RECORD_HEAD_BYTES = 8;
 const COMPACT_BYTES_MIN = 1024 * 1024;
@@ -57,8 +71,35 @@ function encodeRecord(group: string, entries: Iterable<OffsetCommit>): Uint8Arra
   return record;
 }
 
+function temporaryOf(file: string): string {
+  return `${file}.tmp`;
+}
+
+function concatenate(parts: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let position = 0;
+  for (const part of parts) {
+    bytes.set(part, position);
+    position += part.length;
+  }
+  return bytes;
+}
+
+/** The leading commits of the queue, up to (not including) the first removal. */
+function takeLeadingCommits(queue: Pending[]): PendingCommit[] {
+  const commits: PendingCommit[] = [];
+  for (const pending of queue) {
+    if (pending.kind !== "commit") break;
+    commits.push(pending);
+  }
+  queue.splice(0, commits.length);
+  return commits;
+}
+
 export class OffsetStore {
   private readonly groups = new Map<string, Map<string, OffsetCommit>>();
+  /** Topics whose offsets are being removed: commits naming them are refused meanwhile. */
+  private readonly removing = new Set<string>();
   private entryCount = 0;
   private fileBytes = 0;
   private queue: Pending[] = [];
@@ -79,6 +120,8 @@ export class OffsetStore {
     const directory = path.join(dataDir, "consumer-offsets");
     storage.mkdirp(directory);
     const file = path.join(directory, "offsets.log");
+    // A replacement interrupted before its rename: the file it was to replace is still whole.
+    storage.unlink(temporaryOf(file));
     const fd = storage.open(file, { create: true });
     const store = new OffsetStore(file, fd, storage, options.entriesMax, options.logger);
     store.replay();
@@ -99,18 +142,45 @@ export class OffsetStore {
     return [...(this.groups.get(group)?.values() ?? [])];
   }
 
-  /** Resolves once the commit is on disk (fdatasync returned). Throws LIMIT_EXCEEDED, STORAGE_*. */
+  /** Every topic some group has committed offsets for. */
+  committedTopics(): Set<string> {
+    const topics = new Set<string>();
+    for (const entries of this.groups.values()) for (const entry of entries.values()) topics.add(entry.topic);
+    return topics;
+  }
+
+  /** True while `removeTopic(topic)` runs: a commit naming the topic would be refused. */
+  isTopicBeingRemoved(topic: string): boolean {
+    return this.removing.has(topic);
+  }
+
+  /** Resolves once the commit is on disk (fdatasync returned). Throws LIMIT_EXCEEDED, UNKNOWN_TOPIC, STORAGE_*. */
   commit(group: string, entries: OffsetCommit[]): Promise<void> {
     if (this.closed) return Promise.reject(new RunnelError("SHUTTING_DOWN", "the offset store is closed"));
+    const removed = entries.find((entry) => this.removing.has(entry.topic));
+    if (removed !== undefined) return Promise.reject(new RunnelError("UNKNOWN_TOPIC", `topic '${removed.topic}' is being deleted`));
     const known = this.groups.get(group);
     const added = entries.filter((entry) => known?.get(entryKey(entry.topic, entry.partition)) === undefined).length;
     if (this.entryCount + added > this.entriesMax) {
       return Promise.reject(new RunnelError("LIMIT_EXCEEDED", `the broker holds at most ${this.entriesMax} committed offsets`));
     }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ bytes: encodeRecord(group, entries), group, entries, resolve, reject });
-      if (!this.writing) this.writer = this.writeQueued();
-    });
+    return new Promise((resolve, reject) => this.enqueue({ kind: "commit", bytes: encodeRecord(group, entries), group, entries, resolve, reject }));
+  }
+
+  /**
+   * Forgets every group's committed offsets of `topic`, durably: resolves once a file without
+   * them has replaced the old one (temp, fdatasync, rename, directory fsync). Commits queued
+   * before this call are written first (and so removed too); commits naming the topic are
+   * refused (UNKNOWN_TOPIC) until it settles. `afterRemoval` runs right after the removal, in the
+   * same turn — deleteTopic deletes the log there, so no commit slips in between — and its error,
+   * if any, rejects the promise (the offsets stay removed). UNKNOWN_TOPIC when the topic is
+   * already being removed; STORAGE_* when the file could not be replaced (nothing removed then).
+   */
+  removeTopic(topic: string, afterRemoval: () => void = () => {}): Promise<void> {
+    if (this.closed) return Promise.reject(new RunnelError("SHUTTING_DOWN", "the offset store is closed"));
+    if (this.removing.has(topic)) return Promise.reject(new RunnelError("UNKNOWN_TOPIC", `topic '${topic}' is being deleted`));
+    this.removing.add(topic);
+    return new Promise((resolve, reject) => this.enqueue({ kind: "removeTopic", topic, afterRemoval, resolve, reject }));
   }
 
   async close(): Promise<void> {
@@ -119,39 +189,62 @@ export class OffsetStore {
     this.storage.close(this.fd);
   }
 
+  private enqueue(pending: Pending): void {
+    this.queue.push(pending);
+    if (!this.writing) this.writer = this.writeQueued();
+  }
+
   private async writeQueued(): Promise<void> {
     this.writing = true;
     while (this.queue.length > 0) {
-      const batch = this.queue;
-      this.queue = [];
-      try {
-        await this.writeBatch(batch);
-        for (const pending of batch) this.apply(pending.group, pending.entries);
-        for (const pending of batch) pending.resolve();
-      } catch (error) {
-        for (const pending of batch) pending.reject(error);
+      const head = this.queue[0];
+      if (head?.kind === "removeTopic") {
+        this.queue.shift();
+        await this.runRemoval(head);
+      } else {
+        await this.runCommits(takeLeadingCommits(this.queue));
       }
       try {
-        this.compactIfLarge();
+        await this.compactIfLarge();
       } catch (error) {
-        // The old file is intact (the snapshot is written aside, then renamed): keep appending.
+        // Before the rename the old file is still in use, after it the new one (same offsets): keep appending.
         this.logger?.warn({ err: error }, "offset store: compaction failed");
       }
     }
     this.writing = false;
   }
 
-  private async writeBatch(batch: Pending[]): Promise<void> {
-    const total = batch.reduce((sum, pending) => sum + pending.bytes.length, 0);
-    const bytes = new Uint8Array(total);
-    let position = 0;
-    for (const pending of batch) {
-      bytes.set(pending.bytes, position);
-      position += pending.bytes.length;
+  private async runCommits(batch: PendingCommit[]): Promise<void> {
+    try {
+      await this.writeBatch(batch);
+      for (const pending of batch) this.apply(pending.group, pending.entries);
+      for (const pending of batch) pending.resolve();
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
     }
+  }
+
+  private async writeBatch(batch: PendingCommit[]): Promise<void> {
+    const bytes = concatenate(batch.map((pending) => pending.bytes));
     this.storage.pwrite(this.fd, bytes, this.fileBytes);
-    this.fileBytes += total;
+    this.fileBytes += bytes.length;
     await this.storage.fdatasyncAsync(this.fd);
+  }
+
+  private async runRemoval(removal: PendingRemoval): Promise<void> {
+    try {
+      const removed = this.countEntriesOf(removal.topic);
+      if (removed > 0) {
+        await this.replaceFile(concatenate(this.liveRecords(removal.topic)), () => this.forget(removal.topic));
+        this.logger?.info({ topic: removal.topic, offsetsRemoved: removed }, "offset store: removed a deleted topic's committed offsets");
+      }
+      removal.afterRemoval();
+      removal.resolve();
+    } catch (error) {
+      removal.reject(error);
+    } finally {
+      this.removing.delete(removal.topic);
+    }
   }
 
   private apply(group: string, entries: Iterable<OffsetCommit>): void {
@@ -162,6 +255,34 @@ export class OffsetStore {
       if (!offsets.has(key)) this.entryCount++;
       offsets.set(key, { topic: entry.topic, partition: entry.partition, offset: entry.offset, metadata: entry.metadata });
     }
+  }
+
+  private countEntriesOf(topic: string): number {
+    let count = 0;
+    for (const offsets of this.groups.values()) for (const entry of offsets.values()) if (entry.topic === topic) count++;
+    return count;
+  }
+
+  /** Drops the topic's entries from memory, and the groups left with none. */
+  private forget(topic: string): void {
+    for (const [group, offsets] of this.groups) {
+      for (const [key, entry] of offsets) {
+        if (entry.topic !== topic) continue;
+        offsets.delete(key);
+        this.entryCount--;
+      }
+      if (offsets.size === 0) this.groups.delete(group);
+    }
+  }
+
+  /** One record per group holding live offsets (without `excludedTopic`'s): a snapshot's content. */
+  private liveRecords(excludedTopic?: string): Uint8Array[] {
+    const records: Uint8Array[] = [];
+    for (const [group, offsets] of this.groups) {
+      const entries = [...offsets.values()].filter((entry) => entry.topic !== excludedTopic);
+      if (entries.length > 0) records.push(encodeRecord(group, entries));
+    }
+    return records;
   }
 
   private replay(): void {
@@ -187,21 +308,59 @@ export class OffsetStore {
     this.fileBytes = position;
   }
 
-  private compactIfLarge(): void {
+  private async compactIfLarge(): Promise<void> {
     if (this.fileBytes < COMPACT_BYTES_MIN) return;
-    const records = [...this.groups].map(([group, offsets]) => encodeRecord(group, offsets.values()));
+    const records = this.liveRecords();
     const liveBytes = records.reduce((sum, record) => sum + record.length, 0);
     if (this.fileBytes < 4 * liveBytes) return;
-    const snapshot = new Uint8Array(liveBytes);
-    let position = 0;
-    for (const record of records) {
-      snapshot.set(record, position);
-      position += record.length;
+    await this.replaceFile(concatenate(records), () => {});
+  }
+
+  /**
+   * Replaces the file by `bytes` so that a crash leaves the old file or the new one, whole:
+   * write a temp file, fdatasync it, rename it over the file, fsync the directory. A failure up
+   * to the rename leaves the old file in use and throws. Once the rename is done the new file is
+   * the store's (its fd takes over the appends) and `onReplaced` brings memory in line, before
+   * the directory fsync — which may still throw: the change is then in effect but maybe not
+   * durable, and the caller reports the error.
+   */
+  private async replaceFile(bytes: Uint8Array, onReplaced: () => void): Promise<void> {
+    const temporary = temporaryOf(this.file);
+    const fd = this.storage.open(temporary, { create: true });
+    try {
+      this.storage.ftruncate(fd, 0);
+      const written = this.storage.pwrite(fd, bytes, 0);
+      if (written !== bytes.length) throw new RunnelError("STORAGE_ERROR", `short write: ${written} of ${bytes.length} bytes to ${temporary}`);
+      await this.storage.fdatasyncAsync(fd);
+      this.storage.rename(temporary, this.file);
+    } catch (error) {
+      this.closeQuietly(fd);
+      this.unlinkQuietly(temporary);
+      throw error;
     }
-    this.storage.writeFileAtomic(this.file, snapshot);
-    this.storage.close(this.fd);
-    this.fd = this.storage.open(this.file, { create: true });
-    this.fileBytes = liveBytes;
+    const replaced = this.fd;
+    this.fd = fd;
+    this.fileBytes = bytes.length;
+    onReplaced();
+    this.closeQuietly(replaced);
+    this.storage.fsyncDirectory(path.dirname(this.file));
+  }
+
+  /** A leftover temp file is harmless (the next replacement truncates it): never mask the first error. */
+  private unlinkQuietly(file: string): void {
+    try {
+      this.storage.unlink(file);
+    } catch (error) {
+      this.logger?.warn({ err: error, file }, "offset store: could not remove a temp file");
+    }
+  }
+
+  private closeQuietly(fd: number): void {
+    try {
+      this.storage.close(fd);
+    } catch (error) {
+      this.logger?.warn({ err: error, fd }, "offset store: close failed");
+    }
   }
 }
 

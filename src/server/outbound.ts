@@ -10,7 +10,8 @@
  * Non-obvious: when sendfile meets a full socket buffer (EAGAIN), Bun did not make that write
  * and so will not call `drain` later. We then offer the next byte of the file to
  * `socket.write`: it either returns 0, which arms `drain`, or takes the byte and we carry on
- * one byte further. Nothing ever spins or polls on a timer.
+ * one byte further (counted as bytesSentProbe, not as copy-path bytes). Nothing ever spins or
+ * polls on a timer.
  */
 import type { Socket } from "bun";
 import type { ReadSlice } from "../log/api.ts";
@@ -129,7 +130,7 @@ export class OutboundQueue {
     if (written < 0) return "closed";
     if (written === 0) return "blocked";
     item.sent += 1;
-    this.stats.bytesSentCopy += 1;
+    this.stats.bytesSentProbe += 1;
     return "empty";
   }
 

@@ -10,6 +10,12 @@
  * when a block runs out, so `initProducer` costs a disk write once per ID_BLOCK producers. After
  * a restart the counter starts at reservedEnd, skipping what was left of the last block: ids
  * have gaps, never repeats.
+ *
+ * The counter is also what produce checks batches against (`isIssued`): an idempotent batch
+ * whose id is at or above the next id was never handed out by this broker and is refused
+ * (UNKNOWN_PRODUCER_ID). Non-obvious: after a restart every id below reservedEnd counts as
+ * issued — the ones handed out before it are among them, and so is the unused rest of the last
+ * block, which no one holds (the file records blocks, not single ids).
  */
 import { z } from "zod";
 import { RunnelError, toRunnelError } from "../errors.ts";
@@ -57,10 +63,18 @@ export class ProducerIdAllocator {
    */
   initialize(current: Partial<ProducerIdentity>): ProducerIdentity {
     const { producerId, producerEpoch } = current;
-    if (producerId !== undefined && producerEpoch !== undefined && producerId < this.nextId && producerEpoch < PRODUCER_EPOCH_MAX) {
+    if (producerId !== undefined && producerEpoch !== undefined && this.isIssued(producerId) && producerEpoch < PRODUCER_EPOCH_MAX) {
       return { producerId, producerEpoch: producerEpoch + 1 };
     }
     return { producerId: this.allocate(), producerEpoch: 0 };
+  }
+
+  /**
+   * True when `producerId` was (or, in the last block before a restart, may have been) handed
+   * out by this broker: it is below the next id to hand out.
+   */
+  isIssued(producerId: number): boolean {
+    return producerId >= 0 && producerId < this.nextId;
   }
 
   private allocate(): number {

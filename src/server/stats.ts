@@ -18,8 +18,13 @@ export interface BrokerStats {
   bytesSentWrite: number;
   /** Record bytes sent by sendfile(2), never entering user space. */
   bytesSentSendfile: number;
-  /** Record bytes read into memory and written (copy path, and the one-byte EAGAIN probes). */
+  /** Record bytes read into memory and written by the copy path. */
   bytesSentCopy: number;
+  /**
+   * Record bytes written one at a time by the sendfile path after EAGAIN, to make Bun arm
+   * `drain` (server/outbound.ts). Kept apart so bytesSentCopy counts only the copy path.
+   */
+  bytesSentProbe: number;
   batchesAppended: number;
   bytesAppended: number;
   /** Idempotent batches that were retries of stored ones: answered, not appended again. */
@@ -41,6 +46,7 @@ export function createStats(): BrokerStats {
     bytesSentWrite: 0,
     bytesSentSendfile: 0,
     bytesSentCopy: 0,
+    bytesSentProbe: 0,
     batchesAppended: 0,
     bytesAppended: 0,
     batchesDuplicate: 0,

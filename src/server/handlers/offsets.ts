@@ -6,9 +6,11 @@
  * the group has committed.
  * Non-obvious: a commit names an existing partition (UNKNOWN_TOPIC / UNKNOWN_PARTITION per
  * entry otherwise) but its offset is not checked against the log: a group may commit an offset
- * that retention has since deleted, and finds OFFSET_OUT_OF_RANGE on its next fetch.
+ * that retention has since deleted, and finds OFFSET_OUT_OF_RANGE on its next fetch. Deleting a
+ * topic deletes its committed offsets (handlers/topics.ts); while that runs, a commit naming the
+ * topic gets UNKNOWN_TOPIC, and afterwards fetchOffsets answers as for a never-committed one.
  */
-import { toRunnelError } from "../../errors.ts";
+import { RunnelError, toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
 import type { OffsetCommit } from "../offset-store.ts";
@@ -20,6 +22,7 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
   for (const entry of request.offsets) {
     try {
       context.log.partition(entry.topic, entry.partition);
+      if (context.offsets.isTopicBeingRemoved(entry.topic)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${entry.topic}' is being deleted`);
       acceptedIndexes.push(results.length);
       accepted.push({ topic: entry.topic, partition: entry.partition, offset: entry.offset, metadata: entry.metadata });
       results.push({ topic: entry.topic, partition: entry.partition });

@@ -12,14 +12,21 @@
  * Idempotence: a batch carrying a producer id is checked by the partition first; a retry of a
  * stored batch is answered with the offsets it got the first time (and, for `synced`, still
  * waits for a sync); a sequence gap or a fenced epoch is that batch's error
- * (OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH).
+ * (OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH). Before that, a producer id this broker never
+ * issued (at or above the initProducer counter, server/producer-ids.ts) is refused here with
+ * UNKNOWN_PRODUCER_ID and never reaches the log: the partition would otherwise start tracking
+ * sequences for an id that initProducer may later hand to someone else. Both request decoders
+ * (the fast one and the generic one) end in this handler, so both refuse it alike.
  *
  * Non-obvious: each `batch` is a view into the request frame (msgpack bin), stamped with its
  * base offset in place and written from there; the frame stays alive because append is
  * synchronous. The record bytes are never parsed here beyond the header and checksum check
- * the log does.
+ * the log does; the producer-id check reads the 8 bytes of that one header field, and only a
+ * batch about to be refused for it is verified here first (so a damaged batch still gets
+ * CORRUPT_BATCH, as the log would answer).
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
+import { BATCH_HEADER_BYTES, FIELD, NO_PRODUCER, verifyBatch } from "../../format/record-batch.ts";
 import type { Partition } from "../../log/api.ts";
 import { encodeProduceResponseFrame, type ProduceBatchResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import { type BrokerContext, NO_REPLY, type Reply } from "../context.ts";
@@ -47,6 +54,7 @@ function appendBatch(context: BrokerContext, entry: RequestOf<"produce">["batche
     if (entry.batch.length > context.config.batchBytesMax) {
       throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${entry.batch.length} bytes; the limit is ${context.config.batchBytesMax}`);
     }
+    refuseUnissuedProducer(context, entry.batch);
     const appended = partition.append(entry.batch);
     if (appended.duplicate === true) {
       context.stats.batchesDuplicate++;
@@ -60,6 +68,32 @@ function appendBatch(context: BrokerContext, entry: RequestOf<"produce">["batche
     results.push({ topic: entry.topic, partition: entry.partition, error: toWireError(toRunnelError(error)) });
     return null;
   }
+}
+
+/** Throws UNKNOWN_PRODUCER_ID for an idempotent batch whose producer id this broker never issued. */
+function refuseUnissuedProducer(context: BrokerContext, batch: Uint8Array): void {
+  const producerId = producerIdOf(batch);
+  if (producerId < 0 || context.producerIds.isIssued(producerId)) return;
+  // Cold path: a batch damaged in the id field must read as CORRUPT_BATCH, not as a stranger.
+  verifyBatch(batch, context.config.batchBytesMax);
+  throw new RunnelError("UNKNOWN_PRODUCER_ID", `producer id ${producerId} was never issued by this broker; call initProducer for an id`, {
+    details: { producerId },
+  });
+}
+
+/**
+ * The header's producerId (i64 big-endian), or NO_PRODUCER's -1 when the batch is too short to
+ * hold a header (the log refuses it as CORRUPT_BATCH). Read byte by byte rather than through
+ * readBatchHeader: this runs for every batch, and a DataView plus a header object per batch is
+ * garbage the broker's GC pays for. Same arithmetic as record-batch's readInt64.
+ */
+function producerIdOf(batch: Uint8Array): number {
+  if (batch.length < BATCH_HEADER_BYTES) return NO_PRODUCER.producerId;
+  const at = FIELD.producerId;
+  const high = ((batch[at] ?? 0) << 24) | ((batch[at + 1] ?? 0) << 16) | ((batch[at + 2] ?? 0) << 8) | (batch[at + 3] ?? 0);
+  if (high < 0) return NO_PRODUCER.producerId; // any negative id: not idempotent, as the log reads it
+  const low = (((batch[at + 4] ?? 0) << 24) | ((batch[at + 5] ?? 0) << 16) | ((batch[at + 6] ?? 0) << 8) | (batch[at + 7] ?? 0)) >>> 0;
+  return high * 0x1_0000_0000 + low;
 }
 
 /** The partitions batches were appended to, each once, in first-append order. */

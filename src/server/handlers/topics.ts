@@ -6,8 +6,10 @@
  * manager validates the config values and persists them.
  * Non-obvious: createPartitions takes the new TOTAL count and can only grow a topic
  * (INVALID_PARTITIONS otherwise) — keyed messages would map to other partitions after it.
+ * deleteTopic also deletes every group's committed offsets of the topic (as Kafka does), so a
+ * topic created again under the same name starts with none — see handleDeleteTopic for the order.
  */
-import { RunnelError } from "../../errors.ts";
+import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TopicConfig } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
@@ -25,11 +27,35 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
   return frameReply(id, { topic: toWireTopic(description) });
 }
 
-export function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number): Reply {
+/**
+ * Offsets first, then the log, in one step of the offset store's write queue: commits accepted
+ * before are written and removed with the rest, and none for the topic is accepted until the log
+ * is gone. A crash between the two leaves the topic without committed offsets and unacknowledged
+ * (a retry finishes it) — never offsets that outlive the topic and greet one created again.
+ * A second deleteTopic of the same topic while one runs gets UNKNOWN_TOPIC.
+ */
+export async function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
   requireTopic(context, request.topic);
-  context.log.deleteTopic(request.topic);
+  try {
+    await context.offsets.removeTopic(request.topic, () => context.log.deleteTopic(request.topic));
+  } catch (error) {
+    if (toRunnelError(error).code !== "STORAGE_FULL" || !context.log.hasTopic(request.topic)) throw error;
+    await deleteOnFullDisk(context, request.topic);
+  }
   context.logger.info({ topic: request.topic }, "topic deleted");
   return frameReply(id, {});
+}
+
+/**
+ * The offsets file could not be rewritten for lack of space, and deleting a topic is how an
+ * operator frees space: delete the data first, then the offsets in the room that made. Should
+ * that fail too, or the broker stop in between, the next start forgets the offsets of topics
+ * that no longer exist (server/broker.ts).
+ */
+async function deleteOnFullDisk(context: BrokerContext, topic: string): Promise<void> {
+  context.log.deleteTopic(topic);
+  context.logger.warn({ topic }, "disk full: deleted the topic's data before its committed offsets");
+  await context.offsets.removeTopic(topic);
 }
 
 export function handleDescribeTopic(context: BrokerContext, request: RequestOf<"describeTopic">, id: number): Reply {
