@@ -52,11 +52,13 @@ export interface BrokerInfo {
   requestsInFlightMax: number;
 }
 
+/** How a request's outcome is reported: exactly one of `error` and `response` is non-null. */
+export type AnswerCallback = (error: RunnelError | null, response: WireMap | null) => void;
+
 interface Pending {
   id: number;
   op: string;
-  resolve(response: WireMap): void;
-  reject(error: RunnelError): void;
+  done: AnswerCallback;
   /** Date.now() by which the answer must come; 0: no limit. */
   deadlineMs: number;
   timeoutMs: number;
@@ -70,6 +72,20 @@ interface Waiting {
 
 /** Writes one request frame for correlation id `id`, as chunks to be written in order. */
 export type EncodeFrame = (id: number) => Uint8Array[];
+
+/**
+ * Calls a request's callback; what it throws must not disturb the connection half way through
+ * its answers, so it is rethrown on a later microtask (an uncaught error, as from a promise).
+ */
+function answer(done: AnswerCallback, error: RunnelError | null, response: WireMap | null): void {
+  try {
+    done(error, response);
+  } catch (thrown) {
+    queueMicrotask(() => {
+      throw thrown;
+    });
+  }
+}
 
 /**
  * One encoder for every connection in the process: encoding is synchronous and its output is
@@ -158,9 +174,22 @@ export class Connection {
    * The chunks are referenced until written: their bytes must not change before the answer.
    */
   requestEncoded(op: string, encode: EncodeFrame, timeoutMs: number = this.requestTimeoutMs): Promise<WireMap> {
-    // No async wrapper when connected: one promise per request, not three.
-    if (this.link !== null && this.link.usable) return this.link.request(op, encode, timeoutMs, true);
-    return this.open().then((link) => link.request(op, encode, timeoutMs, true));
+    return new Promise((resolve, reject) => {
+      this.requestWithCallback(op, encode, (error, response) => (error !== null ? reject(error) : resolve(response!)), timeoutMs);
+    });
+  }
+
+  /**
+   * `requestEncoded` without promises: `done(error, response)` is called once. For callers that
+   * send thousands of requests a second (the producer): no promise, no `.then()` promise, and
+   * no closures of theirs per request (garbage the collector would pause for).
+   */
+  requestWithCallback(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number = this.requestTimeoutMs): void {
+    if (this.link !== null && this.link.usable) return this.link.request(op, encode, timeoutMs, done);
+    this.open().then(
+      (link) => link.request(op, encode, timeoutMs, done),
+      (error: unknown) => done(toRunnelError(error), null),
+    );
   }
 
   /**
@@ -174,7 +203,7 @@ export class Connection {
   /** `send` with the caller's own frame (see `requestEncoded`); its bytes are written once this resolves. */
   async sendEncoded(op: string, encode: EncodeFrame): Promise<void> {
     const link = this.link !== null && this.link.usable ? this.link : await this.open();
-    void link.request(op, encode, 0, false);
+    link.request(op, encode, 0, null);
     await link.flushed();
     // A link that died before its bytes left did not send them.
     if (link.failure !== null) throw link.failure;
@@ -339,7 +368,7 @@ class Link {
   async hello(clientId: string, timeoutMs: number): Promise<BrokerInfo> {
     let response: WireMap;
     try {
-      response = await this.request("hello", fieldsFrame("hello", { versions: [PROTOCOL_VERSION], clientId }), timeoutMs, true);
+      response = await this.requestPromise("hello", fieldsFrame("hello", { versions: [PROTOCOL_VERSION], clientId }), timeoutMs);
     } catch (error) {
       throw this.handshakeError(toRunnelError(error));
     }
@@ -381,29 +410,32 @@ class Link {
     );
   }
 
-  /** Queues one request; `expectAnswer: false` is for requests the broker never answers. */
-  request(op: string, encode: EncodeFrame, timeoutMs: number, expectAnswer: boolean): Promise<WireMap> {
-    if (this.dead) return Promise.reject(this.dead);
+  /**
+   * Queues one request; `done` is called with its answer, or null for requests the broker never
+   * answers (their bytes are only written).
+   */
+  request(op: string, encode: EncodeFrame, timeoutMs: number, done: AnswerCallback | null): void {
+    if (this.dead) return done === null ? undefined : answer(done, this.dead, null);
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1;
     let frame: Uint8Array[];
     try {
       frame = encode(id);
     } catch (error) {
-      return Promise.reject(toRunnelError(error));
+      return done === null ? undefined : answer(done, toRunnelError(error), null);
     }
-    if (!expectAnswer) {
-      this.write(frame);
-      return Promise.resolve({});
+    if (done === null) return this.write(frame);
+    const pending: Pending = { id, op, done, deadlineMs: 0, timeoutMs };
+    if (this.pending.length - this.pendingHead >= this.inFlightMax) {
+      this.waiting.push({ pending, frame, timeoutMs });
+    } else {
+      this.dispatch(pending, frame, timeoutMs);
     }
-    return new Promise<WireMap>((resolve, reject) => {
-      const pending: Pending = { id, op, resolve, reject, deadlineMs: 0, timeoutMs };
-      if (this.pending.length - this.pendingHead >= this.inFlightMax) {
-        this.waiting.push({ pending, frame, timeoutMs });
-      } else {
-        this.dispatch(pending, frame, timeoutMs);
-      }
-    });
+  }
+
+  /** `request` as a promise (the handshake, and callers that prefer one). */
+  requestPromise(op: string, encode: EncodeFrame, timeoutMs: number): Promise<WireMap> {
+    return new Promise((resolve, reject) => this.request(op, encode, timeoutMs, (error, response) => (error !== null ? reject(error) : resolve(response!))));
   }
 
   private dispatch(pending: Pending, frame: Uint8Array[], timeoutMs: number): void {
@@ -447,7 +479,7 @@ class Link {
     // Answers come in order, so a missing one stalls everything behind it: reset the link.
     const error = new RunnelError("TIMEOUT", `no answer to '${pending.op}' from ${this.address} within ${timeoutMs} ms; the connection was reset`);
     this.removePending(pending);
-    pending.reject(error);
+    answer(pending.done, error, null);
     this.destroy(new RunnelError("BROKER_UNAVAILABLE", `the connection to ${this.address} was reset after a request timed out`));
   }
 
@@ -536,8 +568,7 @@ class Link {
   private settleHead(head: Pending, response: WireMap, error: RunnelError | null): void {
     this.pending[this.pendingHead++] = undefined as unknown as Pending;
     this.compactPending();
-    if (error !== null) head.reject(error);
-    else head.resolve(response);
+    answer(head.done, error, error === null ? response : null);
     this.admitWaiting();
   }
 
@@ -592,7 +623,7 @@ class Link {
     this.outbound.length = 0;
     clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
-    for (const pending of failed) pending.reject(error);
+    for (const pending of failed) answer(pending.done, error, null);
     this.wakeFlushWaiters();
     for (const wake of this.idleWaiters) wake();
     this.idleWaiters = [];

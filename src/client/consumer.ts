@@ -27,8 +27,8 @@
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS, MiB } from "../limits.ts";
-import { type BatchHeader, decodeRecords, recordSection, scanBatches, verifyBatch } from "../format/record-batch.ts";
-import { decodeRecordsFastInto } from "../format/record-decode.ts";
+import { BATCH_HEADER_BYTES, type BatchHeader, decodeRecords } from "../format/record-batch.ts";
+import { batchBaseOffsetAt, batchLastOffsetDeltaAt, decodeRecordRangeInto, type RecordFactory, scratchBatchHeader, verifyBatchAt, wholeBatchBytesAt } from "../format/record-decode.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, listOffsets, topicPartitionCounts } from "./offsets.ts";
 import { type WireMap, brokerError, isMap, isRetriable, malformed, readArray, readBytes, readInt, readMap } from "./wire.ts";
@@ -99,12 +99,28 @@ interface Cursor {
   /** After a timestamp start: skip records older than this until the first newer one. */
   skipBeforeTimestamp: number;
   maxBytes: number;
+  /** This partition's entry in the fetch request, updated in place for each fetch (no map per fetch). */
+  wire: { topic: string; partition: number; offset: number; maxBytes: number };
 }
 
+/** One fetch's answer; `cursors[i]` was asked for at `offsets[i]`. */
 interface FetchOutcome {
   response: WireMap | null;
   error: RunnelError | null;
-  requested: Array<{ cursor: Cursor; offset: number }>;
+  cursors: Cursor[];
+  offsets: number[];
+}
+
+/** A fetch answer being planned (see `plan`): where the walk over its entries stands. */
+interface Planning {
+  outcome: FetchOutcome;
+  entries: unknown[];
+  records: Uint8Array;
+  /** Next entry to plan. */
+  index: number;
+  /** Start of that entry's records in `records`. */
+  position: number;
+  partitionErrors: number;
 }
 
 const FETCH_PARTITIONS_MAX = 1_000;
@@ -130,8 +146,12 @@ export class Consumer implements AsyncIterable<Message> {
   private started: Promise<void> | null = null;
   private inFlight: Promise<FetchOutcome> | null = null;
   private buffer: Message[] = [];
-  /** Which cursor each stretch of `buffer` belongs to: one entry per partition per fetch, not per message. */
-  private bufferRuns: Run[] = [];
+  /**
+   * Which cursor each stretch of `buffer` belongs to: buffer[runEnds[i - 1] .. runEnds[i]) came
+   * from runCursors[i]'s partition. One entry per partition per fetch; the arrays are reused.
+   */
+  private readonly runCursors: Cursor[] = [];
+  private readonly runEnds: number[] = [];
   /** The run holding buffer[bufferIndex - 1] (next() moves it forward). */
   private runIndex = 0;
   private bufferIndex = 0;
@@ -149,6 +169,20 @@ export class Consumer implements AsyncIterable<Message> {
   private autoCommitTimer: ReturnType<typeof setInterval> | undefined;
   /** The last background commit failure, if the last one failed; close() reports it. */
   lastCommitError: RunnelError | null = null;
+  /**
+   * Per-fetch state, reused: the fetch request's fields, and the answer's planned spans (one
+   * per partition with whole batches: its cursor, its records, the offset decoding starts at).
+   * The consumer has one fetch in flight, planned and decoded before the next is sent.
+   */
+  private readonly fetchFields: { partitions: Cursor["wire"][]; maxBytes: number; maxWaitMs: number; minBytes: number };
+  private readonly spanCursors: Cursor[] = [];
+  private readonly spanBytes: Uint8Array[] = [];
+  private readonly spanFromOffsets: number[] = [];
+  private readonly batchHeader = scratchBatchHeader();
+  /** The partition being decoded, read by `makeMessage` (one factory, not a closure per partition per fetch). */
+  private decodingTopic = "";
+  private decodingPartition = 0;
+  private readonly makeMessage: RecordFactory<Message> = (offset, timestamp, key, value) => ({ topic: this.decodingTopic, partition: this.decodingPartition, offset, timestamp, key, value, headers: null });
 
   constructor(options: ConsumerOptions = {}) {
     // Three buffers in turn: the answer whose values the caller holds, the fetch in flight, and
@@ -169,6 +203,7 @@ export class Consumer implements AsyncIterable<Message> {
     this.retryTimeoutMs = options.retryTimeoutMs ?? 30_000;
     this.retryBackoffMs = options.retryBackoffMs ?? 100;
     this.metadataMaxAgeMs = options.metadataMaxAgeMs ?? 30_000;
+    this.fetchFields = { partitions: [], maxBytes: this.maxBytes, maxWaitMs: this.maxWaitMs, minBytes: this.minBytes };
     const autoCommit = options.autoCommit ?? this.groupId !== undefined;
     if (autoCommit && this.groupId !== undefined) {
       this.autoCommitTimer = setInterval(() => void this.autoCommit(), options.autoCommitIntervalMs ?? 5_000);
@@ -214,8 +249,8 @@ export class Consumer implements AsyncIterable<Message> {
       if (this.bufferIndex < this.buffer.length) {
         const index = this.bufferIndex++;
         const message = this.buffer[index]!;
-        while (this.bufferRuns[this.runIndex]!.end <= index) this.runIndex++;
-        this.current = this.bufferRuns[this.runIndex]!.cursor;
+        while (this.runEnds[this.runIndex]! <= index) this.runIndex++;
+        this.current = this.runCursors[this.runIndex]!;
         this.currentOffset = message.offset;
         return { done: false, value: message };
       }
@@ -293,7 +328,7 @@ export class Consumer implements AsyncIterable<Message> {
 
   private addCursor(topic: string, partition: number, from: StartPosition | undefined): void {
     if (this.cursorOf(topic, partition)) return;
-    const cursor: Cursor = { topic, partition, from, position: -1, processed: -1, committed: -1, skipBeforeTimestamp: -1, maxBytes: this.partitionMaxBytes };
+    const cursor: Cursor = { topic, partition, from, position: -1, processed: -1, committed: -1, skipBeforeTimestamp: -1, maxBytes: this.partitionMaxBytes, wire: { topic, partition, offset: 0, maxBytes: 0 } };
     this.cursors.push(cursor);
     const list = this.byTopic.get(topic) ?? [];
     list[partition] = cursor;
@@ -354,7 +389,7 @@ export class Consumer implements AsyncIterable<Message> {
       outcome = await (this.inFlight ??= this.fetch());
     } catch (error) {
       this.started = null;
-      outcome = { response: null, error: toRunnelError(error), requested: [] };
+      outcome = { response: null, error: toRunnelError(error), cursors: [], offsets: [] };
     }
     this.inFlight = null;
     if (outcome.error !== null) return this.onFetchFailure(outcome.error);
@@ -362,15 +397,17 @@ export class Consumer implements AsyncIterable<Message> {
     this.watchForNewPartitions();
     // Positions advance from the batch headers alone; the next fetch goes out before the
     // records are verified and decoded, so the broker and the network work meanwhile.
-    const { spans, partitionErrors } = await this.plan(outcome);
+    const planning = this.startPlanning(outcome);
+    // Synchronous unless a reset needs an offset lookup (rare): no promise per fetch.
+    for (let lookup = this.plan(planning); lookup !== null; lookup = this.plan(planning)) {
+      await this.lookUp([{ topic: lookup.topic, partition: lookup.partition, at: this.offsetReset as ListOffsetsAt }]);
+    }
     if (!this.closing) this.inFlight = this.fetch();
-    const { messages, runs } = this.decode(spans);
-    this.buffer = messages;
-    this.bufferRuns = runs;
+    this.buffer = this.decode();
     this.runIndex = 0;
     this.bufferIndex = 0;
     // A partition answering a retriable error at once must not spin the loop.
-    if (messages.length === 0 && partitionErrors > 0) await Bun.sleep(this.retryBackoffMs);
+    if (this.buffer.length === 0 && planning.partitionErrors > 0) await Bun.sleep(this.retryBackoffMs);
   }
 
   private async onFetchFailure(error: RunnelError): Promise<void> {
@@ -410,81 +447,129 @@ export class Consumer implements AsyncIterable<Message> {
   /** Sends one fetch for every partition (rotating which goes first, for fairness). Never rejects. */
   private fetch(): Promise<FetchOutcome> {
     const count = Math.min(this.cursors.length, FETCH_PARTITIONS_MAX);
-    const requested: FetchOutcome["requested"] = [];
+    const outcome: FetchOutcome = { response: null, error: null, cursors: [], offsets: [] };
+    // The request's fields are reused: they are encoded when sent, and the next fetch is built
+    // only once this one is answered (or failed).
+    const partitions = this.fetchFields.partitions;
+    partitions.length = 0;
     for (let index = 0; index < count; index++) {
       const cursor = this.cursors[(this.rotation + index) % this.cursors.length]!;
-      requested.push({ cursor, offset: cursor.position });
+      outcome.cursors.push(cursor);
+      outcome.offsets.push(cursor.position);
+      cursor.wire.offset = cursor.position;
+      cursor.wire.maxBytes = cursor.maxBytes;
+      partitions.push(cursor.wire);
     }
     this.rotation = (this.rotation + 1) % this.cursors.length;
-    const fields: WireMap = {
-      partitions: requested.map(({ cursor, offset }) => ({ topic: cursor.topic, partition: cursor.partition, offset, maxBytes: cursor.maxBytes })),
-      maxBytes: this.maxBytes,
-      maxWaitMs: this.maxWaitMs,
-      minBytes: this.minBytes,
-    };
-    return this.data.request("fetch", fields, this.maxWaitMs + this.data.requestTimeoutMs).then(
-      (response) => ({ response, error: null, requested }),
-      (error: unknown) => ({ response: null, error: toRunnelError(error), requested }),
+    return this.data.request("fetch", this.fetchFields, this.maxWaitMs + this.data.requestTimeoutMs).then(
+      (response) => {
+        outcome.response = response;
+        return outcome;
+      },
+      (error: unknown) => {
+        outcome.error = toRunnelError(error);
+        return outcome;
+      },
     );
+  }
+
+  private startPlanning(outcome: FetchOutcome): Planning {
+    const response = outcome.response!;
+    const entries = readArray(response.partitions, "fetch", "partitions");
+    const records = entries.length === 0 ? EMPTY_RECORDS : readBytes(response.records, "fetch", "records");
+    this.spanCursors.length = 0;
+    this.spanBytes.length = 0;
+    this.spanFromOffsets.length = 0;
+    return { outcome, entries, records, index: 0, position: 0, partitionErrors: 0 };
   }
 
   /**
    * First half of unpacking a fetch answer: checks the entries, applies partition errors (the
    * reset policy) and advances each position past the whole batches received, reading only
-   * batch headers. The records are verified and decoded afterwards, by `decode`.
+   * batch headers; planned spans go to `span*`. The records are verified and decoded afterwards,
+   * by `decode`. Returns null when done, or the cursor of an entry whose reset needs an offset
+   * lookup: the caller looks it up and calls again, which goes on after that entry.
    */
-  private async plan(outcome: FetchOutcome): Promise<{ spans: PartitionSpan[]; partitionErrors: number }> {
-    const response = outcome.response!;
-    const entries = readArray(response.partitions, "fetch", "partitions");
-    const records = entries.length === 0 ? new Uint8Array(0) : readBytes(response.records, "fetch", "records");
-    const spans: PartitionSpan[] = [];
-    let partitionErrors = 0;
-    let position = 0;
-    for (const [index, item] of entries.entries()) {
-      const entry = readMap(item, "fetch", `partitions[${index}]`);
-      const recordsBytes = entry.recordsBytes === undefined ? 0 : readInt(entry.recordsBytes, "fetch", `partitions[${index}].recordsBytes`);
+  private plan(planning: Planning): Cursor | null {
+    const { outcome, entries, records } = planning;
+    while (planning.index < entries.length) {
+      const index = planning.index++;
+      const item = entries[index];
+      // The field name is built only for the error (not a string per entry per fetch).
+      const entry = isMap(item) ? item : readMap(item, "fetch", `partitions[${index}]`);
+      const recordsBytes = entry.recordsBytes === undefined ? 0 : readRecordsBytes(entry.recordsBytes, index);
+      const position = planning.position;
       if (recordsBytes < 0 || position + recordsBytes > records.length) throw malformed("fetch", `partitions[${index}].recordsBytes runs past the records`);
-      const bytes = records.subarray(position, position + recordsBytes);
-      position += recordsBytes;
-      const requested = matchRequested(outcome.requested, index, entry);
+      planning.position += recordsBytes;
+      const requested = matchRequested(outcome, index, entry);
       // Answers for a position that moved since (a reset) are stale.
-      if (requested === undefined || requested.cursor.position !== requested.offset) continue;
+      if (requested < 0 || outcome.cursors[requested]!.position !== outcome.offsets[requested]) continue;
+      const cursor = outcome.cursors[requested]!;
       if (entry.error !== undefined) {
-        partitionErrors += 1;
-        await this.onPartitionError(requested.cursor, entry);
+        planning.partitionErrors += 1;
+        if (this.onPartitionError(cursor, entry)) return cursor;
         continue;
       }
-      const span = advance(requested.cursor, bytes);
-      if (span !== null) spans.push(span);
+      const fromOffset = cursor.position;
+      const bytes = records.subarray(position, position + recordsBytes);
+      if (advance(cursor, bytes)) {
+        this.spanCursors.push(cursor);
+        this.spanBytes.push(bytes);
+        this.spanFromOffsets.push(fromOffset);
+      }
     }
-    return { spans, partitionErrors };
+    return null;
   }
 
   /**
-   * Second half: verifies and decodes the planned spans. A corrupt batch puts every position
-   * back where the answer started (the fetch sent meanwhile becomes stale and is ignored) and
-   * throws, as before the split.
+   * Second half: verifies and decodes the planned spans into a new message array (it is
+   * handed to the caller) and records its runs. A corrupt batch puts every position back where
+   * the answer started (the fetch sent meanwhile becomes stale and is ignored) and throws.
    */
-  private decode(spans: PartitionSpan[]): { messages: Message[]; runs: Run[] } {
+  private decode(): Message[] {
     const messages: Message[] = [];
-    const runs: Run[] = [];
+    this.runCursors.length = 0;
+    this.runEnds.length = 0;
     try {
-      for (const span of spans) {
-        decodePartition(span, messages);
-        runs.push({ cursor: span.cursor, end: messages.length });
+      for (let index = 0; index < this.spanCursors.length; index++) {
+        const cursor = this.spanCursors[index]!;
+        this.decodePartition(cursor, this.spanBytes[index]!, this.spanFromOffsets[index]!, messages);
+        this.runCursors.push(cursor);
+        this.runEnds.push(messages.length);
       }
     } catch (error) {
-      for (const span of spans) span.cursor.position = span.fromOffset;
+      for (let index = 0; index < this.spanCursors.length; index++) this.spanCursors[index]!.position = this.spanFromOffsets[index]!;
+      this.runCursors.length = 0;
+      this.runEnds.length = 0;
+      this.buffer = [];
       throw error;
     }
-    return { messages, runs };
+    return messages;
   }
 
-  private async onPartitionError(cursor: Cursor, entry: WireMap): Promise<void> {
+  /** Verifies and decodes one partition's batches: one Message per record from `fromOffset` on. */
+  private decodePartition(cursor: Cursor, bytes: Uint8Array, fromOffset: number, messages: Message[]): void {
+    this.decodingTopic = cursor.topic;
+    this.decodingPartition = cursor.partition;
+    const header = this.batchHeader;
+    for (let position = 0, total = wholeBatchBytesAt(bytes, 0); total > 0; position += total, total = wholeBatchBytesAt(bytes, position)) {
+      verifyBatchAt(bytes, position, total, header);
+      if (header.baseOffset + header.lastOffsetDelta < fromOffset) continue;
+      const fast = cursor.skipBeforeTimestamp < 0 && decodeRecordRangeInto(bytes, position + BATCH_HEADER_BYTES, position + total, header.baseOffset, header.firstTimestamp, header.recordCount, fromOffset, this.makeMessage, messages);
+      if (!fast) decodeGeneric(cursor, bytes.subarray(position, position + total), header, fromOffset, messages);
+    }
+  }
+
+  /**
+   * Applies a partition's error: retriable ones are tried again by the next fetch; out of range
+   * resets the position (offsetReset). True when the reset needs an offset lookup (the broker
+   * gave no usable hint): the caller does it.
+   */
+  private onPartitionError(cursor: Cursor, entry: WireMap): boolean {
     const where = `${cursor.topic}/${cursor.partition}`;
     const error = brokerError(entry.error, `fetch of ${where} at offset ${cursor.position}`);
     if (error.code !== "OFFSET_OUT_OF_RANGE") {
-      if (error.retriable) return;
+      if (error.retriable) return false;
       throw error;
     }
     if (this.offsetReset === "error") {
@@ -493,8 +578,9 @@ export class Consumer implements AsyncIterable<Message> {
       });
     }
     const hint = this.offsetReset === "earliest" ? entry.logStartOffset : entry.nextOffset;
-    if (typeof hint === "number" && Number.isSafeInteger(hint) && hint >= 0) cursor.position = hint;
-    else await this.lookUp([{ topic: cursor.topic, partition: cursor.partition, at: this.offsetReset }]);
+    if (typeof hint !== "number" || !Number.isSafeInteger(hint) || hint < 0) return true;
+    cursor.position = hint;
+    return false;
   }
 
   // ------------------------------------------------------------ commits
@@ -511,19 +597,21 @@ export class Consumer implements AsyncIterable<Message> {
   private markBatchProcessed(): void {
     const messages = this.buffer;
     let start = 0;
-    for (const run of this.bufferRuns) {
+    for (let run = 0; run < this.runEnds.length; run++) {
+      const end = this.runEnds[run]!;
+      const cursor = this.runCursors[run]!;
       // A run's messages ascend, so its last one handed out is the one that counts.
-      const last = Math.min(run.end, this.bufferIndex) - 1;
+      const last = Math.min(end, this.bufferIndex) - 1;
       if (last >= Math.max(start, this.heldFrom)) {
         const next = messages[last]!.offset + 1;
-        if (next > run.cursor.processed) run.cursor.processed = next;
+        if (next > cursor.processed) cursor.processed = next;
       }
-      start = run.end;
+      start = end;
     }
     this.heldFrom = -1;
   }
 
-  private commitProcessed(): Promise<void> {
+    private commitProcessed(): Promise<void> {
     const group = this.groupId!;
     const entries = this.cursors.filter((cursor) => cursor.processed > cursor.committed).map((cursor) => ({ topic: cursor.topic, partition: cursor.partition, offset: cursor.processed }));
     return entries.length === 0 || group === undefined ? Promise.resolve() : this.commit(entries);
@@ -540,56 +628,33 @@ export class Consumer implements AsyncIterable<Message> {
   }
 }
 
-/** The request entry an answer entry is for: the same index when the broker kept the order. */
-function matchRequested(requested: FetchOutcome["requested"], index: number, entry: WireMap): FetchOutcome["requested"][number] | undefined {
-  const same = requested[index];
-  if (same !== undefined && same.cursor.topic === entry.topic && same.cursor.partition === entry.partition) return same;
-  return requested.find(({ cursor }) => cursor.topic === entry.topic && cursor.partition === entry.partition);
+const EMPTY_RECORDS = new Uint8Array(0);
+
+function readRecordsBytes(value: unknown, index: number): number {
+  return typeof value === "number" && Number.isSafeInteger(value) ? value : readInt(value, "fetch", `partitions[${index}].recordsBytes`);
 }
 
-/** buffer[previous run's end .. end) came from `cursor`'s partition. */
-interface Run {
-  cursor: Cursor;
-  end: number;
-}
-
-/** One partition's records in a fetch answer, planned: decoded from `fromOffset` on. */
-interface PartitionSpan {
-  cursor: Cursor;
-  bytes: Uint8Array;
-  fromOffset: number;
+/** Index in the request of the partition an answer entry is for (the same index when the broker kept the order); -1 when none. */
+function matchRequested(outcome: FetchOutcome, index: number, entry: WireMap): number {
+  const same = outcome.cursors[index];
+  if (same !== undefined && same.topic === entry.topic && same.partition === entry.partition) return index;
+  return outcome.cursors.findIndex((cursor) => cursor.topic === entry.topic && cursor.partition === entry.partition);
 }
 
 /**
- * Moves the cursor past the whole batches in `bytes` (headers only). Null when there is
+ * Moves the cursor past the whole batches in `bytes` (headers only). False when there is
  * nothing to decode. Bytes but not one whole batch: the next batch is larger than we asked
  * for, so ask for more.
  */
-function advance(cursor: Cursor, bytes: Uint8Array): PartitionSpan | null {
-  const fromOffset = cursor.position;
+function advance(cursor: Cursor, bytes: Uint8Array): boolean {
   let whole = 0;
-  for (const span of scanBatches(bytes)) {
+  for (let position = 0, total = wholeBatchBytesAt(bytes, 0); total > 0; position += total, total = wholeBatchBytesAt(bytes, position)) {
     whole += 1;
-    const nextOffset = span.header.baseOffset + span.header.lastOffsetDelta + 1;
+    const nextOffset = batchBaseOffsetAt(bytes, position) + batchLastOffsetDeltaAt(bytes, position) + 1;
     if (nextOffset > cursor.position) cursor.position = nextOffset;
   }
   if (whole === 0 && bytes.length > 0) cursor.maxBytes = Math.min(cursor.maxBytes * 2, LIMITS.batchBytesMax);
-  return whole === 0 ? null : { cursor, bytes, fromOffset };
-}
-
-/** Verifies and decodes one partition's batches: one Message per record from `fromOffset` on. */
-function decodePartition(span: PartitionSpan, messages: Message[]): void {
-  const { cursor, bytes, fromOffset } = span;
-  const { topic, partition } = cursor;
-  const make = (offset: number, timestamp: number, key: Uint8Array | null, value: Uint8Array | null): Message => ({ topic, partition, offset, timestamp, key, value, headers: null });
-  for (const scanned of scanBatches(bytes)) {
-    const batch = bytes.subarray(scanned.position, scanned.position + scanned.bytes);
-    const header = verifyBatch(batch);
-    if (header.baseOffset + header.lastOffsetDelta < fromOffset) continue;
-    if (cursor.skipBeforeTimestamp >= 0 || !decodeRecordsFastInto(recordSection(batch, header), header.baseOffset, header.firstTimestamp, header.recordCount, fromOffset, make, messages)) {
-      decodeGeneric(cursor, batch, header, fromOffset, messages);
-    }
-  }
+  return whole > 0;
 }
 
 /** Any record shape (headers...), and the timestamp start: through the generic decoder. */

@@ -61,34 +61,34 @@ export function encodeTopicName(name: string): Uint8Array {
  */
 export function encodeProduceFrame(id: number, durability: string, batches: readonly FramedBatch[]): Uint8Array[] {
   const chunks: Uint8Array[] = [];
-  const envelope = new Writer(new Uint8Array(ENVELOPE_BYTES_MAX));
-  let bodyBytes = 0;
-  envelope.skip(FRAME_HEADER_BYTES); // the length prefix, written last
+  // The envelope goes to a scratch buffer first, then in front of batch 0: no allocation for it.
+  const envelope = writer.reset(ENVELOPE_SCRATCH).skip(FRAME_HEADER_BYTES); // length prefix: set last
   envelope.u8(0x84);
   envelope.raw(KEY_ID).u32(id);
   envelope.raw(KEY_OP).raw(OP_PRODUCE);
   envelope.raw(KEY_DURABILITY).raw(DURABILITY[durability] ?? DURABILITY.written!);
   envelope.raw(KEY_BATCHES).arrayHead(batches.length);
-  batches.forEach((batch, index) => {
-    const prefix = index === 0 ? envelope.bytes() : null;
-    const headBytes = (prefix?.length ?? 0) + ENTRY_HEAD_FIXED_BYTES + batch.topicName.length;
+  const envelopeBytes = envelope.position;
+  let bodyBytes = 0;
+  for (let index = 0; index < batches.length; index++) {
+    const batch = batches[index]!;
+    const prefixBytes = index === 0 ? envelopeBytes : 0;
+    const headBytes = prefixBytes + ENTRY_HEAD_FIXED_BYTES + batch.topicName.length;
+    const bytes = batch.bytes;
     const inPlace = headBytes <= batch.headroomBytes;
-    const head = new Writer(
-      inPlace ? new Uint8Array(batch.bytes.buffer, batch.bytes.byteOffset - headBytes, headBytes) : new Uint8Array(headBytes),
-    );
-    if (prefix !== null) head.raw(prefix);
+    // In place, the chunk is the head and the batch in one view of the batch's own buffer.
+    const target = inPlace ? new Uint8Array(bytes.buffer, bytes.byteOffset - headBytes, headBytes + bytes.length) : new Uint8Array(headBytes);
+    const head = writer.reset(target);
+    if (prefixBytes > 0) head.raw(ENVELOPE_SCRATCH.subarray(0, prefixBytes));
     head.u8(0x83).raw(KEY_TOPIC).raw(batch.topicName);
     head.raw(KEY_PARTITION).u32(batch.partition);
-    head.raw(KEY_BATCH).u8(0xc6).be32(batch.bytes.length);
-    if (inPlace) {
-      chunks.push(new Uint8Array(batch.bytes.buffer, batch.bytes.byteOffset - headBytes, headBytes + batch.bytes.length));
-    } else {
-      chunks.push(head.bytes(), batch.bytes);
-    }
-    bodyBytes += headBytes + batch.bytes.length;
-  });
+    head.raw(KEY_BATCH).u8(0xc6).be32(bytes.length);
+    if (inPlace) chunks.push(target);
+    else chunks.push(target, bytes);
+    bodyBytes += headBytes + bytes.length;
+  }
   // The length prefix counts the body only; it is the first 4 bytes of chunk 0.
-  new Writer(chunks[0]!).be32(bodyBytes - FRAME_HEADER_BYTES);
+  writer.reset(chunks[0]!).be32(bodyBytes - FRAME_HEADER_BYTES);
   return chunks;
 }
 
@@ -105,13 +105,27 @@ export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
   return joined;
 }
 
-/** A cursor over a fixed buffer; every write fits by construction (sizes are computed first). */
+/**
+ * A cursor over a fixed buffer; every write fits by construction (sizes are computed first).
+ * One instance, re-aimed with `reset`, serves every frame: encoding is synchronous.
+ */
 class Writer {
-  private at = 0;
-  constructor(private readonly into: Uint8Array) {}
+  position = 0;
+  private into: Uint8Array = new Uint8Array(0);
+
+  reset(into: Uint8Array): this {
+    this.into = into;
+    this.position = 0;
+    return this;
+  }
+
+  skip(bytes: number): this {
+    this.position += bytes;
+    return this;
+  }
 
   u8(value: number): this {
-    this.into[this.at++] = value;
+    this.into[this.position++] = value;
     return this;
   }
 
@@ -123,22 +137,18 @@ class Writer {
   /** Four bytes, big-endian (a length field). */
   be32(value: number): this {
     const into = this.into;
-    into[this.at] = value >>> 24;
-    into[this.at + 1] = (value >>> 16) & 0xff;
-    into[this.at + 2] = (value >>> 8) & 0xff;
-    into[this.at + 3] = value & 0xff;
-    this.at += 4;
-    return this;
-  }
-
-  skip(bytes: number): this {
-    this.at += bytes;
+    const at = this.position;
+    into[at] = value >>> 24;
+    into[at + 1] = (value >>> 16) & 0xff;
+    into[at + 2] = (value >>> 8) & 0xff;
+    into[at + 3] = value & 0xff;
+    this.position += 4;
     return this;
   }
 
   raw(bytes: Uint8Array): this {
-    this.into.set(bytes, this.at);
-    this.at += bytes.length;
+    this.into.set(bytes, this.position);
+    this.position += bytes.length;
     return this;
   }
 
@@ -146,11 +156,10 @@ class Writer {
     if (count < 16) return this.u8(0x90 | count);
     return this.u8(0xdd).be32(count); // array32
   }
-
-  bytes(): Uint8Array {
-    return this.into.subarray(0, this.at);
-  }
 }
+
+const writer = new Writer();
+const ENVELOPE_SCRATCH = new Uint8Array(ENVELOPE_BYTES_MAX);
 
 /** A msgpack fixstr of ASCII text. */
 function ascii(text: string): Uint8Array {

@@ -167,21 +167,23 @@ export class BatchBuilder {
   finish(producer: ProducerFields = NO_PRODUCER): Uint8Array {
     if (this.count === 0) throw new RunnelError("INVALID_REQUEST", "a batch needs at least one record");
     const bytes = this.buffer.subarray(this.headroomBytes, this.position);
-    // Every header byte is written: a pooled buffer holds an earlier batch's bytes.
-    const view = new DataView(bytes.buffer, bytes.byteOffset, BATCH_HEADER_BYTES);
-    writeInt64(view, FIELD.baseOffset, 0);
-    view.setInt32(FIELD.leaderEpoch, 0);
-    view.setInt32(FIELD.batchLength, bytes.length - BATCH_LOG_OVERHEAD_BYTES);
-    view.setInt8(FIELD.magic, BATCH_MAGIC_V1);
-    view.setUint16(FIELD.attributes, COMPRESSION.none);
-    view.setInt32(FIELD.lastOffsetDelta, this.count - 1);
-    writeInt64(view, FIELD.firstTimestamp, this.firstTimestampMs);
-    writeInt64(view, FIELD.maxTimestamp, this.maxTimestampMs);
-    writeInt64(view, FIELD.producerId, producer.producerId);
-    view.setInt16(FIELD.producerEpoch, producer.producerEpoch);
-    view.setInt32(FIELD.baseSequence, producer.baseSequence);
-    view.setInt32(FIELD.recordCount, this.count);
-    view.setUint32(FIELD.crc, crc32(bytes.subarray(CRC_START)));
+    // Every header byte is written: a pooled buffer holds an earlier batch's bytes. Through the
+    // builder's own view, shifted by the headroom (no DataView per batch).
+    const view = this.view;
+    const at = this.headroomBytes;
+    writeInt64(view, at + FIELD.baseOffset, 0);
+    view.setInt32(at + FIELD.leaderEpoch, 0);
+    view.setInt32(at + FIELD.batchLength, bytes.length - BATCH_LOG_OVERHEAD_BYTES);
+    view.setInt8(at + FIELD.magic, BATCH_MAGIC_V1);
+    view.setUint16(at + FIELD.attributes, COMPRESSION.none);
+    view.setInt32(at + FIELD.lastOffsetDelta, this.count - 1);
+    writeInt64(view, at + FIELD.firstTimestamp, this.firstTimestampMs);
+    writeInt64(view, at + FIELD.maxTimestamp, this.maxTimestampMs);
+    writeInt64(view, at + FIELD.producerId, producer.producerId);
+    view.setInt16(at + FIELD.producerEpoch, producer.producerEpoch);
+    view.setInt32(at + FIELD.baseSequence, producer.baseSequence);
+    view.setInt32(at + FIELD.recordCount, this.count);
+    view.setUint32(at + FIELD.crc, crc32(bytes.subarray(CRC_START)));
     return bytes;
   }
 

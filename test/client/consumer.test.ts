@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { RunnelError } from "../../src/errors.ts";
 import { encodeBatch } from "../../src/format/record-batch.ts";
 import { Consumer, type ConsumerOptions, type Message } from "../../src/client/consumer.ts";
-import { FakeBroker } from "./fake-broker.ts";
+import { FakeBroker, type FakeBrokerOptions } from "./fake-broker.ts";
 
 const text = (bytes: Uint8Array | null) => (bytes === null ? null : new TextDecoder().decode(bytes));
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -12,8 +12,8 @@ afterEach(async () => {
 });
 
 /** A fake broker with topic "t": `batches` batches of `perBatch` records "v<offset>", timestamps 1000 + offset. */
-function seeded(batches: number, perBatch: number, partitions = 1): FakeBroker {
-  const broker = new FakeBroker();
+function seeded(batches: number, perBatch: number, partitions = 1, options: FakeBrokerOptions = {}): FakeBroker {
+  const broker = new FakeBroker(options);
   cleanups.push(() => broker.stop());
   broker.createTopic("t", partitions);
   for (let partition = 0; partition < partitions; partition++) {
@@ -193,6 +193,32 @@ describe("Consumer out of range and corruption", () => {
     const error = (await consumer.next().catch((caught: unknown) => caught)) as RunnelError;
     expect(error.code).toBe("OFFSET_OUT_OF_RANGE");
     expect(error.details).toMatchObject({ offset: 50, nextOffset: 3 });
+  });
+
+  test("an out-of-range answer without the log's bounds is reset by an offset lookup, and the other partitions in that answer are still delivered", async () => {
+    let stripped = 0;
+    // The first out-of-range answer loses its hints, so the consumer must look the start up.
+    const onFetch: FakeBrokerOptions["onFetch"] = (answer) => {
+      const partitions = answer.partitions as Array<Record<string, unknown>>;
+      for (const entry of partitions) {
+        if (entry.error === undefined || stripped > 0) continue;
+        stripped += 1;
+        delete entry.logStartOffset;
+        delete entry.nextOffset;
+      }
+      return answer;
+    };
+    const broker = seeded(2, 3, 2, { onFetch });
+    const consumer = consumerFor(broker, { offsetReset: "earliest" }).assign([
+      { topic: "t", partition: 0, from: { offset: 50 } },
+      { topic: "t", partition: 1, from: { offset: 2 } },
+    ]);
+    const messages = await take(consumer, 6 + 4);
+    expect(stripped).toBe(1);
+    expect(broker.requestsOf("listOffsets").length).toBeGreaterThan(0);
+    const offsetsOf = (partition: number) => messages.filter((message) => message.partition === partition).map((message) => message.offset);
+    expect(offsetsOf(0)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(offsetsOf(1)).toEqual([2, 3, 4, 5]);
   });
 
   test("a batch whose checksum does not match is refused with CORRUPT_BATCH", async () => {

@@ -34,6 +34,8 @@ export interface FakeBrokerOptions {
   version?: number;
   /** Called for an op the fake does not model (e.g. initProducer); return an answer to give it. */
   onOther?: (request: Request) => Answer | undefined;
+  /** Called with each fetch answer before it is sent; return it (changed or not) to send. */
+  onFetch?: (answer: Answer) => Answer;
 }
 
 export class FakeBroker {
@@ -216,7 +218,7 @@ export class FakeBroker {
     const deadline = Date.now() + (request.maxWaitMs as number);
     for (;;) {
       const answer = this.fetchNow(request.id, wanted);
-      if ((answer.records as Uint8Array).length > 0 || Date.now() >= deadline) return answer;
+      if ((answer.records as Uint8Array).length > 0 || Date.now() >= deadline) return this.options.onFetch?.(answer) ?? answer;
       await new Promise<void>((resolve) => {
         const wake = () => {
           this.dataWaiters.delete(wake);

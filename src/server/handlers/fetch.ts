@@ -24,7 +24,7 @@ import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { BrokerContext, Reply } from "../context.ts";
-import { partitionKey } from "../partition-notifier.ts";
+import type { Sleeper } from "../partition-notifier.ts";
 
 type Gathered = { results: FetchPartitionResult[]; slices: Array<ReadSlice | null>; totalBytes: number; failed: boolean };
 
@@ -45,17 +45,47 @@ function isSettled(context: BrokerContext, request: RequestOf<"fetch">, gathered
   return gathered.totalBytes >= request.minBytes || gathered.failed || deadlineMs - Date.now() <= 0 || context.isShuttingDown();
 }
 
-/** Parks on the notifier until a produce appends to a requested partition or the deadline passes, then reads again. */
-async function longPoll(context: BrokerContext, request: RequestOf<"fetch">, id: number, first: Gathered, deadlineMs: number): Promise<Reply> {
-  const keys = request.partitions.map((entry) => partitionKey(entry.topic, entry.partition));
-  let gathered = first;
-  for (;;) {
-    const waiting = context.notifier.wait(keys, deadlineMs - Date.now());
-    if (waiting === null) return toReply(context, id, gathered);
+/**
+ * Parks on the notifier until a produce appends to a requested partition or the deadline passes,
+ * then reads again. Answers at once with what it has when the notifier is full.
+ */
+function longPoll(context: BrokerContext, request: RequestOf<"fetch">, id: number, first: Gathered, deadlineMs: number): Reply | Promise<Reply> {
+  const parked = new ParkedFetch(context, request, id, deadlineMs);
+  if (!parked.park(first)) return toReply(context, id, first);
+  return parked.answer.promise;
+}
+
+/**
+ * A fetch parked on the notifier: its own Sleeper, so parking allocates this object, its
+ * Promise and the notifier's waiter, and nothing per wake-up but the new read.
+ */
+class ParkedFetch implements Sleeper {
+  readonly answer = Promise.withResolvers<Reply>();
+
+  constructor(
+    private readonly context: BrokerContext,
+    private readonly request: RequestOf<"fetch">,
+    private readonly id: number,
+    private readonly deadlineMs: number,
+  ) {}
+
+  /** Parks, releasing what `gathered` holds (it is read again on waking); false, holding on to it, when the notifier is full. */
+  park(gathered: Gathered): boolean {
+    if (!this.context.notifier.park(this.request.partitions, this.deadlineMs - Date.now(), this)) return false;
     for (const slice of gathered.slices) slice?.release();
-    await waiting;
-    gathered = gather(context, request);
-    if (isSettled(context, request, gathered, deadlineMs)) return toReply(context, id, gathered);
+    return true;
+  }
+
+  /** Called by the notifier (data arrived, time is up, or shutdown): reads again, then answers or parks again. */
+  wake(): void {
+    try {
+      const { context, request, id } = this;
+      const gathered = gather(context, request);
+      if (isSettled(context, request, gathered, this.deadlineMs) || !this.park(gathered)) this.answer.resolve(toReply(context, id, gathered));
+    } catch (error) {
+      // The notifier's caller (a produce, the timer) must not see a fetch's failure; dispatch turns it into an error reply.
+      this.answer.reject(error);
+    }
   }
 }
 
