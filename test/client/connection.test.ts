@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { RunnelError } from "../../src/errors.ts";
 import { Connection, parseBrokerAddress } from "../../src/client/connection.ts";
 import { FakeBroker } from "./fake-broker.ts";
+import { until } from "../support/wait.ts";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -154,10 +155,3 @@ describe("Connection", () => {
   });
 });
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(1);
-  }
-}

@@ -3,6 +3,7 @@ import { RunnelError } from "../../src/errors.ts";
 import { encodeBatch } from "../../src/format/record-batch.ts";
 import { Consumer, type ConsumerOptions, type Message } from "../../src/client/consumer.ts";
 import { FakeBroker, type FakeBrokerOptions } from "./fake-broker.ts";
+import { until } from "../support/wait.ts";
 
 const text = (bytes: Uint8Array | null) => (bytes === null ? null : new TextDecoder().decode(bytes));
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -46,13 +47,6 @@ async function take(consumer: Consumer, count: number): Promise<Message[]> {
 
 const values = (messages: Message[]) => messages.map((message) => text(message.value));
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(1);
-  }
-}
 
 describe("Consumer start positions", () => {
   test("from earliest: every record, in order, with key, value, timestamp and headers", async () => {

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import fs from "node:fs";
 import { Admin, Consumer, Producer, RunnelError, type Message, type StartPosition } from "../../src/client/index.ts";
 import { type RealBroker, startRealBroker } from "./real-broker.ts";
+import { until } from "../support/wait.ts";
 
 const text = (bytes: Uint8Array | null) => (bytes === null ? null : new TextDecoder().decode(bytes));
 let broker: RealBroker;
@@ -145,10 +146,3 @@ describe("Producer and Consumer against the real broker", () => {
   });
 });
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(1);
-  }
-}

@@ -10,6 +10,7 @@ import { decodeRecords, readBatchHeader, verifyBatch } from "../../src/format/re
 import { Producer, type ProducerOptions, type SendResult } from "../../src/client/producer.ts";
 import { ProducerStateTable } from "../../src/log/producer-state.ts";
 import { FakeBroker, type Request } from "./fake-broker.ts";
+import { until } from "../support/wait.ts";
 
 type Entry = { topic: string; partition: number; batch: Uint8Array };
 type Answer = Record<string, unknown>;
@@ -120,13 +121,6 @@ async function sendAll(producer: Producer, messages: string[]): Promise<{ promis
   return { promises, settled: () => settled };
 }
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(1);
-  }
-}
 
 describe("Producer with several batches in flight", () => {
   test("keeps up to maxInFlight batches of one partition in flight, and no more", async () => {

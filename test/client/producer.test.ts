@@ -4,6 +4,7 @@ import { decodeRecords, verifyBatch } from "../../src/format/record-batch.ts";
 import { partitionForKey } from "../../src/client/partitioner.ts";
 import { Producer, type ProducerOptions } from "../../src/client/producer.ts";
 import { FakeBroker, type Request } from "./fake-broker.ts";
+import { until } from "../support/wait.ts";
 
 const text = (bytes: Uint8Array | null) => (bytes === null ? null : new TextDecoder().decode(bytes));
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -308,11 +309,3 @@ describe("Producer.sendWithCallback", () => {
   });
 });
 
-/** Waits for a condition, bounded: yields to the event loop between checks. */
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(1);
-  }
-}

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import { Admin, Consumer, Producer, type Message, type SendResult } from "../../src/client/index.ts";
 import { type RealBroker, startRealBroker, tempDir } from "./real-broker.ts";
+import { until } from "../support/wait.ts";
 
 const text = (bytes: Uint8Array | null) => (bytes === null ? "" : new TextDecoder().decode(bytes));
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -22,13 +23,6 @@ async function brokerIn(dataDir: string, port?: number): Promise<RealBroker> {
   return broker;
 }
 
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(2);
-  }
-}
 
 async function readAll(address: string, topic: string, count: number): Promise<Message[]> {
   const consumer = new Consumer({ broker: address, maxWaitMs: 200 }).assign([{ topic, partition: 0 }]);
@@ -60,7 +54,7 @@ describe("Client across broker restarts", () => {
     let acked = 0;
     // Crash the broker while sends keep flowing, then bring it back on the same port and data.
     const crash = (async () => {
-      await until(() => acked >= 1_000);
+      await until(() => acked >= 1_000, 10_000);
       await first.kill();
       return await brokerIn(dataDir, first.port);
     })();

@@ -24,6 +24,7 @@ import { ERRNO, SyscallError } from "../../src/native/libc.ts";
 import { type Broker, startBroker } from "../../src/server/broker.ts";
 import { type Message, startTestBroker, TestClient } from "../server/helpers.ts";
 import { waitFor } from "./broker-process.ts";
+import { mountTmpfs, unmountTmpfs } from "../support/tmpfs.ts";
 
 const decoder = new TextDecoder();
 const temporaryDirs: string[] = [];
@@ -33,24 +34,10 @@ function newDir(label: string): string {
   return dir;
 }
 
-/** Mounts an 8 MiB tmpfs; returns its path, or the reason it could not. */
-function mountTmpfs(): { dir: string } | { reason: string } {
-  if (process.platform !== "linux") return { reason: `platform is ${process.platform}, not linux` };
-  if (process.getuid?.() !== 0) return { reason: "not running as root (mount needs it)" };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-tmpfs-"));
-  const result = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir], { stderr: "pipe" });
-  if (result.exitCode === 0) return { dir };
-  fs.rmSync(dir, { recursive: true, force: true });
-  return { reason: `mount refused: ${result.stderr.toString().trim()}` };
-}
-
-const tmpfs = mountTmpfs();
+const tmpfs = mountTmpfs(8, "disk-full");
 if ("reason" in tmpfs) console.log(`disk-full tmpfs test skipped: ${tmpfs.reason}`);
 afterAll(() => {
-  if ("dir" in tmpfs) {
-    Bun.spawnSync(["umount", tmpfs.dir]);
-    fs.rmSync(tmpfs.dir, { recursive: true, force: true });
-  }
+  unmountTmpfs(tmpfs);
   for (const dir of temporaryDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -14,6 +14,7 @@ import { ERRNO, FALLOC_FL_KEEP_SIZE, libc, SyscallError } from "../../src/native
 import { RunnelError } from "../../src/errors.ts";
 import { MiB } from "../../src/limits.ts";
 import { faultyStorage, makeBatch, readAllValues, recordingLogger, removeDir, tempDir, tempDirsPerTest } from "./helpers.ts";
+import { mountTmpfs, unmountTmpfs } from "../support/tmpfs.ts";
 
 const newTempDir = tempDirsPerTest();
 const CHILD = path.join(import.meta.dir, "fixtures", "preallocate-and-wait.ts");
@@ -272,23 +273,9 @@ async function readLine(stream: ReadableStream<Uint8Array>, deadlineMs: number):
   return text.split("\n")[0] ?? "";
 }
 
-/** Mounts a small tmpfs when allowed (Linux, root); null otherwise. */
-function mountTmpfs(sizeMiB: number): string | null {
-  if (process.platform !== "linux" || process.getuid?.() !== 0) return null;
-  const mountPoint = tempDir("prealloc-tmpfs");
-  const result = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${sizeMiB}m`, "tmpfs", mountPoint], { stderr: "pipe" });
-  if (result.exitCode === 0) return mountPoint;
-  removeDir(mountPoint);
-  return null;
-}
-
-const tmpfs = mountTmpfs(4);
-afterAll(() => {
-  if (tmpfs === null) return;
-  // Lazy: detaches even while a failed test still holds files open there.
-  Bun.spawnSync(["umount", "-l", tmpfs]);
-  removeDir(tmpfs);
-});
+const mounted = mountTmpfs(4, "prealloc");
+const tmpfs = "dir" in mounted ? mounted.dir : null;
+afterAll(() => unmountTmpfs(mounted));
 
 describe("Segment preallocation on a real full disk", () => {
   test.skipIf(tmpfs === null)("a 4 MiB tmpfs fills: fallocate's ENOSPC is skipped, pwrite's gives STORAGE_FULL, and appends resume once space is freed", async () => {

@@ -7,7 +7,8 @@ import * as fs from "node:fs";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
 import type { LogManager } from "../../src/log/api.ts";
-import { faultyStorage, makeBatch, tempDir, readAllValues, removeDir, tempDirsPerTest } from "./helpers.ts";
+import { faultyStorage, makeBatch, readAllValues, tempDirsPerTest } from "./helpers.ts";
+import { mountTmpfs, unmountTmpfs } from "../support/tmpfs.ts";
 
 const newTempDir = tempDirsPerTest();
 
@@ -23,22 +24,10 @@ function errorOf(run: () => unknown): RunnelError {
   throw new Error("expected an error");
 }
 
-/** Mounts a 1 MiB tmpfs when allowed; null otherwise (then only the fault seam runs). */
-function mountSmallTmpfs(): string | null {
-  if (process.platform !== "linux" || process.getuid?.() !== 0) return null;
-  const mountPoint = tempDir("tmpfs");
-  const result = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint], { stderr: "pipe" });
-  if (result.exitCode === 0) return mountPoint;
-  removeDir(mountPoint);
-  return null;
-}
-
-const tmpfs = mountSmallTmpfs();
-afterAll(() => {
-  if (tmpfs === null) return;
-  Bun.spawnSync(["umount", tmpfs]);
-  removeDir(tmpfs);
-});
+/** A 1 MiB tmpfs when allowed; null otherwise (then only the fault seam runs). */
+const mounted = mountTmpfs(1, "faults");
+const tmpfs = "dir" in mounted ? mounted.dir : null;
+afterAll(() => unmountTmpfs(mounted));
 
 describe("Storage faults", () => {
   test("ENOSPC mid-write gives STORAGE_FULL, cuts the partial write off and leaves the partition usable", async () => {

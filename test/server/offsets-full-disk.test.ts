@@ -9,30 +9,16 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { encodeBatch } from "../../src/format/record-batch.ts";
 import { startTestBroker, tempDir, TestClient } from "./helpers.ts";
+import { mountTmpfs, unmountTmpfs } from "../support/tmpfs.ts";
 
 const dirs: string[] = [];
-function mountTmpfs(): { dir: string } | { reason: string } {
-  if (process.platform !== "linux") return { reason: `platform is ${process.platform}, not linux` };
-  if (process.getuid?.() !== 0) return { reason: "not running as root (mount needs it)" };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-offsets-tmpfs-"));
-  const result = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir], { stderr: "pipe" });
-  if (result.exitCode === 0) return { dir };
-  fs.rmSync(dir, { recursive: true, force: true });
-  return { reason: `mount refused: ${result.stderr.toString().trim()}` };
-}
-
-const tmpfs = mountTmpfs();
+const tmpfs = mountTmpfs(4, "offsets");
 if ("reason" in tmpfs) console.log(`offsets full-disk test skipped: ${tmpfs.reason}`);
 afterAll(() => {
-  if ("dir" in tmpfs) {
-    const unmounted = Bun.spawnSync(["umount", tmpfs.dir], { stderr: "pipe" });
-    if (unmounted.exitCode !== 0) console.log(`umount: ${unmounted.stderr.toString().trim()}`);
-    fs.rmSync(tmpfs.dir, { recursive: true, force: true });
-  }
+  unmountTmpfs(tmpfs);
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -6,6 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { PartitionNotifier, type PartitionRef, type Sleeper } from "../../src/server/partition-notifier.ts";
+import { until } from "../support/wait.ts";
 
 /** A sleeper that records its wake-ups (and when, on the monotonic clock). */
 class Recorder implements Sleeper {
@@ -25,14 +26,6 @@ class Recorder implements Sleeper {
 const at = (topic: string, partition: number): PartitionRef => ({ topic, partition });
 const LONG_MS = 60_000;
 
-/** Resolves when `condition` holds (checked every few ms); rejects after `timeoutMs`. */
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error("timed out waiting for the condition");
-    await Bun.sleep(2);
-  }
-}
 
 describe("PartitionNotifier: notify", () => {
   test("notify wakes, in park order, exactly the sleepers on that partition, with true", () => {
