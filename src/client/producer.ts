@@ -537,6 +537,8 @@ export class Producer {
   /**
    * Every batch of a partition that was in flight has answered and some failed: decides each
    * failed batch's fate in send order, so order holds with several in flight (Kafka's way).
+   * - UNKNOWN_PRODUCER_ID (a broker that never issued our id, e.g. after its data directory was
+   *   replaced): the batch was not stored; it is sent again under a new identity.
    * - No earlier batch failed for good: a retriable error, or OUT_OF_ORDER_SEQUENCE behind an
    *   earlier failed batch (the broker refused it because of that gap), goes back to the front
    *   of the queue with its sequence and is sent again after backoff; anything else, or a batch
@@ -556,7 +558,16 @@ export class Producer {
       const elapsedMs = nowMs - batch.sealedMs;
       const batchBackoffMs = Math.min(this.retryBackoffMaxMs, this.retryBackoffMs * 2 ** batch.attempts);
       const refusedForGap = error.code === "OUT_OF_ORDER_SEQUENCE" && index > 0;
-      if (gap === "none" && (error.retriable || refusedForGap) && elapsedMs + batchBackoffMs <= this.deliveryTimeoutMs) {
+      if (gap === "none" && error.code === "UNKNOWN_PRODUCER_ID" && elapsedMs + batchBackoffMs <= this.deliveryTimeoutMs) {
+        // The broker never issued our id (its data directory was replaced): nothing of the
+        // batch was stored, so it goes again, numbered afresh under a new identity.
+        this.unassign(batch);
+        this.identityStale = true;
+        if (requeue.length === 0) backoffMs = batchBackoffMs;
+        batch.attempts += 1;
+        this.stats.retries += 1;
+        requeue.push(batch);
+      } else if (gap === "none" && (error.retriable || refusedForGap) && elapsedMs + batchBackoffMs <= this.deliveryTimeoutMs) {
         if (requeue.length === 0) backoffMs = batchBackoffMs;
         batch.attempts += 1;
         this.stats.retries += 1;
