@@ -14,16 +14,15 @@
  *   for up to `connectTimeoutMs`.
  * - `close()` lets every request in flight finish, then ends the socket.
  *
- * A socket's life is a `Link`; the Connection swaps in a fresh Link on reconnect, and events
- * of a dead Link are ignored.
+ * A socket's life (framing, in-order answers, outbound queue, deadlines) is a `Link`
+ * (client/link.ts); the Connection swaps in a fresh Link on reconnect, and events of a dead
+ * Link are ignored.
  */
-import type { Decoder, Encoder } from "@msgpack/msgpack";
-import type { Socket } from "bun";
+import type { Encoder } from "@msgpack/msgpack";
 import { RunnelError, toRunnelError } from "../errors.ts";
-import { KiB, LIMITS, MiB } from "../limits.ts";
-import { FrameDecoder } from "../protocol/frame.ts";
-import { createRequestEncoder, createResponseDecoder, encodeRequestFrame } from "./frame.ts";
-import { type WireMap, brokerError, isMap, isRetriable, malformed, readInt, readMap } from "./wire.ts";
+import { createRequestEncoder, encodeRequestFrame } from "./frame.ts";
+import { type AnswerCallback, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
+import { type WireMap, isMap, isRetriable, readInt } from "./wire.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const DEFAULT_PORT = 9600;
@@ -52,40 +51,8 @@ export interface BrokerInfo {
   requestsInFlightMax: number;
 }
 
-/** How a request's outcome is reported: exactly one of `error` and `response` is non-null. */
-export type AnswerCallback = (error: RunnelError | null, response: WireMap | null) => void;
-
-interface Pending {
-  id: number;
-  op: string;
-  done: AnswerCallback;
-  /** Date.now() by which the answer must come; 0: no limit. */
-  deadlineMs: number;
-  timeoutMs: number;
-}
-
-interface Waiting {
-  pending: Pending;
-  frame: Uint8Array[];
-  timeoutMs: number;
-}
-
-/** Writes one request frame for correlation id `id`, as chunks to be written in order. */
-export type EncodeFrame = (id: number) => Uint8Array[];
-
-/**
- * Calls a request's callback; what it throws must not disturb the connection half way through
- * its answers, so it is rethrown on a later microtask (an uncaught error, as from a promise).
- */
-function answer(done: AnswerCallback, error: RunnelError | null, response: WireMap | null): void {
-  try {
-    done(error, response);
-  } catch (thrown) {
-    queueMicrotask(() => {
-      throw thrown;
-    });
-  }
-}
+// Defined with the link that calls them; imported from here by everyone else.
+export type { AnswerCallback, EncodeFrame };
 
 /**
  * One encoder for every connection in the process: encoding is synchronous and its output is
@@ -97,10 +64,6 @@ const requestEncoder: Encoder = createRequestEncoder();
 function fieldsFrame(op: string, fields: WireMap): EncodeFrame {
   return (id) => [encodeRequestFrame(requestEncoder, { id, op, ...fields })];
 }
-
-/** The limits assumed until `hello` answers (the protocol's defaults). */
-const HELLO_FRAME_BYTES_MAX = 1 * MiB;
-const DEFAULT_LIMITS = { frameBytesMax: 16 * MiB, batchBytesMax: 16 * MiB, requestsInFlightMax: 64 };
 
 /** Parses "host:port", "[v6]:port" or "host" (default port). Throws INVALID_CONFIG. */
 export function parseBrokerAddress(address: string): { host: string; port: number } {
@@ -280,95 +243,19 @@ export class Connection {
     });
     await link.connect(this.host, this.port, remainingMs);
     try {
-      this.info = await link.hello(this.clientId, Math.min(remainingMs, this.requestTimeoutMs));
+      this.info = await this.handshake(link, Math.min(remainingMs, this.requestTimeoutMs));
     } catch (error) {
       link.destroy(toRunnelError(error));
       throw error;
     }
     return link;
   }
-}
 
-function closedError(address: string): RunnelError {
-  return new RunnelError("CLIENT_CLOSED", `the connection to ${address} was closed by this client`);
-}
-
-function socketFailure(error: unknown): string {
-  if (error && typeof error === "object" && "code" in error && typeof error.code === "string") return error.code;
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** One socket's life: its framing, its queue of requests awaiting answers, its outbound bytes. */
-class Link {
-  private readonly address: string;
-  private readonly onDead: () => void;
-  private socket: Socket<undefined> | null = null;
-  private frames = new FrameDecoder(HELLO_FRAME_BYTES_MAX);
-  private decoder: Decoder = createResponseDecoder(HELLO_FRAME_BYTES_MAX);
-  private readonly pending: Pending[] = [];
-  private pendingHead = 0;
-  private readonly waiting: Waiting[] = [];
-  private readonly outbound: Uint8Array[] = [];
-  private flushWaiters: Array<() => void> = [];
-  private idleWaiters: Array<() => void> = [];
-  private nextId = 1;
-  private inFlightMax = DEFAULT_LIMITS.requestsInFlightMax;
-  private dead: RunnelError | null = null;
-  private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
-  private deadlineCheckAtMs = Number.POSITIVE_INFINITY;
-
-  constructor(
-    address: string,
-    private readonly frameBuffers: number,
-    onDead: () => void,
-  ) {
-    this.address = address;
-    this.onDead = onDead;
-  }
-
-  get usable(): boolean {
-    return this.dead === null;
-  }
-
-  /** Why the link died (null while it lives). */
-  get failure(): RunnelError | null {
-    return this.dead;
-  }
-
-  async connect(host: string, port: number, timeoutMs: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RunnelError("TIMEOUT", `no TCP connection within ${timeoutMs} ms`)), timeoutMs);
-    });
-    const connecting = Bun.connect({
-      hostname: host,
-      port,
-      socket: {
-        data: (_socket, chunk) => this.onData(chunk),
-        drain: () => this.onDrain(),
-        end: (socket) => void socket.end(),
-        close: (_socket, error) => this.destroy(this.lostError(error)),
-        error: (_socket, error) => this.destroy(this.lostError(error)),
-        connectError: () => undefined,
-      },
-    });
-    try {
-      this.socket = await Promise.race([connecting, timeout]);
-    } catch (error) {
-      // A connect that finishes after the timeout must not leak its socket.
-      void connecting.then((socket) => socket.end(), () => undefined);
-      if (error instanceof RunnelError) throw error;
-      throw new RunnelError("BROKER_UNAVAILABLE", socketFailure(error), { cause: error });
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** The handshake: checks the protocol version and adopts the broker's limits. */
-  async hello(clientId: string, timeoutMs: number): Promise<BrokerInfo> {
+  /** The handshake on a fresh link: checks the protocol version and has the link adopt the broker's limits. */
+  private async handshake(link: Link, timeoutMs: number): Promise<BrokerInfo> {
     let response: WireMap;
     try {
-      response = await this.requestPromise("hello", fieldsFrame("hello", { versions: [PROTOCOL_VERSION], clientId }), timeoutMs);
+      response = await link.requestPromise("hello", fieldsFrame("hello", { versions: [PROTOCOL_VERSION], clientId: this.clientId }), timeoutMs);
     } catch (error) {
       throw this.handshakeError(toRunnelError(error));
     }
@@ -384,11 +271,7 @@ class Link {
       batchBytesMax: positiveOr(limits.batchBytesMax, DEFAULT_LIMITS.batchBytesMax),
       requestsInFlightMax: positiveOr(limits.requestsInFlightMax, DEFAULT_LIMITS.requestsInFlightMax),
     };
-    // Fetch answers may pass the frame limit by the head of one response: leave room for it.
-    const incomingMax = Math.min(LIMITS.frameBytesMax, Math.max(info.frameBytesMax, info.batchBytesMax) + 64 * KiB);
-    this.frames = new FrameDecoder(incomingMax, this.frameBuffers > 0 ? { reuseAssembly: true, assemblyBuffers: this.frameBuffers } : {});
-    this.decoder = createResponseDecoder(incomingMax);
-    this.inFlightMax = info.requestsInFlightMax;
+    link.adoptLimits(info);
     return info;
   }
 
@@ -409,228 +292,10 @@ class Link {
       { cause: error },
     );
   }
+}
 
-  /**
-   * Queues one request; `done` is called with its answer, or null for requests the broker never
-   * answers (their bytes are only written).
-   */
-  request(op: string, encode: EncodeFrame, timeoutMs: number, done: AnswerCallback | null): void {
-    if (this.dead) return done === null ? undefined : answer(done, this.dead, null);
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1;
-    let frame: Uint8Array[];
-    try {
-      frame = encode(id);
-    } catch (error) {
-      return done === null ? undefined : answer(done, toRunnelError(error), null);
-    }
-    if (done === null) return this.write(frame);
-    const pending: Pending = { id, op, done, deadlineMs: 0, timeoutMs };
-    if (this.pending.length - this.pendingHead >= this.inFlightMax) {
-      this.waiting.push({ pending, frame, timeoutMs });
-    } else {
-      this.dispatch(pending, frame, timeoutMs);
-    }
-  }
-
-  /** `request` as a promise (the handshake, and callers that prefer one). */
-  requestPromise(op: string, encode: EncodeFrame, timeoutMs: number): Promise<WireMap> {
-    return new Promise((resolve, reject) => this.request(op, encode, timeoutMs, (error, response) => (error !== null ? reject(error) : resolve(response!))));
-  }
-
-  private dispatch(pending: Pending, frame: Uint8Array[], timeoutMs: number): void {
-    if (timeoutMs > 0) {
-      pending.deadlineMs = Date.now() + timeoutMs;
-      this.armDeadlineCheck(pending.deadlineMs);
-    }
-    this.pending.push(pending);
-    this.write(frame);
-  }
-
-  /**
-   * One timer per link for every request's deadline, armed for the earliest, instead of a
-   * timer per request (tens of thousands a second under load: garbage, and timer-heap work).
-   * Requests sent in order with one timeout never move the earliest deadline, so the timer is
-   * re-armed about once per timeout period. Unref'd: the open socket keeps the process alive.
-   */
-  private armDeadlineCheck(atMs: number): void {
-    if (atMs >= this.deadlineCheckAtMs) return;
-    clearTimeout(this.deadlineTimer);
-    this.deadlineCheckAtMs = atMs;
-    this.deadlineTimer = setTimeout(this.checkDeadlines, Math.max(0, atMs - Date.now()));
-    this.deadlineTimer.unref();
-  }
-
-  private readonly checkDeadlines = (): void => {
-    this.deadlineTimer = undefined;
-    this.deadlineCheckAtMs = Number.POSITIVE_INFINITY;
-    const nowMs = Date.now();
-    let earliestMs = Number.POSITIVE_INFINITY;
-    for (let index = this.pendingHead; index < this.pending.length; index++) {
-      const pending = this.pending[index]!;
-      if (pending.deadlineMs === 0) continue;
-      if (pending.deadlineMs <= nowMs) return this.timedOut(pending, pending.timeoutMs);
-      earliestMs = Math.min(earliestMs, pending.deadlineMs);
-    }
-    if (earliestMs !== Number.POSITIVE_INFINITY) this.armDeadlineCheck(earliestMs);
-  };
-
-  private timedOut(pending: Pending, timeoutMs: number): void {
-    // Answers come in order, so a missing one stalls everything behind it: reset the link.
-    const error = new RunnelError("TIMEOUT", `no answer to '${pending.op}' from ${this.address} within ${timeoutMs} ms; the connection was reset`);
-    this.removePending(pending);
-    answer(pending.done, error, null);
-    this.destroy(new RunnelError("BROKER_UNAVAILABLE", `the connection to ${this.address} was reset after a request timed out`));
-  }
-
-  private removePending(target: Pending): void {
-    const index = this.pending.indexOf(target, this.pendingHead);
-    if (index >= 0) this.pending.splice(index, 1);
-  }
-
-  private write(chunks: Uint8Array[]): void {
-    const socket = this.socket;
-    if (socket === null) return;
-    for (const chunk of chunks) {
-      if (this.outbound.length > 0) {
-        this.outbound.push(chunk);
-        continue;
-      }
-      const written = Math.max(0, socket.write(chunk));
-      if (written < chunk.length) this.outbound.push(chunk.subarray(written));
-    }
-  }
-
-  private onDrain(): void {
-    const socket = this.socket;
-    if (socket === null) return;
-    while (this.outbound.length > 0) {
-      const head = this.outbound[0]!;
-      const written = Math.max(0, socket.write(head));
-      if (written < head.length) {
-        this.outbound[0] = head.subarray(written);
-        return;
-      }
-      this.outbound.shift();
-    }
-    this.wakeFlushWaiters();
-  }
-
-  /** Resolves when every byte written so far has been handed to the kernel. */
-  flushed(): Promise<void> {
-    if (this.outbound.length === 0 || this.dead) return Promise.resolve();
-    return new Promise((resolve) => this.flushWaiters.push(resolve));
-  }
-
-  private wakeFlushWaiters(): void {
-    const waiters = this.flushWaiters;
-    this.flushWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  private onData(chunk: Uint8Array): void {
-    if (this.dead) return;
-    try {
-      this.frames.push(chunk);
-      for (let body = this.frames.next(); body !== null && !this.dead; body = this.frames.next()) this.onFrame(body);
-    } catch (error) {
-      this.destroy(toRunnelError(error));
-    }
-  }
-
-  private onFrame(body: Uint8Array): void {
-    let value: unknown;
-    try {
-      value = this.decoder.decode(body);
-    } catch (error) {
-      throw malformed("?", `undecodable msgpack (${error instanceof Error ? error.message : String(error)})`);
-    }
-    const response = readMap(value, "?", "the response");
-    const id = response.id;
-    const head = this.pending[this.pendingHead];
-    if (id === null || id === undefined) {
-      const error = brokerError(response.error, `the broker at ${this.address}`);
-      // INVALID_REQUEST with no id: the broker could not read the request at the head (it keeps
-      // the connection). Anything else (frame too large, timeout, connection limit) closes it.
-      if (error.code !== "INVALID_REQUEST" || head === undefined) throw error;
-      this.settleHead(head, response, error);
-      return;
-    }
-    if (head === undefined || head.id !== id) {
-      // An answer older than every waiting request belongs to a request that expected none
-      // (an error about a durability "none" produce): there is nobody to give it to.
-      if (typeof id === "number" && (head === undefined || id < head.id)) return;
-      throw malformed(head?.op ?? "?", `answer id ${String(id)} does not match the oldest request (${head?.id ?? "none"})`);
-    }
-    this.settleHead(head, response, response.error === undefined ? null : brokerError(response.error, `'${head.op}' on ${this.address}`));
-  }
-
-  private settleHead(head: Pending, response: WireMap, error: RunnelError | null): void {
-    this.pending[this.pendingHead++] = undefined as unknown as Pending;
-    this.compactPending();
-    answer(head.done, error, error === null ? response : null);
-    this.admitWaiting();
-  }
-
-  private compactPending(): void {
-    if (this.pendingHead === this.pending.length) {
-      this.pending.length = 0;
-      this.pendingHead = 0;
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      if (this.waiting.length === 0) for (const wake of waiters) wake();
-      else this.idleWaiters = waiters;
-    } else if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
-      this.pending.splice(0, this.pendingHead);
-      this.pendingHead = 0;
-    }
-  }
-
-  private admitWaiting(): void {
-    while (this.waiting.length > 0 && this.pending.length - this.pendingHead < this.inFlightMax) {
-      const next = this.waiting.shift()!;
-      this.dispatch(next.pending, next.frame, next.timeoutMs);
-    }
-  }
-
-  private lostError(error?: Error): RunnelError {
-    const inFlight = this.pending.length - this.pendingHead;
-    const reason = error ? ` (${socketFailure(error)})` : "";
-    return new RunnelError(
-      "BROKER_UNAVAILABLE",
-      `the connection to ${this.address} closed${reason} with ${inFlight} request${inFlight === 1 ? "" : "s"} in flight; they may or may not have been applied`,
-      error ? { cause: error } : {},
-    );
-  }
-
-  /** Waits for every request in flight to be answered (or to fail), then ends the socket. */
-  async closeWhenIdle(): Promise<void> {
-    if (!this.dead && this.pending.length - this.pendingHead + this.waiting.length > 0) {
-      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    }
-    await this.flushed();
-    this.destroy(new RunnelError("CLIENT_CLOSED", `the connection to ${this.address} was closed by this client`));
-  }
-
-  /** Fails everything waiting on this link with `error` and closes the socket. Idempotent. */
-  destroy(error: RunnelError): void {
-    if (this.dead) return;
-    this.dead = error;
-    const failed = [...this.pending.slice(this.pendingHead), ...this.waiting.map((waiting) => waiting.pending)];
-    this.pending.length = 0;
-    this.pendingHead = 0;
-    this.waiting.length = 0;
-    this.outbound.length = 0;
-    clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = undefined;
-    for (const pending of failed) answer(pending.done, error, null);
-    this.wakeFlushWaiters();
-    for (const wake of this.idleWaiters) wake();
-    this.idleWaiters = [];
-    this.socket?.end();
-    this.socket = null;
-    this.onDead();
-  }
+function closedError(address: string): RunnelError {
+  return new RunnelError("CLIENT_CLOSED", `the connection to ${address} was closed by this client`);
 }
 
 function positiveOr(value: unknown, fallback: number): number {

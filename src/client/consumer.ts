@@ -27,11 +27,10 @@
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS, MiB } from "../limits.ts";
-import { BATCH_HEADER_BYTES, type BatchHeader, decodeRecords } from "../format/record-batch.ts";
-import { batchBaseOffsetAt, batchLastOffsetDeltaAt, decodeRecordRangeInto, type RecordFactory, scratchBatchHeader, verifyBatchAt, wholeBatchBytesAt } from "../format/record-decode.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
+import { type Cursor, type FetchOutcome, createFetchScratch, decodeAnswer, planAnswer, startPlanning } from "./fetch-answer.ts";
 import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, listOffsets, topicPartitionCounts } from "./offsets.ts";
-import { type WireMap, brokerError, isMap, isRetriable, malformed, readArray, readBytes, readInt, readMap } from "./wire.ts";
+import { brokerError, isMap, isRetriable, readArray, readMap } from "./wire.ts";
 
 export type StartPosition = "earliest" | "latest" | { offset: number } | { timestamp: number };
 export type OffsetResetPolicy = "earliest" | "latest" | "error";
@@ -87,42 +86,6 @@ export interface ConsumerOptions extends ConnectionOptions {
   metadataMaxAgeMs?: number;
 }
 
-interface Cursor {
-  topic: string;
-  partition: number;
-  from: StartPosition | undefined;
-  /** Next offset to fetch; -1 until the start position is resolved. */
-  position: number;
-  /** Next offset after the last processed message; -1 when nothing was processed. */
-  processed: number;
-  committed: number;
-  /** After a timestamp start: skip records older than this until the first newer one. */
-  skipBeforeTimestamp: number;
-  maxBytes: number;
-  /** This partition's entry in the fetch request, updated in place for each fetch (no map per fetch). */
-  wire: { topic: string; partition: number; offset: number; maxBytes: number };
-}
-
-/** One fetch's answer; `cursors[i]` was asked for at `offsets[i]`. */
-interface FetchOutcome {
-  response: WireMap | null;
-  error: RunnelError | null;
-  cursors: Cursor[];
-  offsets: number[];
-}
-
-/** A fetch answer being planned (see `plan`): where the walk over its entries stands. */
-interface Planning {
-  outcome: FetchOutcome;
-  entries: unknown[];
-  records: Uint8Array;
-  /** Next entry to plan. */
-  index: number;
-  /** Start of that entry's records in `records`. */
-  position: number;
-  partitionErrors: number;
-}
-
 const FETCH_PARTITIONS_MAX = 1_000;
 /** Reused fetch-answer buffers with `reuseFetchBuffers` (see the constructor). */
 const FETCH_FRAME_BUFFERS = 3;
@@ -170,19 +133,12 @@ export class Consumer implements AsyncIterable<Message> {
   /** The last background commit failure, if the last one failed; close() reports it. */
   lastCommitError: RunnelError | null = null;
   /**
-   * Per-fetch state, reused: the fetch request's fields, and the answer's planned spans (one
-   * per partition with whole batches: its cursor, its records, the offset decoding starts at).
-   * The consumer has one fetch in flight, planned and decoded before the next is sent.
+   * Per-fetch state, reused: the fetch request's fields, and the scratch its answer is planned
+   * and decoded with (client/fetch-answer.ts). The consumer has one fetch in flight, planned
+   * and decoded before the next is sent.
    */
   private readonly fetchFields: { partitions: Cursor["wire"][]; maxBytes: number; maxWaitMs: number; minBytes: number };
-  private readonly spanCursors: Cursor[] = [];
-  private readonly spanBytes: Uint8Array[] = [];
-  private readonly spanFromOffsets: number[] = [];
-  private readonly batchHeader = scratchBatchHeader();
-  /** The partition being decoded, read by `makeMessage` (one factory, not a closure per partition per fetch). */
-  private decodingTopic = "";
-  private decodingPartition = 0;
-  private readonly makeMessage: RecordFactory<Message> = (offset, timestamp, key, value) => ({ topic: this.decodingTopic, partition: this.decodingPartition, offset, timestamp, key, value, headers: null });
+  private readonly scratch = createFetchScratch();
 
   constructor(options: ConsumerOptions = {}) {
     // Three buffers in turn: the answer whose values the caller holds, the fetch in flight, and
@@ -397,13 +353,19 @@ export class Consumer implements AsyncIterable<Message> {
     this.watchForNewPartitions();
     // Positions advance from the batch headers alone; the next fetch goes out before the
     // records are verified and decoded, so the broker and the network work meanwhile.
-    const planning = this.startPlanning(outcome);
+    const planning = startPlanning(outcome, this.scratch);
     // Synchronous unless a reset needs an offset lookup (rare): no promise per fetch.
-    for (let lookup = this.plan(planning); lookup !== null; lookup = this.plan(planning)) {
+    for (let lookup = planAnswer(planning, this.scratch, this.offsetReset); lookup !== null; lookup = planAnswer(planning, this.scratch, this.offsetReset)) {
       await this.lookUp([{ topic: lookup.topic, partition: lookup.partition, at: this.offsetReset as ListOffsetsAt }]);
     }
     if (!this.closing) this.inFlight = this.fetch();
-    this.buffer = this.decode();
+    try {
+      this.buffer = decodeAnswer(this.scratch, this.runCursors, this.runEnds);
+    } catch (error) {
+      // A corrupt batch: positions went back to where the answer started; nothing is buffered.
+      this.buffer = [];
+      throw error;
+    }
     this.runIndex = 0;
     this.bufferIndex = 0;
     // A partition answering a retriable error at once must not spin the loop.
@@ -473,116 +435,6 @@ export class Consumer implements AsyncIterable<Message> {
     );
   }
 
-  private startPlanning(outcome: FetchOutcome): Planning {
-    const response = outcome.response!;
-    const entries = readArray(response.partitions, "fetch", "partitions");
-    const records = entries.length === 0 ? EMPTY_RECORDS : readBytes(response.records, "fetch", "records");
-    this.spanCursors.length = 0;
-    this.spanBytes.length = 0;
-    this.spanFromOffsets.length = 0;
-    return { outcome, entries, records, index: 0, position: 0, partitionErrors: 0 };
-  }
-
-  /**
-   * First half of unpacking a fetch answer: checks the entries, applies partition errors (the
-   * reset policy) and advances each position past the whole batches received, reading only
-   * batch headers; planned spans go to `span*`. The records are verified and decoded afterwards,
-   * by `decode`. Returns null when done, or the cursor of an entry whose reset needs an offset
-   * lookup: the caller looks it up and calls again, which goes on after that entry.
-   */
-  private plan(planning: Planning): Cursor | null {
-    const { outcome, entries, records } = planning;
-    while (planning.index < entries.length) {
-      const index = planning.index++;
-      const item = entries[index];
-      // The field name is built only for the error (not a string per entry per fetch).
-      const entry = isMap(item) ? item : readMap(item, "fetch", `partitions[${index}]`);
-      const recordsBytes = entry.recordsBytes === undefined ? 0 : readRecordsBytes(entry.recordsBytes, index);
-      const position = planning.position;
-      if (recordsBytes < 0 || position + recordsBytes > records.length) throw malformed("fetch", `partitions[${index}].recordsBytes runs past the records`);
-      planning.position += recordsBytes;
-      const requested = matchRequested(outcome, index, entry);
-      // Answers for a position that moved since (a reset) are stale.
-      if (requested < 0 || outcome.cursors[requested]!.position !== outcome.offsets[requested]) continue;
-      const cursor = outcome.cursors[requested]!;
-      if (entry.error !== undefined) {
-        planning.partitionErrors += 1;
-        if (this.onPartitionError(cursor, entry)) return cursor;
-        continue;
-      }
-      const fromOffset = cursor.position;
-      const bytes = records.subarray(position, position + recordsBytes);
-      if (advance(cursor, bytes)) {
-        this.spanCursors.push(cursor);
-        this.spanBytes.push(bytes);
-        this.spanFromOffsets.push(fromOffset);
-      }
-    }
-    return null;
-  }
-
-  /**
-   * Second half: verifies and decodes the planned spans into a new message array (it is
-   * handed to the caller) and records its runs. A corrupt batch puts every position back where
-   * the answer started (the fetch sent meanwhile becomes stale and is ignored) and throws.
-   */
-  private decode(): Message[] {
-    const messages: Message[] = [];
-    this.runCursors.length = 0;
-    this.runEnds.length = 0;
-    try {
-      for (let index = 0; index < this.spanCursors.length; index++) {
-        const cursor = this.spanCursors[index]!;
-        this.decodePartition(cursor, this.spanBytes[index]!, this.spanFromOffsets[index]!, messages);
-        this.runCursors.push(cursor);
-        this.runEnds.push(messages.length);
-      }
-    } catch (error) {
-      for (let index = 0; index < this.spanCursors.length; index++) this.spanCursors[index]!.position = this.spanFromOffsets[index]!;
-      this.runCursors.length = 0;
-      this.runEnds.length = 0;
-      this.buffer = [];
-      throw error;
-    }
-    return messages;
-  }
-
-  /** Verifies and decodes one partition's batches: one Message per record from `fromOffset` on. */
-  private decodePartition(cursor: Cursor, bytes: Uint8Array, fromOffset: number, messages: Message[]): void {
-    this.decodingTopic = cursor.topic;
-    this.decodingPartition = cursor.partition;
-    const header = this.batchHeader;
-    for (let position = 0, total = wholeBatchBytesAt(bytes, 0); total > 0; position += total, total = wholeBatchBytesAt(bytes, position)) {
-      verifyBatchAt(bytes, position, total, header);
-      if (header.baseOffset + header.lastOffsetDelta < fromOffset) continue;
-      const fast = cursor.skipBeforeTimestamp < 0 && decodeRecordRangeInto(bytes, position + BATCH_HEADER_BYTES, position + total, header.baseOffset, header.firstTimestamp, header.recordCount, fromOffset, this.makeMessage, messages);
-      if (!fast) decodeGeneric(cursor, bytes.subarray(position, position + total), header, fromOffset, messages);
-    }
-  }
-
-  /**
-   * Applies a partition's error: retriable ones are tried again by the next fetch; out of range
-   * resets the position (offsetReset). True when the reset needs an offset lookup (the broker
-   * gave no usable hint): the caller does it.
-   */
-  private onPartitionError(cursor: Cursor, entry: WireMap): boolean {
-    const where = `${cursor.topic}/${cursor.partition}`;
-    const error = brokerError(entry.error, `fetch of ${where} at offset ${cursor.position}`);
-    if (error.code !== "OFFSET_OUT_OF_RANGE") {
-      if (error.retriable) return false;
-      throw error;
-    }
-    if (this.offsetReset === "error") {
-      throw new RunnelError("OFFSET_OUT_OF_RANGE", `${where}: offset ${cursor.position} is out of range (the log holds ${String(entry.logStartOffset)}..${String(entry.nextOffset)}); offsetReset is "error"`, {
-        details: { topic: cursor.topic, partition: cursor.partition, offset: cursor.position, logStartOffset: entry.logStartOffset, nextOffset: entry.nextOffset },
-      });
-    }
-    const hint = this.offsetReset === "earliest" ? entry.logStartOffset : entry.nextOffset;
-    if (typeof hint !== "number" || !Number.isSafeInteger(hint) || hint < 0) return true;
-    cursor.position = hint;
-    return false;
-  }
-
   // ------------------------------------------------------------ commits
 
   private markProcessed(): void {
@@ -611,7 +463,7 @@ export class Consumer implements AsyncIterable<Message> {
     this.heldFrom = -1;
   }
 
-    private commitProcessed(): Promise<void> {
+  private commitProcessed(): Promise<void> {
     const group = this.groupId!;
     const entries = this.cursors.filter((cursor) => cursor.processed > cursor.committed).map((cursor) => ({ topic: cursor.topic, partition: cursor.partition, offset: cursor.processed }));
     return entries.length === 0 || group === undefined ? Promise.resolve() : this.commit(entries);
@@ -625,47 +477,6 @@ export class Consumer implements AsyncIterable<Message> {
     } catch (error) {
       this.lastCommitError = toRunnelError(error); // the next interval (or close) tries again
     }
-  }
-}
-
-const EMPTY_RECORDS = new Uint8Array(0);
-
-function readRecordsBytes(value: unknown, index: number): number {
-  return typeof value === "number" && Number.isSafeInteger(value) ? value : readInt(value, "fetch", `partitions[${index}].recordsBytes`);
-}
-
-/** Index in the request of the partition an answer entry is for (the same index when the broker kept the order); -1 when none. */
-function matchRequested(outcome: FetchOutcome, index: number, entry: WireMap): number {
-  const same = outcome.cursors[index];
-  if (same !== undefined && same.topic === entry.topic && same.partition === entry.partition) return index;
-  return outcome.cursors.findIndex((cursor) => cursor.topic === entry.topic && cursor.partition === entry.partition);
-}
-
-/**
- * Moves the cursor past the whole batches in `bytes` (headers only). False when there is
- * nothing to decode. Bytes but not one whole batch: the next batch is larger than we asked
- * for, so ask for more.
- */
-function advance(cursor: Cursor, bytes: Uint8Array): boolean {
-  let whole = 0;
-  for (let position = 0, total = wholeBatchBytesAt(bytes, 0); total > 0; position += total, total = wholeBatchBytesAt(bytes, position)) {
-    whole += 1;
-    const nextOffset = batchBaseOffsetAt(bytes, position) + batchLastOffsetDeltaAt(bytes, position) + 1;
-    if (nextOffset > cursor.position) cursor.position = nextOffset;
-  }
-  if (whole === 0 && bytes.length > 0) cursor.maxBytes = Math.min(cursor.maxBytes * 2, LIMITS.batchBytesMax);
-  return whole > 0;
-}
-
-/** Any record shape (headers...), and the timestamp start: through the generic decoder. */
-function decodeGeneric(cursor: Cursor, batch: Uint8Array, header: BatchHeader, fromOffset: number, messages: Message[]): void {
-  for (const record of decodeRecords(batch, header)) {
-    if (record.offset < fromOffset) continue;
-    if (cursor.skipBeforeTimestamp >= 0) {
-      if (record.timestamp < cursor.skipBeforeTimestamp) continue;
-      cursor.skipBeforeTimestamp = -1;
-    }
-    messages.push({ topic: cursor.topic, partition: cursor.partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers });
   }
 }
 
