@@ -21,7 +21,7 @@
 import type { Encoder } from "@msgpack/msgpack";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { createRequestEncoder, encodeRequestFrame } from "./frame.ts";
-import { type AnswerCallback, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
+import { type AnswerCallback, answerAsPromise, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
 import { type WireMap, isMap, isRetriable, readInt } from "./wire.ts";
 
 export const PROTOCOL_VERSION = 1;
@@ -137,9 +137,7 @@ export class Connection {
    * The chunks are referenced until written: their bytes must not change before the answer.
    */
   requestEncoded(op: string, encode: EncodeFrame, timeoutMs: number = this.requestTimeoutMs): Promise<WireMap> {
-    return new Promise((resolve, reject) => {
-      this.requestWithCallback(op, encode, (error, response) => (error !== null ? reject(error) : resolve(response!)), timeoutMs);
-    });
+    return answerAsPromise((done) => this.requestWithCallback(op, encode, done, timeoutMs));
   }
 
   /**

@@ -27,6 +27,11 @@ import { type WireMap, brokerError, malformed, readMap } from "./wire.ts";
 /** How a request's outcome is reported: exactly one of `error` and `response` is non-null. */
 export type AnswerCallback = (error: RunnelError | null, response: WireMap | null) => void;
 
+/** A promise of the answer `send` reports to the callback it is given. */
+export function answerAsPromise(send: (done: AnswerCallback) => void): Promise<WireMap> {
+  return new Promise((resolve, reject) => send((error, response) => (error !== null ? reject(error) : resolve(response!))));
+}
+
 interface Pending {
   id: number;
   op: string;
@@ -171,7 +176,7 @@ export class Link {
 
   /** `request` as a promise (the handshake, and callers that prefer one). */
   requestPromise(op: string, encode: EncodeFrame, timeoutMs: number): Promise<WireMap> {
-    return new Promise((resolve, reject) => this.request(op, encode, timeoutMs, (error, response) => (error !== null ? reject(error) : resolve(response!))));
+    return answerAsPromise((done) => this.request(op, encode, timeoutMs, done));
   }
 
   private dispatch(pending: Pending, frame: Uint8Array[], timeoutMs: number): void {

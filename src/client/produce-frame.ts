@@ -15,8 +15,8 @@
  * headroom gets its head as a separate small chunk instead.
  *
  * Lifetime: the chunks are views of the batches' buffers, so a batch's buffer must not be reused
- * until the request has been written out; the producer holds it until the answer (and copies
- * for `durability: none`, which has no answer).
+ * until the request has been written out; the producer holds it until the answer (for
+ * `durability: none`, which has no answer, until Connection.sendEncoded says it was written).
  */
 import { FRAME_HEADER_BYTES } from "../protocol/frame.ts";
 
@@ -90,19 +90,6 @@ export function encodeProduceFrame(id: number, durability: string, batches: read
   // The length prefix counts the body only; it is the first 4 bytes of chunk 0.
   writer.reset(chunks[0]!).be32(bodyBytes - FRAME_HEADER_BYTES);
   return chunks;
-}
-
-/** Joins chunks into one buffer: for a request whose batches may be reused before it is written. */
-export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const chunk of chunks) total += chunk.length;
-  const joined = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, at);
-    at += chunk.length;
-  }
-  return joined;
 }
 
 /**

@@ -1,13 +1,24 @@
 import { describe, expect, test } from "bun:test";
 import { decode } from "@msgpack/msgpack";
 import { BatchBuilder } from "../../src/format/batch-builder.ts";
-import { PRODUCE_HEADROOM_BYTES, encodeProduceFrame, encodeTopicName, joinChunks, type FramedBatch } from "../../src/client/produce-frame.ts";
+import { PRODUCE_HEADROOM_BYTES, encodeProduceFrame, encodeTopicName, type FramedBatch } from "../../src/client/produce-frame.ts";
 import { FRAME_HEADER_BYTES } from "../../src/protocol/frame.ts";
 
 function builtBatch(value: string, headroomBytes: number): Uint8Array {
   const builder = new BatchBuilder(1024, null, headroomBytes);
   builder.append({ value }, 1_700_000_000_000);
   return builder.finish();
+}
+
+/** The frame as the broker receives it: the chunks back to back. */
+function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  const joined = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, at);
+    at += chunk.length;
+  }
+  return joined;
 }
 
 function decodeFrame(chunks: Uint8Array[]): { length: number; body: unknown } {
