@@ -25,6 +25,7 @@ import type { ReadSlice } from "../../log/api.ts";
 import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { BrokerContext, Reply } from "../context.ts";
 import type { Sleeper } from "../partition-notifier.ts";
+import { findPartition } from "../topic-rules.ts";
 
 type Gathered = { results: FetchPartitionResult[]; slices: Array<ReadSlice | null>; totalBytes: number; failed: boolean };
 
@@ -96,7 +97,7 @@ function gather(context: BrokerContext, request: RequestOf<"fetch">): Gathered {
     const result: FetchPartitionResult = { topic: entry.topic, partition: entry.partition, logStartOffset: -1, nextOffset: -1, recordsBytes: 0 };
     let slice: ReadSlice | null = null;
     try {
-      const partition = context.log.partition(entry.topic, entry.partition);
+      const partition = findPartition(context, entry.topic, entry.partition);
       result.logStartOffset = partition.logStartOffset;
       result.nextOffset = partition.nextOffset;
       const left = budget - gathered.totalBytes;
