@@ -306,6 +306,11 @@ export class Producer {
    */
   private append(state: PartitionState, message: ProducerMessage, timestampMs: number, sequence: number, resolve: Done, reject: Reject | null, force: boolean): boolean {
     let batch = state.open ?? this.openBatch(state, sequence);
+    if (batch.builder!.recordCount > 0 && timestampMs < batch.builder!.firstTimestamp) {
+      // A batch's timestamp deltas are >= 0 (docs/protocol.md, section 3): an earlier record starts a new batch.
+      this.seal(state);
+      batch = this.openBatch(state, sequence);
+    }
     let builder = batch.builder!;
     let added = builder.append(message, timestampMs);
     if (builder.byteLength > this.batchBytes && builder.recordCount > 1) {
