@@ -9,9 +9,10 @@
  * consumer makes progress past a batch larger than its budget. The frame never passes
  * frameBytesMax: trailing slices are dropped (recordsBytes 0) if the head and records would.
  *
- * Long poll: with fewer than `minBytes` found and no partition error, the fetch parks on the
- * partition notifier until a produce appends to one of its partitions or `maxWaitMs` (clamped
- * to fetchWaitMsMax) passes, then reads again. A fetch that need not wait is answered without a
+ * Long poll (Kafka's rule, docs/protocol.md): answered once `minBytes` record bytes are there or
+ * `maxWaitMs` (any int, clamped to fetchWaitMsMax) has passed. With fewer than `minBytes` found
+ * and no partition error, the fetch parks on the partition notifier; each produce that appends
+ * to one of its partitions wakes it to read again, and it parks again while still short. A fetch that need not wait is answered without a
  * Promise, so its answer leaves in the same turn of the event loop as its request arrived.
  *
  * Non-obvious: the reply carries ReadSlices (fd, position, length), not bytes; the connection
