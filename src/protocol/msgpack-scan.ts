@@ -135,8 +135,18 @@ function walkValue(cursor: Cursor, limits: ScanLimits, lenient: boolean): void {
   }
 }
 
-/** "id" as a fixstr: 0xa2 'i' 'd'. */
-const ID_KEY = [0xa2, 0x69, 0x64];
+/** Reads the key `id` (in any str encoding) and returns true; else leaves the cursor where it was. */
+function readIdKey(cursor: Cursor): boolean {
+  const start = cursor.position;
+  const head = cursor.uint(1);
+  const length = head >= 0xa0 && head <= 0xbf ? head & 0x1f : head === 0xd9 ? cursor.uint(1) : head === 0xda ? cursor.uint(2) : head === 0xdb ? cursor.uint(4) : -1;
+  if (length === 2 && cursor.bytes[cursor.position] === 0x69 && cursor.bytes[cursor.position + 1] === 0x64) {
+    cursor.skip(2);
+    return true;
+  }
+  cursor.position = start;
+  return false;
+}
 
 /**
  * The correlation id of a request body that the scan or the decoder refused, when it can still
@@ -152,10 +162,7 @@ export function peekRequestId(bytes: Uint8Array, limits: ScanLimits): number | n
     if (!((head >= 0x80 && head <= 0x8f) || head === 0xde || head === 0xdf)) return null;
     const entries = containerChildren(head, cursor) / 2;
     for (let entry = 0; entry < entries; entry++) {
-      if (ID_KEY.every((byte, index) => bytes[cursor.position + index] === byte)) {
-        cursor.skip(ID_KEY.length);
-        return readUint32(cursor);
-      }
+      if (readIdKey(cursor)) return readUint32(cursor);
       walkValue(cursor, limits, true); // the key
       walkValue(cursor, limits, true); // its value
     }
