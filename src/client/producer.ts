@@ -331,7 +331,9 @@ export class Producer {
     batch.rejecters.push(reject);
     batch.bufferBytes += added;
     this.bufferedBytes += added;
-    if (builder.byteLength >= this.batchBytes) this.seal(state);
+    // The broker takes at most recordsPerBatchMax records in a batch (CORRUPT_BATCH past it):
+    // tiny records in a large batchBytes would pass it.
+    if (builder.byteLength >= this.batchBytes || builder.recordCount >= LIMITS.recordsPerBatchMax) this.seal(state);
     return true;
   }
 
