@@ -306,6 +306,11 @@ export class Producer {
    */
   private append(state: PartitionState, message: ProducerMessage, timestampMs: number, sequence: number, resolve: Done, reject: Reject | null, force: boolean): boolean {
     let batch = state.open ?? this.openBatch(state, sequence);
+    if (batch.builder!.recordCount > 0 && timestampMs < batch.builder!.firstTimestamp) {
+      // A batch's timestamp deltas are >= 0 (docs/protocol.md, section 3): an earlier record starts a new batch.
+      this.seal(state);
+      batch = this.openBatch(state, sequence);
+    }
     let builder = batch.builder!;
     let added = builder.append(message, timestampMs);
     if (builder.byteLength > this.batchBytes && builder.recordCount > 1) {
@@ -326,7 +331,9 @@ export class Producer {
     batch.rejecters.push(reject);
     batch.bufferBytes += added;
     this.bufferedBytes += added;
-    if (builder.byteLength >= this.batchBytes) this.seal(state);
+    // The broker takes at most recordsPerBatchMax records in a batch (CORRUPT_BATCH past it):
+    // tiny records in a large batchBytes would pass it.
+    if (builder.byteLength >= this.batchBytes || builder.recordCount >= LIMITS.recordsPerBatchMax) this.seal(state);
     return true;
   }
 

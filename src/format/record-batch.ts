@@ -182,6 +182,34 @@ export function checkHeaderFields(header: BatchHeader): void {
   if (header.batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) throw corrupt(`batchLength ${header.batchLength} is shorter than the header`);
 }
 
+/** The largest timestamp a batch may carry, in ms since the epoch: the wire's integer bound. */
+export const TIMESTAMP_MS_MAX = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The produce path's timestamp rule (docs/protocol.md, section 3): firstTimestamp and
+ * maxTimestamp within 0 .. 2^53-1 and maxTimestamp >= firstTimestamp; CORRUPT_BATCH otherwise.
+ * Unlike Kafka there is no -1 for "no timestamp": every record has one (the client stamps the
+ * send time). Not part of checkHeaderFields, which recovery and consumers run on stored batches:
+ * a batch stored before this rule existed is still read as it is. Reads the bytes directly (no
+ * DataView): this runs for every produced batch. A batch too short for a header is left to the
+ * log, which refuses it as CORRUPT_BATCH.
+ */
+export function checkBatchTimestamps(batch: Uint8Array): void {
+  if (batch.length < BATCH_HEADER_BYTES) return;
+  const first = int64At(batch, FIELD.firstTimestamp);
+  const max = int64At(batch, FIELD.maxTimestamp);
+  if (first < 0 || first > TIMESTAMP_MS_MAX) throw corrupt(`firstTimestamp ${first} is outside 0..${TIMESTAMP_MS_MAX} (ms since the epoch)`);
+  if (max < 0 || max > TIMESTAMP_MS_MAX) throw corrupt(`maxTimestamp ${max} is outside 0..${TIMESTAMP_MS_MAX} (ms since the epoch)`);
+  if (max < first) throw corrupt(`maxTimestamp ${max} is before firstTimestamp ${first}`);
+}
+
+/** readInt64 on raw bytes: the big-endian i64 at `at`, as a number (exact within ±2^53). */
+function int64At(bytes: Uint8Array, at: number): number {
+  const high = ((bytes[at] ?? 0) << 24) | ((bytes[at + 1] ?? 0) << 16) | ((bytes[at + 2] ?? 0) << 8) | (bytes[at + 3] ?? 0);
+  const low = (((bytes[at + 4] ?? 0) << 24) | ((bytes[at + 5] ?? 0) << 16) | ((bytes[at + 6] ?? 0) << 8) | (bytes[at + 7] ?? 0)) >>> 0;
+  return high * TWO_POW_32 + low;
+}
+
 /** Writes the broker-assigned base offset into the header, in place. The crc is unaffected. */
 export function stampBaseOffset(bytes: Uint8Array, baseOffset: number, leaderEpoch = 0): void {
   const view = viewOf(bytes);

@@ -22,10 +22,11 @@
  *             batches: [{topic: str, partition: int 0..9999, batch: bin}] 1..10000}
  *   fetch    {id, op: "fetch", partitions: [{topic: str, partition: int 0..9999,
  *             offset: int 0..2^53-1, maxBytes?: int >= 1}] 1..1000,
- *             maxBytes?: int >= 1, maxWaitMs?: int 0..300000, minBytes?: int >= 0}
+ *             maxBytes?: int >= 1, maxWaitMs?: int >= 0, minBytes?: int >= 0}
  *
- * where a topic str is 1..255 ASCII bytes (its name rule is checked later, by the handler, as on
- * the generic path). Anything this accepts is within every limit scanMsgpack and the generic
+ * where a topic str is 1..255 ASCII bytes and a partition at most 9999 (the generic path takes any
+ * str and any int >= 0; the name rule and the partition's existence are checked later, by the
+ * handler, on both paths alike). Anything this accepts is within every limit scanMsgpack and the generic
  * decoder enforce (depth 3, < 200,000 values, arrays <= 10,000, maps <= 6 entries, strs <= 255
  * bytes, bins <= frameBytesMax), so skipping those checks loses nothing.
  */
@@ -149,7 +150,7 @@ export class FastRequestDecoder {
       else if (key === TOP.batches) batches = this.produceEntries();
       else if (key === TOP.partitions) partitions = this.fetchEntries();
       else if (key === TOP.maxBytes) maxBytes = this.int(1, Number.MAX_SAFE_INTEGER);
-      else if (key === TOP.maxWaitMs) maxWaitMs = this.int(0, WIRE_LIMITS.maxWaitMsMax);
+      else if (key === TOP.maxWaitMs) maxWaitMs = this.int(0, Number.MAX_SAFE_INTEGER);
       else minBytes = this.int(0, Number.MAX_SAFE_INTEGER);
     }
     if (id < 0) return null;

@@ -39,7 +39,7 @@ export const WIRE_LIMITS = {
   topicsPerRequestMax: 10_000,
   /** Characters of a committed offset's metadata string. */
   offsetMetadataLengthMax: 1_024,
-  /** Upper bound of a fetch's maxWaitMs (the broker may clamp lower, see hello limits). */
+  /** Ceiling of the broker's fetchWaitMsMax, to which a fetch's maxWaitMs is clamped (see hello limits). */
   maxWaitMsMax: 300_000,
 } as const;
 
@@ -66,12 +66,21 @@ export function createRequestDecoder(frameBytesMax: number): (body: Uint8Array) 
 
 const correlationId = z.uint32();
 const offset = z.int().min(0);
-const partitionIndex = z.int().min(0).max(LIMITS.partitionsPerTopicMax - 1);
-/** Shape only: the name rule (INVALID_TOPIC_NAME) is checked where it applies. */
-const topicName = z.string().min(1).max(LIMITS.shortStringLengthMax);
+/**
+ * Field rules, one per input (docs/protocol.md, section 6). The schema checks only the type
+ * (INVALID_REQUEST); every value of the right type is judged by the broker's own rule, which
+ * answers the specific code from every operation alike:
+ * - a partition index is any int >= 0; one the topic does not have is UNKNOWN_PARTITION;
+ * - a topic name is any str; the name rule (server/topic-rules.ts) answers INVALID_TOPIC_NAME;
+ * - a partition count is any int; outside 1..partitionsPerTopicMax is INVALID_PARTITIONS;
+ * - a topic config is a map; an unknown option or a wrong-typed or out-of-bounds value is
+ *   INVALID_CONFIG (log/topic-config.ts).
+ */
+const partitionIndex = z.int().min(0);
+const topicName = z.string();
+const partitionCount = z.int();
 const shortString = z.string().min(1).max(LIMITS.shortStringLengthMax);
-/** Names and numbers only here: the log validates each option and answers INVALID_CONFIG. */
-const topicConfig = z.record(z.string().min(1).max(64), z.number());
+const topicConfig = z.record(z.string(), z.unknown());
 
 export const requestSchemas = {
   hello: z.object({ versions: z.array(z.int().min(0)).min(1).max(64), clientId: z.string().max(LIMITS.shortStringLengthMax).optional() }),
@@ -80,10 +89,10 @@ export const requestSchemas = {
     /** Create named topics that are missing, when the broker allows auto-creation (producers set it). */
     autoCreate: z.boolean().default(false),
   }),
-  createTopic: z.object({ topic: topicName, partitions: z.int().min(1).max(LIMITS.partitionsPerTopicMax), config: topicConfig.optional() }),
+  createTopic: z.object({ topic: topicName, partitions: partitionCount, config: topicConfig.optional() }),
   deleteTopic: z.object({ topic: topicName }),
   describeTopic: z.object({ topic: topicName }),
-  createPartitions: z.object({ topic: topicName, partitions: z.int().min(1).max(LIMITS.partitionsPerTopicMax) }),
+  createPartitions: z.object({ topic: topicName, partitions: partitionCount }),
   alterTopicConfig: z.object({ topic: topicName, config: topicConfig }),
   produce: z.object({
     durability: z.enum(["none", "written", "synced"]).default("written"),
@@ -98,7 +107,8 @@ export const requestSchemas = {
       .min(1)
       .max(WIRE_LIMITS.partitionsPerRequestMax),
     maxBytes: z.int().min(1).default(1024 * 1024),
-    maxWaitMs: z.int().min(0).max(WIRE_LIMITS.maxWaitMsMax).default(0),
+    /** Any wait is taken and clamped to the broker's fetchWaitMsMax (handlers/fetch.ts). */
+    maxWaitMs: z.int().min(0).default(0),
     minBytes: z.int().min(0).default(1),
   }),
   listOffsets: z.object({

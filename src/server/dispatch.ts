@@ -2,8 +2,9 @@
  * @module server/dispatch
  * One frame body in, one reply out: decode (with limits), read the envelope, validate the op's
  * request schema, run its handler. Every failure becomes an error reply `{id, error}` — with
- * `id: null` when no valid id could be read — and never escapes: a bad request costs the client
- * one error answer, never the connection.
+ * `id: null` only when no valid id could be read, even from a body the decoder refused (a float
+ * elsewhere in it, say: msgpack-scan's peekRequestId) — and never escapes: a bad request costs
+ * the client one error answer, never the connection.
  *
  * Two decoders: a well-formed `produce` or `fetch` (the data path, thousands per second) is read
  * by the hand-written FastRequestDecoder straight into its typed request; everything else —
@@ -12,7 +13,8 @@
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { FastRequestDecoder } from "../protocol/fast-requests.ts";
-import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrelationId, type RequestOf } from "../protocol/messages.ts";
+import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrelationId, type RequestOf, WIRE_LIMITS } from "../protocol/messages.ts";
+import { peekRequestId } from "../protocol/msgpack-scan.ts";
 import type { BrokerContext, Reply } from "./context.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleHello } from "./handlers/hello.ts";
@@ -69,7 +71,13 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
       refuseWhenShuttingDown(context);
       reply = fast.op === "produce" ? handleProduce(context, fast.request, fast.id) : handleFetch(context, fast.request, fast.id);
     } else {
-      const value = decode(body);
+      let value: unknown;
+      try {
+        value = decode(body);
+      } catch (error) {
+        id = peekRequestId(body, WIRE_LIMITS); // the answer carries the id whenever it is readable
+        throw error;
+      }
       id = readCorrelationId(value);
       if (id === null) throw new RunnelError("INVALID_REQUEST", "id: a request is a map with an id (uint32)");
       const rawOp = (value as { op?: unknown }).op;

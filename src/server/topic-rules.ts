@@ -4,14 +4,37 @@
  * and partition limits, auto-creation on produce, and the wire shape of a topic description.
  */
 import { RunnelError } from "../errors.ts";
-import { TOPIC_NAME_PATTERN } from "../limits.ts";
 import type { Partition, TopicDescription } from "../log/api.ts";
+import { validateTopicName } from "../log/topic-config.ts";
 import type { WireTopicDescription } from "../protocol/messages.ts";
 import type { BrokerContext } from "./context.ts";
 
+/** The name rule, one for every operation: INVALID_TOPIC_NAME unless 1-249 chars of [a-zA-Z0-9._-], not "." or "..". */
 export function checkTopicName(name: string): void {
-  if (!TOPIC_NAME_PATTERN.test(name) || name === "." || name === "..") {
-    throw new RunnelError("INVALID_TOPIC_NAME", `invalid topic name '${name.slice(0, 300)}': use 1-249 characters of [a-zA-Z0-9._-], not '.' or '..'`);
+  validateTopicName(name);
+}
+
+/**
+ * Throws UNKNOWN_TOPIC for a missing topic — or INVALID_TOPIC_NAME when its name breaks the rule,
+ * so that every operation answers an invalid name alike. An existing topic's name is valid, so
+ * the rule is checked only on this cold path.
+ */
+export function requireTopic(context: BrokerContext, topic: string): void {
+  if (context.log.hasTopic(topic)) return;
+  checkTopicName(topic);
+  throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}'`);
+}
+
+/**
+ * The partition of an existing topic; UNKNOWN_TOPIC, INVALID_TOPIC_NAME or UNKNOWN_PARTITION
+ * otherwise. The name rule runs only when the lookup failed (fetch calls this per partition).
+ */
+export function findPartition(context: BrokerContext, topic: string, partition: number): Partition {
+  try {
+    return context.log.partition(topic, partition);
+  } catch (error) {
+    if (!context.log.hasTopic(topic)) checkTopicName(topic);
+    throw error;
   }
 }
 
@@ -32,8 +55,8 @@ export function checkTopicRoom(context: BrokerContext): void {
 /** Creates `topic` with the default partition count when it is missing and auto-creation is on. */
 export function ensureTopic(context: BrokerContext, topic: string): void {
   if (context.log.hasTopic(topic)) return;
-  if (!context.config.autoCreateTopics) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
   checkTopicName(topic);
+  if (!context.config.autoCreateTopics) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
   checkTopicRoom(context);
   context.log.createTopic(topic, { partitions: context.config.defaultPartitions });
   context.logger.info({ topic, partitions: context.config.defaultPartitions }, "topic auto-created");

@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { StickyPartitioner, murmur2, partitionForKey } from "../../src/client/partitioner.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -22,6 +24,28 @@ describe("murmur2", () => {
     const padded = new Uint8Array(64);
     padded.set(encode("foobar"));
     expect(murmur2(padded, 6)).toBe(-790332482);
+  });
+});
+
+describe("docs/protocol.md section 5: the murmur2 test vectors", () => {
+  const doc = fs.readFileSync(path.resolve(import.meta.dir, "../../docs/protocol.md"), "utf8");
+  const table = doc.slice(doc.indexOf("<!-- murmur2-vectors:begin -->"), doc.indexOf("<!-- murmur2-vectors:end -->"));
+  const rows = [...table.matchAll(/^\| `([^`]*)`[^|]* \| (-?\d+) \| (\d+) \| (\d+) \|$/gm)];
+
+  test("the doc lists vectors, Kafka's own among them", () => {
+    expect(rows.length).toBeGreaterThanOrEqual(10);
+    expect(rows.map((row) => row[1])).toEqual(expect.arrayContaining(["21", "foobar", "abc", ""]));
+  });
+
+  test("every row of the doc matches the reference client: hash, positive hash and partition of 12", () => {
+    for (const [, key = "", hash, positive, partition] of rows) {
+      expect({ key, hash: murmur2(encode(key)), positive: murmur2(encode(key)) & 0x7fffffff, partition: partitionForKey(key, 12) }).toEqual({
+        key,
+        hash: Number(hash),
+        positive: Number(positive),
+        partition: Number(partition),
+      });
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { RunnelError } from "../../src/errors.ts";
+import { LIMITS } from "../../src/limits.ts";
 import { decodeRecords, verifyBatch } from "../../src/format/record-batch.ts";
 import { partitionForKey } from "../../src/client/partitioner.ts";
 import { Producer, type ProducerOptions } from "../../src/client/producer.ts";
@@ -40,6 +41,33 @@ function codeOf(error: unknown): string {
 }
 
 describe("Producer batching", () => {
+  test("a batch holds at most the broker's record-count limit, however small the records and large batchBytes", async () => {
+    const { broker, producer } = setUp({ lingerMs: 60_000, batchBytes: LIMITS.batchBytesMax });
+    const count = LIMITS.recordsPerBatchMax + 10;
+    const sends: Array<Promise<unknown>> = [];
+    for (let index = 0; index < count; index++) sends.push(producer.send("t", { value: null }));
+    await producer.flush();
+    await Promise.all(sends);
+    const recordCounts = broker.batches("t", 0).map((batch) => verifyBatch(batch.bytes).recordCount);
+    expect(Math.max(...recordCounts)).toBe(LIMITS.recordsPerBatchMax);
+    expect(recordCounts.reduce((sum, records) => sum + records, 0)).toBe(count);
+  });
+
+  test("a record stamped earlier than the open batch's first starts a new batch: every batch's firstTimestamp is its smallest (deltas >= 0)", async () => {
+    const { broker, producer } = setUp({ lingerMs: 60_000 });
+    const timestampsMs = [1_700_000_000_010, 1_700_000_000_000, 1_700_000_000_005, 1_699_999_999_000, 1_700_000_000_020];
+    const sends = Promise.all(timestampsMs.map((timestamp, index) => producer.send("t", { value: `m${index}`, timestamp })));
+    await producer.flush();
+    await sends;
+    const batches = broker.batches("t", 0).map((batch) => ({ header: verifyBatch(batch.bytes), records: decodeRecords(batch.bytes) }));
+    for (const { header, records } of batches) {
+      for (const record of records) expect(record.timestamp).toBeGreaterThanOrEqual(header.firstTimestamp);
+      expect(Math.max(...records.map((record) => record.timestamp))).toBe(header.maxTimestamp);
+    }
+    expect(batches.flatMap(({ records }) => records.map((record) => record.timestamp))).toEqual(timestampsMs);
+    expect(batches.length).toBe(3);
+  });
+
   test("many send() calls become few batches, with consecutive offsets", async () => {
     const { broker, producer } = setUp({ lingerMs: 50 });
     const results = await Promise.all(Array.from({ length: 1000 }, (_, index) => producer.send("t", { value: `m${index}` })));

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
-  BATCH_HEADER_BYTES, CRC_START, decodeRecords, encodeBatch, readBatchHeader, scanBatches, stampBaseOffset, verifyBatch,
+  BATCH_HEADER_BYTES, CRC_START, checkBatchTimestamps, decodeRecords, encodeBatch, readBatchHeader, scanBatches, stampBaseOffset, verifyBatch,
 } from "../../src/format/record-batch.ts";
 import { RunnelError } from "../../src/errors.ts";
 
@@ -116,5 +116,34 @@ describe("record batch", () => {
 
   test("an empty batch cannot be encoded", () => {
     expect(codeOf(() => encodeBatch([]))).toBe("INVALID_REQUEST");
+  });
+});
+
+describe("record batch: the produce path's timestamp rule (docs/protocol.md, section 3)", () => {
+  const batchAt = (...timestampsMs: number[]) => encodeBatch(timestampsMs.map((timestamp) => ({ value: "v", timestamp })));
+
+  test("takes timestamps from 0 to 2^53-1 with maxTimestamp >= firstTimestamp", () => {
+    for (const timestamps of [[0], [2 ** 53 - 1], [0, 2 ** 53 - 1], [1_700_000_000_000, 1_700_000_000_005]]) {
+      expect(codeOf(() => checkBatchTimestamps(batchAt(...timestamps)))).toBeUndefined();
+    }
+  });
+
+  test("refuses a negative timestamp (Kafka's -1 included) or one past 2^53-1 as CORRUPT_BATCH, naming the field", () => {
+    for (const timestamp of [-1, -1_700_000_000_000, 2 ** 53, 2 ** 62]) {
+      expect(codeOf(() => checkBatchTimestamps(batchAt(timestamp)))).toBe("CORRUPT_BATCH");
+    }
+    expect(codeOf(() => checkBatchTimestamps(batchAt(5, 2 ** 53)))).toBe("CORRUPT_BATCH");
+    expect(() => checkBatchTimestamps(batchAt(5, 2 ** 53))).toThrow(/maxTimestamp/);
+  });
+
+  test("refuses maxTimestamp before firstTimestamp", () => {
+    const batch = batchAt(1_000);
+    batch.set([0, 0, 0, 0, 0, 0, 0, 9], 35); // maxTimestamp = 9 < firstTimestamp
+    expect(() => checkBatchTimestamps(batch)).toThrow(/maxTimestamp 9 is before firstTimestamp 1000/);
+  });
+
+  test("leaves a batch too short for a header to the log's own check", () => {
+    expect(codeOf(() => checkBatchTimestamps(new Uint8Array(BATCH_HEADER_BYTES - 1)))).toBeUndefined();
+    expect(codeOf(() => verifyBatch(new Uint8Array(BATCH_HEADER_BYTES - 1)))).toBe("CORRUPT_BATCH");
   });
 });

@@ -190,6 +190,24 @@ describe("fast request decoder", () => {
     expect(leaves({ id: 1, op: "produce", batches: [batch] })).toBe(false);
   });
 
+  test("topics the fast path does not take (empty, over 255 bytes) and large partitions reach the handler through the generic path, as values", () => {
+    for (const entry of [
+      { topic: "", partition: 0 },
+      { topic: "x".repeat(256), partition: 0 },
+      { topic: "t", partition: 10_000 },
+      { topic: "t", partition: 2 ** 40 },
+    ]) {
+      for (const request of [
+        { id: 9, op: "produce", batches: [{ ...entry, batch: new Uint8Array(4) }] },
+        { id: 9, op: "fetch", partitions: [{ ...entry, offset: 0 }], maxWaitMs: 10 ** 9 },
+      ]) {
+        const body = encode(request);
+        expect(fast.decode(body, FRAME_BYTES_MAX)).toBeNull();
+        expect(generic(body)).toMatchObject({ op: request.op, id: 9 }); // a request, not an error: the handler judges the entry
+      }
+    }
+  });
+
   test("does not keep a reference to the frame after decoding", () => {
     const body = encode({ id: 1, op: "produce", batches: [{ topic: "t", partition: 0, batch: new Uint8Array(3) }] });
     fast.decode(body, FRAME_BYTES_MAX);

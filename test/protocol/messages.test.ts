@@ -11,7 +11,9 @@ import {
   readCorrelationId,
   WIRE_LIMITS,
 } from "../../src/protocol/messages.ts";
-import { scanMsgpack } from "../../src/protocol/msgpack-scan.ts";
+import { peekRequestId, scanMsgpack } from "../../src/protocol/msgpack-scan.ts";
+import { prng } from "../support/prng.ts";
+import { array, encodeTree, int, str, type Tree } from "./msgpack-tree.ts";
 
 const decodeRequest = createRequestDecoder(1 << 20);
 
@@ -147,6 +149,53 @@ describe("request schemas", () => {
     expect(readCorrelationId(null)).toBeNull();
   });
 });
+
+/** A random value of any kind, floats included, nested at most `depth` deep. */
+function randomValue(random: () => number, depth: number): Tree {
+  const kind = Math.floor(random() * (depth > 0 ? 7 : 5));
+  if (kind === 0) return int(Math.floor(random() * 2 ** 40) - 2 ** 39);
+  if (kind === 1) return { kind: "float", value: random() * 1000 };
+  if (kind === 2) return str("v".repeat(Math.floor(random() * 40)));
+  if (kind === 3) return { kind: "nil" };
+  if (kind === 4) return { kind: "bin", bytes: new Uint8Array(Math.floor(random() * 300)) };
+  if (kind === 5) return array(Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth - 1)));
+  return { kind: "map", entries: Array.from({ length: Math.floor(random() * 4) }, (_, index): [Tree, Tree] => [str(`k${index}`), randomValue(random, depth - 1)]) };
+}
+
+describe("peekRequestId (the id of a request the decoder refused)", () => {
+  test("finds the id among random entries, floats and nesting included, in any integer encoding (seeded)", () => {
+    const random = prng(15);
+    for (let round = 0; round < 2_000; round++) {
+      const id = random() < 0.8 ? Math.floor(random() * 2 ** 32) : pick(random, [-1, -200, 2 ** 32, 2 ** 40]);
+      const entries: Array<[Tree, Tree]> = Array.from({ length: Math.floor(random() * 6) }, (_, index) => [str(`key${index}`), randomValue(random, 3)]);
+      entries.splice(Math.floor(random() * (entries.length + 1)), 0, [str("id"), int(id)]);
+      const body = encodeTree({ kind: "map", entries }, random);
+      expect(peekRequestId(body, WIRE_LIMITS)).toBe(id >= 0 && id < 2 ** 32 ? id : null);
+    }
+  });
+
+  test("agrees with the decoder wherever the decoder accepts the body", () => {
+    for (const value of [{ id: 3, op: "x" }, { op: "x", id: 4_000_000_000 }, { id: "3" }, { id: null }, { ID: 3 }, [3], 3]) {
+      const body = encode(value);
+      expect(peekRequestId(body, WIRE_LIMITS)).toBe(readCorrelationId(decodeRequest(body)));
+    }
+  });
+
+  test("gives null for a float id, a body that is not a map, or entries too broken to walk past", () => {
+    expect(peekRequestId(encode({ id: 1.5 }), WIRE_LIMITS)).toBeNull();
+    expect(peekRequestId(new Uint8Array([0x92, 0x01, 0x02]), WIRE_LIMITS)).toBeNull();
+    expect(peekRequestId(new Uint8Array(0), WIRE_LIMITS)).toBeNull();
+    // A str claiming more bytes than follow, before the id.
+    expect(peekRequestId(new Uint8Array([0x82, 0xa1, 0x78, 0xdb, 0xff, 0xff, 0xff, 0xff, 0xa2, 0x69, 0x64, 0x05]), WIRE_LIMITS)).toBeNull();
+    // Nesting past depthMax before the id.
+    const deep = [0x82, 0xa1, 0x78, ...new Array<number>(WIRE_LIMITS.depthMax + 1).fill(0x91), 0x00, 0xa2, 0x69, 0x64, 0x05];
+    expect(peekRequestId(new Uint8Array(deep), WIRE_LIMITS)).toBeNull();
+  });
+});
+
+function pick<T>(random: () => number, choices: readonly T[]): T {
+  return choices[Math.floor(random() * choices.length)] as T;
+}
 
 describe("response encoders", () => {
   test("an error frame is {id, error: {code, message, details}} (fixed bytes)", () => {

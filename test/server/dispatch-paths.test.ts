@@ -47,12 +47,12 @@ describe("broker: produce and fetch on both decoding paths", () => {
   test("malformed produce and fetch requests get INVALID_REQUEST naming the field, and the connection lives on", async () => {
     const cases: Array<[Message, RegExp]> = [
       [{ op: "produce", batches: [] }, /^batches:/],
-      [{ op: "produce", batches: [{ topic: "paths", partition: 10_000, batch: batchOf("x") }] }, /^batches\[0\]\.partition:/],
-      [{ op: "produce", batches: [{ topic: "", partition: 0, batch: batchOf("x") }] }, /^batches\[0\]\.topic:/],
+      [{ op: "produce", batches: [{ topic: "paths", partition: -1, batch: batchOf("x") }] }, /^batches\[0\]\.partition:/],
+      [{ op: "produce", batches: [{ topic: 7, partition: 0, batch: batchOf("x") }] }, /^batches\[0\]\.topic:/],
       [{ op: "produce", durability: "eventually", batches: [{ topic: "paths", partition: 0, batch: batchOf("x") }] }, /^durability:/],
       [{ op: "produce", batches: [{ topic: "paths", partition: 0, batch: "not bytes" }] }, /^batches\[0\]\.batch:/],
       [{ op: "fetch", partitions: [{ topic: "paths", partition: 0, offset: -1 }] }, /^partitions\[0\]\.offset:/],
-      [{ op: "fetch", partitions: [{ topic: "paths", partition: 0, offset: 0 }], maxWaitMs: 300_001 }, /^maxWaitMs:/],
+      [{ op: "fetch", partitions: [{ topic: "paths", partition: 0, offset: 0 }], maxWaitMs: -1 }, /^maxWaitMs:/],
       [{ op: "fetch", partitions: [{ topic: "paths", partition: 0, offset: 0, maxBytes: 0 }] }, /^partitions\[0\]\.maxBytes:/],
     ];
     for (const [request, field] of cases) {

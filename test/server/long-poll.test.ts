@@ -131,3 +131,26 @@ describe("long poll: release", () => {
     }
   });
 });
+
+describe("long poll: maxWaitMs is clamped to fetchWaitMsMax, never refused", () => {
+  test("a fetch asking to wait far longer than fetchWaitMsMax waits only that long and answers empty, on both decoding paths", async () => {
+    await using clamped = await startTestBroker({ fetchWaitMsMax: 20 });
+    await using consumer = await TestClient.connect(clamped.port);
+    await consumer.request({ op: "createTopic", topic: "idle", partitions: 1 });
+    const partitions = [{ topic: "idle", partition: 0, offset: 0 }];
+    for (const request of [
+      { op: "fetch", partitions, maxWaitMs: 10 ** 12, minBytes: 1 },
+      { op: "fetch", partitions, maxWaitMs: Number.MAX_SAFE_INTEGER, minBytes: 1, unknownKey: "takes the generic path" },
+    ]) {
+      const response = await consumer.request(request);
+      expect(response.error).toBeUndefined();
+      expect(partitionsOf(response)).toEqual([expect.objectContaining({ partition: 0, recordsBytes: 0 })]);
+    }
+  });
+
+  test("hello reports the fetchWaitMsMax that maxWaitMs is clamped to", async () => {
+    await using clamped = await startTestBroker({ fetchWaitMsMax: 20 });
+    await using client = await TestClient.connect(clamped.port);
+    expect(((await client.request({ op: "hello", versions: [1] })).limits as Message).fetchWaitMsMax).toBe(20);
+  });
+});

@@ -9,9 +9,10 @@
  * consumer makes progress past a batch larger than its budget. The frame never passes
  * frameBytesMax: trailing slices are dropped (recordsBytes 0) if the head and records would.
  *
- * Long poll: with fewer than `minBytes` found and no partition error, the fetch parks on the
- * partition notifier until a produce appends to one of its partitions or `maxWaitMs` (clamped
- * to fetchWaitMsMax) passes, then reads again. A fetch that need not wait is answered without a
+ * Long poll (Kafka's rule, docs/protocol.md): answered once `minBytes` record bytes are there or
+ * `maxWaitMs` (any int, clamped to fetchWaitMsMax) has passed. With fewer than `minBytes` found
+ * and no partition error, the fetch parks on the partition notifier; each produce that appends
+ * to one of its partitions wakes it to read again, and it parks again while still short. A fetch that need not wait is answered without a
  * Promise, so its answer leaves in the same turn of the event loop as its request arrived.
  *
  * Non-obvious: the reply carries ReadSlices (fd, position, length), not bytes; the connection
@@ -25,6 +26,7 @@ import type { ReadSlice } from "../../log/api.ts";
 import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { BrokerContext, Reply } from "../context.ts";
 import type { Sleeper } from "../partition-notifier.ts";
+import { findPartition } from "../topic-rules.ts";
 
 type Gathered = { results: FetchPartitionResult[]; slices: Array<ReadSlice | null>; totalBytes: number; failed: boolean };
 
@@ -96,7 +98,7 @@ function gather(context: BrokerContext, request: RequestOf<"fetch">): Gathered {
     const result: FetchPartitionResult = { topic: entry.topic, partition: entry.partition, logStartOffset: -1, nextOffset: -1, recordsBytes: 0 };
     let slice: ReadSlice | null = null;
     try {
-      const partition = context.log.partition(entry.topic, entry.partition);
+      const partition = findPartition(context, entry.topic, entry.partition);
       result.logStartOffset = partition.logStartOffset;
       result.nextOffset = partition.nextOffset;
       const left = budget - gathered.totalBytes;

@@ -9,11 +9,12 @@
 import { toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
+import { findPartition } from "../topic-rules.ts";
 
 export function handleListOffsets(context: BrokerContext, request: RequestOf<"listOffsets">, id: number): Reply {
   const partitions = request.partitions.map(({ topic, partition, at }) => {
     try {
-      const log = context.log.partition(topic, partition);
+      const log = findPartition(context, topic, partition);
       const offset = at === "earliest" ? log.logStartOffset : at === "latest" ? log.nextOffset : (log.offsetForTimestamp(at) ?? log.nextOffset);
       return { topic, partition, offset };
     } catch (error) {

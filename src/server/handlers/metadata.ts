@@ -9,13 +9,14 @@
 import { toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
-import { ensureTopic } from "../topic-rules.ts";
+import { ensureTopic, requireTopic } from "../topic-rules.ts";
 
 export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number): Reply {
   const names = request.topics ?? context.log.listTopics().sort();
   const topics = names.map((name) => {
     try {
       if (request.autoCreate && request.topics !== undefined) ensureTopic(context, name);
+      else requireTopic(context, name);
       const description = context.log.describeTopic(name);
       const partitions = description.partitions.map((info) => ({
         partition: info.partition,

@@ -14,6 +14,7 @@ import { RunnelError, toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
 import type { OffsetCommit } from "../offset-store.ts";
+import { checkTopicName, findPartition } from "../topic-rules.ts";
 
 export async function handleCommitOffsets(context: BrokerContext, request: RequestOf<"commitOffsets">, id: number): Promise<Reply> {
   const results: Array<{ topic: string; partition: number; error?: WireError }> = [];
@@ -21,7 +22,7 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
   const acceptedIndexes: number[] = [];
   for (const entry of request.offsets) {
     try {
-      context.log.partition(entry.topic, entry.partition);
+      findPartition(context, entry.topic, entry.partition);
       if (context.offsets.isTopicBeingRemoved(entry.topic)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${entry.topic}' is being deleted`);
       acceptedIndexes.push(results.length);
       accepted.push({ topic: entry.topic, partition: entry.partition, offset: entry.offset, metadata: entry.metadata });
@@ -45,6 +46,8 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
 }
 
 export function handleFetchOffsets(context: BrokerContext, request: RequestOf<"fetchOffsets">, id: number): Reply {
+  // No per-entry errors in this answer: an invalid name fails the request, as it does everywhere else.
+  for (const { topic } of request.partitions ?? []) checkTopicName(topic);
   if (request.partitions === undefined) {
     const offsets = context.offsets.fetchAll(request.group).map((entry) => ({ ...entry }));
     return frameReply(id, { offsets });

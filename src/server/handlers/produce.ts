@@ -18,6 +18,10 @@
  * sequences for an id that initProducer may later hand to someone else. Both request decoders
  * (the fast one and the generic one) end in this handler, so both refuse it alike.
  *
+ * Timestamps: a batch's firstTimestamp and maxTimestamp must lie in 0 .. 2^53-1 with max >= first
+ * (record-batch.ts checkBatchTimestamps; CORRUPT_BATCH), checked here rather than in the log's
+ * header check so that batches stored before the rule still recover and read.
+ *
  * Non-obvious: each `batch` is a view into the request frame (msgpack bin), stamped with its
  * base offset in place and written from there; the frame stays alive because append is
  * synchronous. The record bytes are never parsed here beyond the header and checksum check
@@ -26,7 +30,7 @@
  * CORRUPT_BATCH, as the log would answer).
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
-import { BATCH_HEADER_BYTES, FIELD, NO_PRODUCER, verifyBatch } from "../../format/record-batch.ts";
+import { BATCH_HEADER_BYTES, checkBatchTimestamps, FIELD, NO_PRODUCER, verifyBatch } from "../../format/record-batch.ts";
 import type { Partition } from "../../log/api.ts";
 import { encodeProduceResponseFrame, type ProduceBatchResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import { type BrokerContext, NO_REPLY, type Reply } from "../context.ts";
@@ -54,6 +58,7 @@ function appendBatch(context: BrokerContext, entry: RequestOf<"produce">["batche
     if (entry.batch.length > context.config.batchBytesMax) {
       throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${entry.batch.length} bytes; the limit is ${context.config.batchBytesMax}`);
     }
+    checkBatchTimestamps(entry.batch);
     refuseUnissuedProducer(context, entry.batch);
     const appended = partition.append(entry.batch);
     if (appended.duplicate === true) {

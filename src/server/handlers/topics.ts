@@ -13,7 +13,7 @@ import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TopicConfig } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
-import { checkPartitionCount, checkTopicName, checkTopicRoom, toWireTopic } from "../topic-rules.ts";
+import { checkPartitionCount, checkTopicName, checkTopicRoom, requireTopic, toWireTopic } from "../topic-rules.ts";
 
 export function handleCreateTopic(context: BrokerContext, request: RequestOf<"createTopic">, id: number): Reply {
   checkTopicName(request.topic);
@@ -76,8 +76,4 @@ export function handleCreatePartitions(context: BrokerContext, request: RequestO
 export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number): Reply {
   requireTopic(context, request.topic);
   return frameReply(id, { topic: toWireTopic(context.log.alterTopicConfig(request.topic, request.config as Partial<TopicConfig>)) });
-}
-
-function requireTopic(context: BrokerContext, topic: string): void {
-  if (!context.log.hasTopic(topic)) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}'`);
 }
