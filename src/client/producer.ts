@@ -251,6 +251,14 @@ export class Producer {
     }
   }
 
+  /**
+   * The largest encoded record (with its batch's header) a batch can carry: the broker's batch
+   * limit from `hello` (before it, the protocol's default). A larger one fails MESSAGE_TOO_LARGE.
+   */
+  get recordBytesMax(): number {
+    return this.recordBytesLimit();
+  }
+
   /** True while a `send()` would wait (the buffer is full, or earlier sends are waiting). */
   get saturated(): boolean {
     return this.intakeHead < this.intake.length || this.bufferedBytes >= this.bufferBytesMax;
