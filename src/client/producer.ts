@@ -629,7 +629,9 @@ export class Producer {
   private failForGood(batch: ProducerBatch, error: RunnelError, elapsedMs: number): void {
     if (error.code === "UNKNOWN_TOPIC" || error.code === "UNKNOWN_PARTITION") this.wantMetadata(batch.state.topic.name);
     if (this.unassign(batch)) this.identityStale = true;
-    const final = batch.attempts === 0 ? error : new RunnelError(error.code, `${error.message} (gave up after ${batch.attempts + 1} attempts over ${elapsedMs} ms)`, { cause: error });
+    let final = batch.attempts === 0 ? error : new RunnelError(error.code, `${error.message} (gave up after ${batch.attempts + 1} attempts over ${elapsedMs} ms)`, { cause: error });
+    // No attempt reached a connection (e.g. the broker was unreachable throughout): certainly not stored.
+    if (!batch.written) final = new RunnelError(final.code, `${final.message}; never sent`, { cause: error, details: { ...error.details, sent: false } });
     this.settle(batch, -1, final);
   }
 
