@@ -180,4 +180,21 @@ describe("runnel produce input and exit", () => {
     expect(stderr).toBe("runnel produce: stopped by SIGINT: 1 message acknowledged to interrupted\n");
   });
 
+  test("typed in a terminal: no live progress across the typing; Ctrl-C prints the final count on a line of its own", async () => {
+    await createTopic(broker.address, "typed");
+    // script(1) gives the command a terminal for stdin and stderr; what we write is what a user types.
+    const command = `'${process.execPath}' '${MAIN}' produce --topic typed --broker ${broker.address}`;
+    const terminal = Bun.spawn(["script", "-qec", command, "/dev/null"], { cwd: ROOT, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    terminal.stdin.write("one\r");
+    await terminal.stdin.flush();
+    await waitForMessages(broker.address, "typed", 1);
+    terminal.stdin.write("tw\x03");
+    await terminal.stdin.flush();
+    const { code, stdout: screen } = await finish(terminal);
+    expect(code).toBe(130);
+    expect(screen).toContain("reading messages from stdin, one per line (Ctrl-D to end, Ctrl-C to stop)");
+    expect(screen).not.toContain("\x1b[2K");
+    expect(screen).toMatch(/\^C\r?\n(\r?\n)?runnel produce: stopped by SIGINT: 1 message acknowledged to typed\r?\n$/);
+  });
+
 });
