@@ -207,6 +207,7 @@ async function produce(producer: Producer, options: Options): Promise<number> {
     process.exit(signal === "SIGINT" ? EXIT_SIGINT : EXIT_SIGTERM);
   });
   let end: ReadEnd = { kind: "eof" };
+  const startedMs = Date.now();
   try {
     // Fail fast and clearly when the broker or the topic is not there, before reading stdin
     // (a broker that auto-creates topics creates it here, as the first send would).
@@ -223,10 +224,10 @@ async function produce(producer: Producer, options: Options): Promise<number> {
     stop.dispose();
     progress.stop();
   }
-  return report(options, tally, end, stop, interactive);
+  return report(options, tally, end, stop, interactive, Date.now() - startedMs);
 }
 
-function report(options: Options, tally: Tally, end: ReadEnd, stop: StopSignal, interactive: boolean): number {
+function report(options: Options, tally: Tally, end: ReadEnd, stop: StopSignal, interactive: boolean, elapsedMs: number): number {
   if (stop.signal !== null) {
     process.stderr.write(`${interactive ? "\n" : ""}runnel produce: stopped by ${stop.signal}: ${tally.outcome()} to ${options.topic}\n`);
     return stop.signal === "SIGINT" ? EXIT_SIGINT : EXIT_SIGTERM;
@@ -243,7 +244,7 @@ function report(options: Options, tally: Tally, end: ReadEnd, stop: StopSignal, 
     const unread = end.kind === "failed" ? "; stdin was not read to its end" : "";
     throw new RunnelError(first.code, `${tally.outcome()}${unread}. The first failure: ${first.message}`, { cause: first });
   }
-  if (process.stderr.isTTY) process.stderr.write(`${plural(tally.acked, "message")} sent to ${options.topic}\n`);
+  if (process.stderr.isTTY) process.stderr.write(`${plural(tally.acked, "message")} sent to ${options.topic} in ${(elapsedMs / 1000).toFixed(2)} s\n`);
   return EXIT_OK;
 }
 
