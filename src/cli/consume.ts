@@ -116,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
     const from = parseFrom(flags.from);
     const partition = flags.partition === undefined ? undefined : intFlag(flags.partition, "partition", 0, 0, 9_999);
     const broker = flags.broker ?? DEFAULT_BROKER;
-    const starts = await resolveStarts(broker, topic, partition, from);
+    const starts = await resolveStarts(broker, topic, partition, from, flags.group !== undefined);
     consumer = new Consumer({ broker, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, ...(typeof from === "object" && "beforeEnd" in from ? {} : { from }), ...(flags.group === undefined ? {} : { groupId: flags.group }) });
     if (starts !== null) consumer.assign(starts.map((start) => ({ topic, partition: start.partition, from: { offset: start.offset } })));
     else if (partition === undefined) consumer.subscribe(topic);
@@ -135,7 +135,7 @@ export async function run(argv: string[]): Promise<number> {
  * and -N, each partition's start offset, clamped into its range (null: the consumer resolves
  * `from` itself). Throws BROKER_UNAVAILABLE when the broker cannot be reached.
  */
-async function resolveStarts(broker: string, topic: string, partition: number | undefined, from: FromPosition): Promise<Array<{ partition: number; offset: number }> | null> {
+async function resolveStarts(broker: string, topic: string, partition: number | undefined, from: FromPosition, group: boolean): Promise<Array<{ partition: number; offset: number }> | null> {
   const connection = new Connection({ broker, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000 });
   try {
     const count = (await topicPartitionCounts(connection, [topic])).get(topic)!;
@@ -145,12 +145,14 @@ async function resolveStarts(broker: string, topic: string, partition: number | 
     if (typeof from !== "object" || "timestamp" in from) return null;
     const partitions = partition === undefined ? Array.from({ length: count }, (_, index) => index) : [partition];
     const bounds = await listOffsets(connection, partitions.flatMap((p) => [{ topic, partition: p, at: "earliest" as const }, { topic, partition: p, at: "latest" as const }]));
+    // With a group, a committed offset wins over --from (see --help): the note says so.
+    const unlessCommitted = group ? " unless the group has a committed offset" : "";
     return partitions.map((p, index) => {
       const earliest = Math.max(0, bounds[2 * index]!);
       const end = Math.max(earliest, bounds[2 * index + 1]!);
       if ("beforeEnd" in from) return { partition: p, offset: Math.max(earliest, end - from.beforeEnd) };
-      if (from.offset > end) process.stderr.write(`runnel consume: ${topic}/${p} ends at offset ${end}; --from ${from.offset} is past it, starting at the end\n`);
-      else if (from.offset < earliest) process.stderr.write(`runnel consume: ${topic}/${p} starts at offset ${earliest}; --from ${from.offset} is before it, starting there\n`);
+      if (from.offset > end) process.stderr.write(`runnel consume: ${topic}/${p} ends at offset ${end}; --from ${from.offset} is past it, starting at the end${unlessCommitted}\n`);
+      else if (from.offset < earliest) process.stderr.write(`runnel consume: ${topic}/${p} starts at offset ${earliest}; --from ${from.offset} is before it, starting there${unlessCommitted}\n`);
       return { partition: p, offset: Math.min(end, Math.max(earliest, from.offset)) };
     });
   } finally {
