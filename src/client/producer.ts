@@ -121,6 +121,9 @@ export interface ProducerOptions extends ConnectionOptions {
   random?: () => number;
 }
 
+/** Details of an error for records refused before anything was sent: certainly not stored. */
+const NOT_SENT = { details: { sent: false } } as const;
+
 /** Sequences are i32 on the wire and wrap from 2^31 - 1 to 0. */
 const SEQUENCE_MODULUS = 2 ** 31;
 
@@ -244,7 +247,7 @@ export class Producer {
   }
 
   private enqueue(topic: string, message: ProducerMessage, resolve: Done, reject: Reject | null): void {
-    if (this.closed) return fail(resolve, reject, new RunnelError("CLIENT_CLOSED", "send() after the producer was closed"), this.onCallbackError);
+    if (this.closed) return fail(resolve, reject, new RunnelError("CLIENT_CLOSED", "send() after the producer was closed", NOT_SENT), this.onCallbackError);
     const sequence = this.sequence++;
     if (this.intakeHead < this.intake.length || !this.accept(topic, message, sequence, resolve, reject, 0)) {
       this.intake.push({ topic, message, sequence, resolve, reject, enqueuedMs: Date.now() });
@@ -310,7 +313,7 @@ export class Producer {
     if (nowMs - topicState.fetchedAtMs > this.metadataMaxAgeMs) this.wantMetadata(topic);
     const invalid = checkMessage(message, topicState.partitionCount);
     if (invalid !== null) {
-      fail(resolve, reject, new RunnelError(invalid.code, `${topic}: ${invalid.message}`), this.onCallbackError);
+      fail(resolve, reject, new RunnelError(invalid.code, `${topic}: ${invalid.message}`, NOT_SENT), this.onCallbackError);
       return true;
     }
     const timestampMs = message.timestamp ?? nowMs;
@@ -350,7 +353,7 @@ export class Producer {
     if (builder.byteLength > this.recordBytesLimit()) {
       builder.undoLast();
       if (builder.recordCount === 0) this.discardOpen(state);
-      fail(resolve, reject, new RunnelError("MESSAGE_TOO_LARGE", `${state.topic.name}: a ${added}-byte record does not fit in a batch; the broker takes at most ${this.recordBytesLimit()} bytes`), this.onCallbackError);
+      fail(resolve, reject, new RunnelError("MESSAGE_TOO_LARGE", `${state.topic.name}: a ${added}-byte record does not fit in a batch; the broker takes at most ${this.recordBytesLimit()} bytes`, NOT_SENT), this.onCallbackError);
       return true;
     }
     batch.resolvers.push(resolve);
@@ -884,7 +887,8 @@ export class Producer {
         topic.partitionCount = answer;
         topic.error = null;
       } else if (topic.partitionCount === 0) {
-        topic.error = answer; // a refresh that fails keeps the partition count it had
+        // A refresh that fails keeps the partition count it had; records failed here were never sent.
+        topic.error = new RunnelError(answer.code, answer.message, { cause: answer, details: { ...answer.details, sent: false } });
       }
       topic.fetchedAtMs = nowMs;
     }
