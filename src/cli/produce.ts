@@ -27,7 +27,7 @@ const DELIVERY_TIMEOUT_MS_DEFAULT = 30_000;
 
 const HELP = `usage: runnel produce --topic TOPIC [options] < lines
 
-Sends each line of stdin as one message (without its line ending, \n or \r\n), or one
+Sends each line of stdin as one message (without its line ending, \\n or \\r\\n), or one
 message with --value. Exits 0 once every message is acknowledged. The first message that
 fails stops reading stdin; the exit code is then 1 and one line on stderr says how many
 messages were acknowledged, failed (may or may not be stored) and never sent. A line longer
@@ -53,7 +53,7 @@ options:
 examples:
   echo hello | runnel produce --topic greetings
   seq 1 100000 | runnel produce --topic numbers --durability synced
-  printf 'user-1:signed up\nuser-2:paid\n' | runnel produce --topic events --key-separator :
+  printf 'user-1:signed up\\nuser-2:paid\\n' | runnel produce --topic events --key-separator :
   runnel produce --topic events --key user-1 --value 'signed up' --broker 10.0.0.5:9600
 `;
 

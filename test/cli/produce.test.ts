@@ -168,6 +168,15 @@ describe("runnel produce keeps its memory bounded", () => {
 });
 
 describe("runnel produce input and exit", () => {
+  test("--help says what ends a line, what a failure and Ctrl-C do, and names the delivery timeout", async () => {
+    const help = await runCli(["produce", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("without its line ending, \\n or \\r\\n");
+    expect(help.stdout).toContain("--delivery-timeout-ms MS");
+    expect(help.stdout).toContain("acknowledged, failed (may or may not be stored) and never sent");
+    expect(help.stdout).toContain("printf 'user-1:signed up\\nuser-2:paid\\n'");
+  });
+
   test("CRLF is a line ending: the \\r is not part of the message", async () => {
     expect((await runCli(["produce", "--topic", "crlf", "--broker", broker.address], "one\r\ntwo\r\nthree\n")).code).toBe(0);
     expect(await waitForMessages(broker.address, "crlf", 3)).toEqual(["one", "two", "three"]);
