@@ -4,11 +4,20 @@
  * (text, the default) or one JSON object per message (json). Stops after --count messages,
  * after --timeout-ms without a message, on SIGINT/SIGTERM, or when stdout closes (e.g. piped
  * into `head`); with --group it commits what it printed before exiting.
+ *
+ * Before anything else it asks the broker for the topic's partitions (and, for --from N or
+ * --from -N, their offset range) on a connection of its own: a broker never reached is an
+ * error, never an empty topic, and --timeout-ms counts idleness only from then on. Offsets
+ * are resolved here, not left to the consumer's out-of-range reset, so an offset past a
+ * partition's end starts at its end (and says so on stderr) instead of quietly re-reading
+ * from the start.
  */
-import { DEFAULT_BROKER } from "../client/connection.ts";
+import { Connection, DEFAULT_BROKER } from "../client/connection.ts";
 import { Consumer, type Message, type StartPosition } from "../client/consumer.ts";
+import { listOffsets, topicPartitionCounts } from "../client/offsets.ts";
+import { RunnelError } from "../errors.ts";
 import { UsageError, choiceFlag, intFlag, parseArgs, required } from "./args.ts";
-import { EXIT_OK, Progress, reportFailure } from "./output.ts";
+import { EXIT_OK, Progress, plural, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel consume --topic TOPIC [options]
 
@@ -19,10 +28,14 @@ options:
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
   -p, --partition N        read only partition N (default: every partition)
   --from POSITION          where to start without a committed offset: earliest (default),
-                           latest, an offset (e.g. 1500), or an ISO-8601 time (2024-05-01T12:00:00Z)
+                           latest, an offset (e.g. 1500; past a partition's end: its end, with
+                           a note on stderr), -N (N messages before each partition's end, as
+                           kcat's -o -N; at most back to its start), or an ISO-8601 time
+                           (2024-05-01T12:00:00Z)
   -g, --group GROUP        resume from the group's committed offsets and commit what is printed
   -n, --count N            exit after N messages
-  --timeout-ms MS          exit after MS without a new message (default: wait forever)
+  --timeout-ms MS          exit after MS without a new message, counted once connected
+                           (default: wait forever); a broker never reached is an error (exit 1)
   --format FORMAT          text (default: the value's bytes) or json (topic, partition, offset,
                            timestamp, key, value, headers; key/value/headers as UTF-8 text)
   -h, --help               this text
@@ -33,6 +46,7 @@ examples:
   runnel consume --topic numbers --count 10000 > numbers.txt
   runnel consume --topic events --group mailer --from 2024-05-01T00:00:00Z
   runnel consume --topic events --partition 2 --from 1500 --count 1
+  runnel consume --topic events --from -10 --timeout-ms 1000
 `;
 
 const FLAGS = {
@@ -49,14 +63,21 @@ const FLAGS = {
 
 type Format = "text" | "json";
 
-/** --from: a word, a whole number (an offset), or a time Date.parse understands. */
-export function parseFrom(value: string | undefined): StartPosition {
+/** Where --from starts: a consumer start position, or N messages before each partition's end. */
+export type FromPosition = StartPosition | { beforeEnd: number };
+
+/**
+ * --from: a word, a whole number (an offset), -N (messages before the end), or an ISO-8601
+ * time (a date at least: Date.parse alone would read '-5' or '1.5' as dates).
+ */
+export function parseFrom(value: string | undefined): FromPosition {
   if (value === undefined || value === "earliest") return "earliest";
   if (value === "latest") return "latest";
-  if (/^\d+$/.test(value)) return { offset: Number(value) };
-  const timestamp = Date.parse(value);
+  if (/^\d+$/.test(value) && Number.isSafeInteger(Number(value))) return { offset: Number(value) };
+  if (/^-\d+$/.test(value) && Number.isSafeInteger(-Number(value))) return { beforeEnd: -Number(value) };
+  const timestamp = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
   if (Number.isNaN(timestamp) || timestamp < 0) {
-    throw new UsageError(`--from must be earliest, latest, an offset or an ISO-8601 time such as 2024-05-01T12:00:00Z; got '${value}'`);
+    throw new UsageError(`--from must be earliest, latest, an offset, -N (N messages before the end) or an ISO-8601 time such as 2024-05-01T12:00:00Z; got '${value}'`);
   }
   return { timestamp };
 }
@@ -93,15 +114,49 @@ export async function run(argv: string[]): Promise<number> {
     const idleMs = intFlag(flags["timeout-ms"], "timeout-ms", 0, 1);
     const format = choiceFlag<Format>(flags.format, "format", ["text", "json"], "text");
     const from = parseFrom(flags.from);
-    consumer = new Consumer({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, from, ...(flags.group === undefined ? {} : { groupId: flags.group }) });
-    if (flags.partition === undefined) consumer.subscribe(topic);
-    else consumer.assign([{ topic, partition: intFlag(flags.partition, "partition", 0, 0, 9_999) }]);
+    const partition = flags.partition === undefined ? undefined : intFlag(flags.partition, "partition", 0, 0, 9_999);
+    const broker = flags.broker ?? DEFAULT_BROKER;
+    const starts = await resolveStarts(broker, topic, partition, from, flags.group !== undefined);
+    consumer = new Consumer({ broker, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, ...(typeof from === "object" && "beforeEnd" in from ? {} : { from }), ...(flags.group === undefined ? {} : { groupId: flags.group }) });
+    if (starts !== null) consumer.assign(starts.map((start) => ({ topic, partition: start.partition, from: { offset: start.offset } })));
+    else if (partition === undefined) consumer.subscribe(topic);
+    else consumer.assign([{ topic, partition }]);
     await consume(consumer, { count, idleMs, format, group: flags.group !== undefined });
     return EXIT_OK;
   } catch (error) {
     return reportFailure("consume", error);
   } finally {
     await consumer?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Connects and checks the topic (and partition) exist, before any idle timer runs; for --from N
+ * and -N, each partition's start offset, clamped into its range (null: the consumer resolves
+ * `from` itself). Throws BROKER_UNAVAILABLE when the broker cannot be reached.
+ */
+async function resolveStarts(broker: string, topic: string, partition: number | undefined, from: FromPosition, group: boolean): Promise<Array<{ partition: number; offset: number }> | null> {
+  const connection = new Connection({ broker, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000 });
+  try {
+    const count = (await topicPartitionCounts(connection, [topic])).get(topic)!;
+    if (partition !== undefined && partition >= count) {
+      throw new RunnelError("UNKNOWN_PARTITION", `topic ${topic} has ${plural(count, "partition")} (0..${count - 1}); there is no partition ${partition}`);
+    }
+    if (typeof from !== "object" || "timestamp" in from) return null;
+    const partitions = partition === undefined ? Array.from({ length: count }, (_, index) => index) : [partition];
+    const bounds = await listOffsets(connection, partitions.flatMap((p) => [{ topic, partition: p, at: "earliest" as const }, { topic, partition: p, at: "latest" as const }]));
+    // With a group, a committed offset wins over --from (see --help): the note says so.
+    const unlessCommitted = group ? " unless the group has a committed offset" : "";
+    return partitions.map((p, index) => {
+      const earliest = Math.max(0, bounds[2 * index]!);
+      const end = Math.max(earliest, bounds[2 * index + 1]!);
+      if ("beforeEnd" in from) return { partition: p, offset: Math.max(earliest, end - from.beforeEnd) };
+      if (from.offset > end) process.stderr.write(`runnel consume: ${topic}/${p} ends at offset ${end}; --from ${from.offset} is past it, starting at the end${unlessCommitted}\n`);
+      else if (from.offset < earliest) process.stderr.write(`runnel consume: ${topic}/${p} starts at offset ${earliest}; --from ${from.offset} is before it, starting there${unlessCommitted}\n`);
+      return { partition: p, offset: Math.min(end, Math.max(earliest, from.offset)) };
+    });
+  } finally {
+    await connection.close().catch(() => undefined);
   }
 }
 
@@ -165,7 +220,7 @@ async function consume(consumer: Consumer, limits: Limits): Promise<void> {
     clearTimeout(idleTimer);
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
-    progress.stop(`${printed.toLocaleString("en-US")} messages`);
+    progress.stop(plural(printed, "message"));
   }
 }
 

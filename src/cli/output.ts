@@ -85,3 +85,8 @@ export class Progress {
     }
   }
 }
+
+/** "1 message", "2,000 messages": a count with its noun, plural unless exactly one. */
+export function plural(count: number, noun: string): string {
+  return `${count.toLocaleString("en-US")} ${noun}${count === 1 ? "" : "s"}`;
+}

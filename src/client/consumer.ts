@@ -376,7 +376,15 @@ export class Consumer implements AsyncIterable<Message> {
     const nowMs = Date.now();
     if (this.failingSinceMs === 0) this.failingSinceMs = nowMs;
     if (this.closing) return;
-    if (!isRetriable(error) || nowMs - this.failingSinceMs > this.retryTimeoutMs) throw error;
+    if (!isRetriable(error)) throw error;
+    const failingMs = nowMs - this.failingSinceMs;
+    if (failingMs > this.retryTimeoutMs) {
+      // The error's own figures cover its last attempt only; say how long it really went on.
+      throw new RunnelError(error.code, `${error.message} (retried for ${(failingMs / 1000).toFixed(1)} s, retryTimeoutMs ${this.retryTimeoutMs})`, {
+        cause: error,
+        ...(error.details === undefined ? {} : { details: error.details }),
+      });
+    }
     await Bun.sleep(this.retryBackoffMs);
   }
 

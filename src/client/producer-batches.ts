@@ -29,8 +29,13 @@ export class ProducerBatch {
   readonly resolvers: Done[] = [];
   readonly rejecters: Array<Reject | null> = [];
   bufferBytes = 0;
-  sealedMs = 0;
+  /** When its first record was handed to send(): the delivery timeout counts from here. */
+  createdMs = 0;
   attempts = 0;
+  /** Whether a request carrying it was ever handed to a connection (else its records certainly were not stored). */
+  written = false;
+  /** The last error a request carrying it failed with (reported when it expires). */
+  lastError: RunnelError | null = null;
   recordCount = 0;
   /** Idempotence: the identity generation and base sequence stamped in `bytes` (-1: none). */
   stampGeneration = -1;
@@ -97,6 +102,8 @@ export interface IntakeEntry {
   sequence: number;
   resolve: Done;
   reject: Reject | null;
+  /** Date.now() at send(): a record waiting here counts towards its delivery timeout. */
+  enqueuedMs: number;
 }
 
 /** Reports a record's failure through its promise or its callback. */

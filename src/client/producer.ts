@@ -27,8 +27,13 @@
  *   bufferBytesMax, and 64 idle batch-start buffers of at most 16 KiB). When full,
  *   `send()` returns a promise that waits in a FIFO (so order holds) and nothing more is
  *   encoded; `ready()` lets a loop wait for room instead of queueing sends.
- * - Time: a record fails once `deliveryTimeoutMs` has passed since its batch was sealed and
- *   retries have not succeeded.
+ * - Time: a record fails once `deliveryTimeoutMs` has passed since its batch's first record
+ *   was handed to `send()` (Kafka's `delivery.timeout.ms`) and it is not acknowledged: after
+ *   failed retries, and also while it waits unsent (buffer full, broker unreachable, no
+ *   producer id yet). One timer sweeps the waiting records; a request in flight is left to its
+ *   answer or its `requestTimeoutMs`, so a record settles within about deliveryTimeoutMs +
+ *   requestTimeoutMs whatever happens to the broker. A record that expired without ever being
+ *   written to a connection fails with `details.sent === false` (it was certainly not stored).
  * - Durability "none": the broker sends no answer; records resolve with offset -1 once their
  *   bytes are handed to the kernel.
  *
@@ -81,7 +86,11 @@ export interface ProducerOptions extends ConnectionOptions {
   bufferBytesMax?: number;
   /** When the broker answers: "written" (page cache, default), "synced" (fdatasync), "none". */
   durability?: Durability;
-  /** How long a batch may keep being retried before its records fail. Default 30 s. */
+  /**
+   * How long after send() a record may stay unacknowledged (waiting for buffer room, for the
+   * broker, or being retried) before it fails. Default 30 s. 0: no deadline for waiting, and a
+   * batch that fails is not retried.
+   */
   deliveryTimeoutMs?: number;
   /** First retry delay; doubles per attempt up to retryBackoffMaxMs. Default 100 ms. */
   retryBackoffMs?: number;
@@ -111,6 +120,9 @@ export interface ProducerOptions extends ConnectionOptions {
   /** For tests: the sticky partitioner's random source. */
   random?: () => number;
 }
+
+/** Details of an error for records refused before anything was sent: certainly not stored. */
+const NOT_SENT = { details: { sent: false } } as const;
 
 /** Sequences are i32 on the wire and wrap from 2^31 - 1 to 0. */
 const SEQUENCE_MODULUS = 2 ** 31;
@@ -172,6 +184,9 @@ export class Producer {
   /** Batches sent with a sequence of the current generation and not yet settled. */
   private assignedUnsettled = 0;
   private stats = { batchesSent: 0, requestsSent: 0, recordsAcked: 0, retries: 0 };
+  /** Why the last initProducer failed (reported by records that expire waiting for an identity). */
+  private identityError: RunnelError | null = null;
+  private readonly expiryTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: ProducerOptions = {}) {
     this.lingerMs = bounded(options.lingerMs ?? 5, 0, 60_000, "lingerMs");
@@ -193,6 +208,12 @@ export class Producer {
     this.pool = new BufferPool(poolBufferBytes, buffersMax, this.batchStartBytes() + PRODUCE_HEADROOM_BYTES, SMALL_POOL_BUFFERS_MAX);
     this.idempotent = (options.idempotent ?? true) && this.durability !== "none";
     this.connection = new Connection(options);
+    if (this.deliveryTimeoutMs > 0) {
+      // One timer for every waiting record's deadline, never one per record; a tenth of the
+      // timeout keeps a record's actual wait within 10% of it.
+      this.expiryTimer = setInterval(this.expireWaiting, Math.min(1_000, Math.max(10, Math.floor(this.deliveryTimeoutMs / 10))));
+      this.expiryTimer.unref();
+    }
   }
 
   /** The broker-assigned identity batches are stamped with; null before the first send or when not idempotent. */
@@ -226,11 +247,19 @@ export class Producer {
   }
 
   private enqueue(topic: string, message: ProducerMessage, resolve: Done, reject: Reject | null): void {
-    if (this.closed) return fail(resolve, reject, new RunnelError("CLIENT_CLOSED", "send() after the producer was closed"), this.onCallbackError);
+    if (this.closed) return fail(resolve, reject, new RunnelError("CLIENT_CLOSED", "send() after the producer was closed", NOT_SENT), this.onCallbackError);
     const sequence = this.sequence++;
-    if (this.intakeHead < this.intake.length || !this.accept(topic, message, sequence, resolve, reject)) {
-      this.intake.push({ topic, message, sequence, resolve, reject });
+    if (this.intakeHead < this.intake.length || !this.accept(topic, message, sequence, resolve, reject, 0)) {
+      this.intake.push({ topic, message, sequence, resolve, reject, enqueuedMs: Date.now() });
     }
+  }
+
+  /**
+   * The largest encoded record (with its batch's header) a batch can carry: the broker's batch
+   * limit from `hello` (before it, the protocol's default). A larger one fails MESSAGE_TOO_LARGE.
+   */
+  get recordBytesMax(): number {
+    return this.recordBytesLimit();
   }
 
   /** True while a `send()` would wait (the buffer is full, or earlier sends are waiting). */
@@ -259,13 +288,17 @@ export class Producer {
     if (this.closed) return;
     await this.flush();
     this.closed = true;
+    clearInterval(this.expiryTimer);
     await this.connection.close();
   }
 
   // ------------------------------------------------------------ accepting records
 
-  /** Places one record, or returns false when it must wait (buffer full, metadata unknown). */
-  private accept(topic: string, message: ProducerMessage, sequence: number, resolve: Done, reject: Reject | null): boolean {
+  /**
+   * Places one record, or returns false when it must wait (buffer full, metadata unknown).
+   * `enqueuedMs`: when it was sent, for one that waited; 0: now.
+   */
+  private accept(topic: string, message: ProducerMessage, sequence: number, resolve: Done, reject: Reject | null, enqueuedMs: number): boolean {
     if (this.bufferedBytes >= this.bufferBytesMax) return false;
     const topicState = this.topics.get(topic);
     if (topicState === undefined || (topicState.partitionCount === 0 && topicState.error === null)) {
@@ -280,15 +313,16 @@ export class Producer {
     if (nowMs - topicState.fetchedAtMs > this.metadataMaxAgeMs) this.wantMetadata(topic);
     const invalid = checkMessage(message, topicState.partitionCount);
     if (invalid !== null) {
-      fail(resolve, reject, new RunnelError(invalid.code, `${topic}: ${invalid.message}`), this.onCallbackError);
+      fail(resolve, reject, new RunnelError(invalid.code, `${topic}: ${invalid.message}`, NOT_SENT), this.onCallbackError);
       return true;
     }
     const timestampMs = message.timestamp ?? nowMs;
     const state = topicState.partitionState(this.choosePartition(topicState, message));
-    if (!this.append(state, message, timestampMs, sequence, resolve, reject, false)) {
+    const createdMs = enqueuedMs === 0 ? nowMs : enqueuedMs;
+    if (!this.append(state, message, timestampMs, sequence, resolve, reject, false, createdMs)) {
       // The open batch was full and is now sealed; a keyless record follows the sticky
       // partitioner to its next partition (Kafka's "abort on new batch").
-      this.append(topicState.partitionState(this.choosePartition(topicState, message)), message, timestampMs, sequence, resolve, reject, true);
+      this.append(topicState.partitionState(this.choosePartition(topicState, message)), message, timestampMs, sequence, resolve, reject, true, createdMs);
     }
     return true;
   }
@@ -304,12 +338,12 @@ export class Producer {
    * batch, that batch is sealed and, unless `force`, false is returned so the caller can choose
    * the partition again; with `force` the record starts a new batch on the same partition.
    */
-  private append(state: PartitionState, message: ProducerMessage, timestampMs: number, sequence: number, resolve: Done, reject: Reject | null, force: boolean): boolean {
-    let batch = state.open ?? this.openBatch(state, sequence);
+  private append(state: PartitionState, message: ProducerMessage, timestampMs: number, sequence: number, resolve: Done, reject: Reject | null, force: boolean, createdMs: number): boolean {
+    let batch = state.open ?? this.openBatch(state, sequence, createdMs);
     if (batch.builder!.recordCount > 0 && timestampMs < batch.builder!.firstTimestamp) {
       // A batch's timestamp deltas are >= 0 (docs/protocol.md, section 3): an earlier record starts a new batch.
       this.seal(state);
-      batch = this.openBatch(state, sequence);
+      batch = this.openBatch(state, sequence, createdMs);
     }
     let builder = batch.builder!;
     let added = builder.append(message, timestampMs);
@@ -317,14 +351,14 @@ export class Producer {
       builder.undoLast();
       this.seal(state);
       if (!force) return false;
-      batch = this.openBatch(state, sequence);
+      batch = this.openBatch(state, sequence, createdMs);
       builder = batch.builder!;
       added = builder.append(message, timestampMs);
     }
     if (builder.byteLength > this.recordBytesLimit()) {
       builder.undoLast();
       if (builder.recordCount === 0) this.discardOpen(state);
-      fail(resolve, reject, new RunnelError("MESSAGE_TOO_LARGE", `${state.topic.name}: a ${added}-byte record does not fit in a batch; the broker takes at most ${this.recordBytesLimit()} bytes`), this.onCallbackError);
+      fail(resolve, reject, new RunnelError("MESSAGE_TOO_LARGE", `${state.topic.name}: a ${added}-byte record does not fit in a batch; the broker takes at most ${this.recordBytesLimit()} bytes`, NOT_SENT), this.onCallbackError);
       return true;
     }
     batch.resolvers.push(resolve);
@@ -349,8 +383,9 @@ export class Producer {
     return Math.min(this.batchBytes + 1 * KiB, 16 * KiB);
   }
 
-  private openBatch(state: PartitionState, sequence: number): ProducerBatch {
+  private openBatch(state: PartitionState, sequence: number, createdMs: number): ProducerBatch {
     const batch = new ProducerBatch(state, sequence, this.batchStartBytes(), this.pool);
+    batch.createdMs = createdMs;
     state.open = batch;
     if (this.lingerMs > 0) {
       batch.lingerTimer = setTimeout(this.onLinger, this.lingerMs, batch);
@@ -410,7 +445,6 @@ export class Producer {
     batch.bytes = batch.builder!.finish(this.predictStamp(state, batch));
     batch.storage = batch.builder!.storage;
     batch.builder = null;
-    batch.sealedMs = Date.now();
     state.ready.push(batch);
     this.sendable.add(state);
     this.sticky.batchSealed(state.topic.name, state.partition, state.topic.partitionCount);
@@ -480,7 +514,11 @@ export class Producer {
       headroomBytes: batch.bytes!.byteOffset - batch.storage!.byteOffset,
     }));
     const durability = this.durability;
-    const encode = (id: number): Uint8Array[] => encodeProduceFrame(id, durability, framed);
+    // Called by the connection only when it writes the request: from then on, its fate is unknown until answered.
+    const encode = (id: number): Uint8Array[] => {
+      for (const batch of batches) batch.written = true;
+      return encodeProduceFrame(id, durability, framed);
+    };
     this.stats.requestsSent += 1;
     this.stats.batchesSent += batches.length;
     if (this.durability === "none") {
@@ -537,6 +575,7 @@ export class Producer {
   private onBatchError(batch: ProducerBatch, error: RunnelError): void {
     const state = batch.state;
     removeInFlight(state, batch);
+    batch.lastError = error;
     state.failed.push({ batch, error });
     if (state.inFlight.length === 0) this.resolveFailures(state);
   }
@@ -562,7 +601,7 @@ export class Producer {
     let gap: "none" | "known" | "unknown" = "none";
     let backoffMs = 0;
     failed.forEach(({ batch, error }, index) => {
-      const elapsedMs = nowMs - batch.sealedMs;
+      const elapsedMs = nowMs - batch.createdMs;
       const batchBackoffMs = Math.min(this.retryBackoffMaxMs, this.retryBackoffMs * 2 ** batch.attempts);
       const refusedForGap = error.code === "OUT_OF_ORDER_SEQUENCE" && index > 0;
       if (gap === "none" && error.code === "UNKNOWN_PRODUCER_ID" && elapsedMs + batchBackoffMs <= this.deliveryTimeoutMs) {
@@ -600,7 +639,9 @@ export class Producer {
   private failForGood(batch: ProducerBatch, error: RunnelError, elapsedMs: number): void {
     if (error.code === "UNKNOWN_TOPIC" || error.code === "UNKNOWN_PARTITION") this.wantMetadata(batch.state.topic.name);
     if (this.unassign(batch)) this.identityStale = true;
-    const final = batch.attempts === 0 ? error : new RunnelError(error.code, `${error.message} (gave up after ${batch.attempts + 1} attempts over ${elapsedMs} ms)`, { cause: error });
+    let final = batch.attempts === 0 ? error : new RunnelError(error.code, `${error.message} (gave up after ${batch.attempts + 1} attempts over ${elapsedMs} ms)`, { cause: error });
+    // No attempt reached a connection (e.g. the broker was unreachable throughout): certainly not stored.
+    if (!batch.written) final = new RunnelError(final.code, `${final.message}; never sent`, { cause: error, details: { ...error.details, sent: false } });
     this.settle(batch, -1, final);
   }
 
@@ -702,6 +743,7 @@ export class Producer {
       producerEpoch: readInt(response.producerEpoch, "initProducer", "producerEpoch"),
     };
     this.identityRequested = false;
+    this.identityError = null;
     this.identityAttempts = 0;
     this.identity = identity;
     this.identityStale = false;
@@ -711,6 +753,7 @@ export class Producer {
 
   private onIdentityError(error: RunnelError): void {
     this.identityRequested = false;
+    this.identityError = error;
     if (error.code === "UNKNOWN_OPERATION") {
       // An older broker: no idempotence to be had; send without producer fields.
       this.idempotent = false;
@@ -726,13 +769,65 @@ export class Producer {
     }, backoffMs);
   }
 
+  // ------------------------------------------------------------ delivery timeout
+
+  /**
+   * The sweep: fails every record past its delivery timeout that is not in flight — batches
+   * waiting to be sent or retried (oldest first, so a partition's prefix) and sends waiting for
+   * buffer room. A partition with requests in flight is left alone: their answers (or their
+   * request timeout) come first, and resolveFailures applies the same deadline.
+   */
+  private readonly expireWaiting = (): void => {
+    const nowMs = Date.now();
+    const createdBeforeMs = nowMs - this.deliveryTimeoutMs;
+    for (const topic of this.topics.values()) {
+      for (const state of topic.partitions) if (state !== undefined) this.expirePartition(state, createdBeforeMs, nowMs);
+    }
+    this.expireIntake(createdBeforeMs);
+  };
+
+  private expirePartition(state: PartitionState, createdBeforeMs: number, nowMs: number): void {
+    if (state.inFlight.length > 0 || state.failed.length > 0) return;
+    if (state.open !== null && state.open.createdMs < createdBeforeMs) this.seal(state);
+    while (state.ready.length > 0 && state.ready[0]!.createdMs < createdBeforeMs) {
+      const batch = state.ready.shift()!;
+      if (this.unassign(batch)) this.identityStale = true;
+      this.settle(batch, -1, this.expiredError(`${state.topic.name}/${state.partition}`, batch.recordCount, nowMs - batch.createdMs, batch.written, batch.lastError ?? this.identityError));
+    }
+  }
+
+  /** Sends still waiting for buffer room are in send order: the expired ones are a prefix. */
+  private expireIntake(createdBeforeMs: number): void {
+    const intake = this.intake;
+    let error: RunnelError | null = null;
+    while (this.intakeHead < intake.length && intake[this.intakeHead]!.enqueuedMs < createdBeforeMs) {
+      const entry = intake[this.intakeHead]!;
+      intake[this.intakeHead++] = undefined as unknown as IntakeEntry;
+      error ??= this.expiredError(entry.topic, 1, Date.now() - entry.enqueuedMs, false, this.identityError);
+      fail(entry.resolve, entry.reject, error, this.onCallbackError);
+    }
+    if (error !== null) {
+      this.pumpIntake();
+      this.wakeProgress();
+    }
+  }
+
+  private expiredError(where: string, records: number, waitedMs: number, written: boolean, cause: RunnelError | null): RunnelError {
+    const fate = written ? "sent but not acknowledged" : "never sent";
+    const why = cause === null ? "" : `; the last failure: ${cause.message}`;
+    return new RunnelError(cause?.code ?? "TIMEOUT", `${where}: ${records} record${records === 1 ? "" : "s"} ${fate} within the delivery timeout (${this.deliveryTimeoutMs} ms; waited ${waitedMs} ms)${why}`, {
+      ...(cause === null ? {} : { cause }),
+      details: { sent: written },
+    });
+  }
+
   // ------------------------------------------------------------ waiting sends, metadata
 
   private pumpIntake(): void {
     const intake = this.intake;
     while (this.intakeHead < intake.length) {
       const entry = intake[this.intakeHead]!;
-      if (!this.accept(entry.topic, entry.message, entry.sequence, entry.resolve, entry.reject)) break;
+      if (!this.accept(entry.topic, entry.message, entry.sequence, entry.resolve, entry.reject, entry.enqueuedMs)) break;
       intake[this.intakeHead++] = undefined as unknown as IntakeEntry;
     }
     if (this.intakeHead === intake.length) {
@@ -799,7 +894,8 @@ export class Producer {
         topic.partitionCount = answer;
         topic.error = null;
       } else if (topic.partitionCount === 0) {
-        topic.error = answer; // a refresh that fails keeps the partition count it had
+        // A refresh that fails keeps the partition count it had; records failed here were never sent.
+        topic.error = new RunnelError(answer.code, answer.message, { cause: answer, details: { ...answer.details, sent: false } });
       }
       topic.fetchedAtMs = nowMs;
     }

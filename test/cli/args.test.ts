@@ -55,6 +55,13 @@ describe("consume --from", () => {
     expect(parseFrom("2024-05-01T12:00:00Z")).toEqual({ timestamp: Date.UTC(2024, 4, 1, 12) });
     expect(usageMessage(() => parseFrom("yesterday"))).toContain("--from must be");
   });
+
+  test("takes -N as N messages before the end, never as a date", () => {
+    expect(parseFrom("-5")).toEqual({ beforeEnd: 5 });
+    expect(parseFrom("-0")).toEqual({ beforeEnd: 0 });
+    expect(usageMessage(() => parseFrom("1.5"))).toContain("--from must be");
+    expect(usageMessage(() => parseFrom("-5x"))).toContain("--from must be");
+  });
 });
 
 describe("topics --config", () => {
