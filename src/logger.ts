@@ -43,7 +43,7 @@ export function createLogger(level: LogLevel = "info", destinationOrOptions?: pi
   const isTerminal = options.isTerminal ?? (options.destination === undefined && process.stdout.isTTY === true);
   const pretty = options.format === "pretty" || (options.format === "auto" && isTerminal);
   const sink = options.destination ?? stdoutDestination(pretty);
-  const destination = pretty ? prettyDestination(sink, isTerminal && process.env.NO_COLOR === undefined) : sink;
+  const destination = pretty ? prettyDestination(sink, isTerminal && !process.env.NO_COLOR) : sink;
   return pino({ level, base: { name: "runnel" }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }
 

@@ -74,13 +74,15 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`runnel serve: ${describeStartupFailure(error, config)}\n`);
     return 1;
   }
-  logStartLine(broker, config, logger);
   const running = broker;
-  return waitForSignal(async (signal) => {
+  // Handlers first, start line second: whoever waits for that line may send SIGTERM at once.
+  const stopped = waitForSignal(async (signal) => {
     logger.info({ signal }, "shutting down");
     await running.stop();
     logger.info({}, "stopped cleanly");
   });
+  logStartLine(broker, config, logger);
+  return stopped;
 }
 
 function logStartLine(broker: Broker, config: Config, logger: Logger): void {
