@@ -28,6 +28,11 @@ common options:
   --log-format FORMAT  pretty (for a person), json, or auto: pretty when stdout is a terminal
   -h, --help           this text
 
+signals:
+  SIGTERM, SIGINT      stop cleanly (answer in-flight requests, flush, clean-shutdown marker)
+  SIGHUP               reload the config; live options apply at once, others are logged as
+                       needing a restart (docs/operations.md, "Signals and reload")
+
 examples:
   runnel serve
   runnel serve --port 9700 --data-dir /var/lib/runnel
