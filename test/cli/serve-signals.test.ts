@@ -11,6 +11,7 @@ import { CLEAN_SHUTDOWN_FILE } from "../../src/log/log-manager.ts";
 import { spawnBroker, waitFor } from "../durability/broker-process.ts";
 import { ROOT } from "../client/real-broker.ts";
 import { Producer } from "../../src/client/producer.ts";
+import { LIVE_OPTIONS } from "../../src/cli/reload.ts";
 
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-sighup-"));
 afterAll(() => fs.rmSync(workDir, { recursive: true, force: true }));
@@ -64,3 +65,11 @@ test("SIGHUP reloads the config, the broker keeps serving, and SIGTERM still sto
   expect(fs.existsSync(path.join(dataDir, CLEAN_SHUTDOWN_FILE))).toBe(true);
   expect(broker.lines.some((line) => line.includes("stopped cleanly"))).toBe(true);
 }, 30_000);
+
+test("docs/operations.md names exactly the options a reload applies live", () => {
+  const doc = fs.readFileSync(path.join(ROOT, "docs/operations.md"), "utf8");
+  const section = doc.slice(doc.indexOf("## 12. Signals and reload"), doc.indexOf("## 13."));
+  const liveSentence = section.slice(section.indexOf("applies the options that can change while it runs"), section.indexOf("and logs"));
+  const named = [...liveSentence.matchAll(/`([a-zA-Z]+)`/g)].map((match) => match[1]);
+  expect(named.sort()).toEqual([...LIVE_OPTIONS].sort());
+});
