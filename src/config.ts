@@ -12,7 +12,7 @@
 import * as fs from "node:fs";
 import { z } from "zod";
 import { GiB, KiB, LIMITS, MiB } from "./limits.ts";
-import { LOG_LEVELS } from "./logger.ts";
+import { LOG_FORMATS, LOG_LEVELS } from "./logger.ts";
 import type { TopicConfig } from "./log/api.ts";
 import { PREALLOCATE_BYTES_LIMIT, PREALLOCATE_BYTES_MAX_DEFAULT } from "./log/preallocation.ts";
 import { FETCH_HEAD_RESERVE_BYTES, WIRE_LIMITS } from "./protocol/messages.ts";
@@ -30,6 +30,8 @@ export const configSchema = z
     port: int(0, 65_535, 9600),
     dataDir: z.string().min(1).max(4096).default("./data"),
     logLevel: z.enum(LOG_LEVELS).default("info"),
+    /** Log lines as JSON, or pretty for a person; auto = pretty when stdout is a terminal. */
+    logFormat: z.enum(LOG_FORMATS).default("auto"),
     /** Largest frame (either direction). Also reported to clients by `hello`. */
     frameBytesMax: int(1 * MiB + 1 * KiB, LIMITS.frameBytesMax, 16 * MiB),
     /** Largest record batch a produce may carry. */

@@ -6,6 +6,7 @@
  * Subcommands load lazily so `runnel produce` never pays for the server's imports.
  */
 import packageJson from "../package.json" with { type: "json" };
+import { exitQuietlyWhenStdoutCloses } from "./cli/output.ts";
 
 type CommandModule = { run(argv: string[]): Promise<number> };
 
@@ -54,4 +55,5 @@ async function main(argv: string[]): Promise<number> {
   return module.run(rest);
 }
 
+exitQuietlyWhenStdoutCloses();
 process.exitCode = await main(process.argv.slice(2));

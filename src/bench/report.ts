@@ -3,6 +3,11 @@
  * What `runnel bench` prints and writes: the result table (stdout), the JSON document
  * (--json FILE) and one self-contained HTML page (--html FILE: inline SVG charts of the latency
  * percentile curve and of throughput over time; no scripts, no external assets).
+ *
+ * The charts are laid out here, without a browser, so text widths are estimated: margins are
+ * sized from the longest tick label at a conservative width per character, and
+ * test/bench/report-layout.test.ts renders pages in headless Chromium to check that no text
+ * overflows its box or overlaps other text and that every chart is there.
  */
 import type { Ceiling } from "./ceiling.ts";
 import type { ProcessUsage } from "./embedded-broker.ts";
@@ -77,8 +82,8 @@ function fmtMs(value: number): string {
   return value >= 100 ? fmt(value, 0) : value >= 10 ? fmt(value, 1) : fmt(value, 3);
 }
 
-/** The plain-text table printed at the end of a run. */
-export function formatTable(document: ResultDocument): string {
+/** The plain-text table printed at the end of a run (the HTML page lists the notes apart). */
+export function formatTable(document: ResultDocument, withNotes = true): string {
   const rows: Array<[string, string]> = [
     ["workload", document.workload],
     ["messages", fmt(document.messages)],
@@ -101,7 +106,7 @@ export function formatTable(document: ResultDocument): string {
   if (document.failures > 0) rows.push(["failures", `${fmt(document.failures)} (first: ${document.firstError ?? "?"})`]);
   const width = Math.max(...rows.map(([name]) => name.length));
   const lines = rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`);
-  for (const note of document.notes) lines.push(`  note: ${note}`);
+  if (withNotes) for (const note of document.notes) lines.push(`  note: ${note}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -122,46 +127,120 @@ export function formatCeiling(ceiling: Ceiling): string {
 
 const CHART_WIDTH = 720;
 const CHART_HEIGHT = 320;
-const MARGIN = { left: 70, right: 20, top: 20, bottom: 50 };
+const FONT_PX = 11;
+/** Widest advance of a digit or letter at FONT_PX in common sans fonts (DejaVu: ~7.0 px), rounded up. */
+const CHAR_WIDTH_PX = 7.5;
+/** Room for the rotated y-axis title, left of the tick labels. */
+const Y_TITLE_BAND_PX = 22;
+const TICK_GAP_PX = 6;
+const MARGIN_TOP_PX = 14;
+const MARGIN_BOTTOM_PX = 50;
+const Y_TICKS_MAX = 6;
 
 function escapeHtml(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 }
 
+type Tick = [value: number, label: string];
+
 interface Series {
+  /** `line` joins the points; `steps` draws each point as a flat step from the previous x (interval averages). */
+  kind: "line" | "steps";
   points: Array<[number, number]>;
   xLabel: string;
   yLabel: string;
-  xTicks: Array<[number, string]>;
+  xTicks: Tick[];
+  /** y ticks in data units (log10 of the value when yLog); the first and last bound the axis. */
+  yTicks: Tick[];
   yLog?: boolean;
 }
 
-function svgChart(title: string, series: Series): string {
-  const plotWidth = CHART_WIDTH - MARGIN.left - MARGIN.right;
-  const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
-  const xs = series.points.map(([x]) => x);
-  const ys = series.points.map(([, y]) => (series.yLog ? Math.log10(Math.max(y, 1e-3)) : y));
-  const xMin = Math.min(...xs, ...series.xTicks.map(([x]) => x));
-  const xMax = Math.max(...xs, ...series.xTicks.map(([x]) => x), xMin + 1e-9);
-  const yMin = series.yLog ? Math.floor(Math.min(...ys)) : 0;
-  const yMax = Math.max(series.yLog ? Math.ceil(Math.max(...ys)) : Math.max(...ys) * 1.1, yMin + 1e-9);
-  const sx = (x: number) => MARGIN.left + ((x - xMin) / (xMax - xMin)) * plotWidth;
-  const sy = (y: number) => MARGIN.top + plotHeight - ((y - yMin) / (yMax - yMin)) * plotHeight;
-  const path = series.points.map(([x], index) => `${index === 0 ? "M" : "L"}${sx(x).toFixed(1)},${sy(ys[index]!).toFixed(1)}`).join(" ");
-  const yTicks: string[] = [];
-  for (let step = 0; step <= 4; step++) {
-    const y = yMin + ((yMax - yMin) * step) / 4;
-    const label = series.yLog ? fmtMs(10 ** y) : fmt(y, y < 10 ? 2 : 0);
-    yTicks.push(`<line x1="${MARGIN.left}" x2="${CHART_WIDTH - MARGIN.right}" y1="${sy(y)}" y2="${sy(y)}" stroke="#ddd"/><text x="${MARGIN.left - 6}" y="${sy(y) + 4}" text-anchor="end">${label}</text>`);
+function textWidthPx(text: string): number {
+  return text.length * CHAR_WIDTH_PX;
+}
+
+/** 1, 2, 2.5 or 5 x 10^k: the smallest such step at least `rough`. */
+function niceStep(rough: number): number {
+  if (!(rough > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  return ([1, 2, 2.5, 5, 10].find((factor) => factor * power >= rough * (1 - 1e-9)) ?? 10) * power;
+}
+
+/** Trims float noise: 2.5000000001 -> "2.5". */
+function trimNumber(value: number): string {
+  return String(Number(value.toPrecision(6)));
+}
+
+/** 0 .. max in at most Y_TICKS_MAX nice steps, labelled compactly (250k, 1.5M). */
+function linearTicks(max: number, label: (value: number) => string): Tick[] {
+  const step = niceStep(Math.max(max, 1e-9) / (Y_TICKS_MAX - 2));
+  const ticks: Tick[] = [];
+  for (let index = 0; index * step < max * (1 + 1e-9) || ticks.length < 2; index++) ticks.push([index * step, label(index * step)]);
+  if (ticks[ticks.length - 1]![0] < max) ticks.push([ticks.length * step, label(ticks.length * step)]);
+  return ticks;
+}
+
+function compactCount(value: number): string {
+  if (value >= 1e6) return `${trimNumber(value / 1e6)}M`;
+  if (value >= 1e3) return `${trimNumber(value / 1e3)}k`;
+  return trimNumber(value);
+}
+
+function seconds(value: number): string {
+  return `${trimNumber(value)} s`;
+}
+
+/** Decades covering [min, max] ms (log10 units), with 2 and 5 in between when there are few. */
+function logTicks(minMs: number, maxMs: number): Tick[] {
+  const low = Math.floor(Math.log10(Math.max(minMs, 1e-3)));
+  const high = Math.max(Math.ceil(Math.log10(Math.max(maxMs, 1e-3))), low + 1);
+  const multiples = high - low <= 2 ? [1, 2, 5] : [1];
+  const ticks: Tick[] = [];
+  for (let decade = low; decade <= high; decade++) {
+    for (const multiple of multiples) {
+      const value = multiple * 10 ** decade;
+      if (decade === high && multiple > 1) continue;
+      ticks.push([Math.log10(value), value >= 1 ? fmt(value) : trimNumber(value)]);
+    }
   }
-  const xTicks = series.xTicks.map(([x, label]) => `<text x="${sx(x)}" y="${CHART_HEIGHT - MARGIN.bottom + 18}" text-anchor="middle">${escapeHtml(label)}</text>`);
+  return ticks;
+}
+
+function svgChart(title: string, series: Series): string {
+  const yLabelWidthPx = Math.max(...series.yTicks.map(([, label]) => textWidthPx(label)));
+  const left = Y_TITLE_BAND_PX + yLabelWidthPx + TICK_GAP_PX;
+  const lastXLabel = series.xTicks[series.xTicks.length - 1]?.[1] ?? "";
+  const right = Math.max(12, textWidthPx(lastXLabel) / 2 + 4);
+  const plotWidth = CHART_WIDTH - left - right;
+  const plotHeight = CHART_HEIGHT - MARGIN_TOP_PX - MARGIN_BOTTOM_PX;
+  const ys = series.points.map(([, y]) => (series.yLog ? Math.log10(Math.max(y, 1e-3)) : y));
+  const xMin = Math.min(...series.xTicks.map(([x]) => x));
+  const xMax = Math.max(...series.xTicks.map(([x]) => x), ...series.points.map(([x]) => x), xMin + 1e-9);
+  const yMin = series.yTicks[0]![0];
+  const yMax = Math.max(series.yTicks[series.yTicks.length - 1]![0], yMin + 1e-9);
+  const sx = (x: number) => (left + ((x - xMin) / (xMax - xMin)) * plotWidth).toFixed(1);
+  const sy = (y: number) => (MARGIN_TOP_PX + plotHeight - ((y - yMin) / (yMax - yMin)) * plotHeight).toFixed(1);
+  const segments: string[] = [];
+  series.points.forEach(([x], index) => {
+    const y = sy(ys[index]!);
+    if (series.kind === "steps") {
+      const from = index === 0 ? xMin : series.points[index - 1]![0];
+      segments.push(`${index === 0 ? "M" : "L"}${sx(from)},${y} L${sx(x)},${y}`);
+    } else {
+      segments.push(`${index === 0 ? "M" : "L"}${sx(x)},${y}`);
+    }
+  });
+  const yTicks = series.yTicks.map(
+    ([y, label]) => `<line x1="${left}" x2="${CHART_WIDTH - right}" y1="${sy(y)}" y2="${sy(y)}" stroke="#ddd"/><text x="${left - TICK_GAP_PX}" y="${(Number(sy(y)) + 4).toFixed(1)}" text-anchor="end">${escapeHtml(label)}</text>`,
+  );
+  const xTicks = series.xTicks.map(([x, label]) => `<text x="${sx(x)}" y="${CHART_HEIGHT - MARGIN_BOTTOM_PX + 18}" text-anchor="middle">${escapeHtml(label)}</text>`);
   return `<figure><figcaption>${escapeHtml(title)}</figcaption>
-<svg xmlns="http://www.w3.org/2000/svg" width="${CHART_WIDTH}" height="${CHART_HEIGHT}" font-family="sans-serif" font-size="11">
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${CHART_WIDTH} ${CHART_HEIGHT}" width="${CHART_WIDTH}" height="${CHART_HEIGHT}" font-family="sans-serif" font-size="${FONT_PX}">
 ${yTicks.join("\n")}
 ${xTicks.join("\n")}
-<path d="${path}" fill="none" stroke="#1f6feb" stroke-width="2"/>
-<text x="${MARGIN.left + plotWidth / 2}" y="${CHART_HEIGHT - 10}" text-anchor="middle">${escapeHtml(series.xLabel)}</text>
-<text transform="translate(14 ${MARGIN.top + plotHeight / 2}) rotate(-90)" text-anchor="middle">${escapeHtml(series.yLabel)}</text>
+<path class="series" d="${segments.join(" ")}" fill="none" stroke="#1f6feb" stroke-width="2"/>
+<text x="${(left + plotWidth / 2).toFixed(1)}" y="${CHART_HEIGHT - 12}" text-anchor="middle">${escapeHtml(series.xLabel)}</text>
+<text transform="translate(${Y_TITLE_BAND_PX / 2 + 3} ${MARGIN_TOP_PX + plotHeight / 2}) rotate(-90)" text-anchor="middle">${escapeHtml(series.yLabel)}</text>
 </svg></figure>`;
 }
 
@@ -171,25 +250,52 @@ function percentileX(percentile: number, count: number): number {
   return -Math.log10(tail);
 }
 
-export function renderHtml(documents: ResultDocument[]): string {
-  const sections = documents.map((document) => {
-    const count = document.latencyMs?.count ?? 0;
-    const curve = document.latencyCurveMs.map((point): [number, number] => [percentileX(point.percentile, count), point.valueMs]);
-    const maxX = curve.length === 0 ? 5 : Math.max(...curve.map(([x]) => x));
-    const percentileTicks: Array<[number, string]> = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"].slice(0, Math.max(2, Math.ceil(maxX) + 1)).map((label, index) => [index, label]);
-    const latencyChart = curve.length > 0 ? svgChart(`${document.workload}: latency by percentile (ms, log scale)`, { points: curve, xLabel: "percentile", yLabel: "latency ms", xTicks: percentileTicks, yLog: true }) : "<p>No latency recorded.</p>";
-    const timeline = document.timeline.map((point): [number, number] => [point.seconds, point.messagesPerSecond]);
-    const end = timeline.length === 0 ? 1 : timeline[timeline.length - 1]![0];
-    const timeTicks: Array<[number, string]> = [0, 0.25, 0.5, 0.75, 1].map((fraction) => [end * fraction, `${fmt(end * fraction, 1)} s`]);
-    const throughputChart = timeline.length > 1 ? svgChart(`${document.workload}: messages/s over time`, { points: timeline, xLabel: "time", yLabel: "messages/s", xTicks: timeTicks }) : "<p>Too short for a throughput chart.</p>";
-    return `<section><h2>${escapeHtml(document.workload)}</h2><pre>${escapeHtml(formatTable(document))}</pre>${latencyChart}${throughputChart}
+/** The label of x = k on the percentile axis: 0%, 90%, 99%, 99.9%, ... */
+function percentileLabel(k: number): string {
+  if (k === 0) return "0%";
+  if (k === 1) return "90%";
+  return `99${k > 2 ? `.${"9".repeat(k - 2)}` : ""}%`;
+}
+
+function latencyChart(document: ResultDocument): string {
+  const count = document.latencyMs?.count ?? 0;
+  const curve = document.latencyCurveMs.map((point): [number, number] => [percentileX(point.percentile, count), point.valueMs]);
+  if (curve.length === 0 || document.latencyMs === null) {
+    const why = document.workload === "consume" ? "consume measures throughput only; produce and e2e measure latency" : "no message completed";
+    return `<p class="no-chart">No latency chart: ${escapeHtml(why)}.</p>`;
+  }
+  const maxX = Math.max(1, Math.ceil(Math.max(...curve.map(([x]) => x))));
+  const xTicks = Array.from({ length: maxX + 1 }, (_, k): Tick => [k, percentileLabel(k)]);
+  const values = curve.map(([, ms]) => ms);
+  return svgChart(`${document.workload}: latency by percentile (ms, log scale)`, { kind: "line", points: curve, xLabel: "percentile", yLabel: "latency ms", xTicks, yTicks: logTicks(Math.min(...values), Math.max(...values)), yLog: true });
+}
+
+/**
+ * Messages/s per sampling interval, drawn as steps (each value is that interval's average). A run
+ * shorter than one interval (a 1M-message consume can take 0.2 s) still gets its one step.
+ */
+function throughputChart(document: ResultDocument): string {
+  let timeline = document.timeline.map((point): [number, number] => [point.seconds, point.messagesPerSecond]);
+  if (timeline.length === 0 && document.seconds > 0) timeline = [[document.seconds, document.messagesPerSecond]];
+  if (timeline.length === 0) return `<p class="no-chart">No throughput chart: the run took no measurable time.</p>`;
+  const end = timeline[timeline.length - 1]![0];
+  const xTicks = linearTicks(end, seconds);
+  const yTicks = linearTicks(Math.max(...timeline.map(([, rate]) => rate)), compactCount);
+  return svgChart(`${document.workload}: messages/s over time`, { kind: "steps", points: timeline, xLabel: "time", yLabel: "messages/s", xTicks, yTicks });
+}
+
+function renderSection(document: ResultDocument): string {
+  const notes = document.notes.length === 0 ? "" : `<ul class="notes">${document.notes.map((note) => `<li>${escapeHtml(note)}</li>`).join("")}</ul>`;
+  return `<section><h2>${escapeHtml(document.workload)}</h2><pre class="table">${escapeHtml(formatTable(document, false))}</pre>${notes}${latencyChart(document)}${throughputChart(document)}
 <details><summary>parameters</summary><pre>${escapeHtml(JSON.stringify(document.parameters, null, 2))}</pre></details></section>`;
-  });
+}
+
+export function renderHtml(documents: ResultDocument[]): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>runnel bench</title>
-<style>body{font-family:sans-serif;max-width:780px;margin:2em auto;color:#222}figure{margin:1em 0}figcaption{font-weight:bold;margin-bottom:.3em}pre{background:#f6f8fa;padding:.6em}</style>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>runnel bench</title>
+<style>body{font-family:sans-serif;max-width:780px;margin:2em auto;padding:0 1em;color:#222}figure{margin:1em 0}figcaption{font-weight:bold;margin-bottom:.3em}pre{background:#f6f8fa;padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere}.notes{padding-left:1.2em;overflow-wrap:anywhere}.notes li{margin:.2em 0}svg{display:block;max-width:100%;height:auto}</style>
 </head><body><h1>runnel bench</h1>
-${sections.join("\n")}
+${documents.map(renderSection).join("\n")}
 </body></html>
 `;
 }

@@ -72,6 +72,9 @@ export interface TimelinePoint {
 }
 
 const TIMELINE_INTERVAL_MS = 250;
+/** The first second is sampled finer, so a short run (1M messages consumed in 0.2 s) still has a shape. */
+const TIMELINE_FIRST_INTERVAL_MS = 50;
+const TIMELINE_FIRST_PHASE_MS = 1_000;
 const BURST_MESSAGES = 2_048;
 /** --rate: the pause between send turns (Atomics.wait: ~0.1 ms in practice, sub-ms unlike timers). */
 const PAUSE_MS = 0.05;
@@ -79,7 +82,7 @@ const PAUSE_CELL = new Int32Array(new SharedArrayBuffer(4));
 /** Full-speed runs time one message in 16 (power of two); --rate runs time every message. */
 const LATENCY_SAMPLE_EVERY = 16;
 
-/** Counts completions and samples the rate every TIMELINE_INTERVAL_MS. */
+/** Counts completions and samples the rate every TIMELINE_INTERVAL_MS (finer in the first second). */
 export class Meter {
   completed = 0;
   /** Payload bytes seen, where counted (consumers); 0 means "messages x size". */
@@ -98,7 +101,12 @@ export class Meter {
 
   start(): void {
     this.startNs = this.lastNs = Bun.nanoseconds();
-    this.timer = setInterval(() => this.sample(), TIMELINE_INTERVAL_MS);
+    this.timer = setInterval(() => {
+      this.sample();
+      if (this.elapsedSeconds * 1000 < TIMELINE_FIRST_PHASE_MS) return;
+      clearInterval(this.timer);
+      this.timer = setInterval(() => this.sample(), TIMELINE_INTERVAL_MS);
+    }, TIMELINE_FIRST_INTERVAL_MS);
   }
 
   get elapsedSeconds(): number {

@@ -95,7 +95,17 @@ const FLAGS = {
 } as const;
 
 type Flags = ReturnType<typeof parseArgs<typeof FLAGS>>["flags"];
-const WORKLOADS = ["produce", "consume", "e2e", "ceiling", "sendfile-server", "e2e-consumer"] as const;
+/** What a user may name; the other two are children the bench spawns itself. */
+const USER_WORKLOADS = ["produce", "consume", "e2e", "ceiling"] as const;
+const WORKLOADS = [...USER_WORKLOADS, "sendfile-server", "e2e-consumer"] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+/** The positional workload; an unknown one is a usage error naming only the user-facing ones. */
+function workloadOf(name: string | undefined): Workload {
+  const found = WORKLOADS.find((workload) => workload === name);
+  if (found !== undefined) return found;
+  throw new UsageError(`unknown workload '${name}': choose ${USER_WORKLOADS.join(", ")} (e.g. 'runnel bench produce --embedded --messages 100000')`);
+}
 
 export async function run(argv: string[]): Promise<number> {
   try {
@@ -105,7 +115,7 @@ export async function run(argv: string[]): Promise<number> {
       return EXIT_OK;
     }
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "name a workload: produce, consume, e2e or ceiling" : `unexpected argument '${positionals[1]}'`);
-    const workload = choiceFlag(positionals[0], "workload", WORKLOADS, "produce");
+    const workload = workloadOf(positionals[0]);
     if (workload === "sendfile-server") return await runFileServer(flags);
     if (workload === "e2e-consumer") return await runConsumerProcess();
     if (workload === "ceiling") return await runCeilingOnly(flags);

@@ -11,6 +11,22 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
+/**
+ * A reader that closes our stdout early (`runnel topics list | head -1`) got what it wanted, so
+ * every command then ends at once, quietly, with exit code 0 — not a stack trace, and not 141
+ * (128 + SIGPIPE), which `set -o pipefail` scripts would take for a failure. Bun ignores SIGPIPE,
+ * so a write to the closed pipe surfaces as an EPIPE 'error' event on process.stdout; with no
+ * listener it would crash the process. main.ts installs this once for every command.
+ * (consume writes through Bun.stdout.writer and ends on EPIPE by itself, also with 0.)
+ */
+export function exitQuietlyWhenStdoutCloses(): void {
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(EXIT_OK);
+    process.stderr.write(`runnel: cannot write to stdout: ${error.message}\n`);
+    process.exit(EXIT_FAILURE);
+  });
+}
+
 /** Extra advice for codes whose message alone does not say what to do. */
 const HINTS: Partial<Record<string, string>> = {
   UNKNOWN_TOPIC: "'runnel topics list' shows the topics there are; 'runnel topics create' makes one",

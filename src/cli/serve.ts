@@ -3,12 +3,16 @@
  * `runnel serve`: load the configuration (defaults < --config FILE < RUNNEL_* env < flags), start
  * the broker, log one start line (address, data dir, topics, recovery), and on SIGINT/SIGTERM
  * stop cleanly: stop accepting, answer in-flight requests, flush, write the clean-shutdown
- * marker, exit 0. A bad option stops start-up with one line on stderr and exit code 2.
+ * marker, exit 0. SIGHUP reloads the config (cli/reload.ts) and never stops the broker.
+ * A bad option stops start-up with one line on stderr and exit code 2; a broker that cannot
+ * start (port in use, unusable data dir) says why in one line (cli/startup-failure.ts), exit 1.
  */
 import { ConfigError, type Config, describeOptions, loadConfig, parseFlags } from "../config.ts";
-import { createLogger } from "../logger.ts";
+import { createLogger, type Logger } from "../logger.ts";
 import { nativeStatus } from "../native/libc.ts";
-import { startBroker } from "../server/broker.ts";
+import { type Broker, startBroker } from "../server/broker.ts";
+import { applyReload, logReload } from "./reload.ts";
+import { describeStartupFailure } from "./startup-failure.ts";
 
 const HELP = `usage: runnel serve [options]
 
@@ -21,7 +25,13 @@ common options:
   --data-dir DIR       where topics and consumer offsets live (default ./data)
   --config FILE        JSON file of options, e.g. {"port": 9700, "autoCreateTopics": false}
   --log-level LEVEL    fatal, error, warn, info, debug, trace or silent (default info)
+  --log-format FORMAT  pretty (for a person), json, or auto: pretty when stdout is a terminal
   -h, --help           this text
+
+signals:
+  SIGTERM, SIGINT      stop cleanly (answer in-flight requests, flush, clean-shutdown marker)
+  SIGHUP               reload the config; live options apply at once, others are logged as
+                       needing a restart (docs/operations.md, "Signals and reload")
 
 examples:
   runnel serve
@@ -57,15 +67,30 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`runnel serve: ${error.message}\n`);
     return 2;
   }
-  const logger = createLogger(config.logLevel);
-  let broker: Awaited<ReturnType<typeof startBroker>>;
+  const logger = createLogger(config.logLevel, { format: config.logFormat });
+  let broker: Awaited<ReturnType<typeof startBroker>> | null = null;
+  // Installed first: a SIGHUP (e.g. the terminal closed) during start-up must not kill it.
+  process.on("SIGHUP", () => reload(argv, config, broker !== null, logger));
   try {
     broker = await startBroker({ config, logger });
   } catch (error) {
-    logger.fatal({ err: error }, "broker failed to start");
-    process.stderr.write(`runnel serve: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    // The one line says what to do; the stack is for a developer, at debug level only.
+    logger.debug({ err: error }, "broker failed to start");
+    process.stderr.write(`runnel serve: ${describeStartupFailure(error, config)}\n`);
     return 1;
   }
+  const running = broker;
+  // Handlers first, start line second: whoever waits for that line may send SIGTERM at once.
+  const stopped = waitForSignal(async (signal) => {
+    logger.info({ signal }, "shutting down");
+    await running.stop();
+    logger.info({}, "stopped cleanly");
+  });
+  logStartLine(broker, config, logger);
+  return stopped;
+}
+
+function logStartLine(broker: Broker, config: Config, logger: Logger): void {
   const recovery = broker.recovery;
   logger.info(
     {
@@ -79,11 +104,22 @@ export async function run(argv: string[]): Promise<number> {
     },
     `runnel listening on ${broker.host}:${broker.port}`,
   );
-  return waitForSignal(async (signal) => {
-    logger.info({ signal }, "shutting down");
-    await broker.stop();
-    logger.info({}, "stopped cleanly");
-  });
+}
+
+/** SIGHUP: re-read the sources; apply live options to `config` (the broker's own object). */
+function reload(argv: string[], config: Config, started: boolean, logger: Logger): void {
+  if (!started) {
+    logger.warn({ signal: "SIGHUP" }, "SIGHUP during start-up ignored; send it again once the broker is listening");
+    return;
+  }
+  let next: Config | "help";
+  try {
+    next = readConfig(argv);
+  } catch (error) {
+    logger.error({ signal: "SIGHUP", error: error instanceof Error ? error.message : String(error) }, "config reload failed; the broker keeps its current config");
+    return;
+  }
+  if (next !== "help") logReload(applyReload(config, next, logger), logger);
 }
 
 /** Resolves with exit code 0 after the first SIGINT/SIGTERM has been handled. */

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import { RunnelError } from "../errors.ts";
-import { libc } from "../native/libc.ts";
+import { libc, syscallErrorFromFs } from "../native/libc.ts";
 
 export const LOCK_FILE = ".lock";
 
@@ -19,7 +19,13 @@ export interface DataDirLock {
 /** Locks `dataDir` or throws STORAGE_ERROR naming the pid that holds it. */
 export function lockDataDir(dataDir: string): DataDirLock {
   const path = `${dataDir}/${LOCK_FILE}`;
-  const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  } catch (error) {
+    // EACCES or EROFS on a directory that exists but is not ours to write: keep errno and path.
+    throw syscallErrorFromFs("open", error);
+  }
   const lockExclusive = libc.lockExclusive;
   // Without flock (non-Linux fallback) the directory is not guarded; nothing else is lost.
   if (lockExclusive !== null && !lockExclusive(fd)) {

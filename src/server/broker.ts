@@ -71,7 +71,15 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  return new RunningBroker(config, logger, log, offsets, producerIds).listen();
+  const broker = new RunningBroker(config, logger, log, offsets, producerIds);
+  try {
+    return broker.listen();
+  } catch (error) {
+    // The port is taken (or the address is not ours): close the log cleanly, so its lock is
+    // released and the next start is a clean one, then report the listen error as it came.
+    await broker.stop();
+    throw error;
+  }
 }
 
 /**

@@ -78,7 +78,7 @@ test("bench ceiling prints loopback and pwrite figures with the copy/sendfile ra
 test("bench rejects bad usage with exit code 2 and one line saying what to fix", async () => {
   const cases: Array<[string[], string]> = [
     [[], "name a workload"],
-    [["fly"], "--workload must be one of"],
+    [["fly"], "unknown workload 'fly'"],
     [["produce", "--size", "-1"], "--size must be a whole number"],
     [["consume", "--rate", "10"], "--rate applies to produce and e2e"],
     [["e2e", "--embedded", "--broker", "127.0.0.1:1"], "not both"],

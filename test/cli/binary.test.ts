@@ -49,3 +49,21 @@ test("the compiled binary serves, produces 10,000 lines, consumes them back and 
     expect(await broker.stop()).toBe(0);
   }
 }, 30_000);
+
+test("the compiled binary pretty-prints its log in-process (pino transports would fail in it)", async () => {
+  const child = Bun.spawn([binary, "serve", "--port", "0", "--data-dir", path.join(workDir, "pretty-data"), "--log-format", "pretty"], { cwd: workDir, env: BARE_ENV, stdout: "pipe", stderr: "pipe" });
+  let text = "";
+  try {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      text += decoder.decode(chunk, { stream: true });
+      if (text.includes("runnel listening")) break;
+    }
+  } finally {
+    child.kill("SIGTERM");
+  }
+  expect(await child.exited).toBe(0);
+  expect(text).toMatch(/^\S+ INFO  log recovered {2}dataDir=/m);
+  expect(text).toMatch(/^\S+ INFO  runnel listening on 127\.0\.0\.1:\d+ {2}address=/m);
+  expect(await new Response(child.stderr).text()).toBe("");
+}, 30_000);
