@@ -10,8 +10,10 @@
  * chunk may hold many frames) and hands out whole frame bodies. The declared length is checked
  * against the limit BEFORE anything is allocated, so a peer cannot make the broker allocate
  * what it merely claims. A frame that lies wholly inside one chunk is returned as a view into
- * that chunk (no copy); only a frame that straddles chunks is assembled, into one buffer of
- * exactly its length, allocated once.
+ * that chunk (no copy); only a frame that straddles chunks is assembled: into one buffer of
+ * exactly its length, allocated once — or, given a FrameMemory (the broker), into a buffer that
+ * grows as the bytes arrive, each growth reserved from that memory budget first, so what a peer
+ * merely declares costs nothing and what it sends is bounded broker-wide.
  */
 import { RunnelError } from "../errors.ts";
 
@@ -19,6 +21,17 @@ export const FRAME_HEADER_BYTES = 4;
 
 /** Thrown when the stream can no longer be framed: the connection must close. */
 export class FrameError extends RunnelError {}
+
+/**
+ * Where a decoder reserves the bytes of the frames it assembles (the broker's memory budget,
+ * server/memory-budget.ts). `tryReserve` answers false when there is no room: the decoder then
+ * stops where it is (`waitingForMemory`) until the caller calls `next()` again.
+ */
+export interface FrameMemory {
+  /** Reserves `bytes` more for a frame whose declared length is `frameBytes`. */
+  tryReserve(bytes: number, frameBytes: number): boolean;
+  release(bytes: number): void;
+}
 
 export interface FrameDecoderOptions {
   /**
@@ -35,26 +48,50 @@ export interface FrameDecoderOptions {
    * so a consumer can hold one fetch answer's values while the next two arrive.
    */
   assemblyBuffers?: number;
+  /**
+   * Reserve assembly bytes here. With it, a straddling frame's buffer grows as its bytes arrive
+   * (doubling from BODY_GROWTH_START_BYTES, capped at the declared length), so a length that is
+   * declared but never sent costs nothing; every byte held — the growing body and the kept
+   * reuse buffers — is reserved before it is allocated, and released by `dropAssemblies` and
+   * `reset`. Without it, the body is allocated at its declared length (the client, which trusts
+   * its broker and wants no copies).
+   */
+  memory?: FrameMemory;
 }
 
 /** The reused assembly buffer is kept only up to this size; larger frames get their own. */
 export const ASSEMBLY_BYTES_KEPT_MAX = 8 * 1024 * 1024;
+/** A growing body's first allocation (with `memory`). */
+export const BODY_GROWTH_START_BYTES = 64 * 1024;
+
+const EMPTY = new Uint8Array(0);
 
 export class FrameDecoder {
   readonly frameBytesMax: number;
   private readonly reuseAssembly: boolean;
+  private readonly memory: FrameMemory | null;
   private readonly assemblies: Array<Uint8Array | null>;
   private assemblyTurn = 0;
-  private chunk: Uint8Array = new Uint8Array(0);
+  private chunk: Uint8Array = EMPTY;
   private chunkPosition = 0;
   private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
   private headerFilled = 0;
-  private body: Uint8Array | null = null;
+  /** A straddling frame is being assembled into `body` (capacity body.length >= bodyFilled). */
+  private inBody = false;
+  private body: Uint8Array = EMPTY;
+  private bodyLength = 0;
   private bodyFilled = 0;
+  /** `body` is the kept reuse buffer of turn `bodyTurn` (its bytes are counted as kept). */
+  private bodyIsKept = false;
+  private bodyTurn = 0;
+  /** Bytes reserved from `memory`: kept reuse buffers plus a growing body. */
+  private heldBytes = 0;
+  private waiting = false;
 
   constructor(frameBytesMax: number, options: FrameDecoderOptions = {}) {
     this.frameBytesMax = frameBytesMax;
     this.reuseAssembly = options.reuseAssembly === true;
+    this.memory = options.memory ?? null;
     this.assemblies = new Array<Uint8Array | null>(Math.max(1, Math.floor(options.assemblyBuffers ?? 1))).fill(null);
   }
 
@@ -69,7 +106,7 @@ export class FrameDecoder {
 
   /** True while part of a frame (header or body) is held, waiting for more bytes. */
   get hasPartialFrame(): boolean {
-    return this.headerFilled > 0 || this.body !== null;
+    return this.headerFilled > 0 || this.inBody;
   }
 
   /** Bytes of the current chunk not yet consumed (frames still to hand out). */
@@ -77,9 +114,19 @@ export class FrameDecoder {
     return this.chunk.length - this.chunkPosition;
   }
 
-  /** The next whole frame body, or null when more bytes are needed. Throws FrameError. */
+  /** True when the last `next()` stopped because `memory` refused a reservation. */
+  get waitingForMemory(): boolean {
+    return this.waiting;
+  }
+
+  /** Bytes this decoder holds reserved from `memory`. */
+  get reservedBytes(): number {
+    return this.heldBytes;
+  }
+
+  /** The next whole frame body, or null when more bytes (or memory) are needed. Throws FrameError. */
   next(): Uint8Array | null {
-    if (this.body !== null) return this.continueBody();
+    if (this.inBody) return this.continueBody();
     const available = this.chunk.length - this.chunkPosition;
     if (this.headerFilled === 0 && available >= FRAME_HEADER_BYTES) {
       const length = this.checkLength(readU32(this.chunk, this.chunkPosition));
@@ -94,6 +141,28 @@ export class FrameDecoder {
     return this.continueHeader();
   }
 
+  /** Forgets the kept reuse buffers (not one being filled) and releases their bytes. */
+  dropAssemblies(): void {
+    for (let turn = 0; turn < this.assemblies.length; turn++) {
+      const kept = this.assemblies[turn] ?? null;
+      if (kept === null || (this.inBody && this.bodyIsKept && this.bodyTurn === turn)) continue;
+      this.assemblies[turn] = null;
+      this.releaseHeld(kept.length);
+    }
+  }
+
+  /** Drops everything held (the connection closed): the partial frame, the chunk, the kept buffers. */
+  reset(): void {
+    this.assemblies.fill(null);
+    this.inBody = false;
+    this.body = EMPTY;
+    this.chunk = EMPTY;
+    this.chunkPosition = 0;
+    this.headerFilled = 0;
+    this.waiting = false;
+    this.releaseHeld(this.heldBytes);
+  }
+
   private continueHeader(): Uint8Array | null {
     const take = Math.min(FRAME_HEADER_BYTES - this.headerFilled, this.chunk.length - this.chunkPosition);
     if (take <= 0) return null;
@@ -106,34 +175,80 @@ export class FrameDecoder {
   }
 
   private startBody(length: number): Uint8Array | null {
-    this.body = this.reuseAssembly ? this.assemblyBuffer(length) : new Uint8Array(length);
+    this.inBody = true;
+    this.bodyLength = length;
     this.bodyFilled = 0;
+    this.bodyTurn = this.assemblyTurn;
+    this.assemblyTurn = (this.assemblyTurn + 1) % this.assemblies.length;
+    const kept = this.reuseAssembly ? (this.assemblies[this.bodyTurn] ?? null) : null;
+    this.bodyIsKept = kept !== null && kept.length >= length;
+    if (this.bodyIsKept) this.body = kept as Uint8Array;
+    else this.body = this.memory === null ? new Uint8Array(length) : EMPTY;
     return this.continueBody();
   }
 
-  /** A view of `length` bytes of the next reused buffer in turn (grown when too small, kept when not too big). */
-  private assemblyBuffer(length: number): Uint8Array {
-    const turn = this.assemblyTurn;
-    this.assemblyTurn = (turn + 1) % this.assemblies.length;
-    const kept = this.assemblies[turn] ?? null;
-    if (kept !== null && kept.length >= length) return kept.subarray(0, length);
-    const buffer = new Uint8Array(length);
-    // A larger buffer replaces the one in this turn; the old one is only referenced by bodies
-    // handed out before, so it is never written again.
-    if (length <= ASSEMBLY_BYTES_KEPT_MAX) this.assemblies[turn] = buffer;
+  private continueBody(): Uint8Array | null {
+    const take = Math.min(this.bodyLength - this.bodyFilled, this.chunk.length - this.chunkPosition);
+    if (!this.ensureCapacity(this.bodyFilled + take)) return null;
+    this.body.set(this.chunk.subarray(this.chunkPosition, this.chunkPosition + take), this.bodyFilled);
+    this.bodyFilled += take;
+    this.chunkPosition += take;
+    if (this.bodyFilled < this.bodyLength) return null;
+    return this.finishBody();
+  }
+
+  /**
+   * Grows the body (with `memory`) to hold `needed` bytes: doubling, else exactly what this chunk
+   * needs; false (waiting) when `memory` has room for neither.
+   */
+  private ensureCapacity(needed: number): boolean {
+    const capacity = this.body.length;
+    if (needed <= capacity) {
+      this.waiting = false;
+      return true;
+    }
+    const memory = this.memory as FrameMemory;
+    const doubled = Math.min(this.bodyLength, Math.max(needed, capacity * 2, BODY_GROWTH_START_BYTES));
+    let grown = doubled;
+    if (!memory.tryReserve(doubled - capacity, this.bodyLength)) {
+      grown = needed;
+      if (!memory.tryReserve(needed - capacity, this.bodyLength)) {
+        this.waiting = true;
+        return false;
+      }
+    }
+    this.heldBytes += grown - capacity;
+    const body = new Uint8Array(grown);
+    body.set(this.body.subarray(0, this.bodyFilled));
+    this.body = body;
+    this.waiting = false;
+    return true;
+  }
+
+  /** Hands out the assembled body; keeps its buffer for reuse when allowed, else releases it. */
+  private finishBody(): Uint8Array {
+    this.inBody = false;
+    const buffer = this.body;
+    this.body = EMPTY;
+    if (this.bodyIsKept) return buffer.subarray(0, this.bodyLength);
+    if (this.reuseAssembly && buffer.length <= ASSEMBLY_BYTES_KEPT_MAX) {
+      // A larger buffer replaces the one in this turn; the old one is only referenced by bodies
+      // handed out before, so it is never written again.
+      const old = this.assemblies[this.bodyTurn] ?? null;
+      this.assemblies[this.bodyTurn] = buffer;
+      if (this.memory === null) return buffer;
+      if (old !== null) this.releaseHeld(old.length);
+      return buffer;
+    }
+    if (this.memory !== null) this.releaseHeld(buffer.length);
     return buffer;
   }
 
-  private continueBody(): Uint8Array | null {
-    const body = this.body;
-    if (body === null) return null;
-    const take = Math.min(body.length - this.bodyFilled, this.chunk.length - this.chunkPosition);
-    body.set(this.chunk.subarray(this.chunkPosition, this.chunkPosition + take), this.bodyFilled);
-    this.bodyFilled += take;
-    this.chunkPosition += take;
-    if (this.bodyFilled < body.length) return null;
-    this.body = null;
-    return body;
+  private releaseHeld(bytes: number): void {
+    if (this.memory === null || bytes <= 0) return;
+    const released = Math.min(bytes, this.heldBytes);
+    this.heldBytes -= released;
+    this.memory.release(released);
   }
 
   private checkLength(length: number): number {

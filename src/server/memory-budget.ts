@@ -1,0 +1,128 @@
+/**
+ * @module server/memory-budget
+ * The broker-wide budget for bytes held on behalf of clients: partially received frames (and the
+ * assembly buffers connections keep for reuse) and queued response bytes. Without it, memory is
+ * bounded only by connectionsMax x frameBytesMax (10,000 x 16 MiB): 128 connections each holding
+ * a nearly complete 16 MiB frame took a broker to 3.3 GB.
+ *
+ * - Frames reserve (`tryReserve`) before their buffer grows; a refused reservation makes the
+ *   connection wait: it stops reading (socket paused, bytes stay in the kernel) and registers a
+ *   waiter, woken in arrival order once bytes are released. The frame timeout still applies to a
+ *   waiting connection (server/connection.ts).
+ * - Small frames (at most SMALL_FRAME_BYTES) may use a headroom of bytesMax/8 above the budget,
+ *   so a well-behaved client's ordinary requests still get through while large partial frames
+ *   fill the budget.
+ * - Response bytes are charged unconditionally (`charge`): a reply is already made when it is
+ *   queued. A connection with queued bytes stops reading while the budget is exhausted.
+ * - Memory given back promptly: once RELEASED_GC_BYTES or more were released since the last
+ *   collection, a garbage collection is scheduled (debounced), so the buffers of an attack that
+ *   ended are freed now, not whenever an unrelated allocation triggers the collector.
+ */
+
+/** Frames up to this size may use the headroom above the budget (see module note). */
+export const SMALL_FRAME_BYTES = 64 * 1024;
+/** Bytes released since the last collection that make the budget schedule one. */
+const RELEASED_GC_BYTES = 32 * 1024 * 1024;
+/** Delay of that collection: lets a burst of closes finish first, one collection for all. */
+const GC_DELAY_MS = 50;
+
+export type Waiter = () => void;
+
+export class MemoryBudget {
+  /** Bytes reserved or charged now. */
+  usedBytes = 0;
+  /** Highest usedBytes seen. */
+  peakBytes = 0;
+  /** Garbage collections this budget scheduled (reported in stats). */
+  collections = 0;
+  private readonly headroomBytes: number;
+  private readonly waiters = new Set<Waiter>();
+  private releasedSinceGcBytes = 0;
+  private gcTimer: ReturnType<typeof setTimeout> | null = null;
+  private wakeScheduled = false;
+
+  constructor(
+    readonly bytesMax: number,
+    private readonly collect: () => void = () => Bun.gc(true),
+  ) {
+    this.headroomBytes = Math.floor(bytesMax / 8);
+  }
+
+  /** Connections waiting for room. */
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  /** True when no frame over SMALL_FRAME_BYTES can reserve more. */
+  get isExhausted(): boolean {
+    return this.usedBytes >= this.bytesMax;
+  }
+
+  /** Reserves `bytes` for a frame of `frameBytes` (declared length); false when there is no room. */
+  tryReserve(bytes: number, frameBytes: number): boolean {
+    const limit = frameBytes <= SMALL_FRAME_BYTES ? this.bytesMax + this.headroomBytes : this.bytesMax;
+    if (this.usedBytes + bytes > limit) return false;
+    this.add(bytes);
+    return true;
+  }
+
+  /** Charges bytes that are already held (queued response bytes); may go over the budget. */
+  charge(bytes: number): void {
+    this.add(bytes);
+  }
+
+  release(bytes: number): void {
+    if (bytes <= 0) return;
+    this.usedBytes = Math.max(0, this.usedBytes - bytes);
+    this.releasedSinceGcBytes += bytes;
+    if (this.releasedSinceGcBytes >= RELEASED_GC_BYTES) this.scheduleCollection();
+    if (this.waiters.size > 0 && this.usedBytes < this.bytesMax) this.scheduleWake();
+  }
+
+  /** Calls `waiter` once (later, not from inside this call) when room may have freed. */
+  wait(waiter: Waiter): void {
+    this.waiters.add(waiter);
+    if (this.usedBytes < this.bytesMax) this.scheduleWake();
+  }
+
+  cancelWait(waiter: Waiter): void {
+    this.waiters.delete(waiter);
+  }
+
+  /** Stops the pending collection timer (broker stop). */
+  close(): void {
+    if (this.gcTimer !== null) clearTimeout(this.gcTimer);
+    this.gcTimer = null;
+  }
+
+  private add(bytes: number): void {
+    this.usedBytes += bytes;
+    if (this.usedBytes > this.peakBytes) this.peakBytes = this.usedBytes;
+  }
+
+  /** Wakes waiters in arrival order while there is room; those still refused wait again. */
+  private scheduleWake(): void {
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    // Never from inside release(): the releasing connection is in the middle of its own pump.
+    queueMicrotask(() => {
+      this.wakeScheduled = false;
+      for (const waiter of [...this.waiters]) {
+        if (this.usedBytes >= this.bytesMax) break;
+        this.waiters.delete(waiter);
+        waiter();
+      }
+    });
+  }
+
+  private scheduleCollection(): void {
+    if (this.gcTimer !== null) return;
+    this.gcTimer = setTimeout(() => {
+      this.gcTimer = null;
+      this.releasedSinceGcBytes = 0;
+      this.collections++;
+      this.collect();
+    }, GC_DELAY_MS);
+    this.gcTimer.unref?.();
+  }
+}
