@@ -49,20 +49,21 @@ export interface FrameDecoderOptions {
    */
   assemblyBuffers?: number;
   /**
-   * Reserve assembly bytes here. With it, a straddling frame's buffer grows as its bytes arrive
-   * (doubling from BODY_GROWTH_START_BYTES, capped at the declared length), so a length that is
-   * declared but never sent costs nothing; every byte held — the growing body and the kept
-   * reuse buffers — is reserved before it is allocated, and released by `dropAssemblies` and
-   * `reset`. Without it, the body is allocated at its declared length (the client, which trusts
-   * its broker and wants no copies).
+   * Reserve assembly bytes here. With it, a straddling frame is assembled into blocks of at most
+   * ASSEMBLY_BLOCK_BYTES, each allocated (and reserved) when its first byte arrives, so a length
+   * that is declared but never sent costs nothing; a frame of more than one block is copied into
+   * one buffer of its length when complete (or straight into a kept reuse buffer large enough).
+   * Every byte held — blocks and kept reuse buffers — is reserved before it is allocated, and
+   * released by `dropAssemblies` and `reset`. Without `memory`, the body is allocated at its
+   * declared length (the client, which trusts its broker and wants no second copy).
    */
   memory?: FrameMemory;
 }
 
 /** The reused assembly buffer is kept only up to this size; larger frames get their own. */
 export const ASSEMBLY_BYTES_KEPT_MAX = 8 * 1024 * 1024;
-/** A growing body's first allocation (with `memory`). */
-export const BODY_GROWTH_START_BYTES = 64 * 1024;
+/** Assembly block size (with `memory`): what a peer can make the decoder allocate ahead of its bytes. */
+export const ASSEMBLY_BLOCK_BYTES = 256 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
@@ -76,9 +77,11 @@ export class FrameDecoder {
   private chunkPosition = 0;
   private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
   private headerFilled = 0;
-  /** A straddling frame is being assembled into `body` (capacity body.length >= bodyFilled). */
+  /** A straddling frame is being assembled: into `body`, or into `blocks` when `useBlocks`. */
   private inBody = false;
   private body: Uint8Array = EMPTY;
+  private useBlocks = false;
+  private blocks: Uint8Array[] = [];
   private bodyLength = 0;
   private bodyFilled = 0;
   /** `body` is the kept reuse buffer of turn `bodyTurn` (its bytes are counted as kept). */
@@ -87,6 +90,7 @@ export class FrameDecoder {
   /** Bytes reserved from `memory`: kept reuse buffers plus a growing body. */
   private heldBytes = 0;
   private waiting = false;
+  private wantedBytes = 0;
 
   constructor(frameBytesMax: number, options: FrameDecoderOptions = {}) {
     this.frameBytesMax = frameBytesMax;
@@ -117,6 +121,16 @@ export class FrameDecoder {
   /** True when the last `next()` stopped because `memory` refused a reservation. */
   get waitingForMemory(): boolean {
     return this.waiting;
+  }
+
+  /** While waiting for memory: the reservation that was refused. */
+  get memoryWantedBytes(): number {
+    return this.waiting ? this.wantedBytes : 0;
+  }
+
+  /** While waiting for memory: the declared length of the frame being assembled. */
+  get partialFrameBytes(): number {
+    return this.inBody ? this.bodyLength : 0;
   }
 
   /** Bytes this decoder holds reserved from `memory`. */
@@ -156,6 +170,7 @@ export class FrameDecoder {
     this.assemblies.fill(null);
     this.inBody = false;
     this.body = EMPTY;
+    this.blocks = [];
     this.chunk = EMPTY;
     this.chunkPosition = 0;
     this.headerFilled = 0;
@@ -182,66 +197,79 @@ export class FrameDecoder {
     this.assemblyTurn = (this.assemblyTurn + 1) % this.assemblies.length;
     const kept = this.reuseAssembly ? (this.assemblies[this.bodyTurn] ?? null) : null;
     this.bodyIsKept = kept !== null && kept.length >= length;
+    this.useBlocks = !this.bodyIsKept && this.memory !== null;
     if (this.bodyIsKept) this.body = kept as Uint8Array;
-    else this.body = this.memory === null ? new Uint8Array(length) : EMPTY;
+    else this.body = this.useBlocks ? EMPTY : new Uint8Array(length);
     return this.continueBody();
   }
 
   private continueBody(): Uint8Array | null {
-    const take = Math.min(this.bodyLength - this.bodyFilled, this.chunk.length - this.chunkPosition);
-    if (!this.ensureCapacity(this.bodyFilled + take)) return null;
-    this.body.set(this.chunk.subarray(this.chunkPosition, this.chunkPosition + take), this.bodyFilled);
-    this.bodyFilled += take;
-    this.chunkPosition += take;
+    while (this.bodyFilled < this.bodyLength && this.chunkPosition < this.chunk.length) {
+      const target = this.useBlocks ? this.nextBlock() : this.body;
+      if (target === null) return null;
+      const offset = this.useBlocks ? this.bodyFilled % ASSEMBLY_BLOCK_BYTES : this.bodyFilled;
+      const take = Math.min(target.length - offset, this.chunk.length - this.chunkPosition);
+      target.set(this.chunk.subarray(this.chunkPosition, this.chunkPosition + take), offset);
+      this.bodyFilled += take;
+      this.chunkPosition += take;
+    }
     if (this.bodyFilled < this.bodyLength) return null;
     return this.finishBody();
   }
 
-  /**
-   * Grows the body (with `memory`) to hold `needed` bytes: doubling, else exactly what this chunk
-   * needs; false (waiting) when `memory` has room for neither.
-   */
-  private ensureCapacity(needed: number): boolean {
-    const capacity = this.body.length;
-    if (needed <= capacity) {
-      this.waiting = false;
-      return true;
+  /** The block the next byte goes to, allocated (and reserved) when new; null while memory refuses. */
+  private nextBlock(): Uint8Array | null {
+    const index = Math.floor(this.bodyFilled / ASSEMBLY_BLOCK_BYTES);
+    const existing = this.blocks[index];
+    if (existing !== undefined) return existing;
+    const size = Math.min(ASSEMBLY_BLOCK_BYTES, this.bodyLength - index * ASSEMBLY_BLOCK_BYTES);
+    if (!(this.memory as FrameMemory).tryReserve(size, this.bodyLength)) {
+      this.waiting = true;
+      this.wantedBytes = size;
+      return null;
     }
-    const memory = this.memory as FrameMemory;
-    const doubled = Math.min(this.bodyLength, Math.max(needed, capacity * 2, BODY_GROWTH_START_BYTES));
-    let grown = doubled;
-    if (!memory.tryReserve(doubled - capacity, this.bodyLength)) {
-      grown = needed;
-      if (!memory.tryReserve(needed - capacity, this.bodyLength)) {
-        this.waiting = true;
-        return false;
-      }
-    }
-    this.heldBytes += grown - capacity;
-    const body = new Uint8Array(grown);
-    body.set(this.body.subarray(0, this.bodyFilled));
-    this.body = body;
     this.waiting = false;
-    return true;
+    this.heldBytes += size;
+    const block = new Uint8Array(size);
+    this.blocks.push(block);
+    return block;
   }
 
   /** Hands out the assembled body; keeps its buffer for reuse when allowed, else releases it. */
   private finishBody(): Uint8Array {
     this.inBody = false;
-    const buffer = this.body;
+    this.waiting = false;
+    const buffer = this.useBlocks ? this.joinBlocks() : this.body;
     this.body = EMPTY;
     if (this.bodyIsKept) return buffer.subarray(0, this.bodyLength);
-    if (this.reuseAssembly && buffer.length <= ASSEMBLY_BYTES_KEPT_MAX) {
+    if (this.reuseAssembly && buffer.length > 0 && buffer.length <= ASSEMBLY_BYTES_KEPT_MAX) {
       // A larger buffer replaces the one in this turn; the old one is only referenced by bodies
       // handed out before, so it is never written again.
       const old = this.assemblies[this.bodyTurn] ?? null;
       this.assemblies[this.bodyTurn] = buffer;
-      if (this.memory === null) return buffer;
-      if (old !== null) this.releaseHeld(old.length);
+      if (old !== null && this.memory !== null) this.releaseHeld(old.length);
       return buffer;
     }
     if (this.memory !== null) this.releaseHeld(buffer.length);
     return buffer;
+  }
+
+  /**
+   * The blocks as one buffer. Its bytes take over the blocks' reservation: for a moment both
+   * exist (one frame's worth, not counted twice), then the blocks are garbage.
+   */
+  private joinBlocks(): Uint8Array {
+    const blocks = this.blocks;
+    this.blocks = [];
+    if (blocks.length === 0) return EMPTY;
+    if (blocks.length === 1) return blocks[0] as Uint8Array;
+    const joined = new Uint8Array(this.bodyLength);
+    let position = 0;
+    for (const block of blocks) {
+      joined.set(block, position);
+      position += block.length;
+    }
+    return joined;
   }
 
   private releaseHeld(bytes: number): void {

@@ -22,6 +22,7 @@ import { createRequestDecoder, encodeErrorFrame } from "../protocol/messages.ts"
 import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
+import { ReadTurns } from "./read-turns.ts";
 import { OffsetStore } from "./offset-store.ts";
 import { PartitionNotifier } from "./partition-notifier.ts";
 import { ProducerIdAllocator } from "./producer-ids.ts";
@@ -119,6 +120,7 @@ class RunningBroker implements Broker {
       producerIds,
       stats: this.stats,
       memory: new MemoryBudget(bufferedBytesBudget(config)),
+      readTurns: new ReadTurns(),
       logger,
       startedAtMs: Date.now(),
       zeroCopy: config.zeroCopy && libc.sendfile !== null,

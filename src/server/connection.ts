@@ -16,6 +16,8 @@
  *   and waits its turn for room. The outbound queue charges its bytes there too, and a
  *   connection with answers queued stops reading while the budget is exhausted. Reuse buffers
  *   are dropped after ASSEMBLY_IDLE_MS without traffic, and everything on close.
+ * - Turns: a connection in the middle of a large frame yields its reads to others once an
+ *   event-loop iteration has read enough (server/read-turns.ts).
  * - Timeouts: the broker's sweep calls `checkTimeouts`: a partial frame held longer than
  *   frameTimeoutMs (also while waiting for memory, though not while paused by backpressure),
  *   or no traffic and nothing in flight for idleTimeoutMs, closes the connection.
@@ -30,6 +32,7 @@ import type { Socket } from "bun";
 import type { Config } from "../config.ts";
 import { RunnelError } from "../errors.ts";
 import { FrameDecoder, FrameError } from "../protocol/frame.ts";
+import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { encodeErrorFrame } from "../protocol/messages.ts";
 import { type BrokerContext, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
@@ -65,6 +68,12 @@ export class Connection {
     this.waitingForMemory = false;
     if (!this.closed) this.pump();
   };
+  /** True while paused to give other connections their turn (read-turns.ts). */
+  private yielding = false;
+  private readonly turnResumer = (): void => {
+    this.yielding = false;
+    if (!this.closed) this.pump();
+  };
   /** "address:port" of the client, for log lines. */
   readonly peer: string;
 
@@ -94,10 +103,18 @@ export class Connection {
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
     this.context.stats.bytesReceived += chunk.length;
+    this.context.memory.noteReceived(chunk.length);
     this.lastActivityMs = Date.now();
     if (this.decoder.unreadBytes === 0 && this.pendingChunks.length === 0) this.decoder.push(chunk);
     else this.pendingChunks.push(chunk);
+    if (this.context.readTurns.noteRead(chunk.length) && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES) this.yieldTurn();
     this.pump();
+  }
+
+  private yieldTurn(): void {
+    if (this.yielding) return;
+    this.yielding = true;
+    this.context.readTurns.yieldTurn(this.turnResumer);
   }
 
   onDrain(): void {
@@ -117,6 +134,8 @@ export class Connection {
     this.pendingChunks.length = 0;
     this.context.memory.cancelWait(this.memoryWaiter);
     this.waitingForMemory = false;
+    this.context.readTurns.cancel(this.turnResumer);
+    this.yielding = false;
     this.decoder.reset();
     this.hooks.onSettled(this);
   }
@@ -129,7 +148,7 @@ export class Connection {
       return;
     }
     const waitingForMemory = this.decoder.waitingForMemory;
-    if (this.partialSinceMs !== null && (!this.paused || waitingForMemory) && nowMs - this.partialSinceMs > this.config.frameTimeoutMs) {
+    if (this.partialSinceMs !== null && !this.isBlocked() && nowMs - this.partialSinceMs > this.config.frameTimeoutMs) {
       this.fail(waitingForMemory ? this.memoryTimeout() : new RunnelError("TIMEOUT", `a partial frame was held for more than ${this.config.frameTimeoutMs} ms`));
       return;
     }
@@ -194,7 +213,7 @@ export class Connection {
     }
     this.trackPartialFrame();
     if (this.decoder.waitingForMemory) this.waitForMemory();
-    this.setPaused(this.isBlocked() || this.decoder.waitingForMemory);
+    this.setPaused(this.isBlocked() || this.decoder.waitingForMemory || this.yielding);
     if (this.isQuiet) this.hooks.onSettled(this);
   }
 
@@ -207,7 +226,7 @@ export class Connection {
   private waitForMemory(): void {
     if (this.waitingForMemory || this.closed) return;
     this.waitingForMemory = true;
-    this.context.memory.wait(this.memoryWaiter);
+    this.context.memory.wait(this.memoryWaiter, this.decoder.memoryWantedBytes, this.decoder.partialFrameBytes);
   }
 
   private hasBufferedInput(): boolean {

@@ -9,6 +9,7 @@ import { encodeResponseFrame } from "../protocol/messages.ts";
 import type { LogManager, ReadSlice } from "../log/api.ts";
 import type { Logger } from "../logger.ts";
 import type { MemoryBudget } from "./memory-budget.ts";
+import type { ReadTurns } from "./read-turns.ts";
 import type { OffsetStore } from "./offset-store.ts";
 import type { PartitionNotifier } from "./partition-notifier.ts";
 import type { ProducerIdAllocator } from "./producer-ids.ts";
@@ -24,6 +25,8 @@ export interface BrokerContext {
   readonly stats: BrokerStats;
   /** Broker-wide budget for partial frames and queued answers (bufferedBytesMax). */
   readonly memory: MemoryBudget;
+  /** Fair turns for connections sending large frames (server/read-turns.ts). */
+  readonly readTurns: ReadTurns;
   readonly logger: Logger;
   readonly startedAtMs: number;
   /** sendfile is on (config.zeroCopy and libc.sendfile available). */

@@ -14,15 +14,18 @@
  *   fill the budget.
  * - Response bytes are charged unconditionally (`charge`): a reply is already made when it is
  *   queued. A connection with queued bytes stops reading while the budget is exhausted.
- * - Memory given back promptly: once RELEASED_GC_BYTES or more were released since the last
+ * - Memory given back promptly: once GC_TRIGGER_BYTES or more were released since the last
  *   collection, a garbage collection is scheduled (debounced), so the buffers of an attack that
- *   ended are freed now, not whenever an unrelated allocation triggers the collector.
+ *   ended are freed now, not whenever an unrelated allocation triggers the collector. The same
+ *   happens after GC_TRIGGER_BYTES were received while the budget is at least half used: every
+ *   socket read is a fresh buffer that is garbage once copied into a frame's blocks, and under
+ *   such an attack the collector's own heuristics let hundreds of MiB of them pile up.
  */
 
 /** Frames up to this size may use the headroom above the budget (see module note). */
 export const SMALL_FRAME_BYTES = 64 * 1024;
-/** Bytes released since the last collection that make the budget schedule one. */
-const RELEASED_GC_BYTES = 32 * 1024 * 1024;
+/** Bytes released (or received under pressure) since the last collection that make the budget schedule one. */
+const GC_TRIGGER_BYTES = 64 * 1024 * 1024;
 /** Delay of that collection: lets a burst of closes finish first, one collection for all. */
 const GC_DELAY_MS = 50;
 
@@ -35,9 +38,13 @@ export class MemoryBudget {
   peakBytes = 0;
   /** Garbage collections this budget scheduled (reported in stats). */
   collections = 0;
+  /** The longest of those collections, ms. */
+  collectionMsMax = 0;
   private readonly headroomBytes: number;
-  private readonly waiters = new Set<Waiter>();
+  /** Waiting connections in arrival order, with the reservation each was refused. */
+  private readonly waiters = new Map<Waiter, { bytes: number; frameBytes: number }>();
   private releasedSinceGcBytes = 0;
+  private receivedSinceGcBytes = 0;
   private gcTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeScheduled = false;
 
@@ -60,10 +67,14 @@ export class MemoryBudget {
 
   /** Reserves `bytes` for a frame of `frameBytes` (declared length); false when there is no room. */
   tryReserve(bytes: number, frameBytes: number): boolean {
-    const limit = frameBytes <= SMALL_FRAME_BYTES ? this.bytesMax + this.headroomBytes : this.bytesMax;
-    if (this.usedBytes + bytes > limit) return false;
+    if (!this.fits(bytes, frameBytes)) return false;
     this.add(bytes);
     return true;
+  }
+
+  private fits(bytes: number, frameBytes: number): boolean {
+    const limit = frameBytes <= SMALL_FRAME_BYTES ? this.bytesMax + this.headroomBytes : this.bytesMax;
+    return this.usedBytes + bytes <= limit;
   }
 
   /** Charges bytes that are already held (queued response bytes); may go over the budget. */
@@ -75,14 +86,24 @@ export class MemoryBudget {
     if (bytes <= 0) return;
     this.usedBytes = Math.max(0, this.usedBytes - bytes);
     this.releasedSinceGcBytes += bytes;
-    if (this.releasedSinceGcBytes >= RELEASED_GC_BYTES) this.scheduleCollection();
+    if (this.releasedSinceGcBytes >= GC_TRIGGER_BYTES) this.scheduleCollection();
     if (this.waiters.size > 0 && this.usedBytes < this.bytesMax) this.scheduleWake();
   }
 
-  /** Calls `waiter` once (later, not from inside this call) when room may have freed. */
-  wait(waiter: Waiter): void {
-    this.waiters.add(waiter);
-    if (this.usedBytes < this.bytesMax) this.scheduleWake();
+  /** Counts bytes read from sockets (see the module note on collections). */
+  noteReceived(bytes: number): void {
+    if (this.usedBytes < this.bytesMax / 2) return;
+    this.receivedSinceGcBytes += bytes;
+    if (this.receivedSinceGcBytes >= GC_TRIGGER_BYTES) this.scheduleCollection();
+  }
+
+  /**
+   * Calls `waiter` once, after a later release (never from inside it) left room for the
+   * reservation it was refused (`bytes` for a frame of `frameBytes`). Only a release wakes: the
+   * caller was just refused, so waking it before anything was released would refuse it again.
+   */
+  wait(waiter: Waiter, bytes: number, frameBytes: number): void {
+    this.waiters.set(waiter, { bytes, frameBytes });
   }
 
   cancelWait(waiter: Waiter): void {
@@ -100,15 +121,15 @@ export class MemoryBudget {
     if (this.usedBytes > this.peakBytes) this.peakBytes = this.usedBytes;
   }
 
-  /** Wakes waiters in arrival order while there is room; those still refused wait again. */
+  /** Wakes, in arrival order, the waiters whose reservation fits now; a woken one that is refused again waits again. */
   private scheduleWake(): void {
     if (this.wakeScheduled) return;
     this.wakeScheduled = true;
     // Never from inside release(): the releasing connection is in the middle of its own pump.
     queueMicrotask(() => {
       this.wakeScheduled = false;
-      for (const waiter of [...this.waiters]) {
-        if (this.usedBytes >= this.bytesMax) break;
+      for (const [waiter, want] of [...this.waiters]) {
+        if (!this.fits(want.bytes, want.frameBytes)) continue;
         this.waiters.delete(waiter);
         waiter();
       }
@@ -120,8 +141,11 @@ export class MemoryBudget {
     this.gcTimer = setTimeout(() => {
       this.gcTimer = null;
       this.releasedSinceGcBytes = 0;
+      this.receivedSinceGcBytes = 0;
       this.collections++;
+      const startedMs = performance.now();
       this.collect();
+      this.collectionMsMax = Math.max(this.collectionMsMax, performance.now() - startedMs);
     }, GC_DELAY_MS);
     this.gcTimer.unref?.();
   }

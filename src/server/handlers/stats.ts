@@ -19,5 +19,6 @@ export function handleStats(context: BrokerContext, _request: RequestOf<"stats">
     bufferedBytesMax: context.memory.bytesMax,
     connectionsWaitingForMemory: context.memory.waiting,
     memoryCollections: context.memory.collections,
+    memoryCollectionMsMax: Math.round(context.memory.collectionMsMax * 10) / 10,
   });
 }
