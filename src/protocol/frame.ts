@@ -208,7 +208,8 @@ export class FrameDecoder {
       const target = this.useBlocks ? this.nextBlock() : this.body;
       if (target === null) return null;
       const offset = this.useBlocks ? this.bodyFilled % ASSEMBLY_BLOCK_BYTES : this.bodyFilled;
-      const take = Math.min(target.length - offset, this.chunk.length - this.chunkPosition);
+      // A kept reuse buffer may be longer than the frame: bound by what the frame still needs.
+      const take = Math.min(target.length - offset, this.bodyLength - this.bodyFilled, this.chunk.length - this.chunkPosition);
       target.set(this.chunk.subarray(this.chunkPosition, this.chunkPosition + take), offset);
       this.bodyFilled += take;
       this.chunkPosition += take;
