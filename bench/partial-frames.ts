@@ -157,7 +157,7 @@ function rssOf(pid: number): number {
 }
 
 /** Samples RSS every few ms until stopped; keeps the peak. */
-function sampleRss(pid: number): { stop(): number } {
+export function sampleRss(pid: number): { stop(): number } {
   let peak = rssOf(pid);
   const timer = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 10);
   return {

@@ -15,7 +15,7 @@
  *   (server/memory-budget.ts) as they arrive; when it is refused, the connection pauses reading
  *   and waits its turn for room. The outbound queue charges its bytes there too, and a
  *   connection with answers queued stops reading while the budget is exhausted. Reuse buffers
- *   are dropped after ASSEMBLY_IDLE_MS without traffic, and everything on close.
+ *   are dropped once unused for ASSEMBLY_IDLE_MS, and everything on close.
  * - Turns: a connection in the middle of a large frame yields its reads to others once an
  *   event-loop iteration has read enough (server/read-turns.ts).
  * - Timeouts: the broker's sweep calls `checkTimeouts`: a partial frame held longer than
@@ -42,7 +42,7 @@ import { socketFd } from "./socket-fd.ts";
 
 type Slot = { reply: Reply | null };
 
-/** A connection without traffic for this long gives back its reuse buffers (frame.ts). */
+/** A connection that assembled no frame (one straddling reads) for this long gives back its reuse buffers (frame.ts). */
 const ASSEMBLY_IDLE_MS = 1_000;
 
 export interface ConnectionHooks {
@@ -62,6 +62,8 @@ export class Connection {
   private closed = false;
   private lastActivityMs = Date.now();
   private partialSinceMs: number | null = null;
+  /** Last time a partial frame was held: a reuse buffer unused since ASSEMBLY_IDLE_MS is dropped. */
+  private lastAssemblyMs = 0;
   /** True while registered with the budget as waiting for room. */
   private waitingForMemory = false;
   private readonly memoryWaiter = (): void => {
@@ -152,7 +154,7 @@ export class Connection {
       this.fail(waitingForMemory ? this.memoryTimeout() : new RunnelError("TIMEOUT", `a partial frame was held for more than ${this.config.frameTimeoutMs} ms`));
       return;
     }
-    if (!this.decoder.hasPartialFrame && nowMs - this.lastActivityMs > ASSEMBLY_IDLE_MS) this.decoder.dropAssemblies();
+    if (!this.decoder.hasPartialFrame && nowMs - this.lastAssemblyMs > ASSEMBLY_IDLE_MS) this.decoder.dropAssemblies();
     const idleMs = this.config.idleTimeoutMs;
     if (idleMs > 0 && this.isQuiet && !this.decoder.hasPartialFrame && nowMs - this.lastActivityMs > idleMs) {
       this.close();
@@ -283,8 +285,13 @@ export class Connection {
   }
 
   private trackPartialFrame(): void {
-    if (!this.decoder.hasPartialFrame) this.partialSinceMs = null;
-    else if (this.partialSinceMs === null) this.partialSinceMs = Date.now();
+    if (!this.decoder.hasPartialFrame) {
+      this.partialSinceMs = null;
+      return;
+    }
+    // Every frame that is assembled (straddles reads) is partial at the end of some pump.
+    this.lastAssemblyMs = Date.now();
+    this.partialSinceMs ??= this.lastAssemblyMs;
   }
 
   private setPaused(paused: boolean): void {
