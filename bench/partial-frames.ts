@@ -68,6 +68,22 @@ export class Prober {
     this.socket.end();
   }
 
+  /** Writes a whole raw frame and awaits one answer (null when the connection failed). */
+  async sendRaw(frame: Uint8Array, timeoutMs = 30_000): Promise<Answer | null> {
+    const answered = new Promise<Answer | null>((resolve) => (this.waiter = resolve));
+    const timer = setTimeout(() => this.wake(null), timeoutMs);
+    let written = 0;
+    while (written < frame.length) {
+      const taken = this.socket.write(frame.subarray(written));
+      if (taken < 0) break;
+      written += taken;
+      if (written < frame.length) await Bun.sleep(1);
+    }
+    const answer = await answered;
+    clearTimeout(timer);
+    return answer;
+  }
+
   /** One request, awaited; its answer or null when the connection failed. */
   async request(body: Answer, timeoutMs = 30_000): Promise<Answer | null> {
     const id = this.nextId++;
@@ -334,6 +350,38 @@ export async function runPartialFrameAttack(options: AttackOptions): Promise<Att
   }
 }
 
+export interface SendAndLeaveFigures {
+  rssBeforeBytes: number;
+  peakRssBytes: number;
+  /** RSS when the last connection had closed, and the first sample back under before + margin. */
+  rssAtLeaveBytes: number;
+  rssAfterBytes: number;
+  settledAfterMs: number;
+}
+
+/**
+ * The second attack of issue 16: `connections` clients each send one whole `frameBytes` frame
+ * (junk: answered with an error), read the answer and leave. Before the budget, 100 x 8 MiB kept
+ * 880 MB resident for over a minute.
+ */
+export async function runSendAndLeave(options: { port: number; pid: number; connections: number; frameBytes: number; settledMarginBytes: number; settleTimeoutMs: number }): Promise<SendAndLeaveFigures> {
+  const rssBeforeBytes = rssOf(options.pid);
+  const rss = sampleRss(options.pid);
+  const frame = encodeFrame(new Uint8Array(options.frameBytes).fill(0xc0));
+  const clients = await Promise.all(Array.from({ length: options.connections }, () => Prober.open(options.port)));
+  await Promise.all(clients.map((client) => client.sendRaw(frame)));
+  for (const client of clients) client.close();
+  const peakRssBytes = rss.stop();
+  const rssAtLeaveBytes = rssOf(options.pid);
+  const startedMs = performance.now();
+  let rssAfterBytes = rssAtLeaveBytes;
+  while (performance.now() - startedMs < options.settleTimeoutMs && rssAfterBytes > rssBeforeBytes + options.settledMarginBytes) {
+    await Bun.sleep(50);
+    rssAfterBytes = rssOf(options.pid);
+  }
+  return { rssBeforeBytes, peakRssBytes, rssAtLeaveBytes, rssAfterBytes, settledAfterMs: performance.now() - startedMs };
+}
+
 export function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
 }
@@ -369,6 +417,11 @@ async function main(argv: string[]): Promise<void> {
       settleTimeoutMs: 10_000,
     });
     console.log(describeFigures(figures, connections));
+    const leave = await runSendAndLeave({ port, pid: broker.pid, connections: 100, frameBytes: 8 * MiB, settledMarginBytes: 32 * MiB, settleTimeoutMs: 30_000 });
+    console.log(
+      `100 x one 8 MiB frame, then leave: RSS ${mib(leave.rssBeforeBytes)} before, peak ${mib(leave.peakRssBytes)}, ${mib(leave.rssAtLeaveBytes)} when they had left, ` +
+        `${mib(leave.rssAfterBytes)} ${leave.settledAfterMs.toFixed(0)} ms later`,
+    );
   } finally {
     await broker.stop();
   }

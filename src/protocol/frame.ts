@@ -11,9 +11,10 @@
  * against the limit BEFORE anything is allocated, so a peer cannot make the broker allocate
  * what it merely claims. A frame that lies wholly inside one chunk is returned as a view into
  * that chunk (no copy); only a frame that straddles chunks is assembled: into one buffer of
- * exactly its length, allocated once — or, given a FrameMemory (the broker), into a buffer that
- * grows as the bytes arrive, each growth reserved from that memory budget first, so what a peer
- * merely declares costs nothing and what it sends is bounded broker-wide.
+ * exactly its length, allocated once — or, given a FrameMemory (the broker), admitted first: its
+ * declared length is reserved from that memory budget before any byte of its body is taken, and
+ * it is assembled in blocks allocated as its bytes arrive, so what a peer merely declares costs
+ * budget but no memory, and what it sends is bounded broker-wide.
  */
 import { RunnelError } from "../errors.ts";
 
@@ -31,6 +32,8 @@ export interface FrameMemory {
   /** Reserves `bytes` more for a frame whose declared length is `frameBytes`. */
   tryReserve(bytes: number, frameBytes: number): boolean;
   release(bytes: number): void;
+  /** Whether an assembled buffer may be kept for reuse now (false under memory pressure). */
+  mayKeep?(): boolean;
 }
 
 export interface FrameDecoderOptions {
@@ -49,13 +52,17 @@ export interface FrameDecoderOptions {
    */
   assemblyBuffers?: number;
   /**
-   * Reserve assembly bytes here. With it, a straddling frame is assembled into blocks of at most
-   * ASSEMBLY_BLOCK_BYTES, each allocated (and reserved) when its first byte arrives, so a length
-   * that is declared but never sent costs nothing; a frame of more than one block is copied into
-   * one buffer of its length when complete (or straight into a kept reuse buffer large enough).
-   * Every byte held — blocks and kept reuse buffers — is reserved before it is allocated, and
-   * released by `dropAssemblies` and `reset`. Without `memory`, the body is allocated at its
-   * declared length (the client, which trusts its broker and wants no second copy).
+   * Reserve assembly bytes here. With it, a straddling frame's declared length is reserved
+   * before any byte of its body is taken (a refusal stops the decoder: `waitingForMemory`), so a
+   * frame once admitted can always complete — reserving only what has arrived would let many
+   * large frames each take part of the budget and none finish. Its bytes go into blocks of at
+   * most ASSEMBLY_BLOCK_BYTES, each allocated when its first byte arrives, so a length that is
+   * declared but never sent costs no memory; a frame of more than one block is copied into one
+   * buffer of its length when complete (or straight into a kept reuse buffer large enough, which
+   * needs no reservation: it is already held). Reservations are released when the body is handed
+   * out (or its buffer dropped from reuse: `dropAssemblies`), and all of them by `reset`. Without
+   * `memory`, the body is allocated at its declared length (the client, which trusts its broker
+   * and wants no second copy).
    */
   memory?: FrameMemory;
 }
@@ -81,6 +88,8 @@ export class FrameDecoder {
   private inBody = false;
   private body: Uint8Array = EMPTY;
   private useBlocks = false;
+  /** With blocks: the frame's declared length is reserved (it was admitted). */
+  private admitted = false;
   private blocks: Uint8Array[] = [];
   private bodyLength = 0;
   private bodyFilled = 0;
@@ -198,15 +207,16 @@ export class FrameDecoder {
     const kept = this.reuseAssembly ? (this.assemblies[this.bodyTurn] ?? null) : null;
     this.bodyIsKept = kept !== null && kept.length >= length;
     this.useBlocks = !this.bodyIsKept && this.memory !== null;
+    this.admitted = false;
     if (this.bodyIsKept) this.body = kept as Uint8Array;
     else this.body = this.useBlocks ? EMPTY : new Uint8Array(length);
     return this.continueBody();
   }
 
   private continueBody(): Uint8Array | null {
+    if (this.useBlocks && !this.admitted && !this.admit()) return null;
     while (this.bodyFilled < this.bodyLength && this.chunkPosition < this.chunk.length) {
       const target = this.useBlocks ? this.nextBlock() : this.body;
-      if (target === null) return null;
       const offset = this.useBlocks ? this.bodyFilled % ASSEMBLY_BLOCK_BYTES : this.bodyFilled;
       // A kept reuse buffer may be longer than the frame: bound by what the frame still needs.
       const take = Math.min(target.length - offset, this.bodyLength - this.bodyFilled, this.chunk.length - this.chunkPosition);
@@ -218,20 +228,25 @@ export class FrameDecoder {
     return this.finishBody();
   }
 
-  /** The block the next byte goes to, allocated (and reserved) when new; null while memory refuses. */
-  private nextBlock(): Uint8Array | null {
+  /** Reserves the frame's declared length; false (waiting) when memory refuses. */
+  private admit(): boolean {
+    if (!(this.memory as FrameMemory).tryReserve(this.bodyLength, this.bodyLength)) {
+      this.waiting = true;
+      this.wantedBytes = this.bodyLength;
+      return false;
+    }
+    this.waiting = false;
+    this.admitted = true;
+    this.heldBytes += this.bodyLength;
+    return true;
+  }
+
+  /** The block the next byte goes to, allocated when its first byte arrives (covered by the admission). */
+  private nextBlock(): Uint8Array {
     const index = Math.floor(this.bodyFilled / ASSEMBLY_BLOCK_BYTES);
     const existing = this.blocks[index];
     if (existing !== undefined) return existing;
-    const size = Math.min(ASSEMBLY_BLOCK_BYTES, this.bodyLength - index * ASSEMBLY_BLOCK_BYTES);
-    if (!(this.memory as FrameMemory).tryReserve(size, this.bodyLength)) {
-      this.waiting = true;
-      this.wantedBytes = size;
-      return null;
-    }
-    this.waiting = false;
-    this.heldBytes += size;
-    const block = new Uint8Array(size);
+    const block = new Uint8Array(Math.min(ASSEMBLY_BLOCK_BYTES, this.bodyLength - index * ASSEMBLY_BLOCK_BYTES));
     this.blocks.push(block);
     return block;
   }
@@ -243,7 +258,7 @@ export class FrameDecoder {
     const buffer = this.useBlocks ? this.joinBlocks() : this.body;
     this.body = EMPTY;
     if (this.bodyIsKept) return buffer.subarray(0, this.bodyLength);
-    if (this.reuseAssembly && buffer.length > 0 && buffer.length <= ASSEMBLY_BYTES_KEPT_MAX) {
+    if (this.reuseAssembly && buffer.length > 0 && buffer.length <= ASSEMBLY_BYTES_KEPT_MAX && this.memory?.mayKeep?.() !== false) {
       // A larger buffer replaces the one in this turn; the old one is only referenced by bodies
       // handed out before, so it is never written again.
       const old = this.assemblies[this.bodyTurn] ?? null;
@@ -256,8 +271,8 @@ export class FrameDecoder {
   }
 
   /**
-   * The blocks as one buffer. Its bytes take over the blocks' reservation: for a moment both
-   * exist (one frame's worth, not counted twice), then the blocks are garbage.
+   * The blocks as one buffer. It takes over the frame's reservation: for a moment both exist
+   * (one frame's worth, not counted twice), then the blocks are garbage.
    */
   private joinBlocks(): Uint8Array {
     const blocks = this.blocks;

@@ -5,10 +5,14 @@
  * bounded only by connectionsMax x frameBytesMax (10,000 x 16 MiB): 128 connections each holding
  * a nearly complete 16 MiB frame took a broker to 3.3 GB.
  *
- * - Frames reserve (`tryReserve`) before their buffer grows; a refused reservation makes the
- *   connection wait: it stops reading (socket paused, bytes stay in the kernel) and registers a
- *   waiter, woken in arrival order once bytes are released. The frame timeout still applies to a
- *   waiting connection (server/connection.ts).
+ * - A frame that straddles reads is admitted by its declared length (`tryReserve`) before any
+ *   byte of its body is taken (protocol/frame.ts; its memory then follows the bytes that come).
+ *   Admitting whole frames means an admitted frame can always complete: reserving only the bytes
+ *   that had arrived let 100 clients sending 8 MiB frames into a 256 MiB budget each take 2.5 MiB
+ *   and all wait for ever. A refused frame makes the connection wait: it stops reading (socket
+ *   paused, bytes stay in the kernel) and registers a waiter, woken in arrival order once enough
+ *   is released for it. The frame timeout still applies to a waiting connection
+ *   (server/connection.ts).
  * - Small frames (at most SMALL_FRAME_BYTES) may use a headroom of bytesMax/8 above the budget,
  *   so a well-behaved client's ordinary requests still get through while large partial frames
  *   fill the budget.
@@ -75,6 +79,14 @@ export class MemoryBudget {
   private fits(bytes: number, frameBytes: number): boolean {
     const limit = frameBytes <= SMALL_FRAME_BYTES ? this.bytesMax + this.headroomBytes : this.bytesMax;
     return this.usedBytes + bytes <= limit;
+  }
+
+  /**
+   * Whether a connection may keep an assembled frame's buffer for reuse: only while the budget
+   * is less than half used, so idle reuse buffers never keep other connections' frames waiting.
+   */
+  mayKeep(): boolean {
+    return this.usedBytes < this.bytesMax / 2;
   }
 
   /** Charges bytes that are already held (queued response bytes); may go over the budget. */

@@ -1,7 +1,8 @@
 /**
- * FrameDecoder with a FrameMemory (the broker's budget): straddling frames are assembled in
- * reserved blocks; a declared length costs nothing until its bytes arrive; a refused reservation
- * stops the decoder where it is, and it carries on, byte-exact, once there is room.
+ * FrameDecoder with a FrameMemory (the broker's budget): a straddling frame is admitted by its
+ * declared length before any body byte is taken, then assembled in blocks as its bytes arrive; a
+ * refused admission stops the decoder where it is, and it carries on, byte-exact, once there is
+ * room.
  */
 import { describe, expect, test } from "bun:test";
 import { ASSEMBLY_BLOCK_BYTES, encodeFrame, FrameDecoder, type FrameMemory } from "../../src/protocol/frame.ts";
@@ -65,18 +66,25 @@ describe("FrameDecoder with a memory budget", () => {
     }
   });
 
-  test("a declared 16 MiB frame reserves only blocks for the bytes that arrived", () => {
-    const memory = new CountingMemory(1 << 30);
+  test("a frame whose declared length does not fit waits before taking any byte of its body, and is admitted whole once it fits", () => {
+    const frameBytes = 4 * ASSEMBLY_BLOCK_BYTES;
+    const memory = new CountingMemory(frameBytes - 1);
     const decoder = new FrameDecoder(16 * 1024 * 1024, { memory });
-    const header = new Uint8Array(4);
-    new DataView(header.buffer).setUint32(0, 16 * 1024 * 1024);
-    decoder.push(header);
+    const frame = encodeFrame(body(frameBytes, 3));
+    decoder.push(frame.subarray(0, 1_000));
     expect(decoder.next()).toBeNull();
+    expect(decoder.waitingForMemory).toBe(true);
+    expect(decoder.memoryWantedBytes).toBe(frameBytes);
+    expect(decoder.partialFrameBytes).toBe(frameBytes);
+    expect(decoder.unreadBytes).toBe(1_000 - 4);
     expect(memory.usedBytes).toBe(0);
-    decoder.push(new Uint8Array(ASSEMBLY_BLOCK_BYTES + 1));
+    memory.bytesMax = frameBytes;
     expect(decoder.next()).toBeNull();
-    expect(memory.usedBytes).toBe(2 * ASSEMBLY_BLOCK_BYTES);
-    expect(decoder.hasPartialFrame).toBe(true);
+    expect(decoder.waitingForMemory).toBe(false);
+    expect(memory.usedBytes).toBe(frameBytes);
+    decoder.push(frame.subarray(1_000));
+    expect(decoder.next()).toEqual(body(frameBytes, 3));
+    expect(memory.usedBytes).toBe(0);
   });
 
   test("a refused reservation stops the decoder without losing a byte; it carries on when room is made", () => {

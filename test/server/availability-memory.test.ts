@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { encode } from "@msgpack/msgpack";
-import { describeFigures, HostileConnection, nearlyCompleteFrame, runPartialFrameAttack } from "../../bench/partial-frames.ts";
+import { describeFigures, HostileConnection, mib, nearlyCompleteFrame, runPartialFrameAttack, runSendAndLeave } from "../../bench/partial-frames.ts";
 import { type EmbeddedBroker, startEmbeddedBroker } from "../../src/bench/embedded-broker.ts";
 import { encodeFrame } from "../../src/protocol/frame.ts";
 import { type Message, startTestBroker, TestClient } from "./helpers.ts";
@@ -62,46 +62,54 @@ describe("Memory under hostile load", () => {
     expect(figures.bufferedBytesAfter).toBe(0);
     expect(figures.rssAfterBytes).toBeLessThan(figures.rssBeforeBytes + SETTLED_MARGIN_BYTES);
   }, 60_000);
+  test("100 connections that each send one 8 MiB frame and leave give their memory back at once", async () => {
+    const figures = await runSendAndLeave({ port: Number(broker.address.split(":")[1]), pid: broker.pid, connections: 100, frameBytes: 8 * MiB, settledMarginBytes: SETTLED_MARGIN_BYTES, settleTimeoutMs: 10_000 });
+    console.log(`100 x one 8 MiB frame, then leave: RSS ${mib(figures.rssBeforeBytes)} before, peak ${mib(figures.peakRssBytes)}, ${mib(figures.rssAfterBytes)} ${figures.settledAfterMs.toFixed(0)} ms after they left`);
+    expect(figures.peakRssBytes).toBeLessThan(figures.rssBeforeBytes + BUDGET_BYTES + RSS_MARGIN_BYTES);
+    expect(figures.rssAfterBytes).toBeLessThan(figures.rssBeforeBytes + SETTLED_MARGIN_BYTES);
+  }, 30_000);
 });
 
 describe("Memory budget: refusal", () => {
   test("a connection that waits for room longer than the frame timeout is closed with TIMEOUT naming the budget; the others are served and the budget is given back", async () => {
     const frameBytesMax = 2 * MiB;
-    await using server = await startTestBroker({ frameBytesMax, batchBytesMax: MiB, bufferedBytesMax: 2 * frameBytesMax, frameTimeoutMs: 300 });
+    const frameTimeoutMs = 1_000;
+    await using server = await startTestBroker({ frameBytesMax, batchBytesMax: MiB, bufferedBytesMax: 2 * frameBytesMax, frameTimeoutMs });
     await using good = await TestClient.connect(server.port);
-    // Two connections each send one whole 2 MiB frame (junk: answered with an error). Each keeps
-    // its 2 MiB assembly buffer for reuse until it has been idle for a second: the budget is full.
-    const holders = [await TestClient.connect(server.port), await TestClient.connect(server.port)];
-    for (const holder of holders) {
-      holder.writeRaw(encodeFrame(new Uint8Array(frameBytesMax).fill(0xc0)));
-      expect(((await holder.next(5_000)).error as Message).code).toBe("INVALID_REQUEST");
-    }
-    expect(Number((await good.request({ op: "stats" })).bufferedBytes)).toBe(2 * frameBytesMax);
-    await using third = await TestClient.connect(server.port);
-    third.writeRaw(nearlyCompleteFrame(frameBytesMax));
+    const stream = nearlyCompleteFrame(frameBytesMax);
+    // The waiter starts its frame first (one byte of the length: nothing is reserved yet), so its
+    // frame timeout comes before the holders'.
+    await using waiter = await TestClient.connect(server.port);
+    waiter.writeRaw(stream.subarray(0, 1));
+    await Bun.sleep(frameTimeoutMs * 0.4);
+    // Two holders then take the whole budget (each frame is admitted by its declared length)...
+    const holders = [await HostileConnection.open(server.port, stream), await HostileConnection.open(server.port, stream)];
+    for (let tries = 0; tries < 200 && Number((await good.request({ op: "stats" })).bufferedBytes) < 2 * frameBytesMax; tries++) await Bun.sleep(5);
+    // ...so the waiter's frame must wait for room.
+    waiter.writeRaw(stream.subarray(1, 100_000));
     let waiting = 0;
-    for (let tries = 0; tries < 100 && waiting === 0; tries++) {
+    for (let tries = 0; tries < 200 && waiting === 0; tries++) {
       waiting = Number((await good.request({ op: "stats" })).connectionsWaitingForMemory);
       await Bun.sleep(5);
     }
     expect(waiting).toBe(1);
-    const refusal = await third.next(5_000);
+    const refusal = await waiter.next(5_000);
     expect(refusal.id).toBeNull();
     const error = refusal.error as Message;
     expect(error.code).toBe("TIMEOUT");
     expect(String(error.message)).toContain("buffered-bytes budget");
-    await third.closedPromise;
-    // Idle for a second, the holders give their buffers back.
+    expect(error.details).toEqual({ bufferedBytesMax: 2 * frameBytesMax });
+    await waiter.closedPromise;
+    for (const holder of holders) holder.close();
     let after: Message = {};
     for (let tries = 0; tries < 300; tries++) {
       after = await good.request({ op: "stats" });
-      if (Number(after.bufferedBytes) === 0) break;
+      if (Number(after.bufferedBytes) === 0 && Number(after.connectionsOpen) === 1) break;
       await Bun.sleep(10);
     }
     expect(after.bufferedBytes).toBe(0);
     expect(after.connectionsWaitingForMemory).toBe(0);
     expect((await good.request({ op: "metadata" })).error).toBeUndefined();
-    for (const holder of holders) await holder[Symbol.asyncDispose]();
   }, 20_000);
 
   test("stats report the budget; a small request straddling many reads still gets through while large frames fill the budget", async () => {
