@@ -96,7 +96,7 @@ export class FrameDecoder {
   /** `body` is the kept reuse buffer of turn `bodyTurn` (its bytes are counted as kept). */
   private bodyIsKept = false;
   private bodyTurn = 0;
-  /** Bytes reserved from `memory`: kept reuse buffers plus a growing body. */
+  /** Bytes reserved from `memory`: kept reuse buffers plus the admitted frame being assembled. */
   private heldBytes = 0;
   private waiting = false;
   private wantedBytes = 0;

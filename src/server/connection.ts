@@ -11,9 +11,9 @@
  * - Backpressure: reading pauses (socket.pause) while `requestsInFlightMax` slots are open or
  *   the outbound queue holds more than `outboundQueueBytesMax` bytes, and resumes when both
  *   drop below; frames already read stay in the decoder meanwhile.
- * - Memory: the decoder reserves a straddling frame's bytes from the broker-wide budget
- *   (server/memory-budget.ts) as they arrive; when it is refused, the connection pauses reading
- *   and waits its turn for room. The outbound queue charges its bytes there too, and a
+ * - Memory: the decoder admits a straddling frame by reserving its declared length from the
+ *   broker-wide budget (server/memory-budget.ts) before taking its body; when that is refused,
+ *   the connection pauses reading and waits its turn for room. The outbound queue charges its bytes there too, and a
  *   connection with answers queued stops reading while the budget is exhausted. Reuse buffers
  *   are dropped once unused for ASSEMBLY_IDLE_MS, and everything on close.
  * - Turns: a connection in the middle of a large frame yields its reads to others once an
@@ -32,10 +32,10 @@ import type { Socket } from "bun";
 import type { Config } from "../config.ts";
 import { RunnelError } from "../errors.ts";
 import { FrameDecoder, FrameError } from "../protocol/frame.ts";
-import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { encodeErrorFrame } from "../protocol/messages.ts";
 import { type BrokerContext, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
+import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { socketFd } from "./socket-fd.ts";
