@@ -10,6 +10,7 @@
  * from and what is allowed (`ConfigError`).
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import { z } from "zod";
 import { GiB, KiB, LIMITS, MiB } from "./limits.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "./logger.ts";
@@ -41,6 +42,12 @@ export const configSchema = z
     requestsInFlightMax: int(1, 100_000, 256),
     /** In-memory response bytes queued per connection before reading pauses. */
     outboundQueueBytesMax: int(64 * KiB, 1 * GiB, 8 * MiB),
+    /**
+     * Broker-wide budget for bytes held for clients: partially received frames (and reused
+     * assembly buffers) plus queued response bytes. 0 = auto: 1/16 of the machine's memory,
+     * bounded to [64 MiB, 1 GiB] and at least 2 x frameBytesMax (bufferedBytesBudget).
+     */
+    bufferedBytesMax: int(0, 64 * GiB, 0),
     /** Close a connection with no traffic and nothing in flight for this long; 0 = never. */
     idleTimeoutMs: int(0, 7 * DAY_MS, 10 * 60 * 1000),
     /** Close a connection that holds a partial frame for this long. */
@@ -85,9 +92,30 @@ export const configSchema = z
         message: `must be at most frameBytesMax - ${FETCH_HEAD_RESERVE_BYTES} (frameBytesMax is ${config.frameBytesMax})`,
       });
     }
+    if (config.bufferedBytesMax !== 0 && config.bufferedBytesMax < config.frameBytesMax) {
+      context.addIssue({
+        code: "custom",
+        path: ["bufferedBytesMax"],
+        message: `must be 0 (auto) or at least frameBytesMax (${config.frameBytesMax}), so that one largest frame fits`,
+      });
+    }
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Bounds of the automatic buffered-bytes budget (bufferedBytesMax = 0). */
+export const BUFFERED_BYTES_AUTO_MIN = 64 * MiB;
+export const BUFFERED_BYTES_AUTO_MAX = 1 * GiB;
+
+/**
+ * The buffered-bytes budget in bytes: bufferedBytesMax, or when it is 0, 1/16 of `totalMemoryBytes`
+ * bounded to [64 MiB, 1 GiB], and never below two largest frames.
+ */
+export function bufferedBytesBudget(config: Pick<Config, "bufferedBytesMax" | "frameBytesMax">, totalMemoryBytes: number = os.totalmem()): number {
+  if (config.bufferedBytesMax > 0) return config.bufferedBytesMax;
+  const auto = Math.min(BUFFERED_BYTES_AUTO_MAX, Math.max(BUFFERED_BYTES_AUTO_MIN, Math.floor(totalMemoryBytes / 16)));
+  return Math.max(auto, 2 * config.frameBytesMax);
+}
 export type ConfigKey = keyof Config;
 
 // zod 4: superRefine adds a check to the object schema itself, so its shape is still at hand.

@@ -101,6 +101,7 @@ function logStartLine(broker: Broker, config: Config, logger: Logger): void {
       topics: broker.context.log.listTopics().length,
       recovery: { clean: recovery.clean, partitions: recovery.partitions, truncations: recovery.truncations.length, durationMs: recovery.durationMs },
       sendPath: broker.context.zeroCopy ? "sendfile" : `copy (${nativeStatus.reason ?? "zeroCopy is off"})`,
+      bufferedBytesMax: broker.context.memory.bytesMax,
     },
     `runnel listening on ${broker.host}:${broker.port}`,
   );

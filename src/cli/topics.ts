@@ -1,6 +1,6 @@
 /**
  * @module cli/topics
- * `runnel topics create|list|describe|delete`: topic administration from the shell, through
+ * `runnel topics create|list|describe|alter|delete`: topic administration from the shell, through
  * the client library's Admin. Tables for people by default; `--format json` for scripts.
  */
 import { Admin, type TopicConfig, type TopicDescription } from "../client/admin.ts";
@@ -14,6 +14,7 @@ commands:
   create NAME [--partitions N] [--config KEY=VALUE]...   create a topic
   list                                                    list topics, partitions and offsets
   describe NAME                                           partitions, offsets, sizes and config
+  alter NAME --config KEY=VALUE [--config KEY=VALUE]...   change a topic's options (others keep theirs)
   delete NAME                                             delete a topic and its data
 
 options:
@@ -29,6 +30,7 @@ examples:
   runnel topics create audit --config retention.ms=604800000 --config flush.messages=1
   runnel topics list
   runnel topics describe events --format json
+  runnel topics alter events --config retention.bytes=10737418240 --config retention.ms=86400000
   runnel topics delete events --broker 10.0.0.5:9600
 `;
 
@@ -65,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return EXIT_OK;
     }
-    if (command === undefined) throw new UsageError("a command is needed: create, list, describe or delete");
+    if (command === undefined) throw new UsageError("a command is needed: create, list, describe, alter or delete");
     if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
     const format = choiceFlag(flags.format, "format", ["text", "json"] as const, "text");
     admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-topics", connectTimeoutMs: 5_000 });
@@ -80,12 +82,14 @@ export async function run(argv: string[]): Promise<number> {
         return printList(await admin.listTopics(), format);
       case "describe":
         return printDescription(await admin.describeTopic(needName(name, command)), format);
+      case "alter":
+        return printAltered(await admin.alterTopicConfig(needName(name, command), needConfig(flags.config ?? [])));
       case "delete":
         await admin.deleteTopic(needName(name, command));
         process.stdout.write(`deleted topic ${name}\n`);
         return EXIT_OK;
       default:
-        throw new UsageError(`unknown command '${command}'; use create, list, describe or delete`);
+        throw new UsageError(`unknown command '${command}'; use create, list, describe, alter or delete`);
     }
   } catch (error) {
     return reportFailure("topics", error);
@@ -101,6 +105,18 @@ function optional<Key extends string, Value>(key: Key, value: Value | undefined)
 function needName(name: string | undefined, command: string): string {
   if (name === undefined) throw new UsageError(`'topics ${command}' needs a topic name`);
   return name;
+}
+
+function needConfig(pairs: readonly string[]): TopicConfig {
+  const config = parseConfig(pairs);
+  if (config === undefined) throw new UsageError(`'topics alter' needs at least one --config KEY=VALUE (keys: ${[...CONFIG_KEYS].join(", ")})`);
+  return config;
+}
+
+function printAltered(topic: TopicDescription): number {
+  const config = Object.entries(topic.config).map(([key, value]) => `${key}=${value}`).join(" ");
+  process.stdout.write(`altered topic ${topic.name}: ${config || "(defaults)"}\n`);
+  return EXIT_OK;
 }
 
 function messages(partitions: ReadonlyArray<{ logStartOffset: number; nextOffset: number }>): number {

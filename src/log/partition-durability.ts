@@ -10,6 +10,8 @@
  *     thread, checkpoint files via durable-file.ts.
  *   - after a roll: the closed segments are synced in the background and the recovery point
  *     moves to the new active segment, so a restart scans at most about one segment.
+ *   - after recovery: the verified tail is synced and checkpointed in the background, so
+ *     repeated crashes do not re-verify ever more bytes.
  *
  * It owns the recovery point, the snapshot's offset and the flush bookkeeping; it reads the
  * partition's live segment list and shares its PartitionHealth (partition-health.ts), so a
@@ -152,6 +154,18 @@ export class PartitionDurability {
     this.recoveryPoint = point;
     this.unflushedMessages = 0;
     this.lastFlushMs = this.now();
+  }
+
+  // ---- after recovery ------------------------------------------------------------------
+
+  /**
+   * After open verified bytes past the recovery point: sync them and move the recovery point to
+   * the log's end, in the background (fdatasync on a worker thread; a start with many recovered
+   * partitions is not held up). Without it, a broker killed again within flush.ms verifies the
+   * same bytes again, plus the new ones: each restart re-checks more (issue 16).
+   */
+  checkpointAfterRecovery(): void {
+    this.backgroundFlush.request();
   }
 
   // ---- flush policy --------------------------------------------------------------------

@@ -127,6 +127,7 @@ export class LogPartition implements Partition {
     const producers = new ProducerStateTable(options.producersMax);
     const recovered = recoverPartition({ ...reporter, directory: options.directory, storage: options.storage, now: options.now, context, producers });
     const partition = new LogPartition({ options, context, producers, recovered, openedAtMs });
+    if (reporter.report.bytesScanned > 0) partition.durability.checkpointAfterRecovery();
     return { partition, recovery: reporter.report };
   }
 

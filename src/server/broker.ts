@@ -11,7 +11,7 @@
  */
 import type { Socket, TCPSocketListener } from "bun";
 import type { Config } from "../config.ts";
-import { topicDefaultsOf } from "../config.ts";
+import { bufferedBytesBudget, topicDefaultsOf } from "../config.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import type { LogManager, RecoverySummary } from "../log/api.ts";
 import { openLogManager } from "../log/log-manager.ts";
@@ -21,6 +21,8 @@ import { libc } from "../native/libc.ts";
 import { createRequestDecoder, encodeErrorFrame } from "../protocol/messages.ts";
 import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
+import { MemoryBudget } from "./memory-budget.ts";
+import { ReadTurns } from "./read-turns.ts";
 import { OffsetStore } from "./offset-store.ts";
 import { PartitionNotifier } from "./partition-notifier.ts";
 import { ProducerIdAllocator } from "./producer-ids.ts";
@@ -125,6 +127,8 @@ class RunningBroker implements Broker {
       notifier: new PartitionNotifier(config.fetchWaitersMax),
       producerIds,
       stats: this.stats,
+      memory: new MemoryBudget(bufferedBytesBudget(config)),
+      readTurns: new ReadTurns(),
       logger,
       startedAtMs: Date.now(),
       zeroCopy: config.zeroCopy && libc.sendfile !== null,
@@ -158,7 +162,7 @@ class RunningBroker implements Broker {
         drain: (socket) => socket.data.connection?.onDrain(),
         close: (socket) => this.forget(socket),
         error: (socket, error) => {
-          this.logger.debug({ err: error }, "socket error");
+          this.logger.debug({ err: error, peer: `${socket.remoteAddress}:${socket.remotePort}` }, "socket error");
           this.forget(socket);
         },
       },
@@ -213,6 +217,7 @@ class RunningBroker implements Broker {
     this.context.notifier.wakeAll();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.context.memory.close();
     for (const connection of [...this.connections]) connection.close();
     this.connections.clear();
     this.listener?.stop(true);

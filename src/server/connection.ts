@@ -11,8 +11,18 @@
  * - Backpressure: reading pauses (socket.pause) while `requestsInFlightMax` slots are open or
  *   the outbound queue holds more than `outboundQueueBytesMax` bytes, and resumes when both
  *   drop below; frames already read stay in the decoder meanwhile.
+ * - Memory: the decoder admits a straddling frame by reserving its declared length from the
+ *   broker-wide budget (server/memory-budget.ts) before taking its body; when that is refused,
+ *   the connection pauses reading and waits its turn for room. The outbound queue charges its bytes there too, and a
+ *   connection with answers queued stops reading while the budget is exhausted. Reuse buffers
+ *   are dropped once unused for ASSEMBLY_IDLE_MS, and everything on close.
+ * - Turns: a connection in the middle of a large frame yields its reads to others once an
+ *   event-loop iteration has read enough (server/read-turns.ts).
  * - Timeouts: the broker's sweep calls `checkTimeouts`: a partial frame held longer than
- *   frameTimeoutMs, or no traffic and nothing in flight for idleTimeoutMs, closes the connection.
+ *   frameTimeoutMs (also while waiting for memory, though not while paused by backpressure),
+ *   or no traffic and nothing in flight for idleTimeoutMs, closes the connection.
+ * - Logs name the peer (`peer: "address:port"`); a peer that goes away mid-answer (EPIPE,
+ *   ECONNRESET) is a debug-level event, never a storage error.
  * - Vanished peers: Bun can miss the close of a socket whose reads were paused when its peer
  *   reset it (seen with Bun 1.4.5, broker and client in separate processes): the connection then
  *   sits, holding its queued answers, until the idle timeout. So every sweep asks the kernel
@@ -25,11 +35,15 @@ import { FrameDecoder, FrameError } from "../protocol/frame.ts";
 import { encodeErrorFrame } from "../protocol/messages.ts";
 import { type BrokerContext, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
+import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { socketFd } from "./socket-fd.ts";
 
 type Slot = { reply: Reply | null };
+
+/** A connection that assembled no frame (one straddling reads) for this long gives back its reuse buffers (frame.ts). */
+const ASSEMBLY_IDLE_MS = 1_000;
 
 export interface ConnectionHooks {
   /** Called whenever the connection may have become quiet (nothing in flight, nothing queued). */
@@ -48,6 +62,22 @@ export class Connection {
   private closed = false;
   private lastActivityMs = Date.now();
   private partialSinceMs: number | null = null;
+  /** Last time a partial frame was held: a reuse buffer unused since ASSEMBLY_IDLE_MS is dropped. */
+  private lastAssemblyMs = 0;
+  /** True while registered with the budget as waiting for room. */
+  private waitingForMemory = false;
+  private readonly memoryWaiter = (): void => {
+    this.waitingForMemory = false;
+    if (!this.closed) this.pump();
+  };
+  /** True while paused to give other connections their turn (read-turns.ts). */
+  private yielding = false;
+  private readonly turnResumer = (): void => {
+    this.yielding = false;
+    if (!this.closed) this.pump();
+  };
+  /** "address:port" of the client, for log lines. */
+  readonly peer: string;
 
   constructor(
     private readonly socket: Socket<unknown>,
@@ -58,8 +88,9 @@ export class Connection {
     this.config = context.config;
     // Safe to reuse the assembly buffer: every handler is done with the request's bytes when
     // dispatch returns (a produce batch is appended synchronously; later work uses decoded copies).
-    this.decoder = new FrameDecoder(context.config.frameBytesMax, { reuseAssembly: true });
-    this.outbound = new OutboundQueue(socket, context.stats, context.zeroCopy);
+    this.decoder = new FrameDecoder(context.config.frameBytesMax, { reuseAssembly: true, memory: context.memory });
+    this.outbound = new OutboundQueue(socket, context.stats, context.zeroCopy, context.memory);
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
   }
 
   /** Nothing in flight and nothing waiting to be sent. */
@@ -74,10 +105,18 @@ export class Connection {
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
     this.context.stats.bytesReceived += chunk.length;
+    this.context.memory.noteReceived(chunk.length);
     this.lastActivityMs = Date.now();
     if (this.decoder.unreadBytes === 0 && this.pendingChunks.length === 0) this.decoder.push(chunk);
     else this.pendingChunks.push(chunk);
+    if (this.context.readTurns.noteRead(chunk.length) && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES) this.yieldTurn();
     this.pump();
+  }
+
+  private yieldTurn(): void {
+    if (this.yielding) return;
+    this.yielding = true;
+    this.context.readTurns.yieldTurn(this.turnResumer);
   }
 
   onDrain(): void {
@@ -95,24 +134,41 @@ export class Connection {
     for (const slot of this.slots) if (slot.reply !== null) releaseReply(slot.reply);
     this.slots.length = 0;
     this.pendingChunks.length = 0;
+    this.context.memory.cancelWait(this.memoryWaiter);
+    this.waitingForMemory = false;
+    this.context.readTurns.cancel(this.turnResumer);
+    this.yielding = false;
+    this.decoder.reset();
     this.hooks.onSettled(this);
   }
 
   checkTimeouts(nowMs: number): void {
     if (this.closed) return;
     if (this.everPaused && this.peerGone()) {
-      this.context.logger.debug({}, "peer vanished from a connection once paused; closing it");
+      this.context.logger.debug({ peer: this.peer }, "peer vanished from a connection once paused; closing it");
       this.terminate();
       return;
     }
-    if (this.partialSinceMs !== null && !this.paused && nowMs - this.partialSinceMs > this.config.frameTimeoutMs) {
-      this.fail(new RunnelError("TIMEOUT", `a partial frame was held for more than ${this.config.frameTimeoutMs} ms`));
+    const waitingForMemory = this.decoder.waitingForMemory;
+    if (this.partialSinceMs !== null && !this.isBlocked() && nowMs - this.partialSinceMs > this.config.frameTimeoutMs) {
+      this.fail(waitingForMemory ? this.memoryTimeout() : new RunnelError("TIMEOUT", `a partial frame was held for more than ${this.config.frameTimeoutMs} ms`));
       return;
     }
+    if (!this.decoder.hasPartialFrame && nowMs - this.lastAssemblyMs > ASSEMBLY_IDLE_MS) this.decoder.dropAssemblies();
     const idleMs = this.config.idleTimeoutMs;
     if (idleMs > 0 && this.isQuiet && !this.decoder.hasPartialFrame && nowMs - this.lastActivityMs > idleMs) {
       this.close();
     }
+  }
+
+  private memoryTimeout(): RunnelError {
+    const budget = this.context.memory;
+    return new RunnelError(
+      "TIMEOUT",
+      `a partial frame waited more than ${this.config.frameTimeoutMs} ms for room in the broker's buffered-bytes budget ` +
+        `(${budget.bytesMax} bytes, held by other connections' partial frames and queued answers); retry later or send smaller frames`,
+      { details: { bufferedBytesMax: budget.bytesMax } },
+    );
   }
 
   private peerGone(): boolean {
@@ -137,7 +193,8 @@ export class Connection {
 
   private isBlocked(): boolean {
     const inFlight = this.slots.length + this.outbound.repliesQueued;
-    return inFlight >= this.config.requestsInFlightMax || this.outbound.queuedBytes > this.config.outboundQueueBytesMax;
+    const queuedBytes = this.outbound.queuedBytes;
+    return inFlight >= this.config.requestsInFlightMax || queuedBytes > this.config.outboundQueueBytesMax || (queuedBytes > 0 && this.context.memory.isExhausted);
   }
 
   /** Reads frames while not blocked, sends what is ready, and pauses or resumes the socket. */
@@ -148,17 +205,30 @@ export class Connection {
       for (;;) {
         this.readFrames();
         this.moveReadyReplies();
-        if (this.outbound.flush() === "closed") return this.onClose();
-        if (this.closed || this.isBlocked() || !this.hasBufferedInput()) break;
+        if (this.outbound.flush() === "closed") return this.peerClosed();
+        if (this.closed || this.isBlocked() || this.decoder.waitingForMemory || !this.hasBufferedInput()) break;
       }
     } catch (error) {
       if (error instanceof FrameError) return this.fail(error);
-      this.context.logger.error({ err: error }, "connection failed; closing it");
+      this.context.logger.error({ err: error, peer: this.peer }, "connection failed; closing it");
       return this.fail(new RunnelError("INTERNAL", "the broker failed to send a response"));
     }
     this.trackPartialFrame();
-    this.setPaused(this.isBlocked());
+    if (this.decoder.waitingForMemory) this.waitForMemory();
+    this.setPaused(this.isBlocked() || this.decoder.waitingForMemory || this.yielding);
     if (this.isQuiet) this.hooks.onSettled(this);
+  }
+
+  /** The peer went away while answers were being sent (EPIPE, ECONNRESET): not the broker's fault. */
+  private peerClosed(): void {
+    this.context.logger.debug({ peer: this.peer }, "client went away while answers were being sent");
+    this.onClose();
+  }
+
+  private waitForMemory(): void {
+    if (this.waitingForMemory || this.closed) return;
+    this.waitingForMemory = true;
+    this.context.memory.wait(this.memoryWaiter, this.decoder.memoryWantedBytes, this.decoder.partialFrameBytes);
   }
 
   private hasBufferedInput(): boolean {
@@ -170,6 +240,7 @@ export class Connection {
     while (!this.closed && !this.isBlocked()) {
       const body = this.decoder.next();
       if (body === null) {
+        if (this.decoder.waitingForMemory) break;
         const chunk = this.pendingChunks.shift();
         if (chunk === undefined) break;
         this.decoder.push(chunk);
@@ -214,8 +285,13 @@ export class Connection {
   }
 
   private trackPartialFrame(): void {
-    if (!this.decoder.hasPartialFrame) this.partialSinceMs = null;
-    else if (this.partialSinceMs === null) this.partialSinceMs = Date.now();
+    if (!this.decoder.hasPartialFrame) {
+      this.partialSinceMs = null;
+      return;
+    }
+    // Every frame that is assembled (straddles reads) is partial at the end of some pump.
+    this.lastAssemblyMs = Date.now();
+    this.partialSinceMs ??= this.lastAssemblyMs;
   }
 
   private setPaused(paused: boolean): void {
@@ -231,7 +307,7 @@ export class Connection {
   private fail(error: RunnelError): void {
     if (this.closed) return;
     if (error.code === "MESSAGE_TOO_LARGE") this.context.stats.framesOversized++;
-    this.context.logger.debug({ code: error.code, message: error.message }, "closing a connection");
+    this.context.logger.debug({ peer: this.peer, code: error.code, message: error.message }, "closing a connection");
     this.outbound.discard();
     this.socket.write(encodeErrorFrame(null, error));
     this.close();

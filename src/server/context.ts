@@ -1,13 +1,15 @@
 /**
  * @module server/context
  * What every request handler may use: the configuration, the log, the consumer-group offset
- * store, the long-poll notifier, the counters and the logger; plus the reply shapes handlers
+ * store, the long-poll notifier, the counters, the memory budget and the logger; plus the reply shapes handlers
  * return to the connection, which owns the bytes on the wire.
  */
 import type { Config } from "../config.ts";
 import { encodeResponseFrame } from "../protocol/messages.ts";
 import type { LogManager, ReadSlice } from "../log/api.ts";
 import type { Logger } from "../logger.ts";
+import type { MemoryBudget } from "./memory-budget.ts";
+import type { ReadTurns } from "./read-turns.ts";
 import type { OffsetStore } from "./offset-store.ts";
 import type { PartitionNotifier } from "./partition-notifier.ts";
 import type { ProducerIdAllocator } from "./producer-ids.ts";
@@ -21,6 +23,10 @@ export interface BrokerContext {
   /** Idempotent-producer ids (initProducer). */
   readonly producerIds: ProducerIdAllocator;
   readonly stats: BrokerStats;
+  /** Broker-wide budget for partial frames and queued answers (bufferedBytesMax). */
+  readonly memory: MemoryBudget;
+  /** Fair turns for connections sending large frames (server/read-turns.ts). */
+  readonly readTurns: ReadTurns;
   readonly logger: Logger;
   readonly startedAtMs: number;
   /** sendfile is on (config.zeroCopy and libc.sendfile available). */

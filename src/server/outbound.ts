@@ -12,10 +12,17 @@
  * `socket.write`: it either returns 0, which arms `drain`, or takes the byte and we carry on
  * one byte further (counted as bytesSentProbe, not as copy-path bytes). Nothing ever spins or
  * polls on a timer.
+ *
+ * Memory: every byte counted in `queuedBytes` is also charged to the broker-wide budget
+ * (server/memory-budget.ts) and released as it is sent or discarded.
+ *
+ * A peer that goes away mid-answer makes sendfile fail with EPIPE or ECONNRESET: that is the
+ * client leaving, reported as "closed" like a failed socket.write — not a storage error.
  */
 import type { Socket } from "bun";
 import type { ReadSlice } from "../log/api.ts";
-import { libc, SENDFILE_WOULD_BLOCK } from "../native/libc.ts";
+import { ERRNO, libc, SENDFILE_WOULD_BLOCK, SyscallError } from "../native/libc.ts";
+import type { MemoryBudget } from "./memory-budget.ts";
 import { socketFd } from "./socket-fd.ts";
 import type { BrokerStats } from "./stats.ts";
 
@@ -23,6 +30,8 @@ import type { BrokerStats } from "./stats.ts";
 const COPY_CHUNK_BYTES = 256 * 1024;
 /** sendfile moves at most this per call (Linux caps a call near 2 GiB anyway). */
 const SENDFILE_CALL_BYTES_MAX = 1 << 30;
+/** errnos of a sendfile to a socket whose peer is gone. */
+const PEER_GONE_ERRNOS: ReadonlySet<number> = new Set([ERRNO.EPIPE, ERRNO.ECONNRESET, ERRNO.ENOTCONN]);
 
 type BytesItem = { kind: "bytes"; bytes: Uint8Array; position: number; endsReply: boolean };
 type FileItem = { kind: "file"; slice: ReadSlice; sent: number; buffer: Uint8Array | null; bufferPosition: number; endsReply: boolean };
@@ -43,6 +52,7 @@ export class OutboundQueue {
     private readonly socket: Socket<unknown>,
     private readonly stats: BrokerStats,
     private readonly zeroCopy: boolean,
+    private readonly memory: MemoryBudget | null = null,
   ) {}
 
   get isEmpty(): boolean {
@@ -53,7 +63,7 @@ export class OutboundQueue {
   pushReply(bytes: Uint8Array, slices: readonly ReadSlice[] = []): void {
     const sending = slices.filter((slice) => slice.length > 0 || (slice.release(), false));
     this.items.push({ kind: "bytes", bytes, position: 0, endsReply: sending.length === 0 });
-    this.queuedBytes += bytes.length;
+    this.addQueued(bytes.length);
     sending.forEach((slice, index) => {
       this.items.push({ kind: "file", slice, sent: 0, buffer: null, bufferPosition: 0, endsReply: index === sending.length - 1 });
     });
@@ -84,8 +94,16 @@ export class OutboundQueue {
     }
     this.items.length = 0;
     this.head = 0;
-    this.queuedBytes = 0;
+    this.addQueued(-this.queuedBytes);
     this.repliesQueued = 0;
+  }
+
+  /** Changes queuedBytes and the budget's charge together. */
+  private addQueued(delta: number): void {
+    this.queuedBytes += delta;
+    if (this.memory === null || delta === 0) return;
+    if (delta > 0) this.memory.charge(delta);
+    else this.memory.release(-delta);
   }
 
   private writeBytes(item: BytesItem): FlushResult {
@@ -93,7 +111,7 @@ export class OutboundQueue {
     const written = this.socket.write(item.bytes, item.position, left);
     if (written < 0) return "closed";
     item.position += written;
-    this.queuedBytes -= written;
+    this.addQueued(-written);
     this.stats.bytesSentWrite += written;
     return written === left ? "empty" : "blocked";
   }
@@ -109,7 +127,8 @@ export class OutboundQueue {
     const slice = item.slice;
     while (item.sent < slice.length) {
       const count = Math.min(slice.length - item.sent, SENDFILE_CALL_BYTES_MAX);
-      const sent = sendfile(socketFdNumber, slice.fd, slice.position + item.sent, count);
+      const sent = sendToPeer(sendfile, socketFdNumber, slice.fd, slice.position + item.sent, count);
+      if (sent === PEER_GONE) return "closed";
       if (sent === SENDFILE_WOULD_BLOCK) {
         const probed = this.probeOneByte(item);
         if (probed !== "empty") return probed;
@@ -144,7 +163,7 @@ export class OutboundQueue {
       if (written < 0) return "closed";
       item.bufferPosition += written;
       item.sent += written;
-      this.queuedBytes -= written;
+      this.addQueued(-written);
       this.stats.bytesSentCopy += written;
       if (written < left) return "blocked";
     }
@@ -160,6 +179,18 @@ export class OutboundQueue {
     if (read !== size) throw new Error(`segment ended ${size - read} bytes before the slice did`);
     item.buffer = buffer;
     item.bufferPosition = 0;
-    this.queuedBytes += size;
+    this.addQueued(size);
+  }
+}
+
+const PEER_GONE = -2;
+
+/** sendfile, with a vanished peer (EPIPE, ECONNRESET, ENOTCONN) answered as PEER_GONE. */
+function sendToPeer(sendfile: NonNullable<typeof libc.sendfile>, socketFdNumber: number, fileFd: number, position: number, count: number): number {
+  try {
+    return sendfile(socketFdNumber, fileFd, position, count);
+  } catch (error) {
+    if (error instanceof SyscallError && error.syscall === "sendfile" && PEER_GONE_ERRNOS.has(error.errno)) return PEER_GONE;
+    throw error;
   }
 }

@@ -56,6 +56,23 @@ describe("runnel CLI", () => {
     expect(gone.stderr).toContain("[UNKNOWN_TOPIC]");
   });
 
+  test("topics alter changes the options given and keeps the others; without --config it says what is needed", async () => {
+    await runCli(["topics", "create", "cli-alter", "--config", "retention.ms=3600000", "--config", "segment.bytes=1048576", ...b()]);
+    const altered = await runCli(["topics", "alter", "cli-alter", "--config", "retention.bytes=10485760", "--config", "retention.ms=60000", ...b()]);
+    expect(altered.code).toBe(0);
+    expect(altered.stdout).toMatch(/^altered topic cli-alter: .*retention\.ms=60000.*\n$/);
+    const described = JSON.parse((await runCli(["topics", "describe", "cli-alter", "--format", "json", ...b()])).stdout) as { config: Record<string, number> };
+    expect(described.config).toMatchObject({ "retention.ms": 60_000, "retention.bytes": 10_485_760, "segment.bytes": 1_048_576 });
+    const bare = await runCli(["topics", "alter", "cli-alter", ...b()]);
+    expect(bare.code).not.toBe(0);
+    expect(bare.stderr).toContain("--config KEY=VALUE");
+    const unknown = await runCli(["topics", "alter", "nope", "--config", "retention.ms=1", ...b()]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("[UNKNOWN_TOPIC]");
+    const help = await runCli(["topics", "--help"]);
+    expect(help.stdout).toContain("alter NAME --config KEY=VALUE");
+  });
+
   test("produce to a topic that does not exist yet creates it when the broker auto-creates topics", async () => {
     const produced = await runCli(["produce", "--topic", "cli-fresh", ...b()], "first\nsecond\n");
     expect(produced).toMatchObject({ code: 0, stdout: "", stderr: "" });

@@ -1,7 +1,7 @@
 /**
  * @module server/handlers/stats
  * `stats`: the broker's counters (server/stats.ts) plus uptime, topic count, the send path in
- * use and the number of committed consumer-group offsets. Cheap; meant for tests and operators.
+ * use, the number of committed consumer-group offsets and the buffered-bytes budget's use. Cheap; meant for tests and operators.
  */
 import type { RequestOf } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
@@ -14,5 +14,11 @@ export function handleStats(context: BrokerContext, _request: RequestOf<"stats">
     topics: context.log.listTopics().length,
     committedOffsets: context.offsets.size,
     sendPath: context.zeroCopy ? "sendfile" : "copy",
+    bufferedBytes: context.memory.usedBytes,
+    bufferedBytesPeak: context.memory.peakBytes,
+    bufferedBytesMax: context.memory.bytesMax,
+    connectionsWaitingForMemory: context.memory.waiting,
+    memoryCollections: context.memory.collections,
+    memoryCollectionMsMax: Math.round(context.memory.collectionMsMax * 10) / 10,
   });
 }
