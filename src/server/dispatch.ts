@@ -60,6 +60,7 @@ const fastDecoder = new FastRequestDecoder();
 /** Runs one request. Synchronous handlers give a Reply; long polls and syncs give a Promise. */
 export function dispatch(context: BrokerContext, decode: RequestDecoder, body: Uint8Array): Reply | Promise<Reply> {
   context.stats.requests++;
+  const startedMs = context.metrics === null ? 0 : performance.now();
   let id: number | null = null;
   let op = "?";
   try {
@@ -87,13 +88,32 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
       refuseWhenShuttingDown(context);
       reply = runHandler(context, rawOp, value, id);
     }
-    if (!(reply instanceof Promise)) return reply;
+    if (!(reply instanceof Promise)) {
+      observe(context, op, startedMs, false);
+      return reply;
+    }
     const requestId = id;
     const requestOp = op;
-    return reply.catch((error: unknown) => errorReply(context, requestId, error, requestOp));
+    if (context.metrics === null) return reply.catch((error: unknown) => errorReply(context, requestId, error, requestOp));
+    return reply.then(
+      (settled) => {
+        observe(context, requestOp, startedMs, false);
+        return settled;
+      },
+      (error: unknown) => {
+        observe(context, requestOp, startedMs, true);
+        return errorReply(context, requestId, error, requestOp);
+      },
+    );
   } catch (error) {
+    observe(context, op, startedMs, true);
     return errorReply(context, id, error, op);
   }
+}
+
+/** Request count, error and latency per op (broker/metrics.ts); nothing when metrics are off. */
+function observe(context: BrokerContext, op: string, startedMs: number, failed: boolean): void {
+  context.metrics?.native.observe(op, (performance.now() - startedMs) / 1000, failed);
 }
 
 function refuseWhenShuttingDown(context: BrokerContext): void {
