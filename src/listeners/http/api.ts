@@ -110,7 +110,17 @@ export function listTopics(context: BrokerContext, query: Query): Record<string,
 
 export function describeTopic(context: BrokerContext, name: string): Record<string, unknown> {
   const description = context.log.describeTopic(name); // UNKNOWN_TOPIC -> 404
-  return { name, config: description.config, partitions: description.partitions, ...topicTotals(description.partitions) };
+  const traffic = context.metrics?.traffic.byTopic.get(name);
+  return {
+    name,
+    config: description.config,
+    partitions: description.partitions,
+    ...topicTotals(description.partitions),
+    bytesIn: traffic?.bytesIn ?? 0,
+    messagesIn: traffic?.messagesIn ?? 0,
+    bytesOut: traffic?.bytesOut ?? 0,
+    messagesOut: Math.round(traffic?.messagesOut ?? 0),
+  };
 }
 
 export function listGroups(view: BrokerView, context: BrokerContext, query: Query): Record<string, unknown> {
