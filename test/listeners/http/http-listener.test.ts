@@ -96,22 +96,25 @@ describe("metrics and the console API", () => {
     const consumer = new Consumer({ broker: address, groupId: "billing", maxWaitMs: 50 }).assign([{ topic: "orders", partition: 1 }]);
     try {
       await admin.createTopic("orders", { partitions: 2 });
-      for (let index = 0; index < 10; index++) await producer.send("orders", { value: `order-${index}`, partition: 1 });
+      for (let index = 0; index < 32; index++) await producer.send("orders", { value: `order-${index}`, partition: 1 });
       const seen = await consumer.nextBatch();
       expect(seen.length).toBeGreaterThan(0);
-      await consumer.commit([{ topic: "orders", partition: 1, offset: 4 }]);
+      await consumer.commit([{ topic: "orders", partition: 1, offset: 24 }]);
       const response = await fetch(`${url}/metrics`);
       expect(response.headers.get("content-type")).toContain("text/plain; version=0.0.4");
       const text = await response.text();
-      expect(sample(text, 'runnel_topic_messages_in_total{topic="orders"}')).toBe(10);
+      expect(sample(text, 'runnel_topic_messages_in_total{topic="orders"}')).toBe(32);
       expect(sample(text, 'runnel_topic_bytes_out_total{topic="orders"}')).toBeGreaterThan(0);
-      expect(sample(text, 'runnel_partition_log_end_offset{topic="orders",partition="1"}')).toBe(10);
+      expect(sample(text, 'runnel_partition_log_end_offset{topic="orders",partition="1"}')).toBe(32);
       expect(sample(text, 'runnel_partition_log_end_offset{topic="orders",partition="0"}')).toBe(0);
       expect(sample(text, 'runnel_partition_segments{topic="orders",partition="1"}')).toBe(1);
-      expect(sample(text, 'runnel_group_committed_offset{group="billing",topic="orders",partition="1"}')).toBe(4);
-      expect(sample(text, 'runnel_group_lag{group="billing",topic="orders",partition="1"}')).toBe(6);
-      expect(sample(text, 'runnel_requests_total{listener="native",op="produce"}')).toBe(10);
-      expect(sample(text, 'runnel_request_duration_seconds_count{listener="native",op="produce"}')).toBe(10);
+      expect(sample(text, 'runnel_group_committed_offset{group="billing",topic="orders",partition="1"}')).toBe(24);
+      expect(sample(text, 'runnel_group_lag{group="billing",topic="orders",partition="1"}')).toBe(8);
+      expect(sample(text, 'runnel_requests_total{listener="native",op="produce"}')).toBe(32);
+      // Control requests are all timed; produce and fetch 1 in 16 (32 in a row: at least one).
+      expect(sample(text, 'runnel_request_duration_seconds_count{listener="native",op="createTopic"}')).toBe(1);
+      const producesTimed = sample(text, 'runnel_request_duration_seconds_count{listener="native",op="produce"}') ?? 0;
+      expect(producesTimed >= 1 && producesTimed <= 32).toBe(true);
       expect(sample(text, 'runnel_connections_open{listener="native"}')).toBeGreaterThanOrEqual(2);
       expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(0);
       expect(sample(text, "runnel_ready")).toBe(1);
