@@ -8,14 +8,16 @@
  *                 shutting down; 503 otherwise (readiness: a load balancer stops sending)
  *   GET /metrics  Prometheus text (metrics-route.ts)
  *   GET /api/...  JSON for the console (api.ts); 503 until the broker is ready
+ *   POST /api/topics  create a topic (admin-route.ts: the native createTopic op, same-origin only)
  *   GET /         the console, one static page embedded in the binary
  *
- * Read-only: anything but GET/HEAD answers 405. It starts before the log is recovered so probes
+ * Otherwise read-only: other methods answer 405. It starts before the log is recovered so probes
  * answer during a long recovery, and stops last.
  */
 import consolePagePath from "./console/index.html" with { type: "file" };
 import type { Server } from "bun";
 import type { Logger } from "../../logger.ts";
+import { createTopicFromHttp } from "./admin-route.ts";
 import { describeTopic, listGroups, listTopics, overview, readMessages, statusOf } from "./api.ts";
 import type { BrokerView } from "./broker-view.ts";
 import { renderMetrics } from "./metrics-route.ts";
@@ -46,10 +48,13 @@ function notReady(view: BrokerView): Response {
 }
 
 /** Routes one request; every failure becomes a JSON error, never an exception. */
-function route(view: BrokerView, sampler: ProcessSampler, request: Request): Response {
+function route(view: BrokerView, sampler: ProcessSampler, request: Request): Response | Promise<Response> {
   const url = new URL(request.url);
   const path = url.pathname;
-  if (request.method !== "GET" && request.method !== "HEAD") return text("read-only: GET and HEAD only\n", 405);
+  if (request.method === "POST" && path === "/api/topics") {
+    return view.ready && view.context !== null ? createTopicFromHttp(view.context, request) : notReady(view);
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") return text("GET and HEAD only (and POST /api/topics)\n", 405);
   if (path === "/health") return text("alive\n", 200);
   if (path === "/ready") return view.ready ? text("ready\n", 200) : text(`not ready: ${view.phase}\n`, 503);
   if (path === "/metrics") return text(renderMetrics(view, sampler), 200, PROMETHEUS_CONTENT_TYPE);

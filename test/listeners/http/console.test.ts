@@ -1,7 +1,8 @@
 /**
  * The console in a real browser (headless Debian Chromium, test/support/chromium.ts): among a
  * thousand topics it finds the one the test created by search, its throughput chart moves while
- * a producer runs, and the message browser shows a message the test produced, as text and hex.
+ * a producer runs, the message browser shows a message the test produced, as text and hex, and
+ * a topic created with the page's form appears in the list.
  * Skips, saying why, only where Chromium is not installed and CI is not "true".
  *
  * RUNNEL_CONSOLE_SCREENSHOT=FILE also saves a screenshot (docs/console.png is made this way).
@@ -15,7 +16,7 @@ import { Consumer } from "../../../src/client/consumer.ts";
 
 const OTHER_TOPICS = 1_000;
 
-test("the console finds a topic among a thousand, charts its throughput live, and shows its messages", async () => {
+test("the console finds a topic among a thousand, charts its throughput live, shows its messages, and creates a topic", async () => {
   if (CHROMIUM === null) {
     if (process.env.CI === "true") throw new Error("chromium is required in CI (apt-get install chromium; .ci/run installs it)");
     console.log("skipped: no chromium on PATH (Debian: apt-get install chromium); .ci/run installs it");
@@ -34,7 +35,7 @@ test("the console finds a topic among a thousand, charts its throughput live, an
     await consumer.commit([{ topic: "payments", partition: 0, offset: 1 }]);
     await consumer.close();
 
-    await using page = await HeadlessPage.launch({ widthPx: 1280, heightPx: 1000 });
+    await using page = await HeadlessPage.launch({ widthPx: 1280, heightPx: 1100 });
     await page.goto(`http://${http.host}:${http.port}/?pollMs=250`);
     await page.waitFor(`document.querySelector("#topic-count")?.textContent === "(${OTHER_TOPICS + 1})"`, "the topic count");
     expect(await page.evaluate<number>(`document.querySelectorAll("#topics tr").length`)).toBe(50);
@@ -53,8 +54,14 @@ test("the console finds a topic among a thousand, charts its throughput live, an
     if ((process.env.RUNNEL_CONSOLE_SCREENSHOT ?? "") !== "") await Bun.sleep(6_000);
     producing = false;
     await background;
+    const behind = new Consumer({ broker: `127.0.0.1:${running.port}`, groupId: "ledger" }).assign([{ topic: "payments", partition: 1 }]);
+    await behind.commit([{ topic: "payments", partition: 1, offset: 1 }]);
+    await behind.close();
     expect(await page.evaluate<string>(`document.querySelector("#chart path")?.getAttribute("d") ?? ""`)).toContain("L");
-    await page.waitFor(`[...document.querySelectorAll("#groups tr")].some((tr) => tr.textContent.includes("ledger") && tr.textContent.includes("payments / 0"))`, "the group's lag row");
+    await page.waitFor(`[...document.querySelectorAll("#groups tr")].some((tr) => tr.textContent.includes("payments / 1"))`, "the group's lag rows");
+    // partition 1 holds the background producer's messages; the group committed offset 1 of them
+    const lagText = await page.evaluate<string>(`[...document.querySelectorAll("#groups tr")].find((tr) => tr.textContent.includes("payments / 1")).lastElementChild.textContent`);
+    expect(Number(lagText.replaceAll(",", ""))).toBeGreaterThan(0);
 
     await page.evaluate(`(() => { document.querySelector("#browse-topic").value = "payments"; document.querySelector("#browse-partition").value = "0"; document.querySelector("#browse-offset").value = "0"; document.querySelector("#browse").requestSubmit(); })()`);
     await page.waitFor(`document.querySelector("#messages").textContent.includes("hello from the console test")`, "the produced message in the browser");
@@ -67,6 +74,13 @@ test("the console finds a topic among a thousand, charts its throughput live, an
 
     const screenshotFile = process.env.RUNNEL_CONSOLE_SCREENSHOT;
     if (screenshotFile !== undefined && screenshotFile !== "") fs.writeFileSync(screenshotFile, await page.screenshotPng());
+
+    // Creating a topic from the page: it appears in the list.
+    await page.evaluate(`(() => { document.querySelector("#create-name").value = "made-in-browser"; document.querySelector("#create-partitions").value = "2"; document.querySelector("#create").requestSubmit(); })()`);
+    await page.waitFor(`document.querySelector("#create-status").textContent === "created made-in-browser"`, "the create form to report success");
+    await page.evaluate(`(() => { const box = document.querySelector("#topic-search"); box.value = "made-in"; box.dispatchEvent(new Event("input")); })()`);
+    await page.waitFor(`document.querySelector('#topics tr[data-topic="made-in-browser"]')`, "the new topic in the list");
+    expect(running.broker.context.log.describeTopic("made-in-browser").partitions).toHaveLength(2);
   } finally {
     producing = false;
     await producer.close();

@@ -177,6 +177,26 @@ describe("metrics and the console API", () => {
   });
 });
 
+describe("creating a topic over HTTP", () => {
+  test("POST /api/topics creates through the native op's rules, and refuses cross-site or malformed requests", async () => {
+    await using running = await startTestBroker({ partitionsPerTopicMax: 8 });
+    const url = `${base(running.broker.http)}/api/topics`;
+    const post = (body: string, headers: Record<string, string> = { "content-type": "application/json" }) => fetch(url, { method: "POST", headers, body });
+    const created = await post(JSON.stringify({ name: "from-the-console", partitions: 3 }));
+    expect(created.status).toBe(201);
+    expect(running.broker.context.log.describeTopic("from-the-console").partitions).toHaveLength(3);
+    const again = await post(JSON.stringify({ name: "from-the-console" }));
+    expect([again.status, ((await again.json()) as { error: { code: string } }).error.code]).toEqual([409, "TOPIC_EXISTS"]);
+    const tooMany = await post(JSON.stringify({ name: "wide", partitions: 9 }));
+    expect(tooMany.status).toBe(400);
+    expect((await post("{not json")).status).toBe(400);
+    expect((await post(JSON.stringify({ name: "x".repeat(5000) }))).status).toBe(413);
+    expect((await post(JSON.stringify({ name: "plain" }), { "content-type": "text/plain" })).status).toBe(415);
+    expect((await post(JSON.stringify({ name: "csrf" }), { "content-type": "application/json", origin: "http://evil.example" })).status).toBe(403);
+    expect(running.broker.context.log.listTopics().sort()).toEqual(["from-the-console"]);
+  });
+});
+
 async function checkWithPromtool(text: string): Promise<void> {
   if (PROMTOOL === null) {
     // As chromium in the report test: skipped loudly on a developer machine, required in CI.
