@@ -5,6 +5,10 @@
  * the committed-offset store, which knows groups and their offsets but not their members.
  *
  * Lag is computed where it is read (listeners/http): log end offset minus committed offset.
+ *
+ * Plugging in a coordinator: implement GroupDirectory (membership from the coordinator, offsets
+ * from the store) and hand it to the HTTP listener where server/broker.ts `showReady` sets
+ * `view.groups`; `/metrics` then adds `runnel_group_members` and the console shows members.
  */
 import type { OffsetStore } from "../server/offset-store.ts";
 
