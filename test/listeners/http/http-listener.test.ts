@@ -45,6 +45,9 @@ describe("HTTP probes", () => {
       expect((await fetch(`${url}/health`)).status).toBe(200);
       expect((await fetch(`${url}/ready`)).status).toBe(503);
       expect((await fetch(`${url}/api/overview`)).status).toBe(503);
+      const early = await (await fetch(`${url}/metrics`)).text(); // scrapeable before the log is open
+      expect(sample(early, "runnel_ready")).toBe(0);
+      expect(sample(early, "process_resident_memory_bytes")).toBeGreaterThan(0);
       view.phase = "stopping";
       expect((await fetch(`${url}/ready`)).status).toBe(503);
       expect((await fetch(`${url}/health`)).status).toBe(200);
