@@ -19,6 +19,10 @@ import { PREALLOCATE_BYTES_LIMIT, PREALLOCATE_BYTES_MAX_DEFAULT } from "./log/pr
 import { FETCH_HEAD_RESERVE_BYTES, WIRE_LIMITS } from "./protocol/messages.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** The native port's default, whose HTTP companion is HTTP_PORT_DEFAULT. */
+const NATIVE_PORT_DEFAULT = 9600;
+/** The HTTP listener's default port (native port 9600 + 1). */
+export const HTTP_PORT_DEFAULT = 9601;
 
 const int = (min: number, max: number, fallback: number) => z.int().min(min).max(max).default(fallback);
 /** -1 (meaning "off") or a value in [min, max]. */
@@ -28,7 +32,7 @@ const intOrOff = (min: number, max: number, fallback: number) =>
 export const configSchema = z
   .object({
     host: z.string().min(1).max(255).default("127.0.0.1"),
-    port: int(0, 65_535, 9600),
+    port: int(0, 65_535, NATIVE_PORT_DEFAULT),
     dataDir: z.string().min(1).max(4096).default("./data"),
     logLevel: z.enum(LOG_LEVELS).default("info"),
     /** Log lines as JSON, or pretty for a person; auto = pretty when stdout is a terminal. */
@@ -82,6 +86,12 @@ export const configSchema = z
     zeroCopy: z.boolean().default(true),
     /** On SIGINT/SIGTERM, wait at most this long for in-flight requests. */
     shutdownTimeoutMs: int(0, 600_000, 10_000),
+    /**
+     * HTTP listener (metrics, health, console; src/listeners/http/). -1 = off. The default 9601
+     * becomes a free port when `port` is not 9600, so a second broker never collides (httpPortOf).
+     */
+    httpPort: int(-1, 65_535, HTTP_PORT_DEFAULT),
+    httpHost: z.string().min(1).max(255).default("127.0.0.1"),
   })
   .strict()
   .superRefine((config, context) => {
@@ -116,6 +126,16 @@ export function bufferedBytesBudget(config: Pick<Config, "bufferedBytesMax" | "f
   const auto = Math.min(BUFFERED_BYTES_AUTO_MAX, Math.max(BUFFERED_BYTES_AUTO_MIN, Math.floor(totalMemoryBytes / 16)));
   return Math.max(auto, 2 * config.frameBytesMax);
 }
+/**
+ * The port the HTTP listener binds: null when off. The default 9601 is the companion of the
+ * default native port; a broker moved off 9600 (a second broker on the host, a test on port 0)
+ * gets a free HTTP port instead (printed in the start line) unless httpPort says otherwise.
+ */
+export function httpPortOf(config: Pick<Config, "httpPort" | "port">): number | null {
+  if (config.httpPort === -1) return null;
+  if (config.httpPort === HTTP_PORT_DEFAULT && config.port !== NATIVE_PORT_DEFAULT) return 0;
+  return config.httpPort;
+}
 export type ConfigKey = keyof Config;
 
 // zod 4: superRefine adds a check to the object schema itself, so its shape is still at hand.
@@ -148,8 +168,8 @@ function innerSchema(key: ConfigKey): z.ZodType {
 export function describeAllowed(key: ConfigKey): string {
   const schema = innerSchema(key);
   if (schema instanceof z.ZodNumber) {
-    const off = key === "retentionMs" || key === "retentionBytes" || key === "flushMessages" || key === "flushMs" ? "-1 (off) or " : "";
-    const min = off === "" ? schema.minValue : 1;
+    const off = key === "retentionMs" || key === "retentionBytes" || key === "flushMessages" || key === "flushMs" || key === "httpPort" ? "-1 (off) or " : "";
+    const min = off === "" ? schema.minValue : key === "httpPort" ? 0 : 1;
     return `${off}an integer from ${min} to ${schema.maxValue}`;
   }
   if (schema instanceof z.ZodBoolean) return "true or false";

@@ -24,6 +24,8 @@ common options:
   --port PORT          TCP port (default 9600; 0 picks a free port, printed in the start line)
   --data-dir DIR       where topics and consumer offsets live (default ./data)
   --config FILE        JSON file of options, e.g. {"port": 9700, "autoCreateTopics": false}
+  --http-port PORT     HTTP listener for /metrics, /health, /ready and the console at / (default
+                       9601 beside the default --port; -1 turns it off)
   --log-level LEVEL    fatal, error, warn, info, debug, trace or silent (default info)
   --log-format FORMAT  pretty (for a person), json, or auto: pretty when stdout is a terminal
   -h, --help           this text
@@ -102,6 +104,7 @@ function logStartLine(broker: Broker, config: Config, logger: Logger): void {
       recovery: { clean: recovery.clean, partitions: recovery.partitions, truncations: recovery.truncations.length, durationMs: recovery.durationMs },
       sendPath: broker.context.zeroCopy ? "sendfile" : `copy (${nativeStatus.reason ?? "zeroCopy is off"})`,
       bufferedBytesMax: broker.context.memory.bytesMax,
+      http: broker.http === null ? "off" : `${broker.http.host}:${broker.http.port}`,
     },
     `runnel listening on ${broker.host}:${broker.port}`,
   );

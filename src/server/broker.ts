@@ -10,15 +10,21 @@
  * (which flushes and writes the clean-shutdown marker).
  */
 import type { Socket, TCPSocketListener } from "bun";
+import packageJson from "../../package.json" with { type: "json" };
+import { committedOffsetGroups } from "../broker/groups.ts";
+import { type BrokerMetrics, createBrokerMetrics } from "../broker/metrics.ts";
+import { timedStorage } from "../broker/timed-storage.ts";
 import type { Config } from "../config.ts";
-import { bufferedBytesBudget, topicDefaultsOf } from "../config.ts";
+import { bufferedBytesBudget, httpPortOf, topicDefaultsOf } from "../config.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import type { LogManager, RecoverySummary } from "../log/api.ts";
 import { openLogManager } from "../log/log-manager.ts";
-import type { Storage } from "../log/storage.ts";
+import { nativeStorage, type Storage } from "../log/storage.ts";
+import { BrokerView } from "../listeners/http/broker-view.ts";
+import { type HttpListener, startHttpListener } from "../listeners/http/server.ts";
 import type { Logger } from "../logger.ts";
 import { libc } from "../native/libc.ts";
-import { createRequestDecoder, encodeErrorFrame } from "../protocol/messages.ts";
+import { createRequestDecoder, encodeErrorFrame, requestSchemas } from "../protocol/messages.ts";
 import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
@@ -36,6 +42,8 @@ export interface Broker {
   readonly context: BrokerContext;
   readonly recovery: RecoverySummary;
   readonly stats: BrokerStats;
+  /** The HTTP listener's address (metrics, health, console); null when it is off. */
+  readonly http: { host: string; port: number } | null;
   /** Stops accepting, answers in-flight requests, closes everything. Idempotent. */
   stop(): Promise<void>;
 }
@@ -54,14 +62,26 @@ function sweepIntervalMs(config: Config): number {
 
 export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const { config, logger } = options;
-  const log = await openLogManager({
-    dataDir: config.dataDir,
-    topicDefaults: topicDefaultsOf(config),
-    openSegmentsMax: config.openSegmentsMax,
-    preallocateBytesMax: config.preallocateBytesMax,
-    logger,
-    ...(options.storage === undefined ? {} : { storage: options.storage }),
-  });
+  // The HTTP listener comes first: /health answers and /ready says 503 during a long recovery.
+  const httpPort = httpPortOf(config);
+  const metrics = httpPort === null ? null : createBrokerMetrics(Object.keys(requestSchemas));
+  const view = new BrokerView(packageJson.version, config.dataDir);
+  const http = httpPort === null ? null : listenHttp(config, httpPort, view, logger);
+  const storage = options.storage ?? nativeStorage;
+  let log: LogManager;
+  try {
+    log = await openLogManager({
+      dataDir: config.dataDir,
+      topicDefaults: topicDefaultsOf(config),
+      openSegmentsMax: config.openSegmentsMax,
+      preallocateBytesMax: config.preallocateBytesMax,
+      logger,
+      storage: metrics === null ? storage : timedStorage(storage, metrics.fdatasync),
+    });
+  } catch (error) {
+    await http?.stop();
+    throw error;
+  }
   let offsets: OffsetStore;
   let producerIds: ProducerIdAllocator;
   try {
@@ -69,11 +89,12 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     offsets = OffsetStore.open(config.dataDir, { entriesMax: config.committedOffsetsMax, logger });
   } catch (error) {
     await log.close();
+    await http?.stop();
     throw error;
   }
   await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  const broker = new RunningBroker(config, logger, log, offsets, producerIds);
+  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http });
   try {
     return broker.listen();
   } catch (error) {
@@ -82,6 +103,24 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     await broker.stop();
     throw error;
   }
+}
+
+/** Starts the HTTP listener; a port it cannot take stops start-up with a line naming the option. */
+function listenHttp(config: Config, port: number, view: BrokerView, logger: Logger): HttpListener {
+  try {
+    return startHttpListener({ host: config.httpHost, port, view, logger });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const reason = code === "EADDRINUSE" ? "the port is in use" : error instanceof Error ? error.message : String(error);
+    throw new Error(`cannot listen for HTTP on ${config.httpHost}:${port}: ${reason}${typeof code === "string" ? ` [${code}]` : ""}; choose another --http-port, or -1 to turn the HTTP listener off`);
+  }
+}
+
+/** The HTTP side of a running broker: metrics the data path feeds, what the listener reads, the listener. */
+interface Observability {
+  metrics: BrokerMetrics | null;
+  view: BrokerView;
+  http: HttpListener | null;
 }
 
 /**
@@ -119,6 +158,7 @@ class RunningBroker implements Broker {
     private readonly log: LogManager,
     private readonly offsets: OffsetStore,
     producerIds: ProducerIdAllocator,
+    private readonly observability: Observability,
   ) {
     this.context = {
       config,
@@ -133,7 +173,13 @@ class RunningBroker implements Broker {
       startedAtMs: Date.now(),
       zeroCopy: config.zeroCopy && libc.sendfile !== null,
       isShuttingDown: () => this.shuttingDown,
+      metrics: observability.metrics,
     };
+  }
+
+  get http(): { host: string; port: number } | null {
+    const listener = this.observability.http;
+    return listener === null ? null : { host: listener.host, port: listener.port };
   }
 
   get host(): string {
@@ -168,7 +214,19 @@ class RunningBroker implements Broker {
       },
     });
     this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
+    this.showReady();
     return this;
+  }
+
+  /** Hands the HTTP listener what it reads, then turns /ready to 200. */
+  private showReady(): void {
+    const view = this.observability.view;
+    view.context = this.context;
+    view.groups = committedOffsetGroups(this.offsets);
+    view.listeners = [{ name: "native", address: `${this.host}:${this.port}` }];
+    const http = this.http;
+    if (http !== null) view.listeners.push({ name: "http", address: `${http.host}:${http.port}` });
+    view.phase = "ready";
   }
 
   private accept(socket: Socket<SocketData>, decode: ReturnType<typeof createRequestDecoder>, hooks: { onSettled: () => void }): void {
@@ -213,6 +271,7 @@ class RunningBroker implements Broker {
 
   private async shutdown(): Promise<void> {
     this.shuttingDown = true;
+    this.observability.view.phase = "stopping";
     this.listener?.stop(false);
     this.context.notifier.wakeAll();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
@@ -223,6 +282,7 @@ class RunningBroker implements Broker {
     this.listener?.stop(true);
     await this.offsets.close();
     await this.log.close();
+    await this.observability.http?.stop();
   }
 
   /** Resolves when every connection is quiet, or after `timeoutMs`. */

@@ -4,6 +4,7 @@
  * store, the long-poll notifier, the counters, the memory budget and the logger; plus the reply shapes handlers
  * return to the connection, which owns the bytes on the wire.
  */
+import type { BrokerMetrics } from "../broker/metrics.ts";
 import type { Config } from "../config.ts";
 import { encodeResponseFrame } from "../protocol/messages.ts";
 import type { LogManager, ReadSlice } from "../log/api.ts";
@@ -33,6 +34,8 @@ export interface BrokerContext {
   readonly zeroCopy: boolean;
   /** True once shutdown began: new requests get SHUTTING_DOWN, long polls end early. */
   readonly isShuttingDown: () => boolean;
+  /** Counters and histograms the data path feeds (broker/metrics.ts); null when metrics are off. */
+  readonly metrics: BrokerMetrics | null;
 }
 
 /** A whole response frame, already encoded. */

@@ -142,6 +142,11 @@ export class OffsetStore {
     return [...(this.groups.get(group)?.values() ?? [])];
   }
 
+  /** Names of every group with committed offsets, in no particular order. */
+  groupNames(): string[] {
+    return [...this.groups.keys()];
+  }
+
   /** Every topic some group has committed offsets for. */
   committedTopics(): Set<string> {
     const topics = new Set<string>();

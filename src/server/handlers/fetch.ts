@@ -22,6 +22,7 @@
  * both in the entry and in `error.details`.
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
+import type { TrafficCounters } from "../../broker/metrics.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { BrokerContext, Reply } from "../context.ts";
@@ -146,5 +147,11 @@ function toReply(context: BrokerContext, id: number, gathered: Gathered): Reply 
     }
     head = encodeFetchResponseHead(id, gathered.results, gathered.totalBytes);
   }
+  if (context.metrics !== null) countTraffic(context.metrics.traffic, gathered.results);
   return { kind: "fetch", head, slices: gathered.slices.filter((slice): slice is ReadSlice => slice !== null) };
+}
+
+/** Bytes out per topic (broker/metrics.ts), counted once per answer as it is sent. */
+function countTraffic(traffic: TrafficCounters, results: readonly FetchPartitionResult[]): void {
+  for (const result of results) if (result.recordsBytes > 0) traffic.recordOut(result.topic, result.recordsBytes);
 }

@@ -66,6 +66,7 @@ function appendBatch(context: BrokerContext, entry: RequestOf<"produce">["batche
     } else {
       context.stats.batchesAppended++;
       context.stats.bytesAppended += entry.batch.length;
+      context.metrics?.traffic.recordIn(entry.topic, entry.batch.length, appended.lastOffset - appended.baseOffset + 1);
     }
     results.push({ topic: entry.topic, partition: entry.partition, baseOffset: appended.baseOffset, lastOffset: appended.lastOffset });
     return partition;
