@@ -19,10 +19,8 @@ import { PREALLOCATE_BYTES_LIMIT, PREALLOCATE_BYTES_MAX_DEFAULT } from "./log/pr
 import { FETCH_HEAD_RESERVE_BYTES, WIRE_LIMITS } from "./protocol/messages.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** The native port's default, whose HTTP companion is HTTP_PORT_DEFAULT. */
+/** The native port's default; the HTTP listener's is this + 1 (httpPortOf). */
 const NATIVE_PORT_DEFAULT = 9600;
-/** The HTTP listener's default port (native port 9600 + 1). */
-export const HTTP_PORT_DEFAULT = 9601;
 
 const int = (min: number, max: number, fallback: number) => z.int().min(min).max(max).default(fallback);
 /** -1 (meaning "off") or a value in [min, max]. */
@@ -87,10 +85,11 @@ export const configSchema = z
     /** On SIGINT/SIGTERM, wait at most this long for in-flight requests. */
     shutdownTimeoutMs: int(0, 600_000, 10_000),
     /**
-     * HTTP listener (metrics, health, console; src/listeners/http/). -1 = off. The default 9601
-     * becomes a free port when `port` is not 9600, so a second broker never collides (httpPortOf).
+     * HTTP listener (metrics, health, console; src/listeners/http/). -1 = off. Unset, it is the
+     * native port + 1 (9601 beside the default 9600), or a free port when `port` is 0, so a second
+     * broker never collides (httpPortOf). A value given is used as it is.
      */
-    httpPort: int(-1, 65_535, HTTP_PORT_DEFAULT),
+    httpPort: z.int().min(-1).max(65_535).optional(),
     httpHost: z.string().min(1).max(255).default("127.0.0.1"),
   })
   .strict()
@@ -133,8 +132,8 @@ export function bufferedBytesBudget(config: Pick<Config, "bufferedBytesMax" | "f
  */
 export function httpPortOf(config: Pick<Config, "httpPort" | "port">): number | null {
   if (config.httpPort === -1) return null;
-  if (config.httpPort === HTTP_PORT_DEFAULT && config.port !== NATIVE_PORT_DEFAULT) return 0;
-  return config.httpPort;
+  if (config.httpPort !== undefined) return config.httpPort;
+  return config.port === 0 || config.port === 65_535 ? 0 : config.port + 1;
 }
 export type ConfigKey = keyof Config;
 
@@ -161,7 +160,7 @@ const KEY_BY_FLAG = new Map(CONFIG_KEYS.map((key) => [flagName(key), key]));
 
 function innerSchema(key: ConfigKey): z.ZodType {
   const field = shape[key] as z.ZodType;
-  return field instanceof z.ZodDefault ? (field.unwrap() as z.ZodType) : field;
+  return field instanceof z.ZodDefault || field instanceof z.ZodOptional ? (field.unwrap() as z.ZodType) : field;
 }
 
 /** What an option accepts, in words, for error messages and --help. */
@@ -313,5 +312,5 @@ export function topicDefaultsOf(config: Config): TopicConfig {
 /** Every option with its default and what it accepts, for `runnel serve --help`. */
 export function describeOptions(): string[] {
   const defaults = configSchema.parse({});
-  return CONFIG_KEYS.map((key) => `  ${flagName(key).padEnd(30)}${envName(key).padEnd(36)}default ${JSON.stringify(defaults[key])}; ${describeAllowed(key)}`);
+  return CONFIG_KEYS.map((key) => `  ${flagName(key).padEnd(30)}${envName(key).padEnd(36)}${defaults[key] === undefined ? "default: derived (see above)" : `default ${JSON.stringify(defaults[key])}`}; ${describeAllowed(key)}`);
 }

@@ -25,7 +25,8 @@ common options:
   --data-dir DIR       where topics and consumer offsets live (default ./data)
   --config FILE        JSON file of options, e.g. {"port": 9700, "autoCreateTopics": false}
   --http-port PORT     HTTP listener for /metrics, /health, /ready and the console at / (default
-                       9601 beside the default --port; -1 turns it off)
+                       --port + 1, so 9601 beside the default --port; a free port when --port is 0;
+                       -1 turns it off)
   --log-level LEVEL    fatal, error, warn, info, debug, trace or silent (default info)
   --log-format FORMAT  pretty (for a person), json, or auto: pretty when stdout is a terminal
   -h, --help           this text

@@ -40,7 +40,11 @@ export function tempDir(prefix: string): string {
 export async function startRealBroker(options: StartOptions = {}): Promise<RealBroker> {
   const dataDir = options.dataDir ?? tempDir("runnel-client-it-");
   const command = options.command ?? [process.execPath, path.join(ROOT, "src/main.ts")];
-  const child = Bun.spawn([...command, "serve", "--port", String(options.port ?? 0), "--data-dir", dataDir, ...(options.extraArgs ?? [])], {
+  const extraArgs = options.extraArgs ?? [];
+  // A broker restarted on its old port would otherwise take that port + 1 for HTTP, which
+  // another test's ephemeral port may hold: test brokers take a free HTTP port.
+  const httpArgs = extraArgs.includes("--http-port") ? [] : ["--http-port", "0"];
+  const child = Bun.spawn([...command, "serve", "--port", String(options.port ?? 0), "--data-dir", dataDir, ...httpArgs, ...extraArgs], {
     cwd: ROOT,
     stdin: "ignore",
     stdout: "pipe",

@@ -29,7 +29,9 @@ const LINES_KEPT = 400;
 /** Spawns a broker on `port` (0 = any) over `dataDir`; resolves once it is listening. */
 export async function spawnBroker(dataDir: string, port: number, extra: string[] = []): Promise<BrokerProcess> {
   const startedMs = performance.now();
-  const child = Bun.spawn([process.execPath, "src/main.ts", "serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, ...extra], {
+  // Restarted on its old port, a broker would take that port + 1 for HTTP: a free one instead.
+  const httpArgs = extra.includes("--http-port") ? [] : ["--http-port", "0"];
+  const child = Bun.spawn([process.execPath, "src/main.ts", "serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, ...httpArgs, ...extra], {
     cwd: root,
     stdin: "ignore",
     stdout: "pipe",

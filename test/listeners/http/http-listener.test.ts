@@ -83,7 +83,9 @@ describe("HTTP probes", () => {
   test("the default HTTP port goes with the default native port only", () => {
     expect(httpPortOf(configSchema.parse({}))).toBe(9601);
     expect(httpPortOf(configSchema.parse({ port: 0 }))).toBe(0);
-    expect(httpPortOf(configSchema.parse({ port: 9700 }))).toBe(0);
+    expect(httpPortOf(configSchema.parse({ port: 9700 }))).toBe(9701);
+    expect(httpPortOf(configSchema.parse({ port: 9700, httpPort: 9601 }))).toBe(9601);
+    expect(httpPortOf(configSchema.parse({ port: 65535 }))).toBe(0);
     expect(httpPortOf(configSchema.parse({ port: 9700, httpPort: 9801 }))).toBe(9801);
     expect(httpPortOf(configSchema.parse({ httpPort: -1 }))).toBeNull();
   });
