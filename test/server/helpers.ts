@@ -29,7 +29,9 @@ export interface TestBroker extends AsyncDisposable {
 export async function startTestBroker(overrides: Partial<Config> = {}): Promise<TestBroker> {
   const ownDir = overrides.dataDir === undefined;
   const dataDir = overrides.dataDir ?? tempDir();
-  const config = configSchema.parse({ port: 0, logLevel: "silent", ...overrides, dataDir });
+  // httpPort 0: a broker restarted on its old port would otherwise take that port + 1 for HTTP,
+  // which a client socket of this process may hold (ephemeral ports are handed out nearby).
+  const config = configSchema.parse({ port: 0, httpPort: 0, logLevel: "silent", ...overrides, dataDir });
   const broker = await startBroker({ config, logger: silentLogger() });
   return {
     broker,
