@@ -4,9 +4,14 @@
  * log manager, so that thousands of partitions with many closed segments stay under the
  * open-files limit.
  *
- * - Pinned files (active segments) are always open and do not count against the bound.
- * - Unpinned files are opened on demand and closed least-recently-used first once more than
- *   `capacity` are open.
+ * - Files are opened on demand and closed least-recently-used first once more than `capacity`
+ *   are open; room is made before a new file is opened. Active segments are not pinned (see
+ *   segment.ts): an idle partition's active segment is closed like any other and reopened by
+ *   its next append, so the budget holds however many partitions exist.
+ * - Pinned files (kept for callers that need an fd to stay put) are always open and do not
+ *   count against the bound.
+ * - An open that fails for lack of descriptors (EMFILE/ENFILE: sockets took them) closes every
+ *   unreferenced file of the cache and tries once more.
  * - A file with references (a ReadSlice being sent, a sync in flight) is never closed: the
  *   cache may then run over its bound until the reference is released.
  * - A retired file (deleted by retention, or its partition closed) leaves the cache at once
@@ -79,7 +84,8 @@ export class FileCache {
     if (entry) {
       this.entries.delete(file);
     } else {
-      entry = { fd: file.openFile(), refs: 0, pinned: false, retired: false };
+      this.evictDownTo(this.capacity - 1);
+      entry = { fd: this.openWithRoom(file), refs: 0, pinned: false, retired: false };
       this.unpinnedOpen++;
     }
     entry.refs++;
@@ -120,11 +126,27 @@ export class FileCache {
     this.retiring.set(file, entry);
   }
 
+  /** Opens `file`; out of descriptors, closes every unreferenced file and tries once more. */
+  private openWithRoom(file: CacheableFile): number {
+    try {
+      return file.openFile();
+    } catch (error) {
+      const errno = (error as { errnoName?: unknown }).errnoName;
+      if (errno !== "EMFILE" && errno !== "ENFILE") throw error;
+      this.evictDownTo(0);
+      return file.openFile();
+    }
+  }
+
   /** Closes least-recently-used unreferenced unpinned files while over capacity. */
   private evict(): void {
-    if (this.unpinnedOpen <= this.capacity) return;
+    this.evictDownTo(this.capacity);
+  }
+
+  private evictDownTo(limit: number): void {
+    if (this.unpinnedOpen <= limit) return;
     for (const [file, entry] of this.entries) {
-      if (this.unpinnedOpen <= this.capacity) return;
+      if (this.unpinnedOpen <= limit) return;
       if (entry.pinned || entry.refs > 0) continue;
       this.entries.delete(file);
       this.unpinnedOpen--;
