@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
       port: broker.port,
       dataDir: config.dataDir,
       topics: broker.context.log.listTopics().length,
-      recovery: { clean: recovery.clean, partitions: recovery.partitions, truncations: recovery.truncations.length, durationMs: recovery.durationMs },
+      recovery: { clean: recovery.clean, fresh: recovery.fresh, partitions: recovery.partitions, truncations: recovery.truncations.length, durationMs: recovery.durationMs },
       sendPath: broker.context.zeroCopy ? "sendfile" : `copy (${nativeStatus.reason ?? "zeroCopy is off"})`,
     },
     `runnel listening on ${broker.host}:${broker.port}`,

@@ -143,6 +143,8 @@ export interface LogManager {
   addPartitionsAsync(name: string, totalPartitions: number): Promise<TopicDescription>;
   /** Partitions open plus partitions being created, broker-wide. */
   readonly partitionsTotal: number;
+  /** Topics open plus topics being created. */
+  readonly topicsTotal: number;
   deleteTopic(name: string): void;
   addPartitions(name: string, totalPartitions: number): TopicDescription;
   /** Updates per-topic config; validated, persisted. */

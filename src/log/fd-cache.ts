@@ -18,6 +18,7 @@
  *   and is closed when its last reference goes. Unlinking a file that is still open is fine
  *   on Linux: its bytes stay readable through the fd until it is closed.
  */
+import { readFileSync } from "node:fs";
 
 export interface CacheableFile {
   /** Opens the file; returns its fd. */
@@ -153,4 +154,27 @@ export class FileCache {
       file.closeFile(entry.fd);
     }
   }
+}
+
+/** The process's soft limit on open files (RLIMIT_NOFILE, from /proc/self/limits), or null when unknown. */
+export function openFilesSoftLimit(): number | null {
+  let text: string;
+  try {
+    text = readFileSync("/proc/self/limits", "utf8");
+  } catch {
+    return null;
+  }
+  const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(text);
+  if (match === null || match[1] === "unlimited") return null;
+  return Number(match[1]);
+}
+
+/**
+ * The segment fds the cache may hold: `configured`, but at most half the process's open-files
+ * limit, so that sockets, index files and the rest always have room (a broker started with
+ * `ulimit -n 512` and the default 1,024 would otherwise meet EMFILE).
+ */
+export function segmentFdBudget(configured: number, softLimit: number | null = openFilesSoftLimit()): number {
+  if (softLimit === null) return configured;
+  return Math.max(1, Math.min(configured, Math.floor(softLimit / 2)));
 }

@@ -27,7 +27,7 @@ import { z } from "zod";
 import type { LogManager, LogManagerOptions, LogSink, Partition, RecoverySummary, TopicConfig, TopicDescription } from "./api.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
-import { FileCache } from "./fd-cache.ts";
+import { FileCache, openFilesSoftLimit, segmentFdBudget } from "./fd-cache.ts";
 import { LogPartition, type IndexRebuild, type PartitionOptions } from "./partition.ts";
 import { PREALLOCATE_BYTES_MAX_DEFAULT, Preallocator } from "./preallocation.ts";
 import { nativeStorage, type Storage } from "./storage.ts";
@@ -112,7 +112,12 @@ class DiskLogManager implements LogManager {
     this.dataDir = options.dataDir.replace(/\/+$/, "") || "/";
     this.storage = options.storage ?? nativeStorage;
     this.logger = options.logger ?? silentSink;
-    this.cache = new FileCache(options.openSegmentsMax ?? OPEN_SEGMENTS_DEFAULT);
+    const configuredFds = options.openSegmentsMax ?? OPEN_SEGMENTS_DEFAULT;
+    const fdBudget = segmentFdBudget(configuredFds);
+    if (fdBudget < configuredFds) {
+      this.logger.warn({ openSegmentsMax: configuredFds, openFilesLimit: openFilesSoftLimit(), segmentFds: fdBudget }, "openSegmentsMax is over half the process's open-files limit; keeping at most this many segment fds");
+    }
+    this.cache = new FileCache(fdBudget);
     this.now = options.now ?? Date.now;
     this.indexIntervalBytes = options.indexIntervalBytes ?? LIMITS.indexIntervalBytes;
     this.preallocator = new Preallocator(this.storage, this.logger, options.preallocateBytesMax ?? PREALLOCATE_BYTES_MAX_DEFAULT);
@@ -238,6 +243,10 @@ class DiskLogManager implements LogManager {
   private refuseExisting(name: string): void {
     if (this.topics.has(name) || this.creating.has(name)) throw new RunnelError("TOPIC_EXISTS", `topic ${name} already exists`);
     if (this.topics.size + this.creating.size >= LIMITS.topicsMax) throw new RunnelError("LIMIT_EXCEEDED", `the broker holds ${LIMITS.topicsMax} topics, its limit`);
+  }
+
+  get topicsTotal(): number {
+    return this.topics.size + this.creating.size;
   }
 
   get partitionsTotal(): number {

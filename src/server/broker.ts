@@ -21,6 +21,7 @@ import { libc } from "../native/libc.ts";
 import { createRequestDecoder, encodeErrorFrame } from "../protocol/messages.ts";
 import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
+import { CreateQuota } from "./create-quota.ts";
 import { OffsetStore } from "./offset-store.ts";
 import { PartitionNotifier } from "./partition-notifier.ts";
 import { ProducerIdAllocator } from "./producer-ids.ts";
@@ -121,6 +122,7 @@ class RunningBroker implements Broker {
       startedAtMs: Date.now(),
       zeroCopy: config.zeroCopy && libc.sendfile !== null,
       isShuttingDown: () => this.shuttingDown,
+      createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
     };
   }
 

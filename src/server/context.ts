@@ -8,6 +8,7 @@ import type { Config } from "../config.ts";
 import { encodeResponseFrame } from "../protocol/messages.ts";
 import type { LogManager, ReadSlice } from "../log/api.ts";
 import type { Logger } from "../logger.ts";
+import type { CreateQuota } from "./create-quota.ts";
 import type { OffsetStore } from "./offset-store.ts";
 import type { PartitionNotifier } from "./partition-notifier.ts";
 import type { ProducerIdAllocator } from "./producer-ids.ts";
@@ -27,6 +28,8 @@ export interface BrokerContext {
   readonly zeroCopy: boolean;
   /** True once shutdown began: new requests get SHUTTING_DOWN, long polls end early. */
   readonly isShuttingDown: () => boolean;
+  /** The broker-wide rate of partition creations (partitionCreatesPerSecond). */
+  readonly createQuota: CreateQuota;
 }
 
 /** A whole response frame, already encoded. */
@@ -50,6 +53,25 @@ export interface NoReply {
 export type Reply = FrameReply | FetchReply | NoReply;
 
 export const NO_REPLY: NoReply = { kind: "none" };
+
+/**
+ * Replies of requests whose *application* is asynchronous (creating or deleting a topic), with
+ * the promise that settles once it is applied. The connection applies no later request of its
+ * own until then, so requests on one connection take effect in order. Replies that are merely
+ * answered later (a long-poll fetch, a synced produce) are not here and hold nothing up.
+ */
+const applications = new WeakMap<Promise<Reply>, Promise<unknown>>();
+
+/** Marks `reply` as applied only when `applied` settles (by default: when it does). */
+export function appliedLater(reply: Promise<Reply>, applied: Promise<unknown> = reply): Promise<Reply> {
+  applications.set(reply, applied);
+  return reply;
+}
+
+/** The promise `reply` is applied by, when its application is asynchronous; else undefined. */
+export function applicationOf(reply: Promise<Reply>): Promise<unknown> | undefined {
+  return applications.get(reply);
+}
 
 /** Releases the slices a reply holds (when it will never be sent). */
 export function releaseReply(reply: Reply): void {

@@ -13,7 +13,7 @@
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { FastRequestDecoder } from "../protocol/fast-requests.ts";
 import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrelationId, type RequestOf } from "../protocol/messages.ts";
-import type { BrokerContext, Reply } from "./context.ts";
+import { applicationOf, appliedLater, type BrokerContext, type Reply } from "./context.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleHello } from "./handlers/hello.ts";
 import { handleInitProducer } from "./handlers/init-producer.ts";
@@ -55,7 +55,11 @@ function errorReply(context: BrokerContext, id: number | null, error: unknown, o
 /** Shared by every connection: the broker runs on one thread and decoding is synchronous. */
 const fastDecoder = new FastRequestDecoder();
 
-/** Runs one request. Synchronous handlers give a Reply; long polls and syncs give a Promise. */
+/**
+ * Runs one request. Synchronous handlers give a Reply; long polls and syncs give a Promise, and
+ * so do requests applied asynchronously (creating a topic), marked with appliedLater so that the
+ * connection applies nothing after them until they are (context.ts).
+ */
 export function dispatch(context: BrokerContext, decode: RequestDecoder, body: Uint8Array): Reply | Promise<Reply> {
   context.stats.requests++;
   let id: number | null = null;
@@ -82,7 +86,9 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
     if (!(reply instanceof Promise)) return reply;
     const requestId = id;
     const requestOp = op;
-    return reply.catch((error: unknown) => errorReply(context, requestId, error, requestOp));
+    const answered = reply.catch((error: unknown) => errorReply(context, requestId, error, requestOp));
+    const applied = applicationOf(reply);
+    return applied === undefined ? answered : appliedLater(answered, applied);
   } catch (error) {
     return errorReply(context, id, error, op);
   }

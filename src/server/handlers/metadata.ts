@@ -5,17 +5,32 @@
  * (UNKNOWN_TOPIC) instead of `partitions`. With `autoCreate: true` (what producers send) a
  * named topic that is missing is created first, when the broker's `autoCreateTopics` is on, so a
  * producer can learn the partition count of a topic its first send creates.
+ *
+ * Non-obvious: creating is asynchronous (off the event loop, server/topic-creation.ts), and the
+ * request then holds its connection's later requests until the topics exist (appliedLater).
+ * Names past topicCreatesPerRequestMax, or refused by the creation rate, get their own error
+ * entry (LIMIT_EXCEEDED, THROTTLED); the others are answered as usual.
  */
-import { toRunnelError } from "../../errors.ts";
+import { RunnelError, toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError } from "../../protocol/messages.ts";
-import { type BrokerContext, frameReply, type Reply } from "../context.ts";
-import { ensureTopic } from "../topic-rules.ts";
+import { appliedLater, type BrokerContext, frameReply, type Reply } from "../context.ts";
+import { autoCreateTopics, missingTopics } from "../topic-creation.ts";
 
-export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number): Reply {
+const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
+
+export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number): Reply | Promise<Reply> {
   const names = request.topics ?? context.log.listTopics().sort();
+  if (request.autoCreate !== true || request.topics === undefined) return describeTopics(context, names, id, NO_FAILURES);
+  const missing = missingTopics(context, names);
+  if (missing.length === 0) return describeTopics(context, names, id, NO_FAILURES);
+  return appliedLater(autoCreateTopics(context, missing).then((failures) => describeTopics(context, names, id, failures)));
+}
+
+function describeTopics(context: BrokerContext, names: readonly string[], id: number, failures: ReadonlyMap<string, RunnelError>): Reply {
   const topics = names.map((name) => {
     try {
-      if (request.autoCreate && request.topics !== undefined) ensureTopic(context, name);
+      const failure = failures.get(name);
+      if (failure !== undefined) throw failure;
       const description = context.log.describeTopic(name);
       const partitions = description.partitions.map((info) => ({
         partition: info.partition,

@@ -1,0 +1,60 @@
+/**
+ * @module server/topic-creation
+ * Auto-creation of the missing topics one request names (metadata with autoCreate, produce):
+ * at most topicCreatesPerRequestMax of them (LIMIT_EXCEEDED for each one past it), each admitted
+ * by topic-rules.ts (name, topicsMax, partitionsMax, the creation rate), all created at once off
+ * the event loop by the log (createTopicAsync), which group-commits their directory fsyncs.
+ * A topic some other request is creating at the same time counts as created once it exists.
+ */
+import { RunnelError, toRunnelError } from "../errors.ts";
+import type { BrokerContext } from "./context.ts";
+import { admitAutoCreate } from "./topic-rules.ts";
+
+/** The names among `names` that no topic has yet, each once, in first-seen order. */
+export function missingTopics(context: BrokerContext, names: Iterable<string>): string[] {
+  const missing: string[] = [];
+  let seen: Set<string> | null = null;
+  for (const name of names) {
+    if (context.log.hasTopic(name)) continue;
+    seen ??= new Set();
+    if (seen.has(name)) continue;
+    seen.add(name);
+    missing.push(name);
+  }
+  return missing;
+}
+
+/** Creates the missing topics `names`; resolves with the error of each one not created. */
+export async function autoCreateTopics(context: BrokerContext, names: readonly string[]): Promise<Map<string, RunnelError>> {
+  const failures = new Map<string, RunnelError>();
+  const creates: Array<Promise<void>> = [];
+  const createsMax = context.config.topicCreatesPerRequestMax;
+  for (const name of names) {
+    if (creates.length >= createsMax) {
+      failures.set(name, new RunnelError("LIMIT_EXCEEDED", `a request may create at most ${createsMax} topics; '${name.slice(0, 300)}' was not created (send it again in another request)`, {
+        details: { topicCreatesPerRequestMax: createsMax },
+      }));
+      continue;
+    }
+    try {
+      admitAutoCreate(context, name);
+    } catch (error) {
+      failures.set(name, toRunnelError(error));
+      continue;
+    }
+    creates.push(createOne(context, name, failures));
+  }
+  await Promise.all(creates);
+  return failures;
+}
+
+async function createOne(context: BrokerContext, name: string, failures: Map<string, RunnelError>): Promise<void> {
+  try {
+    await context.log.createTopicAsync(name, { partitions: context.config.defaultPartitions });
+  } catch (error) {
+    const failure = toRunnelError(error);
+    // Another request created it meanwhile: what this one wanted.
+    if (failure.code === "TOPIC_EXISTS" && context.log.hasTopic(name)) return;
+    failures.set(name, failure);
+  }
+}
