@@ -32,7 +32,7 @@ import { LogPartition, type IndexRebuild, type PartitionOptions } from "./partit
 import { PREALLOCATE_BYTES_MAX_DEFAULT, Preallocator } from "./preallocation.ts";
 import { nativeStorage, type Storage } from "./storage.ts";
 import { DEFAULT_TOPIC_CONFIG, resolveTopicConfig, topicConfigSchema, validateTopicName } from "./topic-config.ts";
-import { encodeTopicFile, GroupDirectorySync, stagePartitions, stageTopic, writeFileAtomicAsync, yieldToLoop } from "./topic-staging.ts";
+import { encodeTopicFile, GroupDirectorySync, limited, stagePartitions, stageTopic, writeFileAtomicAsync, yieldToLoop } from "./topic-staging.ts";
 
 export type { LogManager, LogManagerOptions, Partition, RecoverySummary, TopicConfig, TopicDescription } from "./api.ts";
 export { DEFAULT_TOPIC_CONFIG } from "./topic-config.ts";
@@ -280,7 +280,7 @@ class DiskLogManager implements LogManager {
     try {
       await stageTopic(this.storage, staging, TOPIC_FILE, partitions, encodeTopicFile(name, partitions, config));
       this.checkOpen();
-      await this.storage.renameAsync(staging, `${this.topicsDir}/${name}`);
+      await limited(() => this.storage.renameAsync(staging, `${this.topicsDir}/${name}`));
     } catch (error) {
       await this.removeQuietlyAsync(staging);
       throw toRunnelError(error);

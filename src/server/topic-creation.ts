@@ -8,7 +8,11 @@
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import type { BrokerContext } from "./context.ts";
+import { yieldToLoop } from "../log/topic-staging.ts";
 import { admitAutoCreate } from "./topic-rules.ts";
+
+/** Longest run of create starts before yielding to other callbacks. */
+const START_SLICE_MS = 4;
 
 /** The names among `names` that no topic has yet, each once, in first-seen order. */
 export function missingTopics(context: BrokerContext, names: Iterable<string>): string[] {
@@ -29,11 +33,20 @@ export async function autoCreateTopics(context: BrokerContext, names: readonly s
   const failures = new Map<string, RunnelError>();
   const creates: Array<Promise<void>> = [];
   const createsMax = context.config.topicCreatesPerRequestMax;
+  // One error for every name past the cap: building thousands would itself hold the loop.
+  let overCap: RunnelError | null = null;
+  let sliceStartMs = performance.now();
   for (const name of names) {
+    if (performance.now() - sliceStartMs > START_SLICE_MS) {
+      // Starting hundreds of creates is itself work: let other clients in between.
+      await yieldToLoop();
+      sliceStartMs = performance.now();
+    }
     if (creates.length >= createsMax) {
-      failures.set(name, new RunnelError("LIMIT_EXCEEDED", `a request may create at most ${createsMax} topics; '${name.slice(0, 300)}' was not created (send it again in another request)`, {
+      overCap ??= new RunnelError("LIMIT_EXCEEDED", `a request may create at most ${createsMax} topics; the topics past that many were not created (name them again in another request)`, {
         details: { topicCreatesPerRequestMax: createsMax },
-      }));
+      });
+      failures.set(name, overCap);
       continue;
     }
     try {
