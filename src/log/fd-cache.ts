@@ -10,6 +10,8 @@
  *   its next append, so the budget holds however many partitions exist.
  * - Pinned files (kept for callers that need an fd to stay put) are always open and do not
  *   count against the bound.
+ * - Background fdatasyncs hold their file's fd while they run; `syncSlots` bounds how many run
+ *   at once, or 5,000 partitions flushed together would hold 5,000 fds.
  * - An open that fails for lack of descriptors (EMFILE/ENFILE: sockets took them) closes every
  *   unreferenced file of the cache and tries once more.
  * - A file with references (a ReadSlice being sent, a sync in flight) is never closed: the
@@ -19,6 +21,10 @@
  *   on Linux: its bytes stay readable through the fd until it is closed.
  */
 import { readFileSync } from "node:fs";
+import { Semaphore } from "./semaphore.ts";
+
+/** Upper bound of fdatasyncs in flight at once (the thread pool runs only a few anyway). */
+const SYNCS_IN_FLIGHT_MAX = 64;
 
 export interface CacheableFile {
   /** Opens the file; returns its fd. */
@@ -40,9 +46,12 @@ export class FileCache {
   /** Retired files still referenced, closed on their last release. */
   private readonly retiring = new Map<CacheableFile, Entry>();
   private unpinnedOpen = 0;
+  /** Async fdatasyncs (which hold fds) running at once, broker-wide: a quarter of the capacity. */
+  readonly syncSlots: Semaphore;
 
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`fd cache capacity must be a positive integer, got ${capacity}`);
+    this.syncSlots = new Semaphore(Math.max(1, Math.min(SYNCS_IN_FLIGHT_MAX, Math.floor(capacity / 4))));
   }
 
   /** Open fds held by the cache (pinned, unpinned and retiring). */

@@ -93,6 +93,7 @@ export class LogPartition implements Partition {
     this.durability = new PartitionDurability({
       directory: options.directory,
       storage: options.storage,
+      syncSlots: options.cache.syncSlots,
       segments: this.segments,
       producers: opened.producers,
       health: this.health,

@@ -20,38 +20,19 @@
 import type { TopicConfig } from "./api.ts";
 import { encodeRecoveryPoint, RECOVERY_POINT_FILE } from "./recovery-point.ts";
 import { LOG_SUFFIX, segmentFileName } from "./segment.ts";
+import { Semaphore } from "./semaphore.ts";
 import type { Storage } from "./storage.ts";
 
 /** Storage calls in flight at once per staged topic: enough to keep the thread pool busy. */
 const STAGE_CONCURRENCY = 16;
 /**
- * Storage calls in flight at once across every create (see FsSlots). Starting an async fs call
+ * Storage calls in flight at once across every create. Starting an async fs call
  * costs the event loop some 20-30 us (measured, Bun 1.4.5): thousands started at once would
  * hold it for tens of ms, which is what the bound prevents.
  */
 const FS_CALLS_IN_FLIGHT_MAX = 32;
 
-/** A counting semaphore over async storage calls. */
-class FsSlots {
-  private inFlight = 0;
-  private readonly queue: Array<() => void> = [];
-
-  constructor(private readonly max: number) {}
-
-  async run<T>(call: () => Promise<T>): Promise<T> {
-    if (this.inFlight >= this.max) await new Promise<void>((resolve) => this.queue.push(resolve));
-    else this.inFlight++;
-    try {
-      return await call();
-    } finally {
-      const next = this.queue.shift();
-      if (next !== undefined) next();
-      else this.inFlight--;
-    }
-  }
-}
-
-const fsSlots = new FsSlots(FS_CALLS_IN_FLIGHT_MAX);
+const fsSlots = new Semaphore(FS_CALLS_IN_FLIGHT_MAX);
 
 /** Runs one async storage call within the broker-wide bound. */
 export function limited<T>(call: () => Promise<T>): Promise<T> {
