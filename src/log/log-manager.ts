@@ -404,7 +404,7 @@ class DiskLogManager implements LogManager {
   deleteTopic(name: string): void {
     const topic = this.topic(name);
     this.topics.delete(name);
-    for (const partition of topic.partitions) partition.closeNow();
+    for (const partition of topic.partitions) partition.abandon();
     const trash = `${this.dataDir}/trash/${name}.${this.now()}`;
     try {
       this.storage.rename(`${this.topicsDir}/${name}`, trash);

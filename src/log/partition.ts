@@ -352,10 +352,16 @@ export class LogPartition implements Partition {
     if (this.health.failure !== null) throw this.health.failure;
   }
 
-  /** Closes at once without flushing (the topic is being deleted). */
+  /** Closes at once without flushing. */
   closeNow(): void {
     this.health.markClosed();
     this.closeSegments();
+  }
+
+  /** Closes at once writing nothing (the topic is being deleted: its files go next). */
+  abandon(): void {
+    this.health.markClosed();
+    for (const segment of this.segments) segment.abandon();
   }
 
   private closeSegments(): void {

@@ -576,6 +576,15 @@ export class Segment implements CacheableFile {
     cache.retire(this);
   }
 
+  /**
+   * Gives the fd back (closed once no slice uses it) and writes nothing: the segment's files are
+   * about to be removed with their topic, so persisting indexes would be wasted I/O.
+   */
+  abandon(): void {
+    this.active = false;
+    this.context.cache.retire(this);
+  }
+
   /** Writes the indexes, gives back reserved blocks and the fd (to the cache, for closing). */
   close(): void {
     try {
