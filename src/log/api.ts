@@ -145,7 +145,10 @@ export interface LogManager {
   readonly partitionsTotal: number;
   /** Topics open plus topics being created. */
   readonly topicsTotal: number;
+  /** Takes the topic away at once (one rename); its files are removed in the background. */
   deleteTopic(name: string): void;
+  /** deleteTopic, resolving once its files are removed (their space is free again). */
+  deleteTopicAsync(name: string): Promise<void>;
   addPartitions(name: string, totalPartitions: number): TopicDescription;
   /** Updates per-topic config; validated, persisted. */
   alterTopicConfig(name: string, config: Partial<TopicConfig>): TopicDescription;

@@ -402,6 +402,11 @@ class DiskLogManager implements LogManager {
   }
 
   deleteTopic(name: string): void {
+    void this.deleteTopicAsync(name);
+  }
+
+  /** deleteTopic, resolving once the files are gone (their space is free). */
+  deleteTopicAsync(name: string): Promise<void> {
     const topic = this.topic(name);
     this.topics.delete(name);
     for (const partition of topic.partitions) partition.abandon();
@@ -418,6 +423,7 @@ class DiskLogManager implements LogManager {
     this.removals.add(removal);
     void removal.then(() => this.removals.delete(removal));
     this.logger.info({ topic: name }, "topic deleted");
+    return removal;
   }
 
   addPartitions(name: string, totalPartitions: number): TopicDescription {

@@ -61,7 +61,7 @@ async function deleteTopic(context: BrokerContext, request: RequestOf<"deleteTop
  * that no longer exist (server/broker.ts).
  */
 async function deleteOnFullDisk(context: BrokerContext, topic: string): Promise<void> {
-  context.log.deleteTopic(topic);
+  await context.log.deleteTopicAsync(topic);
   context.logger.warn({ topic }, "disk full: deleted the topic's data before its committed offsets");
   await context.offsets.removeTopic(topic);
 }
