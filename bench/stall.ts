@@ -6,11 +6,14 @@
  * client's own work never shares the broker's event loop). Target: no stall over 50 ms.
  *
  *   npx bun bench/stall.ts
+ *
+ * The hostile client runs in a process of its own (this file with `--hostile <scenario> <port>`),
+ * so its work never delays the probe's answers.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { measureBaseline, measureStall, RawClient, SCENARIOS, type ScenarioName } from "../src/bench/stall.ts";
+import { measureBaseline, measureStall, RawClient, SCENARIOS, type ScenarioName, type ScenarioOutcome } from "../src/bench/stall.ts";
 
 const root = path.resolve(import.meta.dir, "..");
 const PROBE_TOPIC = "probe";
@@ -56,11 +59,30 @@ function portFrom(stdout: ReadableStream<Uint8Array>): Promise<number> {
   });
 }
 
+/** Runs a scenario in a child process (this file, --hostile); its outcome comes back as JSON. */
+function inChild(name: ScenarioName): (host: string, port: number) => Promise<ScenarioOutcome> {
+  return async (_host, port) => {
+    const child = Bun.spawn([process.execPath, import.meta.path, "--hostile", name, String(port)], { cwd: root, stdout: "pipe", stderr: "inherit" });
+    const text = await new Response(child.stdout).text();
+    await child.exited;
+    return JSON.parse(text) as ScenarioOutcome;
+  };
+}
+
+if (process.argv[2] === "--hostile") {
+  const name = process.argv[3] as ScenarioName;
+  const client = await RawClient.connect("127.0.0.1", Number(process.argv[4]));
+  const outcome = await SCENARIOS[name](client);
+  client.close();
+  process.stdout.write(JSON.stringify(outcome));
+  process.exit(0);
+}
+
 const rows: string[] = [];
 const baseline = await withBroker((port) => measureBaseline("127.0.0.1", port, PROBE_TOPIC, 2_000));
 rows.push(`baseline (no load)      probe max ${baseline.maxMs.toFixed(1)} ms  p99 ${baseline.p99Ms.toFixed(1)} ms  (${baseline.requests} requests)`);
-for (const name of Object.keys(SCENARIOS) as ScenarioName[]) {
-  const { probe, outcome, scenarioMs } = await withBroker((port) => measureStall("127.0.0.1", port, PROBE_TOPIC, (client) => SCENARIOS[name](client)));
+for (const name of (process.env.ONLY ? [process.env.ONLY] : Object.keys(SCENARIOS)) as ScenarioName[]) {
+  const { probe, outcome, scenarioMs } = await withBroker((port) => measureStall("127.0.0.1", port, PROBE_TOPIC, inChild(name)));
   const verdict = probe.maxMs <= 50 ? "ok" : "OVER 50 ms";
   rows.push(
     `${name.padEnd(22)}  probe max ${probe.maxMs.toFixed(1)} ms  p99 ${probe.p99Ms.toFixed(1)} ms  (${probe.requests} requests; ` +

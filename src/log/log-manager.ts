@@ -44,6 +44,8 @@ const RETENTION_CHECK_INTERVAL_DEFAULT_MS = 5 * 60 * 1000;
 const FLUSH_CHECK_INTERVAL_DEFAULT_MS = 100;
 /** Longest run of partition opens before yielding to other clients' callbacks. */
 const OPEN_SLICE_MS = 4;
+/** Longest run of background-flush starts per flush-timer tick. */
+const FLUSH_SLICE_MS = 4;
 /** Partitions closed at once by close(). */
 const PARTITIONS_CLOSING_MAX = 32;
 
@@ -106,6 +108,8 @@ class DiskLogManager implements LogManager {
   /** Trash being removed in the background; close() waits for it. */
   private readonly removals = new Set<Promise<void>>();
   private readonly topicsDirSync: GroupDirectorySync;
+  /** Partitions the flush timer has yet to check in this round (flushDue). */
+  private flushBacklog: LogPartition[] = [];
   private timers: Array<ReturnType<typeof setInterval>> = [];
   private closing = false;
   private lock: DataDirLock | null = null;
@@ -506,10 +510,19 @@ class DiskLogManager implements LogManager {
     this.timers = [retention, flush];
   }
 
+  /**
+   * Starts the flushes that are due, a few ms of them per tick: each start writes index entries
+   * synchronously, and thousands of partitions due at once (written in one burst, so due in one
+   * tick) would hold the event loop for hundreds of ms. The rest wait for the next ticks.
+   */
   private flushDue(): void {
     const nowMs = this.now();
-    for (const topic of this.topics.values()) {
-      for (const partition of topic.partitions) partition.flushIfDue(nowMs);
+    if (this.flushBacklog.length === 0) {
+      for (const topic of this.topics.values()) this.flushBacklog.push(...topic.partitions);
+    }
+    const sliceStartMs = performance.now();
+    while (this.flushBacklog.length > 0 && performance.now() - sliceStartMs < FLUSH_SLICE_MS) {
+      (this.flushBacklog.pop() as LogPartition).flushIfDue(nowMs);
     }
   }
 

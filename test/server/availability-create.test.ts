@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
-import { CAP_CODES, createWideTopic, measureStall, metadataAutoCreate, produceNewTopics, RawClient, type ScenarioOutcome } from "../../src/bench/stall.ts";
+import { CAP_CODES, createWideTopic, inProcess, measureStall, metadataAutoCreate, produceNewTopics, RawClient, type ScenarioOutcome } from "../../src/bench/stall.ts";
 import { startTestBroker, type TestBroker } from "./helpers.ts";
 
 const PROBE_TOPIC = "probe";
@@ -44,7 +44,7 @@ function report(name: string, figures: { probe: { maxMs: number; p99Ms: number; 
 describe("availability while topics are created (default configuration)", () => {
   test("metadata autoCreate of 10,000 names creates up to the per-request cap and refuses the rest per topic with LIMIT_EXCEEDED", async () => {
     await using broker = await brokerWithProbeTopic();
-    const figures = await measureStall("127.0.0.1", broker.port, PROBE_TOPIC, (client) => metadataAutoCreate(client, 10_000));
+    const figures = await measureStall("127.0.0.1", broker.port, PROBE_TOPIC, inProcess((client) => metadataAutoCreate(client, 10_000)));
     report("metadata autoCreate x10,000", figures);
     expect(figures.outcome.unexpected).toEqual([]);
     expect(figures.outcome.created.length).toBe(broker.broker.context.config.topicCreatesPerRequestMax);
@@ -55,7 +55,7 @@ describe("availability while topics are created (default configuration)", () => 
 
   test("createTopic with 1,000 partitions is created whole while the other client is answered", async () => {
     await using broker = await brokerWithProbeTopic();
-    const figures = await measureStall("127.0.0.1", broker.port, PROBE_TOPIC, (client) => createWideTopic(client, 1_000));
+    const figures = await measureStall("127.0.0.1", broker.port, PROBE_TOPIC, inProcess((client) => createWideTopic(client, 1_000)));
     report("createTopic of 1,000 partitions", figures);
     expect(figures.outcome.created).toEqual(["wide"]);
     await expectWhole(broker, figures.outcome, 1_000);
@@ -63,7 +63,7 @@ describe("availability while topics are created (default configuration)", () => 
 
   test("produce to 2,000 new topics creates each (or refuses it with a documented cap code) and appends its batch", async () => {
     await using broker = await brokerWithProbeTopic();
-    const figures = await measureStall("127.0.0.1", broker.port, PROBE_TOPIC, (client) => produceNewTopics(client, 2_000));
+    const figures = await measureStall("127.0.0.1", broker.port, PROBE_TOPIC, inProcess((client) => produceNewTopics(client, 2_000)));
     report("produce to 2,000 new topics", figures);
     expect(figures.outcome.unexpected).toEqual([]);
     for (const code of Object.keys(figures.outcome.refused)) expect(CAP_CODES.has(code)).toBe(true);
