@@ -8,7 +8,11 @@
 import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { CAP_CODES, createWideTopic, inProcess, measureStall, metadataAutoCreate, produceNewTopics, RawClient, type ScenarioOutcome } from "../../src/bench/stall.ts";
-import { startTestBroker, type TestBroker } from "./helpers.ts";
+import { configSchema } from "../../src/config.ts";
+import { encodeBatch } from "../../src/format/record-batch.ts";
+import { createLogger } from "../../src/logger.ts";
+import { startBroker } from "../../src/server/broker.ts";
+import { startTestBroker, tempDir, type TestBroker } from "./helpers.ts";
 
 const PROBE_TOPIC = "probe";
 
@@ -114,7 +118,6 @@ describe("creation caps and ordering", () => {
     await using broker = await startTestBroker();
     const client = await RawClient.connect("127.0.0.1", broker.port);
     try {
-      const { encodeBatch } = await import("../../src/format/record-batch.ts");
       const batch = encodeBatch([{ value: "first" }]);
       // Pipelined: the fetch is sent before the produce (which must create the topic) is answered.
       const produced = client.request({ op: "produce", durability: "written", batches: [{ topic: "ordered", partition: 0, batch }] });
@@ -144,5 +147,27 @@ describe("creation caps and ordering", () => {
       first.close();
       second.close();
     }
+  });
+});
+
+describe("what the broker logs about creating topics", () => {
+  test("each created topic is logged once, however it was created, and a fresh data directory recovers as clean", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger("info", { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const dataDir = tempDir();
+    const broker = await startBroker({ config: configSchema.parse({ port: 0, dataDir }), logger });
+    try {
+      const client = await RawClient.connect("127.0.0.1", broker.port);
+      await client.request({ op: "createTopic", topic: "explicit", partitions: 2 });
+      await client.request({ op: "metadata", autoCreate: true, topics: ["by-metadata"] });
+      await client.request({ op: "produce", durability: "written", batches: [{ topic: "by-produce", partition: 0, batch: encodeBatch([{ value: "v" }]) }] });
+      client.close();
+    } finally {
+      await broker.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+    const created = lines.filter((line) => typeof line.msg === "string" && line.msg.includes("created")).map((line) => line.topic);
+    expect(created.sort()).toEqual(["by-metadata", "by-produce", "explicit"]);
+    expect(lines.find((line) => line.msg === "log recovered")).toMatchObject({ clean: true, fresh: true });
   });
 });
