@@ -18,17 +18,17 @@ function emfile(syscall: string): SyscallError {
 }
 
 describe("segment fds within openSegmentsMax", () => {
-  test("1,000 partitions, each appended to and read back, hold at most openSegmentsMax segment fds", async () => {
+  test("300 partitions, each appended to and read back, hold at most openSegmentsMax (32) segment fds", async () => {
     const manager = await openLogManager({ dataDir: newTempDir("fd-budget"), openSegmentsMax: 32 });
     try {
       const before = openFdCount();
-      await manager.createTopicAsync("many", { partitions: 1_000 });
+      await manager.createTopicAsync("many", { partitions: 300 });
       for (let round = 0; round < 2; round++) {
-        for (let index = 0; index < 1_000; index++) manager.partition("many", index).append(makeBatch(`r${round}p${index}`, 1, 1_000));
+        for (let index = 0; index < 300; index++) manager.partition("many", index).append(makeBatch(`r${round}p${index}`, 1, 1_000));
       }
       // Index files are opened and closed per write; only segment files stay open, at most 32.
       expect(openFdCount() - before).toBeLessThanOrEqual(32);
-      for (const index of [0, 499, 999]) {
+      for (const index of [0, 149, 299]) {
         const partition = manager.partition("many", index);
         const slice = partition.read(0, 1 << 20);
         expect(slice).not.toBeNull();
@@ -37,6 +37,42 @@ describe("segment fds within openSegmentsMax", () => {
         slice.release();
       }
       await Promise.all([0, 1, 2].map((index) => manager.partition("many", index).sync()));
+    } finally {
+      await manager.close();
+    }
+  });
+
+  test("an append that finds no descriptor fails alone: the partition stays usable and the next append lands", async () => {
+    let failOpens = false;
+    const storage: Storage = {
+      ...nativeStorage,
+      open(path, options) {
+        if (failOpens) throw emfile("open");
+        return nativeStorage.open(path, options);
+      },
+    };
+    const manager = await openLogManager({ dataDir: newTempDir("fd-emfile-append"), openSegmentsMax: 16, storage });
+    try {
+      await manager.createTopicAsync("t", { partitions: 20 });
+      // Every partition written once: the first ones' files are closed again (16 fit).
+      for (let index = 0; index < 20; index++) manager.partition("t", index).append(makeBatch(`a${index}`, 1, 1_000));
+      failOpens = true;
+      let failure: unknown = null;
+      try {
+        manager.partition("t", 0).append(makeBatch("refused", 1, 1_000));
+      } catch (error) {
+        failure = error;
+      }
+      expect(failure).toMatchObject({ code: "STORAGE_ERROR" });
+      failOpens = false;
+      expect(manager.partition("t", 0).append(makeBatch("later", 1, 1_000)).baseOffset).toBe(1);
+      const partition = manager.partition("t", 0);
+      const slice = partition.read(0, 1 << 20);
+      expect(slice).not.toBeNull();
+      if (slice !== null) {
+        expect(valuesOf(partition.readBytes(slice)).map((value) => value.split(":")[0])).toEqual(["a0", "later"]);
+        slice.release();
+      }
     } finally {
       await manager.close();
     }
