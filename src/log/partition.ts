@@ -337,7 +337,7 @@ export class LogPartition implements Partition {
   /** Waits for background work, flushes, and hands every fd back for closing. */
   async close(): Promise<void> {
     if (this.health.closed) return;
-    await this.durability.settle();
+    await this.durability.flushBeforeClose();
     let flushError: unknown = null;
     if (this.health.failure === null) {
       try {

@@ -19,7 +19,7 @@
  */
 import type { TopicConfig } from "./api.ts";
 import { encodeRecoveryPoint, RECOVERY_POINT_FILE } from "./recovery-point.ts";
-import { LOG_SUFFIX, segmentFileName } from "./segment.ts";
+import { INDEX_SUFFIX, LOG_SUFFIX, segmentFileName, TIME_INDEX_SUFFIX } from "./segment.ts";
 import { Semaphore } from "./semaphore.ts";
 import type { Storage } from "./storage.ts";
 
@@ -80,6 +80,9 @@ function partitionDirectories(directory: string, from: number, to: number): stri
 async function writePartitionFiles(storage: Storage, directory: string): Promise<void> {
   await Promise.all([
     limited(() => storage.writeFileAsync(`${directory}/${segmentFileName(0, LOG_SUFFIX)}`, EMPTY, { sync: false })),
+    // Empty indexes too: without them the first close would write them, on the event loop.
+    limited(() => storage.writeFileAsync(`${directory}/${segmentFileName(0, INDEX_SUFFIX)}`, EMPTY, { sync: false })),
+    limited(() => storage.writeFileAsync(`${directory}/${segmentFileName(0, TIME_INDEX_SUFFIX)}`, EMPTY, { sync: false })),
     limited(() => storage.writeFileAsync(`${directory}/${RECOVERY_POINT_FILE}`, encodeRecoveryPoint({ offset: 0, segment: 0, position: 0 }), { sync: true })),
   ]);
 }
