@@ -365,13 +365,14 @@ export class PartitionDurability {
   private async writeCheckpointInBackground(point: RecoveryPoint, snapshot: Snapshot | null): Promise<void> {
     if (snapshot !== null) {
       const path = `${this.directory}/${PRODUCER_STATE_FILE}`;
-      const temporary = await writeTempDurably(this.storage, path, "flush", snapshot.text);
+      const temporary = await this.syncSlots.run(() => writeTempDurably(this.storage, path, "flush", snapshot.text));
       const newer = this.health.closed || snapshot.offset <= this.snapshotOffset;
       commitTemp(this.storage, temporary, path, !newer);
       if (!newer) this.snapshotOffset = snapshot.offset;
     }
     const path = `${this.directory}/${RECOVERY_POINT_FILE}`;
-    const temporary = await writeTempDurably(this.storage, path, "flush", encodeRecoveryPoint(point));
+    // In a sync slot: the temp file's fd stays open during its fdatasync (fd-cache.ts).
+    const temporary = await this.syncSlots.run(() => writeTempDurably(this.storage, path, "flush", encodeRecoveryPoint(point)));
     const newer = this.health.stopped || point.offset <= this.recoveryPoint.offset;
     commitTemp(this.storage, temporary, path, !newer);
     if (!newer) this.recoveryPoint = point;
