@@ -6,6 +6,7 @@
  * client's own work never shares the broker's event loop). Target: no stall over 50 ms.
  *
  *   npx bun bench/stall.ts
+ *   ONLY=produceNewTopics npx bun bench/stall.ts     one scenario (and the baseline)
  *
  * The hostile client runs in a process of its own (this file with `--hostile <scenario> <port>`),
  * so its work never delays the probe's answers.

@@ -324,15 +324,8 @@ export class PartitionDurability {
   /** fdatasyncs a segment's index files (their entries already written) off the event loop. */
   private async syncIndexesInBackground(segment: Segment): Promise<void> {
     for (const path of [segment.indexPath, segment.timeIndexPath]) {
-      await this.syncSlots.run(async () => {
-        if (!this.storage.exists(path)) return;
-        const fd = this.storage.open(path, { create: false });
-        try {
-          await this.storage.fdatasyncAsync(fd);
-        } finally {
-          this.storage.close(fd);
-        }
-      });
+      // A missing index file has nothing to sync (it is rebuilt on open).
+      await this.syncSlots.run(() => this.storage.fdatasyncPathAsync(path));
     }
   }
 

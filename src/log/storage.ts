@@ -50,6 +50,8 @@ export interface Storage {
   renameAsync(from: string, to: string): Promise<void>;
   fsyncDirectoryAsync(path: string): Promise<void>;
   removeTreeAsync(path: string): Promise<void>;
+  /** Opens the file at `path`, fdatasyncs and closes it, all on the thread pool; false when it does not exist. */
+  fdatasyncPathAsync(path: string): Promise<boolean>;
 }
 
 async function fsCallAsync<T>(syscall: string, run: () => Promise<T>): Promise<T> {
@@ -152,6 +154,22 @@ export const nativeStorage: Storage = {
       }
     }),
   removeTreeAsync: (path) => fsCallAsync("rm", () => fsAsync.rm(path, { recursive: true, force: true })),
+  fdatasyncPathAsync: (path) =>
+    fsCallAsync("fdatasync", async () => {
+      let file: fsAsync.FileHandle;
+      try {
+        file = await fsAsync.open(path, "r+");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+        throw error;
+      }
+      try {
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+      return true;
+    }),
 };
 
 
