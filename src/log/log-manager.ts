@@ -101,6 +101,8 @@ class DiskLogManager implements LogManager {
   private readonly topics = new Map<string, Topic>();
   /** Creates under way, by name: a second create of the name waits for the first. */
   private readonly creating = new Map<string, Promise<TopicDescription>>();
+  /** Partitions of the topics in `topics`, kept as they change (the limits check it per create). */
+  private partitionsOpen = 0;
   /** Partitions being created (not yet in `topics`), counted against the broker's limits. */
   private partitionsCreating = 0;
   /** Partition additions under way, by topic, one at a time per topic. */
@@ -183,6 +185,7 @@ class DiskLogManager implements LogManager {
       if (!this.storage.exists(partitionDirectory)) LogPartition.initializeDirectory(this.storage, partitionDirectory);
       const { partition, recovery } = LogPartition.open(this.partitionOptions(topic, index));
       topic.partitions.push(partition);
+      this.partitionsOpen++;
       this.recovery.partitions++;
       this.recovery.truncations.push(...recovery.truncations);
       this.recovery.indexRebuilds.push(...recovery.indexRebuilds);
@@ -241,7 +244,10 @@ class DiskLogManager implements LogManager {
     }
     const topic: Topic = { name, config, partitions: [] };
     this.topics.set(name, topic);
-    for (let index = 0; index < partitions; index++) topic.partitions.push(LogPartition.open(this.partitionOptions(topic, index)).partition);
+    for (let index = 0; index < partitions; index++) {
+      topic.partitions.push(LogPartition.open(this.partitionOptions(topic, index)).partition);
+      this.partitionsOpen++;
+    }
     this.logger.info({ topic: name, partitions, config }, "topic created");
     return this.describe(topic);
   }
@@ -256,9 +262,7 @@ class DiskLogManager implements LogManager {
   }
 
   get partitionsTotal(): number {
-    let total = this.partitionsCreating;
-    for (const topic of this.topics.values()) total += topic.partitions.length;
-    return total;
+    return this.partitionsOpen + this.partitionsCreating;
   }
 
   /** createTopic without holding the event loop (see the module comment). */
@@ -301,6 +305,7 @@ class DiskLogManager implements LogManager {
       throw toRunnelError(error);
     }
     this.topics.set(name, topic);
+    this.partitionsOpen += topic.partitions.length;
     this.logger.info({ topic: name, partitions, config }, "topic created");
     return this.describe(topic);
   }
@@ -393,6 +398,7 @@ class DiskLogManager implements LogManager {
       throw toRunnelError(error);
     }
     topic.partitions.push(...opened);
+    this.partitionsOpen += opened.length;
   }
 
   /** Throws when the topic was deleted (or the log closed) while its partitions were being added. */
@@ -413,6 +419,7 @@ class DiskLogManager implements LogManager {
   deleteTopicAsync(name: string): Promise<void> {
     const topic = this.topic(name);
     this.topics.delete(name);
+    this.partitionsOpen -= topic.partitions.length;
     for (const partition of topic.partitions) partition.abandon();
     const trash = `${this.dataDir}/trash/${name}.${this.now()}`;
     try {
@@ -444,7 +451,10 @@ class DiskLogManager implements LogManager {
     } catch (error) {
       throw toRunnelError(error);
     }
-    for (let index = first; index < totalPartitions; index++) topic.partitions.push(LogPartition.open(this.partitionOptions(topic, index)).partition);
+    for (let index = first; index < totalPartitions; index++) {
+      topic.partitions.push(LogPartition.open(this.partitionOptions(topic, index)).partition);
+      this.partitionsOpen++;
+    }
     this.logger.info({ topic: name, partitions: totalPartitions }, "partitions added");
     return this.describe(topic);
   }
@@ -572,6 +582,7 @@ class DiskLogManager implements LogManager {
       }
     });
     this.topics.clear();
+    this.partitionsOpen = 0;
     // Only a stop where every partition flushed may claim to be clean.
     if (allClean) {
       try {
@@ -590,6 +601,7 @@ class DiskLogManager implements LogManager {
   private closeAllNow(): void {
     for (const topic of this.topics.values()) for (const partition of topic.partitions) partition.closeNow();
     this.topics.clear();
+    this.partitionsOpen = 0;
     this.lock?.release();
     this.lock = null;
   }

@@ -157,3 +157,23 @@ describe("a create that runs out of descriptors leaves no topic", () => {
     await expectNoTopic(dataDir, "doomed", nativeStorage);
   });
 });
+
+describe("partitionsTotal", () => {
+  test("counts open partitions and those being created, through creates, additions and deletes", async () => {
+    const manager = await openLogManager({ dataDir: newTempDir("partitions-total") });
+    try {
+      const creating = manager.createTopicAsync("a", { partitions: 3 });
+      expect(manager.partitionsTotal).toBe(3);
+      await creating;
+      manager.createTopic("b", { partitions: 2 });
+      expect(manager.partitionsTotal).toBe(5);
+      await manager.addPartitionsAsync("a", 5);
+      manager.addPartitions("b", 4);
+      expect(manager.partitionsTotal).toBe(9);
+      manager.deleteTopic("b");
+      expect(manager.partitionsTotal).toBe(5);
+    } finally {
+      await manager.close();
+    }
+  });
+});
