@@ -201,7 +201,7 @@ export function inProcess(scenario: (client: RawClient) => Promise<ScenarioOutco
  * run in another process (bench/stall.ts does: encoding 10,000 names and decoding the answer
  * would otherwise stall the probe's own event loop and be counted against the broker).
  */
-export async function measureStall(host: string, port: number, probeTopic: string, scenario: (host: string, port: number) => Promise<ScenarioOutcome>): Promise<{ probe: ProbeFigures; outcome: ScenarioOutcome; scenarioMs: number }> {
+export async function measureStall(host: string, port: number, probeTopic: string, scenario: (host: string, port: number) => Promise<ScenarioOutcome>, afterMs = 60): Promise<{ probe: ProbeFigures; outcome: ScenarioOutcome; scenarioMs: number }> {
   const probeClient = await RawClient.connect(host, port);
   try {
     const probe = new StallProbe(probeClient, probeTopic);
@@ -209,7 +209,8 @@ export async function measureStall(host: string, port: number, probeTopic: strin
     const startedMs = performance.now();
     const outcome = await scenario(host, port);
     const scenarioMs = performance.now() - startedMs;
-    await Bun.sleep(60);
+    // The probe goes on for `afterMs`: work the load leaves behind (flushes) counts too.
+    await Bun.sleep(afterMs);
     return { probe: await probe.stop(), outcome, scenarioMs };
   } finally {
     probeClient.close();
