@@ -63,6 +63,14 @@ export const configSchema = z
     defaultPartitions: int(1, LIMITS.partitionsPerTopicMax, 1),
     topicsMax: int(1, LIMITS.topicsMax, 10_000),
     partitionsPerTopicMax: int(1, LIMITS.partitionsPerTopicMax, 1_000),
+    /** Partitions the broker holds in all, counting those being created. */
+    partitionsMax: int(1, LIMITS.topicsMax * 10, 100_000),
+    /** New topics one request (metadata autoCreate, produce) may create; the rest get LIMIT_EXCEEDED. */
+    topicCreatesPerRequestMax: int(1, LIMITS.topicsMax, 256),
+    /** Partition creations per second, broker-wide (token bucket); beyond it THROTTLED. */
+    partitionCreatesPerSecond: int(1, 1_000_000, 2_000),
+    /** Partition creations the bucket holds when idle (the burst allowed at once). */
+    partitionCreatesBurst: int(1, 10_000_000, 10_000),
     /** Consumer-group offsets held (group x topic x partition), broker-wide. */
     committedOffsetsMax: int(1, 10_000_000, 1_000_000),
     /** Topic defaults (each topic may override; see createTopic's config). */

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   INVALID_PRODUCER_EPOCH: { retriable: false, doc: "An idempotent batch carries an older producer epoch than the broker has seen for that producer id: a newer incarnation of the producer fenced it." },
   UNKNOWN_PRODUCER_ID: { retriable: false, doc: "An idempotent batch carries a producer id this broker never issued; nothing of it was stored. Call initProducer for an id and stamp batches with it. details: producerId." },
   BROKER_UNAVAILABLE: { retriable: true, doc: "Client side: the broker could not be reached, or the connection was lost with the request in flight (it may or may not have been applied)." },
+  THROTTLED: { retriable: true, doc: "Topics or partitions are being created faster than the broker allows (partitionCreatesPerSecond); nothing was created. Retry after details.retryAfterMs." },
   CLIENT_CLOSED: { retriable: false, doc: "Client side: the producer, consumer or admin was closed before the call could run." },
 } as const;
 

@@ -102,7 +102,7 @@ function logStartLine(broker: Broker, config: Config, logger: Logger): void {
       port: broker.port,
       dataDir: config.dataDir,
       topics: broker.context.log.listTopics().length,
-      recovery: { clean: recovery.clean, partitions: recovery.partitions, truncations: recovery.truncations.length, durationMs: recovery.durationMs },
+      recovery: { clean: recovery.clean, fresh: recovery.fresh, partitions: recovery.partitions, truncations: recovery.truncations.length, durationMs: recovery.durationMs },
       sendPath: broker.context.zeroCopy ? "sendfile" : `copy (${nativeStatus.reason ?? "zeroCopy is off"})`,
       bufferedBytesMax: broker.context.memory.bytesMax,
       http: broker.http === null ? "off" : `${broker.http.host}:${broker.http.port}`,

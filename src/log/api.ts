@@ -96,8 +96,10 @@ export interface TopicDescription {
 }
 
 export interface RecoverySummary {
-  /** True when the previous stop was clean (the marker was found). */
+  /** True when the previous stop was clean (the marker was found), or there was none (fresh). */
   clean: boolean;
+  /** True when the data directory had never held a log (first start). */
+  fresh: boolean;
   partitions: number;
   /** Batches dropped in total, and where. */
   truncations: Array<{ topic: string; partition: number; offset: number; bytesDropped: number; reason: string }>;
@@ -130,7 +132,23 @@ export interface LogManager {
   readonly dataDir: string;
   readonly recovery: RecoverySummary;
   createTopic(name: string, options: { partitions: number; config?: Partial<TopicConfig> }): TopicDescription;
+  /**
+   * createTopic without holding the event loop: files made on the thread pool, directory fsyncs
+   * shared between concurrent creates, partitions opened in slices. Whole or absent: on failure
+   * nothing of the topic remains, on disk or in memory. A second create of a name under way
+   * waits for the first, then gets TOPIC_EXISTS (or creates it, when the first failed).
+   */
+  createTopicAsync(name: string, options: { partitions: number; config?: Partial<TopicConfig> }): Promise<TopicDescription>;
+  /** addPartitions without holding the event loop; whole or absent like createTopicAsync. */
+  addPartitionsAsync(name: string, totalPartitions: number): Promise<TopicDescription>;
+  /** Partitions open plus partitions being created, broker-wide. */
+  readonly partitionsTotal: number;
+  /** Topics open plus topics being created. */
+  readonly topicsTotal: number;
+  /** Takes the topic away at once (one rename); its files are removed in the background. */
   deleteTopic(name: string): void;
+  /** deleteTopic, resolving once its files are removed (their space is free again). */
+  deleteTopicAsync(name: string): Promise<void>;
   addPartitions(name: string, totalPartitions: number): TopicDescription;
   /** Updates per-topic config; validated, persisted. */
   alterTopicConfig(name: string, config: Partial<TopicConfig>): TopicDescription;

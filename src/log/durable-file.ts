@@ -1,8 +1,8 @@
 /**
  * @module log/durable-file
  * Small checkpoint files (recovery point, producer-state snapshot) written without blocking the
- * event loop: the bytes go to a temp file whose fdatasync runs on a worker thread
- * (Storage.fdatasyncAsync); the caller then renames it into place synchronously, after checking
+ * event loop: the bytes go to a temp file made, written and fdatasync'd on the thread pool
+ * (Storage.writeFileAsync); the caller then renames it into place synchronously, after checking
  * that nothing newer was written meanwhile.
  *
  * Non-obvious: unlike Storage.writeFileAtomic this does not fsync the directory after the
@@ -11,7 +11,6 @@
  * merely scans a longer tail. close() still writes its checkpoints with the fully synchronous,
  * directory-fsync'd writeFileAtomic.
  */
-import { RunnelError } from "../errors.ts";
 import type { Storage } from "./storage.ts";
 
 const textEncoder = new TextEncoder();
@@ -29,16 +28,9 @@ let temporarySequence = 0;
 export async function writeTempDurably(storage: Storage, path: string, tag: string, text: string): Promise<string> {
   temporarySequence = temporarySequence >= Number.MAX_SAFE_INTEGER ? 1 : temporarySequence + 1;
   const temporary = `${path}.${tag}.${temporarySequence}.tmp`;
-  const bytes = textEncoder.encode(text);
-  const fd = storage.open(temporary, { create: true });
-  try {
-    storage.ftruncate(fd, 0);
-    const written = storage.pwrite(fd, bytes, 0);
-    if (written !== bytes.length) throw new RunnelError("STORAGE_ERROR", `short write: ${written} of ${bytes.length} bytes to ${temporary}`);
-    await storage.fdatasyncAsync(fd);
-  } finally {
-    storage.close(fd);
-  }
+  // Every step on the thread pool: creating a file can wait on the file system's journal for
+  // tens of ms while other fsyncs run, which on the event loop stalls every client.
+  await storage.writeFileAsync(temporary, textEncoder.encode(text), { sync: true });
   return temporary;
 }
 

@@ -4,15 +4,27 @@
  * log manager, so that thousands of partitions with many closed segments stay under the
  * open-files limit.
  *
- * - Pinned files (active segments) are always open and do not count against the bound.
- * - Unpinned files are opened on demand and closed least-recently-used first once more than
- *   `capacity` are open.
+ * - Files are opened on demand and closed least-recently-used first once more than `capacity`
+ *   are open; room is made before a new file is opened. Active segments are not pinned (see
+ *   segment.ts): an idle partition's active segment is closed like any other and reopened by
+ *   its next append, so the budget holds however many partitions exist.
+ * - Pinned files (kept for callers that need an fd to stay put) are always open and do not
+ *   count against the bound.
+ * - Background fdatasyncs hold their file's fd while they run; `syncSlots` bounds how many run
+ *   at once, or 5,000 partitions flushed together would hold 5,000 fds.
+ * - An open that fails for lack of descriptors (EMFILE/ENFILE: sockets took them) closes every
+ *   unreferenced file of the cache and tries once more.
  * - A file with references (a ReadSlice being sent, a sync in flight) is never closed: the
  *   cache may then run over its bound until the reference is released.
  * - A retired file (deleted by retention, or its partition closed) leaves the cache at once
  *   and is closed when its last reference goes. Unlinking a file that is still open is fine
  *   on Linux: its bytes stay readable through the fd until it is closed.
  */
+import { readFileSync } from "node:fs";
+import { Semaphore } from "./semaphore.ts";
+
+/** Upper bound of fdatasyncs in flight at once (the thread pool runs only a few anyway). */
+const SYNCS_IN_FLIGHT_MAX = 64;
 
 export interface CacheableFile {
   /** Opens the file; returns its fd. */
@@ -34,9 +46,12 @@ export class FileCache {
   /** Retired files still referenced, closed on their last release. */
   private readonly retiring = new Map<CacheableFile, Entry>();
   private unpinnedOpen = 0;
+  /** Async fdatasyncs (which hold fds) running at once, broker-wide: a quarter of the capacity. */
+  readonly syncSlots: Semaphore;
 
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`fd cache capacity must be a positive integer, got ${capacity}`);
+    this.syncSlots = new Semaphore(Math.max(1, Math.min(SYNCS_IN_FLIGHT_MAX, Math.floor(capacity / 4))));
   }
 
   /** Open fds held by the cache (pinned, unpinned and retiring). */
@@ -79,7 +94,8 @@ export class FileCache {
     if (entry) {
       this.entries.delete(file);
     } else {
-      entry = { fd: file.openFile(), refs: 0, pinned: false, retired: false };
+      this.evictDownTo(this.capacity - 1);
+      entry = { fd: this.openWithRoom(file), refs: 0, pinned: false, retired: false };
       this.unpinnedOpen++;
     }
     entry.refs++;
@@ -120,15 +136,54 @@ export class FileCache {
     this.retiring.set(file, entry);
   }
 
+  /** Opens `file`; out of descriptors, closes every unreferenced file and tries once more. */
+  private openWithRoom(file: CacheableFile): number {
+    try {
+      return file.openFile();
+    } catch (error) {
+      const errno = (error as { errnoName?: unknown }).errnoName;
+      if (errno !== "EMFILE" && errno !== "ENFILE") throw error;
+      this.evictDownTo(0);
+      return file.openFile();
+    }
+  }
+
   /** Closes least-recently-used unreferenced unpinned files while over capacity. */
   private evict(): void {
-    if (this.unpinnedOpen <= this.capacity) return;
+    this.evictDownTo(this.capacity);
+  }
+
+  private evictDownTo(limit: number): void {
+    if (this.unpinnedOpen <= limit) return;
     for (const [file, entry] of this.entries) {
-      if (this.unpinnedOpen <= this.capacity) return;
+      if (this.unpinnedOpen <= limit) return;
       if (entry.pinned || entry.refs > 0) continue;
       this.entries.delete(file);
       this.unpinnedOpen--;
       file.closeFile(entry.fd);
     }
   }
+}
+
+/** The process's soft limit on open files (RLIMIT_NOFILE, from /proc/self/limits), or null when unknown. */
+export function openFilesSoftLimit(): number | null {
+  let text: string;
+  try {
+    text = readFileSync("/proc/self/limits", "utf8");
+  } catch {
+    return null;
+  }
+  const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(text);
+  if (match === null || match[1] === "unlimited") return null;
+  return Number(match[1]);
+}
+
+/**
+ * The segment fds the cache may hold: `configured`, but at most half the process's open-files
+ * limit, so that sockets, index files and the rest always have room (a broker started with
+ * `ulimit -n 512` and the default 1,024 would otherwise meet EMFILE).
+ */
+export function segmentFdBudget(configured: number, softLimit: number | null = openFilesSoftLimit()): number {
+  if (softLimit === null) return configured;
+  return Math.max(1, Math.min(configured, Math.floor(softLimit / 2)));
 }

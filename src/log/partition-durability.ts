@@ -24,12 +24,15 @@ import { activeSegment } from "./partition-segments.ts";
 import { PRODUCER_STATE_FILE, type ProducerStateTable, type SnapshotPosition } from "./producer-state.ts";
 import { encodeRecoveryPoint, RECOVERY_POINT_FILE, writeRecoveryPoint, type RecoveryPoint } from "./recovery-point.ts";
 import type { Segment } from "./segment.ts";
+import type { Semaphore } from "./semaphore.ts";
 import type { Storage } from "./storage.ts";
 import { SyscallError } from "../native/libc.ts";
 
 export interface DurabilityInputs {
   directory: string;
   storage: Storage;
+  /** Bounds the fdatasyncs (and so the fds they hold) running at once, broker-wide (fd-cache.ts). */
+  syncSlots: Semaphore;
   /** The partition's live segment list (oldest first, the last active): read here, never changed. */
   segments: readonly Segment[];
   /** The idempotent-producer table whose snapshot is written before each recovery point. */
@@ -79,6 +82,7 @@ function endOf(segment: Segment): RecoveryPoint {
 export class PartitionDurability {
   private readonly directory: string;
   private readonly storage: Storage;
+  private readonly syncSlots: Semaphore;
   private readonly segments: readonly Segment[];
   private readonly producers: ProducerStateTable;
   private readonly health: PartitionHealth;
@@ -104,6 +108,7 @@ export class PartitionDurability {
   constructor(inputs: DurabilityInputs) {
     this.directory = inputs.directory;
     this.storage = inputs.storage;
+    this.syncSlots = inputs.syncSlots;
     this.segments = inputs.segments;
     this.producers = inputs.producers;
     this.health = inputs.health;
@@ -238,18 +243,17 @@ export class PartitionDurability {
     const floorBase = this.syncFloorBase;
     const activeBase = activeSegment(this.segments).baseOffset;
     const segments: Segment[] = [];
-    let round: Promise<void>;
-    try {
+    // The fds are taken inside a sync slot (fd-cache.ts): a synced produce to thousands of
+    // partitions must not hold thousands of fds at once.
+    let round: Promise<void> = this.syncSlots.run(async () => {
       const fds: number[] = [];
       for (const segment of this.segments) {
         if (segment.baseOffset < floorBase) continue;
         fds.push(segment.acquire());
         segments.push(segment);
       }
-      round = Promise.all(fds.map((fd) => this.storage.fdatasyncAsync(fd))).then(() => undefined);
-    } catch (error) {
-      round = Promise.reject(error);
-    }
+      await Promise.all(fds.map((fd) => this.storage.fdatasyncAsync(fd)));
+    });
     round = round.then(
       () => {
         this.syncFloorBase = Math.max(this.syncFloorBase, activeBase);
@@ -320,25 +324,22 @@ export class PartitionDurability {
   // ---- background I/O and checkpoint files ---------------------------------------------
 
   /** fdatasync of one segment's log on a worker thread, holding its fd open meanwhile. */
-  private async fdatasyncInBackground(segment: Segment): Promise<void> {
-    const fd = segment.acquire();
-    try {
-      await this.storage.fdatasyncAsync(fd);
-    } finally {
-      segment.release();
-    }
+  private fdatasyncInBackground(segment: Segment): Promise<void> {
+    return this.syncSlots.run(async () => {
+      const fd = segment.acquire();
+      try {
+        await this.storage.fdatasyncAsync(fd);
+      } finally {
+        segment.release();
+      }
+    });
   }
 
   /** fdatasyncs a segment's index files (their entries already written) off the event loop. */
   private async syncIndexesInBackground(segment: Segment): Promise<void> {
     for (const path of [segment.indexPath, segment.timeIndexPath]) {
-      if (!this.storage.exists(path)) continue;
-      const fd = this.storage.open(path, { create: false });
-      try {
-        await this.storage.fdatasyncAsync(fd);
-      } finally {
-        this.storage.close(fd);
-      }
+      // A missing index file has nothing to sync (it is rebuilt on open).
+      await this.syncSlots.run(() => this.storage.fdatasyncPathAsync(path));
     }
   }
 
@@ -371,19 +372,33 @@ export class PartitionDurability {
   private async writeCheckpointInBackground(point: RecoveryPoint, snapshot: Snapshot | null): Promise<void> {
     if (snapshot !== null) {
       const path = `${this.directory}/${PRODUCER_STATE_FILE}`;
-      const temporary = await writeTempDurably(this.storage, path, "flush", snapshot.text);
+      const temporary = await this.syncSlots.run(() => writeTempDurably(this.storage, path, "flush", snapshot.text));
       const newer = this.health.closed || snapshot.offset <= this.snapshotOffset;
       commitTemp(this.storage, temporary, path, !newer);
       if (!newer) this.snapshotOffset = snapshot.offset;
     }
     const path = `${this.directory}/${RECOVERY_POINT_FILE}`;
-    const temporary = await writeTempDurably(this.storage, path, "flush", encodeRecoveryPoint(point));
+    // In a sync slot: the temp file's fd stays open during its fdatasync (fd-cache.ts).
+    const temporary = await this.syncSlots.run(() => writeTempDurably(this.storage, path, "flush", encodeRecoveryPoint(point)));
     const newer = this.health.stopped || point.offset <= this.recoveryPoint.offset;
     commitTemp(this.storage, temporary, path, !newer);
     if (!newer) this.recoveryPoint = point;
   }
 
   // ---- close ---------------------------------------------------------------------------
+
+  /**
+   * Before close's synchronous flush: settles, then flushes once more the background way (its
+   * fdatasyncs on the thread pool, side by side with other partitions closing), so the final
+   * flush() usually finds nothing left to do. Failures are recorded as a background flush
+   * records them, and flush() stays the judge of a clean close.
+   */
+  async flushBeforeClose(): Promise<void> {
+    await this.settle();
+    if (this.health.stopped) return;
+    this.backgroundFlush.request();
+    await this.settle();
+  }
 
   /** Resolves once no sync round, background flush or roll checkpoint is running. */
   async settle(): Promise<void> {

@@ -9,6 +9,9 @@
  * because after a failed write or fsync the state of the file is no longer known. Callers pass
  * `fullIsFatal` where STORAGE_FULL does not mean a write cleanly cut off: a failed fdatasync
  * (the kernel may have dropped the pages whatever the errno) or a failed read.
+ * EMFILE/ENFILE (out of descriptors) never fails a partition: only an open can meet it, and a
+ * failed open leaves the file as it was; the call fails (STORAGE_ERROR) and the next one may
+ * find a descriptor free.
  */
 import type { LogSink } from "./api.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
@@ -55,6 +58,10 @@ export class PartitionHealth {
   /** Classifies a storage error: STORAGE_FULL leaves the partition usable, anything else fails it. */
   storageFailure(error: unknown, what: string, fullIsFatal = false): RunnelError {
     const failure = toRunnelError(error);
+    if (isOutOfDescriptors(failure)) {
+      this.logger.warn({ topic: this.topic, partition: this.index, error: failure.message }, `${what}: out of file descriptors`);
+      return failure;
+    }
     if (failure.code === "STORAGE_FULL" && !fullIsFatal) {
       this.logger.warn({ topic: this.topic, partition: this.index, error: failure.message }, `${what}: disk full`);
       return failure;
@@ -65,4 +72,9 @@ export class PartitionHealth {
     }
     return failure;
   }
+}
+
+function isOutOfDescriptors(error: RunnelError): boolean {
+  const errno = (error as { errnoName?: unknown }).errnoName;
+  return errno === "EMFILE" || errno === "ENFILE";
 }

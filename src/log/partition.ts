@@ -93,6 +93,7 @@ export class LogPartition implements Partition {
     this.durability = new PartitionDurability({
       directory: options.directory,
       storage: options.storage,
+      syncSlots: options.cache.syncSlots,
       segments: this.segments,
       producers: opened.producers,
       health: this.health,
@@ -337,7 +338,7 @@ export class LogPartition implements Partition {
   /** Waits for background work, flushes, and hands every fd back for closing. */
   async close(): Promise<void> {
     if (this.health.closed) return;
-    await this.durability.settle();
+    await this.durability.flushBeforeClose();
     let flushError: unknown = null;
     if (this.health.failure === null) {
       try {
@@ -352,10 +353,16 @@ export class LogPartition implements Partition {
     if (this.health.failure !== null) throw this.health.failure;
   }
 
-  /** Closes at once without flushing (the topic is being deleted). */
+  /** Closes at once without flushing. */
   closeNow(): void {
     this.health.markClosed();
     this.closeSegments();
+  }
+
+  /** Closes at once writing nothing (the topic is being deleted: its files go next). */
+  abandon(): void {
+    this.health.markClosed();
+    for (const segment of this.segments) segment.abandon();
   }
 
   private closeSegments(): void {

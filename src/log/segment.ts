@@ -132,8 +132,12 @@ export class Segment implements CacheableFile {
   private timeIndex: TimeIndex | null = null;
   private bytesSinceIndexEntry = 0;
   private lastBatchBaseOffset = -1;
-  /** The fd while this is the active segment (pinned in the cache), else -1. */
-  private writeFd = -1;
+  /**
+   * True while this is the active segment. Its fd is not pinned: like any other it lives in the
+   * fd cache, so idle partitions give theirs back and the broker's fds stay within
+   * openSegmentsMax however many partitions exist; an append takes it back (reopening the file).
+   */
+  private active = false;
   /** Where the blocks reserved by preallocation end (<= sizeBytes when none are reserved). */
   private reservedEndBytes = 0;
   /** False once preallocation failed for this segment (a full disk): appends go on without it. */
@@ -183,7 +187,7 @@ export class Segment implements CacheableFile {
     if (fd === scanWindowFd) invalidateScanWindow();
     this.context.storage.close(fd);
     // Closed segments' indexes are persisted at roll; keep them only if that failed.
-    if (this.writeFd < 0 && !this.offsetIndex?.dirty && !this.timeIndex?.dirty) {
+    if (!this.active && !this.offsetIndex?.dirty && !this.timeIndex?.dirty) {
       this.offsetIndex = null;
       this.timeIndex = null;
     }
@@ -197,17 +201,13 @@ export class Segment implements CacheableFile {
     this.context.cache.release(this);
   }
 
-  /** Opens the log file (or takes the cached fd) and pins it as the active segment's. */
+  /** Makes this the active segment (the file is opened on the first append, through the cache). */
   openWritable(): void {
-    this.writeFd = this.context.cache.pin(this);
+    this.active = true;
   }
 
   get isActive(): boolean {
-    return this.writeFd >= 0;
-  }
-
-  get fd(): number {
-    return this.writeFd;
+    return this.active;
   }
 
   /**
@@ -218,8 +218,7 @@ export class Segment implements CacheableFile {
     this.sealTimeIndex();
     this.persistIndexes(false);
     this.releaseReservation();
-    this.writeFd = -1;
-    this.context.cache.unpin(this);
+    this.active = false;
   }
 
   // ---- append --------------------------------------------------------------------------
@@ -233,38 +232,60 @@ export class Segment implements CacheableFile {
   append(batch: Uint8Array, baseOffset: number, lastOffset: number, maxTimestampMs: number, segmentBytesLimit: number): number {
     const position = this.sizeBytes;
     const writeEnd = position + batch.length;
-    if (writeEnd > this.reservedEndBytes && this.reserving) this.reserveAhead(position, writeEnd, segmentBytesLimit);
+    const fd = this.acquire();
     try {
-      this.context.storage.pwrite(this.writeFd, batch, position);
-    } catch (error) {
-      this.cutBackAfterFailedWrite(position, error);
-      throw error;
+      if (writeEnd > this.reservedEndBytes && this.reserving) this.reserveAhead(fd, position, writeEnd, segmentBytesLimit);
+      try {
+        this.context.storage.pwrite(fd, batch, position);
+      } catch (error) {
+        this.cutBackAfterFailedWrite(fd, position, error);
+        throw error;
+      }
+    } finally {
+      this.release();
     }
     this.noteBatch(position, baseOffset, lastOffset, maxTimestampMs, batch.length);
     return position;
   }
 
   /** Preallocation: one fallocate per step; a failure only stops it for this segment. */
-  private reserveAhead(position: number, writeEnd: number, segmentBytesLimit: number): void {
+  private reserveAhead(fd: number, position: number, writeEnd: number, segmentBytesLimit: number): void {
     const { preallocator } = this.context;
     const from = Math.max(this.reservedEndBytes, position);
     const to = preallocator.endFor(position, writeEnd, this.reservedEndBytes, segmentBytesLimit);
     if (to <= from) return;
-    if (preallocator.reserve(this.writeFd, from, to, this.logPath)) this.reservedEndBytes = to;
+    if (preallocator.reserve(fd, from, to, this.logPath)) this.reservedEndBytes = to;
     else this.reserving = false;
   }
 
-  /** Gives back blocks reserved past the end (ftruncate to the size); never throws. */
+  /**
+   * Gives back blocks reserved past the end (ftruncate to the size); never throws. The blocks
+   * stay reserved while the fd cache has the file closed (fallocate reserves them in the file,
+   * not the fd), so this reopens the file when needed.
+   */
   private releaseReservation(): void {
-    if (this.writeFd >= 0 && this.reservedEndBytes > this.sizeBytes) {
-      this.context.preallocator.release(this.writeFd, this.sizeBytes, this.logPath);
+    if (this.active && this.reservedEndBytes > this.sizeBytes) {
+      let fd: number;
+      try {
+        fd = this.acquire();
+      } catch {
+        // No fd to be had (EMFILE): the blocks stay reserved until the next open gives them
+        // back (recovery's releaseLeftover); they never change the file's size.
+        this.reservedEndBytes = 0;
+        return;
+      }
+      try {
+        this.context.preallocator.release(fd, this.sizeBytes, this.logPath);
+      } finally {
+        this.release();
+      }
     }
     this.reservedEndBytes = 0;
   }
 
-  private cutBackAfterFailedWrite(position: number, writeError: unknown): void {
+  private cutBackAfterFailedWrite(fd: number, position: number, writeError: unknown): void {
     try {
-      this.context.storage.ftruncate(this.writeFd, position);
+      this.context.storage.ftruncate(fd, position);
       // ftruncate also gave back whatever was reserved past `position`.
       this.reservedEndBytes = Math.min(this.reservedEndBytes, position);
       invalidateScanWindow();
@@ -428,7 +449,7 @@ export class Segment implements CacheableFile {
    * Cuts the file at the first batch that fails and rebuilds index entries for the range.
    */
   recoverTail(fromPosition: number, fromOffset: number): TailScan {
-    const fd = this.writeFd >= 0 ? this.writeFd : this.acquire();
+    const fd = this.acquire();
     try {
       const fileBytes = this.context.storage.sizeOf(fd);
       let indexRebuilt = false;
@@ -449,7 +470,7 @@ export class Segment implements CacheableFile {
       }
       return { validBytes, droppedBytes, reason, indexRebuilt };
     } finally {
-      if (this.writeFd < 0) this.release();
+      this.release();
     }
   }
 
@@ -551,8 +572,17 @@ export class Segment implements CacheableFile {
     storage.unlink(this.indexPath);
     storage.unlink(this.timeIndexPath);
     this.deleted = true;
-    this.writeFd = -1;
+    this.active = false;
     cache.retire(this);
+  }
+
+  /**
+   * Gives the fd back (closed once no slice uses it) and writes nothing: the segment's files are
+   * about to be removed with their topic, so persisting indexes would be wasted I/O.
+   */
+  abandon(): void {
+    this.active = false;
+    this.context.cache.retire(this);
   }
 
   /** Writes the indexes, gives back reserved blocks and the fd (to the cache, for closing). */
@@ -568,7 +598,7 @@ export class Segment implements CacheableFile {
     } finally {
       // Even when the indexes could not be written (a full disk): the fd must not outlive the
       // segment (it kept a deleted file's space, and its file system busy, until exit).
-      this.writeFd = -1;
+      this.active = false;
       this.context.cache.retire(this);
     }
   }

@@ -6,6 +6,7 @@
  * tests wrap it to tear writes, fill the disk or fail an fsync without mocks.
  */
 import * as fs from "node:fs";
+import * as fsAsync from "node:fs/promises";
 import { FADVISE, FALLOC_FL_KEEP_SIZE, libc, type FadviseAdvice, syscallErrorFromFs } from "../native/libc.ts";
 
 export interface Storage {
@@ -41,6 +42,24 @@ export interface Storage {
   removeTree(path: string): void;
   rename(from: string, to: string): void;
   fsyncDirectory(path: string): void;
+  // Async forms, run on the thread pool so that creating and deleting topics never holds the
+  // event loop (log/topic-staging.ts). Same errors as the sync forms.
+  mkdirAsync(path: string): Promise<void>;
+  /** Creates or replaces the file with `bytes`; fdatasyncs it before resolving when `sync`. */
+  writeFileAsync(path: string, bytes: Uint8Array | string, options: { sync: boolean }): Promise<void>;
+  renameAsync(from: string, to: string): Promise<void>;
+  fsyncDirectoryAsync(path: string): Promise<void>;
+  removeTreeAsync(path: string): Promise<void>;
+  /** Opens the file at `path`, fdatasyncs and closes it, all on the thread pool; false when it does not exist. */
+  fdatasyncPathAsync(path: string): Promise<boolean>;
+}
+
+async function fsCallAsync<T>(syscall: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw syscallErrorFromFs(syscall, error);
+  }
 }
 
 function fsCall<T>(syscall: string, run: () => T): T {
@@ -113,6 +132,44 @@ export const nativeStorage: Storage = {
       }
     });
   },
+  mkdirAsync: (path) => fsCallAsync("mkdir", async () => void (await fsAsync.mkdir(path, { recursive: true }))),
+  writeFileAsync: (path, bytes, { sync }) =>
+    fsCallAsync("write", async () => {
+      const file = await fsAsync.open(path, "w", 0o644);
+      try {
+        await file.writeFile(bytes);
+        if (sync) await file.datasync();
+      } finally {
+        await file.close();
+      }
+    }),
+  renameAsync: (from, to) => fsCallAsync("rename", () => fsAsync.rename(from, to)),
+  fsyncDirectoryAsync: (path) =>
+    fsCallAsync("fsync", async () => {
+      const directory = await fsAsync.open(path, "r");
+      try {
+        await directory.sync();
+      } finally {
+        await directory.close();
+      }
+    }),
+  removeTreeAsync: (path) => fsCallAsync("rm", () => fsAsync.rm(path, { recursive: true, force: true })),
+  fdatasyncPathAsync: (path) =>
+    fsCallAsync("fdatasync", async () => {
+      let file: fsAsync.FileHandle;
+      try {
+        file = await fsAsync.open(path, "r+");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+        throw error;
+      }
+      try {
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+      return true;
+    }),
 };
 
 

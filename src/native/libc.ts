@@ -46,7 +46,7 @@ export class SyscallError extends RunnelError {
 
 /** What an operator can do about the errnos that have a remedy outside the broker. */
 const ERRNO_HINTS: Record<string, string> = {
-  EMFILE: " (too many open files: the broker keeps one fd per partition plus --open-segments-max; raise the hard limit, e.g. ulimit -Hn / LimitNOFILE, or use fewer partitions)",
+  EMFILE: " (too many open files: the broker keeps up to --open-segments-max segment fds plus one per connection; raise the hard limit, e.g. ulimit -Hn / LimitNOFILE, or use fewer partitions)",
   ENFILE: " (the system-wide open-file table is full: raise fs.file-max)",
   ENOSPC: " (the disk is full: free space or lower retention)",
   EDQUOT: " (the disk quota is exhausted)",

@@ -29,6 +29,7 @@ import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
 import { ReadTurns } from "./read-turns.ts";
+import { CreateQuota } from "./create-quota.ts";
 import { OffsetStore } from "./offset-store.ts";
 import { PartitionNotifier } from "./partition-notifier.ts";
 import { ProducerIdAllocator } from "./producer-ids.ts";
@@ -174,6 +175,7 @@ class RunningBroker implements Broker {
       zeroCopy: config.zeroCopy && libc.sendfile !== null,
       isShuttingDown: () => this.shuttingDown,
       metrics: observability.metrics,
+      createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
     };
   }
 

@@ -8,6 +8,10 @@
  *   synced produce). Each request that will answer takes a slot in `slots`, in arrival order;
  *   a reply goes out only when every slot before it has gone out. A produce with durability
  *   `none` takes no slot, so it can never hold up the answers after it.
+ * - Application order: a request whose application is itself asynchronous (creating or deleting
+ *   a topic: context.ts appliedLater) holds the reading of later frames until it is applied, so
+ *   requests on one connection take effect in the order sent. Answered-later requests (long
+ *   polls, synced produces) hold nothing.
  * - Backpressure: reading pauses (socket.pause) while `requestsInFlightMax` slots are open or
  *   the outbound queue holds more than `outboundQueueBytesMax` bytes, and resumes when both
  *   drop below; frames already read stay in the decoder meanwhile.
@@ -33,7 +37,7 @@ import type { Config } from "../config.ts";
 import { RunnelError } from "../errors.ts";
 import { FrameDecoder, FrameError } from "../protocol/frame.ts";
 import { encodeErrorFrame } from "../protocol/messages.ts";
-import { type BrokerContext, releaseReply, type Reply } from "./context.ts";
+import { applicationOf, type BrokerContext, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
 import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
@@ -57,6 +61,8 @@ export class Connection {
   private readonly slots: Slot[] = [];
   private readonly pendingChunks: Uint8Array[] = [];
   private paused = false;
+  /** A request is being applied asynchronously: no later frame is dispatched until it is. */
+  private holding = false;
   /** Set once the connection is first paused: from then on the sweep checks its peer. */
   private everPaused = false;
   private closed = false;
@@ -87,7 +93,8 @@ export class Connection {
   ) {
     this.config = context.config;
     // Safe to reuse the assembly buffer: every handler is done with the request's bytes when
-    // dispatch returns (a produce batch is appended synchronously; later work uses decoded copies).
+    // dispatch returns (a produce batch is appended synchronously; later work uses decoded copies;
+    // a produce that must first create its topic copies its batches: handlers/produce.ts).
     this.decoder = new FrameDecoder(context.config.frameBytesMax, { reuseAssembly: true, memory: context.memory });
     this.outbound = new OutboundQueue(socket, context.stats, context.zeroCopy, context.memory);
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -192,6 +199,7 @@ export class Connection {
   }
 
   private isBlocked(): boolean {
+    if (this.holding) return true;
     const inFlight = this.slots.length + this.outbound.repliesQueued;
     const queuedBytes = this.outbound.queuedBytes;
     return inFlight >= this.config.requestsInFlightMax || queuedBytes > this.config.outboundQueueBytesMax || (queuedBytes > 0 && this.context.memory.isExhausted);
@@ -259,10 +267,21 @@ export class Connection {
       const slot: Slot = { reply: null };
       this.slots.push(slot);
       void result.then((reply) => this.settle(slot, reply));
+      const applied = applicationOf(result);
+      if (applied !== undefined) this.holdUntil(applied);
       return;
     }
     if (result.kind === "none") return;
     this.slots.push({ reply: result });
+  }
+
+  private holdUntil(applied: Promise<unknown>): void {
+    this.holding = true;
+    const resume = (): void => {
+      this.holding = false;
+      if (!this.closed) this.pump();
+    };
+    applied.then(resume, resume);
   }
 
   private settle(slot: Slot, reply: Reply): void {

@@ -11,6 +11,7 @@ import type { LogManager, ReadSlice } from "../log/api.ts";
 import type { Logger } from "../logger.ts";
 import type { MemoryBudget } from "./memory-budget.ts";
 import type { ReadTurns } from "./read-turns.ts";
+import type { CreateQuota } from "./create-quota.ts";
 import type { OffsetStore } from "./offset-store.ts";
 import type { PartitionNotifier } from "./partition-notifier.ts";
 import type { ProducerIdAllocator } from "./producer-ids.ts";
@@ -36,6 +37,8 @@ export interface BrokerContext {
   readonly isShuttingDown: () => boolean;
   /** Counters and histograms the data path feeds (broker/metrics.ts); null when metrics are off. */
   readonly metrics: BrokerMetrics | null;
+  /** The broker-wide rate of partition creations (partitionCreatesPerSecond). */
+  readonly createQuota: CreateQuota;
 }
 
 /** A whole response frame, already encoded. */
@@ -59,6 +62,25 @@ export interface NoReply {
 export type Reply = FrameReply | FetchReply | NoReply;
 
 export const NO_REPLY: NoReply = { kind: "none" };
+
+/**
+ * Replies of requests whose *application* is asynchronous (creating or deleting a topic), with
+ * the promise that settles once it is applied. The connection applies no later request of its
+ * own until then, so requests on one connection take effect in order. Replies that are merely
+ * answered later (a long-poll fetch, a synced produce) are not here and hold nothing up.
+ */
+const applications = new WeakMap<Promise<Reply>, Promise<unknown>>();
+
+/** Marks `reply` as applied only when `applied` settles (by default: when it does). */
+export function appliedLater(reply: Promise<Reply>, applied: Promise<unknown> = reply): Promise<Reply> {
+  applications.set(reply, applied);
+  return reply;
+}
+
+/** The promise `reply` is applied by, when its application is asynchronous; else undefined. */
+export function applicationOf(reply: Promise<Reply>): Promise<unknown> | undefined {
+  return applications.get(reply);
+}
 
 /** Releases the slices a reply holds (when it will never be sent). */
 export function releaseReply(reply: Reply): void {

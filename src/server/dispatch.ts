@@ -16,7 +16,7 @@ import { RunnelError, toRunnelError } from "../errors.ts";
 import { FastRequestDecoder } from "../protocol/fast-requests.ts";
 import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrelationId, type RequestOf, WIRE_LIMITS } from "../protocol/messages.ts";
 import { peekRequestId } from "../protocol/msgpack-scan.ts";
-import type { BrokerContext, Reply } from "./context.ts";
+import { applicationOf, appliedLater, type BrokerContext, type Reply } from "./context.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleHello } from "./handlers/hello.ts";
 import { handleInitProducer } from "./handlers/init-producer.ts";
@@ -58,7 +58,11 @@ function errorReply(context: BrokerContext, id: number | null, error: unknown, o
 /** Shared by every connection: the broker runs on one thread and decoding is synchronous. */
 const fastDecoder = new FastRequestDecoder();
 
-/** Runs one request. Synchronous handlers give a Reply; long polls and syncs give a Promise. */
+/**
+ * Runs one request. Synchronous handlers give a Reply; long polls and syncs give a Promise, and
+ * so do requests applied asynchronously (creating a topic), marked with appliedLater so that the
+ * connection applies nothing after them until they are (context.ts).
+ */
 export function dispatch(context: BrokerContext, decode: RequestDecoder, body: Uint8Array): Reply | Promise<Reply> {
   context.stats.requests++;
   const metrics = context.metrics;
@@ -98,17 +102,21 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
     }
     const requestId = id;
     const requestOp = op;
-    if (metrics === null) return reply.catch((error: unknown) => errorReply(context, requestId, error, requestOp));
-    return reply.then(
-      (settled) => {
-        observe(context, requestOp, startedMs, false);
-        return settled;
-      },
-      (error: unknown) => {
-        observe(context, requestOp, startedMs, true);
-        return errorReply(context, requestId, error, requestOp);
-      },
-    );
+    const answered =
+      metrics === null
+        ? reply.catch((error: unknown) => errorReply(context, requestId, error, requestOp))
+        : reply.then(
+            (settled) => {
+              observe(context, requestOp, startedMs, false);
+              return settled;
+            },
+            (error: unknown) => {
+              observe(context, requestOp, startedMs, true);
+              return errorReply(context, requestId, error, requestOp);
+            },
+          );
+    const applied = applicationOf(reply);
+    return applied === undefined ? answered : appliedLater(answered, applied);
   } catch (error) {
     observe(context, op, startedMs, true);
     return errorReply(context, id, error, op);

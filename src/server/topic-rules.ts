@@ -1,7 +1,8 @@
 /**
  * @module server/topic-rules
  * The broker's rules about topics, shared by the handlers: the name rule, the configured topic
- * and partition limits, auto-creation on produce, and the wire shape of a topic description.
+ * and partition limits, admission of creates (partitionsMax, the creation rate), auto-creation,
+ * and the wire shape of a topic description.
  */
 import { RunnelError } from "../errors.ts";
 import type { Partition, TopicDescription } from "../log/api.ts";
@@ -47,24 +48,40 @@ export function checkPartitionCount(context: BrokerContext, partitions: number):
 
 export function checkTopicRoom(context: BrokerContext): void {
   const max = context.config.topicsMax;
-  if (context.log.listTopics().length >= max) {
+  if (context.log.topicsTotal >= max) {
     throw new RunnelError("LIMIT_EXCEEDED", `the broker holds at most ${max} topics`, { details: { topicsMax: max } });
   }
 }
 
-/** Creates `topic` with the default partition count when it is missing and auto-creation is on. */
-export function ensureTopic(context: BrokerContext, topic: string): void {
-  if (context.log.hasTopic(topic)) return;
+/**
+ * Admits the creation of `partitions` new partitions: within partitionsMax (counting those being
+ * created) and the creation rate (THROTTLED). Takes the rate's tokens; call it last.
+ */
+export function admitPartitions(context: BrokerContext, partitions: number): void {
+  const max = context.config.partitionsMax;
+  if (context.log.partitionsTotal + partitions > max) {
+    throw new RunnelError("LIMIT_EXCEEDED", `the broker holds at most ${max} partitions (it has ${context.log.partitionsTotal})`, { details: { partitionsMax: max } });
+  }
+  context.createQuota.take(partitions);
+}
+
+/** Why `topic` may not be auto-created by this request, as an error to throw; checks in cost order. */
+export function admitAutoCreate(context: BrokerContext, topic: string): void {
   checkTopicName(topic);
   if (!context.config.autoCreateTopics) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
   checkTopicRoom(context);
-  context.log.createTopic(topic, { partitions: context.config.defaultPartitions });
-  context.logger.info({ topic, partitions: context.config.defaultPartitions }, "topic auto-created");
+  admitPartitions(context, context.config.defaultPartitions);
 }
 
-/** The partition, creating the topic first when it is missing and auto-creation is on. */
+/** The partition; a missing topic is UNKNOWN_TOPIC (produce creates topics before it appends). */
 export function partitionForProduce(context: BrokerContext, topic: string, partition: number): Partition {
-  ensureTopic(context, topic);
+  if (!context.log.hasTopic(topic)) {
+    // The name rule first, so an invalid name is INVALID_TOPIC_NAME whether or not auto-creation is on.
+    checkTopicName(topic);
+    if (!context.config.autoCreateTopics) {
+      throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
+    }
+  }
   return context.log.partition(topic, partition);
 }
 

@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { RunnelError } from "../../src/errors.ts";
+import { until } from "../support/wait.ts";
 import { makeBatch, openFdCount, recordingLogger, valuesOf, tempDirsPerTest } from "./helpers.ts";
 
 const newTempDir = tempDirsPerTest();
@@ -52,7 +53,8 @@ describe("LogManager topics", () => {
     manager.createTopic("doomed", { partitions: 3 });
     manager.deleteTopic("doomed");
     expect(fs.existsSync(`${dataDir}/topics/doomed`)).toBe(false);
-    expect(fs.readdirSync(`${dataDir}/trash`)).toEqual([]);
+    // The trash is removed in the background (off the event loop).
+    await until(() => fs.readdirSync(`${dataDir}/trash`).length === 0);
     expect(codeOf(() => manager.partition("doomed", 0))).toBe("UNKNOWN_TOPIC");
     expect(codeOf(() => manager.partition("orders", 3))).toBe("UNKNOWN_PARTITION");
     await manager.close();

@@ -43,7 +43,7 @@ async function spawnBroker(extra: string[] = []): Promise<Child> {
 describe("broker process: restart", () => {
   test("data and committed offsets survive a SIGTERM restart, which exits 0 after a clean shutdown", async () => {
     const first = await spawnBroker();
-    expect(first.startLine).toMatchObject({ dataDir, topics: 0, recovery: { clean: false } });
+    expect(first.startLine).toMatchObject({ dataDir, topics: 0, recovery: { clean: true, fresh: true } });
     {
       await using client = await TestClient.connect(first.port);
       await client.request({ op: "createTopic", topic: "keep", partitions: 2 });

@@ -5,18 +5,63 @@
  * (UNKNOWN_TOPIC) instead of `partitions`. With `autoCreate: true` (what producers send) a
  * named topic that is missing is created first, when the broker's `autoCreateTopics` is on, so a
  * producer can learn the partition count of a topic its first send creates.
+ *
+ * Non-obvious: creating is asynchronous (off the event loop, server/topic-creation.ts), and the
+ * request then holds its connection's later requests until the topics exist (appliedLater).
+ * Names past topicCreatesPerRequestMax, or refused by the creation rate, get their own error
+ * entry (LIMIT_EXCEEDED, THROTTLED); the others are answered as usual.
  */
-import { toRunnelError } from "../../errors.ts";
-import { type RequestOf, toWireError } from "../../protocol/messages.ts";
-import { type BrokerContext, frameReply, type Reply } from "../context.ts";
-import { ensureTopic, requireTopic } from "../topic-rules.ts";
+import { RunnelError, toRunnelError } from "../../errors.ts";
+import { yieldToLoop } from "../../log/topic-staging.ts";
+import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
+import { appliedLater, type BrokerContext, frameReply, type Reply } from "../context.ts";
+import { autoCreateTopics, missingTopics } from "../topic-creation.ts";
+import { requireTopic } from "../topic-rules.ts";
 
-export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number): Reply {
+const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
+/** Topic entries built between checks of the slice's time. */
+const DESCRIBE_SLICE_TOPICS = 500;
+const DESCRIBE_SLICE_MS = 4;
+
+export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number): Reply | Promise<Reply> {
   const names = request.topics ?? context.log.listTopics().sort();
-  const topics = names.map((name) => {
+  if (request.autoCreate !== true || request.topics === undefined) return describeTopics(context, names, id, NO_FAILURES);
+  const missing = missingTopics(context, names);
+  if (missing.length === 0) return describeTopics(context, names, id, NO_FAILURES);
+  return appliedLater(createThenDescribe(context, names, missing, id));
+}
+
+/** The slow path, in slices: decoding a large request was already work, so each step yields first. */
+async function createThenDescribe(context: BrokerContext, names: readonly string[], missing: readonly string[], id: number): Promise<Reply> {
+  await yieldToLoop();
+  const failures = await autoCreateTopics(context, missing);
+  const topics: TopicEntry[] = [];
+  let sliceStartMs = performance.now();
+  for (let first = 0; first < names.length; first += DESCRIBE_SLICE_TOPICS) {
+    if (performance.now() - sliceStartMs > DESCRIBE_SLICE_MS) {
+      await yieldToLoop();
+      sliceStartMs = performance.now();
+    }
+    topics.push(...topicEntries(context, names.slice(first, first + DESCRIBE_SLICE_TOPICS), failures));
+  }
+  await yieldToLoop();
+  return frameReply(id, { topics });
+}
+
+function describeTopics(context: BrokerContext, names: readonly string[], id: number, failures: ReadonlyMap<string, RunnelError>): Reply {
+  return frameReply(id, { topics: topicEntries(context, names, failures) });
+}
+
+type TopicEntry = { name: string; partitions: Array<{ partition: number; logStartOffset: number; nextOffset: number }> } | { name: string; error: WireError };
+
+function topicEntries(context: BrokerContext, names: readonly string[], failures: ReadonlyMap<string, RunnelError>): TopicEntry[] {
+  // One wire error per distinct error: thousands of names past the cap share one.
+  const wireErrors = new Map<RunnelError, WireError>();
+  return names.map((name) => {
     try {
-      if (request.autoCreate && request.topics !== undefined) ensureTopic(context, name);
-      else requireTopic(context, name);
+      const failure = failures.get(name);
+      if (failure !== undefined) throw failure;
+      requireTopic(context, name);
       const description = context.log.describeTopic(name);
       const partitions = description.partitions.map((info) => ({
         partition: info.partition,
@@ -25,8 +70,13 @@ export function handleMetadata(context: BrokerContext, request: RequestOf<"metad
       }));
       return { name, partitions };
     } catch (error) {
-      return { name, error: toWireError(toRunnelError(error)) };
+      const failure = toRunnelError(error);
+      let wire = wireErrors.get(failure);
+      if (wire === undefined) {
+        wire = toWireError(failure);
+        wireErrors.set(failure, wire);
+      }
+      return { name, error: wire };
     }
   });
-  return frameReply(id, { topics });
 }

@@ -28,22 +28,64 @@
  * the log does; the producer-id check reads the 8 bytes of that one header field, and only a
  * batch about to be refused for it is verified here first (so a damaged batch still gets
  * CORRUPT_BATCH, as the log would answer).
+ *
+ * Auto-creation (the rare path): when a batch names a missing topic, the request first copies its
+ * batches (the frame buffer is reused once dispatch returns), creates the missing topics off the
+ * event loop (server/topic-creation.ts: per-request cap, rate, limits — a refused topic's batches
+ * get that error), then appends as usual. The connection applies none of its later requests
+ * meanwhile (appliedLater), so appends on one connection keep their order.
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { BATCH_HEADER_BYTES, checkBatchTimestamps, FIELD, NO_PRODUCER, verifyBatch } from "../../format/record-batch.ts";
 import type { Partition } from "../../log/api.ts";
 import { encodeProduceResponseFrame, type ProduceBatchResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
-import { type BrokerContext, NO_REPLY, type Reply } from "../context.ts";
+import { appliedLater, type BrokerContext, NO_REPLY, type Reply } from "../context.ts";
+import { autoCreateTopics, missingTopics } from "../topic-creation.ts";
 import { partitionForProduce } from "../topic-rules.ts";
 
 /** Above this many distinct partitions a Set finds repeats faster than a scan of the list. */
 const PARTITIONS_SCANNED_MAX = 8;
 
+type ProduceEntry = RequestOf<"produce">["batches"][number];
+const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
+
 export function handleProduce(context: BrokerContext, request: RequestOf<"produce">, id: number): Reply | Promise<Reply> {
+  if (context.config.autoCreateTopics && namesMissingTopic(context, request.batches)) return produceAfterCreating(context, request, id);
+  return produceNow(context, request, id, NO_FAILURES);
+}
+
+/** The hot path's check: one map lookup per batch. */
+function namesMissingTopic(context: BrokerContext, batches: readonly ProduceEntry[]): boolean {
+  for (const entry of batches) if (!context.log.hasTopic(entry.topic)) return true;
+  return false;
+}
+
+function produceAfterCreating(context: BrokerContext, request: RequestOf<"produce">, id: number): Promise<Reply> {
+  // Copies: the batches are views into the connection's frame buffer, reused after dispatch.
+  const copy: RequestOf<"produce"> = { ...request, batches: request.batches.map((entry) => ({ ...entry, batch: entry.batch.slice() })) };
+  const missing = missingTopics(context, copy.batches.map((entry) => entry.topic));
+  let markApplied: () => void = () => {};
+  const applied = new Promise<void>((resolve) => {
+    markApplied = resolve;
+  });
+  const reply = autoCreateTopics(context, missing)
+    .then((failures) => {
+      try {
+        return produceNow(context, copy, id, failures);
+      } finally {
+        // Appended (or refused): later requests may go on while a synced answer waits.
+        markApplied();
+      }
+    })
+    .finally(() => markApplied());
+  return appliedLater(reply, applied);
+}
+
+function produceNow(context: BrokerContext, request: RequestOf<"produce">, id: number, createFailures: ReadonlyMap<string, RunnelError>): Reply | Promise<Reply> {
   const results: ProduceBatchResult[] = [];
   // appendedTo[i]: the partition batch i was appended to, or null when it failed.
   const appendedTo: Array<Partition | null> = [];
-  for (const entry of request.batches) appendedTo.push(appendBatch(context, entry, results));
+  for (const entry of request.batches) appendedTo.push(appendBatch(context, entry, results, createFailures));
   const touched = distinctPartitions(appendedTo);
   for (const partition of touched) context.notifier.notify(partition.topic, partition.index);
   if (request.durability === "none") return NO_REPLY;
@@ -52,8 +94,10 @@ export function handleProduce(context: BrokerContext, request: RequestOf<"produc
 }
 
 /** Appends one batch and pushes its result; returns its partition, or null when it failed. */
-function appendBatch(context: BrokerContext, entry: RequestOf<"produce">["batches"][number], results: ProduceBatchResult[]): Partition | null {
+function appendBatch(context: BrokerContext, entry: ProduceEntry, results: ProduceBatchResult[], createFailures: ReadonlyMap<string, RunnelError>): Partition | null {
   try {
+    const createFailure = createFailures.size === 0 ? undefined : createFailures.get(entry.topic);
+    if (createFailure !== undefined) throw createFailure;
     const partition = partitionForProduce(context, entry.topic, entry.partition);
     if (entry.batch.length > context.config.batchBytesMax) {
       throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${entry.batch.length} bytes; the limit is ${context.config.batchBytesMax}`);

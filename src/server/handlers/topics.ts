@@ -8,23 +8,27 @@
  * (INVALID_PARTITIONS otherwise) — keyed messages would map to other partitions after it.
  * deleteTopic also deletes every group's committed offsets of the topic (as Kafka does), so a
  * topic created again under the same name starts with none — see handleDeleteTopic for the order.
+ * createTopic, createPartitions and deleteTopic are applied off the event loop (the log's
+ * createTopicAsync / addPartitionsAsync; the offset store's queue): their replies are marked
+ * appliedLater, so their connection applies nothing after them until they are. Creates are
+ * admitted first by topic-rules.ts (topicsMax, partitionsMax, the creation rate: THROTTLED).
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TopicConfig } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
-import { type BrokerContext, frameReply, type Reply } from "../context.ts";
-import { checkPartitionCount, checkTopicName, checkTopicRoom, requireTopic, toWireTopic } from "../topic-rules.ts";
+import { appliedLater, type BrokerContext, frameReply, type Reply } from "../context.ts";
+import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom, requireTopic, toWireTopic } from "../topic-rules.ts";
 
-export function handleCreateTopic(context: BrokerContext, request: RequestOf<"createTopic">, id: number): Reply {
+export function handleCreateTopic(context: BrokerContext, request: RequestOf<"createTopic">, id: number): Promise<Reply> {
   checkTopicName(request.topic);
   checkPartitionCount(context, request.partitions);
   if (context.log.hasTopic(request.topic)) throw new RunnelError("TOPIC_EXISTS", `topic '${request.topic}' already exists`);
   checkTopicRoom(context);
+  admitPartitions(context, request.partitions);
   const options: { partitions: number; config?: Partial<TopicConfig> } = { partitions: request.partitions };
   if (request.config !== undefined) options.config = request.config as Partial<TopicConfig>;
-  const description = context.log.createTopic(request.topic, options);
-  context.logger.info({ topic: request.topic, partitions: request.partitions }, "topic created");
-  return frameReply(id, { topic: toWireTopic(description) });
+  // The log logs "topic created", once.
+  return appliedLater(context.log.createTopicAsync(request.topic, options).then((description) => frameReply(id, { topic: toWireTopic(description) })));
 }
 
 /**
@@ -34,15 +38,19 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
  * (a retry finishes it) — never offsets that outlive the topic and greet one created again.
  * A second deleteTopic of the same topic while one runs gets UNKNOWN_TOPIC.
  */
-export async function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
+export function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
   requireTopic(context, request.topic);
+  return appliedLater(deleteTopic(context, request, id));
+}
+
+async function deleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
   try {
     await context.offsets.removeTopic(request.topic, () => context.log.deleteTopic(request.topic));
   } catch (error) {
     if (toRunnelError(error).code !== "STORAGE_FULL" || !context.log.hasTopic(request.topic)) throw error;
     await deleteOnFullDisk(context, request.topic);
   }
-  context.logger.info({ topic: request.topic }, "topic deleted");
+  // The log logs "topic deleted", once.
   return frameReply(id, {});
 }
 
@@ -53,7 +61,7 @@ export async function handleDeleteTopic(context: BrokerContext, request: Request
  * that no longer exist (server/broker.ts).
  */
 async function deleteOnFullDisk(context: BrokerContext, topic: string): Promise<void> {
-  context.log.deleteTopic(topic);
+  await context.log.deleteTopicAsync(topic);
   context.logger.warn({ topic }, "disk full: deleted the topic's data before its committed offsets");
   await context.offsets.removeTopic(topic);
 }
@@ -63,14 +71,15 @@ export function handleDescribeTopic(context: BrokerContext, request: RequestOf<"
   return frameReply(id, { topic: toWireTopic(context.log.describeTopic(request.topic)) });
 }
 
-export function handleCreatePartitions(context: BrokerContext, request: RequestOf<"createPartitions">, id: number): Reply {
+export function handleCreatePartitions(context: BrokerContext, request: RequestOf<"createPartitions">, id: number): Promise<Reply> {
   requireTopic(context, request.topic);
   checkPartitionCount(context, request.partitions);
   const current = context.log.describeTopic(request.topic).partitions.length;
   if (request.partitions <= current) {
     throw new RunnelError("INVALID_PARTITIONS", `topic '${request.topic}' has ${current} partitions; the new total must be larger`);
   }
-  return frameReply(id, { topic: toWireTopic(context.log.addPartitions(request.topic, request.partitions)) });
+  admitPartitions(context, request.partitions - current);
+  return appliedLater(context.log.addPartitionsAsync(request.topic, request.partitions).then((description) => frameReply(id, { topic: toWireTopic(description) })));
 }
 
 export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number): Reply {
