@@ -66,6 +66,8 @@ export async function measureMetricsOverhead(options: { requests: number; rounds
   if (on.metrics === null) throw new Error("metrics are on by default");
   const off: BrokerContext = { ...on, metrics: null };
   try {
+    // Created first: a produce that must create its topic answers asynchronously (off the loop).
+    await on.log.createTopicAsync("overhead", { partitions: 1 });
     const figures: OverheadFigures[] = [];
     for (const records of options.recordCounts ?? [1, 40]) {
       const body = produceBody(records);

@@ -63,7 +63,7 @@ describe("logger", () => {
         text += new TextDecoder().decode(value);
       }
       const start = text.split("\n").find((line) => line.includes("runnel listening")) ?? "";
-      expect(start).toMatch(/^\d{4}-\d\d-\d\dT\S+ INFO  runnel listening on 127\.0\.0\.1:\d+  address=127\.0\.0\.1:\d+ .*recovery\.clean=false/);
+      expect(start).toMatch(/^\d{4}-\d\d-\d\dT\S+ INFO  runnel listening on 127\.0\.0\.1:\d+  address=127\.0\.0\.1:\d+ .*recovery\.clean=true recovery\.fresh=true/);
       reader.releaseLock();
     } finally {
       child.kill("SIGTERM");

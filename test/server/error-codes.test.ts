@@ -111,6 +111,7 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   SHUTTING_DOWN: { why: "a request that races the broker's stop", tests: ["test/log/log-manager.test.ts", "test/server/offset-store.test.ts"] },
   BROKER_UNAVAILABLE: { why: "client side only", tests: ["test/client/connection.test.ts", "test/client/integration.test.ts"] },
   CLIENT_CLOSED: { why: "client side only", tests: ["test/client/producer.test.ts", "test/client/connection.test.ts"] },
+  THROTTLED: { why: "creates past partitionCreatesPerSecond, on a broker configured for it", tests: ["test/server/availability-create.test.ts"] },
   INTERNAL: { why: "a bug in the broker; the client maps it", tests: ["test/client/wire.test.ts"] },
 };
 
