@@ -31,6 +31,10 @@ export const ERROR_CODES = {
   OUT_OF_ORDER_SEQUENCE: { retriable: false, doc: "An idempotent batch's base sequence is not the one the broker expects next from that producer on that partition (a gap or a reordering); nothing of it was stored. details: expectedSequence, receivedSequence." },
   INVALID_PRODUCER_EPOCH: { retriable: false, doc: "An idempotent batch carries an older producer epoch than the broker has seen for that producer id: a newer incarnation of the producer fenced it." },
   UNKNOWN_PRODUCER_ID: { retriable: false, doc: "An idempotent batch carries a producer id this broker never issued; nothing of it was stored. Call initProducer for an id and stamp batches with it. details: producerId." },
+  UNKNOWN_MEMBER: { retriable: false, doc: "The member id is not (or no longer) a member of the group: it left, its session expired, or the broker restarted. Give up every partition (without committing) and join again." },
+  COMMIT_FENCED: { retriable: false, doc: "A group member's commit named a partition it does not own (any more), or carried a generation from before it got the partition; that entry was not stored. The partition's new owner commits from here on." },
+  INCONSISTENT_GROUP_PROTOCOL: { retriable: false, doc: "The group exists with another kind (native or Kafka classic) or another assignor than the member asked for." },
+  GROUP_NOT_EMPTY: { retriable: false, doc: "The group still has members; it can be deleted only when every member has left or expired." },
   BROKER_UNAVAILABLE: { retriable: true, doc: "Client side: the broker could not be reached, or the connection was lost with the request in flight (it may or may not have been applied)." },
   CLIENT_CLOSED: { retriable: false, doc: "Client side: the producer, consumer or admin was closed before the call could run." },
 } as const;
