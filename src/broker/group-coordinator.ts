@@ -58,6 +58,8 @@ export interface GroupCoordinatorOptions {
   readonly heartbeatIntervalMs: number;
   /** Heartbeat interval told to a member that waits for partitions others are giving up. */
   readonly pendingHeartbeatIntervalMs: number;
+  /** A heartbeat re-reads its group's partition counts at most this often (topicsChanged reads at once). */
+  readonly partitionCountCheckIntervalMs: number;
 }
 
 export const GROUP_DEFAULTS = {
@@ -168,8 +170,9 @@ interface NativeGroup {
   readonly members: Map<string, NativeMember>;
   readonly owners: Map<PartitionKey, Ownership>;
   target: Map<PartitionKey, string>;
-  /** Partition counts of the subscribed topics as last read. */
+  /** Partition counts of the subscribed topics as last read, and when. */
   partitionCounts: Map<string, number>;
+  partitionCountsReadAtMs: number;
 }
 
 /**
@@ -251,6 +254,7 @@ export class GroupCoordinator {
 
   /** A member's heartbeat: releases what it stopped listing, grants what is free for it, lists what it must give up. */
   heartbeat(request: HeartbeatRequest): HeartbeatAnswer {
+    for (const entry of request.owned) checkTopicName(entry.topic);
     const member = this.nativeMember(request.group, request.memberId);
     if (!Number.isSafeInteger(request.memberEpoch) || request.memberEpoch < 0 || request.memberEpoch > member.memberEpoch) {
       throw new RunnelError(
@@ -258,7 +262,7 @@ export class GroupCoordinator {
         `memberEpoch: ${request.memberEpoch} was never sent to member '${member.id}' (latest: ${member.memberEpoch}); send the memberEpoch of the last answer processed`,
       );
     }
-    this.refreshPartitionCounts(member.group);
+    if (this.options.nowMs() - member.group.partitionCountsReadAtMs >= this.options.partitionCountCheckIntervalMs) this.refreshPartitionCounts(member.group);
     return this.answer(member, request.memberEpoch, request.owned);
   }
 
@@ -350,7 +354,7 @@ export class GroupCoordinator {
     if (this.groups.size >= this.options.groupsMax) {
       throw new RunnelError("LIMIT_EXCEEDED", `the broker holds at most ${this.options.groupsMax} groups with members`);
     }
-    return { kind: "native", id: groupId, generation: 0, assignor: assignor ?? "sticky", members: new Map(), owners: new Map(), target: new Map(), partitionCounts: new Map() };
+    return { kind: "native", id: groupId, generation: 0, assignor: assignor ?? "sticky", members: new Map(), owners: new Map(), target: new Map(), partitionCounts: new Map(), partitionCountsReadAtMs: 0 };
   }
 
   private nativeMember(groupId: string, memberId: string): NativeMember {
@@ -381,11 +385,7 @@ export class GroupCoordinator {
     if (unique.length > this.options.topicsPerGroupMax) {
       throw new RunnelError("LIMIT_EXCEEDED", `topics: a member subscribes to at most ${this.options.topicsPerGroupMax} topics, not ${unique.length}`);
     }
-    for (const topic of unique) {
-      if (!TOPIC_NAME_PATTERN.test(topic) || topic === "." || topic === "..") {
-        throw new RunnelError("INVALID_TOPIC_NAME", `topics: '${topic.slice(0, 64)}' is not a valid topic name`);
-      }
-    }
+    for (const topic of unique) checkTopicName(topic);
     return unique;
   }
 
@@ -436,6 +436,7 @@ export class GroupCoordinator {
   }
 
   private readPartitionCounts(group: NativeGroup): Map<string, number> {
+    group.partitionCountsReadAtMs = this.options.nowMs();
     const counts = new Map<string, number>();
     for (const member of group.members.values()) {
       for (const topic of member.topics) if (!counts.has(topic)) counts.set(topic, Math.max(0, this.options.partitionCountOf(topic)));
@@ -444,6 +445,7 @@ export class GroupCoordinator {
   }
 
   private refreshPartitionCounts(group: NativeGroup): void {
+    group.partitionCountsReadAtMs = this.options.nowMs();
     for (const [topic, count] of group.partitionCounts) {
       if (Math.max(0, this.options.partitionCountOf(topic)) !== count) {
         this.rebalance(group);
@@ -505,6 +507,13 @@ export class GroupCoordinator {
 
   private notifyDeadline(): void {
     this.options.onDeadline?.(this.nextDeadlineMs());
+  }
+}
+
+/** The broker's one topic-name rule (docs/protocol.md 6.1), here without a BrokerContext. */
+function checkTopicName(topic: string): void {
+  if (!TOPIC_NAME_PATTERN.test(topic) || topic === "." || topic === "..") {
+    throw new RunnelError("INVALID_TOPIC_NAME", `'${topic.slice(0, 64)}' is not a valid topic name: 1-249 characters of [a-zA-Z0-9._-], not '.' or '..'`);
   }
 }
 

@@ -10,6 +10,7 @@
  * (which flushes and writes the clean-shutdown marker).
  */
 import type { Socket, TCPSocketListener } from "bun";
+import { type GroupRuntime, startGroupRuntime } from "../broker/group-runtime.ts";
 import type { Config } from "../config.ts";
 import { topicDefaultsOf } from "../config.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
@@ -102,6 +103,7 @@ class RunningBroker implements Broker {
   private shuttingDown = false;
   private stopping: Promise<void> | null = null;
   private settledWaiter: (() => void) | null = null;
+  private readonly groups: GroupRuntime;
 
   constructor(
     private readonly config: Config,
@@ -110,12 +112,14 @@ class RunningBroker implements Broker {
     private readonly offsets: OffsetStore,
     producerIds: ProducerIdAllocator,
   ) {
+    this.groups = startGroupRuntime(config, log);
     this.context = {
       config,
       log,
       offsets,
       notifier: new PartitionNotifier(config.fetchWaitersMax),
       producerIds,
+      groups: this.groups.coordinator,
       stats: this.stats,
       logger,
       startedAtMs: Date.now(),
@@ -203,6 +207,7 @@ class RunningBroker implements Broker {
     this.shuttingDown = true;
     this.listener?.stop(false);
     this.context.notifier.wakeAll();
+    this.groups.stop();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     for (const connection of [...this.connections]) connection.close();

@@ -4,6 +4,7 @@
  * store, the long-poll notifier, the counters and the logger; plus the reply shapes handlers
  * return to the connection, which owns the bytes on the wire.
  */
+import type { GroupCoordinator } from "../broker/group-coordinator.ts";
 import type { Config } from "../config.ts";
 import { encodeResponseFrame } from "../protocol/messages.ts";
 import type { LogManager, ReadSlice } from "../log/api.ts";
@@ -20,6 +21,8 @@ export interface BrokerContext {
   readonly notifier: PartitionNotifier;
   /** Idempotent-producer ids (initProducer). */
   readonly producerIds: ProducerIdAllocator;
+  /** Consumer-group membership and assignment (joinGroup, heartbeat, commit fencing). */
+  readonly groups: GroupCoordinator;
   readonly stats: BrokerStats;
   readonly logger: Logger;
   readonly startedAtMs: number;

@@ -37,6 +37,7 @@ export function createWorld(topics: Record<string, number>, options: Partial<Gro
     sessionTimeoutMsDefault: 10_000,
     heartbeatIntervalMs: 1_000,
     pendingHeartbeatIntervalMs: 100,
+    partitionCountCheckIntervalMs: 0,
     ...options,
   });
   return { clock, topics: topicMap, coordinator };
