@@ -45,6 +45,12 @@ export interface GroupCoordinatorOptions {
   readonly partitionCountOf: (topic: string) => number;
   /** Told the earliest deadline after every change (a timer arms for it); may be called often. */
   readonly onDeadline?: (deadlineMs: number | null) => void;
+  /**
+   * Told when a member's next heartbeat answer would bring news (a partition to give up or to
+   * take, or its removal): a heartbeat parked waiting for news (heartbeat `waitMs`) is woken.
+   * Called in the middle of an operation: it must only schedule work.
+   */
+  readonly onMemberNews?: (groupId: string, memberId: string) => void;
   /** New member ids; random UUIDs by default. */
   readonly newMemberId?: () => string;
   readonly groupsMax: number;
@@ -252,8 +258,12 @@ export class GroupCoordinator {
     return this.answer(member, member.memberEpoch, []);
   }
 
-  /** A member's heartbeat: releases what it stopped listing, grants what is free for it, lists what it must give up. */
-  heartbeat(request: HeartbeatRequest): HeartbeatAnswer {
+  /**
+   * A member's heartbeat: releases what it stopped listing, grants what is free for it, lists
+   * what it must give up. `refreshSession: false` for the second look of a heartbeat that was
+   * parked: the session runs from the heartbeat's arrival, not from its answer.
+   */
+  heartbeat(request: HeartbeatRequest, refreshSession = true): HeartbeatAnswer {
     for (const entry of request.owned) checkTopicName(entry.topic);
     const member = this.nativeMember(request.group, request.memberId);
     if (!Number.isSafeInteger(request.memberEpoch) || request.memberEpoch < 0 || request.memberEpoch > member.memberEpoch) {
@@ -263,7 +273,7 @@ export class GroupCoordinator {
       );
     }
     if (this.options.nowMs() - member.group.partitionCountsReadAtMs >= this.options.partitionCountCheckIntervalMs) this.refreshPartitionCounts(member.group);
-    return this.answer(member, request.memberEpoch, request.owned);
+    return this.answer(member, request.memberEpoch, request.owned, refreshSession);
   }
 
   /** A member leaves at once: everything it holds is free (it committed first). */
@@ -410,9 +420,10 @@ export class GroupCoordinator {
   private removeMember(member: NativeMember): void {
     const group = member.group;
     this.deadlines.remove(member);
-    for (const key of member.owned) group.owners.delete(key);
+    for (const key of member.owned) this.free(group, key);
     member.owned.clear();
     group.members.delete(member.id);
+    this.options.onMemberNews?.(group.id, member.id);
   }
 
   private afterRemovals(groups: Iterable<NativeGroup>): void {
@@ -430,9 +441,20 @@ export class GroupCoordinator {
     group.generation++;
     group.partitionCounts = this.readPartitionCounts(group);
     const members = [...group.members.values()].sort((left, right) => (left.id < right.id ? -1 : left.id > right.id ? 1 : 0));
+    const before = new Map(members.map((member) => [member, [...member.targeted]]));
     group.target = assign(group.assignor, { members, partitionCounts: group.partitionCounts, previous: group.target });
     for (const member of members) member.targeted.clear();
     for (const [key, memberId] of group.target) group.members.get(memberId)?.targeted.add(key);
+    for (const [member, keys] of before) {
+      if (keys.length !== member.targeted.size || keys.some((key) => !member.targeted.has(key))) this.options.onMemberNews?.(group.id, member.id);
+    }
+  }
+
+  /** Nobody owns `key` any more: the member it is meant for may take it. */
+  private free(group: NativeGroup, key: PartitionKey): void {
+    group.owners.delete(key);
+    const next = group.target.get(key);
+    if (next !== undefined) this.options.onMemberNews?.(group.id, next);
   }
 
   private readPartitionCounts(group: NativeGroup): Map<string, number> {
@@ -455,15 +477,15 @@ export class GroupCoordinator {
   }
 
   /** The heartbeat step shared by join and heartbeat; see the module comment for the rules. */
-  private answer(member: NativeMember, ackedEpoch: number, ownedReport: readonly TopicPartitions[]): HeartbeatAnswer {
+  private answer(member: NativeMember, ackedEpoch: number, ownedReport: readonly TopicPartitions[], refreshSession = true): HeartbeatAnswer {
     const group = member.group;
     const reported = new Set<PartitionKey>();
     for (const entry of ownedReport) for (const partition of entry.partitions) reported.add(partitionKey(entry.topic, partition));
     for (const key of member.owned) {
       const ownership = group.owners.get(key);
       if (!reported.has(key) && ownership !== undefined && ownership.grantEpoch <= ackedEpoch) {
-        group.owners.delete(key);
         member.owned.delete(key);
+        this.free(group, key);
       }
     }
     const grants: PartitionKey[] = [];
@@ -480,7 +502,7 @@ export class GroupCoordinator {
     for (const key of member.owned) (member.targeted.has(key) ? assigned : revoke).push(key);
     // Reported but never granted (or already taken back): the member must not keep it.
     for (const key of reported) if (!member.owned.has(key)) revoke.push(key);
-    this.touch(member, revoke.length > 0 && revoke.some((key) => member.owned.has(key)));
+    this.touch(member, revoke.length > 0 && revoke.some((key) => member.owned.has(key)), refreshSession);
     let waiting = false;
     for (const key of member.targeted) if (!member.owned.has(key)) waiting = true;
     const steadyMs = Math.min(this.options.heartbeatIntervalMs, Math.floor(member.sessionTimeoutMs / 3));
@@ -496,9 +518,9 @@ export class GroupCoordinator {
   }
 
   /** A sign of life: a new session deadline, and a revocation deadline while it holds something revoked. */
-  private touch(member: NativeMember, holdsRevoked: boolean): void {
+  private touch(member: NativeMember, holdsRevoked: boolean, refreshSession: boolean): void {
     const now = this.options.nowMs();
-    member.sessionDeadlineMs = now + member.sessionTimeoutMs;
+    if (refreshSession) member.sessionDeadlineMs = now + member.sessionTimeoutMs;
     if (!holdsRevoked) member.revokeDeadlineMs = Number.POSITIVE_INFINITY;
     else if (member.revokeDeadlineMs === Number.POSITIVE_INFINITY) member.revokeDeadlineMs = now + member.rebalanceTimeoutMs;
     this.deadlines.set(member, Math.min(member.sessionDeadlineMs, member.revokeDeadlineMs));
@@ -538,6 +560,25 @@ function sameTopics(left: readonly string[], right: readonly string[]): boolean 
 
 function ownedList(member: NativeMember): TopicPartitions[] {
   return groupByTopic([...member.owned]);
+}
+
+/**
+ * True when an answer tells the member something it does not know from what it reported:
+ * something to give up, or an assigned list other than what it holds. Otherwise a heartbeat
+ * with `waitMs` may wait for news before answering.
+ */
+export function answerHasNews(answer: HeartbeatAnswer, owned: readonly TopicPartitions[]): boolean {
+  if (answer.revoke.length > 0) return true;
+  const reported = new Set<PartitionKey>();
+  for (const entry of owned) for (const partition of entry.partitions) reported.add(partitionKey(entry.topic, partition));
+  let assignedCount = 0;
+  for (const entry of answer.assigned) {
+    for (const partition of entry.partitions) {
+      assignedCount++;
+      if (!reported.has(partitionKey(entry.topic, partition))) return true;
+    }
+  }
+  return assignedCount !== reported.size;
 }
 
 /** Keys grouped by topic, topics and partitions in ascending order. */

@@ -9,10 +9,13 @@ import type { LogManager } from "../log/api.ts";
 import { WIRE_LIMITS } from "../protocol/messages.ts";
 import { DeadlineTimer } from "./deadline-timer.ts";
 import { GROUP_DEFAULTS, GroupCoordinator } from "./group-coordinator.ts";
+import { HeartbeatWaits } from "./heartbeat-waits.ts";
 
 export interface GroupRuntime {
   readonly coordinator: GroupCoordinator;
-  /** Stops the session timer (shutdown); membership is soft state and is simply dropped. */
+  /** Heartbeats parked until their member has news (heartbeat `waitMs`). */
+  readonly waits: HeartbeatWaits;
+  /** Stops the session timer and answers parked heartbeats (shutdown); membership is soft state and is simply dropped. */
   stop(): void;
 }
 
@@ -23,8 +26,10 @@ function nowMs(): number {
 
 export function startGroupRuntime(config: Config, log: LogManager): GroupRuntime {
   let timer: DeadlineTimer | null = null;
+  const waits = new HeartbeatWaits(nowMs);
   const coordinator = new GroupCoordinator({
     nowMs,
+    onMemberNews: (groupId, memberId) => waits.news(groupId, memberId),
     partitionCountOf: (topic) => (log.hasTopic(topic) ? log.describeTopic(topic).partitions.length : 0),
     onDeadline: (deadlineMs) => timer?.armFor(deadlineMs),
     groupsMax: config.groupsMax,
@@ -41,9 +46,11 @@ export function startGroupRuntime(config: Config, log: LogManager): GroupRuntime
   timer = new DeadlineTimer(() => coordinator.expire(), nowMs);
   return {
     coordinator,
+    waits,
     stop: () => {
       timer?.disarm();
       timer = null;
+      waits.wakeAll();
     },
   };
 }

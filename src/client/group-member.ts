@@ -7,7 +7,10 @@
  * stops, then calls `released`, which sends the next heartbeat at once); partitions `lost`
  * (no chance to commit: the broker no longer knows the member, or no answer came within the
  * session timeout — by then the broker may have handed them on, so the member stops first).
- * A member the broker forgot joins again as a new one.
+ * A member the broker forgot joins again as a new one. While it has nothing to give up, each
+ * heartbeat asks the broker to hold it (`waitMs`) until there is news or the interval is up,
+ * and the next goes out as soon as the answer is in: idle members cost one request per
+ * interval, and a rebalance reaches them within a round trip.
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
@@ -42,6 +45,9 @@ export interface MembershipListener {
   /** A refusal that retrying cannot cure (LIMIT_EXCEEDED, INCONSISTENT_GROUP_PROTOCOL...): the member stopped. */
   failed(error: RunnelError): void;
 }
+
+/** Heartbeats never follow each other closer than this, whatever the broker answers. */
+const HEARTBEAT_GAP_MIN_MS = 20;
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
@@ -89,6 +95,8 @@ export class GroupMember {
   /** Set when the next heartbeat must go at once (a release, close) and no pause was waiting. */
   private wakeRequested = false;
   private sessionTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The broker's heartbeat interval, from the latest answer: how long it may hold a heartbeat. */
+  private intervalMs = 0;
 
   constructor(
     private readonly options: GroupMemberOptions,
@@ -155,8 +163,11 @@ export class GroupMember {
       }
       backoffMs = this.options.retryBackoffMs ?? 100;
       this.armSession(sentMs);
-      const intervalMs = this.apply(answer);
-      await this.pause(intervalMs);
+      this.intervalMs = this.apply(answer);
+      // Giving partitions up: heartbeat on the interval (released() sends one at once). Otherwise the
+      // broker held the heartbeat until news or the interval's end: send the next straight away.
+      if (this.revoking.size > 0) await this.pause(this.intervalMs);
+      else await this.pause(Math.max(0, HEARTBEAT_GAP_MIN_MS - (Date.now() - sentMs)));
     }
   }
 
@@ -177,7 +188,8 @@ export class GroupMember {
   }
 
   private heartbeat(): Promise<WireMap> {
-    const fields = { group: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, owned: toWire(this.held) };
+    const waitMs = this.revoking.size > 0 ? 0 : this.intervalMs;
+    const fields = { group: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, owned: toWire(this.held), waitMs };
     return this.connection.request("heartbeat", fields, this.sessionTimeoutMs);
   }
 

@@ -165,6 +165,8 @@ export const requestSchemas = {
       .array(z.object({ topic: topicName, partitions: z.array(partitionIndex).max(LIMITS.partitionsPerTopicMax) }))
       .max(WIRE_LIMITS.groupTopicsMax)
       .default([]),
+    /** Hold the answer up to this long (capped at the heartbeat interval) unless the member has news. */
+    waitMs: z.int().min(0).max(WIRE_LIMITS.maxWaitMsMax).default(0),
   }),
   leaveGroup: z.object({ group: shortString, memberId: shortString }),
   listGroups: z.object({}),

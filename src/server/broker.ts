@@ -120,6 +120,7 @@ class RunningBroker implements Broker {
       notifier: new PartitionNotifier(config.fetchWaitersMax),
       producerIds,
       groups: this.groups.coordinator,
+      heartbeatWaits: this.groups.waits,
       stats: this.stats,
       logger,
       startedAtMs: Date.now(),

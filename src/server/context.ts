@@ -5,6 +5,7 @@
  * return to the connection, which owns the bytes on the wire.
  */
 import type { GroupCoordinator } from "../broker/group-coordinator.ts";
+import type { HeartbeatWaits } from "../broker/heartbeat-waits.ts";
 import type { Config } from "../config.ts";
 import { encodeResponseFrame } from "../protocol/messages.ts";
 import type { LogManager, ReadSlice } from "../log/api.ts";
@@ -23,6 +24,8 @@ export interface BrokerContext {
   readonly producerIds: ProducerIdAllocator;
   /** Consumer-group membership and assignment (joinGroup, heartbeat, commit fencing). */
   readonly groups: GroupCoordinator;
+  /** Heartbeats parked until their member has news. */
+  readonly heartbeatWaits: HeartbeatWaits;
   readonly stats: BrokerStats;
   readonly logger: Logger;
   readonly startedAtMs: number;

@@ -150,6 +150,24 @@ describe("GroupCoordinator: membership and incremental assignment", () => {
     expect(world.coordinator.heartbeat({ group: "g", memberId: "0-first", memberEpoch: 0, owned: [] }).assigned).toEqual([{ topic: "orders", partitions: [0] }]);
   });
 
+  test("members are told of news (for a parked heartbeat) exactly when their next answer changes", () => {
+    const news: string[] = [];
+    const world = createWorld({ orders: 4 }, { onMemberNews: (_group, memberId) => news.push(memberId) });
+    const first = SimMember.join(world, "g", ["orders"]);
+    const second = SimMember.join(world, "g", ["orders"]);
+    expect(news).toContain(first.id); // two of its partitions are now meant for the newcomer
+    news.length = 0;
+    first.heartbeat(); // told to give two up; gives them up on its next heartbeat
+    expect(news).toEqual([]);
+    first.heartbeat();
+    expect(news).toEqual([second.id, second.id]); // each freed partition is meant for the newcomer
+    news.length = 0;
+    settle([first, second]);
+    expect(news).toEqual([]);
+    second.leave();
+    expect(new Set(news)).toEqual(new Set([first.id, second.id])); // the leaver's heartbeat (if parked) learns it is gone
+  });
+
   test("a topic that grows is spread over the members at their next heartbeats", () => {
     const world = createWorld({ orders: 2 });
     const members = [0, 1].map(() => SimMember.join(world, "g", ["orders"]));

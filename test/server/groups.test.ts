@@ -80,6 +80,24 @@ describe("groups over the wire", () => {
     );
   });
 
+  test("a heartbeat with waitMs and no news is held, and answered as soon as a rebalance gives its member news", async () => {
+    await using server = await startTestBroker();
+    await using first = await TestClient.connect(server.port);
+    await using second = await TestClient.connect(server.port);
+    await first.request({ op: "createTopic", topic: "orders", partitions: 2 });
+    const joined = await first.request({ op: "joinGroup", group: "g", topics: ["orders"] });
+    expect(partitionsOf(joined.assigned)).toEqual([0, 1]);
+    const quiet = await first.request({ op: "heartbeat", group: "g", memberId: joined.memberId, memberEpoch: joined.memberEpoch, owned: joined.assigned, waitMs: 50 });
+    expect(partitionsOf(quiet.assigned)).toEqual([0, 1]); // held until the wait was up, then answered unchanged
+    expect(quiet.revoke).toEqual([]);
+    first.send({ op: "heartbeat", group: "g", memberId: joined.memberId, memberEpoch: joined.memberEpoch, owned: joined.assigned, waitMs: 60_000 });
+    await Bun.sleep(50);
+    expect(first.frames.length).toBe(3); // createTopic, joinGroup, the first heartbeat: this one is held
+    await second.request({ op: "joinGroup", group: "g", topics: ["orders"] });
+    const woken = await first.next();
+    expect(partitionsOf(woken.revoke)).toHaveLength(1); // computed after the newcomer joined
+  });
+
   test("a member that stops heartbeating is expired and its partitions reach the other", async () => {
     await using server = await startTestBroker({ groupSessionTimeoutMsMin: 100 });
     await using client = await TestClient.connect(server.port);

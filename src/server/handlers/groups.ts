@@ -4,11 +4,13 @@
  * each op calls the group coordinator (broker/group-coordinator.ts), which holds every rule;
  * these handlers only shape answers. `joinGroup` and `heartbeat` answer the same map: the
  * member's id, generation and epoch, what it holds (`assigned`), what it must give up
- * (`revoke`), and when to heartbeat next. Commit fencing is in handlers/offsets.ts.
+ * (`revoke`), and when to heartbeat next; a heartbeat with `waitMs` and no news is held until
+ * news or the wait's end (broker/heartbeat-waits.ts). Commit fencing is in handlers/offsets.ts.
  * Non-obvious: `listGroups` and `describeGroup` also show groups that have committed offsets but
  * no members (state "empty", no kind); `deleteGroup` refuses a group with members
  * (GROUP_NOT_EMPTY) and otherwise removes its committed offsets durably.
  */
+import { answerHasNews } from "../../broker/group-coordinator.ts";
 import { RunnelError } from "../../errors.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
@@ -17,8 +19,12 @@ export function handleJoinGroup(context: BrokerContext, request: RequestOf<"join
   return frameReply(id, { ...context.groups.join(request) });
 }
 
-export function handleHeartbeat(context: BrokerContext, request: RequestOf<"heartbeat">, id: number): Reply {
-  return frameReply(id, { ...context.groups.heartbeat(request) });
+/** Answers at once when there is news or no `waitMs`; else parks until news or the wait is up, then looks again. */
+export function handleHeartbeat(context: BrokerContext, request: RequestOf<"heartbeat">, id: number): Reply | Promise<Reply> {
+  const answer = context.groups.heartbeat(request);
+  const waitMs = Math.min(request.waitMs, answer.heartbeatIntervalMs);
+  if (waitMs <= 0 || answerHasNews(answer, request.owned) || context.isShuttingDown()) return frameReply(id, { ...answer });
+  return context.heartbeatWaits.park(request.group, request.memberId, waitMs).then(() => frameReply(id, { ...context.groups.heartbeat(request, false) }));
 }
 
 export function handleLeaveGroup(context: BrokerContext, request: RequestOf<"leaveGroup">, id: number): Reply {
