@@ -61,8 +61,12 @@ export const configSchema = z
     /** The session timeouts a group member may ask for; one asking none gets 10 s, clamped into these. */
     groupSessionTimeoutMsMin: int(10, 3_600_000, 1_000),
     groupSessionTimeoutMsMax: int(10, 3_600_000, 300_000),
-    /** How often group members heartbeat when nothing moves (at most a third of a member's session timeout). */
-    groupHeartbeatIntervalMs: int(10, 60_000, 1_000),
+    /**
+     * How often group members heartbeat when nothing moves (at most a third of a member's session
+     * timeout); also how long the broker may hold an idle member's heartbeat. Rebalances do not
+     * wait for it: a held heartbeat is answered as soon as its member has news.
+     */
+    groupHeartbeatIntervalMs: int(10, 60_000, 3_000),
     /** Topic defaults (each topic may override; see createTopic's config). */
     retentionMs: intOrOff(1, Number.MAX_SAFE_INTEGER, 7 * DAY_MS),
     retentionBytes: intOrOff(1, Number.MAX_SAFE_INTEGER, -1),
