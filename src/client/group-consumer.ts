@@ -124,7 +124,9 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private async shutDown(): Promise<void> {
     this.closing = true;
     this.changed?.();
-    await this.retireInner(true);
+    // Not retireInner(true): the caller may be closing from inside its work on the message at
+    // hand, which must not count as processed; the inner close commits what came before it.
+    await this.retireInner(false);
     const given = [...this.owned].map(fromKey);
     this.owned = new Set();
     if (given.length > 0) await this.options.onRevoked?.(given);
@@ -209,11 +211,15 @@ export class GroupConsumer implements AsyncIterable<Message> {
     return inner.assign([...partitions].map(fromKey));
   }
 
-  /** Ends the inner consumer: commits what was handed out (unless told not to), then closes it. */
-  private async retireInner(commit: boolean): Promise<void> {
+  /**
+   * Ends the inner consumer. `commitAtHand`: next() is running, so the message handed out last
+   * is processed too — commit it with the rest before closing (the close alone commits only what
+   * came before it).
+   */
+  private async retireInner(commitAtHand: boolean): Promise<void> {
     const inner = this.inner;
     if (inner === null) return;
-    if (this.innerClosing === null && commit && this.options.autoCommit !== false) {
+    if (this.innerClosing === null && commitAtHand && this.options.autoCommit !== false) {
       await inner.commit().catch(() => undefined); // fenced or failed: the new owner re-reads from the last commit
     }
     await (this.innerClosing ??= this.closeInner());
