@@ -185,7 +185,7 @@ describe("GroupConsumer with real processes", () => {
       expect(member.events.filter((event) => event.event === "consumed" && event.owned !== true)).toEqual([]);
     }
     expectNoOverlap(members);
-  });
+  }, 60_000);
 });
 
 describe("GroupConsumer under churn", () => {
@@ -233,5 +233,5 @@ describe("GroupConsumer under churn", () => {
       for (const member of started) if (member.alive) await member.kill();
       await churnBroker.stop();
     }
-  });
+  }, 60_000);
 });
