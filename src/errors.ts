@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   COMMIT_FENCED: { retriable: false, doc: "A group member's commit named a partition it does not own (any more), or carried a generation from before it got the partition; that entry was not stored. The partition's new owner commits from here on." },
   INCONSISTENT_GROUP_PROTOCOL: { retriable: false, doc: "The group exists with another kind (native or Kafka classic) or another assignor than the member asked for." },
   GROUP_NOT_EMPTY: { retriable: false, doc: "The group still has members; it can be deleted only when every member has left or expired." },
+  REBALANCE_IN_PROGRESS: { retriable: true, doc: "Kafka classic groups: the group is rebalancing; the member joins again (JoinGroup) before it syncs, heartbeats or commits." },
+  ILLEGAL_GENERATION: { retriable: false, doc: "Kafka classic groups: the request carries a generation other than the group's current one; the member joins again." },
   BROKER_UNAVAILABLE: { retriable: true, doc: "Client side: the broker could not be reached, or the connection was lost with the request in flight (it may or may not have been applied)." },
   CLIENT_CLOSED: { retriable: false, doc: "Client side: the producer, consumer or admin was closed before the call could run." },
 } as const;

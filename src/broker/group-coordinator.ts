@@ -26,14 +26,15 @@
  *
  * Commits by a member are fenced (`checkCommit`): it must own the partition and state a
  * generation no older than the one at which it got it. A commit without a member (tools) is
- * not fenced. Kafka classic groups (JoinGroup/SyncGroup, a leader member assigns) will live in
- * the same table under kind "classic"; a group is one kind or the other
- * (INCONSISTENT_GROUP_PROTOCOL otherwise). Membership is soft state: after a restart members get
+ * not fenced. Kafka classic groups (JoinGroup/SyncGroup, a leader member assigns:
+ * classic-groups.ts) live in the same table and the same deadline heap; a group is one kind or
+ * the other (INCONSISTENT_GROUP_PROTOCOL otherwise). Membership is soft state: after a restart members get
  * UNKNOWN_MEMBER, give everything up and join again; committed offsets live in the offset store.
  */
 import { RunnelError } from "../errors.ts";
 import { TOPIC_NAME_PATTERN } from "../limits.ts";
 import { type AssignorName, assign, type PartitionKey, partitionKey, splitPartitionKey } from "./assignors.ts";
+import { ClassicGroup, ClassicGroups, type ClassicJoinAnswer, type ClassicJoinRequest, type ClassicSyncRequest, type ClassicTimed } from "./classic-groups.ts";
 import { DeadlineHeap, type DeadlineItem } from "./deadline-heap.ts";
 
 export type GroupKind = "native" | "classic";
@@ -152,6 +153,7 @@ interface Ownership {
 }
 
 interface NativeMember extends DeadlineItem {
+  readonly timed: "native";
   readonly id: string;
   readonly group: NativeGroup;
   clientId: string;
@@ -181,44 +183,58 @@ interface NativeGroup {
   partitionCountsReadAtMs: number;
 }
 
-/**
- * A Kafka classic group (JoinGroup/SyncGroup/Heartbeat/LeaveGroup): the broker elects a leader
- * among the joined members, relays its assignment bytes, and fences by generation alone. Served
- * by the Kafka listener (a later issue); the state is declared here so both kinds share the
- * group table, the limits and the kind check.
- */
-export interface ClassicMember extends DeadlineItem {
-  readonly id: string;
-  groupInstanceId: string | null;
-  clientId: string;
-  sessionTimeoutMs: number;
-  rebalanceTimeoutMs: number;
-  /** The protocols (assignor names) it supports, each with its opaque subscription metadata. */
-  protocols: Array<{ name: string; metadata: Uint8Array }>;
-  /** The opaque assignment the leader gave it at the last SyncGroup. */
-  assignment: Uint8Array;
-}
-
-export interface ClassicGroup {
-  readonly kind: "classic";
-  readonly id: string;
-  generation: number;
-  state: "empty" | "preparingRebalance" | "completingRebalance" | "stable";
-  protocolType: string;
-  protocolName: string | null;
-  leaderId: string | null;
-  readonly members: Map<string, ClassicMember>;
-}
-
 type Group = NativeGroup | ClassicGroup;
 
 export class GroupCoordinator {
   private readonly groups = new Map<string, Group>();
-  private readonly deadlines = new DeadlineHeap<NativeMember>();
+  /** Every deadline of every group, both kinds: sessions, revocations, classic join phases. */
+  private readonly deadlines = new DeadlineHeap<NativeMember | ClassicTimed>();
   private readonly newMemberId: () => string;
+  private readonly classic: ClassicGroups;
 
   constructor(private readonly options: GroupCoordinatorOptions) {
     this.newMemberId = options.newMemberId ?? (() => crypto.randomUUID());
+    this.classic = new ClassicGroups({
+      nowMs: options.nowMs,
+      newMemberId: this.newMemberId,
+      lookup: (groupId) => {
+        const group = this.groups.get(groupId);
+        return group?.kind === "native" ? "native" : group;
+      },
+      add: (group) => {
+        this.checkGroupRoom();
+        this.groups.set(group.id, group);
+      },
+      remove: (groupId) => this.groups.delete(groupId),
+      setDeadline: (item, deadlineMs) => {
+        this.deadlines.set(item, deadlineMs);
+        this.notifyDeadline();
+      },
+      clearDeadline: (item) => this.deadlines.remove(item),
+      membersPerGroupMax: options.membersPerGroupMax,
+      sessionTimeoutMsMin: options.sessionTimeoutMsMin,
+      sessionTimeoutMsMax: options.sessionTimeoutMsMax,
+    });
+  }
+
+  // ------------------------------------------------------------ Kafka classic groups (classic-groups.ts)
+
+  /** JoinGroup: resolves when the join phase completes. */
+  classicJoin(request: ClassicJoinRequest): Promise<ClassicJoinAnswer> {
+    return this.classic.join(request);
+  }
+
+  /** SyncGroup: resolves with the member's assignment once the leader has sent them. */
+  classicSync(request: ClassicSyncRequest): Promise<Uint8Array> {
+    return this.classic.sync(request);
+  }
+
+  classicHeartbeat(groupId: string, memberId: string, generation: number): void {
+    this.classic.heartbeat(groupId, memberId, generation);
+  }
+
+  classicLeave(groupId: string, memberId: string): void {
+    this.classic.leave(groupId, memberId);
   }
 
   get groupCount(): number {
@@ -244,6 +260,7 @@ export class GroupCoordinator {
       topics,
       sessionTimeoutMs,
       rebalanceTimeoutMs,
+      timed: "native",
       memberEpoch: 0,
       sessionDeadlineMs: 0,
       revokeDeadlineMs: Number.POSITIVE_INFINITY,
@@ -288,6 +305,10 @@ export class GroupCoordinator {
     const now = this.options.nowMs();
     const touched = new Set<NativeGroup>();
     for (let first = this.deadlines.peek(); first !== undefined && first.deadlineMs <= now; first = this.deadlines.peek()) {
+      if (first.timed !== "native") {
+        this.classic.onDeadline(first);
+        continue;
+      }
       this.removeMember(first);
       touched.add(first.group);
     }
@@ -313,8 +334,7 @@ export class GroupCoordinator {
   checkCommit(groupId: string, memberId: string, generation: number, topic: string, partition: number): void {
     const group = this.groups.get(groupId);
     if (group?.kind === "classic") {
-      if (!group.members.has(memberId)) throw unknownMember(groupId, memberId);
-      if (generation !== group.generation) throw new RunnelError("COMMIT_FENCED", `generation ${generation} is not group '${groupId}''s current ${group.generation}`);
+      this.classic.checkCommit(group, memberId, generation);
       return;
     }
     const member = group?.members.get(memberId);
@@ -361,10 +381,14 @@ export class GroupCoordinator {
       }
       return group;
     }
+    this.checkGroupRoom();
+    return { kind: "native", id: groupId, generation: 0, assignor: assignor ?? "sticky", members: new Map(), owners: new Map(), target: new Map(), partitionCounts: new Map(), partitionCountsReadAtMs: 0 };
+  }
+
+  private checkGroupRoom(): void {
     if (this.groups.size >= this.options.groupsMax) {
       throw new RunnelError("LIMIT_EXCEEDED", `the broker holds at most ${this.options.groupsMax} groups with members`);
     }
-    return { kind: "native", id: groupId, generation: 0, assignor: assignor ?? "sticky", members: new Map(), owners: new Map(), target: new Map(), partitionCounts: new Map(), partitionCountsReadAtMs: 0 };
   }
 
   private nativeMember(groupId: string, memberId: string): NativeMember {

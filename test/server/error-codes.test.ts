@@ -135,6 +135,8 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   BROKER_UNAVAILABLE: { why: "client side only", tests: ["test/client/connection.test.ts", "test/client/integration.test.ts"] },
   CLIENT_CLOSED: { why: "client side only", tests: ["test/client/producer.test.ts", "test/client/connection.test.ts"] },
   INTERNAL: { why: "a bug in the broker; the client maps it", tests: ["test/client/wire.test.ts"] },
+  REBALANCE_IN_PROGRESS: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
+  ILLEGAL_GENERATION: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */
