@@ -102,8 +102,10 @@ export class GroupMember {
     private readonly options: GroupMemberOptions,
     private readonly listener: MembershipListener,
   ) {
-    this.connection = new Connection(options);
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? 10_000;
+    // A member that cannot reach its broker for a session has lost its partitions anyway: trying
+    // to connect for longer would only hold up close().
+    this.connection = new Connection({ ...options, connectTimeoutMs: Math.min(options.connectTimeoutMs ?? 10_000, this.sessionTimeoutMs) });
   }
 
   /** The id and generation to stamp on commits. */
@@ -125,15 +127,22 @@ export class GroupMember {
     this.wake?.();
   }
 
-  /** Stops heartbeating and leaves the group (its partitions move at once). Commit before. */
+  /**
+   * Stops heartbeating and leaves the group (its partitions move at once). Commit before. The
+   * leave goes out at once, beside a heartbeat the broker may be holding (the leave answers it);
+   * with the broker unreachable, both give up within the session timeout.
+   */
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.sessionTimer);
+    this.held.clear();
+    this.revoking.clear();
     this.wake?.();
-    await this.loop;
     if (this.memberId !== undefined) {
-      await this.connection.request("leaveGroup", { group: this.options.groupId, memberId: this.memberId }).catch(() => undefined);
+      const leave = { group: this.options.groupId, memberId: this.memberId };
+      await this.connection.request("leaveGroup", leave, this.sessionTimeoutMs).catch(() => undefined);
     }
+    await this.loop;
     await this.connection.close();
   }
 
