@@ -9,7 +9,8 @@
  * 2. Heartbeat cost: 1000 members heartbeating at the default interval; the broker's CPU time
  *    over a window (from /proc/<pid>/stat), as a share of one core.
  *
- * Run: `bun bench/groups.ts` (optionally `--heartbeat-ms 1000 --window-ms 10000`).
+ * Run: `bun bench/groups.ts` (optionally `--heartbeat-ms 3000 --window-ms 10000`); `--smoke` runs
+ * tiny sizes (test/bench/groups-smoke.test.ts, so the script never rots).
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -24,8 +25,11 @@ function argument(name: string, fallback: number): number {
   return index >= 0 ? Number(process.argv[index + 1]) : fallback;
 }
 
-const heartbeatMs = argument("--heartbeat-ms", 1_000);
-const windowMs = argument("--window-ms", 10_000);
+const smoke = process.argv.includes("--smoke");
+const heartbeatMs = argument("--heartbeat-ms", 3_000);
+const windowMs = argument("--window-ms", smoke ? 300 : 10_000);
+const leaveSizes = smoke ? [3, 5] : [10, 100];
+const cpuMembers = smoke ? 20 : 1_000;
 
 async function spawnBroker(): Promise<{ address: string; pid: number; stop: () => Promise<void> }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-bench-groups-"));
@@ -123,11 +127,12 @@ async function rebalanceAfterLeave(address: string, members: number): Promise<nu
 
 async function heartbeatCpu(address: string, pid: number, members: number): Promise<number> {
   const admin = new Admin({ broker: address });
-  await admin.createTopic("cpu", { partitions: 100 });
+  const partitions = Math.min(100, members);
+  await admin.createTopic("cpu", { partitions });
   await admin.close();
   const trackers = await joinMembers(address, "g-cpu", "cpu", members);
-  await waitUntil(() => ownedCount(trackers) === 100, 120_000);
-  await Bun.sleep(2 * heartbeatMs); // past the joins' burst
+  await waitUntil(() => ownedCount(trackers) === partitions, 120_000);
+  if (!smoke) await Bun.sleep(2 * heartbeatMs); // past the joins' burst
   const ticksPerSecond = 100; // USER_HZ on Linux
   const startTicks = cpuTicks(pid);
   const startMs = performance.now();
@@ -139,12 +144,12 @@ async function heartbeatCpu(address: string, pid: number, members: number): Prom
 
 const broker = await spawnBroker();
 try {
-  for (const members of [10, 100]) {
+  for (const members of leaveSizes) {
     const elapsedMs = await rebalanceAfterLeave(broker.address, members);
     console.log(`leave -> all ${2 * members} partitions owned again, ${members} members, heartbeat ${heartbeatMs} ms: ${elapsedMs.toFixed(0)} ms`);
   }
-  const share = await heartbeatCpu(broker.address, broker.pid, 1_000);
-  console.log(`1000 members heartbeating every ${heartbeatMs} ms: broker CPU ${(share * 100).toFixed(2)}% of one core over ${windowMs} ms`);
+  const share = await heartbeatCpu(broker.address, broker.pid, cpuMembers);
+  console.log(`${cpuMembers} members heartbeating every ${heartbeatMs} ms: broker CPU ${(share * 100).toFixed(2)}% of one core over ${windowMs} ms`);
 } finally {
   await broker.stop();
 }
