@@ -4,7 +4,7 @@
  * `broker group topic sessionTimeoutMs` and prints one JSON line per event to stdout —
  * `assigned` / `revoked` / `lost` (with partitions and the wall-clock `atMs`) and `consumed`
  * (partition and offset, with `owned: false` if it came from a partition not held at that
- * moment). SIGTERM closes it (commit, leave) and exits 0.
+ * moment). SIGTERM prints `closing`, closes it (commit, leave) and exits 0.
  */
 import { GroupConsumer, type TopicPartition } from "../../src/client/group-consumer.ts";
 
@@ -38,6 +38,7 @@ const consumer = new GroupConsumer({
 }).subscribe(topic);
 
 process.on("SIGTERM", () => {
+  print({ event: "closing" });
   void consumer.close().then(
     () => {
       print({ event: "closed" });
