@@ -73,6 +73,19 @@ export const configSchema = z
     partitionCreatesBurst: int(1, 10_000_000, 10_000),
     /** Consumer-group offsets held (group x topic x partition), broker-wide. */
     committedOffsetsMax: int(1, 10_000_000, 1_000_000),
+    /** Consumer groups with members, broker-wide (membership is held in memory). */
+    groupsMax: int(1, 1_000_000, 10_000),
+    /** Members of one consumer group. */
+    groupMembersMax: int(1, 100_000, 1_000),
+    /** The session timeouts a group member may ask for; one asking none gets 10 s, clamped into these. */
+    groupSessionTimeoutMsMin: int(10, 3_600_000, 1_000),
+    groupSessionTimeoutMsMax: int(10, 3_600_000, 300_000),
+    /**
+     * How often group members heartbeat when nothing moves (at most a third of a member's session
+     * timeout); also how long the broker may hold an idle member's heartbeat. Rebalances do not
+     * wait for it: a held heartbeat is answered as soon as its member has news.
+     */
+    groupHeartbeatIntervalMs: int(10, 60_000, 3_000),
     /** Topic defaults (each topic may override; see createTopic's config). */
     retentionMs: intOrOff(1, Number.MAX_SAFE_INTEGER, 7 * DAY_MS),
     retentionBytes: intOrOff(1, Number.MAX_SAFE_INTEGER, -1),
@@ -115,6 +128,9 @@ export const configSchema = z
         path: ["bufferedBytesMax"],
         message: `must be 0 (auto) or at least frameBytesMax (${config.frameBytesMax}), so that one largest frame fits`,
       });
+    }
+    if (config.groupSessionTimeoutMsMin > config.groupSessionTimeoutMsMax) {
+      context.addIssue({ code: "custom", path: ["groupSessionTimeoutMsMin"], message: `must be at most groupSessionTimeoutMsMax (${config.groupSessionTimeoutMsMax})` });
     }
   });
 

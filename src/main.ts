@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   topics: { summary: "create, list, describe, delete topics", load: () => import("./cli/topics.ts") },
   produce: { summary: "send stdin lines as messages", load: () => import("./cli/produce.ts") },
   consume: { summary: "print messages from a topic", load: () => import("./cli/consume.ts") },
+  groups: { summary: "list, describe, delete consumer groups; reset their offsets", load: () => import("./cli/groups.ts") },
   bench: { summary: "measure throughput and latency", load: () => import("./cli/bench.ts") },
   top: { summary: "live throughput per topic and lag per group", load: () => import("./cli/top.ts") },
 };

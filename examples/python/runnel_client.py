@@ -5,6 +5,8 @@ Needs only the standard library and a MessagePack library (Debian: python3-msgpa
 
   runnel_client.py --broker 127.0.0.1:9600 produce TOPIC < lines     one message per line
   runnel_client.py --broker 127.0.0.1:9600 consume TOPIC COUNT        prints COUNT values
+  runnel_client.py --broker 127.0.0.1:9600 consume TOPIC COUNT --group G
+                                        the same, as a member of group G: only its share
 
 Consume reads every partition of TOPIC from its earliest offset and prints one line per
 record, as "partition offset key value" (key "-" when absent), checking every batch's crc.
@@ -118,16 +120,65 @@ def consume(connection, topic, count):
                 printed += 1
 
 
+def partitions_of(lists):
+    return {p for entry in lists for p in entry["partitions"]}
+
+
+def consume_group(connection, topic, count, group):
+    """Joins GROUP, consumes what the broker assigns, commits before giving a partition up."""
+    member = connection.request("joinGroup", group=group, topics=[topic])
+    member_id, positions, printed, beat_at = member["memberId"], {}, 0, 0.0
+    while printed < count:
+        if time.time() >= beat_at:  # heartbeat: what we hold in, news out
+            owned = [{"topic": topic, "partitions": sorted(positions)}]
+            member = connection.request("heartbeat", group=group, memberId=member_id, owned=owned,
+                                        memberEpoch=member["memberEpoch"])
+            beat_at = time.time() + member["heartbeatIntervalMs"] / 1000
+            given = partitions_of(member["revoke"]) & set(positions)
+            if given:  # commit, then drop, then tell the broker at once
+                commit(connection, group, topic, {p: positions.pop(p) for p in given}, member)
+                beat_at = 0.0
+            for p in partitions_of(member["assigned"]) - set(positions):
+                asked = [{"topic": topic, "partition": p}]
+                committed = connection.request("fetchOffsets", group=group, partitions=asked)["offsets"][0]["offset"]
+                earliest = connection.request("listOffsets", partitions=[{**asked[0], "at": "earliest"}])
+                positions[p] = committed if committed >= 0 else earliest["partitions"][0]["offset"]
+        if not positions:
+            time.sleep(0.1)
+            continue
+        wanted = [{"topic": topic, "partition": p, "offset": o} for p, o in sorted(positions.items())]
+        response = connection.request("fetch", partitions=wanted, maxBytes=1 << 20, maxWaitMs=200)
+        start = 0
+        for entry in response["partitions"]:
+            own, start = response["records"][start:start + entry["recordsBytes"]], start + entry["recordsBytes"]
+            for offset, _ts, key, value in decode_batches(own):
+                if offset >= positions[entry["partition"]] and printed < count:
+                    print(entry["partition"], offset, "-" if key is None else key.decode(), value.decode())
+                    positions[entry["partition"]], printed = offset + 1, printed + 1
+    commit(connection, group, topic, positions, member)
+    connection.request("leaveGroup", group=group, memberId=member_id)
+
+
+def commit(connection, group, topic, positions, member):
+    offsets = [{"topic": topic, "partition": p, "offset": o} for p, o in positions.items()]
+    if offsets:
+        connection.request("commitOffsets", group=group, memberId=member["memberId"],
+                           generation=member["generation"], offsets=offsets)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", default="127.0.0.1:9600")
     parser.add_argument("command", choices=["produce", "consume"])
     parser.add_argument("topic")
     parser.add_argument("count", nargs="?", type=int, default=0)
+    parser.add_argument("--group", help="consume as a member of this consumer group")
     args = parser.parse_args()
     connection = Connection(args.broker)
     if args.command == "produce":
         produce(connection, args.topic, sys.stdin.read().splitlines())
+    elif args.group:
+        consume_group(connection, args.topic, args.count, args.group)
     else:
         consume(connection, args.topic, args.count)
 

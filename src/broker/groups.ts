@@ -44,7 +44,7 @@ export interface GroupDirectory {
 /** The directory of committed offsets alone: groups without members. */
 export function committedOffsetGroups(offsets: OffsetStore): GroupDirectory {
   return {
-    groupNames: () => offsets.groupNames(),
+    groupNames: () => offsets.committedGroups(),
     describe(name) {
       const entries = offsets.fetchAll(name);
       if (entries.length === 0) return null;

@@ -2,7 +2,8 @@
  * @module client/admin
  * Topic administration and offset lookups: thin, checked wrappers over the control-plane
  * operations of docs/protocol.md (createTopic, deleteTopic, describeTopic, createPartitions,
- * alterTopicConfig, metadata, listOffsets, fetchOffsets). Every broker error surfaces as a
+ * alterTopicConfig, metadata, listOffsets, fetchOffsets) and consumer groups (listGroups,
+ * describeGroup, deleteGroup, an unfenced commitOffsets). Every broker error surfaces as a
  * RunnelError carrying the broker's code.
  */
 import { Connection, type BrokerInfo, type ConnectionOptions } from "./connection.ts";
@@ -36,6 +37,40 @@ export interface TopicDescription {
 export interface TopicSummary {
   name: string;
   partitions: PartitionDescription[];
+}
+
+/** A consumer group as listGroups shows it (docs/protocol.md, "Consumer groups"). */
+export interface GroupSummary {
+  group: string;
+  /** "native" or "classic"; absent for a group with committed offsets and no members. */
+  kind?: string;
+  /** "empty", "reconciling" or "stable". */
+  state: string;
+  generation: number;
+  members: number;
+}
+
+export interface GroupTopicPartitions {
+  topic: string;
+  partitions: number[];
+}
+
+export interface GroupMemberDescription {
+  memberId: string;
+  clientId: string;
+  topics: string[];
+  assigned: GroupTopicPartitions[];
+  revoking: GroupTopicPartitions[];
+  pending: GroupTopicPartitions[];
+}
+
+export interface GroupDescription {
+  group: string;
+  kind?: string;
+  state: string;
+  generation: number;
+  assignor?: string;
+  members: GroupMemberDescription[];
 }
 
 export type AdminOptions = ConnectionOptions;
@@ -97,6 +132,74 @@ export class Admin {
     return partitions.map(({ topic, partition }) => ({ topic, partition, offset: committed.get(`${topic}\u0000${partition}`) ?? -1 }));
   }
 
+  /** Groups with members or committed offsets, sorted by name. */
+  async listGroups(): Promise<GroupSummary[]> {
+    const response = await this.connection.request("listGroups", {});
+    return readArray(response.groups, "listGroups", "groups").map((item, index) => {
+      const entry = readMap(item, "listGroups", `groups[${index}]`);
+      const summary: GroupSummary = {
+        group: readString(entry.group, "listGroups", `groups[${index}].group`),
+        state: readString(entry.state, "listGroups", `groups[${index}].state`),
+        generation: readInt(entry.generation, "listGroups", `groups[${index}].generation`),
+        members: readInt(entry.members, "listGroups", `groups[${index}].members`),
+      };
+      if (typeof entry.kind === "string") summary.kind = entry.kind;
+      return summary;
+    });
+  }
+
+  /** A group's members and what each holds, gives up and waits for (state "empty" and no members for an unknown group). */
+  async describeGroup(group: string): Promise<GroupDescription> {
+    const op = "describeGroup";
+    const response = await this.connection.request(op, { group });
+    const description: GroupDescription = {
+      group: readString(response.group, op, "group"),
+      state: readString(response.state, op, "state"),
+      generation: readInt(response.generation, op, "generation"),
+      members: readArray(response.members, op, "members").map((item, index) => {
+        const member = readMap(item, op, `members[${index}]`);
+        return {
+          memberId: readString(member.memberId, op, `members[${index}].memberId`),
+          clientId: readString(member.clientId, op, `members[${index}].clientId`),
+          topics: readArray(member.topics, op, `members[${index}].topics`).map((topic, at) => readString(topic, op, `members[${index}].topics[${at}]`)),
+          assigned: readTopicPartitions(member.assigned, op, `members[${index}].assigned`),
+          revoking: readTopicPartitions(member.revoking, op, `members[${index}].revoking`),
+          pending: readTopicPartitions(member.pending, op, `members[${index}].pending`),
+        };
+      }),
+    };
+    if (typeof response.kind === "string") description.kind = response.kind;
+    if (typeof response.assignor === "string") description.assignor = response.assignor;
+    return description;
+  }
+
+  /** Deletes a group without members and its committed offsets (GROUP_NOT_EMPTY while it has members). */
+  async deleteGroup(group: string): Promise<void> {
+    await this.connection.request("deleteGroup", { group });
+  }
+
+  /** Every offset the group has committed, in no particular order. */
+  async groupOffsets(group: string): Promise<Array<{ topic: string; partition: number; offset: number }>> {
+    const response = await this.connection.request("fetchOffsets", { group });
+    return readArray(response.offsets, "fetchOffsets", "offsets").map((item, index) => {
+      const entry = readMap(item, "fetchOffsets", `offsets[${index}]`);
+      return {
+        topic: readString(entry.topic, "fetchOffsets", `offsets[${index}].topic`),
+        partition: readInt(entry.partition, "fetchOffsets", `offsets[${index}].partition`),
+        offset: readInt(entry.offset, "fetchOffsets", `offsets[${index}].offset`),
+      };
+    });
+  }
+
+  /** Commits offsets for a group as a tool (not fenced: no member id), e.g. to reset them. */
+  async commitOffsets(group: string, offsets: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
+    const response = await this.connection.request("commitOffsets", { group, offsets: offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })) });
+    for (const [index, item] of readArray(response.results, "commitOffsets", "results").entries()) {
+      const result = readMap(item, "commitOffsets", `results[${index}]`);
+      if (result.error !== undefined) throw brokerError(result.error, `commit of ${String(result.topic)}/${String(result.partition)} for group ${group}`);
+    }
+  }
+
   /** Broker counters (docs/protocol.md, stats). */
   async stats(): Promise<Record<string, number | string>> {
     const { id: _id, ...counters } = await this.connection.request("stats", {});
@@ -115,6 +218,16 @@ function readTopic(response: WireMap, op: string): TopicDescription {
     for (const [name, value] of Object.entries(topic.config)) if (typeof value === "number") config[name] = value;
   }
   return { name: readString(topic.name, op, "topic.name"), partitions: readPartitions(topic.partitions, op), config };
+}
+
+function readTopicPartitions(value: unknown, op: string, field: string): GroupTopicPartitions[] {
+  return readArray(value, op, field).map((item, index) => {
+    const entry = readMap(item, op, `${field}[${index}]`);
+    return {
+      topic: readString(entry.topic, op, `${field}[${index}].topic`),
+      partitions: readArray(entry.partitions, op, `${field}[${index}].partitions`).map((partition, at) => readInt(partition, op, `${field}[${index}].partitions[${at}]`)),
+    };
+  });
 }
 
 function readPartitions(value: unknown, op: string): PartitionDescription[] {

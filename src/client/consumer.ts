@@ -84,6 +84,8 @@ export interface ConsumerOptions extends ConnectionOptions {
   retryBackoffMs?: number;
   /** How often a subscription looks for partitions added to its topics. Default 30 s. */
   metadataMaxAgeMs?: number;
+  /** Internal (client/group-consumer.ts): the group member's id and generation, stamped on every commit so the broker fences it. */
+  commitFence?: () => { memberId: string; generation: number };
 }
 
 const FETCH_PARTITIONS_MAX = 1_000;
@@ -125,6 +127,7 @@ export class Consumer implements AsyncIterable<Message> {
   private failingSinceMs = 0;
   private rotation = 0;
   private readonly metadataMaxAgeMs: number;
+  private readonly commitFence: ConsumerOptions["commitFence"];
   private metadataCheckedMs = 0;
   private growing: Promise<void> | null = null;
   private closing = false;
@@ -159,6 +162,7 @@ export class Consumer implements AsyncIterable<Message> {
     this.retryTimeoutMs = options.retryTimeoutMs ?? 30_000;
     this.retryBackoffMs = options.retryBackoffMs ?? 100;
     this.metadataMaxAgeMs = options.metadataMaxAgeMs ?? 30_000;
+    this.commitFence = options.commitFence;
     this.fetchFields = { partitions: [], maxBytes: this.maxBytes, maxWaitMs: this.maxWaitMs, minBytes: this.minBytes };
     const autoCommit = options.autoCommit ?? this.groupId !== undefined;
     if (autoCommit && this.groupId !== undefined) {
@@ -245,7 +249,8 @@ export class Consumer implements AsyncIterable<Message> {
     if (offsets === undefined) this.markProcessed();
     const entries = offsets ?? this.cursors.filter((cursor) => cursor.processed > cursor.committed).map((cursor) => ({ topic: cursor.topic, partition: cursor.partition, offset: cursor.processed }));
     if (entries.length === 0) return;
-    const response = await this.control.request("commitOffsets", { group, offsets: entries.map(({ topic, partition, offset }) => ({ topic, partition, offset })) });
+    const fence = this.commitFence?.() ?? {};
+    const response = await this.control.request("commitOffsets", { group, ...fence, offsets: entries.map(({ topic, partition, offset }) => ({ topic, partition, offset })) });
     for (const [index, item] of readArray(response.results, "commitOffsets", "results").entries()) {
       const result = readMap(item, "commitOffsets", `results[${index}]`);
       if (result.error !== undefined) throw brokerError(result.error, `commit of ${String(result.topic)}/${String(result.partition)} for group ${group}`);

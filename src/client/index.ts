@@ -14,6 +14,8 @@ export { Producer } from "./producer.ts";
 export type { Durability, ProducerMessage, ProducerOptions, SendResult } from "./producer.ts";
 export { Consumer } from "./consumer.ts";
 export type { Assignment, ConsumerOptions, Message, OffsetResetPolicy, StartPosition } from "./consumer.ts";
+export { GroupConsumer } from "./group-consumer.ts";
+export type { GroupConsumerOptions, TopicPartition } from "./group-consumer.ts";
 export { Admin } from "./admin.ts";
 export type { AdminOptions, PartitionDescription, TopicConfig, TopicDescription, TopicSummary } from "./admin.ts";
 export type { BrokerInfo, ConnectionOptions } from "./connection.ts";

@@ -39,6 +39,8 @@ export const WIRE_LIMITS = {
   topicsPerRequestMax: 10_000,
   /** Characters of a committed offset's metadata string. */
   offsetMetadataLengthMax: 1_024,
+  /** Topics one group member subscribes to, and topics of one group (the union of its members'). */
+  groupTopicsMax: 1_000,
   /** Ceiling of the broker's fetchWaitMsMax, to which a fetch's maxWaitMs is clamped (see hello limits). */
   maxWaitMsMax: 300_000,
 } as const;
@@ -119,6 +121,10 @@ export const requestSchemas = {
   }),
   commitOffsets: z.object({
     group: shortString,
+    /** A group member's commit is fenced (COMMIT_FENCED); without memberId it is a tool's, and is not. */
+    memberId: shortString.optional(),
+    /** Required with memberId: the generation of the member's latest heartbeat answer. */
+    generation: z.int().min(0).optional(),
     offsets: z
       .array(
         z.object({
@@ -141,6 +147,31 @@ export const requestSchemas = {
     producerId: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     producerEpoch: z.int().min(0).max(0x7fff).optional(),
   }),
+  /** Consumer groups (docs/protocol.md, section 4, "Consumer groups"); bounds beyond the types are the coordinator's. */
+  joinGroup: z.object({
+    group: shortString,
+    memberId: shortString.optional(),
+    clientId: z.string().max(LIMITS.shortStringLengthMax).optional(),
+    topics: z.array(topicName).min(1).max(WIRE_LIMITS.arrayLengthMax),
+    assignor: z.enum(["sticky", "range", "roundRobin"]).optional(),
+    sessionTimeoutMs: z.int().optional(),
+    rebalanceTimeoutMs: z.int().optional(),
+  }),
+  heartbeat: z.object({
+    group: shortString,
+    memberId: shortString,
+    memberEpoch: z.int().min(0),
+    owned: z
+      .array(z.object({ topic: topicName, partitions: z.array(partitionIndex).max(LIMITS.partitionsPerTopicMax) }))
+      .max(WIRE_LIMITS.groupTopicsMax)
+      .default([]),
+    /** Hold the answer up to this long (capped at the heartbeat interval) unless the member has news. */
+    waitMs: z.int().min(0).max(WIRE_LIMITS.maxWaitMsMax).default(0),
+  }),
+  leaveGroup: z.object({ group: shortString, memberId: shortString }),
+  listGroups: z.object({}),
+  describeGroup: z.object({ group: shortString }),
+  deleteGroup: z.object({ group: shortString }),
 } as const;
 
 export type Operation = keyof typeof requestSchemas;

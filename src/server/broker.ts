@@ -14,6 +14,7 @@ import packageJson from "../../package.json" with { type: "json" };
 import { committedOffsetGroups } from "../broker/groups.ts";
 import { type BrokerMetrics, createBrokerMetrics } from "../broker/metrics.ts";
 import { timedStorage } from "../broker/timed-storage.ts";
+import { type GroupRuntime, startGroupRuntime } from "../broker/group-runtime.ts";
 import type { Config } from "../config.ts";
 import { bufferedBytesBudget, httpPortOf, topicDefaultsOf } from "../config.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
@@ -152,6 +153,7 @@ class RunningBroker implements Broker {
   private shuttingDown = false;
   private stopping: Promise<void> | null = null;
   private settledWaiter: (() => void) | null = null;
+  private readonly groups: GroupRuntime;
 
   constructor(
     private readonly config: Config,
@@ -161,12 +163,15 @@ class RunningBroker implements Broker {
     producerIds: ProducerIdAllocator,
     private readonly observability: Observability,
   ) {
+    this.groups = startGroupRuntime(config, log);
     this.context = {
       config,
       log,
       offsets,
       notifier: new PartitionNotifier(config.fetchWaitersMax),
       producerIds,
+      groups: this.groups.coordinator,
+      heartbeatWaits: this.groups.waits,
       stats: this.stats,
       memory: new MemoryBudget(bufferedBytesBudget(config)),
       readTurns: new ReadTurns(),
@@ -276,6 +281,7 @@ class RunningBroker implements Broker {
     this.observability.view.phase = "stopping";
     this.listener?.stop(false);
     this.context.notifier.wakeAll();
+    this.groups.stop();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.context.memory.close();

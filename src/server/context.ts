@@ -5,6 +5,8 @@
  * return to the connection, which owns the bytes on the wire.
  */
 import type { BrokerMetrics } from "../broker/metrics.ts";
+import type { GroupCoordinator } from "../broker/group-coordinator.ts";
+import type { HeartbeatWaits } from "../broker/heartbeat-waits.ts";
 import type { Config } from "../config.ts";
 import { encodeResponseFrame } from "../protocol/messages.ts";
 import type { LogManager, ReadSlice } from "../log/api.ts";
@@ -24,6 +26,10 @@ export interface BrokerContext {
   readonly notifier: PartitionNotifier;
   /** Idempotent-producer ids (initProducer). */
   readonly producerIds: ProducerIdAllocator;
+  /** Consumer-group membership and assignment (joinGroup, heartbeat, commit fencing). */
+  readonly groups: GroupCoordinator;
+  /** Heartbeats parked until their member has news. */
+  readonly heartbeatWaits: HeartbeatWaits;
   readonly stats: BrokerStats;
   /** Broker-wide budget for partial frames and queued answers (bufferedBytesMax). */
   readonly memory: MemoryBudget;

@@ -18,6 +18,7 @@ import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrel
 import { peekRequestId } from "../protocol/msgpack-scan.ts";
 import { applicationOf, appliedLater, type BrokerContext, type Reply } from "./context.ts";
 import { handleFetch } from "./handlers/fetch.ts";
+import { handleDeleteGroup, handleDescribeGroup, handleHeartbeat, handleJoinGroup, handleLeaveGroup, handleListGroups } from "./handlers/groups.ts";
 import { handleHello } from "./handlers/hello.ts";
 import { handleInitProducer } from "./handlers/init-producer.ts";
 import { handleListOffsets } from "./handlers/list-offsets.ts";
@@ -44,6 +45,12 @@ const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   fetchOffsets: handleFetchOffsets,
   stats: handleStats,
   initProducer: handleInitProducer,
+  joinGroup: handleJoinGroup,
+  heartbeat: handleHeartbeat,
+  leaveGroup: handleLeaveGroup,
+  listGroups: handleListGroups,
+  describeGroup: handleDescribeGroup,
+  deleteGroup: handleDeleteGroup,
 };
 
 export type RequestDecoder = (body: Uint8Array) => unknown;

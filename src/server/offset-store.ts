@@ -50,7 +50,8 @@ interface Settle {
 
 type PendingCommit = Settle & { kind: "commit"; bytes: Uint8Array; group: string; entries: OffsetCommit[] };
 type PendingRemoval = Settle & { kind: "removeTopic"; topic: string; afterRemoval: () => void };
-type Pending = PendingCommit | PendingRemoval;
+type PendingGroupRemoval = Settle & { kind: "removeGroup"; group: string };
+type Pending = PendingCommit | PendingRemoval | PendingGroupRemoval;
 
 const RECORD_HEAD_BYTES = 8;
 const COMPACT_BYTES_MIN = 1024 * 1024;
@@ -142,8 +143,8 @@ export class OffsetStore {
     return [...(this.groups.get(group)?.values() ?? [])];
   }
 
-  /** Names of every group with committed offsets, in no particular order. */
-  groupNames(): string[] {
+  /** Every group holding committed offsets. */
+  committedGroups(): string[] {
     return [...this.groups.keys()];
   }
 
@@ -188,6 +189,16 @@ export class OffsetStore {
     return new Promise((resolve, reject) => this.enqueue({ kind: "removeTopic", topic, afterRemoval, resolve, reject }));
   }
 
+  /**
+   * Forgets every committed offset of `group` (deleteGroup), durably, as removeTopic does: the
+   * file is replaced by a snapshot without them. Commits queued before are removed too; commits
+   * after it start the group afresh.
+   */
+  removeGroup(group: string): Promise<void> {
+    if (this.closed) return Promise.reject(new RunnelError("SHUTTING_DOWN", "the offset store is closed"));
+    return new Promise((resolve, reject) => this.enqueue({ kind: "removeGroup", group, resolve, reject }));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.writer;
@@ -206,6 +217,9 @@ export class OffsetStore {
       if (head?.kind === "removeTopic") {
         this.queue.shift();
         await this.runRemoval(head);
+      } else if (head?.kind === "removeGroup") {
+        this.queue.shift();
+        await this.runGroupRemoval(head);
       } else {
         await this.runCommits(takeLeadingCommits(this.queue));
       }
@@ -252,6 +266,23 @@ export class OffsetStore {
     }
   }
 
+  private async runGroupRemoval(removal: PendingGroupRemoval): Promise<void> {
+    try {
+      const offsets = this.groups.get(removal.group);
+      if (offsets !== undefined) {
+        const live = this.liveRecords(undefined, removal.group);
+        await this.replaceFile(concatenate(live), () => {
+          this.entryCount -= offsets.size;
+          this.groups.delete(removal.group);
+        });
+        this.logger?.info({ group: removal.group, offsetsRemoved: offsets.size }, "offset store: removed a deleted group's committed offsets");
+      }
+      removal.resolve();
+    } catch (error) {
+      removal.reject(error);
+    }
+  }
+
   private apply(group: string, entries: Iterable<OffsetCommit>): void {
     let offsets = this.groups.get(group);
     if (offsets === undefined) this.groups.set(group, (offsets = new Map()));
@@ -280,10 +311,11 @@ export class OffsetStore {
     }
   }
 
-  /** One record per group holding live offsets (without `excludedTopic`'s): a snapshot's content. */
-  private liveRecords(excludedTopic?: string): Uint8Array[] {
+  /** One record per group holding live offsets (without `excludedTopic`'s or `excludedGroup`'s): a snapshot's content. */
+  private liveRecords(excludedTopic?: string, excludedGroup?: string): Uint8Array[] {
     const records: Uint8Array[] = [];
     for (const [group, offsets] of this.groups) {
+      if (group === excludedGroup) continue;
       const entries = [...offsets.values()].filter((entry) => entry.topic !== excludedTopic);
       if (entries.length > 0) records.push(encodeRecord(group, entries));
     }

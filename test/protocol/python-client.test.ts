@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
-import { Consumer, Producer } from "../../src/client/index.ts";
+import { Admin, Consumer, Producer } from "../../src/client/index.ts";
 import { type RealBroker, ROOT, startRealBroker } from "../client/real-broker.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -68,6 +68,21 @@ describe.skipIf(!available)("a Python client written from docs/protocol.md", () 
     const consumed = await python(["consume", "py-from-ts", "300"]);
     expect(consumed.code).toBe(0);
     expect(consumed.stdout.trim().split("\n").sort()).toEqual(sent.sort());
+  });
+
+  test("joins a consumer group, consumes the share the broker assigns, commits it and leaves", async () => {
+    const admin = new Admin({ broker: broker.address });
+    await admin.createTopic("py-group", { partitions: 2 });
+    const producer = new Producer({ broker: broker.address });
+    for (let i = 0; i < 20; i++) await producer.send("py-group", { partition: i % 2, value: `g${i}` });
+    await producer.close();
+    const consumed = await python(["consume", "py-group", "20", "--group", "pyg"]);
+    expect(consumed.stderr).toBe("");
+    expect(consumed.code).toBe(0);
+    expect(consumed.stdout.trim().split("\n").sort()).toEqual(Array.from({ length: 20 }, (_, i) => `${i % 2} ${Math.floor(i / 2)} - g${i}`).sort());
+    expect((await admin.committedOffsets("pyg", [0, 1].map((partition) => ({ topic: "py-group", partition })))).map((entry) => entry.offset)).toEqual([10, 10]);
+    expect((await admin.describeGroup("pyg")).members).toEqual([]); // it left
+    await admin.close();
   });
 
   test("writes batches the TypeScript consumer decodes and verifies", async () => {

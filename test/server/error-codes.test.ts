@@ -99,6 +99,29 @@ const rows: Row[] = [
     },
   },
   { code: "UNKNOWN_PRODUCER_ID", request: async () => ({ op: "produce", batches: [{ topic: "known", partition: 0, batch: batchOf("x", idempotent(10 ** 12, 0, 0)) }] }) },
+  { code: "UNKNOWN_MEMBER", request: async () => ({ op: "heartbeat", group: "g-unknown", memberId: "ghost", memberEpoch: 0, owned: [] }) },
+  {
+    code: "COMMIT_FENCED",
+    request: async () => {
+      await client.request({ op: "joinGroup", group: "g-fenced", topics: ["known"] }); // owns partition 0
+      const other = await client.request({ op: "joinGroup", group: "g-fenced", topics: ["known"] });
+      return { op: "commitOffsets", group: "g-fenced", memberId: other.memberId, generation: other.generation, offsets: [{ topic: "known", partition: 0, offset: 0 }] };
+    },
+  },
+  {
+    code: "INCONSISTENT_GROUP_PROTOCOL",
+    request: async () => {
+      await client.request({ op: "joinGroup", group: "g-sticky", topics: ["known"] });
+      return { op: "joinGroup", group: "g-sticky", topics: ["known"], assignor: "range" };
+    },
+  },
+  {
+    code: "GROUP_NOT_EMPTY",
+    request: async () => {
+      await client.request({ op: "joinGroup", group: "g-busy", topics: ["known"] });
+      return { op: "deleteGroup", group: "g-busy" };
+    },
+  },
 ];
 
 /** Codes a request cannot trigger on a healthy broker, each with the tests that cover it. */
@@ -113,6 +136,8 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   CLIENT_CLOSED: { why: "client side only", tests: ["test/client/producer.test.ts", "test/client/connection.test.ts"] },
   THROTTLED: { why: "creates past partitionCreatesPerSecond, on a broker configured for it", tests: ["test/server/availability-create.test.ts"] },
   INTERNAL: { why: "a bug in the broker; the client maps it", tests: ["test/client/wire.test.ts"] },
+  REBALANCE_IN_PROGRESS: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
+  ILLEGAL_GENERATION: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */
@@ -167,6 +192,8 @@ function requestsNamingOnly(topic: string): Array<[string, Message]> {
     ["createPartitions", { op: "createPartitions", topic, partitions: 2 }],
     ["alterTopicConfig", { op: "alterTopicConfig", topic, config: { "retention.ms": 1000 } }],
     ["fetchOffsets", { op: "fetchOffsets", group: "g", partitions: [{ topic, partition: 0 }] }],
+    ["joinGroup", { op: "joinGroup", group: "g", topics: [topic] }],
+    ["heartbeat", { op: "heartbeat", group: "g", memberId: "m", memberEpoch: 0, owned: [{ topic, partitions: [0] }] }],
   ];
 }
 

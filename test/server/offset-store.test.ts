@@ -333,3 +333,22 @@ describe("OffsetStore: compaction", () => {
     expect(await reopened(dataDir, ["g0", "g1"])).toEqual(expected);
   });
 });
+
+describe("OffsetStore: removeGroup", () => {
+  test("forgets one group's offsets durably, keeps the others', and lets the group commit afresh", async () => {
+    const dataDir = newDir();
+    const store = await seeded(dataDir);
+    expect(store.committedGroups().sort()).toEqual(GROUPS);
+    await store.removeGroup("g1");
+    expect(contents(store, GROUPS)).toEqual(["g2/doomed/0=8", "g3/kept/1=9"]);
+    expect(store.size).toBe(2);
+    expect(store.committedGroups().sort()).toEqual(["g2", "g3"]);
+    await store.close();
+    expect(await reopened(dataDir, GROUPS)).toEqual(["g2/doomed/0=8", "g3/kept/1=9"]);
+    const again = open(dataDir);
+    await again.removeGroup("never-committed");
+    await again.commit("g1", [entry("kept", 0, 1)]);
+    await again.close();
+    expect(await reopened(dataDir, GROUPS)).toEqual(["g1/kept/0=1", "g2/doomed/0=8", "g3/kept/1=9"]);
+  });
+});

@@ -9,6 +9,8 @@
  * that retention has since deleted, and finds OFFSET_OUT_OF_RANGE on its next fetch. Deleting a
  * topic deletes its committed offsets (handlers/topics.ts); while that runs, a commit naming the
  * topic gets UNKNOWN_TOPIC, and afterwards fetchOffsets answers as for a never-committed one.
+ * A commit that names a group member (`memberId` + `generation`) is fenced per entry by the group
+ * coordinator (UNKNOWN_MEMBER, COMMIT_FENCED); one without is a tool's and is not.
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
@@ -20,9 +22,13 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
   const results: Array<{ topic: string; partition: number; error?: WireError }> = [];
   const accepted: OffsetCommit[] = [];
   const acceptedIndexes: number[] = [];
+  if (request.memberId !== undefined && request.generation === undefined) {
+    throw new RunnelError("INVALID_REQUEST", "generation: a commit with a memberId carries the generation of the member's latest heartbeat answer");
+  }
   for (const entry of request.offsets) {
     try {
       findPartition(context, entry.topic, entry.partition);
+      if (request.memberId !== undefined) context.groups.checkCommit(request.group, request.memberId, request.generation ?? -1, entry.topic, entry.partition);
       if (context.offsets.isTopicBeingRemoved(entry.topic)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${entry.topic}' is being deleted`);
       acceptedIndexes.push(results.length);
       accepted.push({ topic: entry.topic, partition: entry.partition, offset: entry.offset, metadata: entry.metadata });

@@ -1,0 +1,233 @@
+/**
+ * @module client/group-consumer
+ * A consumer that shares its topics' partitions with the other members of its group:
+ * `new GroupConsumer({ broker, groupId }).subscribe("orders")`, then `for await` as with
+ * Consumer. The broker assigns the partitions (client/group-member.ts runs the membership);
+ * this class serves them through an inner Consumer over exactly the partitions held, from the
+ * group's committed offsets.
+ *
+ * Assignment changes are applied inside next(), never while the caller works on a message
+ * (as Kafka runs rebalance callbacks inside poll()): a partition is given up only after the
+ * messages handed out so far are committed (with autoCommit, the default) and `onRevoked` has
+ * run; then the member tells the broker, which only then hands it to another member. A change
+ * that arrives while next() waits for data interrupts the wait (the inner consumer is closed,
+ * which commits what was processed). Every commit carries the member's id and generation, so
+ * the broker refuses one from a member that no longer owns the partition (COMMIT_FENCED).
+ * Partitions `lost` (session expired) are dropped without a commit. close() commits and leaves
+ * the group at once.
+ *
+ * Non-obvious: each change builds a new inner consumer (new connections, positions from the
+ * committed offsets). Rebalances are rare; keeping one consumer and adding or removing its
+ * partitions in place is the optimisation to make next.
+ */
+import { RunnelError, toRunnelError } from "../errors.ts";
+import { Consumer, type ConsumerOptions, type Message } from "./consumer.ts";
+import { type AssignorName, GroupMember, type MembershipListener, type TopicPartition } from "./group-member.ts";
+
+export type { TopicPartition };
+
+export interface GroupConsumerOptions extends ConsumerOptions {
+  groupId: string;
+  assignor?: AssignorName;
+  /** The broker removes a member silent this long and moves its partitions. Default: the broker's (10 s). */
+  sessionTimeoutMs?: number;
+  rebalanceTimeoutMs?: number;
+  /** Partitions this member now consumes (called inside next()). */
+  onAssigned?: (partitions: TopicPartition[]) => void | Promise<void>;
+  /** Partitions it gives up: what was handed out is committed already (with autoCommit); called inside next(). */
+  onRevoked?: (partitions: TopicPartition[]) => void | Promise<void>;
+  /** Partitions taken away without a commit (its session expired); called inside next(). */
+  onLost?: (partitions: TopicPartition[]) => void | Promise<void>;
+}
+
+const DONE: IteratorResult<Message> = { done: true, value: undefined };
+
+const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+function fromKey(text: string): TopicPartition {
+  const cut = text.lastIndexOf("\u0000");
+  return { topic: text.slice(0, cut), partition: Number(text.slice(cut + 1)) };
+}
+
+export class GroupConsumer implements AsyncIterable<Message> {
+  private readonly topics: string[] = [];
+  private member: GroupMember | null = null;
+  private inner: Consumer | null = null;
+  /** Set while next() waits inside the inner consumer: a change must interrupt it. */
+  private waitingInInner = false;
+  private innerClosing: Promise<void> | null = null;
+  /** What the inner consumer serves. */
+  private owned = new Set<string>();
+  private readonly pendingAssigned = new Set<string>();
+  private readonly pendingRevoked = new Set<string>();
+  private readonly pendingLost = new Set<string>();
+  private failure: RunnelError | null = null;
+  private changed: (() => void) | null = null;
+  private closing = false;
+  private closed: Promise<void> | null = null;
+
+  constructor(private readonly options: GroupConsumerOptions) {
+    if (options.groupId === undefined || options.groupId.length === 0) throw new RunnelError("INVALID_CONFIG", "a GroupConsumer needs a groupId");
+  }
+
+  /** Adds a topic to the subscription (before iteration starts). */
+  subscribe(topic: string): this {
+    if (this.member !== null) throw new RunnelError("INVALID_CONFIG", "subscribe() must come before iteration starts");
+    this.topics.push(topic);
+    return this;
+  }
+
+  /** The partitions this member consumes now. */
+  assignment(): TopicPartition[] {
+    return [...this.owned].map(fromKey);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return { next: () => this.next(), return: async () => DONE };
+  }
+
+  /** The next message of a partition this member owns; waits for an assignment or data; `done` once closed. */
+  async next(): Promise<IteratorResult<Message>> {
+    this.member ??= this.startMember();
+    for (;;) {
+      if (this.closing) return DONE;
+      if (this.failure !== null) throw this.failure;
+      if (this.hasChanges()) await this.applyChanges();
+      const inner = this.inner;
+      if (inner === null) {
+        await this.waitForChange();
+        continue;
+      }
+      this.waitingInInner = true;
+      let result: IteratorResult<Message>;
+      try {
+        result = await inner.next();
+      } finally {
+        this.waitingInInner = false;
+      }
+      if (!result.done) return result;
+      // The inner consumer was closed under the wait (a change, or close()): loop.
+    }
+  }
+
+  /** Commits what was handed out so far (see Consumer.commit). */
+  async commit(): Promise<void> {
+    await this.inner?.commit();
+  }
+
+  /** Commits, leaves the group (its partitions move at once), closes the connections. */
+  close(): Promise<void> {
+    this.closed ??= this.shutDown();
+    return this.closed;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.closing = true;
+    this.changed?.();
+    // Not retireInner(true): the caller may be closing from inside its work on the message at
+    // hand, which must not count as processed; the inner close commits what came before it.
+    await this.retireInner(false);
+    const given = [...this.owned].map(fromKey);
+    this.owned = new Set();
+    if (given.length > 0) await this.options.onRevoked?.(given);
+    await this.member?.close();
+  }
+
+  private startMember(): GroupMember {
+    if (this.topics.length === 0) throw new RunnelError("INVALID_CONFIG", "nothing to consume: call subscribe(topic) first");
+    const listener: MembershipListener = {
+      assigned: (partitions) => this.note(this.pendingAssigned, partitions),
+      revoke: (partitions) => this.note(this.pendingRevoked, partitions),
+      lost: (partitions) => this.note(this.pendingLost, partitions),
+      failed: (error) => {
+        this.failure = error;
+        this.interrupt();
+      },
+    };
+    const { groupId, assignor, sessionTimeoutMs, rebalanceTimeoutMs } = this.options;
+    const member = new GroupMember(
+      {
+        ...this.options,
+        groupId,
+        topics: this.topics,
+        ...(assignor === undefined ? {} : { assignor }),
+        ...(sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs }),
+        ...(rebalanceTimeoutMs === undefined ? {} : { rebalanceTimeoutMs }),
+      },
+      listener,
+    );
+    member.start();
+    return member;
+  }
+
+  private note(into: Set<string>, partitions: readonly TopicPartition[]): void {
+    for (const { topic, partition } of partitions) into.add(key(topic, partition));
+    this.interrupt();
+  }
+
+  /** Wakes next(): out of its wait for a change, or out of the inner consumer's long poll. */
+  private interrupt(): void {
+    this.changed?.();
+    if (this.waitingInInner) this.innerClosing ??= this.closeInner();
+  }
+
+  private hasChanges(): boolean {
+    return this.pendingAssigned.size > 0 || this.pendingRevoked.size > 0 || this.pendingLost.size > 0;
+  }
+
+  private waitForChange(): Promise<void> {
+    if (this.hasChanges() || this.closing || this.failure !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.changed = resolve;
+    }).then(() => {
+      this.changed = null;
+    });
+  }
+
+  /** Applies what the member heard, in order: commit and give up, then take on. */
+  private async applyChanges(): Promise<void> {
+    const assigned = new Set(this.pendingAssigned);
+    const revoked = new Set(this.pendingRevoked);
+    const lost = new Set(this.pendingLost);
+    this.pendingAssigned.clear();
+    this.pendingRevoked.clear();
+    this.pendingLost.clear();
+    await this.retireInner(lost.size === 0);
+    const revokedOwned = [...revoked].filter((text) => this.owned.has(text));
+    const lostOwned = [...lost].filter((text) => this.owned.has(text));
+    const next = new Set([...this.owned, ...assigned].filter((text) => !revoked.has(text) && !lost.has(text)));
+    const taken = [...next].filter((text) => !this.owned.has(text));
+    this.owned = next;
+    if (lostOwned.length > 0) await this.options.onLost?.(lostOwned.map(fromKey));
+    if (revokedOwned.length > 0) await this.options.onRevoked?.(revokedOwned.map(fromKey));
+    if (revoked.size > 0) this.member?.released([...revoked].map(fromKey));
+    if (next.size > 0) this.inner = this.newInner(next);
+    if (taken.length > 0) await this.options.onAssigned?.(taken.map(fromKey));
+  }
+
+  private newInner(partitions: Set<string>): Consumer {
+    const member = this.member;
+    const inner = new Consumer({ ...this.options, commitFence: () => member?.fence() ?? { memberId: "", generation: 0 } });
+    return inner.assign([...partitions].map(fromKey));
+  }
+
+  /**
+   * Ends the inner consumer. `commitAtHand`: next() is running, so the message handed out last
+   * is processed too — commit it with the rest before closing (the close alone commits only what
+   * came before it).
+   */
+  private async retireInner(commitAtHand: boolean): Promise<void> {
+    const inner = this.inner;
+    if (inner === null) return;
+    if (this.innerClosing === null && commitAtHand && this.options.autoCommit !== false) {
+      await inner.commit().catch(() => undefined); // fenced or failed: the new owner re-reads from the last commit
+    }
+    await (this.innerClosing ??= this.closeInner());
+    this.innerClosing = null;
+    this.inner = null;
+  }
+
+  private async closeInner(): Promise<void> {
+    await this.inner?.close().catch((error: unknown) => void toRunnelError(error));
+  }
+}

@@ -1,0 +1,290 @@
+/**
+ * GroupConsumer against a real broker process, with each member its own process (so one can be
+ * SIGKILLed): members share a topic's partitions, a newcomer takes only what balance needs, a
+ * killed member's partitions reach the others within its session timeout + 1 s, every message
+ * is consumed, and the ownership intervals the members report from their callbacks never
+ * overlap on any partition.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import * as path from "node:path";
+import type { Subprocess } from "bun";
+import { Admin } from "../../src/client/admin.ts";
+import { Producer } from "../../src/client/producer.ts";
+import { prng } from "../support/prng.ts";
+import { ROOT, type RealBroker, startRealBroker } from "./real-broker.ts";
+
+const SESSION_TIMEOUT_MS = 2_000;
+const PARTITIONS = 6;
+const MESSAGES_PER_PARTITION = 100;
+
+interface MemberEvent {
+  event: string;
+  atMs: number;
+  partitions?: number[];
+  partition?: number;
+  offset?: number;
+  owned?: boolean;
+  message?: string;
+}
+
+class MemberProcess {
+  readonly events: MemberEvent[] = [];
+  readonly held = new Set<number>();
+  killedAtMs: number | null = null;
+  private readonly child: Subprocess<"ignore", "pipe", "pipe">;
+
+  constructor(
+    readonly name: string,
+    broker: string,
+    sessionTimeoutMs = SESSION_TIMEOUT_MS,
+  ) {
+    this.child = Bun.spawn([process.execPath, path.join(ROOT, "test/client/group-member-process.ts"), broker, "g", "orders", String(sessionTimeoutMs)], {
+      cwd: ROOT,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    void this.read();
+  }
+
+  private async read(): Promise<void> {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of this.child.stdout) {
+      pending += decoder.decode(chunk, { stream: true });
+      for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
+        const event = JSON.parse(pending.slice(0, newline)) as MemberEvent;
+        pending = pending.slice(newline + 1);
+        this.events.push(event);
+        if (event.event === "assigned") for (const partition of event.partitions ?? []) this.held.add(partition);
+        if (event.event === "revoked" || event.event === "lost") for (const partition of event.partitions ?? []) this.held.delete(partition);
+      }
+    }
+  }
+
+  get alive(): boolean {
+    return this.killedAtMs === null && this.child.exitCode === null;
+  }
+
+  async kill(): Promise<void> {
+    this.killedAtMs = Date.now();
+    this.held.clear();
+    this.child.kill("SIGKILL");
+    await this.child.exited;
+  }
+
+  async stop(): Promise<number> {
+    this.child.kill("SIGTERM");
+    return await this.child.exited;
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: string, members: MemberProcess[]): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      const state = members.map((member) => `${member.name}: [${[...member.held].join(",")}] ${member.events.filter((event) => event.event === "error").map((event) => event.message).join(" ")}`);
+      throw new Error(`timed out waiting for ${what}: ${state.join("; ")}`);
+    }
+    await Bun.sleep(10);
+  }
+}
+
+/** Partition -> owning member, over the live members; null when a partition has two. */
+function owners(members: MemberProcess[]): Map<number, string> | null {
+  const map = new Map<number, string>();
+  for (const member of members) {
+    if (!member.alive) continue;
+    for (const partition of member.held) {
+      if (map.has(partition)) return null;
+      map.set(partition, member.name);
+    }
+  }
+  return map;
+}
+
+const fullyOwned = (members: MemberProcess[]) => () => owners(members)?.size === PARTITIONS;
+
+interface Interval {
+  member: string;
+  fromMs: number;
+  toMs: number;
+  /** Offsets consumed while it held the partition (null when none). */
+  first: number | null;
+  last: number | null;
+  /** "revoked" (given up while running), "closed" (given up by close()), "lost", or "killed". */
+  endedBy: string;
+}
+
+/** Each member's ownership intervals per partition, from its callbacks and its consumed messages (a kill ends them). */
+function intervals(members: MemberProcess[]): Map<number, Interval[]> {
+  const byPartition = new Map<number, Interval[]>();
+  for (const member of members) {
+    const open = new Map<number, Interval>();
+    let closing = false;
+    const close = (partition: number, atMs: number, endedBy: string) => {
+      const interval = open.get(partition);
+      if (interval === undefined) return;
+      open.delete(partition);
+      Object.assign(interval, { toMs: atMs, endedBy });
+      byPartition.set(partition, [...(byPartition.get(partition) ?? []), interval]);
+    };
+    for (const event of member.events) {
+      if (event.event === "closing") closing = true;
+      if (event.event === "assigned") {
+        for (const partition of event.partitions ?? []) open.set(partition, { member: member.name, fromMs: event.atMs, toMs: Number.POSITIVE_INFINITY, first: null, last: null, endedBy: "" });
+      }
+      if (event.event === "consumed") {
+        const interval = open.get(event.partition ?? -1);
+        if (interval !== undefined) Object.assign(interval, { first: interval.first ?? event.offset, last: event.offset });
+      }
+      const endedBy = event.event === "revoked" ? (closing ? "closed" : "revoked") : "lost";
+      if (event.event === "revoked" || event.event === "lost") for (const partition of event.partitions ?? []) close(partition, event.atMs, endedBy);
+    }
+    for (const partition of [...open.keys()]) close(partition, member.killedAtMs ?? Number.POSITIVE_INFINITY, "killed");
+  }
+  return byPartition;
+}
+
+/**
+ * At least once, and duplicates only where they must be: on each partition, the next owner
+ * starts no later than right after the last message consumed before the move (nothing lost),
+ * exactly there after a revocation while running (everything handed out was committed), and at
+ * most one message earlier after a close (the message at hand when close() came). Every
+ * duplicate delivered lies in such an overlap: their count is the total re-deliveries.
+ */
+function expectDuplicatesOnlyAtMoves(members: MemberProcess[]): number {
+  let overlapped = 0;
+  for (const [partition, list] of intervals(members)) {
+    let previous: Interval | null = null;
+    let graceful = true;
+    for (const interval of [...list].sort((left, right) => left.fromMs - right.fromMs)) {
+      if (interval.first !== null && previous !== null && previous.last !== null) {
+        const overlap = previous.last + 1 - interval.first;
+        const move = { partition, from: previous.member, to: interval.member, endedBy: previous.endedBy };
+        expect({ ...move, lost: overlap < 0 }).toMatchObject({ lost: false });
+        if (graceful && previous.endedBy === "revoked") expect({ ...move, overlap }).toMatchObject({ overlap: 0 });
+        if (graceful && previous.endedBy === "closed") expect({ ...move, overlapAtMostOne: overlap <= 1 }).toMatchObject({ overlapAtMostOne: true });
+        overlapped += overlap;
+      } else if (interval.first !== null && previous === null) {
+        expect({ partition, firstOffset: interval.first }).toEqual({ partition, firstOffset: 0 });
+      }
+      if (interval.first !== null) {
+        previous = interval;
+        graceful = true;
+      }
+      if (interval.endedBy !== "revoked" && interval.endedBy !== "closed") graceful = false;
+    }
+  }
+  return overlapped;
+}
+
+function expectNoOverlap(members: MemberProcess[]): void {
+  for (const [partition, list] of intervals(members)) {
+    const sorted = [...list].sort((left, right) => left.fromMs - right.fromMs);
+    for (let index = 1; index < sorted.length; index++) {
+      const previous = sorted[index - 1]!;
+      const current = sorted[index]!;
+      expect({ partition, previous, current, overlaps: current.fromMs < previous.toMs }).toMatchObject({ overlaps: false });
+    }
+  }
+}
+
+const started: MemberProcess[] = [];
+let broker: RealBroker | null = null;
+afterAll(async () => {
+  for (const member of started) if (member.alive) await member.kill();
+  await broker?.stop();
+});
+
+describe("GroupConsumer with real processes", () => {
+  test("members share six partitions two each; a fourth moves only what it must; a SIGKILLed member's partitions move within its session timeout + 1 s; never two owners; nothing unconsumed", async () => {
+    broker = await startRealBroker({ extraArgs: ["--group-session-timeout-ms-min", "100", "--group-heartbeat-interval-ms", "200"] });
+    const admin = new Admin({ broker: broker.address });
+    await admin.createTopic("orders", { partitions: PARTITIONS });
+    await admin.close();
+    const producer = new Producer({ broker: broker.address });
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      for (let index = 0; index < MESSAGES_PER_PARTITION; index++) void producer.send("orders", { partition, value: `${partition}-${index}` });
+    }
+    await producer.flush();
+    await producer.close();
+
+    const members = ["a", "b", "c"].map((name) => new MemberProcess(name, broker!.address));
+    started.push(...members);
+    await waitFor(() => members.every((member) => member.held.size === 2), 30_000, "three members holding two each", members);
+
+    const before = owners(members)!;
+    const newcomer = new MemberProcess("d", broker.address);
+    started.push(newcomer);
+    members.push(newcomer);
+    await waitFor(() => owners(members)?.size === PARTITIONS && newcomer.held.size >= 1, 30_000, "the newcomer holding a share", members);
+    const after = owners(members)!;
+    const moved = [...after].filter(([partition, owner]) => before.get(partition) !== owner).length;
+    expect(moved).toBeGreaterThanOrEqual(1);
+    expect(moved).toBeLessThanOrEqual(2);
+
+    const victim = members.find((member) => member !== newcomer && member.held.size > 0)!;
+    await victim.kill();
+    await waitFor(fullyOwned(members), 30_000, "the killed member's partitions owned by the others", members);
+    const movedAfterKillMs = Date.now() - victim.killedAtMs!;
+    expect(movedAfterKillMs).toBeLessThanOrEqual(SESSION_TIMEOUT_MS + 1_000);
+
+    const consumed = () => new Set(members.flatMap((member) => member.events.filter((event) => event.event === "consumed").map((event) => `${event.partition}:${event.offset}`)));
+    await waitFor(() => consumed().size === PARTITIONS * MESSAGES_PER_PARTITION, 30_000, "every message consumed", members);
+    for (const member of members) if (member.alive) expect(await member.stop()).toBe(0);
+
+    for (const member of members) {
+      expect(member.events.filter((event) => event.event === "error")).toEqual([]);
+      expect(member.events.filter((event) => event.event === "consumed" && event.owned !== true)).toEqual([]);
+    }
+    expectNoOverlap(members);
+  }, 60_000);
+});
+
+describe("GroupConsumer under churn", () => {
+  test("members added, stopped and SIGKILLed at seeded random times while messages flow: every message is consumed at least once and no partition ever has two owners", async () => {
+    const random = prng(20_261_207);
+    const churnBroker = await startRealBroker({ extraArgs: ["--group-session-timeout-ms-min", "100", "--group-heartbeat-interval-ms", "200"] });
+    try {
+      const admin = new Admin({ broker: churnBroker.address });
+      await admin.createTopic("orders", { partitions: PARTITIONS });
+      await admin.close();
+      const members: MemberProcess[] = [];
+      const spawn = () => {
+        const member = new MemberProcess(`m${members.length}`, churnBroker.address, 1_000);
+        members.push(member);
+        started.push(member);
+      };
+      for (let index = 0; index < 3; index++) spawn();
+      const producer = new Producer({ broker: churnBroker.address });
+      const total = 30_000;
+      const rounds = 12;
+      for (let round = 0; round < rounds; round++) {
+        for (let index = 0; index < total / rounds; index++) void producer.send("orders", { partition: index % PARTITIONS, value: `r${round}-${index}` });
+        await producer.flush();
+        const live = members.filter((member) => member.alive);
+        const roll = random();
+        if (roll < 0.3 || live.length < 2) spawn();
+        else if (roll < 0.6) await live[Math.floor(random() * live.length)]!.kill();
+        else if (roll < 0.8) await live[Math.floor(random() * live.length)]!.stop();
+        await Bun.sleep(Math.floor(random() * 400));
+      }
+      await producer.close();
+      spawn();
+      const consumed = () => new Set(members.flatMap((member) => member.events.filter((event) => event.event === "consumed").map((event) => `${event.partition}:${event.offset}`)));
+      await waitFor(() => consumed().size === total, 60_000, `all ${total} messages consumed`, members);
+      for (const member of members) if (member.alive) await member.stop();
+      const deliveries = members.flatMap((member) => member.events.filter((event) => event.event === "consumed")).length;
+      for (const member of members) {
+        expect(member.events.filter((event) => event.event === "error")).toEqual([]);
+        expect(member.events.filter((event) => event.event === "consumed" && event.owned !== true)).toEqual([]);
+      }
+      expectNoOverlap(members);
+      expect(deliveries - total).toBe(expectDuplicatesOnlyAtMoves(members));
+    } finally {
+      for (const member of started) if (member.alive) await member.kill();
+      await churnBroker.stop();
+    }
+  }, 60_000);
+});
