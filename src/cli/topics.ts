@@ -6,7 +6,7 @@
 import { Admin, type TopicConfig, type TopicDescription } from "../client/admin.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
 import { UsageError, choiceFlag, intFlag, parseArgs } from "./args.ts";
-import { EXIT_OK, reportFailure } from "./output.ts";
+import { EXIT_OK, plural, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel topics <command> [options]
 
@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     switch (command) {
       case "create": {
         const topic = await admin.createTopic(needName(name, command), { partitions: intFlag(flags.partitions, "partitions", 1, 1), ...optional("config", parseConfig(flags.config ?? [])) });
-        process.stdout.write(`created topic ${topic.name} with ${topic.partitions.length} partition${topic.partitions.length === 1 ? "" : "s"}\n`);
+        process.stdout.write(`created topic ${topic.name} with ${plural(topic.partitions.length, "partition")}\n`);
         return EXIT_OK;
       }
       case "list":
@@ -148,7 +148,7 @@ function printDescription(topic: TopicDescription, format: "text" | "json"): num
     return EXIT_OK;
   }
   const config = Object.entries(topic.config).map(([key, value]) => `${key}=${value}`).join(" ");
-  process.stdout.write(`topic ${topic.name}: ${topic.partitions.length} partitions, ${messages(topic.partitions)} messages\nconfig: ${config || "(defaults)"}\n\n`);
+  process.stdout.write(`topic ${topic.name}: ${plural(topic.partitions.length, "partition")}, ${plural(messages(topic.partitions), "message")}\nconfig: ${config || "(defaults)"}\n\n`);
   const rows = [
     ["PARTITION", "LOG-START", "NEXT-OFFSET", "BYTES", "SEGMENTS"],
     ...topic.partitions.map((partition) => [String(partition.partition), String(partition.logStartOffset), String(partition.nextOffset), String(partition.sizeBytes ?? "-"), String(partition.segmentCount ?? "-")]),

@@ -48,6 +48,8 @@ describe("runnel CLI", () => {
     const description = JSON.parse(described.stdout) as { name: string; partitions: unknown[]; config: Record<string, number> };
     expect(description).toMatchObject({ name: "cli-a", config: { "retention.ms": 3_600_000 } });
     expect(description.partitions).toHaveLength(3);
+    const text = await runCli(["topics", "describe", "cli-a", ...b()]);
+    expect(text.stdout).toStartWith("topic cli-a: 3 partitions, 0 messages\n");
     expect(await runCli(["topics", "delete", "cli-a", ...b()])).toMatchObject({ code: 0, stdout: "deleted topic cli-a\n" });
     const gone = await runCli(["topics", "describe", "cli-a", ...b()]);
     expect(gone.code).toBe(1);
@@ -149,4 +151,12 @@ describe("runnel CLI", () => {
       expect(help.stdout).toContain("--broker HOST:PORT");
     }
   });
+});
+
+test("topics create and describe say '1 partition' and '1 message' in the singular", async () => {
+  const created = await runCli(["topics", "create", "cli-one", "--partitions", "1", ...b()]);
+  expect(created).toMatchObject({ code: 0, stdout: "created topic cli-one with 1 partition\n" });
+  expect((await runCli(["produce", "--topic", "cli-one", ...b()], "only\n")).code).toBe(0);
+  const described = await runCli(["topics", "describe", "cli-one", ...b()]);
+  expect(described.stdout).toStartWith("topic cli-one: 1 partition, 1 message\n");
 });
