@@ -168,7 +168,7 @@ interface Limits {
 }
 
 async function consume(consumer: Consumer, limits: Limits): Promise<void> {
-  const progress = new Progress("messages");
+  const progress = new Progress("message");
   const out = Bun.stdout.writer({ highWaterMark: 256 * 1024 });
   // A signal or the idle timeout closes the consumer, which ends the loop and commits (with a
   // group) every message printed: the loop was waiting for the next one.

@@ -66,6 +66,7 @@ export class Progress {
   private drawn = false;
 
   constructor(
+    /** Singular ("message"): the line says "1 message", "2 messages". */
     private readonly noun: string,
     enabled: boolean = process.stderr.isTTY === true,
   ) {
@@ -86,7 +87,7 @@ export class Progress {
   private draw(): void {
     const seconds = Math.max(0.001, (Date.now() - this.startedMs) / 1000);
     const rate = Math.round(this.count / seconds);
-    process.stderr.write(`\r\x1b[2K${this.count.toLocaleString("en-US")} ${this.noun}  ${rate.toLocaleString("en-US")}/s`);
+    process.stderr.write(`\r\x1b[2K${plural(this.count, this.noun)}  ${rate.toLocaleString("en-US")}/s`);
     this.drawn = true;
   }
 

@@ -199,7 +199,7 @@ type ReadEnd = { kind: "eof" } | { kind: "stopped" } | { kind: "failed" } | { ki
 async function produce(producer: Producer, options: Options): Promise<number> {
   const interactive = options.value === undefined && process.stdin.isTTY === true;
   // A live count on the terminal the user is typing into would share the line being typed.
-  const progress = new Progress("messages", process.stderr.isTTY === true && !interactive);
+  const progress = new Progress("message", process.stderr.isTTY === true && !interactive);
   const tally = new Tally(progress);
   const stop = new StopSignal((signal) => {
     progress.stop();

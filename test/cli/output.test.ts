@@ -35,7 +35,7 @@ describe("reportFailure", () => {
 describe("Progress", () => {
   test("on a terminal it redraws a live count and rate, then a summary line", async () => {
     captureStderr();
-    const progress = new Progress("messages", true);
+    const progress = new Progress("message", true);
     progress.add(1234);
     const deadline = Date.now() + 5_000;
     while (!captured.includes("1,234 messages") && Date.now() < deadline) await Bun.sleep(10);
@@ -44,9 +44,19 @@ describe("Progress", () => {
     expect(captured).toMatch(/1,234 messages sent in \d+\.\d\d s\n$/);
   });
 
+  test("a count of one is said in the singular", async () => {
+    captureStderr();
+    const progress = new Progress("message", true);
+    progress.add(1);
+    const deadline = Date.now() + 5_000;
+    while (!captured.includes("1 message") && Date.now() < deadline) await Bun.sleep(10);
+    expect(captured).toMatch(/\r\x1b\[2K1 message {2}[\d,]+\/s/);
+    progress.stop();
+  });
+
   test("off a terminal it writes nothing", () => {
     captureStderr();
-    const progress = new Progress("messages", false);
+    const progress = new Progress("message", false);
     progress.add(5);
     progress.stop("done");
     expect(captured).toBe("");
