@@ -82,6 +82,16 @@ export const configSchema = z
     zeroCopy: z.boolean().default(true),
     /** On SIGINT/SIGTERM, wait at most this long for in-flight requests. */
     shutdownTimeoutMs: int(0, 600_000, 10_000),
+    /**
+     * Kafka wire-protocol listener (docs/kafka.md); -1 turns it off. With `port` 0 (a free port,
+     * as tests and embedded brokers use) the Kafka listener takes a free port too.
+     */
+    kafkaPort: intOrOff(0, 65_535, 9092),
+    kafkaHost: z.string().min(1).max(255).default("127.0.0.1"),
+    /** Host Kafka clients are told to connect to (Metadata, FindCoordinator); empty = kafkaHost. */
+    kafkaAdvertisedHost: z.string().max(255).default(""),
+    /** Port Kafka clients are told to connect to; 0 = the port the Kafka listener got. */
+    kafkaAdvertisedPort: int(0, 65_535, 0),
   })
   .strict()
   .superRefine((config, context) => {

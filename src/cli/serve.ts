@@ -102,6 +102,7 @@ function logStartLine(broker: Broker, config: Config, logger: Logger): void {
       recovery: { clean: recovery.clean, partitions: recovery.partitions, truncations: recovery.truncations.length, durationMs: recovery.durationMs },
       sendPath: broker.context.zeroCopy ? "sendfile" : `copy (${nativeStatus.reason ?? "zeroCopy is off"})`,
       bufferedBytesMax: broker.context.memory.bytesMax,
+      kafka: broker.kafkaPort === null ? "off" : `${config.kafkaHost}:${broker.kafkaPort}`,
     },
     `runnel listening on ${broker.host}:${broker.port}`,
   );

@@ -19,6 +19,7 @@ import type { Storage } from "../log/storage.ts";
 import type { Logger } from "../logger.ts";
 import { libc } from "../native/libc.ts";
 import { createRequestDecoder, encodeErrorFrame } from "../protocol/messages.ts";
+import { KafkaListener } from "../listeners/kafka/listener.ts";
 import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
@@ -36,6 +37,8 @@ export interface Broker {
   readonly context: BrokerContext;
   readonly recovery: RecoverySummary;
   readonly stats: BrokerStats;
+  /** The Kafka listener's port, or null when it is off (kafkaPort -1). */
+  readonly kafkaPort: number | null;
   /** Stops accepting, answers in-flight requests, closes everything. Idempotent. */
   stop(): Promise<void>;
 }
@@ -108,6 +111,7 @@ class RunningBroker implements Broker {
   readonly stats = createStats();
   private readonly connections = new Set<Connection>();
   private listener: TCPSocketListener<SocketData> | null = null;
+  private kafka: KafkaListener | null = null;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private shuttingDown = false;
   private stopping: Promise<void> | null = null;
@@ -144,6 +148,10 @@ class RunningBroker implements Broker {
     return this.listener?.port ?? this.config.port;
   }
 
+  get kafkaPort(): number | null {
+    return this.kafka?.port ?? null;
+  }
+
   get recovery(): RecoverySummary {
     return this.log.recovery;
   }
@@ -168,7 +176,18 @@ class RunningBroker implements Broker {
       },
     });
     this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
+    if (this.config.kafkaPort !== -1) this.listenKafka();
     return this;
+  }
+
+  private listenKafka(): void {
+    const { config } = this;
+    this.kafka = new KafkaListener(this.context, {
+      host: config.kafkaHost,
+      port: config.port === 0 ? 0 : config.kafkaPort,
+      advertisedHost: config.kafkaAdvertisedHost,
+      advertisedPort: config.kafkaAdvertisedPort,
+    });
   }
 
   private accept(socket: Socket<SocketData>, decode: ReturnType<typeof createRequestDecoder>, hooks: { onSettled: () => void }): void {
@@ -214,6 +233,7 @@ class RunningBroker implements Broker {
   private async shutdown(): Promise<void> {
     this.shuttingDown = true;
     this.listener?.stop(false);
+    this.kafka?.stop(false);
     this.context.notifier.wakeAll();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
@@ -221,13 +241,14 @@ class RunningBroker implements Broker {
     for (const connection of [...this.connections]) connection.close();
     this.connections.clear();
     this.listener?.stop(true);
+    this.kafka?.stop(true);
     await this.offsets.close();
     await this.log.close();
   }
 
   /** Resolves when every connection is quiet, or after `timeoutMs`. */
   private async waitForQuiet(timeoutMs: number): Promise<void> {
-    const allQuiet = () => [...this.connections].every((connection) => connection.isQuiet || connection.isClosed);
+    const allQuiet = () => [...this.connections].every((connection) => connection.isQuiet || connection.isClosed) && (this.kafka?.isQuiet ?? true);
     if (allQuiet()) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(finish, timeoutMs);
