@@ -339,7 +339,8 @@ export function writeStruct(writer: KafkaWriter, fields: readonly FieldDef[], ve
       if (value[field.name] !== undefined) tagged.push(field);
       continue;
     }
-    writeField(writer, field, version, flexible, value[field.name] ?? defaultOf(field));
+    const given = value[field.name];
+    writeField(writer, field, version, flexible, given === undefined ? defaultOf(field) : given);
   }
   if (!flexible) return;
   writer.uvarint(tagged.length);
