@@ -25,6 +25,9 @@ import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 
+/** An empty record set, not null: librdkafka refuses a null one ("invalid MessageSetSize -1"), as Kafka never sends it. */
+const NO_RECORDS = new Uint8Array(0);
+
 interface FetchPartition {
   partition: number;
   fetchOffset: number;
@@ -86,7 +89,7 @@ function gather(context: KafkaContext, topics: FetchTopic[], maxBytes: number): 
 }
 
 function readPartition(context: KafkaContext, topic: string, entry: FetchPartition, maxBytes: number, gathered: Gathered): KafkaStruct {
-  const result: KafkaStruct = { partitionIndex: entry.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: null, preferredReadReplica: -1, records: null };
+  const result: KafkaStruct = { partitionIndex: entry.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: null, preferredReadReplica: -1, records: NO_RECORDS };
   let partition: Partition;
   try {
     partition = findPartition(context.broker, topic, entry.partition);
