@@ -33,6 +33,7 @@ import { RunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { decodeRecordsFast } from "./record-decode.ts";
 import { crc32c } from "./crc32c.ts";
+import { decodeKafkaRecords } from "./kafka-batch.ts";
 
 export const BATCH_HEADER_BYTES = 61;
 export const BATCH_MAGIC_V1 = 1;
@@ -342,6 +343,8 @@ export function recordSection(bytes: Uint8Array, header: BatchHeader): Uint8Arra
 }
 
 export function decodeRecords(bytes: Uint8Array, header: BatchHeader = readBatchHeader(bytes)): BatchRecord[] {
+  // A batch written by a Kafka client (format/kafka-batch.ts; uncompressed only, for now).
+  if (header.magic === BATCH_MAGIC_KAFKA) return decodeKafkaRecords(bytes);
   const section = recordSection(bytes, header);
   // The producer's shape, decoded by hand (format/record-decode.ts); anything else, and every
   // error, takes the generic decoder below.

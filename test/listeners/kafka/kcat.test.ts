@@ -8,6 +8,7 @@
  * it is missing; in CI (CI=true) it must run.
  */
 import { describe, expect, test } from "bun:test";
+import { Consumer } from "../../../src/client/index.ts";
 import { partitionForKey } from "../../../src/client/partitioner.ts";
 import { readBatchHeader, scanBatches } from "../../../src/format/record-batch.ts";
 import { RECOVERY_POINT_FILE } from "../../../src/log/recovery-point.ts";
@@ -95,7 +96,25 @@ describe.skipIf(KCAT === null)("kcat against the Kafka listener", () => {
     expect(consumed.stdout.trimEnd().split("\n")).toEqual(expected);
   });
 
-  test("Kafka batches survive a restart: recovery checks their CRC-32C and keeps them", async () => {
+  test("a native consumer reads what kcat produced uncompressed: keys, values, headers and offsets", async () => {
+    await using test = await startTestBroker();
+    const input = "k1:one\nk2:two\n";
+    expect((await kcat(test.broker.kafkaPort, ["-P", "-t", "across", "-K", ":", "-H", "origin=kcat"], input)).code).toBe(0);
+    const consumer = new Consumer({ broker: `127.0.0.1:${test.port}`, maxWaitMs: 100 }).assign([{ topic: "across", partition: 0 }]);
+    const seen: string[] = [];
+    try {
+      for await (const message of consumer) {
+        const decode = (bytes: Uint8Array | null) => new TextDecoder().decode(bytes ?? new Uint8Array());
+        seen.push(`${message.offset} ${decode(message.key)} ${decode(message.value)} ${decode(message.headers?.origin ?? null)}`);
+        if (seen.length === 2) break;
+      }
+    } finally {
+      await consumer.close();
+    }
+    expect(seen).toEqual(["0 k1 one kcat", "1 k2 two kcat"]);
+  });
+
+    test("Kafka batches survive a restart: recovery checks their CRC-32C and keeps them", async () => {
     const dataDir = tempDir();
     try {
       {
