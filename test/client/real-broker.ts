@@ -40,7 +40,7 @@ export function tempDir(prefix: string): string {
 export async function startRealBroker(options: StartOptions = {}): Promise<RealBroker> {
   const dataDir = options.dataDir ?? tempDir("runnel-client-it-");
   const command = options.command ?? [process.execPath, path.join(ROOT, "src/main.ts")];
-  const child = Bun.spawn([...command, "serve", "--port", String(options.port ?? 0), "--data-dir", dataDir, ...(options.extraArgs ?? [])], {
+  const child = Bun.spawn([...command, "serve", "--port", String(options.port ?? 0), "--kafka-port", "0", "--data-dir", dataDir, ...(options.extraArgs ?? [])], {
     cwd: ROOT,
     stdin: "ignore",
     stdout: "pipe",

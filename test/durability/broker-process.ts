@@ -29,7 +29,7 @@ const LINES_KEPT = 400;
 /** Spawns a broker on `port` (0 = any) over `dataDir`; resolves once it is listening. */
 export async function spawnBroker(dataDir: string, port: number, extra: string[] = []): Promise<BrokerProcess> {
   const startedMs = performance.now();
-  const child = Bun.spawn([process.execPath, "src/main.ts", "serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, ...extra], {
+  const child = Bun.spawn([process.execPath, "src/main.ts", "serve", "--host", "127.0.0.1", "--port", String(port), "--kafka-port", "0", "--data-dir", dataDir, ...extra], {
     cwd: root,
     stdin: "ignore",
     stdout: "pipe",

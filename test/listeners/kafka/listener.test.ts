@@ -237,6 +237,13 @@ describe("Kafka listener: ListOffsets, topics, coordinator", () => {
 });
 
 describe("Kafka listener: configuration", () => {
+  test("with port 0 the Kafka listener takes a free port too, not 9092", async () => {
+    await using test = await startTestBroker();
+    expect(test.broker.kafkaPort).toBeGreaterThan(0);
+    expect(test.broker.kafkaPort).not.toBe(9092);
+    expect(test.broker.kafkaPort).not.toBe(test.port);
+  });
+
   test("kafkaPort -1 turns the listener off", async () => {
     await using test = await startTestBroker({ kafkaPort: -1 });
     expect(test.broker.kafkaPort).toBeNull();
