@@ -11,7 +11,8 @@
  * Backpressure: reading pauses while requestsInFlightMax frames wait or the outbound queue holds
  * more than outboundQueueBytesMax, and while waiting for room in the memory budget.
  * A malformed frame, an unknown API key or version, or a handler bug closes the connection (the
- * broker keeps running); a partial frame held past frameTimeoutMs closes it too.
+ * broker keeps running); a partial frame held past frameTimeoutMs closes it too, and so does
+ * idleTimeoutMs without traffic and with nothing in flight (the listener's sweep checks both).
  */
 import type { Socket } from "bun";
 import { FrameDecoder } from "../../protocol/frame.ts";
@@ -27,6 +28,7 @@ export class KafkaConnection {
   private paused = false;
   private closed = false;
   private partialSinceMs: number | null = null;
+  private lastActivityMs = Date.now();
   private readonly memoryWaiter = () => this.pump();
 
   constructor(
@@ -49,6 +51,7 @@ export class KafkaConnection {
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
+    this.lastActivityMs = Date.now();
     this.context.broker.memory.noteReceived(chunk.length);
     this.decoder.push(chunk);
     this.pump();
@@ -144,9 +147,11 @@ export class KafkaConnection {
     this.close(error instanceof Error ? error.message : String(error));
   }
 
-  /** Closes a connection whose partial frame is older than frameTimeoutMs. */
+  /** Closes a connection whose partial frame is older than frameTimeoutMs, or that was idle for idleTimeoutMs. */
   checkTimeouts(nowMs: number): void {
-    if (this.partialSinceMs !== null && !this.paused && nowMs - this.partialSinceMs > this.context.broker.config.frameTimeoutMs) this.close("partial frame timed out");
+    const config = this.context.broker.config;
+    if (this.partialSinceMs !== null && !this.paused && nowMs - this.partialSinceMs > config.frameTimeoutMs) return this.close("partial frame timed out");
+    if (config.idleTimeoutMs > 0 && this.isQuiet && !this.decoder.hasPartialFrame && nowMs - this.lastActivityMs > config.idleTimeoutMs) this.close("idle");
   }
 
   private setPaused(paused: boolean): void {

@@ -47,7 +47,7 @@ export class KafkaListener {
       advertisedPort: options.advertisedPort === 0 ? this.listener.port : options.advertisedPort,
       clusterId: "runnel",
     };
-    this.sweepTimer = setInterval(() => this.sweep(), 1_000);
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(25, Math.min(1_000, Math.floor(broker.config.frameTimeoutMs / 4))));
     this.sweepTimer.unref();
   }
 

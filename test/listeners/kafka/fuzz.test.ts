@@ -102,3 +102,12 @@ describe("Kafka listener fuzz", () => {
     expect(test.broker.context.memory.usedBytes).toBe(0);
   });
 });
+
+describe("Kafka listener timeouts", () => {
+  test("a connection that holds a partial frame past frameTimeoutMs is closed", async () => {
+    await using test = await startTestBroker({ frameTimeoutMs: 100 });
+    await using client = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    client.write(Uint8Array.of(0, 0, 1, 0, 0, 18));
+    expect(await client.closedWithin(5_000)).toBe(true);
+  });
+});
