@@ -35,48 +35,80 @@ function corrupt(message: string): RunnelError {
   return new RunnelError("CORRUPT_BATCH", `Kafka batch: ${message}`);
 }
 
+/** A growable byte buffer for writing records (no per-byte array pushes). */
 class Bytes {
-  readonly out: number[] = [];
+  buffer: Uint8Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.buffer = new Uint8Array(Math.max(64, capacity));
+  }
+  private room(count: number): void {
+    if (this.length + count <= this.buffer.length) return;
+    const grown = new Uint8Array(Math.max(this.buffer.length * 2, this.length + count));
+    grown.set(this.buffer.subarray(0, this.length));
+    this.buffer = grown;
+  }
+  byte(value: number): void {
+    this.room(1);
+    this.buffer[this.length++] = value;
+  }
   varint(value: number): void {
     let rest = value >= 0 ? value * 2 : -value * 2 - 1;
+    this.room(10);
     while (rest >= 0x80) {
-      this.out.push((rest % 0x80) | 0x80);
+      this.buffer[this.length++] = (rest % 0x80) | 0x80;
       rest = Math.floor(rest / 0x80);
     }
-    this.out.push(rest);
+    this.buffer[this.length++] = rest;
+  }
+  raw(value: Uint8Array): void {
+    this.room(value.length);
+    this.buffer.set(value, this.length);
+    this.length += value.length;
   }
   bytes(value: Uint8Array | null): void {
     if (value === null) return this.varint(-1);
     this.varint(value.length);
-    for (const byte of value) this.out.push(byte);
+    this.room(value.length);
+    this.buffer.set(value, this.length);
+    this.length += value.length;
   }
 }
 
-function encodeRecord(record: KafkaRecordInput, offsetDelta: number, firstTimestamp: number): number[] {
-  const body = new Bytes();
-  body.out.push(0);
-  body.varint(record.timestamp - firstTimestamp);
-  body.varint(offsetDelta);
-  body.bytes(record.key ?? null);
-  body.bytes(record.value);
+/** Writes one record: its length first, so the body goes to a scratch buffer and is copied after it. */
+function encodeRecord(out: Bytes, scratch: Bytes, record: KafkaRecordInput, offsetDelta: number, firstTimestamp: number): void {
+  scratch.length = 0;
+  scratch.byte(0);
+  scratch.varint(record.timestamp - firstTimestamp);
+  scratch.varint(offsetDelta);
+  scratch.bytes(record.key ?? null);
+  scratch.bytes(record.value);
   const headers = record.headers ?? [];
-  body.varint(headers.length);
+  scratch.varint(headers.length);
   for (const [name, value] of headers) {
-    body.bytes(textEncoder.encode(name));
-    body.bytes(value);
+    scratch.bytes(textEncoder.encode(name));
+    scratch.bytes(value);
   }
-  const framed = new Bytes();
-  framed.varint(body.out.length);
-  return framed.out.concat(body.out);
+  out.varint(scratch.length);
+  out.raw(scratch.buffer.subarray(0, scratch.length));
 }
 
 /** An uncompressed magic 2 batch (baseOffset 0, for the broker to stamp). */
 export function encodeKafkaBatch(records: readonly KafkaRecordInput[], producer: ProducerFields = NO_PRODUCER): Uint8Array {
   if (records.length === 0) throw new RunnelError("INVALID_REQUEST", "a batch needs at least one record");
-  const firstTimestamp = Math.min(...records.map((record) => record.timestamp));
-  const maxTimestamp = Math.max(...records.map((record) => record.timestamp));
-  const encoded = records.flatMap((record, index) => encodeRecord(record, index, firstTimestamp));
-  const bytes = new Uint8Array(BATCH_HEADER_BYTES + encoded.length);
+  let firstTimestamp = Number.POSITIVE_INFINITY;
+  let maxTimestamp = Number.NEGATIVE_INFINITY;
+  let estimate = BATCH_HEADER_BYTES;
+  for (const record of records) {
+    firstTimestamp = Math.min(firstTimestamp, record.timestamp);
+    maxTimestamp = Math.max(maxTimestamp, record.timestamp);
+    estimate += 24 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+  }
+  const out = new Bytes(estimate);
+  out.length = BATCH_HEADER_BYTES;
+  const scratch = new Bytes(256);
+  records.forEach((record, index) => encodeRecord(out, scratch, record, index, firstTimestamp));
+  const bytes = out.buffer.slice(0, out.length);
   const view = new DataView(bytes.buffer);
   view.setInt32(FIELD.batchLength, bytes.length - BATCH_LOG_OVERHEAD_BYTES);
   view.setInt8(FIELD.magic, BATCH_MAGIC_KAFKA);
@@ -87,7 +119,6 @@ export function encodeKafkaBatch(records: readonly KafkaRecordInput[], producer:
   view.setInt16(FIELD.producerEpoch, producer.producerEpoch);
   view.setInt32(FIELD.baseSequence, producer.baseSequence);
   view.setInt32(FIELD.recordCount, records.length);
-  bytes.set(encoded, BATCH_HEADER_BYTES);
   view.setUint32(FIELD.crc, crc32c(bytes.subarray(CRC_START)));
   return bytes;
 }

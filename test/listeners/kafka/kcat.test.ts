@@ -8,7 +8,7 @@
  * it is missing; in CI (CI=true) it must run.
  */
 import { describe, expect, test } from "bun:test";
-import { Consumer } from "../../../src/client/index.ts";
+import { Consumer, Producer } from "../../../src/client/index.ts";
 import { partitionForKey } from "../../../src/client/partitioner.ts";
 import { readBatchHeader, scanBatches } from "../../../src/format/record-batch.ts";
 import { RECOVERY_POINT_FILE } from "../../../src/log/recovery-point.ts";
@@ -112,6 +112,22 @@ describe.skipIf(KCAT === null)("kcat against the Kafka listener", () => {
       await consumer.close();
     }
     expect(seen).toEqual(["0 k1 one kcat", "1 k2 two kcat"]);
+  });
+
+    test("kcat reads what a native producer wrote, converted to Kafka batches: keys, values, headers, timestamps, offsets", async () => {
+    await using test = await startTestBroker();
+    const producer = new Producer({ broker: `127.0.0.1:${test.port}`, lingerMs: 0 });
+    try {
+      for (let index = 0; index < 5; index++) await producer.send("native", { key: `k${index}`, value: `v${index}`, headers: { origin: "native" }, timestamp: 1_700_000_000_000 + index });
+    } finally {
+      await producer.close();
+    }
+    // a Kafka batch after the native ones: one slice, both formats
+    expect((await kcat(test.broker.kafkaPort, ["-P", "-t", "native", "-K", ":"], "k5:v5\n")).code).toBe(0);
+    const consumed = await kcat(test.broker.kafkaPort, ["-C", "-t", "native", "-o", "beginning", "-e", "-f", "%o %k %s %h %T\n"]);
+    const lines = consumed.stdout.trimEnd().split("\n");
+    expect(lines.slice(0, 5)).toEqual(Array.from({ length: 5 }, (_, index) => `${index} k${index} v${index} origin=native ${1_700_000_000_000 + index}`));
+    expect(lines[5]).toStartWith("5 k5 v5  ");
   });
 
     test("Kafka batches survive a restart: recovery checks their CRC-32C and keeps them", async () => {

@@ -14,8 +14,8 @@
  * tells the client to send full requests. No transactions: lastStableOffset = high watermark,
  * no aborted transactions. isolationLevel is accepted and has no effect.
  *
- * Non-obvious: batches written by native clients (magic 1) are not converted yet: a Kafka
- * consumer must read topics written through the Kafka listener (docs/kafka.md).
+ * Native batches: a slice holding batches written by native clients (magic 1) takes the copy
+ * path, each such batch rewritten as a magic 2 batch (listeners/kafka/native-batches.ts).
  */
 import { toRunnelError } from "../../../errors.ts";
 import type { Partition, ReadSlice } from "../../../log/api.ts";
@@ -24,6 +24,7 @@ import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { kafkaRecordsOf } from "../native-batches.ts";
 
 /** An empty record set, not null: librdkafka refuses a null one ("invalid MessageSetSize -1"), as Kafka never sends it. */
 const NO_RECORDS = new Uint8Array(0);
@@ -110,9 +111,10 @@ function readPartition(context: KafkaContext, topic: string, entry: FetchPartiti
       slice.release();
       return result;
     }
-    gathered.slices.push(slice);
     gathered.totalBytes += slice.length;
-    result.records = { kind: "file", slice };
+    const records = kafkaRecordsOf(partition, slice);
+    if (!(records instanceof Uint8Array)) gathered.slices.push(slice);
+    result.records = records;
     return result;
   } catch (error) {
     gathered.failed = true;
