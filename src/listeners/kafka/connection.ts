@@ -8,8 +8,9 @@
  * responses out through the native outbound queue (server/outbound.ts), whose file ranges go
  * out with sendfile.
  *
- * Backpressure: reading pauses while requestsInFlightMax frames wait or the outbound queue holds
- * more than outboundQueueBytesMax, and while waiting for room in the memory budget.
+ * Backpressure: reading pauses while requestsInFlightMax frames (or more than frameBytesMax bytes
+ * of them) wait their turn, while the outbound queue holds more than outboundQueueBytesMax, and
+ * while waiting for room in the memory budget. Waiting frames are charged to that budget.
  * A malformed frame, an unknown API key or version, or a handler bug closes the connection (the
  * broker keeps running); a partial frame held past frameTimeoutMs closes it too, and so does
  * idleTimeoutMs without traffic and with nothing in flight (the listener's sweep checks both).
@@ -24,6 +25,10 @@ export class KafkaConnection {
   private readonly decoder: FrameDecoder;
   private readonly outbound: OutboundQueue;
   private readonly waiting: Uint8Array[] = [];
+  /** Chunks received before the decoder finished the previous one. */
+  private readonly chunks: Uint8Array[] = [];
+  /** Bytes of the frames in `waiting`, charged to the broker's memory budget until they run. */
+  private waitingBytes = 0;
   private busy = false;
   private paused = false;
   private closed = false;
@@ -53,7 +58,9 @@ export class KafkaConnection {
     if (this.closed) return;
     this.lastActivityMs = Date.now();
     this.context.broker.memory.noteReceived(chunk.length);
-    this.decoder.push(chunk);
+    // A chunk can arrive while the last one is not fully read (reading paused): it waits its turn.
+    if (this.decoder.unreadBytes > 0 || this.chunks.length > 0) this.chunks.push(chunk);
+    else this.decoder.push(chunk);
     this.pump();
   }
 
@@ -65,30 +72,53 @@ export class KafkaConnection {
   /** Takes whole frames while not blocked, runs them, and pauses or resumes reading. */
   private pump(): void {
     if (this.closed) return;
-    try {
-      while (!this.isBlocked()) {
-        const frame = this.decoder.next();
-        if (frame === null) break;
-        this.waiting.push(frame);
+    for (;;) {
+      try {
+        this.takeFrames();
+      } catch (error) {
+        return this.close(error instanceof Error ? error.message : String(error));
       }
-    } catch (error) {
-      return this.close(error instanceof Error ? error.message : String(error));
+      this.runNext();
+      // Frames that ran at once may have unblocked reading: go on with what is already received.
+      const more = this.decoder.unreadBytes > 0 || this.chunks.length > 0;
+      if (this.closed || this.busy || !more || this.isBlocked()) break;
     }
+    if (this.closed) return;
     if (this.decoder.waitingForMemory) this.context.broker.memory.wait(this.memoryWaiter, this.decoder.memoryWantedBytes, this.decoder.partialFrameBytes);
     this.partialSinceMs = this.decoder.hasPartialFrame ? (this.partialSinceMs ?? Date.now()) : null;
     this.setPaused(this.isBlocked() || this.decoder.waitingForMemory);
-    this.runNext();
+  }
+
+  private takeFrames(): void {
+    while (!this.isBlocked()) {
+      if (this.decoder.unreadBytes === 0 && this.chunks.length > 0 && !this.decoder.waitingForMemory) this.decoder.push(this.chunks.shift() as Uint8Array);
+      const frame = this.decoder.next();
+      if (frame === null) {
+        if (this.decoder.unreadBytes === 0 && this.chunks.length > 0 && !this.decoder.waitingForMemory) continue;
+        return;
+      }
+      this.waiting.push(frame);
+      this.waitingBytes += frame.length;
+      this.context.broker.memory.charge(frame.length);
+    }
   }
 
   private isBlocked(): boolean {
     const config = this.context.broker.config;
-    return this.waiting.length >= config.requestsInFlightMax || this.outbound.queuedBytes > config.outboundQueueBytesMax || this.decoder.waitingForMemory;
+    return (
+      this.waiting.length >= config.requestsInFlightMax ||
+      this.waitingBytes > config.frameBytesMax ||
+      this.outbound.queuedBytes > config.outboundQueueBytesMax ||
+      this.decoder.waitingForMemory
+    );
   }
 
   private runNext(): void {
     while (!this.busy && !this.closed) {
       const frame = this.waiting.shift();
       if (frame === undefined) return;
+      this.waitingBytes -= frame.length;
+      this.context.broker.memory.release(frame.length);
       let result: DispatchResult | Promise<DispatchResult>;
       try {
         result = dispatch(this.context, frame);
@@ -176,6 +206,9 @@ export class KafkaConnection {
     this.decoder.reset();
     this.outbound.discard();
     this.waiting.length = 0;
+    this.chunks.length = 0;
+    this.context.broker.memory.release(this.waitingBytes);
+    this.waitingBytes = 0;
   }
 }
 

@@ -249,3 +249,25 @@ describe("Kafka listener: configuration", () => {
     expect(test.broker.kafkaPort).toBeNull();
   });
 });
+
+describe("Kafka listener: pipelining", () => {
+  test("300 requests written at once, past requestsInFlightMax, are all answered in order", async () => {
+    await using test = await startTestBroker({ requestsInFlightMax: 4 });
+    await using client = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    const frames: Uint8Array[] = [];
+    for (let index = 1; index <= 300; index++) {
+      // size 10, ApiVersions v0, correlation id = index, null client id
+      const frame = Uint8Array.of(0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 0, 0xff, 0xff);
+      new DataView(frame.buffer).setInt32(8, index);
+      frames.push(frame);
+    }
+    client.write(Buffer.concat(frames));
+    const seen: number[] = [];
+    for (let index = 1; index <= 300; index++) {
+      const frame = await client.nextFrame();
+      if (frame === null) break;
+      seen.push(new DataView(frame.buffer, frame.byteOffset).getInt32(0));
+    }
+    expect(seen).toEqual(Array.from({ length: 300 }, (_, index) => index + 1));
+  });
+});
