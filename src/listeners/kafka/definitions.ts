@@ -97,6 +97,7 @@ export const API_KEYS = {
   createTopics: 19,
   deleteTopics: 20,
   initProducerId: 22,
+  describeConfigs: 32,
 } as const;
 
 // ---- Produce (key 0). checked: ProduceRequest/Response.json fields for v0-9 -----------------
@@ -356,6 +357,39 @@ export const initProducerIdResponse = message("InitProducerIdResponse", 22, "0-4
   field("producerEpoch", "int16", "0+"),
 ]);
 
+// ---- DescribeConfigs (key 32). checked: DescribeConfigsRequest/Response.json for v0-4 --------
+
+export const describeConfigsRequest = message("DescribeConfigsRequest", 32, "0-4", 4, [
+  structs("resources", "0+", [
+    field("resourceType", "int8", "0+"),
+    field("resourceName", "string", "0+"),
+    field("configurationKeys", "[]string", "0+", { nullable: "0+" }),
+  ]),
+  field("includeSynonyms", "bool", "1+"),
+  field("includeDocumentation", "bool", "3+"),
+]);
+
+export const describeConfigsResponse = message("DescribeConfigsResponse", 32, "0-4", 4, [
+  field("throttleTimeMs", "int32", "0+"),
+  structs("results", "0+", [
+    field("errorCode", "int16", "0+"),
+    field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+    field("resourceType", "int8", "0+"),
+    field("resourceName", "string", "0+"),
+    structs("configs", "0+", [
+      field("name", "string", "0+"),
+      field("value", "string", "0+", { nullable: "0+" }),
+      field("readOnly", "bool", "0+"),
+      field("isDefault", "bool", "0"),
+      field("configSource", "int8", "1+", { default: -1 }),
+      field("isSensitive", "bool", "0+"),
+      structs("synonyms", "1+", [field("name", "string", "1+"), field("value", "string", "1+", { nullable: "0+" }), field("source", "int8", "1+")]),
+      field("configType", "int8", "3+"),
+      field("documentation", "string", "3+", { nullable: "0+", default: null }),
+    ]),
+  ]),
+]);
+
 /** Every request/response pair we serve, by API key. */
 export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: MessageDef }> = new Map([
   [0, { request: produceRequest, response: produceResponse }],
@@ -367,4 +401,5 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [19, { request: createTopicsRequest, response: createTopicsResponse }],
   [20, { request: deleteTopicsRequest, response: deleteTopicsResponse }],
   [22, { request: initProducerIdRequest, response: initProducerIdResponse }],
+  [32, { request: describeConfigsRequest, response: describeConfigsResponse }],
 ]);

@@ -19,6 +19,7 @@ import { KAFKA_ERROR } from "./errors.ts";
 import { apiVersionsBody, handleApiVersions } from "./handlers/api-versions.ts";
 import { handleCreateTopics } from "./handlers/create-topics.ts";
 import { handleDeleteTopics } from "./handlers/delete-topics.ts";
+import { handleDescribeConfigs } from "./handlers/describe-configs.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleFindCoordinator } from "./handlers/find-coordinator.ts";
 import { handleInitProducerId } from "./handlers/init-producer-id.ts";
@@ -36,6 +37,7 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.createTopics, handleCreateTopics],
   [API_KEYS.deleteTopics, handleDeleteTopics],
   [API_KEYS.initProducerId, handleInitProducerId],
+  [API_KEYS.describeConfigs, handleDescribeConfigs],
 ]);
 
 /** An encoded response: memory pieces and file slices in order, size prefix included. */

@@ -200,6 +200,7 @@ describe("Kafka definitions", () => {
       CreateTopicsRequest: "0-7",
       DeleteTopicsRequest: "0-6",
       InitProducerIdRequest: "0-4",
+      DescribeConfigsRequest: "0-4",
     });
   });
 });

@@ -236,6 +236,22 @@ describe("Kafka listener: ListOffsets, topics, coordinator", () => {
   });
 });
 
+describe("Kafka listener: DescribeConfigs", () => {
+  test("describes a topic's settings under Kafka's names, marking which differ from the broker defaults", async () => {
+    await using test = await startTestBroker();
+    test.broker.context.log.createTopic("configured", { partitions: 1, config: { "retention.ms": 60_000 } });
+    await using client = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    for (const version of [0, 4]) {
+      const answer = await client.request(API_KEYS.describeConfigs, version, { resources: [{ resourceType: 2, resourceName: "configured", configurationKeys: null }, { resourceType: 2, resourceName: "ghost", configurationKeys: null }], includeSynonyms: false, includeDocumentation: false });
+      const [found, missing] = answer.results as KafkaStruct[];
+      const retention = (found?.configs as KafkaStruct[]).find((entry) => entry.name === "retention.ms");
+      expect(retention).toMatchObject({ value: "60000", ...(version === 0 ? { isDefault: false } : { configSource: 1 }) });
+      expect((found?.configs as KafkaStruct[]).map((entry) => entry.name).sort()).toEqual(["flush.messages", "flush.ms", "retention.bytes", "retention.ms", "segment.bytes", "segment.ms"]);
+      expect(missing?.errorCode).toBe(3);
+    }
+  });
+});
+
 describe("Kafka listener: configuration", () => {
   test("with port 0 the Kafka listener takes a free port too, not 9092", async () => {
     await using test = await startTestBroker();
