@@ -92,6 +92,8 @@ export const API_KEYS = {
   fetch: 1,
   listOffsets: 2,
   metadata: 3,
+  offsetCommit: 8,
+  offsetFetch: 9,
   findCoordinator: 10,
   apiVersions: 18,
   createTopics: 19,
@@ -247,6 +249,54 @@ export const metadataResponse = message("MetadataResponse", 3, "0-12", 9, [
   field("clusterAuthorizedOperations", "int32", "8-10", { default: -2147483648 }),
 ]);
 
+// ---- OffsetCommit (key 8). checked: OffsetCommitRequest/Response.json for v2-8 -------------
+
+export const offsetCommitRequest = message("OffsetCommitRequest", 8, "2-8", 8, [
+  field("groupId", "string", "0+"),
+  field("generationId", "int32", "1+", { default: -1 }),
+  field("memberId", "string", "1+"),
+  field("groupInstanceId", "string", "7+", { nullable: "7+", default: null }),
+  field("retentionTimeMs", "int64", "2-4", { default: -1 }),
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partitionIndex", "int32", "0+"),
+      field("committedOffset", "int64", "0+"),
+      field("committedLeaderEpoch", "int32", "6+", { default: -1 }),
+      field("commitTimestamp", "int64", "1", { default: -1 }),
+      field("committedMetadata", "string", "0+", { nullable: "0+" }),
+    ]),
+  ]),
+]);
+
+export const offsetCommitResponse = message("OffsetCommitResponse", 8, "2-8", 8, [
+  field("throttleTimeMs", "int32", "3+"),
+  structs("topics", "0+", [field("name", "string", "0+"), structs("partitions", "0+", [field("partitionIndex", "int32", "0+"), field("errorCode", "int16", "0+")])]),
+]);
+
+// ---- OffsetFetch (key 9). checked: OffsetFetchRequest/Response.json for v1-7 ----------------
+
+export const offsetFetchRequest = message("OffsetFetchRequest", 9, "1-7", 6, [
+  field("groupId", "string", "0-7"),
+  structs("topics", "0-7", [field("name", "string", "0-7"), field("partitionIndexes", "[]int32", "0-7")], { nullable: "2-7" }),
+  field("requireStable", "bool", "7+"),
+]);
+
+export const offsetFetchResponse = message("OffsetFetchResponse", 9, "1-7", 6, [
+  field("throttleTimeMs", "int32", "3+"),
+  structs("topics", "0-7", [
+    field("name", "string", "0-7"),
+    structs("partitions", "0-7", [
+      field("partitionIndex", "int32", "0-7"),
+      field("committedOffset", "int64", "0-7"),
+      field("committedLeaderEpoch", "int32", "5-7", { default: -1 }),
+      field("metadata", "string", "0-7", { nullable: "0-7" }),
+      field("errorCode", "int16", "0-7"),
+    ]),
+  ]),
+  field("errorCode", "int16", "2-7"),
+]);
+
 // ---- FindCoordinator (key 10). checked: FindCoordinatorRequest/Response.json for v0-4 ------
 
 export const findCoordinatorRequest = message("FindCoordinatorRequest", 10, "0-4", 3, [
@@ -396,6 +446,8 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [1, { request: fetchRequest, response: fetchResponse }],
   [2, { request: listOffsetsRequest, response: listOffsetsResponse }],
   [3, { request: metadataRequest, response: metadataResponse }],
+  [8, { request: offsetCommitRequest, response: offsetCommitResponse }],
+  [9, { request: offsetFetchRequest, response: offsetFetchResponse }],
   [10, { request: findCoordinatorRequest, response: findCoordinatorResponse }],
   [18, { request: apiVersionsRequest, response: apiVersionsResponse }],
   [19, { request: createTopicsRequest, response: createTopicsResponse }],

@@ -25,6 +25,8 @@ import { handleFindCoordinator } from "./handlers/find-coordinator.ts";
 import { handleInitProducerId } from "./handlers/init-producer-id.ts";
 import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
+import { handleOffsetCommit } from "./handlers/offset-commit.ts";
+import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
 import { handleProduce } from "./handlers/produce.ts";
 
 const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler>([
@@ -32,6 +34,8 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.fetch, handleFetch],
   [API_KEYS.listOffsets, handleListOffsets],
   [API_KEYS.metadata, handleMetadata],
+  [API_KEYS.offsetCommit, handleOffsetCommit],
+  [API_KEYS.offsetFetch, handleOffsetFetch],
   [API_KEYS.findCoordinator, handleFindCoordinator],
   [API_KEYS.apiVersions, handleApiVersions],
   [API_KEYS.createTopics, handleCreateTopics],

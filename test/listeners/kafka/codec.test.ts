@@ -195,6 +195,8 @@ describe("Kafka definitions", () => {
       FetchRequest: "4-12",
       ListOffsetsRequest: "1-7",
       MetadataRequest: "0-12",
+      OffsetCommitRequest: "2-8",
+      OffsetFetchRequest: "1-7",
       FindCoordinatorRequest: "0-4",
       ApiVersionsRequest: "0-4",
       CreateTopicsRequest: "0-7",

@@ -252,6 +252,38 @@ describe("Kafka listener: DescribeConfigs", () => {
   });
 });
 
+describe("Kafka listener: OffsetCommit and OffsetFetch (outside group membership)", () => {
+  test("offsets committed over Kafka are the native store's, and native commits are fetched over Kafka", async () => {
+    await using test = await startTestBroker();
+    test.broker.context.log.createTopic("tracked", { partitions: 2 });
+    await using client = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    const commit = (version: number, partitionIndex: number, committedOffset: number) =>
+      client.request(API_KEYS.offsetCommit, version, { groupId: "g", generationId: -1, memberId: "", groupInstanceId: null, retentionTimeMs: -1, topics: [{ name: "tracked", partitions: [{ partitionIndex, committedOffset, committedLeaderEpoch: -1, committedMetadata: null }] }] });
+    expect(firstPartition(await commit(2, 0, 42), "topics", "partitions").errorCode).toBe(0);
+    expect(firstPartition(await commit(8, 1, 7), "topics", "partitions").errorCode).toBe(0);
+    expect(test.broker.context.offsets.fetch("g", "tracked", 0)).toEqual({ offset: 42, metadata: "" });
+    await test.broker.context.offsets.commit("g", [{ topic: "tracked", partition: 1, offset: 9, metadata: "native" }]);
+    for (const version of [1, 7]) {
+      const fetched = await client.request(API_KEYS.offsetFetch, version, { groupId: "g", topics: [{ name: "tracked", partitionIndexes: [0, 1] }], requireStable: false });
+      const partitions = (fetched.topics as KafkaStruct[])[0]?.partitions as KafkaStruct[];
+      expect(partitions.map((entry) => [entry.partitionIndex, entry.committedOffset, entry.metadata])).toEqual([[0, 42, ""], [1, 9, "native"]]);
+    }
+    const everything = await client.request(API_KEYS.offsetFetch, 7, { groupId: "g", topics: null, requireStable: false });
+    expect((everything.topics as KafkaStruct[]).map((topic) => [topic.name, (topic.partitions as KafkaStruct[]).length])).toEqual([["tracked", 2]]);
+  });
+
+  test("a commit from a group generation, or to a missing partition, is refused per partition", async () => {
+    await using test = await startTestBroker();
+    test.broker.context.log.createTopic("tracked", { partitions: 1 });
+    await using client = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    const commit = (generationId: number, partitionIndex: number) =>
+      client.request(API_KEYS.offsetCommit, 7, { groupId: "g", generationId, memberId: "m", groupInstanceId: null, topics: [{ name: "tracked", partitions: [{ partitionIndex, committedOffset: 1, committedMetadata: "" }] }] });
+    expect(firstPartition(await commit(3, 0), "topics", "partitions").errorCode).toBe(22);
+    expect(firstPartition(await commit(-1, 5), "topics", "partitions").errorCode).toBe(3);
+    expect(test.broker.context.offsets.fetch("g", "tracked", 0)).toBeNull();
+  });
+});
+
 describe("Kafka listener: configuration", () => {
   test("with port 0 the Kafka listener takes a free port too, not 9092", async () => {
     await using test = await startTestBroker();
