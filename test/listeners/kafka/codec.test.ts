@@ -147,6 +147,15 @@ describe("Kafka codec: fixed bytes", () => {
     expect(decodeMessage(apiVersionsRequest, 3, body)).toEqual({ clientSoftwareName: "librdkafka", clientSoftwareVersion: "2.0.2" });
   });
 
+  test("decodes and re-encodes librdkafka 2.0.2's Metadata v4 request byte for byte (captured from kcat -L -t cap)", () => {
+    // frame: size 27, apiKey 3, version 4, correlation 2, clientId "rdkafka", then the body
+    const frame = new Uint8Array(Buffer.from("0000001b0003000400000002000772646b61666b6100000001000363617001", "hex"));
+    const body = frame.subarray(4 + 2 + 2 + 4 + 2 + 7);
+    const decoded = decodeMessage(metadataRequest, 4, body);
+    expect(decoded).toEqual({ topics: [{ name: "cap" }], allowAutoTopicCreation: true });
+    expect(encodeMessage(metadataRequest, 4, decoded).finishBytes()).toEqual(body);
+  });
+
   test("encodes an ApiVersions v0 answer with error 35 byte for byte", () => {
     const body = apiVersionsBody(35);
     const frame = encodeResponseFrame(18, 0, 7, body);
