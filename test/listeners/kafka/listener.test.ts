@@ -9,6 +9,7 @@ import { decodeKafkaRecords, encodeKafkaBatch } from "../../../src/format/kafka-
 import { readBatchHeader } from "../../../src/format/record-batch.ts";
 import type { KafkaStruct } from "../../../src/listeners/kafka/codec.ts";
 import { API_KEYS, MESSAGES } from "../../../src/listeners/kafka/definitions.ts";
+import { describeStartupFailure } from "../../../src/cli/startup-failure.ts";
 import { startTestBroker } from "../../server/helpers.ts";
 import { decodeResponse, RawKafka } from "./raw-kafka.ts";
 
@@ -290,6 +291,12 @@ describe("Kafka listener: configuration", () => {
     expect(test.broker.kafkaPort).toBeGreaterThan(0);
     expect(test.broker.kafkaPort).not.toBe(9092);
     expect(test.broker.kafkaPort).not.toBe(test.port);
+  });
+
+  test("a Kafka port in use is named as the Kafka listener's, with the way to turn it off", () => {
+    const error = Object.assign(new Error("Failed to listen at 127.0.0.1"), { code: "EADDRINUSE", syscall: "listen", port: 9092 });
+    const line = describeStartupFailure(error, { host: "127.0.0.1", port: 9600, dataDir: "/d", kafkaHost: "127.0.0.1", kafkaPort: 9092 });
+    expect(line).toBe("cannot listen for Kafka clients on 127.0.0.1:9092: the port is in use; stop the process that holds it (ss -ltnp shows it), choose another --kafka-port, or turn the Kafka listener off with --kafka-port -1 [EADDRINUSE]");
   });
 
   test("kafkaPort -1 turns the listener off", async () => {
