@@ -130,6 +130,26 @@ describe.skipIf(KCAT === null)("kcat against the Kafka listener", () => {
     expect(lines[5]).toStartWith("5 k5 v5  ");
   });
 
+    test("an idempotent librdkafka producer gets its id from InitProducerId and its batches carry it", async () => {
+    await using test = await startTestBroker();
+    const lines = Array.from({ length: 20 }, (_, index) => `idempotent ${index}`);
+    const produced = await kcat(test.broker.kafkaPort, ["-P", "-t", "idem", "-X", "enable.idempotence=true", "-X", "acks=all", "-z", "zstd"], `${lines.join("\n")}\n`);
+    expect(produced.code).toBe(0);
+    const partition = test.broker.context.log.partition("idem", 0);
+    const slice = partition.read(0, 1 << 20);
+    expect(slice).not.toBeNull();
+    try {
+      const bytes = partition.readBytes(slice as NonNullable<typeof slice>);
+      const headers = [...scanBatches(bytes)].map((span) => span.header);
+      expect(headers.every((header) => header.producerId >= 0 && test.broker.context.producerIds.isIssued(header.producerId))).toBe(true);
+      expect(headers[0]?.baseSequence).toBe(0);
+    } finally {
+      slice?.release();
+    }
+    const consumed = await kcat(test.broker.kafkaPort, ["-C", "-t", "idem", "-o", "beginning", "-e"]);
+    expect(consumed.stdout.trimEnd().split("\n")).toEqual(lines);
+  });
+
     test("Kafka batches survive a restart: recovery checks their CRC-32C and keeps them", async () => {
     const dataDir = tempDir();
     try {
