@@ -150,6 +150,19 @@ describe.skipIf(KCAT === null)("kcat against the Kafka listener", () => {
     expect(consumed.stdout.trimEnd().split("\n")).toEqual(lines);
   });
 
+    test("kcat starts from a timestamp (-o s@ms) and from the end minus N (-o -N) through ListOffsets", async () => {
+    await using test = await startTestBroker();
+    expect((await kcat(test.broker.kafkaPort, ["-P", "-t", "timed"], "early 1\nearly 2\n")).code).toBe(0);
+    expect(test.broker.context.log.partition("timed", 0).nextOffset).toBe(2);
+    const storedMaxMs = Date.now();
+    await Bun.sleep(5); // the next batch's timestamps must be later than storedMaxMs
+    expect((await kcat(test.broker.kafkaPort, ["-P", "-t", "timed"], "late 1\nlate 2\n")).code).toBe(0);
+    const fromTime = await kcat(test.broker.kafkaPort, ["-C", "-t", "timed", "-o", `s@${storedMaxMs + 1}`, "-e"]);
+    expect(fromTime.stdout).toBe("late 1\nlate 2\n");
+    const lastOne = await kcat(test.broker.kafkaPort, ["-C", "-t", "timed", "-o", "-1", "-e"]);
+    expect(lastOne.stdout).toBe("late 2\n");
+  });
+
     test("Kafka batches survive a restart: recovery checks their CRC-32C and keeps them", async () => {
     const dataDir = tempDir();
     try {
