@@ -147,6 +147,15 @@ describe("Kafka listener: Produce and Fetch", () => {
     expect(test.broker.context.log.partition("quiet", 0).nextOffset).toBe(1);
   });
 
+  test("an acks value other than 0, 1 or -1 is refused with INVALID_REQUIRED_ACKS and nothing is stored", async () => {
+    await using test = await startTestBroker();
+    test.broker.context.log.createTopic("acks", { partitions: 1 });
+    await using client = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    const answer = firstPartition(await client.request(API_KEYS.produce, 9, produceBody("acks", batchOf(["x"]), 2)), "responses", "partitionResponses");
+    expect(answer.errorCode).toBe(21);
+    expect(test.broker.context.log.partition("acks", 0).nextOffset).toBe(0);
+  });
+
   test("a long-polling fetch is answered when a produce arrives", async () => {
     await using test = await startTestBroker();
     test.broker.context.log.createTopic("wait", { partitions: 1 });

@@ -14,7 +14,8 @@
  * acks=0: no response at all (Kafka's rule). acks=1 and acks=-1 answer once the batches are in
  * the page cache: one node has no followers to wait for, and Kafka itself does not fsync before
  * acknowledging (flush.ms / flush.messages apply as for native produce).
- * Missing topics are created when autoCreateTopics is on.
+ * Any other acks value: INVALID_REQUIRED_ACKS (21), nothing stored. Missing topics are created
+ * when autoCreateTopics is on.
  */
 import { RunnelError } from "../../../errors.ts";
 import { BATCH_LOG_OVERHEAD_BYTES, BATCH_MAGIC_KAFKA, FIELD, readInt64 } from "../../../format/record-batch.ts";
@@ -33,11 +34,16 @@ interface TopicData {
   partitionData: PartitionData[];
 }
 
+const VALID_ACKS: ReadonlySet<number> = new Set([0, 1, -1]);
+
 export function handleProduce(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct | null {
   const transactional = version >= 3 && request.transactionalId !== null;
+  const acks = request.acks as number;
   const responses = fieldAs<TopicData[]>(request.topicData).map((topic) => ({
     name: topic.name,
-    partitionResponses: topic.partitionData.map((data) => produceToPartition(context, topic.name, data, transactional)),
+    partitionResponses: topic.partitionData.map((data) =>
+      VALID_ACKS.has(acks) ? produceToPartition(context, topic.name, data, transactional) : { index: data.index, errorCode: KAFKA_ERROR.INVALID_REQUIRED_ACKS, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: `acks ${acks}: use 0, 1 or -1` },
+    ),
   }));
   if (request.acks === 0) return null;
   return { responses, throttleTimeMs: 0 };
