@@ -24,8 +24,9 @@
  *                              headers: map<str, bin>|nil]
  *
  * The header keeps Kafka's RecordBatch v2 positions so the log (which reads only baseOffset,
- * batchLength, magic, crc, lastOffsetDelta and maxTimestamp) can later hold Kafka-format
- * batches (magic 2) beside ours. The crc starts after the fields the broker stamps, so
+ * batchLength, magic, crc, lastOffsetDelta and maxTimestamp) holds Kafka-format batches
+ * (magic 2, CRC-32C, records per format/kafka-batch.ts) beside ours: checkHeaderFields and
+ * batchCrc pick the rules by magic. The crc starts after the fields the broker stamps, so
  * stamping never means recomputing it.
  */
 import { decodeMulti, Encoder } from "@msgpack/msgpack";
