@@ -112,6 +112,16 @@ export const configSchema = z
      */
     httpPort: z.int().min(-1).max(65_535).optional(),
     httpHost: z.string().min(1).max(255).default("127.0.0.1"),
+    /**
+     * Kafka wire-protocol listener (docs/kafka.md); -1 turns it off. With `port` 0 (a free port,
+     * as tests and embedded brokers use) the Kafka listener takes a free port too.
+     */
+    kafkaPort: intOrOff(0, 65_535, 9092),
+    kafkaHost: z.string().min(1).max(255).default("127.0.0.1"),
+    /** Host Kafka clients are told to connect to (Metadata, FindCoordinator); empty = kafkaHost. */
+    kafkaAdvertisedHost: z.string().max(255).default(""),
+    /** Port Kafka clients are told to connect to; 0 = the port the Kafka listener got. */
+    kafkaAdvertisedPort: int(0, 65_535, 0),
   })
   .strict()
   .superRefine((config, context) => {

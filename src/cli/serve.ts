@@ -106,6 +106,7 @@ function logStartLine(broker: Broker, config: Config, logger: Logger): void {
       sendPath: broker.context.zeroCopy ? "sendfile" : `copy (${nativeStatus.reason ?? "zeroCopy is off"})`,
       bufferedBytesMax: broker.context.memory.bytesMax,
       http: broker.http === null ? "off" : `${broker.http.host}:${broker.http.port}`,
+      kafka: broker.kafkaPort === null ? "off" : `${config.kafkaHost}:${broker.kafkaPort}`,
     },
     `runnel listening on ${broker.host}:${broker.port}`,
   );

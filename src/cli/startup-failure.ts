@@ -13,10 +13,12 @@ interface Facts {
   errno: string | null;
   path: string | null;
   listen: boolean;
+  /** The port the failed listen was for, when the error says. */
+  port: number | null;
 }
 
 function factsOf(error: unknown): Facts {
-  const facts: Facts = { errno: null, path: null, listen: false };
+  const facts: Facts = { errno: null, path: null, listen: false, port: null };
   let current: unknown = error;
   for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
     const fields = current as { code?: unknown; errnoName?: unknown; path?: unknown; syscall?: unknown; port?: unknown; cause?: unknown };
@@ -24,6 +26,7 @@ function factsOf(error: unknown): Facts {
     if (facts.errno === null && typeof errno === "string" && /^E[A-Z0-9]+$/.test(errno)) facts.errno = errno;
     if (facts.path === null && typeof fields.path === "string") facts.path = fields.path;
     if (fields.syscall === "listen" || typeof fields.port === "number") facts.listen = true;
+    if (facts.port === null && typeof fields.port === "number") facts.port = fields.port;
     current = fields.cause;
   }
   return facts;
@@ -50,8 +53,13 @@ function errorMessage(error: unknown): string {
 }
 
 /** One line (no trailing newline) saying what failed, the errno and what to do. */
-export function describeStartupFailure(error: unknown, config: Pick<Config, "host" | "port" | "dataDir">): string {
+export function describeStartupFailure(error: unknown, config: Pick<Config, "host" | "port" | "dataDir"> & Partial<Pick<Config, "kafkaHost" | "kafkaPort">>): string {
   const facts = factsOf(error);
+  if (facts.listen && config.kafkaHost !== undefined && facts.port !== null && facts.port !== config.port && facts.port === config.kafkaPort) {
+    // The Kafka listener (docs/kafka.md) starts after the native one, on its own port.
+    const advice = facts.errno === "EADDRINUSE" ? "the port is in use; stop the process that holds it (ss -ltnp shows it), choose another --kafka-port, or turn the Kafka listener off with --kafka-port -1" : ((facts.errno !== null && LISTEN_ADVICE[facts.errno]) || errorMessage(error));
+    return `cannot listen for Kafka clients on ${config.kafkaHost}:${facts.port}: ${advice}${facts.errno === null ? "" : ` [${facts.errno}]`}`;
+  }
   if (facts.listen) {
     const advice = (facts.errno !== null && LISTEN_ADVICE[facts.errno]) || errorMessage(error);
     return `cannot listen on ${config.host}:${config.port}: ${advice}${facts.errno === null ? "" : ` [${facts.errno}]`}`;

@@ -17,7 +17,7 @@
  */
 import { RunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
-import { BATCH_HEADER_BYTES, type BatchHeader, decodeRecords } from "../format/record-batch.ts";
+import { BATCH_HEADER_BYTES, BATCH_MAGIC_V1, type BatchHeader, decodeRecords } from "../format/record-batch.ts";
 import { batchBaseOffsetAt, batchLastOffsetDeltaAt, decodeRecordRangeInto, type RecordFactory, scratchBatchHeader, verifyBatchAt, wholeBatchBytesAt } from "../format/record-decode.ts";
 import type { Message, OffsetResetPolicy, StartPosition } from "./consumer.ts";
 import { type WireMap, brokerError, isMap, malformed, readArray, readBytes, readInt, readMap } from "./wire.ts";
@@ -175,7 +175,8 @@ function decodePartition(scratch: FetchScratch, cursor: Cursor, bytes: Uint8Arra
   for (let position = 0, total = wholeBatchBytesAt(bytes, 0); total > 0; position += total, total = wholeBatchBytesAt(bytes, position)) {
     verifyBatchAt(bytes, position, total, header);
     if (header.baseOffset + header.lastOffsetDelta < fromOffset) continue;
-    const fast = cursor.skipBeforeTimestamp < 0 && decodeRecordRangeInto(bytes, position + BATCH_HEADER_BYTES, position + total, header.baseOffset, header.firstTimestamp, header.recordCount, fromOffset, scratch.makeMessage, messages);
+    // Kafka-written batches (magic 2) take the generic path (record-batch.ts decodeRecords).
+    const fast = cursor.skipBeforeTimestamp < 0 && header.magic === BATCH_MAGIC_V1 && decodeRecordRangeInto(bytes, position + BATCH_HEADER_BYTES, position + total, header.baseOffset, header.firstTimestamp, header.recordCount, fromOffset, scratch.makeMessage, messages);
     if (!fast) decodeGeneric(cursor, bytes.subarray(position, position + total), header, fromOffset, messages);
   }
 }

@@ -24,17 +24,22 @@
  *                              headers: map<str, bin>|nil]
  *
  * The header keeps Kafka's RecordBatch v2 positions so the log (which reads only baseOffset,
- * batchLength, magic, crc, lastOffsetDelta and maxTimestamp) can later hold Kafka-format
- * batches (magic 2) beside ours. The crc starts after the fields the broker stamps, so
+ * batchLength, magic, crc, lastOffsetDelta and maxTimestamp) holds Kafka-format batches
+ * (magic 2, CRC-32C, records per format/kafka-batch.ts) beside ours: checkHeaderFields and
+ * batchCrc pick the rules by magic. The crc starts after the fields the broker stamps, so
  * stamping never means recomputing it.
  */
 import { decodeMulti, Encoder } from "@msgpack/msgpack";
 import { RunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { decodeRecordsFast } from "./record-decode.ts";
+import { crc32c } from "./crc32c.ts";
+import { decodeKafkaRecords } from "./kafka-batch.ts";
 
 export const BATCH_HEADER_BYTES = 61;
 export const BATCH_MAGIC_V1 = 1;
+/** Kafka's record batch v2 (varint records, CRC-32C): stored whole beside ours (format/kafka-batch.ts). */
+export const BATCH_MAGIC_KAFKA = 2;
 /** Bytes before batchLength's payload: baseOffset (8) + batchLength (4). */
 export const BATCH_LOG_OVERHEAD_BYTES = 12;
 export const CRC_START = 21;
@@ -121,6 +126,11 @@ export function crc32(bytes: Uint8Array): number {
   return Bun.hash.crc32(bytes) >>> 0;
 }
 
+/** The checksum a batch of `magic` carries over bytes [CRC_START, end): CRC-32 for ours, CRC-32C for Kafka's. */
+export function batchCrc(magic: number, bytesFromCrcStart: Uint8Array): number {
+  return magic === BATCH_MAGIC_KAFKA ? crc32c(bytesFromCrcStart) : crc32(bytesFromCrcStart);
+}
+
 function corrupt(message: string, details?: Record<string, unknown>): RunnelError {
   return new RunnelError("CORRUPT_BATCH", message, details === undefined ? {} : { details });
 }
@@ -164,7 +174,7 @@ export function verifyBatch(bytes: Uint8Array, batchBytesMax: number = LIMITS.ba
     throw corrupt(`batchLength says ${header.batchLength} but ${expectedLength} bytes follow it`);
   }
   checkHeaderFields(header);
-  const actualCrc = crc32(bytes.subarray(CRC_START));
+  const actualCrc = batchCrc(header.magic, bytes.subarray(CRC_START));
   if (actualCrc !== header.crc) {
     throw corrupt(`checksum mismatch: header says ${header.crc}, bytes give ${actualCrc}`);
   }
@@ -173,9 +183,24 @@ export function verifyBatch(bytes: Uint8Array, batchBytesMax: number = LIMITS.ba
 
 /** Header checks that need no payload: shared by verifyBatch and the log's recovery scan. */
 export function checkHeaderFields(header: BatchHeader): void {
+  if (header.magic === BATCH_MAGIC_KAFKA) return checkKafkaHeaderFields(header);
   if (header.magic !== BATCH_MAGIC_V1) throw corrupt(`unknown magic ${header.magic}; this broker reads magic ${BATCH_MAGIC_V1}`);
   if ((header.attributes & RESERVED_ATTRIBUTE_MASK) !== 0) throw corrupt(`reserved attribute bits are set (0x${header.attributes.toString(16)})`);
   if ((header.attributes & COMPRESSION_MASK) !== COMPRESSION.none) throw corrupt(`compression codec ${header.attributes & COMPRESSION_MASK} is not supported`);
+  if (header.recordCount < 1 || header.recordCount > LIMITS.recordsPerBatchMax) throw corrupt(`recordCount ${header.recordCount} is outside 1..${LIMITS.recordsPerBatchMax}`);
+  if (header.lastOffsetDelta !== header.recordCount - 1) throw corrupt(`lastOffsetDelta ${header.lastOffsetDelta} does not match recordCount ${header.recordCount}`);
+  if (header.maxTimestamp < header.firstTimestamp) throw corrupt(`maxTimestamp ${header.maxTimestamp} is before firstTimestamp ${header.firstTimestamp}`);
+  if (header.batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) throw corrupt(`batchLength ${header.batchLength} is shorter than the header`);
+}
+
+/** Kafka attributes: bits 0-2 codec (0 none .. 4 zstd), bit 3 timestamp type; transactions (bit 4) and control batches (bit 5) are not served yet. */
+const KAFKA_ATTRIBUTES_ALLOWED = 0x000f;
+const KAFKA_CODEC_MAX = 4;
+
+/** checkHeaderFields for a Kafka (magic 2) batch: its compressed records are stored as they came. */
+function checkKafkaHeaderFields(header: BatchHeader): void {
+  if ((header.attributes & ~KAFKA_ATTRIBUTES_ALLOWED) !== 0) throw corrupt(`Kafka batch attributes 0x${header.attributes.toString(16)}: transactional and control batches are not supported`);
+  if ((header.attributes & COMPRESSION_MASK) > KAFKA_CODEC_MAX) throw corrupt(`Kafka compression codec ${header.attributes & COMPRESSION_MASK} is unknown`);
   if (header.recordCount < 1 || header.recordCount > LIMITS.recordsPerBatchMax) throw corrupt(`recordCount ${header.recordCount} is outside 1..${LIMITS.recordsPerBatchMax}`);
   if (header.lastOffsetDelta !== header.recordCount - 1) throw corrupt(`lastOffsetDelta ${header.lastOffsetDelta} does not match recordCount ${header.recordCount}`);
   if (header.maxTimestamp < header.firstTimestamp) throw corrupt(`maxTimestamp ${header.maxTimestamp} is before firstTimestamp ${header.firstTimestamp}`);
@@ -319,6 +344,8 @@ export function recordSection(bytes: Uint8Array, header: BatchHeader): Uint8Arra
 }
 
 export function decodeRecords(bytes: Uint8Array, header: BatchHeader = readBatchHeader(bytes)): BatchRecord[] {
+  // A batch written by a Kafka client (format/kafka-batch.ts; uncompressed only, for now).
+  if (header.magic === BATCH_MAGIC_KAFKA) return decodeKafkaRecords(bytes);
   const section = recordSection(bytes, header);
   // The producer's shape, decoded by hand (format/record-decode.ts); anything else, and every
   // error, takes the generic decoder below.

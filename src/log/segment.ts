@@ -14,7 +14,7 @@
  */
 import { RunnelError } from "../errors.ts";
 import {
-  BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, CRC_START, checkHeaderFields, crc32, FIELD, readBatchHeader, readInt64,
+  BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, CRC_START, batchCrc, checkHeaderFields, FIELD, readBatchHeader, readInt64,
 } from "../format/record-batch.ts";
 import { LIMITS } from "../limits.ts";
 import type { CacheableFile, FileCache } from "./fd-cache.ts";
@@ -549,7 +549,7 @@ export class Segment implements CacheableFile {
         chunkLength = storage.pread(fd, recoveryBuffer.subarray(0, Math.min(recoveryBuffer.length, remaining)), position);
       }
       const at = position - chunkStart;
-      if (crc32(recoveryBuffer.subarray(at + CRC_START, at + totalBytes)) !== header.crc) {
+      if (batchCrc(header.magic, recoveryBuffer.subarray(at + CRC_START, at + totalBytes)) !== header.crc) {
         return { validBytes: position, reason: `checksum mismatch in batch at offset ${expectedOffset}` };
       }
       this.noteBatch(position, header.baseOffset, header.baseOffset + header.lastOffsetDelta, header.maxTimestamp, totalBytes);

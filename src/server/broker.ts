@@ -26,6 +26,7 @@ import { type HttpListener, startHttpListener } from "../listeners/http/server.t
 import type { Logger } from "../logger.ts";
 import { libc } from "../native/libc.ts";
 import { createRequestDecoder, encodeErrorFrame, requestSchemas } from "../protocol/messages.ts";
+import { KafkaListener } from "../listeners/kafka/listener.ts";
 import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
@@ -46,6 +47,8 @@ export interface Broker {
   readonly stats: BrokerStats;
   /** The HTTP listener's address (metrics, health, console); null when it is off. */
   readonly http: { host: string; port: number } | null;
+  /** The Kafka listener's port, or null when it is off (kafkaPort -1). */
+  readonly kafkaPort: number | null;
   /** Stops accepting, answers in-flight requests, closes everything. Idempotent. */
   stop(): Promise<void>;
 }
@@ -149,6 +152,7 @@ class RunningBroker implements Broker {
   readonly stats = createStats();
   private readonly connections = new Set<Connection>();
   private listener: TCPSocketListener<SocketData> | null = null;
+  private kafka: KafkaListener | null = null;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private shuttingDown = false;
   private stopping: Promise<void> | null = null;
@@ -197,6 +201,10 @@ class RunningBroker implements Broker {
     return this.listener?.port ?? this.config.port;
   }
 
+  get kafkaPort(): number | null {
+    return this.kafka?.port ?? null;
+  }
+
   get recovery(): RecoverySummary {
     return this.log.recovery;
   }
@@ -221,8 +229,19 @@ class RunningBroker implements Broker {
       },
     });
     this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
+    if (this.config.kafkaPort !== -1) this.listenKafka();
     this.showReady();
     return this;
+  }
+
+  private listenKafka(): void {
+    const { config } = this;
+    this.kafka = new KafkaListener(this.context, {
+      host: config.kafkaHost,
+      port: config.port === 0 ? 0 : config.kafkaPort,
+      advertisedHost: config.kafkaAdvertisedHost,
+      advertisedPort: config.kafkaAdvertisedPort,
+    });
   }
 
   /** Hands the HTTP listener what it reads, then turns /ready to 200. */
@@ -233,6 +252,7 @@ class RunningBroker implements Broker {
     view.listeners = [{ name: "native", address: `${this.host}:${this.port}` }];
     const http = this.http;
     if (http !== null) view.listeners.push({ name: "http", address: `${http.host}:${http.port}` });
+    if (this.kafka !== null && this.kafkaPort !== null) view.listeners.push({ name: "kafka", address: `${this.config.kafkaHost}:${this.kafkaPort}` });
     view.phase = "ready";
   }
 
@@ -280,6 +300,7 @@ class RunningBroker implements Broker {
     this.shuttingDown = true;
     this.observability.view.phase = "stopping";
     this.listener?.stop(false);
+    this.kafka?.stop(false);
     this.context.notifier.wakeAll();
     this.groups.stop();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
@@ -288,6 +309,7 @@ class RunningBroker implements Broker {
     for (const connection of [...this.connections]) connection.close();
     this.connections.clear();
     this.listener?.stop(true);
+    this.kafka?.stop(true);
     await this.offsets.close();
     await this.log.close();
     await this.observability.http?.stop();
@@ -295,7 +317,7 @@ class RunningBroker implements Broker {
 
   /** Resolves when every connection is quiet, or after `timeoutMs`. */
   private async waitForQuiet(timeoutMs: number): Promise<void> {
-    const allQuiet = () => [...this.connections].every((connection) => connection.isQuiet || connection.isClosed);
+    const allQuiet = () => [...this.connections].every((connection) => connection.isQuiet || connection.isClosed) && (this.kafka?.isQuiet ?? true);
     if (allQuiet()) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(finish, timeoutMs);

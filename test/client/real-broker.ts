@@ -44,7 +44,8 @@ export async function startRealBroker(options: StartOptions = {}): Promise<RealB
   // A broker restarted on its old port would otherwise take that port + 1 for HTTP, which
   // another test's ephemeral port may hold: test brokers take a free HTTP port.
   const httpArgs = extraArgs.includes("--http-port") ? [] : ["--http-port", "0"];
-  const child = Bun.spawn([...command, "serve", "--port", String(options.port ?? 0), "--data-dir", dataDir, ...httpArgs, ...extraArgs], {
+  const kafkaArgs = extraArgs.includes("--kafka-port") ? [] : ["--kafka-port", "0"];
+  const child = Bun.spawn([...command, "serve", "--port", String(options.port ?? 0), "--data-dir", dataDir, ...httpArgs, ...kafkaArgs, ...extraArgs], {
     cwd: ROOT,
     stdin: "ignore",
     stdout: "pipe",

@@ -31,7 +31,8 @@ export async function spawnBroker(dataDir: string, port: number, extra: string[]
   const startedMs = performance.now();
   // Restarted on its old port, a broker would take that port + 1 for HTTP: a free one instead.
   const httpArgs = extra.includes("--http-port") ? [] : ["--http-port", "0"];
-  const child = Bun.spawn([process.execPath, "src/main.ts", "serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, ...httpArgs, ...extra], {
+  const kafkaArgs = extra.includes("--kafka-port") ? [] : ["--kafka-port", "0"];
+  const child = Bun.spawn([process.execPath, "src/main.ts", "serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, ...httpArgs, ...kafkaArgs, ...extra], {
     cwd: root,
     stdin: "ignore",
     stdout: "pipe",

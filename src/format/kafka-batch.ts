@@ -1,0 +1,175 @@
+/**
+ * @module format/kafka-batch
+ * Kafka's record batch v2 (magic 2), the format Kafka clients produce and consume: built and
+ * read here for tests, tools and (later) the conversion between the two protocols' batches.
+ * The broker itself stores these batches whole and never opens their records.
+ *
+ * Layout: the 61-byte header shared with ours (record-batch.ts; magic 2, crc = CRC-32C of bytes
+ * [21, end)), then recordCount records, each:
+ *
+ *   length: varint            bytes of the record after this field
+ *   attributes: int8          unused, 0
+ *   timestampDelta: varlong   from the batch's firstTimestamp
+ *   offsetDelta: varint       from the batch's baseOffset
+ *   keyLength: varint, key    -1 = null
+ *   valueLength: varint, value -1 = null
+ *   headerCount: varint, then per header: keyLength: varint, key (UTF-8), valueLength: varint, value
+ *
+ * varint/varlong are zigzag-encoded LEB128. Only uncompressed batches are decoded here.
+ */
+import { RunnelError } from "../errors.ts";
+import { crc32c } from "./crc32c.ts";
+import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, BATCH_MAGIC_KAFKA, type BatchRecord, CRC_START, FIELD, NO_PRODUCER, type ProducerFields, readBatchHeader, writeInt64 } from "./record-batch.ts";
+
+export interface KafkaRecordInput {
+  key?: Uint8Array | null;
+  value: Uint8Array | null;
+  headers?: Array<[string, Uint8Array | null]>;
+  timestamp: number;
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+function corrupt(message: string): RunnelError {
+  return new RunnelError("CORRUPT_BATCH", `Kafka batch: ${message}`);
+}
+
+/** A growable byte buffer for writing records (no per-byte array pushes). */
+class Bytes {
+  buffer: Uint8Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.buffer = new Uint8Array(Math.max(64, capacity));
+  }
+  private room(count: number): void {
+    if (this.length + count <= this.buffer.length) return;
+    const grown = new Uint8Array(Math.max(this.buffer.length * 2, this.length + count));
+    grown.set(this.buffer.subarray(0, this.length));
+    this.buffer = grown;
+  }
+  byte(value: number): void {
+    this.room(1);
+    this.buffer[this.length++] = value;
+  }
+  varint(value: number): void {
+    let rest = value >= 0 ? value * 2 : -value * 2 - 1;
+    this.room(10);
+    while (rest >= 0x80) {
+      this.buffer[this.length++] = (rest % 0x80) | 0x80;
+      rest = Math.floor(rest / 0x80);
+    }
+    this.buffer[this.length++] = rest;
+  }
+  raw(value: Uint8Array): void {
+    this.room(value.length);
+    this.buffer.set(value, this.length);
+    this.length += value.length;
+  }
+  bytes(value: Uint8Array | null): void {
+    if (value === null) return this.varint(-1);
+    this.varint(value.length);
+    this.room(value.length);
+    this.buffer.set(value, this.length);
+    this.length += value.length;
+  }
+}
+
+/** Writes one record: its length first, so the body goes to a scratch buffer and is copied after it. */
+function encodeRecord(out: Bytes, scratch: Bytes, record: KafkaRecordInput, offsetDelta: number, firstTimestamp: number): void {
+  scratch.length = 0;
+  scratch.byte(0);
+  scratch.varint(record.timestamp - firstTimestamp);
+  scratch.varint(offsetDelta);
+  scratch.bytes(record.key ?? null);
+  scratch.bytes(record.value);
+  const headers = record.headers ?? [];
+  scratch.varint(headers.length);
+  for (const [name, value] of headers) {
+    scratch.bytes(textEncoder.encode(name));
+    scratch.bytes(value);
+  }
+  out.varint(scratch.length);
+  out.raw(scratch.buffer.subarray(0, scratch.length));
+}
+
+/** An uncompressed magic 2 batch (baseOffset 0, for the broker to stamp). */
+export function encodeKafkaBatch(records: readonly KafkaRecordInput[], producer: ProducerFields = NO_PRODUCER): Uint8Array {
+  if (records.length === 0) throw new RunnelError("INVALID_REQUEST", "a batch needs at least one record");
+  let firstTimestamp = Number.POSITIVE_INFINITY;
+  let maxTimestamp = Number.NEGATIVE_INFINITY;
+  let estimate = BATCH_HEADER_BYTES;
+  for (const record of records) {
+    firstTimestamp = Math.min(firstTimestamp, record.timestamp);
+    maxTimestamp = Math.max(maxTimestamp, record.timestamp);
+    estimate += 24 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+  }
+  const out = new Bytes(estimate);
+  out.length = BATCH_HEADER_BYTES;
+  const scratch = new Bytes(256);
+  records.forEach((record, index) => encodeRecord(out, scratch, record, index, firstTimestamp));
+  const bytes = out.buffer.slice(0, out.length);
+  const view = new DataView(bytes.buffer);
+  view.setInt32(FIELD.batchLength, bytes.length - BATCH_LOG_OVERHEAD_BYTES);
+  view.setInt8(FIELD.magic, BATCH_MAGIC_KAFKA);
+  view.setInt32(FIELD.lastOffsetDelta, records.length - 1);
+  writeInt64(view, FIELD.firstTimestamp, firstTimestamp);
+  writeInt64(view, FIELD.maxTimestamp, maxTimestamp);
+  writeInt64(view, FIELD.producerId, producer.producerId);
+  view.setInt16(FIELD.producerEpoch, producer.producerEpoch);
+  view.setInt32(FIELD.baseSequence, producer.baseSequence);
+  view.setInt32(FIELD.recordCount, records.length);
+  view.setUint32(FIELD.crc, crc32c(bytes.subarray(CRC_START)));
+  return bytes;
+}
+
+class Cursor {
+  constructor(
+    private readonly bytes: Uint8Array,
+    public position: number,
+  ) {}
+  varint(): number {
+    let value = 0;
+    for (let shift = 0; shift < 63; shift += 7) {
+      if (this.position >= this.bytes.length) throw corrupt("record ends inside a varint");
+      const byte = this.bytes[this.position++] as number;
+      value += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
+    }
+    throw corrupt("varint too long");
+  }
+  bytesOrNull(): Uint8Array | null {
+    const length = this.varint();
+    if (length === -1) return null;
+    if (length < 0 || length > this.bytes.length - this.position) throw corrupt(`length ${length} passes the record's end`);
+    const view = this.bytes.subarray(this.position, this.position + length);
+    this.position += length;
+    return view;
+  }
+}
+
+/** The records of one uncompressed magic 2 batch (views into `bytes`). Header names are kept as a map. */
+export function decodeKafkaRecords(bytes: Uint8Array): BatchRecord[] {
+  const header = readBatchHeader(bytes);
+  if (header.magic !== BATCH_MAGIC_KAFKA) throw corrupt(`magic ${header.magic}`);
+  if ((header.attributes & 0x07) !== 0) throw corrupt(`compression codec ${header.attributes & 0x07} is not decoded here`);
+  const cursor = new Cursor(bytes.subarray(0, BATCH_LOG_OVERHEAD_BYTES + header.batchLength), BATCH_HEADER_BYTES);
+  const records: BatchRecord[] = [];
+  for (let index = 0; index < header.recordCount; index++) {
+    cursor.varint(); // record length: the fields below are read one by one
+    cursor.position++; // attributes
+    const timestamp = header.firstTimestamp + cursor.varint();
+    const offset = header.baseOffset + cursor.varint();
+    const key = cursor.bytesOrNull();
+    const value = cursor.bytesOrNull();
+    const headerCount = cursor.varint();
+    let headers: Record<string, Uint8Array> | null = null;
+    for (let item = 0; item < headerCount; item++) {
+      headers ??= {};
+      const name = textDecoder.decode(cursor.bytesOrNull() ?? new Uint8Array(0));
+      headers[name] = cursor.bytesOrNull() ?? new Uint8Array(0);
+    }
+    records.push({ offset, timestamp, key, value, headers });
+  }
+  return records;
+}

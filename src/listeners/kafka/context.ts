@@ -1,0 +1,21 @@
+/**
+ * @module listeners/kafka/context
+ * What a Kafka handler may use: the broker's protocol-neutral context (log, offsets, producer
+ * ids, notifier, config) and this listener's identity as Metadata reports it. A handler returns
+ * the response body as a plain object for the codec, or `null` for no response at all
+ * (Produce with acks=0).
+ */
+import type { BrokerContext } from "../../server/context.ts";
+import type { KafkaStruct } from "./codec.ts";
+
+export interface KafkaContext {
+  readonly broker: BrokerContext;
+  /** This broker's node id (one node: 0); also the controller id Metadata reports. */
+  readonly nodeId: number;
+  /** Host and port Metadata and FindCoordinator tell clients to connect to. */
+  readonly advertisedHost: string;
+  readonly advertisedPort: number;
+  readonly clusterId: string;
+}
+
+export type KafkaHandler = (context: KafkaContext, request: KafkaStruct, version: number) => KafkaStruct | null | Promise<KafkaStruct | null>;

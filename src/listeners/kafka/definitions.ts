@@ -1,0 +1,457 @@
+/**
+ * @module listeners/kafka/definitions
+ * Kafka's messages, as data: each message we serve written once — fields, types, the versions
+ * each field exists in, nullable versions, tagged fields — and walked by codec.ts for any version.
+ *
+ * Written by hand, in our own words, after apache/kafka's published definitions
+ * (clients/src/main/resources/common/message/<Name>{Request,Response}.json, read 2026-12 on
+ * trunk). Field names are Kafka's, camelCased. Version strings keep Kafka's notation ("3+", "0-4")
+ * so a definition can be held against the JSON line by line; `checked` says what was compared.
+ * Only the fields of the versions we serve are kept (validVersions below are our caps, which may
+ * be lower than Kafka's); tagged fields we never write are kept so that readers skip them by tag.
+ */
+
+export type FieldType =
+  | "int8" | "int16" | "int32" | "int64" | "float64" | "bool" | "uuid" | "string" | "bytes" | "records"
+  | "struct" | "[]struct" | "[]int32" | "[]int64" | "[]string";
+
+export type Versions = readonly [min: number, max: number];
+
+export interface FieldDef {
+  name: string;
+  type: FieldType;
+  versions: Versions;
+  nullableVersions?: Versions;
+  /** Flexible versions only: the field travels in the tagged section under `tag`. */
+  taggedVersions?: Versions;
+  tag?: number;
+  fields?: readonly FieldDef[];
+  /** Written when a value leaves the field out (Kafka's "default"). */
+  default?: number | boolean | string | null;
+}
+
+export interface MessageDef {
+  name: string;
+  apiKey: number;
+  /** The versions we serve (may be a cap below Kafka's). */
+  validVersions: Versions;
+  /** First flexible version, or null when none of the served versions is flexible. */
+  flexible: number | null;
+  fields: readonly FieldDef[];
+}
+
+const NEVER: Versions = [1, 0];
+
+/** Kafka's version notation: "3+", "0-4", "5", "none". */
+export function versions(text: string): Versions {
+  if (text === "none") return NEVER;
+  if (text.endsWith("+")) return [Number(text.slice(0, -1)), Number.POSITIVE_INFINITY];
+  const [low, high] = text.split("-");
+  return [Number(low), Number(high ?? low)];
+}
+
+export function inVersions(range: Versions | undefined, version: number): boolean {
+  return range !== undefined && version >= range[0] && version <= range[1];
+}
+
+interface FieldOptions {
+  nullable?: string;
+  tagged?: [versions: string, tag: number];
+  default?: number | boolean | string | null;
+}
+
+/** A field: name, type, versions, then options (nullable versions, tag, default). */
+function field(name: string, type: FieldType, range: string, options: FieldOptions = {}, fields?: readonly FieldDef[]): FieldDef {
+  const def: FieldDef = { name, type, versions: versions(range) };
+  if (options.nullable !== undefined) def.nullableVersions = versions(options.nullable);
+  if (options.tagged !== undefined) {
+    def.taggedVersions = versions(options.tagged[0]);
+    def.tag = options.tagged[1];
+  }
+  if (options.default !== undefined) def.default = options.default;
+  if (fields !== undefined) def.fields = fields;
+  return def;
+}
+
+/** An array of structs. */
+function structs(name: string, range: string, fields: readonly FieldDef[], options: FieldOptions = {}): FieldDef {
+  return field(name, "[]struct", range, options, fields);
+}
+
+function message(name: string, apiKey: number, valid: string, flexible: number | null, fields: readonly FieldDef[]): MessageDef {
+  return { name, apiKey, validVersions: versions(valid), flexible, fields };
+}
+
+// ---- headers (RequestHeader.json, ResponseHeader.json) ------------------------------------
+// Request header v1: apiKey, apiVersion, correlationId, clientId (nullable int16-length string,
+// never compact); v2 adds the tagged section. Response header v0: correlationId; v1 adds tags.
+// The codec reads the header by hand (listener/frames.ts); these are for tests and docs.
+
+export const API_KEYS = {
+  produce: 0,
+  fetch: 1,
+  listOffsets: 2,
+  metadata: 3,
+  offsetCommit: 8,
+  offsetFetch: 9,
+  findCoordinator: 10,
+  apiVersions: 18,
+  createTopics: 19,
+  deleteTopics: 20,
+  initProducerId: 22,
+  describeConfigs: 32,
+} as const;
+
+// ---- Produce (key 0). checked: ProduceRequest/Response.json fields for v0-9 -----------------
+
+export const produceRequest = message("ProduceRequest", 0, "0-9", 9, [
+  field("transactionalId", "string", "3+", { nullable: "3+", default: null }),
+  field("acks", "int16", "0+"),
+  field("timeoutMs", "int32", "0+"),
+  structs("topicData", "0+", [
+    field("name", "string", "0+"),
+    structs("partitionData", "0+", [field("index", "int32", "0+"), field("records", "records", "0+", { nullable: "0+" })]),
+  ]),
+]);
+
+export const produceResponse = message("ProduceResponse", 0, "0-9", 9, [
+  structs("responses", "0+", [
+    field("name", "string", "0+"),
+    structs("partitionResponses", "0+", [
+      field("index", "int32", "0+"),
+      field("errorCode", "int16", "0+"),
+      field("baseOffset", "int64", "0+"),
+      field("logAppendTimeMs", "int64", "2+", { default: -1 }),
+      field("logStartOffset", "int64", "5+", { default: -1 }),
+      structs("recordErrors", "8+", [field("batchIndex", "int32", "8+"), field("batchIndexErrorMessage", "string", "8+", { nullable: "8+", default: null })]),
+      field("errorMessage", "string", "8+", { nullable: "8+", default: null }),
+    ]),
+  ]),
+  field("throttleTimeMs", "int32", "1+"),
+]);
+
+// ---- Fetch (key 1). checked: FetchRequest/Response.json fields for v4-12 ---------------------
+
+export const fetchRequest = message("FetchRequest", 1, "4-12", 12, [
+  field("clusterId", "string", "12+", { nullable: "12+", tagged: ["12+", 0], default: null }),
+  field("replicaId", "int32", "0+", { default: -1 }),
+  field("maxWaitMs", "int32", "0+"),
+  field("minBytes", "int32", "0+"),
+  field("maxBytes", "int32", "3+", { default: 0x7fffffff }),
+  field("isolationLevel", "int8", "4+"),
+  field("sessionId", "int32", "7+"),
+  field("sessionEpoch", "int32", "7+", { default: -1 }),
+  structs("topics", "0+", [
+    field("topic", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partition", "int32", "0+"),
+      field("currentLeaderEpoch", "int32", "9+", { default: -1 }),
+      field("fetchOffset", "int64", "0+"),
+      field("lastFetchedEpoch", "int32", "12+", { default: -1 }),
+      field("logStartOffset", "int64", "5+", { default: -1 }),
+      field("partitionMaxBytes", "int32", "0+"),
+    ]),
+  ]),
+  structs("forgottenTopicsData", "7+", [field("topic", "string", "7+"), field("partitions", "[]int32", "7+")]),
+  field("rackId", "string", "11+", { default: "" }),
+]);
+
+const leaderIdAndEpoch = [field("leaderId", "int32", "12+", { default: -1 }), field("leaderEpoch", "int32", "12+", { default: -1 })];
+
+export const fetchResponse = message("FetchResponse", 1, "4-12", 12, [
+  field("throttleTimeMs", "int32", "1+"),
+  field("errorCode", "int16", "7+"),
+  field("sessionId", "int32", "7+"),
+  structs("responses", "0+", [
+    field("topic", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partitionIndex", "int32", "0+"),
+      field("errorCode", "int16", "0+"),
+      field("highWatermark", "int64", "0+"),
+      field("lastStableOffset", "int64", "4+", { default: -1 }),
+      field("logStartOffset", "int64", "5+", { default: -1 }),
+      field("divergingEpoch", "struct", "12+", { tagged: ["12+", 0] }, [field("epoch", "int32", "12+", { default: -1 }), field("endOffset", "int64", "12+", { default: -1 })]),
+      field("currentLeader", "struct", "12+", { tagged: ["12+", 1] }, leaderIdAndEpoch),
+      field("snapshotId", "struct", "12+", { tagged: ["12+", 2] }, [field("endOffset", "int64", "0+", { default: -1 }), field("epoch", "int32", "0+", { default: -1 })]),
+      structs("abortedTransactions", "4+", [field("producerId", "int64", "4+"), field("firstOffset", "int64", "4+")], { nullable: "4+", default: null }),
+      field("preferredReadReplica", "int32", "11+", { default: -1 }),
+      field("records", "records", "0+", { nullable: "0+" }),
+    ]),
+  ]),
+]);
+
+// ---- ListOffsets (key 2). checked: ListOffsetsRequest/Response.json fields for v1-7 ---------
+
+export const listOffsetsRequest = message("ListOffsetsRequest", 2, "1-7", 6, [
+  field("replicaId", "int32", "0+"),
+  field("isolationLevel", "int8", "2+"),
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partitionIndex", "int32", "0+"),
+      field("currentLeaderEpoch", "int32", "4+", { default: -1 }),
+      field("timestamp", "int64", "0+"),
+      field("maxNumOffsets", "int32", "0", { default: 1 }),
+    ]),
+  ]),
+]);
+
+export const listOffsetsResponse = message("ListOffsetsResponse", 2, "1-7", 6, [
+  field("throttleTimeMs", "int32", "2+"),
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partitionIndex", "int32", "0+"),
+      field("errorCode", "int16", "0+"),
+      field("oldStyleOffsets", "[]int64", "0"),
+      field("timestamp", "int64", "1+", { default: -1 }),
+      field("offset", "int64", "1+", { default: -1 }),
+      field("leaderEpoch", "int32", "4+", { default: -1 }),
+    ]),
+  ]),
+]);
+
+// ---- Metadata (key 3). checked: MetadataRequest/Response.json fields for v0-12 --------------
+
+export const metadataRequest = message("MetadataRequest", 3, "0-12", 9, [
+  structs("topics", "0+", [field("topicId", "uuid", "10+"), field("name", "string", "0+", { nullable: "10+" })], { nullable: "1+" }),
+  field("allowAutoTopicCreation", "bool", "4+", { default: true }),
+  field("includeClusterAuthorizedOperations", "bool", "8-10"),
+  field("includeTopicAuthorizedOperations", "bool", "8+"),
+]);
+
+export const metadataResponse = message("MetadataResponse", 3, "0-12", 9, [
+  field("throttleTimeMs", "int32", "3+"),
+  structs("brokers", "0+", [
+    field("nodeId", "int32", "0+"),
+    field("host", "string", "0+"),
+    field("port", "int32", "0+"),
+    field("rack", "string", "1+", { nullable: "1+", default: null }),
+  ]),
+  field("clusterId", "string", "2+", { nullable: "2+", default: null }),
+  field("controllerId", "int32", "1+", { default: -1 }),
+  structs("topics", "0+", [
+    field("errorCode", "int16", "0+"),
+    field("name", "string", "0+", { nullable: "12+" }),
+    field("topicId", "uuid", "10+"),
+    field("isInternal", "bool", "1+", { default: false }),
+    structs("partitions", "0+", [
+      field("errorCode", "int16", "0+"),
+      field("partitionIndex", "int32", "0+"),
+      field("leaderId", "int32", "0+"),
+      field("leaderEpoch", "int32", "7+", { default: -1 }),
+      field("replicaNodes", "[]int32", "0+"),
+      field("isrNodes", "[]int32", "0+"),
+      field("offlineReplicas", "[]int32", "5+"),
+    ]),
+    field("topicAuthorizedOperations", "int32", "8+", { default: -2147483648 }),
+  ]),
+  field("clusterAuthorizedOperations", "int32", "8-10", { default: -2147483648 }),
+]);
+
+// ---- OffsetCommit (key 8). checked: OffsetCommitRequest/Response.json for v2-8 -------------
+
+export const offsetCommitRequest = message("OffsetCommitRequest", 8, "2-8", 8, [
+  field("groupId", "string", "0+"),
+  field("generationId", "int32", "1+", { default: -1 }),
+  field("memberId", "string", "1+"),
+  field("groupInstanceId", "string", "7+", { nullable: "7+", default: null }),
+  field("retentionTimeMs", "int64", "2-4", { default: -1 }),
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partitionIndex", "int32", "0+"),
+      field("committedOffset", "int64", "0+"),
+      field("committedLeaderEpoch", "int32", "6+", { default: -1 }),
+      field("commitTimestamp", "int64", "1", { default: -1 }),
+      field("committedMetadata", "string", "0+", { nullable: "0+" }),
+    ]),
+  ]),
+]);
+
+export const offsetCommitResponse = message("OffsetCommitResponse", 8, "2-8", 8, [
+  field("throttleTimeMs", "int32", "3+"),
+  structs("topics", "0+", [field("name", "string", "0+"), structs("partitions", "0+", [field("partitionIndex", "int32", "0+"), field("errorCode", "int16", "0+")])]),
+]);
+
+// ---- OffsetFetch (key 9). checked: OffsetFetchRequest/Response.json for v1-7 ----------------
+
+export const offsetFetchRequest = message("OffsetFetchRequest", 9, "1-7", 6, [
+  field("groupId", "string", "0-7"),
+  structs("topics", "0-7", [field("name", "string", "0-7"), field("partitionIndexes", "[]int32", "0-7")], { nullable: "2-7" }),
+  field("requireStable", "bool", "7+"),
+]);
+
+export const offsetFetchResponse = message("OffsetFetchResponse", 9, "1-7", 6, [
+  field("throttleTimeMs", "int32", "3+"),
+  structs("topics", "0-7", [
+    field("name", "string", "0-7"),
+    structs("partitions", "0-7", [
+      field("partitionIndex", "int32", "0-7"),
+      field("committedOffset", "int64", "0-7"),
+      field("committedLeaderEpoch", "int32", "5-7", { default: -1 }),
+      field("metadata", "string", "0-7", { nullable: "0-7" }),
+      field("errorCode", "int16", "0-7"),
+    ]),
+  ]),
+  field("errorCode", "int16", "2-7"),
+]);
+
+// ---- FindCoordinator (key 10). checked: FindCoordinatorRequest/Response.json for v0-4 ------
+
+export const findCoordinatorRequest = message("FindCoordinatorRequest", 10, "0-4", 3, [
+  field("key", "string", "0-3"),
+  field("keyType", "int8", "1+"),
+  field("coordinatorKeys", "[]string", "4+"),
+]);
+
+export const findCoordinatorResponse = message("FindCoordinatorResponse", 10, "0-4", 3, [
+  field("throttleTimeMs", "int32", "1+"),
+  field("errorCode", "int16", "0-3"),
+  field("errorMessage", "string", "1-3", { nullable: "1-3", default: null }),
+  field("nodeId", "int32", "0-3"),
+  field("host", "string", "0-3"),
+  field("port", "int32", "0-3"),
+  structs("coordinators", "4+", [
+    field("key", "string", "4+"),
+    field("nodeId", "int32", "4+"),
+    field("host", "string", "4+"),
+    field("port", "int32", "4+"),
+    field("errorCode", "int16", "4+"),
+    field("errorMessage", "string", "4+", { nullable: "4+", default: null }),
+  ]),
+]);
+
+// ---- ApiVersions (key 18). checked: ApiVersionsRequest/Response.json for v0-4 --------------
+
+export const apiVersionsRequest = message("ApiVersionsRequest", 18, "0-4", 3, [
+  field("clientSoftwareName", "string", "3+"),
+  field("clientSoftwareVersion", "string", "3+"),
+]);
+
+export const apiVersionsResponse = message("ApiVersionsResponse", 18, "0-4", 3, [
+  field("errorCode", "int16", "0+"),
+  structs("apiKeys", "0+", [field("apiKey", "int16", "0+"), field("minVersion", "int16", "0+"), field("maxVersion", "int16", "0+")]),
+  field("throttleTimeMs", "int32", "1+"),
+  structs("supportedFeatures", "3+", [field("name", "string", "3+"), field("minVersion", "int16", "3+"), field("maxVersion", "int16", "3+")], { tagged: ["3+", 0] }),
+  field("finalizedFeaturesEpoch", "int64", "3+", { tagged: ["3+", 1], default: -1 }),
+  structs("finalizedFeatures", "3+", [field("name", "string", "3+"), field("maxVersionLevel", "int16", "3+"), field("minVersionLevel", "int16", "3+")], { tagged: ["3+", 2] }),
+  field("zkMigrationReady", "bool", "3+", { tagged: ["3+", 3], default: false }),
+]);
+
+// ---- CreateTopics (key 19). checked: CreateTopicsRequest/Response.json for v0-7 ------------
+
+export const createTopicsRequest = message("CreateTopicsRequest", 19, "0-7", 5, [
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    field("numPartitions", "int32", "0+"),
+    field("replicationFactor", "int16", "0+"),
+    structs("assignments", "0+", [field("partitionIndex", "int32", "0+"), field("brokerIds", "[]int32", "0+")]),
+    structs("configs", "0+", [field("name", "string", "0+"), field("value", "string", "0+", { nullable: "0+" })]),
+  ]),
+  field("timeoutMs", "int32", "0+"),
+  field("validateOnly", "bool", "1+"),
+]);
+
+export const createTopicsResponse = message("CreateTopicsResponse", 19, "0-7", 5, [
+  field("throttleTimeMs", "int32", "2+"),
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    field("topicId", "uuid", "7+"),
+    field("errorCode", "int16", "0+"),
+    field("errorMessage", "string", "1+", { nullable: "0+", default: null }),
+    field("topicConfigErrorCode", "int16", "5+", { tagged: ["5+", 0] }),
+    field("numPartitions", "int32", "5+", { default: -1 }),
+    field("replicationFactor", "int16", "5+", { default: -1 }),
+    structs("configs", "5+", [
+      field("name", "string", "5+"),
+      field("value", "string", "5+", { nullable: "5+" }),
+      field("readOnly", "bool", "5+"),
+      field("configSource", "int8", "5+", { default: -1 }),
+      field("isSensitive", "bool", "5+"),
+    ], { nullable: "5+", default: null }),
+  ]),
+]);
+
+// ---- DeleteTopics (key 20). checked: DeleteTopicsRequest/Response.json for v0-6 ------------
+
+export const deleteTopicsRequest = message("DeleteTopicsRequest", 20, "0-6", 4, [
+  structs("topics", "6+", [field("name", "string", "6+", { nullable: "6+" }), field("topicId", "uuid", "6+")]),
+  field("topicNames", "[]string", "0-5"),
+  field("timeoutMs", "int32", "0+"),
+]);
+
+export const deleteTopicsResponse = message("DeleteTopicsResponse", 20, "0-6", 4, [
+  field("throttleTimeMs", "int32", "1+"),
+  structs("responses", "0+", [
+    field("name", "string", "0+", { nullable: "6+" }),
+    field("topicId", "uuid", "6+"),
+    field("errorCode", "int16", "0+"),
+    field("errorMessage", "string", "5+", { nullable: "5+", default: null }),
+  ]),
+]);
+
+// ---- InitProducerId (key 22). checked: InitProducerIdRequest/Response.json for v0-4 --------
+
+export const initProducerIdRequest = message("InitProducerIdRequest", 22, "0-4", 2, [
+  field("transactionalId", "string", "0+", { nullable: "0+" }),
+  field("transactionTimeoutMs", "int32", "0+"),
+  field("producerId", "int64", "3+", { default: -1 }),
+  field("producerEpoch", "int16", "3+", { default: -1 }),
+]);
+
+export const initProducerIdResponse = message("InitProducerIdResponse", 22, "0-4", 2, [
+  field("throttleTimeMs", "int32", "0+"),
+  field("errorCode", "int16", "0+"),
+  field("producerId", "int64", "0+", { default: -1 }),
+  field("producerEpoch", "int16", "0+"),
+]);
+
+// ---- DescribeConfigs (key 32). checked: DescribeConfigsRequest/Response.json for v0-4 --------
+
+export const describeConfigsRequest = message("DescribeConfigsRequest", 32, "0-4", 4, [
+  structs("resources", "0+", [
+    field("resourceType", "int8", "0+"),
+    field("resourceName", "string", "0+"),
+    field("configurationKeys", "[]string", "0+", { nullable: "0+" }),
+  ]),
+  field("includeSynonyms", "bool", "1+"),
+  field("includeDocumentation", "bool", "3+"),
+]);
+
+export const describeConfigsResponse = message("DescribeConfigsResponse", 32, "0-4", 4, [
+  field("throttleTimeMs", "int32", "0+"),
+  structs("results", "0+", [
+    field("errorCode", "int16", "0+"),
+    field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+    field("resourceType", "int8", "0+"),
+    field("resourceName", "string", "0+"),
+    structs("configs", "0+", [
+      field("name", "string", "0+"),
+      field("value", "string", "0+", { nullable: "0+" }),
+      field("readOnly", "bool", "0+"),
+      field("isDefault", "bool", "0"),
+      field("configSource", "int8", "1+", { default: -1 }),
+      field("isSensitive", "bool", "0+"),
+      structs("synonyms", "1+", [field("name", "string", "1+"), field("value", "string", "1+", { nullable: "0+" }), field("source", "int8", "1+")]),
+      field("configType", "int8", "3+"),
+      field("documentation", "string", "3+", { nullable: "0+", default: null }),
+    ]),
+  ]),
+]);
+
+/** Every request/response pair we serve, by API key. */
+export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: MessageDef }> = new Map([
+  [0, { request: produceRequest, response: produceResponse }],
+  [1, { request: fetchRequest, response: fetchResponse }],
+  [2, { request: listOffsetsRequest, response: listOffsetsResponse }],
+  [3, { request: metadataRequest, response: metadataResponse }],
+  [8, { request: offsetCommitRequest, response: offsetCommitResponse }],
+  [9, { request: offsetFetchRequest, response: offsetFetchResponse }],
+  [10, { request: findCoordinatorRequest, response: findCoordinatorResponse }],
+  [18, { request: apiVersionsRequest, response: apiVersionsResponse }],
+  [19, { request: createTopicsRequest, response: createTopicsResponse }],
+  [20, { request: deleteTopicsRequest, response: deleteTopicsResponse }],
+  [22, { request: initProducerIdRequest, response: initProducerIdResponse }],
+  [32, { request: describeConfigsRequest, response: describeConfigsResponse }],
+]);

@@ -1,0 +1,116 @@
+/**
+ * @module listeners/kafka/dispatch
+ * One request frame in, one response frame (or none, or "close") out. Sans-IO.
+ *
+ *   request  = apiKey:int16 apiVersion:int16 correlationId:int32 clientId:nullable int16 string
+ *              [tagged fields, header v2 = flexible versions] body
+ *   response = correlationId:int32 [tagged fields, header v1 = flexible, except ApiVersions] body
+ *
+ * Kafka's rules for the unexpected: an ApiVersions request of a version we do not serve gets a v0
+ * body with UNSUPPORTED_VERSION (35) and our ranges; any other unknown API key or version, and a
+ * body that does not decode, closes the connection (Kafka's broker does the same: it cannot know
+ * the shape of an error body for a version it does not speak).
+ */
+import type { ReadSlice } from "../../log/api.ts";
+import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct, KafkaWriter } from "./codec.ts";
+import type { KafkaContext, KafkaHandler } from "./context.ts";
+import { API_KEYS, inVersions, MESSAGES } from "./definitions.ts";
+import { KAFKA_ERROR } from "./errors.ts";
+import { apiVersionsBody, handleApiVersions } from "./handlers/api-versions.ts";
+import { handleCreateTopics } from "./handlers/create-topics.ts";
+import { handleDeleteTopics } from "./handlers/delete-topics.ts";
+import { handleDescribeConfigs } from "./handlers/describe-configs.ts";
+import { handleFetch } from "./handlers/fetch.ts";
+import { handleFindCoordinator } from "./handlers/find-coordinator.ts";
+import { handleInitProducerId } from "./handlers/init-producer-id.ts";
+import { handleListOffsets } from "./handlers/list-offsets.ts";
+import { handleMetadata } from "./handlers/metadata.ts";
+import { handleOffsetCommit } from "./handlers/offset-commit.ts";
+import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
+import { handleProduce } from "./handlers/produce.ts";
+
+const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler>([
+  [API_KEYS.produce, handleProduce],
+  [API_KEYS.fetch, handleFetch],
+  [API_KEYS.listOffsets, handleListOffsets],
+  [API_KEYS.metadata, handleMetadata],
+  [API_KEYS.offsetCommit, handleOffsetCommit],
+  [API_KEYS.offsetFetch, handleOffsetFetch],
+  [API_KEYS.findCoordinator, handleFindCoordinator],
+  [API_KEYS.apiVersions, handleApiVersions],
+  [API_KEYS.createTopics, handleCreateTopics],
+  [API_KEYS.deleteTopics, handleDeleteTopics],
+  [API_KEYS.initProducerId, handleInitProducerId],
+  [API_KEYS.describeConfigs, handleDescribeConfigs],
+]);
+
+/** An encoded response: memory pieces and file slices in order, size prefix included. */
+export interface KafkaFrame {
+  parts: Array<Uint8Array | ReadSlice>;
+  bytes: number;
+}
+
+export type DispatchResult = { kind: "reply"; frame: KafkaFrame } | { kind: "none" } | { kind: "close"; reason: string };
+
+export interface RequestHeader {
+  apiKey: number;
+  apiVersion: number;
+  correlationId: number;
+  clientId: string | null;
+}
+
+const REQUEST_HEADER_FIXED_BYTES = 8;
+
+/** Decodes and answers one request frame body (the bytes after the size prefix). */
+export function dispatch(context: KafkaContext, frame: Uint8Array): DispatchResult | Promise<DispatchResult> {
+  if (frame.length < REQUEST_HEADER_FIXED_BYTES) return { kind: "close", reason: `a ${frame.length}-byte frame is too short for a request header` };
+  const reader = new KafkaReader(frame);
+  const header: RequestHeader = { apiKey: reader.int16(), apiVersion: reader.int16(), correlationId: reader.int32(), clientId: null };
+  const pair = MESSAGES.get(header.apiKey);
+  const handler = HANDLERS.get(header.apiKey);
+  if (pair === undefined || handler === undefined) return { kind: "close", reason: `unknown API key ${header.apiKey}` };
+  if (!inVersions(pair.request.validVersions, header.apiVersion)) {
+    if (header.apiKey === API_KEYS.apiVersions) return reply(header, apiVersionsBody(KAFKA_ERROR.UNSUPPORTED_VERSION), 0);
+    return { kind: "close", reason: `${pair.request.name} version ${header.apiVersion} is not served (${pair.request.validVersions.join("-")})` };
+  }
+  let request: KafkaStruct;
+  try {
+    header.clientId = reader.string(false, "clientId");
+    const bodyStart = isFlexible(pair.request, header.apiVersion) ? skipTaggedFields(reader) : reader.position;
+    request = decodeMessage(pair.request, header.apiVersion, frame, bodyStart);
+  } catch (error) {
+    return { kind: "close", reason: error instanceof Error ? error.message : String(error) };
+  }
+  const answer = handler(context, request, header.apiVersion);
+  if (answer instanceof Promise) return answer.then((body) => (body === null ? { kind: "none" } : reply(header, body, header.apiVersion)));
+  return answer === null ? { kind: "none" } : reply(header, answer, header.apiVersion);
+}
+
+/** The header's tagged section (header v2): nothing in it is used; returns where the body starts. */
+function skipTaggedFields(reader: KafkaReader): number {
+  const count = reader.uvarint();
+  for (let index = 0; index < count; index++) {
+    reader.uvarint();
+    reader.take(reader.uvarint(), "header tagged field");
+  }
+  return reader.position;
+}
+
+/** Encodes a response frame: size, header (v0, or v1 for flexible versions except ApiVersions), body. */
+export function reply(header: RequestHeader, body: KafkaStruct, version: number): DispatchResult {
+  return { kind: "reply", frame: encodeResponseFrame(header.apiKey, version, header.correlationId, body) };
+}
+
+export function encodeResponseFrame(apiKey: number, version: number, correlationId: number, body: KafkaStruct): KafkaFrame {
+  const pair = MESSAGES.get(apiKey);
+  if (pair === undefined) throw new Error(`no definition for API key ${apiKey}`);
+  const writer = new KafkaWriter();
+  writer.int32(0); // size, patched below
+  writer.int32(correlationId);
+  if (isFlexible(pair.response, version) && apiKey !== API_KEYS.apiVersions) writer.uvarint(0);
+  encodeMessage(pair.response, version, body, writer);
+  const { parts, bytes } = writer.finish();
+  const first = parts[0] as Uint8Array;
+  new DataView(first.buffer, first.byteOffset, first.byteLength).setInt32(0, bytes - 4);
+  return { parts, bytes };
+}

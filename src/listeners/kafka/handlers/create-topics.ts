@@ -1,0 +1,71 @@
+/**
+ * @module listeners/kafka/handlers/create-topics
+ * CreateTopics (key 19), versions 0-7 (5+ flexible). Each topic independently: numPartitions -1
+ * takes defaultPartitions; replicationFactor must be -1 or 1 (one node; INVALID_REPLICATION_FACTOR
+ * otherwise); manual assignments are refused (INVALID_REPLICA_ASSIGNMENT). Configs: the Kafka
+ * names Runnel keeps per topic (retention.ms, retention.bytes, segment.bytes, segment.ms,
+ * flush.messages, flush.ms), validated by the log; any other is INVALID_CONFIG. validateOnly
+ * checks everything and creates nothing. The broker's limits (name rule, topicsMax,
+ * partitionsPerTopicMax) apply as on the native path. v5+ answers carry the partition count and
+ * replication factor (no config list).
+ */
+import { RunnelError } from "../../../errors.ts";
+import type { TopicConfig } from "../../../log/api.ts";
+import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom } from "../../../server/topic-rules.ts";
+import { fieldAs, type KafkaStruct } from "../codec.ts";
+import type { KafkaContext } from "../context.ts";
+import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+
+const TOPIC_CONFIG_NAMES: ReadonlySet<string> = new Set(["retention.ms", "retention.bytes", "segment.bytes", "segment.ms", "flush.messages", "flush.ms"]);
+const ZERO_UUID = new Uint8Array(16);
+
+interface CreateTopic {
+  name: string;
+  numPartitions: number;
+  replicationFactor: number;
+  assignments: unknown[];
+  configs: Array<{ name: string; value: string | null }>;
+}
+
+export async function handleCreateTopics(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
+  const validateOnly = request.validateOnly === true;
+  // Side by side: the log group-commits the directory fsyncs of creates that overlap.
+  const topics = await Promise.all(fieldAs<CreateTopic[]>(request.topics).map((topic) => createOne(context, topic, validateOnly)));
+  return { throttleTimeMs: 0, topics };
+}
+
+/** Checks run first, synchronously, in request order; the files are then made off the event loop. */
+async function createOne(context: KafkaContext, topic: CreateTopic, validateOnly: boolean): Promise<KafkaStruct> {
+  const broker = context.broker;
+  const partitions = topic.numPartitions === -1 ? broker.config.defaultPartitions : topic.numPartitions;
+  const answer = { name: topic.name, topicId: ZERO_UUID, errorCode: 0, errorMessage: null as string | null, numPartitions: partitions, replicationFactor: 1, configs: null };
+  try {
+    if (topic.replicationFactor !== -1 && topic.replicationFactor !== 1) {
+      return { ...answer, errorCode: KAFKA_ERROR.INVALID_REPLICATION_FACTOR, errorMessage: `replication factor ${topic.replicationFactor}: this broker is one node, so 1 (or -1) is the only choice` };
+    }
+    if (topic.assignments.length > 0) return { ...answer, errorCode: KAFKA_ERROR.INVALID_REPLICA_ASSIGNMENT, errorMessage: "manual replica assignments are not supported" };
+    checkTopicName(topic.name);
+    checkPartitionCount(broker, partitions);
+    if (broker.log.hasTopic(topic.name)) throw new RunnelError("TOPIC_EXISTS", `topic '${topic.name}' already exists`);
+    checkTopicRoom(broker);
+    const config = topicConfigOf(topic.configs);
+    if (validateOnly) return answer;
+    admitPartitions(broker, partitions);
+    await broker.log.createTopicAsync(topic.name, { partitions, config });
+    return answer;
+  } catch (error) {
+    const { errorCode, errorMessage } = kafkaErrorOf(error);
+    return { ...answer, errorCode, errorMessage, numPartitions: -1, replicationFactor: -1 };
+  }
+}
+
+function topicConfigOf(configs: Array<{ name: string; value: string | null }>): Partial<TopicConfig> {
+  const config: Record<string, number> = {};
+  for (const { name, value } of configs) {
+    if (!TOPIC_CONFIG_NAMES.has(name)) throw new RunnelError("INVALID_CONFIG", `topic config '${name}' is not supported (supported: ${[...TOPIC_CONFIG_NAMES].join(", ")})`);
+    const number = Number(value);
+    if (value === null || !Number.isSafeInteger(number)) throw new RunnelError("INVALID_CONFIG", `topic config '${name}' needs an integer, got ${String(value)}`);
+    config[name] = number;
+  }
+  return config as Partial<TopicConfig>;
+}

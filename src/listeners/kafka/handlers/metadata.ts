@@ -1,0 +1,74 @@
+/**
+ * @module listeners/kafka/handlers/metadata
+ * Metadata (key 3), versions 0-12 (9+ flexible). One broker: this node, at the advertised host and
+ * port; it is also the controller (a real node id: -1 makes the Java admin client loop) and the
+ * leader of every partition, with replicas = isr = [this node], leader epoch 0.
+ *
+ * Topics: null (v1+) or an empty list at v0 means all topics. A named topic that does not exist
+ * is created when the request allows it (v4+ allowAutoTopicCreation, true before v4) and the
+ * broker's autoCreateTopics is on, as Kafka's auto.create.topics.enable; otherwise it is listed
+ * with UNKNOWN_TOPIC_OR_PARTITION (3). Creating goes off the event loop through the same path as the
+ * native listener's (server/topic-creation.ts: per-request cap, creation rate, group-committed
+ * fsyncs), so the answer is then asynchronous; a topic not created gets its error. Topic ids (v10+) are all zero: Runnel keeps none yet, and
+ * the versions of Fetch we serve address topics by name. Authorized operations: none reported.
+ */
+import { type RunnelError, toRunnelError } from "../../../errors.ts";
+import { autoCreateTopics, missingTopics } from "../../../server/topic-creation.ts";
+import type { KafkaStruct } from "../codec.ts";
+import type { KafkaContext } from "../context.ts";
+import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+
+const ZERO_UUID = new Uint8Array(16);
+const NO_OPERATIONS = -2147483648;
+
+interface MetadataTopicRequest {
+  name: string | null;
+}
+
+const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
+
+export function handleMetadata(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct | Promise<KafkaStruct> {
+  const requested = request.topics as MetadataTopicRequest[] | null;
+  const allTopics = requested === null || (version === 0 && requested.length === 0);
+  const allowCreate = version < 4 || request.allowAutoTopicCreation === true;
+  const names = allTopics ? context.broker.log.listTopics() : requested.map((topic) => topic.name ?? "");
+  const missing = allTopics || !allowCreate ? [] : missingTopics(context.broker, names);
+  if (missing.length === 0) return answer(context, names, NO_FAILURES);
+  return autoCreateTopics(context.broker, missing).then((failures) => answer(context, names, failures));
+}
+
+function answer(context: KafkaContext, names: readonly string[], failures: ReadonlyMap<string, RunnelError>): KafkaStruct {
+  return {
+    throttleTimeMs: 0,
+    brokers: [{ nodeId: context.nodeId, host: context.advertisedHost, port: context.advertisedPort, rack: null }],
+    clusterId: context.clusterId,
+    controllerId: context.nodeId,
+    topics: names.map((name) => describeTopic(context, name, failures.get(name))),
+    clusterAuthorizedOperations: NO_OPERATIONS,
+  };
+}
+
+function describeTopic(context: KafkaContext, name: string, failure: RunnelError | undefined): KafkaStruct {
+  const { log } = context.broker;
+  try {
+    if (failure !== undefined) throw failure;
+    if (!log.hasTopic(name)) return topicError(name, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION);
+    const partitions = log.describeTopic(name).partitions.map((info) => ({
+      errorCode: 0,
+      partitionIndex: info.partition,
+      leaderId: context.nodeId,
+      leaderEpoch: 0,
+      replicaNodes: [context.nodeId],
+      isrNodes: [context.nodeId],
+      offlineReplicas: [],
+    }));
+    return { errorCode: 0, name, topicId: ZERO_UUID, isInternal: false, partitions, topicAuthorizedOperations: NO_OPERATIONS };
+  } catch (error) {
+    const code = toRunnelError(error).code;
+    return topicError(name, code === "UNKNOWN_TOPIC" ? KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION : kafkaErrorOf(error).errorCode);
+  }
+}
+
+function topicError(name: string, errorCode: number): KafkaStruct {
+  return { errorCode, name, topicId: ZERO_UUID, isInternal: false, partitions: [], topicAuthorizedOperations: NO_OPERATIONS };
+}

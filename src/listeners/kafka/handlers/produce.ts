@@ -1,0 +1,121 @@
+/**
+ * @module listeners/kafka/handlers/produce
+ * Produce (key 0), versions 0-9 (9+ flexible; advertised from 0 so old librdkafka still
+ * negotiates compression). Each partition's records are Kafka record batches (magic 2); each
+ * batch is stored whole — compressed ones as they came — after the log checks its header and
+ * CRC-32C, and stamps baseOffset and partitionLeaderEpoch in place (record-batch.ts,
+ * log/partition.ts). The answer gives the first batch's base offset.
+ *
+ * Refused: magic 0/1 message sets (UNSUPPORTED_FOR_MESSAGE_FORMAT, 43, with a message saying so),
+ * transactional batches (a transactional id: INVALID_REQUEST). A producer id this broker never
+ * issued: UNKNOWN_PRODUCER_ID (59), as on the native path. Idempotent batches go through the same
+ * producer state as native ones; a retry is answered with its original offsets.
+ *
+ * acks=0: no response at all (Kafka's rule). acks=1 and acks=-1 answer once the batches are in
+ * the page cache: one node has no followers to wait for, and Kafka itself does not fsync before
+ * acknowledging (flush.ms / flush.messages apply as for native produce).
+ * Any other acks value: INVALID_REQUIRED_ACKS (21), nothing stored. Missing topics are created
+ * when autoCreateTopics is on, off the event loop (server/topic-creation.ts) before anything is
+ * appended; a topic not created gets its error on each of its partitions.
+ */
+import { RunnelError } from "../../../errors.ts";
+import { autoCreateTopics, missingTopics } from "../../../server/topic-creation.ts";
+import { BATCH_LOG_OVERHEAD_BYTES, BATCH_MAGIC_KAFKA, FIELD, readInt64 } from "../../../format/record-batch.ts";
+import type { Partition } from "../../../log/api.ts";
+import { partitionForProduce } from "../../../server/topic-rules.ts";
+import { fieldAs, type KafkaStruct } from "../codec.ts";
+import type { KafkaContext } from "../context.ts";
+import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+
+interface PartitionData {
+  index: number;
+  records: Uint8Array | null;
+}
+interface TopicData {
+  name: string;
+  partitionData: PartitionData[];
+}
+
+const VALID_ACKS: ReadonlySet<number> = new Set([0, 1, -1]);
+
+const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
+
+export function handleProduce(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct | null | Promise<KafkaStruct | null> {
+  const topics = fieldAs<TopicData[]>(request.topicData);
+  const missing = context.broker.config.autoCreateTopics ? missingTopics(context.broker, topics.map((topic) => topic.name)) : [];
+  if (missing.length === 0) return produce(context, request, version, NO_FAILURES);
+  // The request's record bytes are its own buffer (the Kafka connection does not reuse frames).
+  return autoCreateTopics(context.broker, missing).then((failures) => produce(context, request, version, failures));
+}
+
+function produce(context: KafkaContext, request: KafkaStruct, version: number, failures: ReadonlyMap<string, RunnelError>): KafkaStruct | null {
+  const transactional = version >= 3 && request.transactionalId !== null;
+  const acks = request.acks as number;
+  const responses = fieldAs<TopicData[]>(request.topicData).map((topic) => ({
+    name: topic.name,
+    partitionResponses: topic.partitionData.map((data) =>
+      VALID_ACKS.has(acks) ? produceToPartition(context, topic.name, data, transactional, failures.get(topic.name)) : { index: data.index, errorCode: KAFKA_ERROR.INVALID_REQUIRED_ACKS, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: `acks ${acks}: use 0, 1 or -1` },
+    ),
+  }));
+  if (request.acks === 0) return null;
+  return { responses, throttleTimeMs: 0 };
+}
+
+function produceToPartition(context: KafkaContext, topic: string, data: PartitionData, transactional: boolean, creationFailure: RunnelError | undefined): KafkaStruct {
+  const result = { index: data.index, errorCode: 0, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: null as string | null };
+  try {
+    if (creationFailure !== undefined) throw creationFailure;
+    if (transactional) throw new RunnelError("INVALID_REQUEST", "transactional produce is not supported by this broker");
+    const records = data.records ?? new Uint8Array(0);
+    const batches = splitBatches(records);
+    if (batches === null) return { ...result, errorCode: KAFKA_ERROR.UNSUPPORTED_FOR_MESSAGE_FORMAT, errorMessage: MAGIC_MESSAGE };
+    const partition = partitionForProduce(context.broker, topic, data.index);
+    result.baseOffset = appendAll(context, partition, batches);
+    result.logStartOffset = partition.logStartOffset;
+    context.broker.notifier.notify(topic, data.index);
+    return result;
+  } catch (error) {
+    const { errorCode, errorMessage } = kafkaErrorOf(error);
+    return { ...result, errorCode, errorMessage };
+  }
+}
+
+const MAGIC_MESSAGE = "message format v0/v1 (magic 0 or 1) is not supported: this broker stores record batch v2 (magic 2, Kafka 0.11+); upgrade the client or set its message format to v2";
+
+/** The batches in `records` as views; null when one is not magic 2. CORRUPT_BATCH when they do not tile it. */
+function splitBatches(records: Uint8Array): Uint8Array[] | null {
+  const batches: Uint8Array[] = [];
+  let position = 0;
+  while (position < records.length) {
+    if (records.length - position <= FIELD.magic) throw new RunnelError("CORRUPT_BATCH", `records end with a ${records.length - position}-byte fragment`);
+    if (records[position + FIELD.magic] !== BATCH_MAGIC_KAFKA) return null;
+    const view = new DataView(records.buffer, records.byteOffset + position, records.length - position);
+    const total = BATCH_LOG_OVERHEAD_BYTES + view.getInt32(FIELD.batchLength);
+    if (total <= BATCH_LOG_OVERHEAD_BYTES || total > records.length - position) throw new RunnelError("CORRUPT_BATCH", `batch at byte ${position} declares ${total} bytes, ${records.length - position} are there`);
+    batches.push(records.subarray(position, position + total));
+    position += total;
+  }
+  if (batches.length === 0) throw new RunnelError("CORRUPT_BATCH", "no record batch in the request");
+  return batches;
+}
+
+/** Appends each batch; the base offset of the first. */
+function appendAll(context: KafkaContext, partition: Partition, batches: Uint8Array[]): number {
+  const broker = context.broker;
+  let firstOffset = -1;
+  for (const batch of batches) {
+    if (batch.length > broker.config.batchBytesMax) throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${batch.length} bytes; the limit is ${broker.config.batchBytesMax}`);
+    const producerId = batch.length >= FIELD.producerId + 8 ? readInt64(new DataView(batch.buffer, batch.byteOffset, batch.length), FIELD.producerId) : -1;
+    if (producerId >= 0 && !broker.producerIds.isIssued(producerId)) {
+      throw new RunnelError("UNKNOWN_PRODUCER_ID", `producer id ${producerId} was never issued by this broker; call InitProducerId`);
+    }
+    const appended = partition.append(batch);
+    if (appended.duplicate === true) broker.stats.batchesDuplicate++;
+    else {
+      broker.stats.batchesAppended++;
+      broker.stats.bytesAppended += batch.length;
+    }
+    if (firstOffset < 0) firstOffset = appended.baseOffset;
+  }
+  return firstOffset;
+}
