@@ -7,6 +7,7 @@
  */
 import type { Socket, TCPSocketListener } from "bun";
 import type { BrokerContext } from "../../server/context.ts";
+import type { ListenerTls } from "../../server/tls.ts";
 import { KafkaConnection } from "./connection.ts";
 import type { KafkaContext } from "./context.ts";
 
@@ -18,28 +19,20 @@ export interface KafkaListenerOptions {
   /** What Metadata reports; empty / 0 = the listening host / port. */
   advertisedHost: string;
   advertisedPort: number;
+  /** TLS for this listener (server/tls.ts), or null for plaintext. */
+  tls: ListenerTls | null;
 }
 
 export class KafkaListener {
   private readonly connections = new Set<KafkaConnection>();
-  private readonly listener: TCPSocketListener<SocketData>;
+  private listener: TCPSocketListener<SocketData>;
+  /** Listeners replaced by a TLS reload: no longer accepting, their connections still open. */
+  private readonly retired: TCPSocketListener<SocketData>[] = [];
   private readonly sweepTimer: ReturnType<typeof setInterval>;
   readonly context: KafkaContext;
 
   constructor(broker: BrokerContext, options: KafkaListenerOptions) {
-    this.listener = Bun.listen<SocketData>({
-      hostname: options.host,
-      port: options.port,
-      data: { connection: null },
-      socket: {
-        binaryType: "uint8array",
-        open: (socket) => this.accept(socket),
-        data: (socket, chunk) => socket.data.connection?.onData(chunk),
-        drain: (socket) => socket.data.connection?.onDrain(),
-        close: (socket) => this.forget(socket),
-        error: (socket) => this.forget(socket),
-      },
-    });
+    this.listener = this.open(options.host, options.port, options.tls);
     this.context = {
       broker,
       nodeId: 0,
@@ -49,6 +42,34 @@ export class KafkaListener {
     };
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(25, Math.min(1_000, Math.floor(broker.config.frameTimeoutMs / 4))));
     this.sweepTimer.unref();
+  }
+
+  /**
+   * New certificates for new connections (SIGHUP). Bun cannot change a listening socket's TLS,
+   * so the old listener stops accepting (its connections stay) and a new one takes the port.
+   */
+  reloadTls(tls: ListenerTls | null): void {
+    const { hostname, port } = this.listener;
+    this.listener.stop(false);
+    this.retired.push(this.listener);
+    this.listener = this.open(hostname, port, tls);
+  }
+
+  private open(host: string, port: number, tls: ListenerTls | null): TCPSocketListener<SocketData> {
+    return Bun.listen<SocketData>({
+      hostname: host,
+      port,
+      data: { connection: null },
+      ...(tls === null ? {} : { tls }),
+      socket: {
+        binaryType: "uint8array",
+        open: (socket) => this.accept(socket),
+        data: (socket, chunk) => socket.data.connection?.onData(chunk),
+        drain: (socket) => socket.data.connection?.onDrain(),
+        close: (socket) => this.forget(socket),
+        error: (socket) => this.forget(socket),
+      },
+    });
   }
 
   get host(): string {
@@ -98,5 +119,6 @@ export class KafkaListener {
     for (const connection of this.connections) connection.close("broker stopping");
     this.connections.clear();
     this.listener.stop(true);
+    for (const retired of this.retired) retired.stop(true);
   }
 }
