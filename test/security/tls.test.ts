@@ -166,3 +166,41 @@ test("a certificate reload: new connections get the new certificate, an establis
   // Reloading the same files again changes nothing.
   expect(test.broker.reloadTls(loadTlsSettings(config))).toEqual([]);
 });
+
+const KCAT = Bun.which("kcat");
+if (KCAT === null) {
+  if (process.env.CI === "true") throw new Error("kcat is required in CI (apt-get install kcat)");
+  console.warn("skipping the kcat TLS test: kcat is not installed (apt-get install kcat)");
+}
+
+async function kcat(port: number, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = Bun.spawn([KCAT ?? "kcat", "-b", `127.0.0.1:${port}`, "-m", "10", "-X", "security.protocol=ssl", "-X", `ssl.ca.location=${pki.caCert}`, ...args], {
+    stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => child.kill(), 30_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+describe.skipIf(KCAT === null)("the Kafka listener over TLS", () => {
+  test("kcat (librdkafka) produces and consumes back over TLS, and with mutual TLS only with its client certificate", async () => {
+    await using test = await startTestBroker({ ...tlsServer, kafkaTlsCa: pki.caCert });
+    const port = test.broker.kafkaPort!;
+    const clientCert = ["-X", `ssl.certificate.location=${pki.clientCert}`, "-X", `ssl.key.location=${pki.clientKey}`];
+    const produced = await kcat(port, [...clientCert, "-P", "-t", "kafka-tls"], "one\ntwo\nthree\n");
+    expect(produced.stderr).toBe("");
+    expect(produced.code).toBe(0);
+    const consumed = await kcat(port, [...clientCert, "-C", "-t", "kafka-tls", "-o", "beginning", "-e", "-q"]);
+    expect(consumed.stdout).toBe("one\ntwo\nthree\n");
+    expect(test.broker.stats.bytesSentSendfile).toBe(0);
+    const anonymous = await kcat(port, ["-L", "-m", "3"]);
+    expect(anonymous.code).not.toBe(0);
+    // The native listener has no CA of its own: it serves TLS without asking for a certificate.
+    const native = new Connection({ broker: `127.0.0.1:${test.port}`, tls: { ca: pem(pki.caCert) } });
+    expect((await native.connect()).version).toBeGreaterThan(0);
+    native.close();
+  }, 60_000);
+});

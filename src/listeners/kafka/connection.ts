@@ -39,10 +39,12 @@ export class KafkaConnection {
   constructor(
     private readonly socket: Socket<unknown>,
     private readonly context: KafkaContext,
+    /** sendfile for fetched records (false for TLS connections and when zeroCopy is off). */
+    zeroCopy = context.broker.zeroCopy,
   ) {
     const broker = context.broker;
     this.decoder = new FrameDecoder(broker.config.frameBytesMax, { memory: broker.memory });
-    this.outbound = new OutboundQueue(socket, broker.stats, broker.zeroCopy, broker.memory);
+    this.outbound = new OutboundQueue(socket, broker.stats, zeroCopy, broker.memory);
   }
 
   get isClosed(): boolean {

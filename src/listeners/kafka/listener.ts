@@ -63,7 +63,7 @@ export class KafkaListener {
       ...(tls === null ? {} : { tls }),
       socket: {
         binaryType: "uint8array",
-        open: (socket) => this.accept(socket),
+        open: (socket) => this.accept(socket, tls !== null),
         data: (socket, chunk) => socket.data.connection?.onData(chunk),
         drain: (socket) => socket.data.connection?.onDrain(),
         close: (socket) => this.forget(socket),
@@ -85,14 +85,15 @@ export class KafkaListener {
     return [...this.connections].every((connection) => connection.isQuiet || connection.isClosed);
   }
 
-  private accept(socket: Socket<SocketData>): void {
+  private accept(socket: Socket<SocketData>, tls: boolean): void {
     if (this.connections.size >= this.context.broker.config.connectionsMax || this.context.broker.isShuttingDown()) {
       socket.data = { connection: null };
       socket.end();
       return;
     }
     socket.setNoDelay(true);
-    const connection = new KafkaConnection(socket as Socket<unknown>, this.context);
+    // sendfile writes past a user-space TLS session: TLS connections take the copy path.
+    const connection = new KafkaConnection(socket as Socket<unknown>, this.context, this.context.broker.zeroCopy && !tls);
     socket.data = { connection };
     this.connections.add(connection);
   }
