@@ -204,3 +204,30 @@ describe.skipIf(KCAT === null)("the Kafka listener over TLS", () => {
     native.close();
   }, 60_000);
 });
+
+const PYTHON = "/usr/bin/python3";
+const pythonReady = fs.existsSync(PYTHON) && Bun.spawnSync([PYTHON, "-c", "import msgpack"]).exitCode === 0;
+if (!pythonReady) {
+  if (process.env.CI === "true") throw new Error(`${PYTHON} with msgpack is required in CI (apt-get install python3-msgpack)`);
+  console.warn("skipping the Python TLS test: python3 with msgpack is not installed");
+}
+
+describe.skipIf(!pythonReady)("the Python example client over TLS", () => {
+  test("produces and consumes with mutual TLS (ssl module), and is refused without its certificate", async () => {
+    await using test = await startTestBroker({ ...tlsServer, tlsCa: pki.caCert, kafkaPort: -1 });
+    const client = path.join(import.meta.dir, "../../examples/python/runnel_client.py");
+    const run = async (args: string[], stdin?: string) => {
+      const child = Bun.spawn([PYTHON, client, "--broker", `127.0.0.1:${test.port}`, "--tls-ca", pki.caCert, ...args], { stdin: stdin === undefined ? "ignore" : new Blob([stdin]), stdout: "pipe", stderr: "pipe" });
+      const timer = setTimeout(() => child.kill(), 20_000);
+      const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+      clearTimeout(timer);
+      return { code, stdout, stderr };
+    };
+    const identity = ["--tls-cert", pki.clientCert, "--tls-key", pki.clientKey];
+    expect((await run([...identity, "produce", "py-tls"], "alpha\nbeta\n")).code).toBe(0);
+    const consumed = await run([...identity, "consume", "py-tls", "2"]);
+    expect(consumed.stdout).toBe("0 0 - alpha\n0 1 - beta\n");
+    const refused = await run(["consume", "py-tls", "1"]);
+    expect(refused.code).not.toBe(0);
+  }, 60_000);
+});
