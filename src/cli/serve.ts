@@ -11,7 +11,7 @@ import { ConfigError, type Config, describeOptions, loadConfig, parseFlags } fro
 import { createLogger, type Logger } from "../logger.ts";
 import { nativeStatus } from "../native/libc.ts";
 import { type Broker, startBroker } from "../server/broker.ts";
-import { loadTlsSettings, type TlsSettings, TLS_OPTIONS } from "../server/tls.ts";
+import { loadTlsSettings, type TlsSettings, TLS_OPTIONS, tlsListeners } from "../server/tls.ts";
 import { applyReload, logReload } from "./reload.ts";
 import { describeStartupFailure } from "./startup-failure.ts";
 
@@ -108,6 +108,8 @@ function logStartLine(broker: Broker, config: Config, logger: Logger): void {
       bufferedBytesMax: broker.context.memory.bytesMax,
       http: broker.http === null ? "off" : `${broker.http.host}:${broker.http.port}`,
       kafka: broker.kafkaPort === null ? "off" : `${config.kafkaHost}:${broker.kafkaPort}`,
+      // TLS connections send fetched records by the copy path whatever sendPath says.
+      tls: tlsListeners(config),
     },
     `runnel listening on ${broker.host}:${broker.port}`,
   );

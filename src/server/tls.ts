@@ -104,3 +104,8 @@ export function sameTls(a: ListenerTls | null, b: ListenerTls | null): boolean {
   if (a === null || b === null) return a === b;
   return a.cert === b.cert && a.key === b.key && a.ca === b.ca;
 }
+
+/** The listeners configured for TLS (for the start line), without reading any file. */
+export function tlsListeners(config: Config): ListenerName[] {
+  return (["native", "kafka", "http"] as const).filter((listener) => config[keyFor(config, listener, "tlsCert")] !== "");
+}
