@@ -265,23 +265,19 @@ class RunningBroker implements Broker {
    */
   reloadTls(next: TlsSettings): ListenerName[] {
     const changed: ListenerName[] = [];
-    if (!sameTls(this.tls.native, next.native)) {
-      this.tls = { ...this.tls, native: next.native };
-      const port = this.port;
-      this.listener?.stop(false);
-      if (this.listener !== null) this.retired.push(this.listener);
-      this.listener = this.openNativeListener(port);
+    if (this.listener !== null && !sameTls(this.tls.native, next.native)) {
+      this.replaceNativeListener(this.listener, next.native);
       changed.push("native");
     }
     if (this.kafka !== null && !sameTls(this.tls.kafka, next.kafka)) {
+      this.kafka.reloadTls(next.kafka, this.tls.kafka);
       this.tls = { ...this.tls, kafka: next.kafka };
-      this.kafka.reloadTls(next.kafka);
       changed.push("kafka");
     }
     const http = this.observability.http;
     if (http !== null && !sameTls(this.tls.http, next.http)) {
+      http.reloadTls(next.http, this.tls.http);
       this.tls = { ...this.tls, http: next.http };
-      http.reloadTls(next.http);
       changed.push("http");
     }
     return changed;
@@ -308,6 +304,23 @@ class RunningBroker implements Broker {
     if (http !== null) view.listeners.push({ name: "http", address: `${http.host}:${http.port}` });
     if (this.kafka !== null && this.kafkaPort !== null) view.listeners.push({ name: "kafka", address: `${this.config.kafkaHost}:${this.kafkaPort}` });
     view.phase = "ready";
+  }
+
+  /** The swap of reloadTls; if the port cannot be taken again, the old certificates come back. */
+  private replaceNativeListener(previous: TCPSocketListener<SocketData>, next: ListenerTls | null): void {
+    const port = previous.port;
+    const previousTls = this.tls.native;
+    previous.stop(false);
+    this.tls = { ...this.tls, native: next };
+    try {
+      this.listener = this.openNativeListener(port);
+    } catch (error) {
+      this.tls = { ...this.tls, native: previousTls };
+      this.listener = this.openNativeListener(port);
+      throw error;
+    } finally {
+      this.retired.push(previous);
+    }
   }
 
   private accept(socket: Socket<SocketData>, decode: ReturnType<typeof createRequestDecoder>, hooks: { onSettled: () => void }, tls: boolean): void {

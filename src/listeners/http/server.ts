@@ -32,7 +32,7 @@ export interface HttpListener {
   readonly host: string;
   readonly port: number;
   /** New certificates for new connections (SIGHUP); see startHttpListener. */
-  reloadTls(tls: ListenerTls | null): void;
+  reloadTls(tls: ListenerTls | null, previousTls: ListenerTls | null): void;
   stop(): Promise<void>;
 }
 
@@ -111,10 +111,16 @@ export function startHttpListener(options: { host: string; port: number; view: B
   return {
     host: server.hostname ?? options.host,
     port,
-    reloadTls(tls) {
+    reloadTls(tls, previousTls) {
       void server.stop(false);
       retired.push(server);
-      server = serve(port, tls);
+      try {
+        server = serve(port, tls);
+      } catch (error) {
+        // The port could not be taken again: keep serving with the old certificates.
+        server = serve(port, previousTls);
+        throw error;
+      }
     },
     async stop() {
       sampler.close();

@@ -48,11 +48,18 @@ export class KafkaListener {
    * New certificates for new connections (SIGHUP). Bun cannot change a listening socket's TLS,
    * so the old listener stops accepting (its connections stay) and a new one takes the port.
    */
-  reloadTls(tls: ListenerTls | null): void {
-    const { hostname, port } = this.listener;
-    this.listener.stop(false);
-    this.retired.push(this.listener);
-    this.listener = this.open(hostname, port, tls);
+  reloadTls(tls: ListenerTls | null, previousTls: ListenerTls | null): void {
+    const previous = this.listener;
+    const { hostname, port } = previous;
+    previous.stop(false);
+    this.retired.push(previous);
+    try {
+      this.listener = this.open(hostname, port, tls);
+    } catch (error) {
+      // The port could not be taken again: keep serving with the old certificates.
+      this.listener = this.open(hostname, port, previousTls);
+      throw error;
+    }
   }
 
   private open(host: string, port: number, tls: ListenerTls | null): TCPSocketListener<SocketData> {
