@@ -171,7 +171,7 @@ describe("metrics and the console API", () => {
       ]);
       const overview = await getJson(`${url}/api/overview`);
       expect(overview.body).toMatchObject({ ready: true, topics: 3, partitions: 3, groups: 1 });
-      expect((overview.body.listeners as Array<{ name: string }>).map((listener) => listener.name)).toEqual(["native", "http"]);
+      expect((overview.body.listeners as Array<{ name: string }>).map((listener) => listener.name)).toEqual(["native", "http", "kafka"]);
       const page = await fetch(`${url}/`);
       expect(page.headers.get("content-type")).toContain("text/html");
       expect(await page.text()).toContain("<title>Runnel");
