@@ -26,6 +26,7 @@ import { type HttpListener, startHttpListener } from "../listeners/http/server.t
 import type { Logger } from "../logger.ts";
 import { libc } from "../native/libc.ts";
 import { createRequestDecoder, encodeErrorFrame, requestSchemas } from "../protocol/messages.ts";
+import { API_KEYS } from "../listeners/kafka/definitions.ts";
 import { KafkaListener } from "../listeners/kafka/listener.ts";
 import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
@@ -69,7 +70,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const { config, logger } = options;
   // The HTTP listener comes first: /health answers and /ready says 503 during a long recovery.
   const httpPort = httpPortOf(config);
-  const metrics = httpPort === null ? null : createBrokerMetrics(Object.keys(requestSchemas));
+  const metrics = httpPort === null ? null : createBrokerMetrics(Object.keys(requestSchemas), Object.keys(API_KEYS));
   const view = new BrokerView(packageJson.version, config.dataDir);
   const http = httpPort === null ? null : listenHttp(config, httpPort, view, logger);
   const storage = options.storage ?? nativeStorage;

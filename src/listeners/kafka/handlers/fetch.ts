@@ -112,6 +112,7 @@ function readPartition(context: KafkaContext, topic: string, entry: FetchPartiti
       return result;
     }
     gathered.totalBytes += slice.length;
+    context.broker.metrics?.traffic.recordOut(topic, slice.length);
     const records = kafkaRecordsOf(partition, slice);
     if (!(records instanceof Uint8Array)) gathered.slices.push(slice);
     result.records = records;
