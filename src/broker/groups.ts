@@ -10,7 +10,7 @@
  * from the store) and hand it to the HTTP listener where server/broker.ts `showReady` sets
  * `view.groups`; `/metrics` then adds `runnel_group_members` and the console shows members.
  */
-import type { OffsetStore } from "../server/offset-store.ts";
+import type { OffsetStore } from "./offset-store.ts";
 
 export interface GroupMember {
   memberId: string;

@@ -31,9 +31,9 @@ import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
 import { ReadTurns } from "./read-turns.ts";
 import { CreateQuota } from "./create-quota.ts";
-import { OffsetStore } from "./offset-store.ts";
-import { PartitionNotifier } from "./partition-notifier.ts";
-import { ProducerIdAllocator } from "./producer-ids.ts";
+import { OffsetStore } from "../broker/offset-store.ts";
+import { PartitionNotifier } from "../broker/partition-notifier.ts";
+import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
 
 type SocketData = { connection: Connection | null };
