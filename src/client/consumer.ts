@@ -101,6 +101,8 @@ export interface ConsumerOptions extends ConnectionOptions {
   onRevoked?: (partitions: TopicPartition[]) => void | Promise<void>;
   /** Group member: partitions taken away without a commit (its session expired); called inside next(). */
   onLost?: (partitions: TopicPartition[]) => void | Promise<void>;
+  /** Called after the broker acknowledged a commit (auto or explicit), with the offsets committed (Kafka's interceptor onCommit). Must not throw. */
+  onCommitted?: (offsets: ReadonlyArray<{ topic: string; partition: number; offset: number }>) => void;
   /** Internal (client/group-consumer.ts): the group member's id and generation, stamped on every commit so the broker fences it. */
   commitFence?: () => { memberId: string; generation: number };
 }
@@ -305,6 +307,7 @@ export class Consumer implements AsyncIterable<Message> {
       const cursor = this.cursorOf(entry.topic, entry.partition);
       if (cursor && entry.offset > cursor.committed) cursor.committed = entry.offset;
     }
+    this.options.onCommitted?.(entries);
   }
 
   /** Stops iteration (a pending next() ends), commits processed offsets when auto-committing, closes the connections. */
