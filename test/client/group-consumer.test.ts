@@ -4,8 +4,8 @@
  * killed member's partitions reach the others within its session timeout + 1 s, every message
  * is consumed, and the ownership intervals the members report from their callbacks never
  * overlap on any partition. Under churn, every duplicate lies after its partition's last commit
- * before the move. The churn test runs 30,000 messages here; RUNNEL_FULL=1 runs the issue's
- * 300,000 (a few minutes).
+ * before the move. The churn test runs the issue's 300,000 messages (about 10 s alone on the
+ * 2-core box); RUNNEL_QUICK=1 runs 30,000 while iterating.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import * as path from "node:path";
@@ -16,10 +16,11 @@ import { prng } from "../support/prng.ts";
 import { ROOT, type RealBroker, startRealBroker } from "./real-broker.ts";
 
 const SESSION_TIMEOUT_MS = 2_000;
-const FULL = process.env.RUNNEL_FULL === "1";
-const CHURN_MESSAGES = FULL ? 300_000 : 30_000;
-const CHURN_ROUNDS = FULL ? 40 : 12;
-const CHURN_TIMEOUT_MS = FULL ? 900_000 : 60_000;
+const QUICK = process.env.RUNNEL_QUICK === "1";
+const CHURN_MESSAGES = QUICK ? 30_000 : 300_000;
+const CHURN_ROUNDS = QUICK ? 12 : 40;
+/** Bounds the wait for every message, not a timing asserted: a loaded machine only makes it slower. */
+const CHURN_TIMEOUT_MS = 300_000;
 const PARTITIONS = 6;
 const MESSAGES_PER_PARTITION = 100;
 
@@ -326,7 +327,7 @@ describe("GroupConsumer under churn", () => {
       expect(deliveries - total).toBe(overlapped);
       const ended = (how: string) => members.filter((member) => (how === "killed" ? member.killedAtMs !== null : member.events.some((event) => event.event === "closing"))).length;
       console.log(
-        `churn: ${total} messages, ${members.length} members (${ended("killed")} SIGKILLed, ${ended("closed")} closed), ${moves} partition moves, ${deliveries} deliveries, ${overlapped} duplicates, ${((Date.now() - startedMs) / 1000).toFixed(1)} s`,
+        `churn: ${total} messages, ${members.length} members (${ended("killed")} SIGKILLed, ${ended("closed")} closed, the last ones at the end), ${moves} partition moves, ${deliveries} deliveries, ${overlapped} duplicates, ${((Date.now() - startedMs) / 1000).toFixed(1)} s`,
       );
     } finally {
       for (const member of started) if (member.alive) await member.kill();
