@@ -1,9 +1,8 @@
 /**
  * @module protocol/fast-requests
- * A hand-written reader for the two requests of the data path, `produce` and `fetch`, and for
- * the most frequent control request, a group member's `heartbeat`: it walks the msgpack bytes of
- * the frame once and builds the typed request the handlers take (RequestOf<"produce">,
- * RequestOf<"fetch">, RequestOf<"heartbeat">) directly — no generic msgpack objects, no zod.
+ * A hand-written reader for the two requests of the data path, `produce` and `fetch`: it walks
+ * the msgpack bytes of the frame once and builds the typed request the handlers take
+ * (RequestOf<"produce">, RequestOf<"fetch">) directly — no generic msgpack objects, no zod.
  *
  * Why: at 10,000+ requests/s the generic path (scanMsgpack, then @msgpack/msgpack into plain
  * objects, then the zod schema) was a large share of the broker's JS time and allocated several
@@ -24,11 +23,7 @@
  *   fetch    {id, op: "fetch", partitions: [{topic: str, partition: int 0..9999,
  *             offset: int 0..2^53-1, maxBytes?: int >= 1}] 1..1000,
  *             maxBytes?: int >= 1, maxWaitMs?: int >= 0, minBytes?: int >= 0}
- *   heartbeat {id, op: "heartbeat", group: name, memberId: name, memberEpoch: int >= 0,
- *             owned?: [{topic: str, partitions: [int 0..9999] 0..10000}] 0..1000 (at most
- *             10,000 partitions in all), waitMs?: int 0..300000}
  *
- * where a name is 1..255 ASCII bytes.
  * where a topic str is 1..255 ASCII bytes and a partition at most 9999 (the generic path takes any
  * str and any int >= 0; the name rule and the partition's existence are checked later, by the
  * handler, on both paths alike). Anything this accepts is within every limit scanMsgpack and the generic
@@ -40,13 +35,11 @@ import { type RequestOf, WIRE_LIMITS } from "./messages.ts";
 
 export type FastRequest =
   | { op: "produce"; id: number; request: RequestOf<"produce"> }
-  | { op: "fetch"; id: number; request: RequestOf<"fetch"> }
-  | { op: "heartbeat"; id: number; request: RequestOf<"heartbeat"> };
+  | { op: "fetch"; id: number; request: RequestOf<"fetch"> };
 
 type Durability = RequestOf<"produce">["durability"];
 type ProduceEntry = RequestOf<"produce">["batches"][number];
 type FetchEntry = RequestOf<"fetch">["partitions"][number];
-type OwnedEntry = RequestOf<"heartbeat">["owned"][number];
 
 /** Thrown inside the reader to give up; never escapes `decode`. Not an Error: no stack to capture. */
 const NOT_FAST = Symbol("not on the fast path");
@@ -60,25 +53,17 @@ const EMPTY = new Uint8Array(0);
 const encodeAscii = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 /** Top-level keys, each a bit of the `seen` mask. */
-const TOP_KEYS = ["id", "op", "durability", "batches", "partitions", "maxBytes", "maxWaitMs", "minBytes", "group", "memberId", "memberEpoch", "owned", "waitMs"].map(encodeAscii);
-const TOP = { id: 1, op: 2, durability: 4, batches: 8, partitions: 16, maxBytes: 32, maxWaitMs: 64, minBytes: 128, group: 256, memberId: 512, memberEpoch: 1024, owned: 2048, waitMs: 4096 } as const;
-/** The keys each op may carry; any other known key sends the request to the generic path. */
-const PRODUCE_KEYS = TOP.id | TOP.op | TOP.durability | TOP.batches;
-const FETCH_KEYS = TOP.id | TOP.op | TOP.partitions | TOP.maxBytes | TOP.maxWaitMs | TOP.minBytes;
-const HEARTBEAT_KEYS = TOP.id | TOP.op | TOP.group | TOP.memberId | TOP.memberEpoch | TOP.owned | TOP.waitMs;
-const HEARTBEAT_REQUIRED = TOP.group | TOP.memberId | TOP.memberEpoch;
+const TOP_KEYS = ["id", "op", "durability", "batches", "partitions", "maxBytes", "maxWaitMs", "minBytes"].map(encodeAscii);
+const TOP = { id: 1, op: 2, durability: 4, batches: 8, partitions: 16, maxBytes: 32, maxWaitMs: 64, minBytes: 128 } as const;
+const PRODUCE_ONLY = TOP.durability | TOP.batches;
+const FETCH_ONLY = TOP.partitions | TOP.maxBytes | TOP.maxWaitMs | TOP.minBytes;
 
-/** Keys of a batch entry (produce), a partition entry (fetch) or an owned entry (heartbeat). */
-const ENTRY_KEYS = ["topic", "partition", "batch", "offset", "maxBytes", "partitions"].map(encodeAscii);
-const ENTRY = { topic: 1, partition: 2, batch: 4, offset: 8, maxBytes: 16, partitions: 32 } as const;
-
-/** Heartbeat bounds: the schema's, and a total well inside scanMsgpack's item limit. */
-const OWNED_TOPICS_MAX = WIRE_LIMITS.groupTopicsMax;
-const OWNED_PARTITIONS_TOTAL_MAX = 10_000;
+/** Keys of a batch entry (produce) or a partition entry (fetch). */
+const ENTRY_KEYS = ["topic", "partition", "batch", "offset", "maxBytes"].map(encodeAscii);
+const ENTRY = { topic: 1, partition: 2, batch: 4, offset: 8, maxBytes: 16 } as const;
 
 const OP_PRODUCE = encodeAscii("produce");
 const OP_FETCH = encodeAscii("fetch");
-const OP_HEARTBEAT = encodeAscii("heartbeat");
 const DURABILITIES: ReadonlyArray<readonly [Uint8Array, Durability]> = [
   [encodeAscii("written"), "written"],
   [encodeAscii("none"), "none"],
@@ -127,16 +112,12 @@ export class FastRequestDecoder {
   /** Byte length of the str that `str()` read last. */
   private strBytes = 0;
   private readonly topicNames = new TopicNameCache();
-  private readonly groupNames = new TopicNameCache();
-  /** Partitions read so far in this request's heartbeat `owned`. */
-  private ownedPartitions = 0;
 
   /** The request in `body` when it is a well-formed produce or fetch; null: use the generic path. */
   decode(body: Uint8Array, frameBytesMax: number): FastRequest | null {
     this.bytes = body;
     this.position = 0;
     this.binBytesMax = frameBytesMax;
-    this.ownedPartitions = 0;
     try {
       const request = this.readRequest();
       return this.position === body.length ? request : null;
@@ -152,18 +133,13 @@ export class FastRequestDecoder {
     const entries = this.mapHead();
     let seen = 0;
     let id = -1;
-    let op: FastRequest["op"] | null = null;
+    let op: "produce" | "fetch" | null = null;
     let durability: Durability = "written";
     let batches: ProduceEntry[] | null = null;
     let partitions: FetchEntry[] | null = null;
     let maxBytes = FETCH_MAX_BYTES_DEFAULT;
     let maxWaitMs = 0;
     let minBytes = 1;
-    let group = "";
-    let memberId = "";
-    let memberEpoch = 0;
-    let owned: OwnedEntry[] = [];
-    let waitMs = 0;
     for (let entry = 0; entry < entries; entry++) {
       const key = this.key(TOP_KEYS);
       if ((seen & key) !== 0) throw NOT_FAST;
@@ -175,53 +151,12 @@ export class FastRequestDecoder {
       else if (key === TOP.partitions) partitions = this.fetchEntries();
       else if (key === TOP.maxBytes) maxBytes = this.int(1, Number.MAX_SAFE_INTEGER);
       else if (key === TOP.maxWaitMs) maxWaitMs = this.int(0, Number.MAX_SAFE_INTEGER);
-      else if (key === TOP.minBytes) minBytes = this.int(0, Number.MAX_SAFE_INTEGER);
-      else if (key === TOP.group) group = this.name(this.groupNames);
-      else if (key === TOP.memberId) memberId = this.name(null);
-      else if (key === TOP.memberEpoch) memberEpoch = this.int(0, Number.MAX_SAFE_INTEGER);
-      else if (key === TOP.owned) owned = this.ownedEntries();
-      else waitMs = this.int(0, WIRE_LIMITS.maxWaitMsMax);
+      else minBytes = this.int(0, Number.MAX_SAFE_INTEGER);
     }
     if (id < 0) return null;
-    if (op === "produce" && batches !== null && (seen & ~PRODUCE_KEYS) === 0) return { op, id, request: { durability, batches } };
-    if (op === "fetch" && partitions !== null && (seen & ~FETCH_KEYS) === 0) return { op, id, request: { partitions, maxBytes, maxWaitMs, minBytes } };
-    if (op === "heartbeat" && (seen & HEARTBEAT_REQUIRED) === HEARTBEAT_REQUIRED && (seen & ~HEARTBEAT_KEYS) === 0) {
-      return { op, id, request: { group, memberId, memberEpoch, owned, waitMs } };
-    }
+    if (op === "produce" && batches !== null && (seen & FETCH_ONLY) === 0) return { op, id, request: { durability, batches } };
+    if (op === "fetch" && partitions !== null && (seen & PRODUCE_ONLY) === 0) return { op, id, request: { partitions, maxBytes, maxWaitMs, minBytes } };
     return null;
-  }
-
-  /** `[{topic, partitions: [int]}]`, 0..OWNED_TOPICS_MAX entries, OWNED_PARTITIONS_TOTAL_MAX partitions in all. */
-  private ownedEntries(): OwnedEntry[] {
-    const count = this.arrayHead(OWNED_TOPICS_MAX, 0);
-    const entries: OwnedEntry[] = [];
-    for (let index = 0; index < count; index++) {
-      const keys = this.mapHead();
-      let seen = 0;
-      let topic = "";
-      let partitions: number[] = [];
-      for (let entry = 0; entry < keys; entry++) {
-        const key = this.key(ENTRY_KEYS);
-        if ((seen & key) !== 0) throw NOT_FAST;
-        seen |= key;
-        if (key === ENTRY.topic) topic = this.topic();
-        else if (key === ENTRY.partitions) partitions = this.partitionList();
-        else throw NOT_FAST;
-      }
-      if (seen !== (ENTRY.topic | ENTRY.partitions)) throw NOT_FAST;
-      entries.push({ topic, partitions });
-    }
-    return entries;
-  }
-
-  /** `[int 0..9999]`, 0..partitionsPerTopicMax of them, counted against the request's total. */
-  private partitionList(): number[] {
-    const count = this.arrayHead(LIMITS.partitionsPerTopicMax, 0);
-    this.ownedPartitions += count;
-    if (this.ownedPartitions > OWNED_PARTITIONS_TOTAL_MAX) throw NOT_FAST;
-    const partitions: number[] = [];
-    for (let index = 0; index < count; index++) partitions.push(this.int(0, PARTITION_MAX));
-    return partitions;
   }
 
   /** `[{topic, partition, batch}]`, 1..produceBatchesMax entries. */
@@ -305,8 +240,8 @@ export class FastRequestDecoder {
     throw NOT_FAST;
   }
 
-  /** An array head (fixarray, array16, array32) declaring countMin..countMax elements. */
-  private arrayHead(countMax: number, countMin = 1): number {
+  /** An array head (fixarray, array16, array32) declaring 1..countMax elements. */
+  private arrayHead(countMax: number): number {
     const head = this.byte(this.position);
     let count: number;
     if (head >= 0x90 && head <= 0x9f) {
@@ -315,7 +250,7 @@ export class FastRequestDecoder {
     } else if (head === 0xdc) count = this.counted(2, countMax);
     else if (head === 0xdd) count = this.counted(4, countMax);
     else throw NOT_FAST;
-    if (count < countMin || count > countMax) throw NOT_FAST;
+    if (count < 1 || count > countMax) throw NOT_FAST;
     return count;
   }
 
@@ -359,30 +294,11 @@ export class FastRequestDecoder {
     throw NOT_FAST;
   }
 
-  private op(): FastRequest["op"] {
+  private op(): "produce" | "fetch" {
     const start = this.str();
     if (equalAt(this.bytes, start, this.strBytes, OP_PRODUCE)) return "produce";
     if (equalAt(this.bytes, start, this.strBytes, OP_FETCH)) return "fetch";
-    if (equalAt(this.bytes, start, this.strBytes, OP_HEARTBEAT)) return "heartbeat";
     throw NOT_FAST;
-  }
-
-  /**
-   * A group name or member id: 1..shortStringLengthMax ASCII bytes (the schema's bounds; other
-   * text goes the generic way). Through `cache` when given (a group's name repeats; member ids
-   * are as many as members).
-   */
-  private name(cache: TopicNameCache | null): string {
-    const start = this.str();
-    if (this.strBytes < 1 || this.strBytes > LIMITS.shortStringLengthMax) throw NOT_FAST;
-    if (cache !== null) {
-      const name = cache.lookup(this.bytes, start, this.strBytes);
-      if (name === null) throw NOT_FAST;
-      return name;
-    }
-    const view = this.bytes.subarray(start, start + this.strBytes);
-    for (const byte of view) if (byte >= 0x80) throw NOT_FAST;
-    return String.fromCharCode(...view);
   }
 
   private durability(): Durability {

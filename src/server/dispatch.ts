@@ -6,8 +6,7 @@
  * elsewhere in it, say: msgpack-scan's peekRequestId) — and never escapes: a bad request costs
  * the client one error answer, never the connection.
  *
- * Two decoders: a well-formed `produce`, `fetch` (the data path, thousands per second) or
- * `heartbeat` (every group member, every few seconds) is read
+ * Two decoders: a well-formed `produce` or `fetch` (the data path, thousands per second) is read
  * by the hand-written FastRequestDecoder straight into its typed request; everything else —
  * other ops and every malformed or unusual request — takes the generic path (scanMsgpack,
  * @msgpack/msgpack, the op's zod schema), which alone answers errors. See fast-requests.ts.
@@ -85,7 +84,7 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
       id = fast.id;
       op = fast.op;
       refuseWhenShuttingDown(context);
-      reply = fast.op === "produce" ? handleProduce(context, fast.request, fast.id) : fast.op === "fetch" ? handleFetch(context, fast.request, fast.id) : handleHeartbeat(context, fast.request, fast.id);
+      reply = fast.op === "produce" ? handleProduce(context, fast.request, fast.id) : handleFetch(context, fast.request, fast.id);
     } else {
       if (metrics !== null && startedMs === NOT_TIMED) startedMs = performance.now(); // every other request is timed
       let value: unknown;
