@@ -2,7 +2,7 @@
  * @module broker/groups
  * What the metrics and the console know of consumer groups, behind one small interface: the
  * running broker's directory (`coordinatedGroups`) joins the group coordinator's membership to
- * the committed-offset store's offsets; `committedOffsetGroups` knows offsets alone.
+ * the committed-offset store's offsets.
  *
  * Lag is computed where it is read (listeners/http): log end offset minus committed offset.
  * server/broker.ts `showReady` hands the directory to the HTTP listener (`view.groups`);
@@ -26,30 +26,18 @@ export interface GroupOffset {
 
 export interface GroupSummary {
   name: string;
-  /** The coordinator's state (empty, stable, reconciling); "offsets-only" where no coordinator tracks membership. */
+  /** The coordinator's state: empty, stable or reconciling. */
   state: string;
-  /** null when membership is unknown (no coordinator, or a Kafka classic group), [] for a known-empty group. */
+  /** null when the members are not described (a Kafka classic group), [] for a group without members. */
   members: GroupMember[] | null;
   offsets: GroupOffset[];
 }
 
-/** Implemented over the committed-offset store alone, and over it with the group coordinator. */
+/** What the HTTP listener reads; implemented by `coordinatedGroups`. */
 export interface GroupDirectory {
   groupNames(): string[];
   /** null when the group does not exist. */
   describe(name: string): GroupSummary | null;
-}
-
-/** The directory of committed offsets alone: groups without members. */
-export function committedOffsetGroups(offsets: OffsetStore): GroupDirectory {
-  return {
-    groupNames: () => offsets.committedGroups(),
-    describe(name) {
-      const entries = sortedOffsets(offsets, name);
-      if (entries.length === 0) return null;
-      return { name, state: "offsets-only", members: null, offsets: entries };
-    },
-  };
 }
 
 /**
