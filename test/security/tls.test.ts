@@ -69,6 +69,20 @@ describe("the native listener over TLS", () => {
     expect(test.broker.stats.bytesSentSendfile).toBe(0);
   });
 
+  test("a consumer group member joins, is assigned and reads over TLS", async () => {
+    await using test = await startTestBroker({ ...tlsServer, kafkaPort: -1 });
+    const tls = { ca: pem(pki.caCert) };
+    const broker = `127.0.0.1:${test.port}`;
+    const producer = new Producer({ broker, tls, lingerMs: 0 });
+    for (const value of ["g1", "g2", "g3"]) await producer.send("group-tls", { value });
+    await producer.close();
+    const member = new Consumer({ broker, tls, groupId: "tls-readers", from: "earliest" }).subscribe("group-tls");
+    const received: string[] = [];
+    while (received.length < 3) for (const message of await member.nextBatch()) received.push(Buffer.from(message.value!).toString());
+    await member.close();
+    expect(received).toEqual(["g1", "g2", "g3"]);
+  });
+
   test("a plaintext client cannot talk to a TLS listener, and a client that does not trust the CA is refused", async () => {
     await using test = await startTestBroker({ ...tlsServer, kafkaPort: -1 });
     const plain = new Connection({ broker: `127.0.0.1:${test.port}`, connectTimeoutMs: 1_000, requestTimeoutMs: 1_000 });
