@@ -82,3 +82,17 @@ test("runnel serve with a key that does not match its certificate exits at once 
   expect(result.stderr).toContain("--tls-key");
   expect(result.stderr).toContain("does not belong to --tls-cert");
 });
+
+test("runnel top reads an HTTPS listener with --tls-ca", async () => {
+  const broker = await spawnBroker(path.join(pki.dir, "top-data"), 0, ["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey]);
+  try {
+    const http = String(broker.startLine.http);
+    const screen = cli(["top", "--once", "--interval-ms", "100", "--http", http, "--tls-ca", pki.caCert]);
+    expect(screen.stderr).toBe("");
+    expect(screen.code).toBe(0);
+    expect(screen.stdout.length).toBeGreaterThan(0);
+    expect(cli(["top", "--once", "--interval-ms", "100", "--http", http]).code).not.toBe(0);
+  } finally {
+    expect(await broker.stop()).toBe(0);
+  }
+}, 60_000);
