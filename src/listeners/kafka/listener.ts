@@ -75,6 +75,10 @@ export class KafkaListener {
         drain: (socket) => socket.data.connection?.onDrain(),
         close: (socket) => this.forget(socket),
         error: (socket) => this.forget(socket),
+        handshake: (socket, authorized, error) => {
+          // Bun closes a socket whose client certificate failed verification; say why first.
+          if (!authorized && tls?.requestCert === true) this.context.broker.logger.info({ peer: `${socket.remoteAddress}:${socket.remotePort}`, listener: "kafka", reason: error?.message }, "TLS client refused: no valid client certificate");
+        },
       },
     });
   }
