@@ -130,7 +130,7 @@ export const configSchema = z
     tlsCert: z.string().max(4096).default(""),
     tlsKey: z.string().max(4096).default(""),
     tlsCa: z.string().max(4096).default(""),
-    /** Per-listener overrides of tlsCert/tlsKey/tlsCa; empty = the shared value. */
+    /** Per-listener overrides of tlsCert/tlsKey/tlsCa; empty = the shared value, "none" = without it. */
     kafkaTlsCert: z.string().max(4096).default(""),
     kafkaTlsKey: z.string().max(4096).default(""),
     kafkaTlsCa: z.string().max(4096).default(""),

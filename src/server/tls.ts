@@ -2,8 +2,8 @@
  * @module server/tls
  * TLS settings of the three listeners (native, Kafka, HTTP), read from the config's files:
  * `tlsCert`/`tlsKey`/`tlsCa` for every listener, and per-listener overrides (`kafkaTlsCert`,
- * `httpTlsKey`, ...; empty = the shared value). With a CA the listener requires a client
- * certificate signed by it (mutual TLS).
+ * `httpTlsKey`, ...; empty = the shared value, "none" = without it). With a CA the listener
+ * requires a client certificate signed by it (mutual TLS).
  *
  * Files are read and checked here, before anything listens, so a missing file, a file that is no
  * PEM certificate or key, or a key that does not belong to its certificate stops start-up (and a
@@ -29,6 +29,9 @@ export type TlsSettings = Record<ListenerName, ListenerTls | null>;
 
 type FileKey = "tlsCert" | "tlsKey" | "tlsCa";
 
+/** A per-listener override of "none": this listener does without the shared file (e.g. httpTlsCa). */
+const NONE = "none";
+
 /** Every config key naming a TLS file. */
 export const TLS_OPTIONS = ["tlsCert", "tlsKey", "tlsCa", "kafkaTlsCert", "kafkaTlsKey", "kafkaTlsCa", "httpTlsCert", "httpTlsKey", "httpTlsCa"] as const;
 const PREFIX: Record<ListenerName, string> = { native: "", kafka: "kafka", http: "http" };
@@ -38,6 +41,12 @@ function keyFor(config: Config, listener: ListenerName, key: FileKey): keyof Con
   if (listener === "native") return key;
   const own = `${PREFIX[listener]}${key[0]!.toUpperCase()}${key.slice(1)}` as keyof Config;
   return config[own] === "" ? key : own;
+}
+
+/** A file option in force: not empty, and not "none" (a listener's way to refuse the shared value). */
+function isSet(config: Config, key: keyof Config): boolean {
+  const value = config[key];
+  return value !== "" && value !== NONE;
 }
 
 function readPem(config: Config, key: keyof Config, what: string): string {
@@ -58,17 +67,19 @@ export function listenerTls(config: Config, listener: ListenerName): ListenerTls
   const certKey = keyFor(config, listener, "tlsCert");
   const keyKey = keyFor(config, listener, "tlsKey");
   const caKey = keyFor(config, listener, "tlsCa");
-  const hasCert = config[certKey] !== "";
-  const hasKey = config[keyKey] !== "";
+  // A listener's certificate "none": plaintext on this listener although the others serve TLS.
+  if (config[certKey] === NONE) return null;
+  const hasCert = isSet(config, certKey);
+  const hasKey = isSet(config, keyKey);
   if (!hasCert && !hasKey) {
-    if (config[caKey] !== "") throw new ConfigError(`${flagName(caKey)} is set but ${flagName(certKey)} and ${flagName(keyKey)} are not; a CA alone does not turn TLS on`);
+    if (isSet(config, caKey)) throw new ConfigError(`${flagName(caKey)} is set but ${flagName(certKey)} and ${flagName(keyKey)} are not; a CA alone does not turn TLS on`);
     return null;
   }
   if (!hasCert || !hasKey) throw new ConfigError(`${flagName(hasCert ? keyKey : certKey)} is missing: TLS needs both ${flagName(certKey)} and ${flagName(keyKey)}`);
   const cert = readPem(config, certKey, "certificate");
   const key = readPem(config, keyKey, "private key");
   checkPair(config, certKey, keyKey, cert, key);
-  if (config[caKey] === "") return { cert, key };
+  if (!isSet(config, caKey)) return { cert, key };
   const ca = readPem(config, caKey, "CA certificate");
   parseCertificate(config, caKey, ca, "CA certificate");
   return { cert, key, ca, requestCert: true, rejectUnauthorized: true };
@@ -107,5 +118,5 @@ export function sameTls(a: ListenerTls | null, b: ListenerTls | null): boolean {
 
 /** The listeners configured for TLS (for the start line), without reading any file. */
 export function tlsListeners(config: Config): ListenerName[] {
-  return (["native", "kafka", "http"] as const).filter((listener) => config[keyFor(config, listener, "tlsCert")] !== "");
+  return (["native", "kafka", "http"] as const).filter((listener) => isSet(config, keyFor(config, listener, "tlsCert")));
 }

@@ -146,6 +146,17 @@ describe("start-up with bad TLS files", () => {
     expect(settings.http?.cert).toBe(pem(pki.serverCert));
     expect(settings.native?.requestCert).toBeUndefined();
   });
+
+  test("'none' as a listener's override refuses the shared file: no client certificates on HTTP, or plaintext HTTP", () => {
+    const noHttpCa = loadTlsSettings(configOf({ ...tlsServer, tlsCa: pki.caCert, httpTlsCa: "none" }));
+    expect(noHttpCa.native?.requestCert).toBe(true);
+    expect(noHttpCa.kafka?.requestCert).toBe(true);
+    expect(noHttpCa.http?.cert).toBe(pem(pki.serverCert));
+    expect(noHttpCa.http?.requestCert).toBeUndefined();
+    const plainHttp = loadTlsSettings(configOf({ ...tlsServer, httpTlsCert: "none" }));
+    expect(plainHttp.http).toBeNull();
+    expect(plainHttp.native).not.toBeNull();
+  });
 });
 
 test("the HTTP listener answers /health over HTTPS", async () => {
