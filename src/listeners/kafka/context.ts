@@ -18,4 +18,9 @@ export interface KafkaContext {
   readonly clusterId: string;
 }
 
-export type KafkaHandler = (context: KafkaContext, request: KafkaStruct, version: number) => KafkaStruct | null | Promise<KafkaStruct | null>;
+/** What a handler may read of the request header. */
+export interface KafkaRequestInfo {
+  readonly clientId: string | null;
+}
+
+export type KafkaHandler = (context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo) => KafkaStruct | null | Promise<KafkaStruct | null>;

@@ -207,11 +207,18 @@ describe("Kafka definitions", () => {
       OffsetCommitRequest: "2-8",
       OffsetFetchRequest: "1-7",
       FindCoordinatorRequest: "0-4",
+      JoinGroupRequest: "0-7",
+      HeartbeatRequest: "0-4",
+      LeaveGroupRequest: "0-4",
+      SyncGroupRequest: "0-5",
+      DescribeGroupsRequest: "0-5",
+      ListGroupsRequest: "0-4",
       ApiVersionsRequest: "0-4",
       CreateTopicsRequest: "0-7",
       DeleteTopicsRequest: "0-6",
       InitProducerIdRequest: "0-4",
       DescribeConfigsRequest: "0-4",
+      DeleteGroupsRequest: "0-2",
     });
   });
 });
