@@ -53,8 +53,9 @@ interface JoinProtocol {
   metadata: Uint8Array;
 }
 
-function refusal(errorCode: number, memberId: string): KafkaStruct {
-  return { throttleTimeMs: 0, errorCode, generationId: -1, protocolType: null, protocolName: null, leader: "", memberId, members: [] };
+/** An answer without a generation; protocolName is nullable from v7 only, "" before (as Kafka writes it). */
+function refusal(errorCode: number, memberId: string, version: number): KafkaStruct {
+  return { throttleTimeMs: 0, errorCode, generationId: -1, protocolType: null, protocolName: version >= 7 ? null : "", leader: "", memberId, members: [] };
 }
 
 /** The coordinator's refusal as Kafka's code: a timeout out of bounds is INVALID_SESSION_TIMEOUT, a full group GROUP_MAX_SIZE_REACHED. */
@@ -72,12 +73,12 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
   const sessionTimeoutMs = request.sessionTimeoutMs as number;
   const rebalanceTimeoutMs = version >= 1 ? (request.rebalanceTimeoutMs as number) : sessionTimeoutMs;
   const protocolType = request.protocolType as string;
-  if (groupId === "") return refusal(KAFKA_ERROR.INVALID_GROUP_ID, requestedId);
+  if (groupId === "") return refusal(KAFKA_ERROR.INVALID_GROUP_ID, requestedId, version);
   const nowMs = Date.now();
   if (version >= 4 && requestedId === "") {
     const memberId = `${(info.clientId ?? "").slice(0, 64)}-${crypto.randomUUID()}`;
     rememberPending(coordinator, groupId, memberId, nowMs + Math.max(sessionTimeoutMs, 0));
-    return refusal(KAFKA_ERROR.MEMBER_ID_REQUIRED, memberId);
+    return refusal(KAFKA_ERROR.MEMBER_ID_REQUIRED, memberId, version);
   }
   const memberId = requestedId !== "" && takePending(coordinator, groupId, requestedId, nowMs) ? "" : requestedId;
   const protocols = fieldAs<JoinProtocol[]>(request.protocols);
@@ -94,6 +95,6 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
       members: answer.members.map((member) => ({ memberId: member.memberId, groupInstanceId: null, metadata: member.metadata })),
     };
   } catch (error) {
-    return refusal(joinErrorCode(error), requestedId);
+    return refusal(joinErrorCode(error), requestedId, version);
   }
 }
