@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { RunnelError } from "../../../src/errors.ts";
 import { decodeMessage, encodeMessage, type KafkaStruct, type KafkaValue, KafkaWriter } from "../../../src/listeners/kafka/codec.ts";
-import { apiVersionsRequest, type FieldDef, inVersions, MESSAGES, type MessageDef, metadataRequest, produceRequest, versions } from "../../../src/listeners/kafka/definitions.ts";
+import { apiVersionsRequest, type FieldDef, inVersions, joinGroupResponse, MESSAGES, type MessageDef, metadataRequest, produceRequest, versions } from "../../../src/listeners/kafka/definitions.ts";
 import { encodeResponseFrame } from "../../../src/listeners/kafka/dispatch.ts";
 import { apiVersionsBody } from "../../../src/listeners/kafka/handlers/api-versions.ts";
 
@@ -177,6 +177,12 @@ describe("Kafka codec: fixed bytes", () => {
   test("flexible versions write compact strings and an empty tagged section", () => {
     const bytes = encodeMessage(apiVersionsRequest, 3, { clientSoftwareName: "ab", clientSoftwareVersion: "" }).finishBytes();
     expect([...bytes]).toEqual([3, 0x61, 0x62, 1, 0]);
+  });
+
+  test("a null where the version has no null is refused when encoding (JoinGroup's protocolName is nullable from v7 only)", () => {
+    const body = { errorCode: 79, generationId: -1, protocolName: null, leader: "", memberId: "m", members: [] };
+    expect(() => encodeMessage(joinGroupResponse, 5, body)).toThrow("protocolName is null, which version 5 does not allow");
+    expect(encodeMessage(joinGroupResponse, 7, body).finishBytes().length).toBeGreaterThan(0);
   });
 });
 
