@@ -16,6 +16,8 @@ export interface KafkaContext {
   readonly advertisedHost: string;
   readonly advertisedPort: number;
   readonly clusterId: string;
+  /** Aborted when the listener stops: requests waiting on other clients then answer at once. */
+  readonly stopping: AbortSignal;
 }
 
 /** What a handler may read of the request header. */

@@ -4,7 +4,7 @@
  * client reacts as it would to Apache Kafka: retries what Kafka marks retriable, refreshes
  * metadata on UNKNOWN_TOPIC_OR_PARTITION, resets on OFFSET_OUT_OF_RANGE.
  */
-import { type ErrorCode, toRunnelError } from "../../errors.ts";
+import { type ErrorCode, RunnelError, toRunnelError } from "../../errors.ts";
 
 export const KAFKA_ERROR = {
   NONE: 0,
@@ -78,6 +78,25 @@ const BY_RUNNEL_CODE: Partial<Record<ErrorCode, number>> = {
   // A native member's ownership fence, met by a Kafka commit to a native group.
   COMMIT_FENCED: KAFKA_ERROR.ILLEGAL_GENERATION,
 };
+
+/**
+ * A group request's error code: as kafkaErrorOf, except that a broker going away is
+ * COORDINATOR_NOT_AVAILABLE (15), on which group clients look the coordinator up again.
+ */
+export function groupErrorCode(error: unknown): number {
+  return toRunnelError(error).code === "SHUTTING_DOWN" ? KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE : kafkaErrorOf(error).errorCode;
+}
+
+/** Settles with `waiting`, or rejects with SHUTTING_DOWN once `stopping` is aborted. */
+export function unlessStopping<Value>(waiting: Promise<Value>, stopping: AbortSignal): Promise<Value> {
+  const stopped = () => new RunnelError("SHUTTING_DOWN", "the broker is stopping");
+  if (stopping.aborted) return Promise.reject(stopped());
+  return new Promise<Value>((resolve, reject) => {
+    const onAbort = () => reject(stopped());
+    stopping.addEventListener("abort", onAbort, { once: true });
+    waiting.then(resolve, reject).finally(() => stopping.removeEventListener("abort", onAbort));
+  });
+}
 
 /** The Kafka error code and message for anything a handler caught. */
 export function kafkaErrorOf(error: unknown): { errorCode: number; errorMessage: string } {

@@ -90,6 +90,19 @@ describe("Kafka listener: classic consumer groups", () => {
     expect((deleted.results as KafkaStruct[]).map((result) => result.errorCode)).toEqual([68, 69]);
   });
 
+  test("a join waiting for the group is answered COORDINATOR_NOT_AVAILABLE when the broker stops, rather than holding the stop up", async () => {
+    // The stop waits up to 10 minutes for busy connections: held up by the join, this test would time out.
+    const test = await startTestBroker({ shutdownTimeoutMs: 600_000 });
+    await using one = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    await using two = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    await one.request(API_KEYS.joinGroup, 2, { ...joinBody("held", ""), rebalanceTimeoutMs: 300_000 });
+    const waiting = two.request(API_KEYS.joinGroup, 2, joinBody("held", ""));
+    await Bun.sleep(50);
+    const stopped = test[Symbol.asyncDispose]();
+    expect((await waiting).errorCode).toBe(15);
+    await stopped;
+  });
+
   test("a Kafka member cannot join a native group of the same name: INCONSISTENT_GROUP_PROTOCOL", async () => {
     await using test = await startTestBroker();
     test.broker.context.log.createTopic("t", { partitions: 1 });

@@ -17,7 +17,7 @@ import { toRunnelError } from "../../../errors.ts";
 import type { GroupCoordinator } from "../../../broker/group-coordinator.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
-import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { groupErrorCode, KAFKA_ERROR, unlessStopping } from "../errors.ts";
 
 /** Ids handed out with MEMBER_ID_REQUIRED and not yet used, per coordinator; the oldest go first past the bound. */
 const PENDING_MEMBER_IDS_MAX = 10_000;
@@ -63,7 +63,7 @@ function joinErrorCode(error: unknown): number {
   const failure = toRunnelError(error);
   if (failure.code === "INVALID_REQUEST" && /^(session|rebalance)TimeoutMs/.test(failure.message)) return KAFKA_ERROR.INVALID_SESSION_TIMEOUT;
   if (failure.code === "LIMIT_EXCEEDED") return KAFKA_ERROR.GROUP_MAX_SIZE_REACHED;
-  return kafkaErrorOf(error).errorCode;
+  return groupErrorCode(error);
 }
 
 export async function handleJoinGroup(context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo): Promise<KafkaStruct> {
@@ -74,7 +74,7 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
   const rebalanceTimeoutMs = version >= 1 ? (request.rebalanceTimeoutMs as number) : sessionTimeoutMs;
   const protocolType = request.protocolType as string;
   if (groupId === "") return refusal(KAFKA_ERROR.INVALID_GROUP_ID, requestedId, version);
-  const nowMs = Date.now();
+  const nowMs = performance.now();
   if (version >= 4 && requestedId === "") {
     const memberId = `${(info.clientId ?? "").slice(0, 64)}-${crypto.randomUUID()}`;
     rememberPending(coordinator, groupId, memberId, nowMs + Math.max(sessionTimeoutMs, 0));
@@ -83,7 +83,8 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
   const memberId = requestedId !== "" && takePending(coordinator, groupId, requestedId, nowMs) ? "" : requestedId;
   const protocols = fieldAs<JoinProtocol[]>(request.protocols);
   try {
-    const answer = await coordinator.classicJoin({ group: groupId, memberId, clientId: info.clientId ?? "", sessionTimeoutMs, rebalanceTimeoutMs, protocolType, protocols });
+    const joining = coordinator.classicJoin({ group: groupId, memberId, clientId: info.clientId ?? "", sessionTimeoutMs, rebalanceTimeoutMs, protocolType, protocols });
+    const answer = await unlessStopping(joining, context.stopping);
     return {
       throttleTimeMs: 0,
       errorCode: KAFKA_ERROR.NONE,

@@ -8,7 +8,7 @@
  */
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
-import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { groupErrorCode, KAFKA_ERROR, unlessStopping } from "../errors.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -17,10 +17,11 @@ export async function handleSyncGroup(context: KafkaContext, request: KafkaStruc
   const groupId = request.groupId as string;
   const assignments = fieldAs<Array<{ memberId: string; assignment: Uint8Array }>>(request.assignments);
   try {
-    const assignment = await coordinator.classicSync({ group: groupId, memberId: request.memberId as string, generation: request.generationId as number, assignments });
+    const syncing = coordinator.classicSync({ group: groupId, memberId: request.memberId as string, generation: request.generationId as number, assignments });
+    const assignment = await unlessStopping(syncing, context.stopping);
     const group = coordinator.classicGroup(groupId);
     return { throttleTimeMs: 0, errorCode: KAFKA_ERROR.NONE, protocolType: group?.protocolType ?? null, protocolName: group?.protocolName ?? null, assignment };
   } catch (error) {
-    return { throttleTimeMs: 0, errorCode: kafkaErrorOf(error).errorCode, protocolType: null, protocolName: null, assignment: EMPTY };
+    return { throttleTimeMs: 0, errorCode: groupErrorCode(error), protocolType: null, protocolName: null, assignment: EMPTY };
   }
 }
