@@ -4,7 +4,7 @@
  * (`heapIndex`), so one can leave or move in O(log n) — a heartbeat pushes its member's
  * deadline later without a search. The group coordinator keeps every member's session deadline
  * in one; one timer armed for the earliest (broker/deadline-timer.ts) serves them all, as the
- * long-poll notifier (server/partition-notifier.ts) does for parked fetches with the same shape.
+ * long-poll notifier (broker/partition-notifier.ts) keeps its parked fetches' deadlines in one too.
  */
 
 /** An entry of the heap. `heapIndex` is the heap's business: -1 while out of it. */
@@ -23,6 +23,11 @@ export class DeadlineHeap<Item extends DeadlineItem> {
   /** The item due first, or undefined when empty. */
   peek(): Item | undefined {
     return this.items[0];
+  }
+
+  /** A copy of the items, in no particular order (for a pass that may change the heap as it goes). */
+  snapshot(): Item[] {
+    return this.items.slice();
   }
 
   has(item: Item): boolean {

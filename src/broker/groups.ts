@@ -1,16 +1,15 @@
 /**
  * @module broker/groups
- * What the metrics and the console know of consumer groups, behind one small interface so the
- * group coordinator (membership, generations) can take over later: today the only source is
- * the committed-offset store, which knows groups and their offsets but not their members.
+ * What the metrics and the console know of consumer groups, behind one small interface: the
+ * running broker's directory (`coordinatedGroups`) joins the group coordinator's membership to
+ * the committed-offset store's offsets.
  *
  * Lag is computed where it is read (listeners/http): log end offset minus committed offset.
- *
- * Plugging in a coordinator: implement GroupDirectory (membership from the coordinator, offsets
- * from the store) and hand it to the HTTP listener where server/broker.ts `showReady` sets
- * `view.groups`; `/metrics` then adds `runnel_group_members` and the console shows members.
+ * server/broker.ts `showReady` hands the directory to the HTTP listener (`view.groups`);
+ * `/metrics` writes `runnel_group_members` for every group whose members are known.
  */
-import type { OffsetStore } from "../server/offset-store.ts";
+import type { GroupCoordinator } from "./group-coordinator.ts";
+import type { OffsetStore } from "./offset-store.ts";
 
 export interface GroupMember {
   memberId: string;
@@ -27,30 +26,51 @@ export interface GroupOffset {
 
 export interface GroupSummary {
   name: string;
-  /** "offsets-only" while no coordinator tracks membership; the coordinator adds its states. */
+  /** The coordinator's state: empty, stable or reconciling. */
   state: string;
-  /** null when membership is unknown (no coordinator), [] for a known-empty group. */
+  /** null when the members are not described (a Kafka classic group), [] for a group without members. */
   members: GroupMember[] | null;
   offsets: GroupOffset[];
 }
 
-/** Implemented by the committed-offset store today and by the group coordinator later. */
+/** What the HTTP listener reads; implemented by `coordinatedGroups`. */
 export interface GroupDirectory {
   groupNames(): string[];
   /** null when the group does not exist. */
   describe(name: string): GroupSummary | null;
 }
 
-/** The directory of committed offsets alone: groups without members. */
-export function committedOffsetGroups(offsets: OffsetStore): GroupDirectory {
+/**
+ * The running broker's directory: a group is listed when it has members or committed offsets;
+ * its members and state come from the coordinator (a group the coordinator does not know has
+ * no members: "empty"), its offsets from the store.
+ */
+export function coordinatedGroups(coordinator: GroupCoordinator, offsets: OffsetStore): GroupDirectory {
   return {
-    groupNames: () => offsets.committedGroups(),
+    groupNames() {
+      const names = new Set(offsets.committedGroups());
+      for (const group of coordinator.listGroups()) names.add(group.group);
+      return [...names];
+    },
     describe(name) {
-      const entries = offsets.fetchAll(name);
-      if (entries.length === 0) return null;
-      const sorted = entries.map(({ topic, partition, offset }) => ({ topic, partition, offset }));
-      sorted.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
-      return { name, state: "offsets-only", members: null, offsets: sorted };
+      const entries = sortedOffsets(offsets, name);
+      const description = coordinator.describeGroup(name);
+      if (description === null) return entries.length === 0 ? null : { name, state: "empty", members: [], offsets: entries };
+      const members =
+        description.kind === "classic"
+          ? null
+          : description.memberList.map((member) => ({
+              memberId: member.memberId,
+              clientId: member.clientId,
+              assigned: [...member.assigned, ...member.revoking].flatMap((entry) => entry.partitions.map((partition) => `${entry.topic}/${partition}`)),
+            }));
+      return { name, state: description.state, members, offsets: entries };
     },
   };
+}
+
+function sortedOffsets(offsets: OffsetStore, name: string): GroupOffset[] {
+  const sorted = offsets.fetchAll(name).map(({ topic, partition, offset }) => ({ topic, partition, offset }));
+  sorted.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  return sorted;
 }

@@ -146,14 +146,17 @@ export class TrafficCounters {
 /** Everything the data path feeds; `BrokerContext.metrics` is null when metrics are off. */
 export interface BrokerMetrics {
   readonly native: ListenerRequests;
+  /** Requests on the Kafka listener, per API (named as in its API_KEYS table). */
+  readonly kafka: ListenerRequests;
   readonly traffic: TrafficCounters;
   /** fdatasync calls of the log and the offset store, synchronous and on worker threads. */
   readonly fdatasync: Histogram;
 }
 
-export function createBrokerMetrics(nativeOperations: Iterable<string>): BrokerMetrics {
+export function createBrokerMetrics(nativeOperations: Iterable<string>, kafkaOperations: Iterable<string> = []): BrokerMetrics {
   return {
     native: new ListenerRequests("native", new Set(nativeOperations)),
+    kafka: new ListenerRequests("kafka", new Set(kafkaOperations)),
     traffic: new TrafficCounters(),
     fdatasync: new Histogram(),
   };

@@ -5,6 +5,11 @@
  * after --timeout-ms without a message, on SIGINT/SIGTERM, or when stdout closes (e.g. piped
  * into `head`); with --group it commits what it printed before exiting.
  *
+ * --group joins the group: processes run with the same group share the topic's partitions (the
+ * broker assigns them and moves them as processes come and go). With --partition, or --from an
+ * offset or -N, the partitions are read explicitly instead (no membership, as a tool would), and
+ * what is printed is committed under the group unfenced.
+ *
  * Before anything else it asks the broker for the topic's partitions (and, for --from N or
  * --from -N, their offset range) on a connection of its own: a broker never reached is an
  * error, never an empty topic, and --timeout-ms counts idleness only from then on. Offsets
@@ -32,7 +37,10 @@ options:
                            a note on stderr), -N (N messages before each partition's end, as
                            kcat's -o -N; at most back to its start), or an ISO-8601 time
                            (2024-05-01T12:00:00Z)
-  -g, --group GROUP        resume from the group's committed offsets and commit what is printed
+  -g, --group GROUP        join the group: processes with the same group share the topic's
+                           partitions; resume from its committed offsets and commit what is
+                           printed. With --partition, or --from an offset or -N, no membership:
+                           those partitions are read (and committed) explicitly
   -n, --count N            exit after N messages
   --timeout-ms MS          exit after MS without a new message, counted once connected
                            (default: wait forever); a broker never reached is an error (exit 1)

@@ -2,7 +2,10 @@
  * @module client/consumer
  * The consumer: `for await (const message of consumer)` over assigned partitions.
  *
- * - Assignment: explicit partitions (`assign`) or every partition of a topic (`subscribe`).
+ * - Assignment: explicit partitions (`assign`: no group membership, for tools), every partition
+ *   of a topic (`subscribe` without a groupId), or, with a groupId, `subscribe` joins the group
+ *   and consumes only the partitions the broker assigns this member (client/group-consumer.ts
+ *   does that work; this class hands every call to it).
  * - Start: the group's committed offset when there is one, else `from` (earliest, latest,
  *   an offset, or a timestamp looked up with listOffsets).
  * - Prefetch: when a fetch answer arrives, positions advance from its batch headers alone and
@@ -30,6 +33,8 @@ import { LIMITS, MiB } from "../limits.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { type Cursor, type FetchOutcome, createFetchScratch, decodeAnswer, planAnswer, startPlanning } from "./fetch-answer.ts";
 import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, listOffsets, topicPartitionCounts } from "./offsets.ts";
+import { GroupConsumer } from "./group-consumer.ts";
+import type { AssignorName, TopicPartition } from "./group-member.ts";
 import { brokerError, isMap, isRetriable, readArray, readMap } from "./wire.ts";
 
 export type StartPosition = "earliest" | "latest" | { offset: number } | { timestamp: number };
@@ -84,6 +89,20 @@ export interface ConsumerOptions extends ConnectionOptions {
   retryBackoffMs?: number;
   /** How often a subscription looks for partitions added to its topics. Default 30 s. */
   metadataMaxAgeMs?: number;
+  /** With a groupId and subscribe(): how the broker shares partitions (default "sticky"). */
+  assignor?: AssignorName;
+  /** With a groupId and subscribe(): the broker removes a member silent this long and moves its partitions. Default: the broker's (10 s). */
+  sessionTimeoutMs?: number;
+  /** With a groupId and subscribe(): how long the member may take to give a partition up. */
+  rebalanceTimeoutMs?: number;
+  /** Group member: partitions this member now consumes (called inside next()). */
+  onAssigned?: (partitions: TopicPartition[]) => void | Promise<void>;
+  /** Group member: partitions it gives up; what was handed out is committed already (with autoCommit); called inside next(). */
+  onRevoked?: (partitions: TopicPartition[]) => void | Promise<void>;
+  /** Group member: partitions taken away without a commit (its session expired); called inside next(). */
+  onLost?: (partitions: TopicPartition[]) => void | Promise<void>;
+  /** Called after the broker acknowledged a commit (auto or explicit), with the offsets committed (Kafka's interceptor onCommit). Must not throw. */
+  onCommitted?: (offsets: ReadonlyArray<{ topic: string; partition: number; offset: number }>) => void;
   /** Internal (client/group-consumer.ts): the group member's id and generation, stamped on every commit so the broker fences it. */
   commitFence?: () => { memberId: string; generation: number };
 }
@@ -142,8 +161,10 @@ export class Consumer implements AsyncIterable<Message> {
    */
   private readonly fetchFields: { partitions: Cursor["wire"][]; maxBytes: number; maxWaitMs: number; minBytes: number };
   private readonly scratch = createFetchScratch();
+  /** Set by subscribe() with a groupId: a group member, to which every call goes. */
+  private group: GroupConsumer | null = null;
 
-  constructor(options: ConsumerOptions = {}) {
+  constructor(private readonly options: ConsumerOptions = {}) {
     // Three buffers in turn: the answer whose values the caller holds, the fetch in flight, and
     // one spare; the consumer never has more than one fetch in flight.
     this.data = new Connection(options, options.reuseFetchBuffers === true ? FETCH_FRAME_BUFFERS : 0);
@@ -171,16 +192,33 @@ export class Consumer implements AsyncIterable<Message> {
     }
   }
 
-  /** Consumes every partition of `topic` (the partition count is read when iteration starts). */
+  /**
+   * Without a groupId: consumes every partition of `topic` (the partition count is read when
+   * iteration starts). With one: joins the group when iteration starts and consumes the share of
+   * the subscribed topics' partitions the broker assigns this member.
+   */
   subscribe(topic: string): this {
     this.checkNotStarted();
+    const groupId = this.groupId;
+    if (groupId !== undefined && this.commitFence === undefined) {
+      if (this.cursors.length > 0) throw new RunnelError("INVALID_CONFIG", "subscribe() joins the group; it does not mix with assign() (use one or the other)");
+      if (this.group === null) {
+        // The member's inner consumers commit on their own; this one never fetches.
+        clearInterval(this.autoCommitTimer);
+        this.autoCommitTimer = undefined;
+        this.group = new GroupConsumer({ ...this.options, groupId });
+      }
+      this.group.subscribe(topic);
+      return this;
+    }
     this.subscriptions.push(topic);
     return this;
   }
 
-  /** Consumes exactly these partitions. */
+  /** Consumes exactly these partitions, without joining a group (commits, if any, are not fenced). */
   assign(assignments: readonly Assignment[]): this {
     this.checkNotStarted();
+    if (this.group !== null) throw new RunnelError("INVALID_CONFIG", "assign() does not mix with a group subscription (use one or the other)");
     for (const assignment of assignments) {
       if (!Number.isInteger(assignment.partition) || assignment.partition < 0) throw new RunnelError("INVALID_CONFIG", `partition ${assignment.partition} is not a partition number`);
       this.addCursor(assignment.topic, assignment.partition, assignment.from === undefined ? undefined : checkStart(assignment.from));
@@ -190,7 +228,14 @@ export class Consumer implements AsyncIterable<Message> {
 
   /** Next offset to be fetched per partition (-1 before iteration starts). */
   positions(): Array<{ topic: string; partition: number; offset: number }> {
+    if (this.group !== null) return this.group.positions();
     return this.cursors.map((cursor) => ({ topic: cursor.topic, partition: cursor.partition, offset: cursor.position }));
+  }
+
+  /** The partitions consumed now: a group member's current share, or the assigned ones. */
+  assignment(): TopicPartition[] {
+    if (this.group !== null) return this.group.assignment();
+    return this.cursors.map((cursor) => ({ topic: cursor.topic, partition: cursor.partition }));
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message> {
@@ -203,6 +248,7 @@ export class Consumer implements AsyncIterable<Message> {
 
   /** The next message; waits (long-polling) when caught up; `done` once closed. */
   async next(): Promise<IteratorResult<Message>> {
+    if (this.group !== null) return this.group.next();
     this.markProcessed();
     for (;;) {
       if (this.closing) return DONE;
@@ -225,6 +271,7 @@ export class Consumer implements AsyncIterable<Message> {
    * next() or commit(). Returns an empty array once closed.
    */
   async nextBatch(): Promise<Message[]> {
+    if (this.group !== null) return this.group.nextBatch();
     this.markProcessed();
     for (;;) {
       if (this.closing) return [];
@@ -244,6 +291,7 @@ export class Consumer implements AsyncIterable<Message> {
    * given offsets (each the next offset to read). Needs a groupId.
    */
   async commit(offsets?: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
+    if (this.group !== null) return this.group.commit(offsets);
     const group = this.groupId;
     if (group === undefined) throw new RunnelError("INVALID_CONFIG", "commit() needs a consumer created with a groupId");
     if (offsets === undefined) this.markProcessed();
@@ -259,6 +307,7 @@ export class Consumer implements AsyncIterable<Message> {
       const cursor = this.cursorOf(entry.topic, entry.partition);
       if (cursor && entry.offset > cursor.committed) cursor.committed = entry.offset;
     }
+    this.options.onCommitted?.(entries);
   }
 
   /** Stops iteration (a pending next() ends), commits processed offsets when auto-committing, closes the connections. */
@@ -269,6 +318,10 @@ export class Consumer implements AsyncIterable<Message> {
 
   private async shutDown(): Promise<void> {
     this.closing = true;
+    if (this.group !== null) {
+      await Promise.all([this.group.close(), this.data.close(), this.control.close()]);
+      return;
+    }
     clearInterval(this.autoCommitTimer);
     // The fetch in flight may be long-polling; its answer is not wanted any more.
     this.data.abort();
@@ -284,7 +337,7 @@ export class Consumer implements AsyncIterable<Message> {
   // ------------------------------------------------------------ assignment and start
 
   private checkNotStarted(): void {
-    if (this.started !== null) throw new RunnelError("INVALID_CONFIG", "assign() and subscribe() must come before iteration starts");
+    if (this.started !== null || this.group?.started === true) throw new RunnelError("INVALID_CONFIG", "assign() and subscribe() must come before iteration starts");
   }
 
   private addCursor(topic: string, partition: number, from: StartPosition | undefined): void {

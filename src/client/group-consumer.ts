@@ -1,8 +1,8 @@
 /**
  * @module client/group-consumer
  * A consumer that shares its topics' partitions with the other members of its group:
- * `new GroupConsumer({ broker, groupId }).subscribe("orders")`, then `for await` as with
- * Consumer. The broker assigns the partitions (client/group-member.ts runs the membership);
+ * `new Consumer({ broker, groupId }).subscribe("orders")` hands every call to one of these (or
+ * `new GroupConsumer(...)` directly), then `for await` as with Consumer. The broker assigns the partitions (client/group-member.ts runs the membership);
  * this class serves them through an inner Consumer over exactly the partitions held, from the
  * group's committed offsets.
  *
@@ -22,22 +22,13 @@
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { Consumer, type ConsumerOptions, type Message } from "./consumer.ts";
-import { type AssignorName, GroupMember, type MembershipListener, type TopicPartition } from "./group-member.ts";
+import { GroupMember, type MembershipListener, type TopicPartition } from "./group-member.ts";
 
 export type { TopicPartition };
 
+/** The group options (assignor, session and rebalance timeouts, onAssigned/onRevoked/onLost) are ConsumerOptions'. */
 export interface GroupConsumerOptions extends ConsumerOptions {
   groupId: string;
-  assignor?: AssignorName;
-  /** The broker removes a member silent this long and moves its partitions. Default: the broker's (10 s). */
-  sessionTimeoutMs?: number;
-  rebalanceTimeoutMs?: number;
-  /** Partitions this member now consumes (called inside next()). */
-  onAssigned?: (partitions: TopicPartition[]) => void | Promise<void>;
-  /** Partitions it gives up: what was handed out is committed already (with autoCommit); called inside next(). */
-  onRevoked?: (partitions: TopicPartition[]) => void | Promise<void>;
-  /** Partitions taken away without a commit (its session expired); called inside next(). */
-  onLost?: (partitions: TopicPartition[]) => void | Promise<void>;
 }
 
 const DONE: IteratorResult<Message> = { done: true, value: undefined };
@@ -77,6 +68,16 @@ export class GroupConsumer implements AsyncIterable<Message> {
     return this;
   }
 
+  /** True once iteration has started (the member has joined or is joining). */
+  get started(): boolean {
+    return this.member !== null;
+  }
+
+  /** Next offset to be fetched per partition this member consumes now. */
+  positions(): Array<{ topic: string; partition: number; offset: number }> {
+    return this.inner?.positions() ?? [];
+  }
+
   /** The partitions this member consumes now. */
   assignment(): TopicPartition[] {
     return [...this.owned].map(fromKey);
@@ -110,9 +111,35 @@ export class GroupConsumer implements AsyncIterable<Message> {
     }
   }
 
-  /** Commits what was handed out so far (see Consumer.commit). */
-  async commit(): Promise<void> {
-    await this.inner?.commit();
+  /**
+   * Every message already fetched from the partitions this member owns, as one array (see
+   * Consumer.nextBatch); waits for an assignment or data; empty once closed.
+   */
+  async nextBatch(): Promise<Message[]> {
+    this.member ??= this.startMember();
+    for (;;) {
+      if (this.closing) return [];
+      if (this.failure !== null) throw this.failure;
+      if (this.hasChanges()) await this.applyChanges();
+      const inner = this.inner;
+      if (inner === null) {
+        await this.waitForChange();
+        continue;
+      }
+      this.waitingInInner = true;
+      let batch: Message[];
+      try {
+        batch = await inner.nextBatch();
+      } finally {
+        this.waitingInInner = false;
+      }
+      if (batch.length > 0) return batch;
+    }
+  }
+
+  /** Commits what was handed out so far, or exactly the given offsets (see Consumer.commit). */
+  async commit(offsets?: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
+    await this.inner?.commit(offsets);
   }
 
   /** Commits, leaves the group (its partitions move at once), closes the connections. */

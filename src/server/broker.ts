@@ -11,7 +11,7 @@
  */
 import type { Socket, TCPSocketListener } from "bun";
 import packageJson from "../../package.json" with { type: "json" };
-import { committedOffsetGroups } from "../broker/groups.ts";
+import { coordinatedGroups } from "../broker/groups.ts";
 import { type BrokerMetrics, createBrokerMetrics } from "../broker/metrics.ts";
 import { timedStorage } from "../broker/timed-storage.ts";
 import { type GroupRuntime, startGroupRuntime } from "../broker/group-runtime.ts";
@@ -26,15 +26,16 @@ import { type HttpListener, startHttpListener } from "../listeners/http/server.t
 import type { Logger } from "../logger.ts";
 import { libc } from "../native/libc.ts";
 import { createRequestDecoder, encodeErrorFrame, requestSchemas } from "../protocol/messages.ts";
+import { API_KEYS } from "../listeners/kafka/definitions.ts";
 import { KafkaListener } from "../listeners/kafka/listener.ts";
 import { Connection } from "./connection.ts";
 import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
 import { ReadTurns } from "./read-turns.ts";
 import { CreateQuota } from "./create-quota.ts";
-import { OffsetStore } from "./offset-store.ts";
-import { PartitionNotifier } from "./partition-notifier.ts";
-import { ProducerIdAllocator } from "./producer-ids.ts";
+import { OffsetStore } from "../broker/offset-store.ts";
+import { PartitionNotifier } from "../broker/partition-notifier.ts";
+import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
 
 type SocketData = { connection: Connection | null };
@@ -69,7 +70,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const { config, logger } = options;
   // The HTTP listener comes first: /health answers and /ready says 503 during a long recovery.
   const httpPort = httpPortOf(config);
-  const metrics = httpPort === null ? null : createBrokerMetrics(Object.keys(requestSchemas));
+  const metrics = httpPort === null ? null : createBrokerMetrics(Object.keys(requestSchemas), Object.keys(API_KEYS));
   const view = new BrokerView(packageJson.version, config.dataDir);
   const http = httpPort === null ? null : listenHttp(config, httpPort, view, logger);
   const storage = options.storage ?? nativeStorage;
@@ -249,7 +250,7 @@ class RunningBroker implements Broker {
   private showReady(): void {
     const view = this.observability.view;
     view.context = this.context;
-    view.groups = committedOffsetGroups(this.offsets);
+    view.groups = coordinatedGroups(this.groups.coordinator, this.offsets);
     view.listeners = [{ name: "native", address: `${this.host}:${this.port}` }];
     const http = this.http;
     if (http !== null) view.listeners.push({ name: "http", address: `${http.host}:${http.port}` });

@@ -14,9 +14,9 @@ import type { Logger } from "../logger.ts";
 import type { MemoryBudget } from "./memory-budget.ts";
 import type { ReadTurns } from "./read-turns.ts";
 import type { CreateQuota } from "./create-quota.ts";
-import type { OffsetStore } from "./offset-store.ts";
-import type { PartitionNotifier } from "./partition-notifier.ts";
-import type { ProducerIdAllocator } from "./producer-ids.ts";
+import type { OffsetStore } from "../broker/offset-store.ts";
+import type { PartitionNotifier } from "../broker/partition-notifier.ts";
+import type { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import type { BrokerStats } from "./stats.ts";
 
 export interface BrokerContext {

@@ -64,6 +64,8 @@ export async function autoCreateTopics(context: BrokerContext, names: readonly s
     creates.push(createOne(context, name, failures));
   }
   await Promise.all(creates);
+  // Groups subscribed to a topic before it existed take its partitions now.
+  if (creates.length > 0) context.groups.topicsChanged();
   return failures;
 }
 

@@ -4,7 +4,7 @@
  * `broker group topic sessionTimeoutMs` and prints one JSON line per event to stdout —
  * `assigned` / `revoked` / `lost` (with partitions and the wall-clock `atMs`) and `consumed`
  * (partition and offset, with `owned: false` if it came from a partition not held at that
- * moment). SIGTERM prints `closing`, closes it (commit, leave) and exits 0.
+ * moment), and `committed` (partition and offset, once the broker acknowledged a commit). SIGTERM prints `closing`, closes it (commit, leave) and exits 0.
  */
 import { GroupConsumer, type TopicPartition } from "../../src/client/group-consumer.ts";
 
@@ -30,6 +30,9 @@ const consumer = new GroupConsumer({
   onRevoked: (partitions) => {
     for (const partition of partitionsOf(partitions)) held.delete(partition);
     print({ event: "revoked", partitions: partitionsOf(partitions) });
+  },
+  onCommitted: (offsets) => {
+    for (const { partition, offset } of offsets) print({ event: "committed", partition, offset });
   },
   onLost: (partitions) => {
     for (const partition of partitionsOf(partitions)) held.delete(partition);

@@ -131,7 +131,7 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   PARTITION_FAILED: { why: "needs an earlier I/O error", tests: ["test/log/storage-faults.test.ts"] },
   TOO_MANY_CONNECTIONS: { why: "a connection past connectionsMax, answered before it can send", tests: ["test/server/limits.test.ts"] },
   TIMEOUT: { why: "a partial frame held past frameTimeoutMs", tests: ["test/server/limits.test.ts"] },
-  SHUTTING_DOWN: { why: "a request that races the broker's stop", tests: ["test/log/log-manager.test.ts", "test/server/offset-store.test.ts"] },
+  SHUTTING_DOWN: { why: "a request that races the broker's stop", tests: ["test/log/log-manager.test.ts", "test/broker/offset-store.test.ts"] },
   BROKER_UNAVAILABLE: { why: "client side only", tests: ["test/client/connection.test.ts", "test/client/integration.test.ts"] },
   CLIENT_CLOSED: { why: "client side only", tests: ["test/client/producer.test.ts", "test/client/connection.test.ts"] },
   THROTTLED: { why: "creates past partitionCreatesPerSecond, on a broker configured for it", tests: ["test/server/availability-create.test.ts"] },

@@ -71,7 +71,7 @@ function writeConnectionFamilies(out: Exposition, context: BrokerContext): void 
 }
 
 function writeRequestFamilies(out: Exposition, metrics: BrokerMetrics): void {
-  const listeners = [metrics.native];
+  const listeners = [metrics.native, metrics.kafka];
   out.family("runnel_requests_total", "counter", "Requests answered, per listener and operation.");
   for (const listener of listeners) {
     for (const [op, figures] of listener.byOperation) out.sample("runnel_requests_total", { listener: listener.listener, op }, figures.requests);

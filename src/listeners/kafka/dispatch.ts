@@ -11,6 +11,7 @@
  * body that does not decode, closes the connection (Kafka's broker does the same: it cannot know
  * the shape of an error body for a version it does not speak).
  */
+import { NOT_TIMED } from "../../broker/metrics.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct, KafkaWriter } from "./codec.ts";
 import type { KafkaContext, KafkaHandler } from "./context.ts";
@@ -95,9 +96,30 @@ export function dispatch(context: KafkaContext, frame: Uint8Array): DispatchResu
   } catch (error) {
     return { kind: "close", reason: error instanceof Error ? error.message : String(error) };
   }
+  const metrics = context.broker.metrics;
+  const startedMs = metrics === null ? NOT_TIMED : metrics.kafka.startTimer();
   const answer = handler(context, request, header.apiVersion, header);
-  if (answer instanceof Promise) return answer.then((body) => (body === null ? { kind: "none" } : reply(header, body, header.apiVersion)));
+  if (answer instanceof Promise) {
+    return answer.then(
+      (body) => {
+        observe(context, header.apiKey, startedMs, false);
+        return body === null ? { kind: "none" } : reply(header, body, header.apiVersion);
+      },
+      (error: unknown) => {
+        observe(context, header.apiKey, startedMs, true);
+        throw error;
+      },
+    );
+  }
+  observe(context, header.apiKey, startedMs, false);
   return answer === null ? { kind: "none" } : reply(header, answer, header.apiVersion);
+}
+
+const API_NAME_BY_KEY: ReadonlyMap<number, string> = new Map(Object.entries(API_KEYS).map(([name, key]) => [key, name]));
+
+/** Counts an answered request on the metrics' "kafka" listener (per-partition errors are the answer's, not counted here). */
+function observe(context: KafkaContext, apiKey: number, startedMs: number, failed: boolean): void {
+  context.broker.metrics?.kafka.observe(API_NAME_BY_KEY.get(apiKey) ?? "unknown", startedMs === NOT_TIMED ? NOT_TIMED : (performance.now() - startedMs) / 1000, failed);
 }
 
 /** The header's tagged section (header v2): nothing in it is used; returns where the body starts. */

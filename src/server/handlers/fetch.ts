@@ -26,7 +26,7 @@ import type { TrafficCounters } from "../../broker/metrics.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { BrokerContext, Reply } from "../context.ts";
-import type { Sleeper } from "../partition-notifier.ts";
+import type { Sleeper } from "../../broker/partition-notifier.ts";
 import { findPartition } from "../topic-rules.ts";
 
 type Gathered = { results: FetchPartitionResult[]; slices: Array<ReadSlice | null>; totalBytes: number; failed: boolean };

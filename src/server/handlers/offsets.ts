@@ -1,7 +1,7 @@
 /**
  * @module server/handlers/offsets
  * Consumer-group offsets: `commitOffsets` stores `{topic, partition, offset, metadata}` per group
- * and answers only after the commit is fsynced (server/offset-store.ts); `fetchOffsets` returns
+ * and answers only after the commit is fsynced (broker/offset-store.ts); `fetchOffsets` returns
  * them — `offset: -1, metadata: ""` where nothing is committed; without `partitions`, everything
  * the group has committed.
  * Non-obvious: a commit names an existing partition (UNKNOWN_TOPIC / UNKNOWN_PARTITION per
@@ -15,7 +15,7 @@
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
-import type { OffsetCommit } from "../offset-store.ts";
+import type { OffsetCommit } from "../../broker/offset-store.ts";
 import { checkTopicName, findPartition } from "../topic-rules.ts";
 
 export async function handleCommitOffsets(context: BrokerContext, request: RequestOf<"commitOffsets">, id: number): Promise<Reply> {

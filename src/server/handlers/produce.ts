@@ -13,7 +13,7 @@
  * stored batch is answered with the offsets it got the first time (and, for `synced`, still
  * waits for a sync); a sequence gap or a fenced epoch is that batch's error
  * (OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH). Before that, a producer id this broker never
- * issued (at or above the initProducer counter, server/producer-ids.ts) is refused here with
+ * issued (at or above the initProducer counter, broker/producer-ids.ts) is refused here with
  * UNKNOWN_PRODUCER_ID and never reaches the log: the partition would otherwise start tracking
  * sequences for an id that initProducer may later hand to someone else. Both request decoders
  * (the fast one and the generic one) end in this handler, so both refuse it alike.

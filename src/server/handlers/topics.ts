@@ -14,7 +14,7 @@
  * admitted first by topic-rules.ts (topicsMax, partitionsMax, the creation rate: THROTTLED).
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
-import type { TopicConfig } from "../../log/api.ts";
+import type { TopicConfig, TopicDescription } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
 import { appliedLater, type BrokerContext, frameReply, type Reply } from "../context.ts";
 import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom, requireTopic, toWireTopic } from "../topic-rules.ts";
@@ -28,7 +28,7 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
   const options: { partitions: number; config?: Partial<TopicConfig> } = { partitions: request.partitions };
   if (request.config !== undefined) options.config = request.config as Partial<TopicConfig>;
   // The log logs "topic created", once.
-  return appliedLater(context.log.createTopicAsync(request.topic, options).then((description) => frameReply(id, { topic: toWireTopic(description) })));
+  return appliedLater(context.log.createTopicAsync(request.topic, options).then((description) => topicReply(context, id, description)));
 }
 
 /**
@@ -50,6 +50,7 @@ async function deleteTopic(context: BrokerContext, request: RequestOf<"deleteTop
     if (toRunnelError(error).code !== "STORAGE_FULL" || !context.log.hasTopic(request.topic)) throw error;
     await deleteOnFullDisk(context, request.topic);
   }
+  context.groups.topicsChanged();
   // The log logs "topic deleted", once.
   return frameReply(id, {});
 }
@@ -79,7 +80,13 @@ export function handleCreatePartitions(context: BrokerContext, request: RequestO
     throw new RunnelError("INVALID_PARTITIONS", `topic '${request.topic}' has ${current} partitions; the new total must be larger`);
   }
   admitPartitions(context, request.partitions - current);
-  return appliedLater(context.log.addPartitionsAsync(request.topic, request.partitions).then((description) => frameReply(id, { topic: toWireTopic(description) })));
+  return appliedLater(context.log.addPartitionsAsync(request.topic, request.partitions).then((description) => topicReply(context, id, description)));
+}
+
+/** A topic created or grown: groups subscribed to it rebalance at once (not at their next partition-count check). */
+function topicReply(context: BrokerContext, id: number, description: TopicDescription): Reply {
+  context.groups.topicsChanged();
+  return frameReply(id, { topic: toWireTopic(description) });
 }
 
 export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number): Reply {

@@ -167,11 +167,12 @@ describe("metrics and the console API", () => {
       await consumer.close();
       const groups = await getJson(`${url}/api/groups`);
       expect(groups.body.groups).toEqual([
-        { name: "readers", state: "offsets-only", members: null, offsets: [{ topic: "alpha", partition: 0, offset: 2 }], partitions: [{ topic: "alpha", partition: 0, committedOffset: 2, logEndOffset: 5, lag: 3 }], lagTotal: 3 },
+        // Offsets committed without membership: the coordinator knows the group has no members.
+        { name: "readers", state: "empty", members: [], offsets: [{ topic: "alpha", partition: 0, offset: 2 }], partitions: [{ topic: "alpha", partition: 0, committedOffset: 2, logEndOffset: 5, lag: 3 }], lagTotal: 3 },
       ]);
       const overview = await getJson(`${url}/api/overview`);
       expect(overview.body).toMatchObject({ ready: true, topics: 3, partitions: 3, groups: 1 });
-      expect((overview.body.listeners as Array<{ name: string }>).map((listener) => listener.name)).toEqual(["native", "http"]);
+      expect((overview.body.listeners as Array<{ name: string }>).map((listener) => listener.name)).toEqual(["native", "http", "kafka"]);
       const page = await fetch(`${url}/`);
       expect(page.headers.get("content-type")).toContain("text/html");
       expect(await page.text()).toContain("<title>Runnel");

@@ -335,3 +335,21 @@ describe("Kafka listener: pipelining", () => {
     expect(seen).toEqual(Array.from({ length: 300 }, (_, index) => index + 1));
   });
 });
+
+describe("Kafka listener: metrics", () => {
+  test("requests count per Kafka API under listener 'kafka', and produce and fetch count topic traffic", async () => {
+    await using test = await startTestBroker();
+    await using client = await RawKafka.connect(test.broker.kafkaPort ?? 0);
+    await client.request(API_KEYS.produce, 9, produceBody("measured", batchOf(["a", "b", "c"])));
+    await client.request(API_KEYS.fetch, 12, fetchBody("measured", 0));
+    const metrics = test.broker.context.metrics;
+    expect(metrics).not.toBeNull();
+    expect(metrics?.kafka.byOperation.get("produce")?.requests).toBe(1);
+    expect(metrics?.kafka.byOperation.get("fetch")?.requests).toBe(1);
+    expect(metrics?.native.byOperation.get("produce")).toBeUndefined();
+    const traffic = metrics?.traffic.byTopic.get("measured");
+    expect(traffic?.messagesIn).toBe(3);
+    expect(traffic?.bytesIn).toBeGreaterThan(0);
+    expect(traffic?.bytesOut).toBe(traffic?.bytesIn);
+  });
+});

@@ -52,6 +52,8 @@ async function createOne(context: KafkaContext, topic: CreateTopic, validateOnly
     if (validateOnly) return answer;
     admitPartitions(broker, partitions);
     await broker.log.createTopicAsync(topic.name, { partitions, config });
+    // Groups subscribed to it get its partitions now, not at their next count check.
+    broker.groups.topicsChanged();
     return answer;
   } catch (error) {
     const { errorCode, errorMessage } = kafkaErrorOf(error);

@@ -8,7 +8,7 @@
  * Sizes: maxBytes bounds the whole answer and partitionMaxBytes each partition's share, except
  * that the first non-empty partition always gets one whole batch (KIP-74). Long poll: answered
  * once minBytes are there or maxWaitMs (clamped to fetchWaitMsMax) passed; produces to a
- * requested partition wake it (server/partition-notifier.ts).
+ * requested partition wake it (broker/partition-notifier.ts).
  *
  * Sessions: none (KIP-227 incremental fetch is not served): the answer's sessionId is 0, which
  * tells the client to send full requests. No transactions: lastStableOffset = high watermark,
@@ -19,7 +19,7 @@
  */
 import { toRunnelError } from "../../../errors.ts";
 import type { Partition, ReadSlice } from "../../../log/api.ts";
-import type { Sleeper } from "../../../server/partition-notifier.ts";
+import type { Sleeper } from "../../../broker/partition-notifier.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
@@ -112,6 +112,7 @@ function readPartition(context: KafkaContext, topic: string, entry: FetchPartiti
       return result;
     }
     gathered.totalBytes += slice.length;
+    context.broker.metrics?.traffic.recordOut(topic, slice.length);
     const records = kafkaRecordsOf(partition, slice);
     if (!(records instanceof Uint8Array)) gathered.slices.push(slice);
     result.records = records;

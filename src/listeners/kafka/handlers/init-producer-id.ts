@@ -1,7 +1,7 @@
 /**
  * @module listeners/kafka/handlers/init-producer-id
  * InitProducerId (key 22), versions 0-4 (2+ flexible). An idempotent Kafka producer gets its id
- * and epoch from the same allocator as native producers (server/producer-ids.ts), so its batches
+ * and epoch from the same allocator as native producers (broker/producer-ids.ts), so its batches
  * go through the same per-partition producer state (sequence checks, retries answered with the
  * original offsets). v3+ may name the id and epoch it holds: it gets the next epoch, as native
  * initProducer does. A transactional id is refused (INVALID_REQUEST, 42): no transactions yet.

@@ -2,7 +2,7 @@
  * @module listeners/kafka/handlers/offset-commit
  * OffsetCommit (key 8), versions 2-8 (8+ flexible). For consumers that commit outside a group
  * membership (generationId -1, as assign()-mode clients do): offsets go into the same store as
- * native commits (server/offset-store.ts), answered after they are fsynced, so both protocols
+ * native commits (broker/offset-store.ts), answered after they are fsynced, so both protocols
  * and `runnel groups` see one set of offsets per group. Each partition must exist (
  * UNKNOWN_TOPIC_OR_PARTITION otherwise); a null metadata is stored as "".
  *
@@ -15,7 +15,7 @@
  * retentionTimeMs (v2-4) is ignored: committed offsets stay until their topic is deleted.
  */
 import { RunnelError } from "../../../errors.ts";
-import type { OffsetCommit } from "../../../server/offset-store.ts";
+import type { OffsetCommit } from "../../../broker/offset-store.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";

@@ -1,7 +1,7 @@
 /**
  * @module listeners/kafka/handlers/offset-fetch
  * OffsetFetch (key 9), versions 1-7 (6+ flexible). A group's committed offsets from the store
- * native commits share (server/offset-store.ts): offset -1 and null metadata where nothing is
+ * native commits share (broker/offset-store.ts): offset -1 and null metadata where nothing is
  * committed; topics null (v2+) means every offset the group committed. No transactions, so
  * requireStable (v7) changes nothing. One group per request (v8's batched form is not served).
  */

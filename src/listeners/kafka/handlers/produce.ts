@@ -114,6 +114,7 @@ function appendAll(context: KafkaContext, partition: Partition, batches: Uint8Ar
     else {
       broker.stats.batchesAppended++;
       broker.stats.bytesAppended += batch.length;
+      broker.metrics?.traffic.recordIn(partition.topic, batch.length, appended.lastOffset - appended.baseOffset + 1);
     }
     if (firstOffset < 0) firstOffset = appended.baseOffset;
   }

@@ -1,5 +1,5 @@
 /**
- * @module server/partition-notifier
+ * @module broker/partition-notifier
  * Wakes long-polling fetches when data arrives. A fetch that found fewer than `minBytes` parks
  * a sleeper on each partition it asked for; a produce that appends to one of them calls
  * `notify`, which wakes every sleeper parked on that partition. A sleeper also wakes when its
@@ -15,7 +15,7 @@
  *   its own link (one object per park); one on several gets an extra link per other partition.
  *   Repeats in a fetch's partitions are dropped without a Set: a sleeper's links are appended
  *   in one call, so a repeat is always the list's tail.
- * - Deadlines sit in a binary min-heap with one shared timer armed for the earliest. A timer
+ * - Deadlines sit in a binary min-heap (broker/deadline-heap.ts, shared with the group coordinator) with one shared timer armed for the earliest. A timer
  *   armed for a later deadline than a new one is re-armed; one armed for an earlier deadline is
  *   left alone (it fires, expires what is due, and re-arms for the next), so the steady state
  *   of fetches with equal `maxWaitMs` woken by data costs no timer call at all.
@@ -24,6 +24,8 @@
  * park again (even on the partition being notified): `notify` first detaches the whole list,
  * so a sleeper that re-parks joins a fresh list and is not woken twice by the same call.
  */
+
+import { type DeadlineItem, DeadlineHeap } from "./deadline-heap.ts";
 
 /** What a fetch parks: `wake(true)` when data arrived, `wake(false)` when its time is up or on `wakeAll`. Must not throw. */
 export interface Sleeper {
@@ -53,7 +55,7 @@ class ExtraLink implements Link {
 }
 
 /** A parked sleeper; it is also its own link in its first partition's list. */
-class Waiter implements Link {
+class Waiter implements Link, DeadlineItem {
   list: WaiterList | null = null;
   prev: Link | null = null;
   next: Link | null = null;
@@ -62,10 +64,10 @@ class Waiter implements Link {
   /** Links in the lists of its second and later partitions, or null (the common one-partition fetch). */
   more: ExtraLink[] | null = null;
 
-  constructor(
-    readonly sleeper: Sleeper,
-    readonly deadlineMs: number,
-  ) {}
+  /** Set by the heap when the waiter parks. */
+  deadlineMs = 0;
+
+  constructor(readonly sleeper: Sleeper) {}
 
   get waiter(): Waiter {
     return this;
@@ -85,7 +87,7 @@ function nowMs(): number {
 export class PartitionNotifier {
   private readonly listsByTopic = new Map<string, Map<number, WaiterList>>();
   /** Parked waiters, a binary min-heap on deadlineMs. */
-  private readonly heap: Waiter[] = [];
+  private readonly heap = new DeadlineHeap<Waiter>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   /** When the armed timer fires (monotonic ms); meaningful only while `timer` is not null. */
   private timerAtMs = 0;
@@ -94,7 +96,7 @@ export class PartitionNotifier {
   constructor(private readonly waitersMax: number) {}
 
   get size(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   /**
@@ -102,11 +104,11 @@ export class PartitionNotifier {
    * Returns false, without parking, when the waiter bound is reached.
    */
   park(partitions: readonly PartitionRef[], timeoutMs: number, sleeper: Sleeper): boolean {
-    if (this.heap.length >= this.waitersMax) return false;
-    // At least 1 ms, as setTimeout would: a sleeper re-parked from the timer is never due in the same pass.
-    const waiter = new Waiter(sleeper, nowMs() + Math.max(1, timeoutMs));
+    if (this.heap.size >= this.waitersMax) return false;
+    const waiter = new Waiter(sleeper);
     for (const entry of partitions) this.link(waiter, this.listOf(entry.topic, entry.partition));
-    this.heapPush(waiter);
+    // At least 1 ms, as setTimeout would: a sleeper re-parked from the timer is never due in the same pass.
+    this.heap.set(waiter, nowMs() + Math.max(1, timeoutMs));
     this.armFor(waiter.deadlineMs);
     return true;
   }
@@ -130,14 +132,14 @@ export class PartitionNotifier {
   /** Wakes every sleeper parked now (shutdown): fetches answer with what they have. */
   wakeAll(): void {
     // A copy (shutdown only), so a sleeper that parks again is not woken again here.
-    for (const waiter of [...this.heap]) this.finish(waiter, false);
-    if (this.heap.length === 0) this.disarm();
+    for (const waiter of this.heap.snapshot()) this.finish(waiter, false);
+    if (this.heap.size === 0) this.disarm();
   }
 
   /** Takes the waiter out of every list and the heap, then wakes its sleeper. */
   private finish(waiter: Waiter, woken: boolean): void {
-    if (waiter.heapIndex < 0) return;
-    this.heapRemove(waiter);
+    if (!this.heap.has(waiter)) return;
+    this.heap.remove(waiter);
     unlink(waiter);
     if (waiter.more !== null) for (const link of waiter.more) unlink(link);
     waiter.sleeper.wake(woken);
@@ -171,9 +173,9 @@ export class PartitionNotifier {
   private expire(): void {
     this.timer = null;
     const now = nowMs();
-    for (let first = this.heap[0]; first !== undefined && first.deadlineMs <= now; first = this.heap[0]) this.finish(first, false);
+    for (let first = this.heap.peek(); first !== undefined && first.deadlineMs <= now; first = this.heap.peek()) this.finish(first, false);
     this.pruneEmptyLists();
-    const next = this.heap[0];
+    const next = this.heap.peek();
     if (next !== undefined) this.armFor(next.deadlineMs);
   }
 
@@ -199,63 +201,6 @@ export class PartitionNotifier {
   private disarm(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-  }
-
-  private heapPush(waiter: Waiter): void {
-    waiter.heapIndex = this.heap.length;
-    this.heap.push(waiter);
-    this.siftUp(waiter.heapIndex);
-  }
-
-  private heapRemove(waiter: Waiter): void {
-    const index = waiter.heapIndex;
-    const last = this.heap.pop();
-    waiter.heapIndex = -1;
-    if (last === undefined || last === waiter) return;
-    this.heap[index] = last;
-    last.heapIndex = index;
-    this.siftDown(index);
-    this.siftUp(last.heapIndex);
-  }
-
-  private siftUp(start: number): void {
-    const heap = this.heap;
-    let index = start;
-    const moving = heap[index];
-    if (moving === undefined) return;
-    while (index > 0) {
-      const parentIndex = (index - 1) >> 1;
-      const parent = heap[parentIndex];
-      if (parent === undefined || parent.deadlineMs <= moving.deadlineMs) break;
-      heap[index] = parent;
-      parent.heapIndex = index;
-      index = parentIndex;
-    }
-    heap[index] = moving;
-    moving.heapIndex = index;
-  }
-
-  private siftDown(start: number): void {
-    const heap = this.heap;
-    let index = start;
-    const moving = heap[index];
-    if (moving === undefined) return;
-    for (;;) {
-      let childIndex = 2 * index + 1;
-      let child = heap[childIndex];
-      if (child === undefined) break;
-      const right = heap[childIndex + 1];
-      if (right !== undefined && right.deadlineMs < child.deadlineMs) {
-        childIndex++;
-        child = right;
-      }
-      if (child.deadlineMs >= moving.deadlineMs) break;
-      heap[index] = child;
-      child.heapIndex = index;
-      index = childIndex;
-    }
-    heap[index] = moving;
-    moving.heapIndex = index;
   }
 }
 

@@ -10,8 +10,8 @@ import * as fs from "node:fs";
 import { Producer } from "../../src/client/producer.ts";
 import { encodeBatch, type ProducerFields } from "../../src/format/record-batch.ts";
 import { FastRequestDecoder } from "../../src/protocol/fast-requests.ts";
-import { ID_BLOCK, ProducerIdAllocator } from "../../src/server/producer-ids.ts";
-import { type Message, startTestBroker, tempDir, TestClient } from "./helpers.ts";
+import { ID_BLOCK, ProducerIdAllocator } from "../../src/broker/producer-ids.ts";
+import { type Message, startTestBroker, tempDir, TestClient } from "../server/helpers.ts";
 
 const dirs: string[] = [];
 afterEach(() => {

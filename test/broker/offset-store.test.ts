@@ -10,8 +10,8 @@ import * as path from "node:path";
 import { RunnelError } from "../../src/errors.ts";
 import { nativeStorage, type Storage } from "../../src/log/storage.ts";
 import { ERRNO, SyscallError } from "../../src/native/libc.ts";
-import { type OffsetCommit, OffsetStore } from "../../src/server/offset-store.ts";
-import { tempDir } from "./helpers.ts";
+import { type OffsetCommit, OffsetStore } from "../../src/broker/offset-store.ts";
+import { tempDir } from "../server/helpers.ts";
 
 const dirs: string[] = [];
 afterAll(() => {

@@ -1,5 +1,5 @@
 /**
- * @module server/producer-ids
+ * @module broker/producer-ids
  * Hands out idempotent-producer ids that are never reused, across restarts included.
  *
  * File `<dataDir>/producer-ids`, one line of JSON written atomically:

@@ -1,5 +1,5 @@
 /**
- * @module server/offset-store
+ * @module broker/offset-store
  * Consumer-group committed offsets, durable across restarts.
  *
  * One append-only file, `<dataDir>/consumer-offsets/offsets.log` (beside the log manager's

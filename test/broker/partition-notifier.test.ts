@@ -1,11 +1,11 @@
 /**
- * @module test/server/partition-notifier
+ * @module test/broker/partition-notifier
  * The long-poll notifier on its own: who is woken by a notify, by its deadline and by
  * wakeAll; that a sleeper is woken exactly once; the waiter bound; and a seeded model test of
  * park/notify against a plain list of who waits on what.
  */
 import { describe, expect, test } from "bun:test";
-import { PartitionNotifier, type PartitionRef, type Sleeper } from "../../src/server/partition-notifier.ts";
+import { PartitionNotifier, type PartitionRef, type Sleeper } from "../../src/broker/partition-notifier.ts";
 import { until } from "../support/wait.ts";
 
 /** A sleeper that records its wake-ups (and when, on the monotonic clock). */
