@@ -242,6 +242,7 @@ class RunningBroker implements Broker {
       port: config.port === 0 ? 0 : config.kafkaPort,
       advertisedHost: config.kafkaAdvertisedHost,
       advertisedPort: config.kafkaAdvertisedPort,
+      onSettled: () => this.settledWaiter?.(),
     });
   }
 

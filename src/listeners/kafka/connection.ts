@@ -39,6 +39,8 @@ export class KafkaConnection {
   constructor(
     private readonly socket: Socket<unknown>,
     private readonly context: KafkaContext,
+    /** Told when a request waited on settles or queued answers drain: a stopping broker re-checks quiet. */
+    private readonly onSettled: () => void = () => {},
   ) {
     const broker = context.broker;
     this.decoder = new FrameDecoder(broker.config.frameBytesMax, { memory: broker.memory });
@@ -67,6 +69,7 @@ export class KafkaConnection {
   onDrain(): void {
     this.send();
     this.pump();
+    this.onSettled();
   }
 
   /** Takes whole frames while not blocked, runs them, and pauses or resumes reading. */
@@ -132,8 +135,12 @@ export class KafkaConnection {
             this.busy = false;
             this.finish(settled);
             this.pump();
+            this.onSettled();
           },
-          (error: unknown) => this.fail(error),
+          (error: unknown) => {
+            this.fail(error);
+            this.onSettled();
+          },
         );
         return;
       }

@@ -18,6 +18,8 @@ export interface KafkaListenerOptions {
   /** What Metadata reports; empty / 0 = the listening host / port. */
   advertisedHost: string;
   advertisedPort: number;
+  /** Told when a connection's waiting request settles or its answers drain (the broker's drain at stop). */
+  onSettled?: () => void;
 }
 
 export class KafkaListener {
@@ -25,8 +27,11 @@ export class KafkaListener {
   private readonly listener: TCPSocketListener<SocketData>;
   private readonly sweepTimer: ReturnType<typeof setInterval>;
   readonly context: KafkaContext;
+  private readonly stopping = new AbortController();
+  private readonly onSettled: () => void;
 
   constructor(broker: BrokerContext, options: KafkaListenerOptions) {
+    this.onSettled = options.onSettled ?? (() => {});
     this.listener = Bun.listen<SocketData>({
       hostname: options.host,
       port: options.port,
@@ -46,6 +51,7 @@ export class KafkaListener {
       advertisedHost: options.advertisedHost === "" ? options.host : options.advertisedHost,
       advertisedPort: options.advertisedPort === 0 ? this.listener.port : options.advertisedPort,
       clusterId: "runnel",
+      stopping: this.stopping.signal,
     };
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(25, Math.min(1_000, Math.floor(broker.config.frameTimeoutMs / 4))));
     this.sweepTimer.unref();
@@ -71,7 +77,7 @@ export class KafkaListener {
       return;
     }
     socket.setNoDelay(true);
-    const connection = new KafkaConnection(socket as Socket<unknown>, this.context);
+    const connection = new KafkaConnection(socket as Socket<unknown>, this.context, this.onSettled);
     socket.data = { connection };
     this.connections.add(connection);
   }
@@ -93,6 +99,8 @@ export class KafkaListener {
 
   /** Stops accepting (`closeConnections` false) or also closes every connection. */
   stop(closeConnections: boolean): void {
+    // Requests waiting on other clients (a JoinGroup waiting for the group) answer now, so the broker drains.
+    this.stopping.abort();
     if (!closeConnections) return this.listener.stop(false);
     clearInterval(this.sweepTimer);
     for (const connection of this.connections) connection.close("broker stopping");
