@@ -237,6 +237,12 @@ export class GroupCoordinator {
     this.classic.leave(groupId, memberId);
   }
 
+  /** A Kafka classic group as it stands, for DescribeGroups (read only); undefined for none or a native group. */
+  classicGroup(groupId: string): Readonly<ClassicGroup> | undefined {
+    const group = this.groups.get(groupId);
+    return group?.kind === "classic" ? group : undefined;
+  }
+
   get groupCount(): number {
     return this.groups.size;
   }

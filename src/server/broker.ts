@@ -292,6 +292,7 @@ class RunningBroker implements Broker {
       advertisedHost: config.kafkaAdvertisedHost,
       advertisedPort: config.kafkaAdvertisedPort,
       tls: this.tls.kafka,
+      onSettled: () => this.settledWaiter?.(),
     });
   }
 

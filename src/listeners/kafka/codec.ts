@@ -340,6 +340,8 @@ export function writeStruct(writer: KafkaWriter, fields: readonly FieldDef[], ve
       continue;
     }
     const given = value[field.name];
+    // A handler's bug, not the peer's: a null where the version has no null would be read as "" or [].
+    if (given === null && !inVersions(field.nullableVersions, version)) throw new Error(`${field.name} is null, which version ${version} does not allow`);
     writeField(writer, field, version, flexible, given === undefined ? defaultOf(field) : given);
   }
   if (!flexible) return;

@@ -39,6 +39,8 @@ export class KafkaConnection {
   constructor(
     private readonly socket: Socket<unknown>,
     private readonly context: KafkaContext,
+    /** Told when a request waited on settles or queued answers drain: a stopping broker re-checks quiet. */
+    private readonly onSettled: () => void = () => {},
     /** sendfile for fetched records (false for TLS connections and when zeroCopy is off). */
     zeroCopy = context.broker.zeroCopy,
   ) {
@@ -69,6 +71,7 @@ export class KafkaConnection {
   onDrain(): void {
     this.send();
     this.pump();
+    this.onSettled();
   }
 
   /** Takes whole frames while not blocked, runs them, and pauses or resumes reading. */
@@ -134,8 +137,12 @@ export class KafkaConnection {
             this.busy = false;
             this.finish(settled);
             this.pump();
+            this.onSettled();
           },
-          (error: unknown) => this.fail(error),
+          (error: unknown) => {
+            this.fail(error);
+            this.onSettled();
+          },
         );
         return;
       }

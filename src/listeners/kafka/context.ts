@@ -16,6 +16,13 @@ export interface KafkaContext {
   readonly advertisedHost: string;
   readonly advertisedPort: number;
   readonly clusterId: string;
+  /** Aborted when the listener stops: requests waiting on other clients then answer at once. */
+  readonly stopping: AbortSignal;
 }
 
-export type KafkaHandler = (context: KafkaContext, request: KafkaStruct, version: number) => KafkaStruct | null | Promise<KafkaStruct | null>;
+/** What a handler may read of the request header. */
+export interface KafkaRequestInfo {
+  readonly clientId: string | null;
+}
+
+export type KafkaHandler = (context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo) => KafkaStruct | null | Promise<KafkaStruct | null>;

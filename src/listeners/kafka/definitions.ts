@@ -95,11 +95,18 @@ export const API_KEYS = {
   offsetCommit: 8,
   offsetFetch: 9,
   findCoordinator: 10,
+  joinGroup: 11,
+  heartbeat: 12,
+  leaveGroup: 13,
+  syncGroup: 14,
+  describeGroups: 15,
+  listGroups: 16,
   apiVersions: 18,
   createTopics: 19,
   deleteTopics: 20,
   initProducerId: 22,
   describeConfigs: 32,
+  deleteGroups: 42,
 } as const;
 
 // ---- Produce (key 0). checked: ProduceRequest/Response.json fields for v0-9 -----------------
@@ -322,6 +329,130 @@ export const findCoordinatorResponse = message("FindCoordinatorResponse", 10, "0
   ]),
 ]);
 
+// ---- JoinGroup (key 11). checked: JoinGroupRequest/Response.json for v0-7 ------------------
+// v4+: a first join without a member id is answered MEMBER_ID_REQUIRED with one (KIP-394).
+
+export const joinGroupRequest = message("JoinGroupRequest", 11, "0-7", 6, [
+  field("groupId", "string", "0+"),
+  field("sessionTimeoutMs", "int32", "0+"),
+  field("rebalanceTimeoutMs", "int32", "1+", { default: -1 }),
+  field("memberId", "string", "0+"),
+  field("groupInstanceId", "string", "5+", { nullable: "5+", default: null }),
+  field("protocolType", "string", "0+"),
+  structs("protocols", "0+", [field("name", "string", "0+"), field("metadata", "bytes", "0+")]),
+]);
+
+export const joinGroupResponse = message("JoinGroupResponse", 11, "0-7", 6, [
+  field("throttleTimeMs", "int32", "2+"),
+  field("errorCode", "int16", "0+"),
+  field("generationId", "int32", "0+", { default: -1 }),
+  field("protocolType", "string", "7+", { nullable: "7+", default: null }),
+  field("protocolName", "string", "0+", { nullable: "7+" }),
+  field("leader", "string", "0+"),
+  field("memberId", "string", "0+"),
+  structs("members", "0+", [
+    field("memberId", "string", "0+"),
+    field("groupInstanceId", "string", "5+", { nullable: "5+", default: null }),
+    field("metadata", "bytes", "0+"),
+  ]),
+]);
+
+// ---- Heartbeat (key 12). checked: HeartbeatRequest/Response.json for v0-4 ------------------
+
+export const heartbeatRequest = message("HeartbeatRequest", 12, "0-4", 4, [
+  field("groupId", "string", "0+"),
+  field("generationId", "int32", "0+"),
+  field("memberId", "string", "0+"),
+  field("groupInstanceId", "string", "3+", { nullable: "3+", default: null }),
+]);
+
+export const heartbeatResponse = message("HeartbeatResponse", 12, "0-4", 4, [field("throttleTimeMs", "int32", "1+"), field("errorCode", "int16", "0+")]);
+
+// ---- LeaveGroup (key 13). checked: LeaveGroupRequest/Response.json for v0-4 ----------------
+// v3+ leaves many members at once (KIP-345's batch form).
+
+export const leaveGroupRequest = message("LeaveGroupRequest", 13, "0-4", 4, [
+  field("groupId", "string", "0+"),
+  field("memberId", "string", "0-2"),
+  structs("members", "3+", [field("memberId", "string", "3+"), field("groupInstanceId", "string", "3+", { nullable: "3+", default: null })]),
+]);
+
+export const leaveGroupResponse = message("LeaveGroupResponse", 13, "0-4", 4, [
+  field("throttleTimeMs", "int32", "1+"),
+  field("errorCode", "int16", "0+"),
+  structs("members", "3+", [
+    field("memberId", "string", "3+"),
+    field("groupInstanceId", "string", "3+", { nullable: "3+", default: null }),
+    field("errorCode", "int16", "3+"),
+  ]),
+]);
+
+// ---- SyncGroup (key 14). checked: SyncGroupRequest/Response.json for v0-5 ------------------
+
+export const syncGroupRequest = message("SyncGroupRequest", 14, "0-5", 4, [
+  field("groupId", "string", "0+"),
+  field("generationId", "int32", "0+"),
+  field("memberId", "string", "0+"),
+  field("groupInstanceId", "string", "3+", { nullable: "3+", default: null }),
+  field("protocolType", "string", "5+", { nullable: "5+", default: null }),
+  field("protocolName", "string", "5+", { nullable: "5+", default: null }),
+  structs("assignments", "0+", [field("memberId", "string", "0+"), field("assignment", "bytes", "0+")]),
+]);
+
+export const syncGroupResponse = message("SyncGroupResponse", 14, "0-5", 4, [
+  field("throttleTimeMs", "int32", "1+"),
+  field("errorCode", "int16", "0+"),
+  field("protocolType", "string", "5+", { nullable: "5+", default: null }),
+  field("protocolName", "string", "5+", { nullable: "5+", default: null }),
+  field("assignment", "bytes", "0+"),
+]);
+
+// ---- DescribeGroups (key 15). checked: DescribeGroupsRequest/Response.json for v0-5 --------
+
+export const describeGroupsRequest = message("DescribeGroupsRequest", 15, "0-5", 5, [
+  field("groups", "[]string", "0+"),
+  field("includeAuthorizedOperations", "bool", "3+"),
+]);
+
+export const describeGroupsResponse = message("DescribeGroupsResponse", 15, "0-5", 5, [
+  field("throttleTimeMs", "int32", "1+"),
+  structs("groups", "0+", [
+    field("errorCode", "int16", "0+"),
+    field("groupId", "string", "0+"),
+    field("groupState", "string", "0+"),
+    field("protocolType", "string", "0+"),
+    field("protocolData", "string", "0+"),
+    structs("members", "0+", [
+      field("memberId", "string", "0+"),
+      field("groupInstanceId", "string", "4+", { nullable: "4+", default: null }),
+      field("clientId", "string", "0+"),
+      field("clientHost", "string", "0+"),
+      field("memberMetadata", "bytes", "0+"),
+      field("memberAssignment", "bytes", "0+"),
+    ]),
+    field("authorizedOperations", "int32", "3+", { default: -2147483648 }),
+  ]),
+]);
+
+// ---- ListGroups (key 16). checked: ListGroupsRequest/Response.json for v0-4 ----------------
+
+export const listGroupsRequest = message("ListGroupsRequest", 16, "0-4", 3, [field("statesFilter", "[]string", "4+")]);
+
+export const listGroupsResponse = message("ListGroupsResponse", 16, "0-4", 3, [
+  field("throttleTimeMs", "int32", "1+"),
+  field("errorCode", "int16", "0+"),
+  structs("groups", "0+", [field("groupId", "string", "0+"), field("protocolType", "string", "0+"), field("groupState", "string", "4+")]),
+]);
+
+// ---- DeleteGroups (key 42). checked: DeleteGroupsRequest/Response.json for v0-2 ------------
+
+export const deleteGroupsRequest = message("DeleteGroupsRequest", 42, "0-2", 2, [field("groupsNames", "[]string", "0+")]);
+
+export const deleteGroupsResponse = message("DeleteGroupsResponse", 42, "0-2", 2, [
+  field("throttleTimeMs", "int32", "0+"),
+  structs("results", "0+", [field("groupId", "string", "0+"), field("errorCode", "int16", "0+")]),
+]);
+
 // ---- ApiVersions (key 18). checked: ApiVersionsRequest/Response.json for v0-4 --------------
 
 export const apiVersionsRequest = message("ApiVersionsRequest", 18, "0-4", 3, [
@@ -449,9 +580,16 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [8, { request: offsetCommitRequest, response: offsetCommitResponse }],
   [9, { request: offsetFetchRequest, response: offsetFetchResponse }],
   [10, { request: findCoordinatorRequest, response: findCoordinatorResponse }],
+  [11, { request: joinGroupRequest, response: joinGroupResponse }],
+  [12, { request: heartbeatRequest, response: heartbeatResponse }],
+  [13, { request: leaveGroupRequest, response: leaveGroupResponse }],
+  [14, { request: syncGroupRequest, response: syncGroupResponse }],
+  [15, { request: describeGroupsRequest, response: describeGroupsResponse }],
+  [16, { request: listGroupsRequest, response: listGroupsResponse }],
   [18, { request: apiVersionsRequest, response: apiVersionsResponse }],
   [19, { request: createTopicsRequest, response: createTopicsResponse }],
   [20, { request: deleteTopicsRequest, response: deleteTopicsResponse }],
   [22, { request: initProducerIdRequest, response: initProducerIdResponse }],
   [32, { request: describeConfigsRequest, response: describeConfigsResponse }],
+  [42, { request: deleteGroupsRequest, response: deleteGroupsResponse }],
 ]);

@@ -19,16 +19,23 @@ import { API_KEYS, inVersions, MESSAGES } from "./definitions.ts";
 import { KAFKA_ERROR } from "./errors.ts";
 import { apiVersionsBody, handleApiVersions } from "./handlers/api-versions.ts";
 import { handleCreateTopics } from "./handlers/create-topics.ts";
+import { handleDeleteGroups } from "./handlers/delete-groups.ts";
 import { handleDeleteTopics } from "./handlers/delete-topics.ts";
+import { handleDescribeGroups } from "./handlers/describe-groups.ts";
 import { handleDescribeConfigs } from "./handlers/describe-configs.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleFindCoordinator } from "./handlers/find-coordinator.ts";
+import { handleHeartbeat } from "./handlers/heartbeat.ts";
 import { handleInitProducerId } from "./handlers/init-producer-id.ts";
+import { handleJoinGroup } from "./handlers/join-group.ts";
+import { handleLeaveGroup } from "./handlers/leave-group.ts";
+import { handleListGroups } from "./handlers/list-groups.ts";
 import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
 import { handleOffsetCommit } from "./handlers/offset-commit.ts";
 import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
 import { handleProduce } from "./handlers/produce.ts";
+import { handleSyncGroup } from "./handlers/sync-group.ts";
 
 const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler>([
   [API_KEYS.produce, handleProduce],
@@ -38,11 +45,18 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.offsetCommit, handleOffsetCommit],
   [API_KEYS.offsetFetch, handleOffsetFetch],
   [API_KEYS.findCoordinator, handleFindCoordinator],
+  [API_KEYS.joinGroup, handleJoinGroup],
+  [API_KEYS.heartbeat, handleHeartbeat],
+  [API_KEYS.leaveGroup, handleLeaveGroup],
+  [API_KEYS.syncGroup, handleSyncGroup],
+  [API_KEYS.describeGroups, handleDescribeGroups],
+  [API_KEYS.listGroups, handleListGroups],
   [API_KEYS.apiVersions, handleApiVersions],
   [API_KEYS.createTopics, handleCreateTopics],
   [API_KEYS.deleteTopics, handleDeleteTopics],
   [API_KEYS.initProducerId, handleInitProducerId],
   [API_KEYS.describeConfigs, handleDescribeConfigs],
+  [API_KEYS.deleteGroups, handleDeleteGroups],
 ]);
 
 /** An encoded response: memory pieces and file slices in order, size prefix included. */
@@ -84,7 +98,7 @@ export function dispatch(context: KafkaContext, frame: Uint8Array): DispatchResu
   }
   const metrics = context.broker.metrics;
   const startedMs = metrics === null ? NOT_TIMED : metrics.kafka.startTimer();
-  const answer = handler(context, request, header.apiVersion);
+  const answer = handler(context, request, header.apiVersion, header);
   if (answer instanceof Promise) {
     return answer.then(
       (body) => {

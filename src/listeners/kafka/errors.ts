@@ -4,7 +4,7 @@
  * client reacts as it would to Apache Kafka: retries what Kafka marks retriable, refreshes
  * metadata on UNKNOWN_TOPIC_OR_PARTITION, resets on OFFSET_OUT_OF_RANGE.
  */
-import { type ErrorCode, toRunnelError } from "../../errors.ts";
+import { type ErrorCode, RunnelError, toRunnelError } from "../../errors.ts";
 
 export const KAFKA_ERROR = {
   NONE: 0,
@@ -18,6 +18,12 @@ export const KAFKA_ERROR = {
   COORDINATOR_NOT_AVAILABLE: 15,
   INVALID_TOPIC_EXCEPTION: 17,
   INVALID_REQUIRED_ACKS: 21,
+  ILLEGAL_GENERATION: 22,
+  INCONSISTENT_GROUP_PROTOCOL: 23,
+  INVALID_GROUP_ID: 24,
+  UNKNOWN_MEMBER_ID: 25,
+  INVALID_SESSION_TIMEOUT: 26,
+  REBALANCE_IN_PROGRESS: 27,
   UNSUPPORTED_VERSION: 35,
   TOPIC_ALREADY_EXISTS: 36,
   INVALID_PARTITIONS: 37,
@@ -31,6 +37,10 @@ export const KAFKA_ERROR = {
   INVALID_PRODUCER_EPOCH: 47,
   KAFKA_STORAGE_ERROR: 56,
   UNKNOWN_PRODUCER_ID: 59,
+  NON_EMPTY_GROUP: 68,
+  GROUP_ID_NOT_FOUND: 69,
+  MEMBER_ID_REQUIRED: 79,
+  GROUP_MAX_SIZE_REACHED: 81,
   THROTTLING_QUOTA_EXCEEDED: 89,
   UNKNOWN_TOPIC_ID: 100,
 } as const;
@@ -59,7 +69,34 @@ const BY_RUNNEL_CODE: Partial<Record<ErrorCode, number>> = {
   OUT_OF_ORDER_SEQUENCE: KAFKA_ERROR.OUT_OF_ORDER_SEQUENCE_NUMBER,
   INVALID_PRODUCER_EPOCH: KAFKA_ERROR.INVALID_PRODUCER_EPOCH,
   UNKNOWN_PRODUCER_ID: KAFKA_ERROR.UNKNOWN_PRODUCER_ID,
+  // Groups (the coordinator's classic rules, src/broker/classic-groups.ts).
+  UNKNOWN_MEMBER: KAFKA_ERROR.UNKNOWN_MEMBER_ID,
+  ILLEGAL_GENERATION: KAFKA_ERROR.ILLEGAL_GENERATION,
+  REBALANCE_IN_PROGRESS: KAFKA_ERROR.REBALANCE_IN_PROGRESS,
+  INCONSISTENT_GROUP_PROTOCOL: KAFKA_ERROR.INCONSISTENT_GROUP_PROTOCOL,
+  GROUP_NOT_EMPTY: KAFKA_ERROR.NON_EMPTY_GROUP,
+  // A native member's ownership fence, met by a Kafka commit to a native group.
+  COMMIT_FENCED: KAFKA_ERROR.ILLEGAL_GENERATION,
 };
+
+/**
+ * A group request's error code: as kafkaErrorOf, except that a broker going away is
+ * COORDINATOR_NOT_AVAILABLE (15), on which group clients look the coordinator up again.
+ */
+export function groupErrorCode(error: unknown): number {
+  return toRunnelError(error).code === "SHUTTING_DOWN" ? KAFKA_ERROR.COORDINATOR_NOT_AVAILABLE : kafkaErrorOf(error).errorCode;
+}
+
+/** Settles with `waiting`, or rejects with SHUTTING_DOWN once `stopping` is aborted. */
+export function unlessStopping<Value>(waiting: Promise<Value>, stopping: AbortSignal): Promise<Value> {
+  const stopped = () => new RunnelError("SHUTTING_DOWN", "the broker is stopping");
+  if (stopping.aborted) return Promise.reject(stopped());
+  return new Promise<Value>((resolve, reject) => {
+    const onAbort = () => reject(stopped());
+    stopping.addEventListener("abort", onAbort, { once: true });
+    waiting.then(resolve, reject).finally(() => stopping.removeEventListener("abort", onAbort));
+  });
+}
 
 /** The Kafka error code and message for anything a handler caught. */
 export function kafkaErrorOf(error: unknown): { errorCode: number; errorMessage: string } {

@@ -21,6 +21,8 @@ export interface KafkaListenerOptions {
   advertisedPort: number;
   /** TLS for this listener (server/tls.ts), or null for plaintext. */
   tls: ListenerTls | null;
+  /** Told when a connection's waiting request settles or its answers drain (the broker's drain at stop). */
+  onSettled?: () => void;
 }
 
 export class KafkaListener {
@@ -30,8 +32,11 @@ export class KafkaListener {
   private readonly retired: TCPSocketListener<SocketData>[] = [];
   private readonly sweepTimer: ReturnType<typeof setInterval>;
   readonly context: KafkaContext;
+  private readonly stopping = new AbortController();
+  private readonly onSettled: () => void;
 
   constructor(broker: BrokerContext, options: KafkaListenerOptions) {
+    this.onSettled = options.onSettled ?? (() => {});
     this.listener = this.open(options.host, options.port, options.tls);
     this.context = {
       broker,
@@ -39,6 +44,7 @@ export class KafkaListener {
       advertisedHost: options.advertisedHost === "" ? options.host : options.advertisedHost,
       advertisedPort: options.advertisedPort === 0 ? this.listener.port : options.advertisedPort,
       clusterId: "runnel",
+      stopping: this.stopping.signal,
     };
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(25, Math.min(1_000, Math.floor(broker.config.frameTimeoutMs / 4))));
     this.sweepTimer.unref();
@@ -104,7 +110,7 @@ export class KafkaListener {
     }
     socket.setNoDelay(true);
     // sendfile writes past a user-space TLS session: TLS connections take the copy path.
-    const connection = new KafkaConnection(socket as Socket<unknown>, this.context, this.context.broker.zeroCopy && !tls);
+    const connection = new KafkaConnection(socket as Socket<unknown>, this.context, this.onSettled, this.context.broker.zeroCopy && !tls);
     socket.data = { connection };
     this.connections.add(connection);
   }
@@ -126,6 +132,8 @@ export class KafkaListener {
 
   /** Stops accepting (`closeConnections` false) or also closes every connection. */
   stop(closeConnections: boolean): void {
+    // Requests waiting on other clients (a JoinGroup waiting for the group) answer now, so the broker drains.
+    this.stopping.abort();
     if (!closeConnections) return this.listener.stop(false);
     clearInterval(this.sweepTimer);
     for (const connection of this.connections) connection.close("broker stopping");

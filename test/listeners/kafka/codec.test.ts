@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { RunnelError } from "../../../src/errors.ts";
 import { decodeMessage, encodeMessage, type KafkaStruct, type KafkaValue, KafkaWriter } from "../../../src/listeners/kafka/codec.ts";
-import { apiVersionsRequest, type FieldDef, inVersions, MESSAGES, type MessageDef, metadataRequest, produceRequest, versions } from "../../../src/listeners/kafka/definitions.ts";
+import { apiVersionsRequest, type FieldDef, inVersions, joinGroupRequest, joinGroupResponse, MESSAGES, type MessageDef, metadataRequest, produceRequest, syncGroupRequest, versions } from "../../../src/listeners/kafka/definitions.ts";
 import { encodeResponseFrame } from "../../../src/listeners/kafka/dispatch.ts";
 import { apiVersionsBody } from "../../../src/listeners/kafka/handlers/api-versions.ts";
 
@@ -156,6 +156,26 @@ describe("Kafka codec: fixed bytes", () => {
     expect(encodeMessage(metadataRequest, 4, decoded).finishBytes()).toEqual(body);
   });
 
+  test("decodes and re-encodes librdkafka 2.0.2's JoinGroup v5 request byte for byte (captured from kcat -G capg cap)", () => {
+    // frame: size 114, apiKey 11, version 5, correlation 2, clientId "rdkafka", then the body
+    const frame = new Uint8Array(Buffer.from("00000072000b000500000002000772646b61666b610004636170670000afc8000493e00000ffff0008636f6e73756d657200000002000572616e67650000001300010000000100036361700000000000000000000a726f756e64726f62696e0000001300010000000100036361700000000000000000", "hex"));
+    const body = frame.subarray(4 + 2 + 2 + 4 + 2 + 7);
+    const decoded = decodeMessage(joinGroupRequest, 5, body);
+    expect([decoded.groupId, decoded.sessionTimeoutMs, decoded.rebalanceTimeoutMs, decoded.memberId, decoded.groupInstanceId, decoded.protocolType]).toEqual(["capg", 45_000, 300_000, "", null, "consumer"]);
+    expect((decoded.protocols as KafkaStruct[]).map((protocol) => protocol.name)).toEqual(["range", "roundrobin"]);
+    expect(encodeMessage(joinGroupRequest, 5, decoded).finishBytes()).toEqual(body);
+  });
+
+  test("decodes and re-encodes librdkafka 2.0.2's SyncGroup v3 request (the leader's assignment) byte for byte", () => {
+    const frame = new Uint8Array(Buffer.from("00000088000e000300000005000772646b61666b6100046361706700000001002431613035636535652d633366622d343163302d383435662d613734356662343037663232ffff00000001002431613035636535652d633366622d343163302d383435662d613734356662343037663232000000170000000000010003636170000000010000000000000000", "hex"));
+    const body = frame.subarray(4 + 2 + 2 + 4 + 2 + 7);
+    const decoded = decodeMessage(syncGroupRequest, 3, body);
+    const memberId = "1a05ce5e-c3fb-41c0-845f-a745fb407f22";
+    expect([decoded.groupId, decoded.generationId, decoded.memberId, decoded.groupInstanceId]).toEqual(["capg", 1, memberId, null]);
+    expect((decoded.assignments as KafkaStruct[]).map((entry) => [entry.memberId, (entry.assignment as Uint8Array).length])).toEqual([[memberId, 23]]);
+    expect(encodeMessage(syncGroupRequest, 3, decoded).finishBytes()).toEqual(body);
+  });
+
   test("encodes an ApiVersions v0 answer with error 35 byte for byte", () => {
     const body = apiVersionsBody(35);
     const frame = encodeResponseFrame(18, 0, 7, body);
@@ -177,6 +197,12 @@ describe("Kafka codec: fixed bytes", () => {
   test("flexible versions write compact strings and an empty tagged section", () => {
     const bytes = encodeMessage(apiVersionsRequest, 3, { clientSoftwareName: "ab", clientSoftwareVersion: "" }).finishBytes();
     expect([...bytes]).toEqual([3, 0x61, 0x62, 1, 0]);
+  });
+
+  test("a null where the version has no null is refused when encoding (JoinGroup's protocolName is nullable from v7 only)", () => {
+    const body = { errorCode: 79, generationId: -1, protocolName: null, leader: "", memberId: "m", members: [] };
+    expect(() => encodeMessage(joinGroupResponse, 5, body)).toThrow("protocolName is null, which version 5 does not allow");
+    expect(encodeMessage(joinGroupResponse, 7, body).finishBytes().length).toBeGreaterThan(0);
   });
 });
 
@@ -207,11 +233,18 @@ describe("Kafka definitions", () => {
       OffsetCommitRequest: "2-8",
       OffsetFetchRequest: "1-7",
       FindCoordinatorRequest: "0-4",
+      JoinGroupRequest: "0-7",
+      HeartbeatRequest: "0-4",
+      LeaveGroupRequest: "0-4",
+      SyncGroupRequest: "0-5",
+      DescribeGroupsRequest: "0-5",
+      ListGroupsRequest: "0-4",
       ApiVersionsRequest: "0-4",
       CreateTopicsRequest: "0-7",
       DeleteTopicsRequest: "0-6",
       InitProducerIdRequest: "0-4",
       DescribeConfigsRequest: "0-4",
+      DeleteGroupsRequest: "0-2",
     });
   });
 });

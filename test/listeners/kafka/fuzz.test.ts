@@ -43,6 +43,9 @@ const VALID: Uint8Array[] = [
   requestFrame(API_KEYS.fetch, 12, { maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1, topics: [{ topic: "fuzz", partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20 }] }], forgottenTopicsData: [], rackId: "" }),
   requestFrame(API_KEYS.createTopics, 7, { topics: [{ name: "fuzz-made", numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 1000, validateOnly: true }),
   requestFrame(API_KEYS.listOffsets, 7, { replicaId: -1, isolationLevel: 0, topics: [{ name: "fuzz", partitions: [{ partitionIndex: 0, timestamp: -1 }] }] }),
+  requestFrame(API_KEYS.joinGroup, 2, { groupId: "fuzz-group", sessionTimeoutMs: 6_000, rebalanceTimeoutMs: 1_000, memberId: "", protocolType: "consumer", protocols: [{ name: "range", metadata: new Uint8Array(8) }] }),
+  requestFrame(API_KEYS.heartbeat, 4, { groupId: "fuzz-group", generationId: 1, memberId: "nobody", groupInstanceId: null }),
+  requestFrame(API_KEYS.describeGroups, 5, { groups: ["fuzz-group"], includeAuthorizedOperations: false }),
 ];
 
 function hostileFrame(random: () => number, frameBytesMax: number): Uint8Array {
@@ -70,7 +73,7 @@ function hostileFrame(random: () => number, frameBytesMax: number): Uint8Array {
       return frame;
     }
     case 4: // an unknown API key or a version out of range
-      return Uint8Array.of(0, 0, 0, 10, ...pick([[0x7f, 0xff], [0, 11], [0xff, 0xff]]), ...pick([[0, 0], [0x7f, 0xff], [0xff, 0xfe]]), 0, 0, 0, 1, 0xff, 0xff);
+      return Uint8Array.of(0, 0, 0, 10, ...pick([[0x7f, 0xff], [0, 99], [0xff, 0xff]]), ...pick([[0, 0], [0x7f, 0xff], [0xff, 0xfe]]), 0, 0, 0, 1, 0xff, 0xff);
     case 5: {
       // a valid header, then a body declaring an absurd array or string length
       const absurd = pick([0x7fffffff, 0x7ffffff0, -2, -0x7fffffff]);

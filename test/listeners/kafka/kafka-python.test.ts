@@ -3,7 +3,9 @@
  * the broker's version from ApiVersions and then uses fixed versions, so this checks the older
  * ones (Metadata v1-ish, Produce v3+, Fetch v4+, ListOffsets v1, OffsetCommit v2, OffsetFetch v1).
  * Produce with acks=all, consume in assign mode, and commit and resume in a group without
- * membership (assign mode), the offsets landing in the store native commits use.
+ * membership (assign mode), the offsets landing in the store native commits use; a subscribed
+ * consumer in a real group (JoinGroup v2, SyncGroup v1, Heartbeat v1, OffsetCommit v2 with its
+ * generation) commits and a later member resumes, the offset visible to `runnel groups describe`.
  *
  * Needs /usr/bin/python3 with kafka-python (.ci/run installs python3-kafka). Outside CI the test
  * is skipped, loudly, when that is missing; in CI (CI=true) it must run.
@@ -12,6 +14,7 @@ import { describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { startTestBroker } from "../../server/helpers.ts";
+import { ROOT } from "../../client/real-broker.ts";
 
 const PYTHON = "/usr/bin/python3";
 const CLIENT = path.join(import.meta.dir, "kafka_python_client.py");
@@ -45,5 +48,20 @@ describe.skipIf(!available)("kafka-python against the Kafka listener", () => {
     expect((await python(port, "produce")).code).toBe(0);
     const resumed = await python(port, "commit");
     expect(resumed.stdout).toBe("read 5 6 7 8 9\ncommitted 10\n");
+  });
+
+  test("a subscribed KafkaConsumer joins a group, consumes and commits; the next member resumes after the commit; runnel groups describe shows the offset", async () => {
+    await using test = await startTestBroker();
+    const port = test.broker.kafkaPort;
+    expect((await python(port, "produce")).code).toBe(0);
+    const first = await python(port, "group");
+    expect(first.stdout).toBe("assigned py/0\nread 0 1 2 3 4\ncommitted 5\n");
+    expect((await python(port, "produce")).code).toBe(0);
+    const resumed = await python(port, "group");
+    expect(resumed.stdout).toBe("assigned py/0\nread 5 6 7 8 9\ncommitted 10\n");
+    const cli = Bun.spawn([process.execPath, path.join(ROOT, "src/main.ts"), "groups", "describe", "pymembers", "--broker", `127.0.0.1:${test.port}`, "--format", "json"], { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const described = JSON.parse(await new Response(cli.stdout).text());
+    expect(await cli.exited).toBe(0);
+    expect(described.partitions).toEqual([{ topic: "py", partition: 0, committed: 10, end: 10, memberId: "-", clientId: "-", lag: 0 }]);
   });
 });

@@ -282,7 +282,7 @@ describe("Kafka listener: OffsetCommit and OffsetFetch (outside group membership
     expect((everything.topics as KafkaStruct[]).map((topic) => [topic.name, (topic.partitions as KafkaStruct[]).length])).toEqual([["tracked", 2]]);
   });
 
-  test("a commit from a group generation, or to a missing partition, is refused per partition", async () => {
+  test("a commit from a generation of a group without members, or to a missing partition, is refused per partition", async () => {
     await using test = await startTestBroker();
     test.broker.context.log.createTopic("tracked", { partitions: 1 });
     await using client = await RawKafka.connect(test.broker.kafkaPort ?? 0);

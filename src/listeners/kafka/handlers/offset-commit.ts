@@ -6,9 +6,12 @@
  * and `runnel groups` see one set of offsets per group. Each partition must exist (
  * UNKNOWN_TOPIC_OR_PARTITION otherwise); a null metadata is stored as "".
  *
- * Not yet: commits from group members (generationId >= 0) — JoinGroup is not served, so no
- * member can hold a generation from this broker: ILLEGAL_GENERATION (22). The group coordinator
- * (src/broker/group-coordinator.ts, next phase) takes over the generation check.
+ * Commits from group members (generationId >= 0) are fenced by the group coordinator
+ * (src/broker/classic-groups.ts): a non-member is UNKNOWN_MEMBER_ID (25), another generation
+ * ILLEGAL_GENERATION (22), a group mid-rebalance REBALANCE_IN_PROGRESS (27). As in Kafka, a
+ * generation >= 0 for a group without members is ILLEGAL_GENERATION, and a commit outside
+ * membership (generation -1) to a classic group that has members is UNKNOWN_MEMBER_ID. A commit to
+ * a native group goes through the native ownership fence (COMMIT_FENCED, answered as 22).
  * retentionTimeMs (v2-4) is ignored: committed offsets stay until their topic is deleted.
  */
 import { RunnelError } from "../../../errors.ts";
@@ -18,9 +21,6 @@ import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 
-const ILLEGAL_GENERATION = 22;
-const INVALID_GROUP_ID = 24;
-
 interface CommitTopic {
   name: string;
   partitions: Array<{ partitionIndex: number; committedOffset: number; committedMetadata: string | null }>;
@@ -29,7 +29,7 @@ interface CommitTopic {
 export async function handleOffsetCommit(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
   const topics = fieldAs<CommitTopic[]>(request.topics);
   const groupId = request.groupId as string;
-  const refusal = groupId === "" ? INVALID_GROUP_ID : (request.generationId as number) >= 0 ? ILLEGAL_GENERATION : 0;
+  const refusal = membershipRefusal(context, groupId, request.generationId as number);
   const accepted: OffsetCommit[] = [];
   const answers = topics.map((topic) => ({
     name: topic.name,
@@ -37,6 +37,7 @@ export async function handleOffsetCommit(context: KafkaContext, request: KafkaSt
       if (refusal !== 0) return { partitionIndex: entry.partitionIndex, errorCode: refusal };
       try {
         findPartition(context.broker, topic.name, entry.partitionIndex);
+        if ((request.generationId as number) >= 0) context.broker.groups.checkCommit(groupId, request.memberId as string, request.generationId as number, topic.name, entry.partitionIndex);
         if (context.broker.offsets.isTopicBeingRemoved(topic.name)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${topic.name}' is being deleted`);
         accepted.push({ topic: topic.name, partition: entry.partitionIndex, offset: entry.committedOffset, metadata: entry.committedMetadata ?? "" });
         return { partitionIndex: entry.partitionIndex, errorCode: KAFKA_ERROR.NONE };
@@ -54,4 +55,13 @@ export async function handleOffsetCommit(context: KafkaContext, request: KafkaSt
     }
   }
   return { throttleTimeMs: 0, topics: answers };
+}
+
+/** The error every partition gets before any is looked at, or 0: the group id, and membership as Kafka checks it. */
+function membershipRefusal(context: KafkaContext, groupId: string, generation: number): number {
+  if (groupId === "") return KAFKA_ERROR.INVALID_GROUP_ID;
+  const groups = context.broker.groups;
+  if (generation >= 0) return groups.hasMembers(groupId) ? KAFKA_ERROR.NONE : KAFKA_ERROR.ILLEGAL_GENERATION;
+  // A classic group is removed with its last member, so one that exists has members.
+  return groups.classicGroup(groupId) === undefined ? KAFKA_ERROR.NONE : KAFKA_ERROR.UNKNOWN_MEMBER_ID;
 }

@@ -1,0 +1,27 @@
+/**
+ * @module listeners/kafka/handlers/delete-groups
+ * DeleteGroups (key 42), versions 0-2 (2+ flexible). As the native deleteGroup: a group with
+ * members is NON_EMPTY_GROUP (68); otherwise its committed offsets are removed durably (the same
+ * offset store native clients use). A group with neither members nor offsets is
+ * GROUP_ID_NOT_FOUND (69).
+ */
+import type { KafkaStruct } from "../codec.ts";
+import type { KafkaContext } from "../context.ts";
+import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+
+async function deleteOne(context: KafkaContext, groupId: string): Promise<number> {
+  if (context.broker.groups.hasMembers(groupId)) return KAFKA_ERROR.NON_EMPTY_GROUP;
+  if (context.broker.offsets.fetchAll(groupId).length === 0) return KAFKA_ERROR.GROUP_ID_NOT_FOUND;
+  try {
+    await context.broker.offsets.removeGroup(groupId);
+    return KAFKA_ERROR.NONE;
+  } catch (error) {
+    return kafkaErrorOf(error).errorCode;
+  }
+}
+
+export async function handleDeleteGroups(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
+  const results = [];
+  for (const groupId of request.groupsNames as string[]) results.push({ groupId, errorCode: await deleteOne(context, groupId) });
+  return { throttleTimeMs: 0, results };
+}

@@ -1,0 +1,27 @@
+/**
+ * @module listeners/kafka/handlers/sync-group
+ * SyncGroup (key 14), versions 0-5 (4+ flexible). After a join phase every member syncs; the
+ * leader's request carries each member's assignment (opaque bytes), which the coordinator relays
+ * (src/broker/classic-groups.ts). A follower's answer waits for the leader's sync. A sync of an
+ * old generation is ILLEGAL_GENERATION (22), during a new join phase REBALANCE_IN_PROGRESS (27),
+ * from a non-member UNKNOWN_MEMBER_ID (25). v5 answers the group's protocol type and name.
+ */
+import { fieldAs, type KafkaStruct } from "../codec.ts";
+import type { KafkaContext } from "../context.ts";
+import { groupErrorCode, KAFKA_ERROR, unlessStopping } from "../errors.ts";
+
+const EMPTY = new Uint8Array(0);
+
+export async function handleSyncGroup(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
+  const coordinator = context.broker.groups;
+  const groupId = request.groupId as string;
+  const assignments = fieldAs<Array<{ memberId: string; assignment: Uint8Array }>>(request.assignments);
+  try {
+    const syncing = coordinator.classicSync({ group: groupId, memberId: request.memberId as string, generation: request.generationId as number, assignments });
+    const assignment = await unlessStopping(syncing, context.stopping);
+    const group = coordinator.classicGroup(groupId);
+    return { throttleTimeMs: 0, errorCode: KAFKA_ERROR.NONE, protocolType: group?.protocolType ?? null, protocolName: group?.protocolName ?? null, assignment };
+  } catch (error) {
+    return { throttleTimeMs: 0, errorCode: groupErrorCode(error), protocolType: null, protocolName: null, assignment: EMPTY };
+  }
+}
