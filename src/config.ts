@@ -122,6 +122,21 @@ export const configSchema = z
     kafkaAdvertisedHost: z.string().max(255).default(""),
     /** Port Kafka clients are told to connect to; 0 = the port the Kafka listener got. */
     kafkaAdvertisedPort: int(0, 65_535, 0),
+    /**
+     * TLS for every listener (docs/security.md): PEM certificate (chain) and private key files;
+     * empty = plaintext. With `tlsCa` too, listeners require a client certificate signed by it.
+     * Re-read on SIGHUP.
+     */
+    tlsCert: z.string().max(4096).default(""),
+    tlsKey: z.string().max(4096).default(""),
+    tlsCa: z.string().max(4096).default(""),
+    /** Per-listener overrides of tlsCert/tlsKey/tlsCa; empty = the shared value, "none" = without it. */
+    kafkaTlsCert: z.string().max(4096).default(""),
+    kafkaTlsKey: z.string().max(4096).default(""),
+    kafkaTlsCa: z.string().max(4096).default(""),
+    httpTlsCert: z.string().max(4096).default(""),
+    httpTlsKey: z.string().max(4096).default(""),
+    httpTlsCa: z.string().max(4096).default(""),
   })
   .strict()
   .superRefine((config, context) => {

@@ -8,11 +8,15 @@ Needs only the standard library and a MessagePack library (Debian: python3-msgpa
   runnel_client.py --broker 127.0.0.1:9600 consume TOPIC COUNT --group G
                                         the same, as a member of group G: only its share
 
+With --tls-ca FILE (and --tls-cert/--tls-key for a broker that requires client certificates)
+it connects with TLS (the ssl module), verifying the broker's certificate against FILE.
+
 Consume reads every partition of TOPIC from its earliest offset and prints one line per
 record, as "partition offset key value" (key "-" when absent), checking every batch's crc.
 """
 import argparse
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -27,9 +31,11 @@ assert HEADER.size == 61
 class Connection:
     """One TCP connection; requests are sent one at a time (pipelining is optional)."""
 
-    def __init__(self, address):
+    def __init__(self, address, tls=None):
         host, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)))
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.next_id = 1
 
     def _read_exactly(self, n):
@@ -173,8 +179,16 @@ def main():
     parser.add_argument("topic")
     parser.add_argument("count", nargs="?", type=int, default=0)
     parser.add_argument("--group", help="consume as a member of this consumer group")
+    parser.add_argument("--tls-ca", help="connect with TLS, trusting this PEM CA file")
+    parser.add_argument("--tls-cert", help="PEM client certificate (mutual TLS), with --tls-key")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args()
-    connection = Connection(args.broker)
+    tls = None
+    if args.tls_ca:
+        tls = ssl.create_default_context(cafile=args.tls_ca)
+        if args.tls_cert:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+    connection = Connection(args.broker, tls)
     if args.command == "produce":
         produce(connection, args.topic, sys.stdin.read().splitlines())
     elif args.group:

@@ -73,7 +73,7 @@ export async function rawFetchLoop(options: WorkloadOptions, partitions: number[
   if (partitions.length === 0) return;
   const depth = rawFetchesInFlight(options.consumers);
   // Reused answer buffers: an answer is read before `depth` + 1 more are assembled.
-  const connection = new Connection({ broker: options.broker, clientId: "runnel-bench-raw" }, depth + 1);
+  const connection = new Connection({ broker: options.broker, clientId: "runnel-bench-raw", ...(options.tls === undefined ? {} : { tls: options.tls }) }, depth + 1);
   const tracks: Track[] = partitions.map((partition) => ({ partition, expected: 0, stride: 0, highWatermark: -1 }));
   const inFlight: InFlight[] = [];
   try {

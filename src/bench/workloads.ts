@@ -18,6 +18,7 @@
  * Producers send with `sendWithCallback` (no promise per message): the bench measures the
  * client library's fastest path; `send()` costs a promise (and a `.then`) per message more.
  */
+import type { ClientTls } from "../client/link.ts";
 import { Admin } from "../client/admin.ts";
 import { Consumer } from "../client/consumer.ts";
 import { type Durability, Producer, type SendCallback } from "../client/producer.ts";
@@ -50,6 +51,8 @@ export interface WorkloadOptions {
   raw: boolean;
   /** Bytes per partition per fetch (consumers). */
   fetchBytes: number;
+  /** Connect with TLS (raw consumers only, for bench/tls-fetch.ts); absent = plaintext. */
+  tls?: ClientTls;
 }
 
 export interface WorkloadResult {

@@ -9,6 +9,8 @@
  * `--name a --name b` for "strings" flags, and `--` to end the flags.
  */
 
+import { readFileSync } from "node:fs";
+
 export type FlagType = "string" | "strings" | "boolean";
 
 export interface FlagSpec {
@@ -91,4 +93,41 @@ export function choiceFlag<Choice extends string>(value: string | undefined, nam
 export function required(value: string | undefined, name: string): string {
   if (value === undefined || value === "") throw new UsageError(`--${name} is required`);
   return value;
+}
+
+/** The client TLS flags every command that talks to a broker takes (docs/security.md). */
+export const TLS_FLAGS = {
+  tls: { type: "boolean" },
+  "tls-ca": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+} as const;
+
+/** Help lines for TLS_FLAGS. */
+export const TLS_HELP = `  --tls                    connect with TLS (trusting the system's CAs unless --tls-ca)
+  --tls-ca FILE            PEM CA file the broker's certificate must chain to (implies --tls)
+  --tls-cert FILE          PEM client certificate, for a broker that requires one (with --tls-key)
+  --tls-key FILE           PEM private key of --tls-cert
+`;
+
+/** The client's TLS from the flags: undefined for plaintext; unreadable files are a UsageError. */
+export function clientTlsOf(flags: { tls?: boolean; "tls-ca"?: string; "tls-cert"?: string; "tls-key"?: string }): { ca?: string; cert?: string; key?: string } | undefined {
+  const on = flags.tls === true || flags["tls-ca"] !== undefined || flags["tls-cert"] !== undefined || flags["tls-key"] !== undefined;
+  if (!on) return undefined;
+  if ((flags["tls-cert"] === undefined) !== (flags["tls-key"] === undefined)) throw new UsageError("--tls-cert and --tls-key go together (a client certificate and its key)");
+  const read = (name: "tls-ca" | "tls-cert" | "tls-key"): Record<string, string> => {
+    const file = flags[name];
+    if (file === undefined) return {};
+    try {
+      return { [name.slice(4)]: readFileSync(file, "utf8") };
+    } catch (error) {
+      throw new UsageError(`--${name} ${file}: cannot read it (${(error as { code?: string }).code ?? String(error)})`);
+    }
+  };
+  return { ...read("tls-ca"), ...read("tls-cert"), ...read("tls-key") };
+}
+
+/** `{ tls }` to spread into client options, or nothing for plaintext. */
+export function tlsOption(tls: { ca?: string; cert?: string; key?: string } | undefined): { tls?: { ca?: string; cert?: string; key?: string } } {
+  return tls === undefined ? {} : { tls };
 }

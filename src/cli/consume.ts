@@ -18,10 +18,11 @@
  * from the start.
  */
 import { Connection, DEFAULT_BROKER } from "../client/connection.ts";
+import type { ClientTls } from "../client/link.ts";
 import { Consumer, type Message, type StartPosition } from "../client/consumer.ts";
 import { listOffsets, topicPartitionCounts } from "../client/offsets.ts";
 import { RunnelError } from "../errors.ts";
-import { UsageError, choiceFlag, intFlag, parseArgs, required } from "./args.ts";
+import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, required } from "./args.ts";
 import { EXIT_OK, Progress, plural, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel consume --topic TOPIC [options]
@@ -31,7 +32,7 @@ Prints a topic's messages to stdout, one per line.
 options:
   -t, --topic TOPIC        topic to read (required)
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
-  -p, --partition N        read only partition N (default: every partition)
+${TLS_HELP}  -p, --partition N        read only partition N (default: every partition)
   --from POSITION          where to start without a committed offset: earliest (default),
                            latest, an offset (e.g. 1500; past a partition's end: its end, with
                            a note on stderr), -N (N messages before each partition's end, as
@@ -58,6 +59,7 @@ examples:
 `;
 
 const FLAGS = {
+  ...TLS_FLAGS,
   topic: { type: "string", short: "t" },
   broker: { type: "string", short: "b" },
   partition: { type: "string", short: "p" },
@@ -124,8 +126,9 @@ export async function run(argv: string[]): Promise<number> {
     const from = parseFrom(flags.from);
     const partition = flags.partition === undefined ? undefined : intFlag(flags.partition, "partition", 0, 0, 9_999);
     const broker = flags.broker ?? DEFAULT_BROKER;
-    const starts = await resolveStarts(broker, topic, partition, from, flags.group !== undefined);
-    consumer = new Consumer({ broker, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, ...(typeof from === "object" && "beforeEnd" in from ? {} : { from }), ...(flags.group === undefined ? {} : { groupId: flags.group }) });
+    const tls = tlsOption(clientTlsOf(flags));
+    const starts = await resolveStarts({ broker, ...tls }, topic, partition, from, flags.group !== undefined);
+    consumer = new Consumer({ broker, ...tls, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, ...(typeof from === "object" && "beforeEnd" in from ? {} : { from }), ...(flags.group === undefined ? {} : { groupId: flags.group }) });
     if (starts !== null) consumer.assign(starts.map((start) => ({ topic, partition: start.partition, from: { offset: start.offset } })));
     else if (partition === undefined) consumer.subscribe(topic);
     else consumer.assign([{ topic, partition }]);
@@ -143,8 +146,8 @@ export async function run(argv: string[]): Promise<number> {
  * and -N, each partition's start offset, clamped into its range (null: the consumer resolves
  * `from` itself). Throws BROKER_UNAVAILABLE when the broker cannot be reached.
  */
-async function resolveStarts(broker: string, topic: string, partition: number | undefined, from: FromPosition, group: boolean): Promise<Array<{ partition: number; offset: number }> | null> {
-  const connection = new Connection({ broker, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000 });
+async function resolveStarts(target: { broker: string; tls?: ClientTls }, topic: string, partition: number | undefined, from: FromPosition, group: boolean): Promise<Array<{ partition: number; offset: number }> | null> {
+  const connection = new Connection({ ...target, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000 });
   try {
     const count = (await topicPartitionCounts(connection, [topic])).get(topic)!;
     if (partition !== undefined && partition >= count) {

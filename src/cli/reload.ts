@@ -26,6 +26,16 @@ export const LIVE_OPTIONS: readonly ConfigKey[] = [
   "connectionsMax",
   "outboundQueueBytesMax",
   "shutdownTimeoutMs",
+  // TLS files: serve.ts re-reads them on every SIGHUP and replaces the listeners whose certificates changed.
+  "tlsCert",
+  "tlsKey",
+  "tlsCa",
+  "kafkaTlsCert",
+  "kafkaTlsKey",
+  "kafkaTlsCa",
+  "httpTlsCert",
+  "httpTlsKey",
+  "httpTlsCa",
 ];
 
 export interface ReloadOutcome {

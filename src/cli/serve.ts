@@ -11,6 +11,7 @@ import { ConfigError, type Config, describeOptions, loadConfig, parseFlags } fro
 import { createLogger, type Logger } from "../logger.ts";
 import { nativeStatus } from "../native/libc.ts";
 import { type Broker, startBroker } from "../server/broker.ts";
+import { loadTlsSettings, type TlsSettings, TLS_OPTIONS, tlsListeners } from "../server/tls.ts";
 import { applyReload, logReload } from "./reload.ts";
 import { describeStartupFailure } from "./startup-failure.ts";
 
@@ -73,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel, { format: config.logFormat });
   let broker: Awaited<ReturnType<typeof startBroker>> | null = null;
   // Installed first: a SIGHUP (e.g. the terminal closed) during start-up must not kill it.
-  process.on("SIGHUP", () => reload(argv, config, broker !== null, logger));
+  process.on("SIGHUP", () => reload(argv, config, broker, logger));
   try {
     broker = await startBroker({ config, logger });
   } catch (error) {
@@ -107,14 +108,16 @@ function logStartLine(broker: Broker, config: Config, logger: Logger): void {
       bufferedBytesMax: broker.context.memory.bytesMax,
       http: broker.http === null ? "off" : `${broker.http.host}:${broker.http.port}`,
       kafka: broker.kafkaPort === null ? "off" : `${config.kafkaHost}:${broker.kafkaPort}`,
+      // TLS connections send fetched records by the copy path whatever sendPath says.
+      tls: tlsListeners(config),
     },
     `runnel listening on ${broker.host}:${broker.port}`,
   );
 }
 
 /** SIGHUP: re-read the sources; apply live options to `config` (the broker's own object). */
-function reload(argv: string[], config: Config, started: boolean, logger: Logger): void {
-  if (!started) {
+function reload(argv: string[], config: Config, broker: Broker | null, logger: Logger): void {
+  if (broker === null) {
     logger.warn({ signal: "SIGHUP" }, "SIGHUP during start-up ignored; send it again once the broker is listening");
     return;
   }
@@ -125,7 +128,24 @@ function reload(argv: string[], config: Config, started: boolean, logger: Logger
     logger.error({ signal: "SIGHUP", error: error instanceof Error ? error.message : String(error) }, "config reload failed; the broker keeps its current config");
     return;
   }
-  if (next !== "help") logReload(applyReload(config, next, logger), logger);
+  if (next === "help") return;
+  // TLS files are checked before any live option changes: a bad one keeps the whole TLS setup.
+  let tls: TlsSettings;
+  try {
+    tls = loadTlsSettings(next);
+  } catch (error) {
+    logger.error({ signal: "SIGHUP", error: error instanceof Error ? error.message : String(error) }, "TLS reload failed; every listener keeps its current certificates");
+    for (const key of TLS_OPTIONS) next[key] = config[key];
+    logReload(applyReload(config, next, logger), logger);
+    return;
+  }
+  logReload(applyReload(config, next, logger), logger);
+  try {
+    const changed = broker.reloadTls(tls);
+    if (changed.length > 0) logger.info({ listeners: changed }, `TLS reloaded: ${changed.join(", ")} serve the new certificates to new connections`);
+  } catch (error) {
+    logger.error({ signal: "SIGHUP", error: error instanceof Error ? error.message : String(error) }, "TLS reload failed while replacing a listener");
+  }
 }
 
 /** Resolves with exit code 0 after the first SIGINT/SIGTERM has been handled. */

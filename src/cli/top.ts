@@ -9,7 +9,7 @@
  * Bounds: it reads at most TOPICS_READ_MAX topics and GROUPS_READ_MAX groups per poll (pages of
  * 200), and shows the `--rows` busiest of each.
  */
-import { UsageError, intFlag, parseArgs } from "./args.ts";
+import { TLS_FLAGS, UsageError, clientTlsOf, intFlag, parseArgs } from "./args.ts";
 import { EXIT_OK, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel top [options]
@@ -21,6 +21,9 @@ options:
   --interval-ms MS     time between polls (default 2000)
   --rows N             topics and groups shown (default 15)
   --once               print one screen (two polls an interval apart) and exit
+  --tls-ca FILE        the HTTP listener serves HTTPS: trust this PEM CA (--tls alone: the system's)
+  --tls-cert FILE      PEM client certificate, for a listener that requires one (with --tls-key)
+  --tls-key FILE       PEM private key of --tls-cert
   -h, --help           this text
 
 examples:
@@ -30,6 +33,7 @@ examples:
 `;
 
 const FLAGS = {
+  ...TLS_FLAGS,
   http: { type: "string" },
   "interval-ms": { type: "string" },
   rows: { type: "string" },
@@ -67,10 +71,13 @@ interface Snapshot {
   groups: GroupRow[];
 }
 
+/** TLS for the HTTP listener, from --tls/--tls-ca/--tls-cert/--tls-key (set once by `run`). */
+let httpsTls: ReturnType<typeof clientTlsOf>;
+
 async function getJson<T>(base: string, path: string): Promise<T> {
   let response: Response;
   try {
-    response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(httpsTls === undefined ? {} : { tls: httpsTls }) });
   } catch (error) {
     throw new Error(`cannot reach the broker's HTTP listener at ${base} (${error instanceof Error ? error.message : String(error)}); is --http right, and is the broker's --http-port on?`);
   }
@@ -161,7 +168,7 @@ export function renderScreen(previous: Snapshot, current: Snapshot, rowsMax: num
 
 function baseUrl(address: string): string {
   if (!/^[A-Za-z0-9.\-\[\]:]+:\d+$/.test(address)) throw new UsageError(`--http takes HOST:PORT; got '${address}'`);
-  return `http://${address}`;
+  return `${httpsTls === undefined ? "http" : "https"}://${address}`;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -172,6 +179,7 @@ export async function run(argv: string[]): Promise<number> {
       return EXIT_OK;
     }
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    httpsTls = clientTlsOf(flags);
     const base = baseUrl(flags.http ?? "127.0.0.1:9601");
     const intervalMs = intFlag(flags["interval-ms"], "interval-ms", 2_000, 100, 3_600_000);
     const rowsMax = intFlag(flags.rows, "rows", 15, 1, 1_000);

@@ -21,7 +21,7 @@
 import type { Encoder } from "@msgpack/msgpack";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { createRequestEncoder, encodeRequestFrame } from "./frame.ts";
-import { type AnswerCallback, answerAsPromise, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
+import { type AnswerCallback, answerAsPromise, type ClientTls, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
 import { type WireMap, isMap, isRetriable, readInt } from "./wire.ts";
 
 export const PROTOCOL_VERSION = 1;
@@ -40,6 +40,8 @@ export interface ConnectionOptions {
   /** First reconnect delay; doubles per attempt up to reconnectBackoffMaxMs. Default 50 ms. */
   reconnectBackoffMs?: number;
   reconnectBackoffMaxMs?: number;
+  /** Connect with TLS (client/link.ts ClientTls); `true` = TLS trusting the system's CAs. */
+  tls?: ClientTls | boolean;
 }
 
 /** What the broker said in `hello`. */
@@ -91,6 +93,7 @@ export class Connection {
   private info: BrokerInfo | null = null;
 
   private readonly frameBuffers: number;
+  private readonly tls: ClientTls | null;
 
   /**
    * `frameBuffers` (for the Consumer's fetch connection, not part of ConnectionOptions): when
@@ -109,6 +112,7 @@ export class Connection {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.backoffMs = options.reconnectBackoffMs ?? 50;
     this.backoffMaxMs = options.reconnectBackoffMaxMs ?? 1_000;
+    this.tls = options.tls === true ? {} : options.tls === undefined || options.tls === false ? null : options.tls;
   }
 
   /** The broker's `hello` answer, once connected. */
@@ -239,7 +243,7 @@ export class Connection {
     const link = new Link(this.address, this.frameBuffers, () => {
       if (this.link === link) this.link = null;
     });
-    await link.connect(this.host, this.port, remainingMs);
+    await link.connect(this.host, this.port, remainingMs, this.tls);
     try {
       this.info = await this.handshake(link, Math.min(remainingMs, this.requestTimeoutMs));
     } catch (error) {

@@ -19,6 +19,7 @@ export type { GroupConsumerOptions, TopicPartition } from "./group-consumer.ts";
 export { Admin } from "./admin.ts";
 export type { AdminOptions, PartitionDescription, TopicConfig, TopicDescription, TopicSummary } from "./admin.ts";
 export type { BrokerInfo, ConnectionOptions } from "./connection.ts";
+export type { ClientTls } from "./link.ts";
 export { DEFAULT_BROKER } from "./connection.ts";
 export type { ListOffsetsAt, OffsetRequest } from "./offsets.ts";
 export { murmur2, partitionForKey } from "./partitioner.ts";

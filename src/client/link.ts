@@ -27,6 +27,19 @@ import { type WireMap, brokerError, malformed, readMap } from "./wire.ts";
 /** How a request's outcome is reported: exactly one of `error` and `response` is non-null. */
 export type AnswerCallback = (error: RunnelError | null, response: WireMap | null) => void;
 
+/**
+ * TLS for a client's connections (docs/security.md). PEM text, not paths. `ca` replaces the
+ * system's trusted CAs (for a broker with a private CA); `cert` + `key` answer a broker that
+ * requires client certificates (mutual TLS); `serverName` is the name the broker's certificate
+ * must carry when it is not the host connected to.
+ */
+export interface ClientTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  serverName?: string;
+}
+
 /** A promise of the answer `send` reports to the callback it is given. */
 export function answerAsPromise(send: (done: AnswerCallback) => void): Promise<WireMap> {
   return new Promise((resolve, reject) => send((error, response) => (error !== null ? reject(error) : resolve(response!))));
@@ -113,25 +126,45 @@ export class Link {
     return this.dead;
   }
 
-  async connect(host: string, port: number, timeoutMs: number): Promise<void> {
+  /**
+   * Connects; with `tls`, resolves only once the TLS handshake succeeded (bytes written before
+   * it would be lost), and a failed verification is BROKER_UNAVAILABLE with OpenSSL's reason.
+   */
+  async connect(host: string, port: number, timeoutMs: number, tls: ClientTls | null = null): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RunnelError("TIMEOUT", `no TCP connection within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => reject(new RunnelError("TIMEOUT", `no ${tls === null ? "TCP connection" : "TLS session"} within ${timeoutMs} ms`)), timeoutMs);
     });
+    let shaken: (error: Error | null) => void = () => undefined;
+    const handshake = new Promise<void>((resolve, reject) => {
+      shaken = (error) => (error === null ? resolve() : reject(error));
+    });
+    // Awaited only with TLS (below); a plaintext link's close must not leave it unhandled.
+    handshake.catch(() => undefined);
     const connecting = Bun.connect({
       hostname: host,
       port,
+      ...(tls === null ? {} : { tls: { ...tls, ...(tls.serverName === undefined ? { serverName: host } : {}) } }),
       socket: {
+        handshake: (_socket, authorized, error) => shaken(authorized ? null : new Error(`TLS handshake failed: ${error?.message ?? "the broker's certificate is not trusted"}`)),
         data: (_socket, chunk) => this.onData(chunk),
         drain: () => this.onDrain(),
         end: (socket) => void socket.end(),
-        close: (_socket, error) => this.destroy(this.lostError(error)),
-        error: (_socket, error) => this.destroy(this.lostError(error)),
+        close: (_socket, error) => {
+          shaken(new Error(`the broker closed the connection during the TLS handshake${error === undefined ? "" : ` (${error.message})`}`));
+          this.destroy(this.lostError(error));
+        },
+        error: (_socket, error) => {
+          shaken(new Error(`TLS handshake failed: ${error.message}`));
+          this.destroy(this.lostError(error));
+        },
         connectError: () => undefined,
       },
     });
+    // A connection closed during the handshake (e.g. mutual TLS refused) fails it.
+    const established = tls === null ? connecting : connecting.then(async (socket) => (await handshake, socket));
     try {
-      this.socket = await Promise.race([connecting, timeout]);
+      this.socket = await Promise.race([established, timeout]);
     } catch (error) {
       // A connect that finishes after the timeout must not leak its socket.
       void connecting.then((socket) => socket.end(), () => undefined);

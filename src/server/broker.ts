@@ -17,6 +17,7 @@ import { timedStorage } from "../broker/timed-storage.ts";
 import { type GroupRuntime, startGroupRuntime } from "../broker/group-runtime.ts";
 import type { Config } from "../config.ts";
 import { bufferedBytesBudget, httpPortOf, topicDefaultsOf } from "../config.ts";
+import { type ListenerName, type ListenerTls, loadTlsSettings, sameTls, type TlsSettings } from "./tls.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import type { LogManager, RecoverySummary } from "../log/api.ts";
 import { openLogManager } from "../log/log-manager.ts";
@@ -52,6 +53,12 @@ export interface Broker {
   readonly kafkaPort: number | null;
   /** Stops accepting, answers in-flight requests, closes everything. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Serves new TLS settings (SIGHUP) to new connections; established ones keep theirs. Returns
+   * the listeners that changed. A listener cannot switch between plaintext and TLS this way
+   * without its clients noticing, but it is allowed: the operator asked for it.
+   */
+  reloadTls(next: TlsSettings): ListenerName[];
 }
 
 export interface BrokerOptions {
@@ -68,11 +75,13 @@ function sweepIntervalMs(config: Config): number {
 
 export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const { config, logger } = options;
+  // Certificates first: a bad file stops start-up before anything listens or opens.
+  const tls = loadTlsSettings(config);
   // The HTTP listener comes first: /health answers and /ready says 503 during a long recovery.
   const httpPort = httpPortOf(config);
   const metrics = httpPort === null ? null : createBrokerMetrics(Object.keys(requestSchemas), Object.keys(API_KEYS));
   const view = new BrokerView(packageJson.version, config.dataDir);
-  const http = httpPort === null ? null : listenHttp(config, httpPort, view, logger);
+  const http = httpPort === null ? null : listenHttp(config, httpPort, view, logger, tls.http);
   const storage = options.storage ?? nativeStorage;
   let log: LogManager;
   try {
@@ -100,7 +109,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http });
+  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls);
   try {
     return broker.listen();
   } catch (error) {
@@ -112,9 +121,9 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
 }
 
 /** Starts the HTTP listener; a port it cannot take stops start-up with a line naming the option. */
-function listenHttp(config: Config, port: number, view: BrokerView, logger: Logger): HttpListener {
+function listenHttp(config: Config, port: number, view: BrokerView, logger: Logger, tls: ListenerTls | null): HttpListener {
   try {
-    return startHttpListener({ host: config.httpHost, port, view, logger });
+    return startHttpListener({ host: config.httpHost, port, view, logger, tls });
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     const reason = code === "EADDRINUSE" ? "the port is in use" : error instanceof Error ? error.message : String(error);
@@ -153,6 +162,8 @@ class RunningBroker implements Broker {
   readonly stats = createStats();
   private readonly connections = new Set<Connection>();
   private listener: TCPSocketListener<SocketData> | null = null;
+  /** Native listeners replaced by a TLS reload: no longer accepting, their connections still open. */
+  private readonly retired: TCPSocketListener<SocketData>[] = [];
   private kafka: KafkaListener | null = null;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private shuttingDown = false;
@@ -167,6 +178,7 @@ class RunningBroker implements Broker {
     private readonly offsets: OffsetStore,
     producerIds: ProducerIdAllocator,
     private readonly observability: Observability,
+    private tls: TlsSettings,
   ) {
     this.groups = startGroupRuntime(config, log);
     this.context = {
@@ -211,15 +223,26 @@ class RunningBroker implements Broker {
   }
 
   listen(): this {
+    this.listener = this.openNativeListener(this.config.port);
+    this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
+    if (this.config.kafkaPort !== -1) this.listenKafka();
+    this.showReady();
+    return this;
+  }
+
+  /** The native listener, with TLS when configured (its connections then take the copy path). */
+  private openNativeListener(port: number): TCPSocketListener<SocketData> {
     const decode = createRequestDecoder(this.config.frameBytesMax);
     const hooks = { onSettled: () => this.settledWaiter?.() };
-    this.listener = Bun.listen<SocketData>({
+    const tls = this.tls.native;
+    return Bun.listen<SocketData>({
       hostname: this.config.host,
-      port: this.config.port,
+      port,
       data: { connection: null },
+      ...(tls === null ? {} : { tls }),
       socket: {
         binaryType: "uint8array",
-        open: (socket) => this.accept(socket, decode, hooks),
+        open: (socket) => this.accept(socket, decode, hooks, tls !== null),
         data: (socket, chunk) => socket.data.connection?.onData(chunk),
         drain: (socket) => socket.data.connection?.onDrain(),
         close: (socket) => this.forget(socket),
@@ -227,12 +250,38 @@ class RunningBroker implements Broker {
           this.logger.debug({ err: error, peer: `${socket.remoteAddress}:${socket.remotePort}` }, "socket error");
           this.forget(socket);
         },
+        handshake: (socket, authorized, error) => {
+          // Bun closes a socket whose client certificate failed verification; say why first.
+          if (!authorized && tls?.requestCert === true) this.logger.info({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: error?.message }, "TLS client refused: no valid client certificate");
+        },
       },
     });
-    this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
-    if (this.config.kafkaPort !== -1) this.listenKafka();
-    this.showReady();
-    return this;
+  }
+
+  /**
+   * SIGHUP with new certificates: listeners whose TLS changed start serving the new ones to new
+   * connections; established connections keep their session. Bun cannot swap the certificates
+   * of a listening socket (listener.reload takes handlers only), so the listener is replaced:
+   * the old one stops accepting (its connections stay open) and a new one takes the same port.
+   */
+  reloadTls(next: TlsSettings): ListenerName[] {
+    const changed: ListenerName[] = [];
+    if (this.listener !== null && !sameTls(this.tls.native, next.native)) {
+      this.replaceNativeListener(this.listener, next.native);
+      changed.push("native");
+    }
+    if (this.kafka !== null && !sameTls(this.tls.kafka, next.kafka)) {
+      this.kafka.reloadTls(next.kafka, this.tls.kafka);
+      this.tls = { ...this.tls, kafka: next.kafka };
+      changed.push("kafka");
+    }
+    const http = this.observability.http;
+    if (http !== null && !sameTls(this.tls.http, next.http)) {
+      http.reloadTls(next.http, this.tls.http);
+      this.tls = { ...this.tls, http: next.http };
+      changed.push("http");
+    }
+    return changed;
   }
 
   private listenKafka(): void {
@@ -242,6 +291,7 @@ class RunningBroker implements Broker {
       port: config.port === 0 ? 0 : config.kafkaPort,
       advertisedHost: config.kafkaAdvertisedHost,
       advertisedPort: config.kafkaAdvertisedPort,
+      tls: this.tls.kafka,
       onSettled: () => this.settledWaiter?.(),
     });
   }
@@ -258,7 +308,24 @@ class RunningBroker implements Broker {
     view.phase = "ready";
   }
 
-  private accept(socket: Socket<SocketData>, decode: ReturnType<typeof createRequestDecoder>, hooks: { onSettled: () => void }): void {
+  /** The swap of reloadTls; if the port cannot be taken again, the old certificates come back. */
+  private replaceNativeListener(previous: TCPSocketListener<SocketData>, next: ListenerTls | null): void {
+    const port = previous.port;
+    const previousTls = this.tls.native;
+    previous.stop(false);
+    this.tls = { ...this.tls, native: next };
+    try {
+      this.listener = this.openNativeListener(port);
+    } catch (error) {
+      this.tls = { ...this.tls, native: previousTls };
+      this.listener = this.openNativeListener(port);
+      throw error;
+    } finally {
+      this.retired.push(previous);
+    }
+  }
+
+  private accept(socket: Socket<SocketData>, decode: ReturnType<typeof createRequestDecoder>, hooks: { onSettled: () => void }, tls: boolean): void {
     if (this.connections.size >= this.config.connectionsMax || this.shuttingDown) {
       this.stats.connectionsRejected++;
       const code = this.shuttingDown ? "SHUTTING_DOWN" : "TOO_MANY_CONNECTIONS";
@@ -268,7 +335,8 @@ class RunningBroker implements Broker {
       return;
     }
     socket.setNoDelay(true);
-    const connection = new Connection(socket as Socket<unknown>, this.context, decode, hooks);
+    // sendfile writes past a user-space TLS session: TLS connections take the copy path.
+    const connection = new Connection(socket as Socket<unknown>, this.context, decode, hooks, this.context.zeroCopy && !tls);
     socket.data = { connection };
     this.connections.add(connection);
     this.stats.connectionsAccepted++;
@@ -311,6 +379,7 @@ class RunningBroker implements Broker {
     for (const connection of [...this.connections]) connection.close();
     this.connections.clear();
     this.listener?.stop(true);
+    for (const retired of this.retired) retired.stop(true);
     this.kafka?.stop(true);
     await this.offsets.close();
     await this.log.close();

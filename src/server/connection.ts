@@ -90,13 +90,15 @@ export class Connection {
     private readonly context: BrokerContext,
     private readonly decode: RequestDecoder,
     private readonly hooks: ConnectionHooks,
+    /** sendfile for fetched records (false for TLS connections and when zeroCopy is off). */
+    zeroCopy = context.zeroCopy,
   ) {
     this.config = context.config;
     // Safe to reuse the assembly buffer: every handler is done with the request's bytes when
     // dispatch returns (a produce batch is appended synchronously; later work uses decoded copies;
     // a produce that must first create its topic copies its batches: handlers/produce.ts).
     this.decoder = new FrameDecoder(context.config.frameBytesMax, { reuseAssembly: true, memory: context.memory });
-    this.outbound = new OutboundQueue(socket, context.stats, context.zeroCopy, context.memory);
+    this.outbound = new OutboundQueue(socket, context.stats, zeroCopy, context.memory);
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
   }
 

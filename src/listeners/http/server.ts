@@ -17,6 +17,7 @@
 import consolePagePath from "./console/index.html" with { type: "file" };
 import type { Server } from "bun";
 import type { Logger } from "../../logger.ts";
+import type { ListenerTls } from "../../server/tls.ts";
 import { createTopicFromHttp } from "./admin-route.ts";
 import { describeTopic, listGroups, listTopics, overview, readMessages, statusOf } from "./api.ts";
 import type { BrokerView } from "./broker-view.ts";
@@ -30,6 +31,8 @@ const CONSOLE_PAGE = String(consolePagePath);
 export interface HttpListener {
   readonly host: string;
   readonly port: number;
+  /** New certificates for new connections (SIGHUP); see startHttpListener. */
+  reloadTls(tls: ListenerTls | null, previousTls: ListenerTls | null): void;
   stop(): Promise<void>;
 }
 
@@ -77,30 +80,51 @@ function route(view: BrokerView, sampler: ProcessSampler, request: Request): Res
   }
 }
 
-export function startHttpListener(options: { host: string; port: number; view: BrokerView; logger: Logger }): HttpListener {
+/**
+ * Starts the listener, with TLS when `tls` is set. A TLS reload replaces the server: server.reload
+ * swaps handlers, not certificates, so the old server stops accepting (in-flight requests finish)
+ * and a new one takes the same port.
+ */
+export function startHttpListener(options: { host: string; port: number; view: BrokerView; logger: Logger; tls?: ListenerTls | null }): HttpListener {
   const { view, logger } = options;
   const sampler = new ProcessSampler();
-  let server: Server<undefined>;
-  try {
-    server = Bun.serve({
+  const serve = (port: number, tls: ListenerTls | null): Server<undefined> =>
+    Bun.serve({
       hostname: options.host,
-      port: options.port,
+      port,
+      ...(tls === null ? {} : { tls }),
       fetch: (request) => route(view, sampler, request),
       error(error) {
         logger.error({ err: error }, "HTTP request failed");
         return text("internal error\n", 500);
       },
     });
+  let server: Server<undefined>;
+  const retired: Server<undefined>[] = [];
+  try {
+    server = serve(options.port, options.tls ?? null);
   } catch (error) {
     sampler.close();
     throw error;
   }
+  const port = server.port ?? options.port;
   return {
     host: server.hostname ?? options.host,
-    port: server.port ?? options.port,
+    port,
+    reloadTls(tls, previousTls) {
+      void server.stop(false);
+      retired.push(server);
+      try {
+        server = serve(port, tls);
+      } catch (error) {
+        // The port could not be taken again: keep serving with the old certificates.
+        server = serve(port, previousTls);
+        throw error;
+      }
+    },
     async stop() {
       sampler.close();
-      await server.stop(true);
+      await Promise.all([server, ...retired].map((each) => each.stop(true)));
     },
   };
 }

@@ -41,10 +41,12 @@ export class KafkaConnection {
     private readonly context: KafkaContext,
     /** Told when a request waited on settles or queued answers drain: a stopping broker re-checks quiet. */
     private readonly onSettled: () => void = () => {},
+    /** sendfile for fetched records (false for TLS connections and when zeroCopy is off). */
+    zeroCopy = context.broker.zeroCopy,
   ) {
     const broker = context.broker;
     this.decoder = new FrameDecoder(broker.config.frameBytesMax, { memory: broker.memory });
-    this.outbound = new OutboundQueue(socket, broker.stats, broker.zeroCopy, broker.memory);
+    this.outbound = new OutboundQueue(socket, broker.stats, zeroCopy, broker.memory);
   }
 
   get isClosed(): boolean {

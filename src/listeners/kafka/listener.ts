@@ -7,6 +7,7 @@
  */
 import type { Socket, TCPSocketListener } from "bun";
 import type { BrokerContext } from "../../server/context.ts";
+import type { ListenerTls } from "../../server/tls.ts";
 import { KafkaConnection } from "./connection.ts";
 import type { KafkaContext } from "./context.ts";
 
@@ -18,13 +19,17 @@ export interface KafkaListenerOptions {
   /** What Metadata reports; empty / 0 = the listening host / port. */
   advertisedHost: string;
   advertisedPort: number;
+  /** TLS for this listener (server/tls.ts), or null for plaintext. */
+  tls: ListenerTls | null;
   /** Told when a connection's waiting request settles or its answers drain (the broker's drain at stop). */
   onSettled?: () => void;
 }
 
 export class KafkaListener {
   private readonly connections = new Set<KafkaConnection>();
-  private readonly listener: TCPSocketListener<SocketData>;
+  private listener: TCPSocketListener<SocketData>;
+  /** Listeners replaced by a TLS reload: no longer accepting, their connections still open. */
+  private readonly retired: TCPSocketListener<SocketData>[] = [];
   private readonly sweepTimer: ReturnType<typeof setInterval>;
   readonly context: KafkaContext;
   private readonly stopping = new AbortController();
@@ -32,19 +37,7 @@ export class KafkaListener {
 
   constructor(broker: BrokerContext, options: KafkaListenerOptions) {
     this.onSettled = options.onSettled ?? (() => {});
-    this.listener = Bun.listen<SocketData>({
-      hostname: options.host,
-      port: options.port,
-      data: { connection: null },
-      socket: {
-        binaryType: "uint8array",
-        open: (socket) => this.accept(socket),
-        data: (socket, chunk) => socket.data.connection?.onData(chunk),
-        drain: (socket) => socket.data.connection?.onDrain(),
-        close: (socket) => this.forget(socket),
-        error: (socket) => this.forget(socket),
-      },
-    });
+    this.listener = this.open(options.host, options.port, options.tls);
     this.context = {
       broker,
       nodeId: 0,
@@ -55,6 +48,45 @@ export class KafkaListener {
     };
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(25, Math.min(1_000, Math.floor(broker.config.frameTimeoutMs / 4))));
     this.sweepTimer.unref();
+  }
+
+  /**
+   * New certificates for new connections (SIGHUP). Bun cannot change a listening socket's TLS,
+   * so the old listener stops accepting (its connections stay) and a new one takes the port.
+   */
+  reloadTls(tls: ListenerTls | null, previousTls: ListenerTls | null): void {
+    const previous = this.listener;
+    const { hostname, port } = previous;
+    previous.stop(false);
+    this.retired.push(previous);
+    try {
+      this.listener = this.open(hostname, port, tls);
+    } catch (error) {
+      // The port could not be taken again: keep serving with the old certificates.
+      this.listener = this.open(hostname, port, previousTls);
+      throw error;
+    }
+  }
+
+  private open(host: string, port: number, tls: ListenerTls | null): TCPSocketListener<SocketData> {
+    return Bun.listen<SocketData>({
+      hostname: host,
+      port,
+      data: { connection: null },
+      ...(tls === null ? {} : { tls }),
+      socket: {
+        binaryType: "uint8array",
+        open: (socket) => this.accept(socket, tls !== null),
+        data: (socket, chunk) => socket.data.connection?.onData(chunk),
+        drain: (socket) => socket.data.connection?.onDrain(),
+        close: (socket) => this.forget(socket),
+        error: (socket) => this.forget(socket),
+        handshake: (socket, authorized, error) => {
+          // Bun closes a socket whose client certificate failed verification; say why first.
+          if (!authorized && tls?.requestCert === true) this.context.broker.logger.info({ peer: `${socket.remoteAddress}:${socket.remotePort}`, listener: "kafka", reason: error?.message }, "TLS client refused: no valid client certificate");
+        },
+      },
+    });
   }
 
   get host(): string {
@@ -70,14 +102,15 @@ export class KafkaListener {
     return [...this.connections].every((connection) => connection.isQuiet || connection.isClosed);
   }
 
-  private accept(socket: Socket<SocketData>): void {
+  private accept(socket: Socket<SocketData>, tls: boolean): void {
     if (this.connections.size >= this.context.broker.config.connectionsMax || this.context.broker.isShuttingDown()) {
       socket.data = { connection: null };
       socket.end();
       return;
     }
     socket.setNoDelay(true);
-    const connection = new KafkaConnection(socket as Socket<unknown>, this.context, this.onSettled);
+    // sendfile writes past a user-space TLS session: TLS connections take the copy path.
+    const connection = new KafkaConnection(socket as Socket<unknown>, this.context, this.onSettled, this.context.broker.zeroCopy && !tls);
     socket.data = { connection };
     this.connections.add(connection);
   }
@@ -106,5 +139,6 @@ export class KafkaListener {
     for (const connection of this.connections) connection.close("broker stopping");
     this.connections.clear();
     this.listener.stop(true);
+    for (const retired of this.retired) retired.stop(true);
   }
 }
