@@ -31,6 +31,7 @@ interface MemberEvent {
   partition?: number;
   offset?: number;
   owned?: boolean;
+  positions?: Array<[number, number]>;
   message?: string;
 }
 
@@ -90,11 +91,39 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: string
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) {
-      const state = members.map((member) => `${member.name}: [${[...member.held].join(",")}] ${member.events.filter((event) => event.event === "error").map((event) => event.message).join(" ")}`);
-      throw new Error(`timed out waiting for ${what}: ${state.join("; ")}`);
+      throw new Error(`timed out waiting for ${what}: ${describeState(members)}`);
     }
     await Bun.sleep(10);
   }
+}
+
+/** Per member: held partitions, what its consumer serves and at which offsets, how it ended, errors; then per partition the offsets never reported consumed. */
+function describeState(members: MemberProcess[]): string {
+  const state = members.map((member) => {
+    const last = member.events.findLast((event) => event.event === "state");
+    const serving = last === undefined ? "" : ` serving [${(last.positions ?? []).map(([partition, offset]) => `${partition}@${offset}`).join(",")}]`;
+    const ended = member.killedAtMs !== null ? " killed" : member.events.some((event) => event.event === "closed") ? " closed" : member.events.some((event) => event.event === "closing") ? " closing" : "";
+    const errors = member.events.filter((event) => event.event === "error").map((event) => ` ${event.message}`).join("");
+    return `${member.name}: [${[...member.held].join(",")}]${serving}${ended}${errors}`;
+  });
+  const consumed = new Map<number, Set<number>>();
+  const highest = new Map<number, number>();
+  for (const member of members) {
+    for (const event of member.events) {
+      if (event.event === "committed") highest.set(event.partition ?? -1, Math.max(highest.get(event.partition ?? -1) ?? 0, event.offset ?? 0));
+      if (event.event !== "consumed") continue;
+      const set = consumed.get(event.partition ?? -1) ?? new Set<number>();
+      set.add(event.offset ?? -1);
+      consumed.set(event.partition ?? -1, set);
+    }
+  }
+  const missing = [...consumed].sort(([left], [right]) => left - right).map(([partition, set]) => {
+    const top = Math.max(...set);
+    const gaps: number[] = [];
+    for (let offset = 0; offset <= top; offset++) if (!set.has(offset)) gaps.push(offset);
+    return `p${partition}: ${set.size} consumed up to ${top}, committed ${highest.get(partition) ?? 0}, ${gaps.length} missing below${gaps.length > 0 ? ` (first ${gaps.slice(0, 5).join(",")})` : ""}`;
+  });
+  return `${state.join("; ")} | ${missing.join("; ")}`;
 }
 
 /** Partition -> owning member, over the live members; null when a partition has two. */

@@ -4,16 +4,27 @@
  * `broker group topic sessionTimeoutMs` and prints one JSON line per event to stdout —
  * `assigned` / `revoked` / `lost` (with partitions and the wall-clock `atMs`) and `consumed`
  * (partition and offset, with `owned: false` if it came from a partition not held at that
- * moment), and `committed` (partition and offset, once the broker acknowledged a commit). SIGTERM prints `closing`, closes it (commit, leave) and exits 0.
+ * moment), `committed` (partition and offset, once the broker acknowledged a commit), and every
+ * 500 ms `state` (the partitions its consumer serves, with their next offsets, for failure messages). SIGTERM prints `closing`, closes it (commit, leave) and exits 0.
  */
+import { writeSync } from "node:fs";
 import { GroupConsumer, type TopicPartition } from "../../src/client/group-consumer.ts";
 
 const [broker, groupId, topic, sessionTimeoutText] = process.argv.slice(2);
 if (broker === undefined || groupId === undefined || topic === undefined) throw new Error("usage: broker group topic [sessionTimeoutMs]");
 
 const held = new Set<number>();
+const encoder = new TextEncoder();
+/**
+ * Synchronous, so that a line is in the pipe before the loop asks for the next message (which
+ * counts this one as processed, so auto-commit may commit it). process.stdout.write() queues in
+ * the process while the pipe is full (a loaded machine, a slow reader): a SIGKILL, or the
+ * process.exit() after close(), then drops lines of messages whose offsets are committed, and
+ * the test waits for them forever.
+ */
 const print = (event: Record<string, unknown>): void => {
-  process.stdout.write(`${JSON.stringify({ ...event, atMs: Date.now() })}\n`);
+  const bytes = encoder.encode(`${JSON.stringify({ ...event, atMs: Date.now() })}\n`);
+  for (let written = 0; written < bytes.length; ) written += writeSync(1, bytes, written);
 };
 const partitionsOf = (list: TopicPartition[]): number[] => list.map((entry) => entry.partition).sort((left, right) => left - right);
 
@@ -55,6 +66,8 @@ process.on("SIGTERM", () => {
 });
 
 print({ event: "started" });
+// What the consumer serves and where it stands, for the test's failure message.
+setInterval(() => print({ event: "state", partitions: partitionsOf(consumer.assignment()), positions: consumer.positions().map(({ partition, offset }) => [partition, offset]) }), 500).unref();
 try {
   for await (const message of consumer) {
     print({ event: "consumed", partition: message.partition, offset: message.offset, owned: held.has(message.partition) });
