@@ -171,6 +171,10 @@ export class GroupMember {
         continue;
       }
       backoffMs = this.options.retryBackoffMs ?? 100;
+      if (Date.now() - sentMs >= this.sessionTimeoutMs) {
+        this.takeLateAnswer(answer);
+        continue;
+      }
       this.armSession(sentMs);
       this.intervalMs = this.apply(answer);
       // Giving partitions up: heartbeat on the interval (released() sends one at once). Otherwise the
@@ -222,6 +226,22 @@ export class GroupMember {
     if (toRevoke.length > 0) this.listener.revoke(toRevoke.map(fromKey));
     if (granted.length > 0) this.listener.assigned(granted.map(fromKey));
     return readInt(answer.heartbeatIntervalMs, op, "heartbeatIntervalMs");
+  }
+
+  /**
+   * An answer that came back a session timeout or more after its request went out (a starved
+   * process, a slow network): the broker may have removed the member meanwhile and handed its
+   * partitions on, this answer's grants among them, so taking them would make two owners. Let
+   * everything go and ask again at once, keeping only the member id: the epoch stays at the last
+   * answer processed, so the broker counts no grant of this answer as taken and lists those
+   * that are still ours again in the next answer (or, if it removed the member, says so).
+   */
+  private takeLateAnswer(answer: WireMap): void {
+    const memberId = readString(answer.memberId, "heartbeat", "memberId");
+    // A join's answer: epoch 0 is the one a new member may always send.
+    if (memberId !== this.memberId) this.memberEpoch = 0;
+    this.memberId = memberId;
+    this.loseAll();
   }
 
   /** With no answer to a heartbeat sent since `sentMs` within the session, the broker may have moved everything: let go first. */
