@@ -95,6 +95,8 @@ export class GroupMember {
   /** Set when the next heartbeat must go at once (a release, close) and no pause was waiting. */
   private wakeRequested = false;
   private sessionTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the session runs out unless an answer comes (the send time of the last one answered + the session timeout). */
+  private sessionEndMs = Number.POSITIVE_INFINITY;
   /** The broker's heartbeat interval, from the latest answer: how long it may hold a heartbeat. */
   private intervalMs = 0;
 
@@ -115,6 +117,17 @@ export class GroupMember {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  /**
+   * Lets everything go now if the session has run out, without waiting for its timer (which a
+   * starved process runs late, after the I/O that woke it): the owner calls this before handing
+   * a message out. True if it did (the listener heard `lost`).
+   */
+  checkSession(): boolean {
+    if (Date.now() < this.sessionEndMs || this.held.size === 0) return false;
+    this.loseAll();
+    return true;
   }
 
   /** The owner gave these up (committed and stopped): the next heartbeat says so, at once. */
@@ -247,6 +260,7 @@ export class GroupMember {
   /** With no answer to a heartbeat sent since `sentMs` within the session, the broker may have moved everything: let go first. */
   private armSession(sentMs: number): void {
     clearTimeout(this.sessionTimer);
+    this.sessionEndMs = sentMs + this.sessionTimeoutMs;
     this.sessionTimer = setTimeout(() => this.loseAll(), Math.max(1, sentMs + this.sessionTimeoutMs - Date.now()));
     this.sessionTimer.unref();
   }
