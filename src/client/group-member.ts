@@ -6,8 +6,9 @@
  * goes to a listener: partitions newly `assigned`; partitions to `revoke` (the owner commits,
  * stops, then calls `released`, which sends the next heartbeat at once); partitions `lost`
  * (no chance to commit: the broker no longer knows the member, or no answer came within the
- * session timeout — by then the broker may have handed them on, so the member stops first).
- * A member the broker forgot joins again as a new one. While it has nothing to give up, each
+ * session timeout — by then the broker may have handed them on, so the member stops first; an
+ * answer that arrives only after that is not taken either, as its grants may be stale). A
+ * member the broker forgot joins again as a new one. While it has nothing to give up, each
  * heartbeat asks the broker to hold it (`waitMs`) until there is news or the interval is up,
  * and the next goes out as soon as the answer is in: idle members cost one request per
  * interval, and a rebalance reaches them within a round trip.
