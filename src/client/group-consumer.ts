@@ -106,6 +106,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
       } finally {
         this.waitingInInner = false;
       }
+      // A session run out meanwhile (the timer not yet run): the message is not ours to hand out.
+      if (this.member?.checkSession() === true) continue;
       if (!result.done) return result;
       // The inner consumer was closed under the wait (a change, or close()): loop.
     }
@@ -133,6 +135,7 @@ export class GroupConsumer implements AsyncIterable<Message> {
       } finally {
         this.waitingInInner = false;
       }
+      if (this.member?.checkSession() === true) continue;
       if (batch.length > 0) return batch;
     }
   }

@@ -6,8 +6,9 @@
  * goes to a listener: partitions newly `assigned`; partitions to `revoke` (the owner commits,
  * stops, then calls `released`, which sends the next heartbeat at once); partitions `lost`
  * (no chance to commit: the broker no longer knows the member, or no answer came within the
- * session timeout — by then the broker may have handed them on, so the member stops first).
- * A member the broker forgot joins again as a new one. While it has nothing to give up, each
+ * session timeout — by then the broker may have handed them on, so the member stops first; an
+ * answer that arrives only after that is not taken either, as its grants may be stale). A
+ * member the broker forgot joins again as a new one. While it has nothing to give up, each
  * heartbeat asks the broker to hold it (`waitMs`) until there is news or the interval is up,
  * and the next goes out as soon as the answer is in: idle members cost one request per
  * interval, and a rebalance reaches them within a round trip.
@@ -95,6 +96,8 @@ export class GroupMember {
   /** Set when the next heartbeat must go at once (a release, close) and no pause was waiting. */
   private wakeRequested = false;
   private sessionTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the session runs out unless an answer comes (the send time of the last one answered + the session timeout). */
+  private sessionEndMs = Number.POSITIVE_INFINITY;
   /** The broker's heartbeat interval, from the latest answer: how long it may hold a heartbeat. */
   private intervalMs = 0;
 
@@ -115,6 +118,17 @@ export class GroupMember {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  /**
+   * Lets everything go now if the session has run out, without waiting for its timer (which a
+   * starved process runs late, after the I/O that woke it): the owner calls this before handing
+   * a message out. True if it did (the listener heard `lost`).
+   */
+  checkSession(): boolean {
+    if (Date.now() < this.sessionEndMs || this.held.size === 0) return false;
+    this.loseAll();
+    return true;
   }
 
   /** The owner gave these up (committed and stopped): the next heartbeat says so, at once. */
@@ -171,6 +185,10 @@ export class GroupMember {
         continue;
       }
       backoffMs = this.options.retryBackoffMs ?? 100;
+      if (Date.now() - sentMs >= this.sessionTimeoutMs) {
+        this.takeLateAnswer(answer);
+        continue;
+      }
       this.armSession(sentMs);
       this.intervalMs = this.apply(answer);
       // Giving partitions up: heartbeat on the interval (released() sends one at once). Otherwise the
@@ -224,9 +242,26 @@ export class GroupMember {
     return readInt(answer.heartbeatIntervalMs, op, "heartbeatIntervalMs");
   }
 
+  /**
+   * An answer that came back a session timeout or more after its request went out (a starved
+   * process, a slow network): the broker may have removed the member meanwhile and handed its
+   * partitions on, this answer's grants among them, so taking them would make two owners. Let
+   * everything go and ask again at once, keeping only the member id: the epoch stays at the last
+   * answer processed, so the broker counts no grant of this answer as taken and lists those
+   * that are still ours again in the next answer (or, if it removed the member, says so).
+   */
+  private takeLateAnswer(answer: WireMap): void {
+    const memberId = readString(answer.memberId, "heartbeat", "memberId");
+    // A join's answer: epoch 0 is the one a new member may always send.
+    if (memberId !== this.memberId) this.memberEpoch = 0;
+    this.memberId = memberId;
+    this.loseAll();
+  }
+
   /** With no answer to a heartbeat sent since `sentMs` within the session, the broker may have moved everything: let go first. */
   private armSession(sentMs: number): void {
     clearTimeout(this.sessionTimer);
+    this.sessionEndMs = sentMs + this.sessionTimeoutMs;
     this.sessionTimer = setTimeout(() => this.loseAll(), Math.max(1, sentMs + this.sessionTimeoutMs - Date.now()));
     this.sessionTimer.unref();
   }

@@ -31,6 +31,7 @@ interface MemberEvent {
   partition?: number;
   offset?: number;
   owned?: boolean;
+  positions?: Array<[number, number]>;
   message?: string;
 }
 
@@ -38,13 +39,17 @@ class MemberProcess {
   readonly events: MemberEvent[] = [];
   readonly held = new Set<number>();
   killedAtMs: number | null = null;
+  /** "partition:offset" of each message consumed, in a set the members of a test share (kept as lines arrive: recounting 300,000 events on every poll starved this process, and the members' output backed up behind it). */
+  readonly consumed: Set<string>;
   private readonly child: Subprocess<"ignore", "pipe", "pipe">;
 
   constructor(
     readonly name: string,
     broker: string,
     sessionTimeoutMs = SESSION_TIMEOUT_MS,
+    consumed = new Set<string>(),
   ) {
+    this.consumed = consumed;
     this.child = Bun.spawn([process.execPath, path.join(ROOT, "test/client/group-member-process.ts"), broker, "g", "orders", String(sessionTimeoutMs)], {
       cwd: ROOT,
       stdin: "ignore",
@@ -63,6 +68,7 @@ class MemberProcess {
         const event = JSON.parse(pending.slice(0, newline)) as MemberEvent;
         pending = pending.slice(newline + 1);
         this.events.push(event);
+        if (event.event === "consumed") this.consumed.add(`${event.partition}:${event.offset}`);
         if (event.event === "assigned") for (const partition of event.partitions ?? []) this.held.add(partition);
         if (event.event === "revoked" || event.event === "lost") for (const partition of event.partitions ?? []) this.held.delete(partition);
       }
@@ -90,11 +96,39 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: string
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) {
-      const state = members.map((member) => `${member.name}: [${[...member.held].join(",")}] ${member.events.filter((event) => event.event === "error").map((event) => event.message).join(" ")}`);
-      throw new Error(`timed out waiting for ${what}: ${state.join("; ")}`);
+      throw new Error(`timed out waiting for ${what}: ${describeState(members)}`);
     }
     await Bun.sleep(10);
   }
+}
+
+/** Per member: held partitions, what its consumer serves and at which offsets, how it ended, errors; then per partition the offsets never reported consumed. */
+function describeState(members: MemberProcess[]): string {
+  const state = members.map((member) => {
+    const last = member.events.findLast((event) => event.event === "state");
+    const serving = last === undefined ? "" : ` serving [${(last.positions ?? []).map(([partition, offset]) => `${partition}@${offset}`).join(",")}]`;
+    const ended = member.killedAtMs !== null ? " killed" : member.events.some((event) => event.event === "closed") ? " closed" : member.events.some((event) => event.event === "closing") ? " closing" : "";
+    const errors = member.events.filter((event) => event.event === "error").map((event) => ` ${event.message}`).join("");
+    return `${member.name}: [${[...member.held].join(",")}]${serving}${ended}${errors}`;
+  });
+  const consumed = new Map<number, Set<number>>();
+  const highest = new Map<number, number>();
+  for (const member of members) {
+    for (const event of member.events) {
+      if (event.event === "committed") highest.set(event.partition ?? -1, Math.max(highest.get(event.partition ?? -1) ?? 0, event.offset ?? 0));
+      if (event.event !== "consumed") continue;
+      const set = consumed.get(event.partition ?? -1) ?? new Set<number>();
+      set.add(event.offset ?? -1);
+      consumed.set(event.partition ?? -1, set);
+    }
+  }
+  const missing = [...consumed].sort(([left], [right]) => left - right).map(([partition, set]) => {
+    const top = Math.max(...set);
+    const gaps: number[] = [];
+    for (let offset = 0; offset <= top; offset++) if (!set.has(offset)) gaps.push(offset);
+    return `p${partition}: ${set.size} consumed up to ${top}, committed ${highest.get(partition) ?? 0}, ${gaps.length} missing below${gaps.length > 0 ? ` (first ${gaps.slice(0, 5).join(",")})` : ""}`;
+  });
+  return `${state.join("; ")} | ${missing.join("; ")}`;
 }
 
 /** Partition -> owning member, over the live members; null when a partition has two. */
@@ -251,12 +285,13 @@ describe("GroupConsumer with real processes", () => {
     await producer.flush();
     await producer.close();
 
-    const members = ["a", "b", "c"].map((name) => new MemberProcess(name, broker!.address));
+    const consumed = new Set<string>();
+    const members = ["a", "b", "c"].map((name) => new MemberProcess(name, broker!.address, SESSION_TIMEOUT_MS, consumed));
     started.push(...members);
     await waitFor(() => members.every((member) => member.held.size === 2), 30_000, "three members holding two each", members);
 
     const before = owners(members)!;
-    const newcomer = new MemberProcess("d", broker.address);
+    const newcomer = new MemberProcess("d", broker.address, SESSION_TIMEOUT_MS, consumed);
     started.push(newcomer);
     members.push(newcomer);
     await waitFor(() => owners(members)?.size === PARTITIONS && newcomer.held.size >= 1, 30_000, "the newcomer holding a share", members);
@@ -271,8 +306,7 @@ describe("GroupConsumer with real processes", () => {
     const movedAfterKillMs = Date.now() - victim.killedAtMs!;
     expect(movedAfterKillMs).toBeLessThanOrEqual(SESSION_TIMEOUT_MS + 1_000);
 
-    const consumed = () => new Set(members.flatMap((member) => member.events.filter((event) => event.event === "consumed").map((event) => `${event.partition}:${event.offset}`)));
-    await waitFor(() => consumed().size === PARTITIONS * MESSAGES_PER_PARTITION, 30_000, "every message consumed", members);
+    await waitFor(() => consumed.size === PARTITIONS * MESSAGES_PER_PARTITION, 30_000, "every message consumed", members);
     for (const member of members) if (member.alive) expect(await member.stop()).toBe(0);
 
     for (const member of members) {
@@ -292,8 +326,9 @@ describe("GroupConsumer under churn", () => {
       await admin.createTopic("orders", { partitions: PARTITIONS });
       await admin.close();
       const members: MemberProcess[] = [];
+      const consumed = new Set<string>();
       const spawn = () => {
-        const member = new MemberProcess(`m${members.length}`, churnBroker.address, 1_000);
+        const member = new MemberProcess(`m${members.length}`, churnBroker.address, 1_000, consumed);
         members.push(member);
         started.push(member);
       };
@@ -314,8 +349,7 @@ describe("GroupConsumer under churn", () => {
       }
       await producer.close();
       spawn();
-      const consumed = () => new Set(members.flatMap((member) => member.events.filter((event) => event.event === "consumed").map((event) => `${event.partition}:${event.offset}`)));
-      await waitFor(() => consumed().size === total, CHURN_TIMEOUT_MS, `all ${total} messages consumed`, members);
+      await waitFor(() => consumed.size === total, CHURN_TIMEOUT_MS, `all ${total} messages consumed`, members);
       for (const member of members) if (member.alive) await member.stop();
       const deliveries = members.flatMap((member) => member.events.filter((event) => event.event === "consumed")).length;
       for (const member of members) {

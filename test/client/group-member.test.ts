@@ -1,13 +1,15 @@
 /**
  * The client's group member over TCP against a broker on port 0: two hundred members share a
  * topic two partitions each and take a leaver's partitions over; a member cut off from its
- * broker lets its partitions go by itself once its session timeout passes unanswered.
+ * broker lets its partitions go by itself once its session timeout passes unanswered; an answer
+ * that comes back only after the session timeout (a starved process) grants nothing.
  */
 import { describe, expect, test } from "bun:test";
 import { Admin } from "../../src/client/admin.ts";
 import { GroupMember, type MembershipListener, type TopicPartition } from "../../src/client/group-member.ts";
 import type { RunnelError } from "../../src/errors.ts";
 import { startTestBroker } from "../server/helpers.ts";
+import { FakeBroker } from "./fake-broker.ts";
 
 class Holder implements MembershipListener {
   readonly held = new Set<number>();
@@ -85,6 +87,30 @@ describe("GroupMember", () => {
       expect(holder.lostAtMs).toHaveLength(1); // by its own session timer: no broker is there to say so
     } finally {
       await holder.member?.close();
+    }
+  }, 30_000);
+
+  test("an answer that arrives a session timeout after its request grants nothing: the member asks again at epoch 0 and takes the partition from the next answer", async () => {
+    const answer = { memberId: "m-1", generation: 1, memberEpoch: 1, assigned: [{ topic: "t", partitions: [0] }], revoke: [], heartbeatIntervalMs: 50, sessionTimeoutMs: 1_000 };
+    const broker = new FakeBroker({ onOther: (request) => (request.op === "leaveGroup" ? {} : answer) });
+    const heartbeatsWhenAssigned: number[] = [];
+    const holder = new Holder();
+    holder.assigned = (partitions) => {
+      heartbeatsWhenAssigned.push(broker.requestsOf("heartbeat").length);
+      for (const { partition } of partitions) holder.held.add(partition);
+    };
+    holder.member = new GroupMember({ broker: broker.address, groupId: "g", topics: ["t"], sessionTimeoutMs: 1_000 }, holder);
+    try {
+      holder.member.start();
+      // The process is starved past the session timeout while its join is out (as on a loaded machine).
+      Bun.sleepSync(1_200);
+      await waitFor(() => holder.held.has(0), 10_000, "partition 0 taken");
+      expect(heartbeatsWhenAssigned).toEqual([1]);
+      expect(broker.requestsOf("heartbeat")[0]).toMatchObject({ memberId: "m-1", memberEpoch: 0, owned: [] });
+      expect(holder.failure).toBeNull();
+    } finally {
+      await holder.member.close();
+      broker.stop();
     }
   }, 30_000);
 });
