@@ -88,39 +88,28 @@ export class GroupConsumer implements AsyncIterable<Message> {
   }
 
   /** The next message of a partition this member owns; waits for an assignment or data; `done` once closed. */
-  async next(): Promise<IteratorResult<Message>> {
-    this.member ??= this.startMember();
-    for (;;) {
-      if (this.closing) return DONE;
-      if (this.failure !== null) throw this.failure;
-      if (this.hasChanges()) await this.applyChanges();
-      const inner = this.inner;
-      if (inner === null) {
-        await this.waitForChange();
-        continue;
-      }
-      this.waitingInInner = true;
-      let result: IteratorResult<Message>;
-      try {
-        result = await inner.next();
-      } finally {
-        this.waitingInInner = false;
-      }
-      // A session run out meanwhile (the timer not yet run): the message is not ours to hand out.
-      if (this.member?.checkSession() === true) continue;
-      if (!result.done) return result;
-      // The inner consumer was closed under the wait (a change, or close()): loop.
-    }
+  next(): Promise<IteratorResult<Message>> {
+    // A done result means the inner consumer was closed under the wait (a change, or close()): read again.
+    return this.readOwned((inner) => inner.next(), DONE, (result) => result.done === true);
   }
 
   /**
    * Every message already fetched from the partitions this member owns, as one array (see
    * Consumer.nextBatch); waits for an assignment or data; empty once closed.
    */
-  async nextBatch(): Promise<Message[]> {
+  nextBatch(): Promise<Message[]> {
+    return this.readOwned((inner) => inner.nextBatch(), [], (batch) => batch.length === 0);
+  }
+
+  /**
+   * The one read loop of next() and nextBatch(): applies assignment changes, waits while nothing
+   * is owned, reads from the inner consumer, and reads again when it got nothing (`isEmpty`) or
+   * the session ran out meanwhile (the timer not yet run: what was read is not ours to hand out).
+   */
+  private async readOwned<T>(read: (inner: Consumer) => Promise<T>, whenClosed: T, isEmpty: (value: T) => boolean): Promise<T> {
     this.member ??= this.startMember();
     for (;;) {
-      if (this.closing) return [];
+      if (this.closing) return whenClosed;
       if (this.failure !== null) throw this.failure;
       if (this.hasChanges()) await this.applyChanges();
       const inner = this.inner;
@@ -129,14 +118,14 @@ export class GroupConsumer implements AsyncIterable<Message> {
         continue;
       }
       this.waitingInInner = true;
-      let batch: Message[];
+      let value: T;
       try {
-        batch = await inner.nextBatch();
+        value = await read(inner);
       } finally {
         this.waitingInInner = false;
       }
       if (this.member?.checkSession() === true) continue;
-      if (batch.length > 0) return batch;
+      if (!isEmpty(value)) return value;
     }
   }
 

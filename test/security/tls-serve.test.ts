@@ -10,7 +10,7 @@ import path from "node:path";
 import { Producer } from "../../src/client/producer.ts";
 import { ROOT } from "../client/real-broker.ts";
 import { spawnBroker, waitFor } from "../durability/broker-process.ts";
-import { makeTestPki } from "../support/tls-certs.ts";
+import { makeTestPki, peerCommonName } from "../support/tls-certs.ts";
 
 const pki = makeTestPki();
 afterAll(() => pki.cleanup());
@@ -18,27 +18,6 @@ afterAll(() => pki.cleanup());
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const result = Bun.spawnSync([process.execPath, path.join(ROOT, "src/main.ts"), ...args], { cwd: ROOT, timeout: 20_000, stdout: "pipe", stderr: "pipe" });
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
-}
-
-/** The common name of the certificate the native listener on `port` presents. */
-function peerCommonName(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    void Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      tls: { ca: fs.readFileSync(pki.caCert, "utf8"), serverName: "localhost" },
-      socket: {
-        data: () => undefined,
-        handshake(socket, authorized, error) {
-          const subject = socket.getPeerCertificate().subject as unknown as Record<string, string>;
-          socket.end();
-          if (authorized) resolve(subject.CN ?? "");
-          else reject(error);
-        },
-        connectError: (_socket, error) => reject(error),
-      },
-    });
-  });
 }
 
 test("SIGHUP with a renewed certificate: new connections get it, an old connection keeps working, a bad key changes nothing", async () => {
@@ -51,20 +30,20 @@ test("SIGHUP with a renewed certificate: new connections get it, an old connecti
     expect(cli(["topics", "list", "--broker", address]).code).not.toBe(0);
     const old = new Producer({ broker: address, tls: { ca: fs.readFileSync(pki.caCert, "utf8") }, lingerMs: 0 });
     await old.send("renewals", { value: "before" });
-    expect(await peerCommonName(broker.port)).toBe("localhost");
+    expect(await peerCommonName(pki, broker.port)).toBe("localhost");
 
     const renewed = pki.issueServerCert("renewed");
     fs.writeFileSync(configFile, JSON.stringify({ logLevel: "info", tlsCert: renewed.cert, tlsKey: renewed.key }));
     broker.process.kill("SIGHUP");
     await waitFor(() => broker.lines.some((line) => line.includes("TLS reloaded")), 10_000, "the TLS reload's log line");
-    expect(await peerCommonName(broker.port)).toBe("renewed");
+    expect(await peerCommonName(pki, broker.port)).toBe("renewed");
     expect((await old.send("renewals", { value: "after" })).offset).toBe(1);
 
     fs.writeFileSync(configFile, JSON.stringify({ logLevel: "info", tlsCert: renewed.cert, tlsKey: pki.serverKey }));
     broker.process.kill("SIGHUP");
     await waitFor(() => broker.lines.some((line) => line.includes("TLS reload failed")), 10_000, "the failed TLS reload's log line");
     expect(broker.lines.find((line) => line.includes("TLS reload failed"))).toContain("does not belong to --tls-cert");
-    expect(await peerCommonName(broker.port)).toBe("renewed");
+    expect(await peerCommonName(pki, broker.port)).toBe("renewed");
     expect((await old.send("renewals", { value: "still" })).offset).toBe(2);
     await old.close();
     const consumed = cli(["consume", "--topic", "renewals", "--from", "earliest", "--count", "3", "--broker", address, "--tls-ca", pki.caCert]);

@@ -13,33 +13,12 @@ import { Connection } from "../../src/client/connection.ts";
 import { ConfigError, configSchema } from "../../src/config.ts";
 import { loadTlsSettings } from "../../src/server/tls.ts";
 import { startTestBroker } from "../server/helpers.ts";
-import { makeTestPki } from "../support/tls-certs.ts";
+import { makeTestPki, peerCommonName } from "../support/tls-certs.ts";
 
 const pki = makeTestPki();
 afterAll(() => pki.cleanup());
 const pem = (file: string) => fs.readFileSync(file, "utf8");
 const tlsServer = { tlsCert: pki.serverCert, tlsKey: pki.serverKey };
-
-/** The common name of the certificate a TLS server on `port` presents. */
-function peerCommonName(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    void Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      tls: { ca: pem(pki.caCert), serverName: "localhost" },
-      socket: {
-        data: () => undefined,
-        handshake(socket, authorized, error) {
-          const subject = socket.getPeerCertificate().subject as unknown as Record<string, string>;
-          socket.end();
-          if (authorized) resolve(subject.CN ?? "");
-          else reject(error);
-        },
-        connectError: (_socket, error) => reject(error),
-      },
-    });
-  });
-}
 
 function randomBytes(length: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(length);
@@ -172,17 +151,17 @@ test("a certificate reload: new connections get the new certificate, an establis
   const tls = { ca: pem(pki.caCert) };
   const old = new Producer({ broker, tls, lingerMs: 0 });
   await old.send("reloaded", { value: "before" });
-  expect(await peerCommonName(test.port)).toBe("localhost");
-  expect(await peerCommonName(test.broker.kafkaPort!)).toBe("localhost");
-  expect(await peerCommonName(test.broker.http!.port)).toBe("localhost");
+  expect(await peerCommonName(pki, test.port)).toBe("localhost");
+  expect(await peerCommonName(pki, test.broker.kafkaPort!)).toBe("localhost");
+  expect(await peerCommonName(pki, test.broker.http!.port)).toBe("localhost");
 
   const renewed = pki.issueServerCert("renewed");
   const config = configSchema.parse({ port: 0, tlsCert: renewed.cert, tlsKey: renewed.key });
   expect(test.broker.reloadTls(loadTlsSettings(config)).sort()).toEqual(["http", "kafka", "native"]);
 
-  expect(await peerCommonName(test.port)).toBe("renewed");
-  expect(await peerCommonName(test.broker.kafkaPort!)).toBe("renewed");
-  expect(await peerCommonName(test.broker.http!.port)).toBe("renewed");
+  expect(await peerCommonName(pki, test.port)).toBe("renewed");
+  expect(await peerCommonName(pki, test.broker.kafkaPort!)).toBe("renewed");
+  expect(await peerCommonName(pki, test.broker.http!.port)).toBe("renewed");
   // The producer's connection was opened before the reload and is still the one it uses.
   expect((await old.send("reloaded", { value: "after" })).offset).toBe(1);
   // Native connections accepted: the producer's one and the two probes; none was dropped.

@@ -55,3 +55,24 @@ export function makeTestPki(): TestPki {
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** The common name of the certificate the TLS server on 127.0.0.1:`port` presents, checked against `pki`'s CA. */
+export function peerCommonName(pki: TestPki, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    void Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      tls: { ca: fs.readFileSync(pki.caCert, "utf8"), serverName: "localhost" },
+      socket: {
+        data: () => undefined,
+        handshake(socket, authorized, error) {
+          const subject = socket.getPeerCertificate().subject as unknown as Record<string, string>;
+          socket.end();
+          if (authorized) resolve(subject.CN ?? "");
+          else reject(error);
+        },
+        connectError: (_socket, error) => reject(error),
+      },
+    });
+  });
+}
