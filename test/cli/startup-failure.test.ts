@@ -51,7 +51,9 @@ describe("runnel serve start-up failures", () => {
     const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
       const dataDir = path.join(workDir, "port");
-      const outcome = serve(["--port", String(holder.port), "--data-dir", dataDir]);
+      // The other listeners on free ports: unset, HTTP would take the held port + 1, which another
+      // socket may hold (ephemeral ports are handed out nearby), and that failure would come first.
+      const outcome = serve(["--port", String(holder.port), "--http-port", "0", "--kafka-port", "0", "--data-dir", dataDir]);
       expectOneClearLine(outcome, [`127.0.0.1:${holder.port}`, "EADDRINUSE", "--port"]);
       expect(fs.existsSync(path.join(dataDir, CLEAN_SHUTDOWN_FILE))).toBe(true);
     } finally {
