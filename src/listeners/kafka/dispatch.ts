@@ -11,6 +11,7 @@
  * body that does not decode, closes the connection (Kafka's broker does the same: it cannot know
  * the shape of an error body for a version it does not speak).
  */
+import type { Session } from "../../security/session.ts";
 import { NOT_TIMED } from "../../broker/metrics.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct, KafkaWriter } from "./codec.ts";
@@ -72,15 +73,17 @@ export interface RequestHeader {
   apiVersion: number;
   correlationId: number;
   clientId: string | null;
+  /** The connection's identity (security/session.ts). */
+  session: Session;
 }
 
 const REQUEST_HEADER_FIXED_BYTES = 8;
 
 /** Decodes and answers one request frame body (the bytes after the size prefix). */
-export function dispatch(context: KafkaContext, frame: Uint8Array): DispatchResult | Promise<DispatchResult> {
+export function dispatch(context: KafkaContext, frame: Uint8Array, session: Session): DispatchResult | Promise<DispatchResult> {
   if (frame.length < REQUEST_HEADER_FIXED_BYTES) return { kind: "close", reason: `a ${frame.length}-byte frame is too short for a request header` };
   const reader = new KafkaReader(frame);
-  const header: RequestHeader = { apiKey: reader.int16(), apiVersion: reader.int16(), correlationId: reader.int32(), clientId: null };
+  const header: RequestHeader = { apiKey: reader.int16(), apiVersion: reader.int16(), correlationId: reader.int32(), clientId: null, session };
   const pair = MESSAGES.get(header.apiKey);
   const handler = HANDLERS.get(header.apiKey);
   if (pair === undefined || handler === undefined) return { kind: "close", reason: `unknown API key ${header.apiKey}` };
