@@ -344,7 +344,7 @@ export function recordSection(bytes: Uint8Array, header: BatchHeader): Uint8Arra
 }
 
 export function decodeRecords(bytes: Uint8Array, header: BatchHeader = readBatchHeader(bytes)): BatchRecord[] {
-  // A batch written by a Kafka client (format/kafka-batch.ts; uncompressed only, for now).
+  // A batch written by a Kafka client (format/kafka-batch.ts; compressed ones are decompressed, bounded).
   if (header.magic === BATCH_MAGIC_KAFKA) return decodeKafkaRecords(bytes);
   const section = recordSection(bytes, header);
   // The producer's shape, decoded by hand (format/record-decode.ts); anything else, and every
