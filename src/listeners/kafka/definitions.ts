@@ -107,6 +107,7 @@ export const API_KEYS = {
   initProducerId: 22,
   describeConfigs: 32,
   deleteGroups: 42,
+  offsetForLeaderEpoch: 23,
 } as const;
 
 // ---- Produce (key 0). checked: ProduceRequest/Response.json fields for v0-9 -----------------
@@ -571,6 +572,33 @@ export const describeConfigsResponse = message("DescribeConfigsResponse", 32, "0
   ]),
 ]);
 
+// ---- OffsetForLeaderEpoch (key 23). checked: OffsetForLeaderEpochRequest/Response.json v0-4 --
+
+export const offsetForLeaderEpochRequest = message("OffsetForLeaderEpochRequest", 23, "0-4", 4, [
+  field("replicaId", "int32", "3+", { default: -2 }),
+  structs("topics", "0+", [
+    field("topic", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partition", "int32", "0+"),
+      field("currentLeaderEpoch", "int32", "2+", { default: -1 }),
+      field("leaderEpoch", "int32", "0+"),
+    ]),
+  ]),
+]);
+
+export const offsetForLeaderEpochResponse = message("OffsetForLeaderEpochResponse", 23, "0-4", 4, [
+  field("throttleTimeMs", "int32", "2+"),
+  structs("topics", "0+", [
+    field("topic", "string", "0+"),
+    structs("partitions", "0+", [
+      field("errorCode", "int16", "0+"),
+      field("partition", "int32", "0+"),
+      field("leaderEpoch", "int32", "1+", { default: -1 }),
+      field("endOffset", "int64", "0+", { default: -1 }),
+    ]),
+  ]),
+]);
+
 /** Every request/response pair we serve, by API key. */
 export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: MessageDef }> = new Map([
   [0, { request: produceRequest, response: produceResponse }],
@@ -592,4 +620,5 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [22, { request: initProducerIdRequest, response: initProducerIdResponse }],
   [32, { request: describeConfigsRequest, response: describeConfigsResponse }],
   [42, { request: deleteGroupsRequest, response: deleteGroupsResponse }],
+  [23, { request: offsetForLeaderEpochRequest, response: offsetForLeaderEpochResponse }],
 ]);

@@ -34,6 +34,7 @@ import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
 import { handleOffsetCommit } from "./handlers/offset-commit.ts";
 import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
+import { handleOffsetForLeaderEpoch } from "./handlers/offset-for-leader-epoch.ts";
 import { handleProduce } from "./handlers/produce.ts";
 import { handleSyncGroup } from "./handlers/sync-group.ts";
 
@@ -57,6 +58,7 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.initProducerId, handleInitProducerId],
   [API_KEYS.describeConfigs, handleDescribeConfigs],
   [API_KEYS.deleteGroups, handleDeleteGroups],
+  [API_KEYS.offsetForLeaderEpoch, handleOffsetForLeaderEpoch],
 ]);
 
 /** An encoded response: memory pieces and file slices in order, size prefix included. */

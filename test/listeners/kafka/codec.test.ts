@@ -245,6 +245,7 @@ describe("Kafka definitions", () => {
       InitProducerIdRequest: "0-4",
       DescribeConfigsRequest: "0-4",
       DeleteGroupsRequest: "0-2",
+      OffsetForLeaderEpochRequest: "0-4",
     });
   });
 });
