@@ -246,6 +246,9 @@ describe("Kafka definitions", () => {
       DescribeConfigsRequest: "0-4",
       DeleteGroupsRequest: "0-2",
       OffsetForLeaderEpochRequest: "0-4",
+      AlterConfigsRequest: "0-2",
+      CreatePartitionsRequest: "0-3",
+      IncrementalAlterConfigsRequest: "0-1",
     });
   });
 });
