@@ -79,15 +79,46 @@ class Bytes {
   }
 }
 
-/** Writes one record: its length first, so the body goes to a scratch buffer and is copied after it. */
+/** Bytes of `value` as a zigzag varint. */
+function varintBytes(value: number): number {
+  let rest = value >= 0 ? value * 2 : -value * 2 - 1;
+  let bytes = 1;
+  while (rest >= 0x80) {
+    rest = Math.floor(rest / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+function sizedBytes(value: Uint8Array | null): number {
+  return value === null ? 1 : varintBytes(value.length) + value.length;
+}
+
+/**
+ * Writes one record: its length first. Without headers the length is computed and the fields
+ * written straight into `out` (one copy of key and value); with headers the body goes to a
+ * scratch buffer first and is copied after its length.
+ */
 function encodeRecord(out: Bytes, scratch: Bytes, record: KafkaRecordInput, offsetDelta: number, firstTimestamp: number): void {
+  const headers = record.headers ?? [];
+  if (headers.length === 0) {
+    const key = record.key ?? null;
+    const timestampDelta = record.timestamp - firstTimestamp;
+    out.varint(1 + varintBytes(timestampDelta) + varintBytes(offsetDelta) + sizedBytes(key) + sizedBytes(record.value) + 1);
+    out.byte(0);
+    out.varint(timestampDelta);
+    out.varint(offsetDelta);
+    out.bytes(key);
+    out.bytes(record.value);
+    out.varint(0);
+    return;
+  }
   scratch.length = 0;
   scratch.byte(0);
   scratch.varint(record.timestamp - firstTimestamp);
   scratch.varint(offsetDelta);
   scratch.bytes(record.key ?? null);
   scratch.bytes(record.value);
-  const headers = record.headers ?? [];
   scratch.varint(headers.length);
   for (const [name, value] of headers) {
     scratch.bytes(textEncoder.encode(name));
@@ -112,8 +143,9 @@ export function encodeKafkaBatch(records: readonly KafkaRecordInput[], producer:
   out.length = BATCH_HEADER_BYTES;
   const scratch = new Bytes(256);
   records.forEach((record, index) => encodeRecord(out, scratch, record, index, firstTimestamp));
-  const bytes = out.buffer.slice(0, out.length);
-  const view = new DataView(bytes.buffer);
+  // A view, not a copy: the estimate above leaves at most a few bytes per record unused.
+  const bytes = out.buffer.subarray(0, out.length);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   view.setInt32(FIELD.batchLength, bytes.length - BATCH_LOG_OVERHEAD_BYTES);
   view.setInt8(FIELD.magic, BATCH_MAGIC_KAFKA);
   view.setInt32(FIELD.lastOffsetDelta, records.length - 1);
