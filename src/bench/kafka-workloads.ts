@@ -19,6 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import { RunnelError } from "../errors.ts";
+import { CRC32C_IMPLEMENTATION } from "../format/crc32c.ts";
 import { encodeKafkaBatch, type KafkaRecordInput } from "../format/kafka-batch.ts";
 import { API_KEYS } from "../listeners/kafka/definitions.ts";
 import type { KafkaStruct } from "../listeners/kafka/codec.ts";
@@ -101,7 +102,7 @@ export async function runKafkaBench(options: KafkaBenchOptions, onRow: (row: Kaf
     const nativeProduced = { messages: nativeProduce.messages, seconds: nativeProduce.seconds, bytes: nativeProduce.messages * sizeBytes };
     add(row(sizeBytes, "native produce (client library)", nativeProduced, null, "baseline for produce"));
     const kafkaProduced = await rawKafkaProduce(options, kafkaTopic, sizeBytes);
-    add(row(sizeBytes, "kafka produce, raw (in-process, our codec)", kafkaProduced, nativeProduced, "Produce v9 acks=1, JS CRC-32C"));
+    add(row(sizeBytes, "kafka produce, raw (in-process, our codec)", kafkaProduced, nativeProduced, `Produce v9 acks=1, CRC-32C: ${CRC32C_IMPLEMENTATION}`));
     if (options.kafkajsMessages > 0) add(await kafkajsRow(options, sizeBytes, stamp, nativeProduced));
     const nativeFetch = await runConsume({ ...workload, raw: true, messages: nativeProduce.messages }, new Meter());
     const nativeFetched = { messages: nativeFetch.messages, seconds: nativeFetch.seconds, bytes: nativeFetch.bytes };
