@@ -5,15 +5,18 @@
  *
  *   native produce      the client library's Producer (64 KiB batches, 5 in flight), durability written
  *   kafka produce raw   bench/kafka-wire.ts: Kafka batches built in-process (format/kafka-batch.ts,
- *                       JS CRC-32C), Produce v9 acks=1, 5 in flight — our own minimal path
+ *                       CRC-32C by the addon or the JS loop, format/crc32c.ts), Produce v9 acks=1,
+ *                       5 in flight — our own minimal path, not a client library
  *   kafka produce kafkajs  kafkajs 2.2.4's producer (a real client library, JS), acks=1, 5 sends in flight
  *   native raw fetch    bench/raw-fetch.ts over the native topic (batches counted, not decoded)
  *   kafka raw fetch     Fetch v12 over the Kafka-produced topic, same speculation (2 in flight),
  *                       batches counted from their headers: the broker sends them with sendfile
  *   kcat -P / kcat -C   kcat (librdkafka) producing N lines from a file and reading them back (-e)
  *
- * Ratios: Kafka produce / native produce, Kafka raw fetch / native raw fetch (issue 11's targets:
- * >= 70% and >= 80%). Figures are what this machine did once; run it twice before believing one.
+ * Each size runs `rounds` rounds on fresh topics (deleted after), the order alternated, and each
+ * path's best round is reported. Ratios: Kafka produce / native produce, Kafka raw fetch / native
+ * raw fetch (issue 11's targets: >= 70% and >= 80%). On a shared machine figures move by 2x from
+ * run to run; run it more than once before believing one.
  */
 import os from "node:os";
 import path from "node:path";

@@ -43,8 +43,9 @@ export function lz4Decompress(bytes: Uint8Array, bytesMax: number): Uint8Array {
     if (position + 4 > bytes.length) throw corrupt("frame magic cut short");
     const magic = view.getUint32(position, true);
     if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) {
-      if (position + 8 > bytes.length) throw corrupt("skippable frame cut short");
-      position += 8 + view.getUint32(position + 4, true);
+      const skipBytes = position + 8 <= bytes.length ? view.getUint32(position + 4, true) : -1;
+      if (skipBytes < 0 || position + 8 + skipBytes > bytes.length) throw corrupt("skippable frame cut short");
+      position += 8 + skipBytes;
       continue;
     }
     if (magic !== FRAME_MAGIC) throw corrupt(`magic 0x${magic.toString(16)} is not an LZ4 frame`);

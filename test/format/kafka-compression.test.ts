@@ -104,3 +104,9 @@ describe("Kafka batch decompression", () => {
     expect(codeOf(() => decompressKafkaRecords(5, new Uint8Array(4)))).toBe("CORRUPT_BATCH");
   });
 });
+
+test("an lz4 skippable frame is skipped, and one that claims more bytes than there are is CORRUPT_BATCH", () => {
+  const skippable = [0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 9, 9, 9];
+  expect(new TextDecoder().decode(lz4Decompress(new Uint8Array([...skippable, ...lz4Frame(LZ4_BLOCK)]), 1024))).toBe("abcdabcdabcd!");
+  expect(codeOf(() => lz4Decompress(new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 99, 0, 0, 0, 9]), 1024))).toBe("CORRUPT_BATCH");
+});
