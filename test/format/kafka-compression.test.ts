@@ -13,6 +13,7 @@ import { lz4Decompress } from "../../src/format/lz4.ts";
 import { crc32c } from "../../src/format/crc32c.ts";
 import { BATCH_HEADER_BYTES, CRC_START, FIELD } from "../../src/format/record-batch.ts";
 import { snappyDecompress } from "../../src/format/snappy.ts";
+import { prng } from "../support/prng.ts";
 
 const text = new TextEncoder();
 
@@ -109,4 +110,24 @@ test("an lz4 skippable frame is skipped, and one that claims more bytes than the
   const skippable = [0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 9, 9, 9];
   expect(new TextDecoder().decode(lz4Decompress(new Uint8Array([...skippable, ...lz4Frame(LZ4_BLOCK)]), 1024))).toBe("abcdabcdabcd!");
   expect(codeOf(() => lz4Decompress(new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 99, 0, 0, 0, 9]), 1024))).toBe("CORRUPT_BATCH");
+});
+
+test("2,000 seeded junk inputs into the snappy and lz4 decoders end in a stable error code or bytes within the bound, never a crash", () => {
+  const random = prng(7);
+  const seen = new Set<string>();
+  for (let round = 0; round < 2_000; round++) {
+    const junk = new Uint8Array(1 + Math.floor(random() * 200)).map(() => Math.floor(random() * 256));
+    // Half the lz4 inputs get a valid frame header, so the block decoder sees junk too.
+    const framed = round % 2 === 0 ? new Uint8Array([0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, junk.length, 0, 0, 0, ...junk]) : junk;
+    for (const decode of [() => snappyDecompress(junk, 4096), () => lz4Decompress(framed, 4096)]) {
+      try {
+        expect(decode().length).toBeLessThanOrEqual(4096);
+        seen.add("ok");
+      } catch (error) {
+        expect(error).toBeInstanceOf(RunnelError);
+        seen.add((error as RunnelError).code);
+      }
+    }
+  }
+  expect([...seen].every((code) => ["ok", "CORRUPT_BATCH", "MESSAGE_TOO_LARGE"].includes(code))).toBe(true);
 });
