@@ -18,7 +18,9 @@ import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct
 import type { KafkaContext, KafkaHandler } from "./context.ts";
 import { API_KEYS, inVersions, MESSAGES } from "./definitions.ts";
 import { KAFKA_ERROR } from "./errors.ts";
+import { handleAlterConfigs } from "./handlers/alter-configs.ts";
 import { apiVersionsBody, handleApiVersions } from "./handlers/api-versions.ts";
+import { handleCreatePartitions } from "./handlers/create-partitions.ts";
 import { handleCreateTopics } from "./handlers/create-topics.ts";
 import { handleDeleteGroups } from "./handlers/delete-groups.ts";
 import { handleDeleteTopics } from "./handlers/delete-topics.ts";
@@ -27,6 +29,7 @@ import { handleDescribeConfigs } from "./handlers/describe-configs.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleFindCoordinator } from "./handlers/find-coordinator.ts";
 import { handleHeartbeat } from "./handlers/heartbeat.ts";
+import { handleIncrementalAlterConfigs } from "./handlers/incremental-alter-configs.ts";
 import { handleInitProducerId } from "./handlers/init-producer-id.ts";
 import { handleJoinGroup } from "./handlers/join-group.ts";
 import { handleLeaveGroup } from "./handlers/leave-group.ts";
@@ -35,6 +38,7 @@ import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
 import { handleOffsetCommit } from "./handlers/offset-commit.ts";
 import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
+import { handleOffsetForLeaderEpoch } from "./handlers/offset-for-leader-epoch.ts";
 import { handleProduce } from "./handlers/produce.ts";
 import { handleSyncGroup } from "./handlers/sync-group.ts";
 
@@ -58,6 +62,10 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.initProducerId, handleInitProducerId],
   [API_KEYS.describeConfigs, handleDescribeConfigs],
   [API_KEYS.deleteGroups, handleDeleteGroups],
+  [API_KEYS.offsetForLeaderEpoch, handleOffsetForLeaderEpoch],
+  [API_KEYS.alterConfigs, handleAlterConfigs],
+  [API_KEYS.createPartitions, handleCreatePartitions],
+  [API_KEYS.incrementalAlterConfigs, handleIncrementalAlterConfigs],
 ]);
 
 /** An encoded response: memory pieces and file slices in order, size prefix included. */
