@@ -25,6 +25,8 @@ export interface ProcessUsage {
 
 export interface EmbeddedBroker {
   readonly address: string;
+  /** Its HTTP listener (/metrics), "host:port"; null when off. */
+  readonly httpAddress: string | null;
   readonly pid: number;
   readonly dataDir: string;
   usage(): ProcessUsage | null;
@@ -84,8 +86,9 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
   });
   live.set(child, dataDir);
   let port: number;
+  let httpAddress: string | null;
   try {
-    port = await readPort(child, startTimeoutMs);
+    ({ port, httpAddress } = await readPort(child, startTimeoutMs));
   } catch (error) {
     child.kill("SIGKILL");
     await child.exited;
@@ -96,6 +99,7 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
   let stopped: Promise<ProcessUsage | null> | null = null;
   return {
     address: `127.0.0.1:${port}`,
+    httpAddress,
     pid: child.pid,
     dataDir,
     usage: () => readProcessUsage(child.pid),
@@ -113,8 +117,8 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
   };
 }
 
-/** Reads JSON log lines until the start line gives the port; keeps draining stdout afterwards. */
-async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: number): Promise<number> {
+/** Reads JSON log lines until the start line gives the port (and the HTTP address); keeps draining stdout afterwards. */
+async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: number): Promise<{ port: number; httpAddress: string | null }> {
   const reader = child.stdout.getReader();
   const decoder = new TextDecoder();
   let pending = "";
@@ -134,11 +138,12 @@ async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: 
         const line = pending.slice(0, newline);
         pending = pending.slice(newline + 1);
         if (!line.includes("runnel listening")) continue;
-        const port = (JSON.parse(line) as { port?: unknown }).port;
-        if (typeof port === "number") {
+        const started = JSON.parse(line) as { port?: unknown; http?: unknown };
+        if (typeof started.port === "number") {
           void drain(reader);
           void new Response(child.stderr).text().catch(() => undefined);
-          return port;
+          const http = typeof started.http === "string" && started.http !== "off" ? started.http : null;
+          return { port: started.port, httpAddress: http };
         }
       }
     }

@@ -160,7 +160,7 @@ async function runWorkload(workload: WorkloadName, flags: Flags): Promise<number
       stopOnSignal();
       embedded = await startEmbeddedBroker();
     }
-    const options = readOptions(workload, flags, embedded?.address ?? flags.broker ?? DEFAULT_BROKER);
+    const options = { ...readOptions(workload, flags, embedded?.address ?? flags.broker ?? DEFAULT_BROKER), metricsAddress: embedded?.httpAddress ?? null };
     const created = await ensureTopic(options.broker, options.topic, options.partitions);
     const result = await measure(workload, options);
     const usage = embedded === null ? null : await embedded.stop();
