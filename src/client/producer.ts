@@ -45,7 +45,7 @@ import { KiB, LIMITS, MiB } from "../limits.ts";
 import { BufferPool, type Bytes } from "../format/batch-builder.ts";
 import { NO_PRODUCER, stampProducer, type ProducerFields } from "../format/record-batch.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
-import { PRODUCE_HEADROOM_BYTES, encodeProduceFrame } from "./produce-frame.ts";
+import { type FramedBatch, PRODUCE_HEADROOM_BYTES, encodeProduceFrame } from "./produce-frame.ts";
 import {
   type Done, type IntakeEntry, PartitionState, ProducerBatch, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,
 } from "./producer-batches.ts";
@@ -514,12 +514,10 @@ export class Producer {
 
   private sendRequest(batches: ProducerBatch[]): void {
     // Envelope written into each batch's headroom: the batches are not copied (produce-frame).
-    const framed = batches.map((batch) => ({
-      topicName: batch.state.topic.encodedName,
-      partition: batch.state.partition,
-      bytes: batch.bytes!,
-      headroomBytes: batch.bytes!.byteOffset - batch.storage!.byteOffset,
-    }));
+    const framed: FramedBatch[] = [];
+    for (const batch of batches) {
+      framed.push({ topicName: batch.state.topic.encodedName, partition: batch.state.partition, bytes: batch.bytes!, headroomBytes: batch.bytes!.byteOffset - batch.storage!.byteOffset });
+    }
     const durability = this.durability;
     // Called by the connection only when it writes the request: from then on, its fate is unknown until answered.
     const encode = (id: number): Uint8Array[] => {
@@ -555,19 +553,22 @@ export class Producer {
       for (const batch of batches) this.onBatchError(batch, toRunnelError(error));
       return;
     }
-    batches.forEach((batch, index) => {
-      try {
-        const result = readMap(results[index], "produce", `results[${index}]`);
-        if (result.error !== undefined) {
-          const where = `${batch.state.topic.name}/${batch.state.partition}`;
-          this.onBatchError(batch, brokerError(result.error, `produce to ${where}`));
-        } else {
-          this.onBatchDone(batch, readInt(result.baseOffset, "produce", `results[${index}].baseOffset`));
-        }
-      } catch (error) {
-        this.onBatchError(batch, toRunnelError(error));
+    // A loop, not forEach: no function object and scope per answer.
+    for (let index = 0; index < batches.length; index++) this.onBatchAnswer(batches[index]!, results[index], index);
+  }
+
+  private onBatchAnswer(batch: ProducerBatch, answer: unknown, index: number): void {
+    try {
+      const result = readMap(answer, "produce", "results[]");
+      if (result.error !== undefined) {
+        const where = `${batch.state.topic.name}/${batch.state.partition}`;
+        this.onBatchError(batch, brokerError(result.error, `produce to ${where}`));
+      } else {
+        this.onBatchDone(batch, readInt(result.baseOffset, "produce", `results[${index}].baseOffset`));
       }
-    });
+    } catch (error) {
+      this.onBatchError(batch, toRunnelError(error));
+    }
   }
 
   private onBatchDone(batch: ProducerBatch, baseOffset: number): void {
