@@ -43,7 +43,8 @@ export interface ResultDocument {
   latencySplit: StageRow[];
   timeline: TimelinePoint[];
   ceiling: { name: string; megabytesPerSecond: number; ratio: number } | null;
-  broker: (ProcessUsage & { address: string }) | null;
+  /** measuredCpuSeconds: broker CPU during the measured phase only (not start-up, not a consume's preload). */
+  broker: (ProcessUsage & { address: string; measuredCpuSeconds?: number | null }) | null;
   failures: number;
   firstError: string | null;
   notes: string[];
@@ -106,6 +107,10 @@ export function formatTable(document: ResultDocument, withNotes = true): string 
   }
   if (document.broker !== null) {
     rows.push(["broker CPU s", fmt(document.broker.cpuSeconds, 2)], ["broker peak RSS MB", fmt(document.broker.peakRssBytes / MB, 1)]);
+    const measured = document.broker.measuredCpuSeconds;
+    if (measured !== undefined && measured !== null && document.bytes > 0) {
+      rows.push(["broker CPU s measured", fmt(measured, 2)], ["broker CPU s per GB", fmt(measured / (document.bytes / 1e9), 2)]);
+    }
   }
   if (document.failures > 0) rows.push(["failures", `${fmt(document.failures)} (first: ${document.firstError ?? "?"})`]);
   const width = Math.max(...rows.map(([name]) => name.length));

@@ -40,7 +40,8 @@ export interface WorkloadOptions {
   partitions: number;
   producers: number;
   consumers: number;
-  batchBytes: number;
+  /** Producer batch bound; null: the client's default (adaptive, ProducerOptions.batchBytes). */
+  batchBytes: number | null;
   lingerMs: number;
   /** Producer batches in flight per partition (ProducerOptions.maxInFlight). */
   maxInFlight: number;
@@ -109,7 +110,11 @@ export class Meter {
   /** Called before each sample, to bring `completed` up to date from elsewhere (e2e's consumer process). */
   onSample: (() => void) | null = null;
 
+  /** Called as the measured phase starts (after any untimed preload): the bench reads the broker's CPU time here. */
+  onStart: (() => void) | null = null;
+
   start(): void {
+    this.onStart?.();
     this.startNs = this.lastNs = Bun.nanoseconds();
     this.timer = setInterval(() => {
       this.sample();
@@ -200,7 +205,7 @@ function newProducer(options: WorkloadOptions, index: number): Producer {
     broker: options.broker,
     clientId: `runnel-bench-producer-${index}`,
     durability: options.durability,
-    batchBytes: options.batchBytes,
+    ...(options.batchBytes === null ? {} : { batchBytes: options.batchBytes }),
     lingerMs: options.lingerMs,
     maxInFlight: options.maxInFlight,
   });

@@ -23,7 +23,8 @@
  *   producer lets the other partitions' sent batches settle, then bumps its epoch and numbers
  *   from 0 again. A broker without `initProducer` (UNKNOWN_OPERATION) turns it off.
  * - Memory: encoded-but-unacknowledged bytes are bounded by `bufferBytesMax` (plus, kept for
- *   reuse, at most 32 idle batch buffers of batchBytes + 16 KiB, fewer when that would exceed
+ *   reuse, at most 32 idle batch buffers of batchBytes + 16 KiB — 8 of the adaptive bound's
+ *   largest, 1 MiB + 16 KiB, when batchBytes is unset — fewer when that would exceed
  *   bufferBytesMax, and 64 idle batch-start buffers of at most 16 KiB). When full,
  *   `send()` returns a promise that waits in a FIFO (so order holds) and nothing more is
  *   encoded; `ready()` lets a loop wait for room instead of queueing sends.
@@ -80,7 +81,12 @@ export interface ProducerOptions extends ConnectionOptions {
    * next turn of the event loop (so the send() calls of one turn still share a batch).
    */
   lingerMs?: number;
-  /** A batch is sent once it reaches this size. Default 64 KiB. */
+  /**
+   * A batch is sent once it reaches this size. Unset (the default): adaptive, from 64 KiB up to
+   * 1 MiB — the bound doubles while batches fill up with the partition's in-flight window full
+   * (records are arriving faster than answers: bigger batches cost the broker fewer writes per
+   * byte), and halves when batches leave by linger well short of it (light load). Set: fixed.
+   */
   batchBytes?: number;
   /** Encoded, unacknowledged bytes held at most; send() waits beyond this. Default 32 MiB. */
   bufferBytesMax?: number;
@@ -141,6 +147,12 @@ const POOL_SLACK_BYTES = 16 * KiB;
 const SMALL_POOL_BUFFERS_MAX = 64;
 /** Idle pooled buffers kept at most (also bounded by bufferBytesMax). */
 const POOL_BUFFERS_MAX = 32;
+/** With the adaptive bound, buffers are sized for its maximum (1 MiB): fewer are kept idle. */
+const ADAPTIVE_POOL_BUFFERS_MAX = 8;
+/** The batch bound to start from (and the fixed one's default). */
+const BATCH_BYTES_DEFAULT = 64 * KiB;
+/** How far the adaptive batch bound may grow (ProducerOptions.batchBytes unset). */
+const BATCH_BYTES_ADAPTIVE_MAX = 1 * MiB;
 /** Frame bytes kept for the produce request's envelope (topic names, keys, markers). */
 const REQUEST_OVERHEAD_BYTES = 64 * KiB;
 
@@ -148,7 +160,10 @@ const REQUEST_OVERHEAD_BYTES = 64 * KiB;
 export class Producer {
   readonly connection: Connection;
   private readonly lingerMs: number;
-  private readonly batchBytes: number;
+  /** The batch bound now: fixed when the option is set, else adaptive between the two below. */
+  private batchBytes: number;
+  private readonly batchBytesMin: number;
+  private readonly batchBytesAdaptiveMax: number;
   private readonly bufferBytesMax: number;
   private readonly durability: Durability;
   private readonly deliveryTimeoutMs: number;
@@ -197,7 +212,9 @@ export class Producer {
 
   constructor(options: ProducerOptions = {}) {
     this.lingerMs = bounded(options.lingerMs ?? 5, 0, 60_000, "lingerMs");
-    this.batchBytes = bounded(options.batchBytes ?? 64 * KiB, 1, LIMITS.batchBytesMax, "batchBytes");
+    this.batchBytes = bounded(options.batchBytes ?? BATCH_BYTES_DEFAULT, 1, LIMITS.batchBytesMax, "batchBytes");
+    this.batchBytesMin = this.batchBytes;
+    this.batchBytesAdaptiveMax = options.batchBytes === undefined ? Math.min(BATCH_BYTES_ADAPTIVE_MAX, LIMITS.batchBytesMax) : this.batchBytes;
     this.bufferBytesMax = bounded(options.bufferBytesMax ?? 32 * MiB, 1, Number.MAX_SAFE_INTEGER, "bufferBytesMax");
     this.durability = options.durability ?? "written";
     if (!DURABILITIES.includes(this.durability)) {
@@ -210,8 +227,9 @@ export class Producer {
     this.maxInFlight = bounded(options.maxInFlight ?? IN_FLIGHT_MAX, 1, IN_FLIGHT_MAX, "maxInFlight");
     this.sticky = new StickyPartitioner(options.random);
     this.onCallbackError = options.onCallbackError ?? rethrowLater;
-    const poolBufferBytes = this.batchBytes + POOL_SLACK_BYTES + PRODUCE_HEADROOM_BYTES;
-    const buffersMax = Math.max(1, Math.min(POOL_BUFFERS_MAX, Math.floor(this.bufferBytesMax / poolBufferBytes)));
+    const poolBufferBytes = this.batchBytesAdaptiveMax + POOL_SLACK_BYTES + PRODUCE_HEADROOM_BYTES;
+    const idleMax = this.batchBytesAdaptiveMax > this.batchBytesMin ? ADAPTIVE_POOL_BUFFERS_MAX : POOL_BUFFERS_MAX;
+    const buffersMax = Math.max(1, Math.min(idleMax, Math.floor(this.bufferBytesMax / poolBufferBytes)));
     this.pool = new BufferPool(poolBufferBytes, buffersMax, this.batchStartBytes() + PRODUCE_HEADROOM_BYTES, SMALL_POOL_BUFFERS_MAX);
     this.idempotent = (options.idempotent ?? true) && this.durability !== "none";
     this.connection = new Connection(options);
@@ -374,8 +392,21 @@ export class Producer {
     this.bufferedBytes += added;
     // The broker takes at most recordsPerBatchMax records in a batch (CORRUPT_BATCH past it):
     // tiny records in a large batchBytes would pass it.
-    if (builder.byteLength >= this.batchBytes || builder.recordCount >= LIMITS.recordsPerBatchMax) this.seal(state);
+    if (builder.byteLength >= this.batchBytes || builder.recordCount >= LIMITS.recordsPerBatchMax) {
+      if (!this.hasRoom(state)) this.growBatchBytes();
+      this.seal(state);
+    }
     return true;
+  }
+
+  /** Adaptive batch bound (see ProducerOptions.batchBytes): a full batch found its window full. */
+  private growBatchBytes(): void {
+    if (this.batchBytes < this.batchBytesAdaptiveMax) this.batchBytes = Math.min(this.batchBytesAdaptiveMax, this.batchBytes * 2);
+  }
+
+  /** Adaptive batch bound: a batch left by linger at under a quarter of it. */
+  private shrinkBatchBytes(batchBytes: number): void {
+    if (this.batchBytes > this.batchBytesMin && batchBytes < this.batchBytes / 4) this.batchBytes = Math.max(this.batchBytesMin, Math.floor(this.batchBytes / 2));
   }
 
   /** The largest batch the broker takes (before `hello`, the protocol's default frame). */
@@ -421,8 +452,12 @@ export class Producer {
    * does, instead of becoming one more tiny batch in the queue. Answers seal it (`sealIfDue`).
    */
   private lingerEnded(batch: ProducerBatch): void {
-    if (this.hasRoom(batch.state)) this.seal(batch.state);
-    else batch.lingerOver = true;
+    if (this.hasRoom(batch.state)) {
+      this.shrinkBatchBytes(batch.builder?.byteLength ?? 0);
+      this.seal(batch.state);
+    } else {
+      batch.lingerOver = true;
+    }
   }
 
   private hasRoom(state: PartitionState): boolean {
