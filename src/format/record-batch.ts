@@ -141,7 +141,7 @@ export function readBatchHeader(bytes: Uint8Array, position = 0): BatchHeader {
     throw corrupt(`batch header needs ${BATCH_HEADER_BYTES} bytes, got ${bytes.length - position}`);
   }
   // Byte reads, not a DataView (and no helper closure): every appended batch passes here, and
-  // a view per batch was garbage the broker's collector paid for (bench/alloc.ts).
+  // a view per batch was garbage the broker's collector paid for (bench/alloc.bench.ts).
   return {
     baseOffset: int64At(bytes, position + FIELD.baseOffset),
     batchLength: int32At(bytes, position + FIELD.batchLength),

@@ -361,7 +361,7 @@ export class LogPartition implements Partition {
 
 /**
  * A read's slice: an object whose release() is a method, not a closure, so a fetch allocates
- * one object here rather than an object, a function and its scope (bench/alloc.ts).
+ * one object here rather than an object, a function and its scope (bench/alloc.bench.ts).
  */
 class SegmentSlice implements ReadSlice {
   private released = false;

@@ -118,7 +118,7 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
  * A handler's promised reply, observed and turned into an error reply on failure. Apart from
  * dispatch so that dispatch itself creates no closure: a function with inner closures gets a
  * scope object on every call, even when (the data path's usual case) the branch that builds
- * them is not taken (bench/alloc.ts).
+ * them is not taken (bench/alloc.bench.ts).
  */
 function answerLater(context: BrokerContext, reply: Promise<Reply>, requestId: number | null, requestOp: string, startedMs: number): Promise<Reply> {
   const answered =

@@ -1,12 +1,12 @@
 /**
- * The allocation benchmark (bench/alloc.ts) at a smoke size, so it never rots, and as a guard on
+ * The allocation benchmark (bench/alloc.bench.ts) at a smoke size, so it never rots, and as a guard on
  * what it measures: counts of heap objects, not timings, so they hold on a busy machine. The
  * bounds sit a little above what the data path allocates today (broker dispatch: about 15 objects
  * per produce and per fetch, down from 25 and 21), so a closure or view that creeps back into the
  * per-request path fails here with the types that grew.
  */
 import { expect, test } from "bun:test";
-import { measureAllocations } from "../../bench/alloc.ts";
+import { measureAllocations } from "../../bench/alloc.bench.ts";
 
 const BROKER_OBJECTS_PER_REQUEST_MAX = 20;
 

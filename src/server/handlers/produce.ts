@@ -93,7 +93,7 @@ function produceNow(context: BrokerContext, request: RequestOf<"produce">, id: n
   return answerWhenSynced(context, touched, appendedTo, results, id);
 }
 
-/** Apart from produceNow so that its closure is not a scope object on every written produce (bench/alloc.ts). */
+/** Apart from produceNow so that its closure is not a scope object on every written produce (bench/alloc.bench.ts). */
 function answerWhenSynced(context: BrokerContext, touched: Partition[], appendedTo: ReadonlyArray<Partition | null>, results: ProduceBatchResult[], id: number): Promise<Reply> {
   return syncAll(context, touched, appendedTo, results).then(() => ({ kind: "frame", frame: encodeProduceResponseFrame(id, results) }));
 }

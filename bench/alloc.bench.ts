@@ -10,7 +10,7 @@
  * trial is thrown away and taken again (N is small so that is rare). The counting itself costs a
  * fixed number of objects, measured with an empty run and subtracted.
  *
- *   bun bench/alloc.ts                      (full size, prints a table)
+ *   bun bench/alloc.bench.ts                      (full size, prints a table)
  *   measureAllocations({ requests: 200 })   (smoke size, test/bench/alloc-smoke.test.ts)
  */
 import { heapStats } from "bun:jsc";
