@@ -74,15 +74,19 @@ describe("MemoryBudget", () => {
     budget.close();
   });
 
-  test("ordinary traffic far under the budget never asks for a collection, however many bytes it releases", async () => {
-    let collections = 0;
-    const budget = new MemoryBudget(256 * MiB, () => void collections++);
-    for (let index = 0; index < 300; index++) {
+  test("ordinary traffic far under the budget only requests collections; pressure makes the next one forced", async () => {
+    const forcedFlags: boolean[] = [];
+    const budget = new MemoryBudget(256 * MiB, (forced) => void forcedFlags.push(forced));
+    for (let index = 0; index < 100; index++) {
       budget.charge(MiB); // an answer queued, then written
       budget.release(MiB);
     }
     await Bun.sleep(100);
-    expect(collections).toBe(0);
+    expect(forcedFlags).toEqual([false]);
+    budget.tryReserve(200 * MiB, 200 * MiB);
+    budget.release(200 * MiB);
+    await Bun.sleep(100);
+    expect(forcedFlags).toEqual([false, true]);
     budget.close();
   });
 
