@@ -246,9 +246,9 @@ export class Producer {
     return this.idempotent ? this.identity : null;
   }
 
-  /** Counters for diagnostics and tests: batches and requests sent, records acknowledged, retries. */
-  get metrics(): Readonly<{ batchesSent: number; requestsSent: number; recordsAcked: number; retries: number; bufferedBytes: number }> {
-    return { ...this.stats, bufferedBytes: this.bufferedBytes };
+  /** Counters for diagnostics and tests: batches and requests sent, records acknowledged, retries, the batch bound now. */
+  get metrics(): Readonly<{ batchesSent: number; requestsSent: number; recordsAcked: number; retries: number; bufferedBytes: number; batchBytes: number }> {
+    return { ...this.stats, bufferedBytes: this.bufferedBytes, batchBytes: this.batchBytes };
   }
 
   /**
@@ -374,7 +374,7 @@ export class Producer {
     let added = builder.append(message, timestampMs);
     if (builder.byteLength > this.batchBytes && builder.recordCount > 1) {
       builder.undoLast();
-      this.seal(state);
+      this.sealFull(state);
       if (!force) return false;
       batch = this.openBatch(state, sequence, createdMs);
       builder = batch.builder!;
@@ -392,16 +392,18 @@ export class Producer {
     this.bufferedBytes += added;
     // The broker takes at most recordsPerBatchMax records in a batch (CORRUPT_BATCH past it):
     // tiny records in a large batchBytes would pass it.
-    if (builder.byteLength >= this.batchBytes || builder.recordCount >= LIMITS.recordsPerBatchMax) {
-      if (!this.hasRoom(state)) this.growBatchBytes();
-      this.seal(state);
-    }
+    if (builder.byteLength >= this.batchBytes || builder.recordCount >= LIMITS.recordsPerBatchMax) this.sealFull(state);
     return true;
   }
 
-  /** Adaptive batch bound (see ProducerOptions.batchBytes): a full batch found its window full. */
-  private growBatchBytes(): void {
-    if (this.batchBytes < this.batchBytesAdaptiveMax) this.batchBytes = Math.min(this.batchBytesAdaptiveMax, this.batchBytes * 2);
+  /**
+   * Seals a batch that reached the bound. Adaptive bound (see ProducerOptions.batchBytes): when
+   * its partition's in-flight window is full, records are arriving faster than answers, so the
+   * bound doubles.
+   */
+  private sealFull(state: PartitionState): void {
+    if (this.batchBytes < this.batchBytesAdaptiveMax && !this.hasRoom(state)) this.batchBytes = Math.min(this.batchBytesAdaptiveMax, this.batchBytes * 2);
+    this.seal(state);
   }
 
   /** Adaptive batch bound: a batch left by linger at under a quarter of it. */
