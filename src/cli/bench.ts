@@ -45,7 +45,7 @@ options:
   --partitions N           partitions of the topic (default 1)
   --producers N            producer clients, one connection each (default 1)
   --consumers N            consumer clients; partitions are dealt round-robin (default 1)
-  --batch-bytes BYTES      producer batch bound (default: the client's, adaptive 64 KiB..1 MiB)
+  --batch-bytes BYTES      producer batch bound (default: the client's, adaptive 64..256 KiB)
   --linger-ms MS           producer linger (default 5; 0: next turn of the event loop)
   --max-in-flight N        producer batches in flight per partition, 1..5 (default 5)
   --durability LEVEL       none, written (default) or synced
