@@ -5,7 +5,8 @@
  * serves both ends of it:
  *
  *   client queue     due send time -> its produce request handed to the connection (producer
- *                    process, Bun.nanoseconds; ProducerBatch.writtenNs via Producer.settling)
+ *                    process, Bun.nanoseconds; ProducerBatch.writtenNs via Producer.settling;
+ *                    this row and the next sample 1 message in 16)
  *   produce ack      request handed to the connection -> acknowledgement settled (producer
  *                    process): wire both ways + broker + fsync when durability asks
  *   broker produce   request decoded -> answer ready, in the broker (its metrics registry, 1 in
