@@ -42,18 +42,23 @@ export interface ConsumerOutcome {
   completed: number;
   bytes: number;
   latency: HistogramSnapshot;
+  /** The consumer's stages of the latency split, by stage name (bench/latency-split.ts). */
+  stages: Record<string, HistogramSnapshot>;
 }
+
+const snapshotSchema = z.object({
+  buckets: z.array(z.tuple([z.number().int().min(0), z.number().min(0)])),
+  total: z.number().min(0),
+  sumNs: z.number(),
+  maxNs: z.number(),
+  minNs: z.number(),
+});
 
 const outcomeSchema = z.object({
   completed: z.number().int().min(0),
   bytes: z.number().min(0),
-  latency: z.object({
-    buckets: z.array(z.tuple([z.number().int().min(0), z.number().min(0)])),
-    total: z.number().min(0),
-    sumNs: z.number(),
-    maxNs: z.number(),
-    minNs: z.number(),
-  }),
+  latency: snapshotSchema,
+  stages: z.record(z.string(), snapshotSchema),
 });
 
 /** The parent's handle on the consumer process. */
@@ -162,7 +167,9 @@ export async function runConsumerProcess(): Promise<number> {
   })();
   await consumers;
   clearInterval(progress);
-  const outcome: ConsumerOutcome = { completed: meter.completed, bytes: meter.bytes, latency: meter.latency.toSnapshot() };
+  const stages: ConsumerOutcome["stages"] = {};
+  for (const [name, histogram] of meter.stages) stages[name] = histogram.toSnapshot();
+  const outcome: ConsumerOutcome = { completed: meter.completed, bytes: meter.bytes, latency: meter.latency.toSnapshot(), stages };
   process.stdout.write(`result ${JSON.stringify(outcome)}\n`);
   return 0;
 }

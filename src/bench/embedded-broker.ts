@@ -27,6 +27,8 @@ export interface EmbeddedBroker {
   readonly address: string;
   /** The Kafka listener's address from the start line (`runnel bench kafka`); null when it is off. */
   readonly kafkaAddress: string | null;
+  /** Its HTTP listener (/metrics), "host:port"; null when off. */
+  readonly httpAddress: string | null;
   readonly pid: number;
   readonly dataDir: string;
   usage(): ProcessUsage | null;
@@ -87,8 +89,9 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
   live.set(child, dataDir);
   let port: number;
   let kafkaAddress: string | null;
+  let httpAddress: string | null;
   try {
-    ({ port, kafkaAddress } = await readPort(child, startTimeoutMs));
+    ({ port, kafkaAddress, httpAddress } = await readPort(child, startTimeoutMs));
   } catch (error) {
     child.kill("SIGKILL");
     await child.exited;
@@ -100,6 +103,7 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
   return {
     address: `127.0.0.1:${port}`,
     kafkaAddress,
+    httpAddress,
     pid: child.pid,
     dataDir,
     usage: () => readProcessUsage(child.pid),
@@ -117,8 +121,8 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
   };
 }
 
-/** Reads JSON log lines until the start line gives the port; keeps draining stdout afterwards. */
-async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: number): Promise<{ port: number; kafkaAddress: string | null }> {
+/** Reads JSON log lines until the start line gives the port (and the Kafka and HTTP addresses); keeps draining stdout afterwards. */
+async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: number): Promise<{ port: number; kafkaAddress: string | null; httpAddress: string | null }> {
   const reader = child.stdout.getReader();
   const decoder = new TextDecoder();
   let pending = "";
@@ -138,11 +142,13 @@ async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: 
         const line = pending.slice(0, newline);
         pending = pending.slice(newline + 1);
         if (!line.includes("runnel listening")) continue;
-        const { port, kafka } = JSON.parse(line) as { port?: unknown; kafka?: unknown };
-        if (typeof port === "number") {
+        const started = JSON.parse(line) as { port?: unknown; kafka?: unknown; http?: unknown };
+        if (typeof started.port === "number") {
           void drain(reader);
           void new Response(child.stderr).text().catch(() => undefined);
-          return { port, kafkaAddress: typeof kafka === "string" && kafka !== "off" ? kafka : null };
+          const kafka = typeof started.kafka === "string" && started.kafka !== "off" ? started.kafka : null;
+          const http = typeof started.http === "string" && started.http !== "off" ? started.http : null;
+          return { port: started.port, kafkaAddress: kafka, httpAddress: http };
         }
       }
     }

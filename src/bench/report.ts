@@ -12,6 +12,7 @@
 import type { Ceiling } from "./ceiling.ts";
 import type { ProcessUsage } from "./embedded-broker.ts";
 import type { Percentile } from "./histogram.ts";
+import { formatSplit, type StageRow } from "./latency-split.ts";
 import type { TimelinePoint, WorkloadResult } from "./workloads.ts";
 
 export const PERCENTILES = [50, 90, 99, 99.9, 99.99] as const;
@@ -38,9 +39,12 @@ export interface ResultDocument {
   megabytesPerSecond: number;
   latencyMs: LatencySummary | null;
   latencyCurveMs: Array<{ percentile: number; valueMs: number }>;
+  /** e2e: where the milliseconds went, per stage (bench/latency-split.ts); empty otherwise. */
+  latencySplit: StageRow[];
   timeline: TimelinePoint[];
   ceiling: { name: string; megabytesPerSecond: number; ratio: number } | null;
-  broker: (ProcessUsage & { address: string }) | null;
+  /** measuredCpuSeconds: broker CPU during the measured phase only (not start-up, not a consume's preload). */
+  broker: (ProcessUsage & { address: string; measuredCpuSeconds?: number | null }) | null;
   failures: number;
   firstError: string | null;
   notes: string[];
@@ -65,6 +69,7 @@ export function toDocument(result: WorkloadResult, parameters: ResultDocument["p
         ? null
         : { count: latency.count, p50: ms(latency.valueAt(50)), p90: ms(latency.valueAt(90)), p99: ms(latency.valueAt(99)), p99_9: ms(latency.valueAt(99.9)), p99_99: ms(latency.valueAt(99.99)), max: ms(latency.max), mean: ms(latency.mean) },
     latencyCurveMs: latency.curve().map((point: Percentile) => ({ percentile: point.percentile, valueMs: ms(point.valueNs) })),
+    latencySplit: result.split ?? [],
     timeline: result.timeline,
     ceiling: ceiling === null ? null : { name: ceiling.name, megabytesPerSecond: ceiling.bytesPerSecond / MB, ratio: ceiling.bytesPerSecond > 0 ? bytesPerSecond / ceiling.bytesPerSecond : 0 },
     broker,
@@ -102,10 +107,16 @@ export function formatTable(document: ResultDocument, withNotes = true): string 
   }
   if (document.broker !== null) {
     rows.push(["broker CPU s", fmt(document.broker.cpuSeconds, 2)], ["broker peak RSS MB", fmt(document.broker.peakRssBytes / MB, 1)]);
+    const measured = document.broker.measuredCpuSeconds;
+    if (measured !== undefined && measured !== null && document.bytes > 0) {
+      rows.push(["broker CPU s measured", fmt(measured, 2)], ["broker CPU s per GB", fmt(measured / (document.bytes / 1e9), 2)]);
+    }
   }
   if (document.failures > 0) rows.push(["failures", `${fmt(document.failures)} (first: ${document.firstError ?? "?"})`]);
   const width = Math.max(...rows.map(([name]) => name.length));
   const lines = rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`);
+  const split = formatSplit(document.latencySplit ?? []);
+  if (split !== "") lines.push(split.trimEnd());
   if (withNotes) for (const note of document.notes) lines.push(`  note: ${note}`);
   return `${lines.join("\n")}\n`;
 }

@@ -23,8 +23,9 @@ import { Admin } from "../client/admin.ts";
 import { Consumer } from "../client/consumer.ts";
 import { type Durability, Producer, type SendCallback } from "../client/producer.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
-import { startConsumerProcess, stampClockNs } from "./e2e-consumer.ts";
+import { type ConsumerOutcome, startConsumerProcess, stampClockNs } from "./e2e-consumer.ts";
 import { LatencyHistogram } from "./histogram.ts";
+import { brokerRows, rowOfHistogram, scrapeMetrics, type StageRow } from "./latency-split.ts";
 import { rawFetchesInFlight, rawFetchLoop } from "./raw-fetch.ts";
 
 export type WorkloadName = "produce" | "consume" | "e2e";
@@ -39,7 +40,8 @@ export interface WorkloadOptions {
   partitions: number;
   producers: number;
   consumers: number;
-  batchBytes: number;
+  /** Producer batch bound; null: the client's default (adaptive, ProducerOptions.batchBytes). */
+  batchBytes: number | null;
   lingerMs: number;
   /** Producer batches in flight per partition (ProducerOptions.maxInFlight). */
   maxInFlight: number;
@@ -53,6 +55,8 @@ export interface WorkloadOptions {
   fetchBytes: number;
   /** Connect with TLS (raw consumers only, for bench/tls-fetch.ts); absent = plaintext. */
   tls?: ClientTls;
+  /** The broker's HTTP listener, for e2e's broker-side split rows (bench/latency-split.ts); absent: none. */
+  metricsAddress?: string | null;
 }
 
 export interface WorkloadResult {
@@ -67,6 +71,8 @@ export interface WorkloadResult {
   failures: number;
   firstError: string | null;
   notes: string[];
+  /** e2e: where the milliseconds went, stage by stage (bench/latency-split.ts); empty otherwise. */
+  split?: StageRow[];
 }
 
 export interface TimelinePoint {
@@ -94,6 +100,8 @@ export class Meter {
   firstError: string | null = null;
   readonly timeline: TimelinePoint[] = [];
   readonly latency = new LatencyHistogram();
+  /** e2e's per-stage histograms by stage name (bench/latency-split.ts), made on first use. */
+  readonly stages = new Map<string, LatencyHistogram>();
   private startNs = 0;
   private lastCompleted = 0;
   private lastNs = 0;
@@ -102,7 +110,11 @@ export class Meter {
   /** Called before each sample, to bring `completed` up to date from elsewhere (e2e's consumer process). */
   onSample: (() => void) | null = null;
 
+  /** Called as the measured phase starts (after any untimed preload): the bench reads the broker's CPU time here. */
+  onStart: (() => void) | null = null;
+
   start(): void {
+    this.onStart?.();
     this.startNs = this.lastNs = Bun.nanoseconds();
     this.timer = setInterval(() => {
       this.sample();
@@ -110,6 +122,15 @@ export class Meter {
       clearInterval(this.timer);
       this.timer = setInterval(() => this.sample(), TIMELINE_INTERVAL_MS);
     }, TIMELINE_FIRST_INTERVAL_MS);
+  }
+
+  stage(name: string): LatencyHistogram {
+    let histogram = this.stages.get(name);
+    if (histogram === undefined) {
+      histogram = new LatencyHistogram();
+      this.stages.set(name, histogram);
+    }
+    return histogram;
   }
 
   get elapsedSeconds(): number {
@@ -184,7 +205,7 @@ function newProducer(options: WorkloadOptions, index: number): Producer {
     broker: options.broker,
     clientId: `runnel-bench-producer-${index}`,
     durability: options.durability,
-    batchBytes: options.batchBytes,
+    ...(options.batchBytes === null ? {} : { batchBytes: options.batchBytes }),
     lingerMs: options.lingerMs,
     maxInFlight: options.maxInFlight,
   });
@@ -244,6 +265,17 @@ function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, 
     meter.completed += 1;
     latency.record(Bun.nanoseconds() - dueNs);
   };
+  // e2e: the producer's part of the split (bench/latency-split.ts), from the batch being settled.
+  const queueStage = meter.stage(STAGE_CLIENT_QUEUE);
+  const ackStage = meter.stage(STAGE_PRODUCE_ACK);
+  const onSplitAck = (dueNs: number): SendCallback => (error) => {
+    if (error !== null) return meter.fail(error);
+    meter.completed += 1;
+    const { writtenNs, settledNs } = producer.settling;
+    if (writtenNs === 0) return;
+    queueStage.record(writtenNs - dueNs);
+    ackStage.record(settledNs - writtenNs);
+  };
   const unstamped = { value };
   const intervalNs = ratePerProducer === null ? 0 : 1e9 / ratePerProducer;
   let dueNs = Bun.nanoseconds();
@@ -259,7 +291,11 @@ function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, 
       }
       // e2e: the consumer records latency; the producer only counts acknowledgements.
       const timed = stamp === null && (ratePerProducer !== null || (sent & (LATENCY_SAMPLE_EVERY - 1)) === 0);
-      producer.sendWithCallback(topic, message, timed ? onTimedAck(dueNs) : onAck);
+      // The split's producer stages are sampled like a saturation run's latency (1 in 16): a
+      // closure per message would be garbage the producer process pauses for, in the tail it measures.
+      const split = stamp !== null && options.durability !== "none" && (sent & (LATENCY_SAMPLE_EVERY - 1)) === 0;
+      const callback = split ? onSplitAck(dueNs) : timed ? onTimedAck(dueNs) : onAck;
+      producer.sendWithCallback(topic, message, callback);
       sent += 1;
       count += 1;
       dueNs += intervalNs;
@@ -315,9 +351,15 @@ export async function runProduce(options: WorkloadOptions, meter: Meter): Promis
   }
 }
 
-function result(workload: WorkloadName, options: WorkloadOptions, meter: Meter, messages: number, seconds: number, notes: string[]): WorkloadResult {
-  return { workload, messages, bytes: meter.bytes > 0 ? meter.bytes : messages * options.sizeBytes, seconds, latency: meter.latency, timeline: meter.timeline, failures: meter.failures, firstError: meter.firstError, notes };
+function result(workload: WorkloadName, options: WorkloadOptions, meter: Meter, messages: number, seconds: number, notes: string[], split: StageRow[] = []): WorkloadResult {
+  return { workload, messages, bytes: meter.bytes > 0 ? meter.bytes : messages * options.sizeBytes, seconds, latency: meter.latency, timeline: meter.timeline, failures: meter.failures, firstError: meter.firstError, notes, split };
 }
+
+/** Stage names of the e2e split (bench/latency-split.ts). */
+export const STAGE_CLIENT_QUEUE = "client queue";
+export const STAGE_PRODUCE_ACK = "produce ack";
+export const STAGE_TO_FETCH_ANSWER = "to fetch answer";
+export const STAGE_CONSUMER = "consumer";
 
 /** Partitions consumer `index` of `count` reads: every count-th one. */
 export function partitionsOf(index: number, count: number, partitions: number): number[] {
@@ -394,6 +436,8 @@ export async function consumeLoop(options: WorkloadOptions, partitions: number[]
   const consumer = new Consumer({ broker: options.broker, clientId: "runnel-bench-consumer", partitionMaxBytes: options.fetchBytes, maxWaitMs: 100, reuseFetchBuffers: true });
   consumer.assign(partitions.map((partition) => ({ topic: options.topic, partition, from: { offset: starts?.[partition] ?? 0 } })));
   group.add(consumer);
+  const toAnswer = meter.stage(STAGE_TO_FETCH_ANSWER);
+  const held = meter.stage(STAGE_CONSUMER);
   try {
     while (!group.check()) {
       // nextBatch: every fetched message at once, no promise per message (Consumer docs).
@@ -403,9 +447,16 @@ export async function consumeLoop(options: WorkloadOptions, partitions: number[]
       for (const message of batch) meter.bytes += message.value?.length ?? 0;
       if (starts === null) continue;
       const seenNs = clockNs(); // the whole batch reaches the application at once
+      // The split: how long the batch sat in the consumer since its fetch answer arrived.
+      const heldNs = consumer.fetchAnsweredNs === 0 ? 0 : Bun.nanoseconds() - consumer.fetchAnsweredNs;
+      const answeredNs = seenNs - heldNs;
       for (const message of batch) {
         const value = message.value;
-        if (value !== null && value.length >= 8) meter.latency.record(seenNs - readStamp(value));
+        if (value === null || value.length < 8) continue;
+        const stampNs = readStamp(value);
+        meter.latency.record(seenNs - stampNs);
+        toAnswer.record(answeredNs - stampNs);
+        held.record(heldNs);
       }
     }
   } finally {
@@ -453,6 +504,7 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
   const stamp: Stamp = (bytes, dueNs) => writeStamp(bytes, dueNs + shiftNs);
   try {
     await Promise.all(producers.map((producer) => producer.connection.connect()));
+    const metricsBefore = await scrapeMetrics(options.metricsAddress ?? null);
     meter.onSample = () => (meter.completed = consumers.completed);
     meter.start();
     const ratePerProducer = options.rate === null ? null : options.rate / options.producers;
@@ -468,6 +520,7 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
     meter.bytes = outcome.bytes;
     meter.latency.addSnapshot(outcome.latency);
     const seconds = meter.stop();
+    const split = await splitRows(options, sendMeter, outcome.stages, metricsBefore, meter.latency);
     const notes = [
       `latency: due send time -> the consumer seeing the message${options.rate === null ? " (no --rate: a saturation run, latency includes queueing)" : ""}`,
       "consumers run in a child process (as deployed: producer and consumer do not share a JS thread); stamps use the shared epoch clock",
@@ -475,7 +528,7 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
     if (meter.completed < expected) notes.push(`only ${meter.completed} of ${expected} messages arrived within ${E2E_TAIL_TIMEOUT_MS / 1000} s of the last send`);
     meter.failures += sendMeter.failures + Math.max(0, expected - meter.completed);
     meter.firstError ??= sendMeter.firstError ?? (meter.completed < expected ? "messages did not arrive" : null);
-    return result("e2e", options, meter, meter.completed, seconds, notes);
+    return result("e2e", options, meter, meter.completed, seconds, notes, split);
   } finally {
     consumers.kill();
     await Promise.all(producers.map((producer) => producer.close().catch(() => undefined)));
@@ -483,6 +536,29 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
 }
 
 const E2E_TAIL_TIMEOUT_MS = 30_000;
+
+/** The e2e split's rows in data-flow order: producer stages, broker stages, consumer stages, total. */
+async function splitRows(options: WorkloadOptions, sendMeter: Meter, consumerStages: ConsumerOutcome["stages"], metricsBefore: string | null, total: LatencyHistogram): Promise<StageRow[]> {
+  const rows: StageRow[] = [];
+  const own = (name: string, source: string, histogram: LatencyHistogram | undefined): void => {
+    if (histogram !== undefined && histogram.count > 0) rows.push(rowOfHistogram(name, source, histogram));
+  };
+  own(STAGE_CLIENT_QUEUE, "producer: due -> request handed to the connection", sendMeter.stages.get(STAGE_CLIENT_QUEUE));
+  own(STAGE_PRODUCE_ACK, "producer: request handed over -> ack (wire + broker)", sendMeter.stages.get(STAGE_PRODUCE_ACK));
+  rows.push(...brokerRows(metricsBefore, await scrapeMetrics(options.metricsAddress ?? null)));
+  for (const [name, source] of [
+    [STAGE_TO_FETCH_ANSWER, "consumer process: due -> fetch answer arrived (epoch clock)"],
+    [STAGE_CONSUMER, "consumer: fetch answer arrived -> nextBatch() handed it out"],
+  ] as const) {
+    const snapshot = consumerStages[name];
+    if (snapshot === undefined) continue;
+    const histogram = new LatencyHistogram();
+    histogram.addSnapshot(snapshot);
+    own(name, source, histogram);
+  }
+  own("total", "due -> the consumer sees it (the table above)", total);
+  return rows;
+}
 
 async function latestOffsets(options: WorkloadOptions): Promise<number[]> {
   const admin = new Admin({ broker: options.broker, clientId: "runnel-bench" });

@@ -16,7 +16,7 @@ import type { Durability } from "../client/producer.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
 import { type Ceiling, measureCeiling, serveFile, type SendMode } from "../bench/ceiling.ts";
 import { runConsumerProcess } from "../bench/e2e-consumer.ts";
-import { type EmbeddedBroker, startEmbeddedBroker, stopEmbeddedBrokers } from "../bench/embedded-broker.ts";
+import { type EmbeddedBroker, type ProcessUsage, startEmbeddedBroker, stopEmbeddedBrokers } from "../bench/embedded-broker.ts";
 import { formatKafkaRows, type KafkaBenchRow, runKafkaBench } from "../bench/kafka-workloads.ts";
 import { formatCeiling, formatTable, renderHtml, type ResultDocument, toDocument } from "../bench/report.ts";
 import { deleteTopic, ensureTopic, Meter, runConsume, runEndToEnd, runProduce, type WorkloadName, type WorkloadOptions, type WorkloadResult } from "../bench/workloads.ts";
@@ -49,7 +49,7 @@ options:
   --partitions N           partitions of the topic (default 1)
   --producers N            producer clients, one connection each (default 1)
   --consumers N            consumer clients; partitions are dealt round-robin (default 1)
-  --batch-bytes BYTES      producer batch bound (default 65536)
+  --batch-bytes BYTES      producer batch bound (default: the client's, adaptive 64..256 KiB)
   --linger-ms MS           producer linger (default 5; 0: next turn of the event loop)
   --max-in-flight N        producer batches in flight per partition, 1..5 (default 5)
   --durability LEVEL       none, written (default) or synced
@@ -155,7 +155,7 @@ function readOptions(workload: WorkloadName, flags: Flags, broker: string): Work
     partitions: intFlag(flags.partitions, "partitions", 1, 1, 10_000),
     producers: intFlag(flags.producers, "producers", 1, 1, 1_000),
     consumers: intFlag(flags.consumers, "consumers", 1, 1, 1_000),
-    batchBytes: intFlag(flags["batch-bytes"], "batch-bytes", 64 * KiB, 1, 64 * MiB),
+    batchBytes: flags["batch-bytes"] === undefined ? null : intFlag(flags["batch-bytes"], "batch-bytes", 64 * KiB, 1, 64 * MiB),
     lingerMs: intFlag(flags["linger-ms"], "linger-ms", 5, 0, 60_000),
     maxInFlight: intFlag(flags["max-in-flight"], "max-in-flight", 5, 1, 5),
     durability: choiceFlag(flags.durability, "durability", ["none", "written", "synced"] as Durability[], "written"),
@@ -175,13 +175,15 @@ async function runWorkload(workload: WorkloadName, flags: Flags): Promise<number
       stopOnSignal();
       embedded = await startEmbeddedBroker();
     }
-    const options = readOptions(workload, flags, embedded?.address ?? flags.broker ?? DEFAULT_BROKER);
+    const options = { ...readOptions(workload, flags, embedded?.address ?? flags.broker ?? DEFAULT_BROKER), metricsAddress: embedded?.httpAddress ?? null };
     const created = await ensureTopic(options.broker, options.topic, options.partitions);
-    const result = await measure(workload, options);
+    let startUsage: ProcessUsage | null = null;
+    const result = await measure(workload, options, () => (startUsage = embedded?.usage() ?? null));
     const usage = embedded === null ? null : await embedded.stop();
     if (created && embedded === null && flags.topic === undefined) await deleteTopic(options.broker, options.topic).catch(() => undefined);
     const ceiling = flags["no-ceiling"] ? null : await ceilingFor(options, result);
-    document = toDocument(result, parametersOf(workload, options, flags), ceiling, usage === null || embedded === null ? null : { ...usage, address: embedded.address });
+    const measuredCpuSeconds = usage === null || startUsage === null ? null : usage.cpuSeconds - (startUsage as ProcessUsage).cpuSeconds;
+    document = toDocument(result, parametersOf(workload, options, flags), ceiling, usage === null || embedded === null ? null : { ...usage, address: embedded.address, measuredCpuSeconds });
   } finally {
     await embedded?.stop();
   }
@@ -199,8 +201,9 @@ function stopOnSignal(): void {
   process.once("SIGTERM", stop);
 }
 
-async function measure(workload: WorkloadName, options: WorkloadOptions): Promise<WorkloadResult> {
+async function measure(workload: WorkloadName, options: WorkloadOptions, onStart: () => void): Promise<WorkloadResult> {
   const meter = new Meter();
+  meter.onStart = onStart;
   if (process.stderr.isTTY) meter.onTick = drawProgress(workload, options);
   try {
     if (workload === "produce") return await runProduce(options, meter);
@@ -225,7 +228,7 @@ function drawProgress(workload: WorkloadName, options: WorkloadOptions): (meter:
 
 async function ceilingFor(options: WorkloadOptions, result: WorkloadResult): Promise<{ name: string; bytesPerSecond: number }> {
   const fileBytes = Math.min(512 * MiB, Math.max(64 * MiB, Math.ceil(result.bytes / MiB) * MiB));
-  const ceiling = await measureCeiling({ fileBytes, chunkBytes: Math.max(options.batchBytes, 4 * KiB), rounds: 2 });
+  const ceiling = await measureCeiling({ fileBytes, chunkBytes: Math.max(options.batchBytes ?? 64 * KiB, 4 * KiB), rounds: 2 });
   if (result.workload === "consume") return { name: "loopback sendfile", bytesPerSecond: ceiling.tcpSendfileBytesPerSecond };
   if (result.workload === "produce" && options.durability === "synced") return { name: "pwrite + fdatasync per MiB", bytesPerSecond: ceiling.pwriteSyncedBytesPerSecond };
   const tcpBound = ceiling.tcpSendfileBytesPerSecond <= ceiling.pwriteBytesPerSecond;

@@ -151,6 +151,11 @@ export class Connection {
    */
   requestWithCallback(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number = this.requestTimeoutMs): void {
     if (this.link !== null && this.link.usable) return this.link.request(op, encode, timeoutMs, done);
+    this.requestOnceOpen(op, encode, done, timeoutMs);
+  }
+
+  /** The connecting path of requestWithCallback, apart so the usual path creates no closure scope per request. */
+  private requestOnceOpen(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number): void {
     this.open().then(
       (link) => link.request(op, encode, timeoutMs, done),
       (error: unknown) => done(toRunnelError(error), null),

@@ -270,6 +270,12 @@ export class Consumer implements AsyncIterable<Message> {
    * the work (Kafka's poll()). The batch counts as processed at the next call of nextBatch(),
    * next() or commit(). Returns an empty array once closed.
    */
+  /**
+   * Bun.nanoseconds() when the last fetch answer arrived (0: none yet): with nextBatch(), how
+   * long messages waited in the consumer before the application got them (the bench's split).
+   */
+  fetchAnsweredNs = 0;
+
   async nextBatch(): Promise<Message[]> {
     if (this.group !== null) return this.group.nextBatch();
     this.markProcessed();
@@ -491,6 +497,7 @@ export class Consumer implements AsyncIterable<Message> {
     this.rotation = (this.rotation + 1) % this.cursors.length;
     return this.data.request("fetch", this.fetchFields, this.maxWaitMs + this.data.requestTimeoutMs).then(
       (response) => {
+        this.fetchAnsweredNs = Bun.nanoseconds();
         outcome.response = response;
         return outcome;
       },

@@ -34,6 +34,8 @@ export class ProducerBatch {
   attempts = 0;
   /** Whether a request carrying it was ever handed to a connection (else its records certainly were not stored). */
   written = false;
+  /** Bun.nanoseconds() when a request carrying it was last handed to the connection (0: never). */
+  writtenNs = 0;
   /** The last error a request carrying it failed with (reported when it expires). */
   lastError: RunnelError | null = null;
   recordCount = 0;

@@ -27,6 +27,7 @@ interface JsonResult {
   broker: { cpuSeconds: number; peakRssBytes: number } | null;
   timeline: Array<{ seconds: number; messagesPerSecond: number }>;
   failures: number;
+  latencySplit: Array<{ name: string; count: number; upperBounds: boolean }>;
 }
 
 test("bench e2e --embedded at a fixed rate reports every message's latency and writes JSON and HTML", async () => {
@@ -45,6 +46,13 @@ test("bench e2e --embedded at a fixed rate reports every message's latency and w
   expect(result.ceiling!.megabytesPerSecond).toBeGreaterThan(0);
   expect(result.broker!.peakRssBytes).toBeGreaterThan(0);
   expect(result.timeline.length).toBeGreaterThan(0);
+  // The split: every message's producer and consumer stages, and the broker's own rows.
+  expect(run.stdout).toContain("stage (ms)");
+  const stages = new Map(result.latencySplit.map((row) => [row.name, row]));
+  for (const name of ["to fetch answer", "consumer", "total"]) expect(stages.get(name)?.count).toBe(3000);
+  // The producer's stages sample 1 message in 16.
+  for (const name of ["client queue", "produce ack"]) expect(stages.get(name)?.count).toBe(Math.ceil(3000 / 16));
+  expect(stages.get("broker produce")?.upperBounds).toBe(true);
   const page = fs.readFileSync(html, "utf8");
   expect(page).toStartWith("<!doctype html>");
   expect(page.match(/<svg /g)?.length).toBe(2);

@@ -1,5 +1,6 @@
 /**
- * The single executable: `bun build --compile src/main.ts` (as `npm run build` does), then the
+ * The single executable: `bun build --compile --bytecode --format=esm src/main.ts` (as `npm run
+ * build` does: bytecode halves start-up, docs/architecture.md "Round two"), then the
  * CI smoke test with nothing but the binary: serve on a free port with a temp data dir, create
  * a topic, produce 10,000 lines, consume them back, compare, stop with SIGTERM, exit 0. The
  * binary runs from an empty directory with a PATH that has no bun and no node_modules.
@@ -17,7 +18,7 @@ const BARE_ENV = { PATH: "/usr/bin:/bin", HOME: "/nonexistent" };
 beforeAll(async () => {
   workDir = tempDir("runnel-binary-");
   binary = path.join(workDir, "runnel");
-  const build = Bun.spawn([process.execPath, "build", "--compile", path.join(ROOT, "src/main.ts"), "--outfile", binary], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const build = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--format=esm", path.join(ROOT, "src/main.ts"), "--outfile", binary], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   const [stderr, code] = await Promise.all([new Response(build.stderr).text(), build.exited]);
   if (code !== 0) throw new Error(`bun build --compile failed (${code}):\n${stderr}`);
 }, 60_000);

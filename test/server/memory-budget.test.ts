@@ -74,6 +74,22 @@ describe("MemoryBudget", () => {
     budget.close();
   });
 
+  test("ordinary traffic far under the budget only requests collections; pressure makes the next one forced", async () => {
+    const forcedFlags: boolean[] = [];
+    const budget = new MemoryBudget(256 * MiB, (forced) => void forcedFlags.push(forced));
+    for (let index = 0; index < 100; index++) {
+      budget.charge(MiB); // an answer queued, then written
+      budget.release(MiB);
+    }
+    await Bun.sleep(100);
+    expect(forcedFlags).toEqual([false]);
+    budget.tryReserve(200 * MiB, 200 * MiB);
+    budget.release(200 * MiB);
+    await Bun.sleep(100);
+    expect(forcedFlags).toEqual([false, true]);
+    budget.close();
+  });
+
   test("bytes received while the budget is at least half used ask for a collection; under half they do not", async () => {
     let collections = 0;
     const budget = new MemoryBudget(256 * MiB, () => void collections++);
