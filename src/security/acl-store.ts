@@ -4,9 +4,7 @@
  * operation × allow/deny, kept durably in `<dataDir>/acls.json` and held in memory for the
  * authorizer (security/authorizer.ts), which alone interprets them.
  *
- * Model, as Kafka's: a principal is `User:<name>` or `*` (everyone, the anonymous too); a
- * resource is a topic or a group — named literally (`*` literally meaning every one) or by a
- * prefix — or the cluster; an operation is read, write, create, delete, describe, alter, or all.
+ * The model (principal, resource, operation, permission) is security/acl.ts.
  *
  * Durability: every change rewrites the whole file — a temp file written and fsync'd, renamed
  * over the old one, the directory fsync'd — before the change is answered, so a kill -9 at any
@@ -21,95 +19,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import { RunnelError } from "../errors.ts";
-import { LIMITS } from "../limits.ts";
+import { ACL_LIMITS, type AclEntry, aclEntrySchema, type AclFilter, matchesFilter, normalizeEntry, sameEntry } from "./acl.ts";
 
 export const ACL_FILE_NAME = "acls.json";
 const ACL_FILE_VERSION = 1;
-
-export const ACL_LIMITS = {
-  /** Entries in the whole list. */
-  entriesMax: 10_000,
-  /** `User:` plus a user name. */
-  principalLengthMax: 256,
-  /** A topic name or prefix, a group id or prefix. */
-  resourceNameLengthMax: LIMITS.shortStringLengthMax,
-  /** Entries one createAcls or deleteAcls request may name. */
-  entriesPerRequestMax: 1_000,
-} as const;
-
-export const ACL_OPERATIONS = ["read", "write", "create", "delete", "describe", "alter", "all"] as const;
-export type AclOperation = (typeof ACL_OPERATIONS)[number];
-export const RESOURCE_TYPES = ["topic", "group", "cluster"] as const;
-export type ResourceType = (typeof RESOURCE_TYPES)[number];
-export const PATTERN_TYPES = ["literal", "prefixed"] as const;
-export type PatternType = (typeof PATTERN_TYPES)[number];
-export const PERMISSIONS = ["allow", "deny"] as const;
-export type Permission = (typeof PERMISSIONS)[number];
-
-/** The name every cluster entry carries: there is one cluster. */
-export const CLUSTER_RESOURCE_NAME = "cluster";
-
-const principalSchema = z
-  .string()
-  .max(ACL_LIMITS.principalLengthMax)
-  .refine((value) => value === "*" || /^User:[^\s,]{1,250}$/.test(value), "a principal is `User:<name>` (no spaces or commas) or `*`");
-
-export const aclEntrySchema = z
-  .object({
-    principal: principalSchema,
-    resourceType: z.enum(RESOURCE_TYPES),
-    resourceName: z.string().min(1).max(ACL_LIMITS.resourceNameLengthMax),
-    patternType: z.enum(PATTERN_TYPES).default("literal"),
-    operation: z.enum(ACL_OPERATIONS),
-    permission: z.enum(PERMISSIONS).default("allow"),
-  })
-  .strict();
-
-export type AclEntry = z.infer<typeof aclEntrySchema>;
-
-/** A filter for describe and delete: every field left out matches any value. */
-export const aclFilterSchema = z
-  .object({
-    principal: z.string().max(ACL_LIMITS.principalLengthMax).optional(),
-    resourceType: z.enum(RESOURCE_TYPES).optional(),
-    resourceName: z.string().max(ACL_LIMITS.resourceNameLengthMax).optional(),
-    patternType: z.enum(PATTERN_TYPES).optional(),
-    operation: z.enum(ACL_OPERATIONS).optional(),
-    permission: z.enum(PERMISSIONS).optional(),
-  })
-  .strict();
-
-export type AclFilter = z.infer<typeof aclFilterSchema>;
-
 const fileSchema = z.object({ version: z.literal(ACL_FILE_VERSION), acls: z.array(aclEntrySchema).max(ACL_LIMITS.entriesMax) }).strict();
 
-/** An entry as stored: cluster entries always name the cluster, so one rule reads them all. */
-export function normalizeEntry(entry: AclEntry): AclEntry {
-  if (entry.resourceType !== "cluster") return entry;
-  return { ...entry, resourceName: CLUSTER_RESOURCE_NAME, patternType: "literal" };
-}
-
-function sameEntry(left: AclEntry, right: AclEntry): boolean {
-  return (
-    left.principal === right.principal &&
-    left.resourceType === right.resourceType &&
-    left.resourceName === right.resourceName &&
-    left.patternType === right.patternType &&
-    left.operation === right.operation &&
-    left.permission === right.permission
-  );
-}
-
-export function matchesFilter(entry: AclEntry, filter: AclFilter): boolean {
-  return (
-    (filter.principal === undefined || filter.principal === entry.principal) &&
-    (filter.resourceType === undefined || filter.resourceType === entry.resourceType) &&
-    (filter.resourceName === undefined || filter.resourceName === entry.resourceName) &&
-    (filter.patternType === undefined || filter.patternType === entry.patternType) &&
-    (filter.operation === undefined || filter.operation === entry.operation) &&
-    (filter.permission === undefined || filter.permission === entry.permission)
-  );
-}
 
 export class AclStore {
   private entries: AclEntry[];

@@ -14,7 +14,8 @@
  */
 import type { Config } from "../config.ts";
 import { RunnelError } from "../errors.ts";
-import { type AclEntry, type AclOperation, type AclStore, CLUSTER_RESOURCE_NAME, type ResourceType } from "./acl-store.ts";
+import { type AclEntry, type AclOperation, CLUSTER_RESOURCE_NAME, type ResourceType } from "./acl.ts";
+import type { AclStore } from "./acl-store.ts";
 import type { Principal, Session } from "./session.ts";
 import { isSuperUser } from "./super-users.ts";
 

@@ -39,6 +39,7 @@ import { PartitionNotifier } from "../broker/partition-notifier.ts";
 import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
 import { AclStore } from "../security/acl-store.ts";
+import { adoptClientCertificate } from "../security/certificate-principal.ts";
 
 type SocketData = { connection: Connection | null };
 
@@ -259,6 +260,9 @@ class RunningBroker implements Broker {
         handshake: (socket, authorized, error) => {
           // Bun closes a socket whose client certificate failed verification; say why first.
           if (!authorized && tls?.requestCert === true) this.logger.info({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: error?.message }, "TLS client refused: no valid client certificate");
+          // A verified client certificate names the connection's principal (mutual TLS).
+          const connection = socket.data?.connection;
+          if (tls?.requestCert === true && connection) adoptClientCertificate(connection.session, socket, authorized);
         },
       },
     });
