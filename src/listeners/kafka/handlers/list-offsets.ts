@@ -7,9 +7,12 @@
  *
  * Differs from Kafka: a timestamp lookup answers with a batch's base offset (the consumer skips
  * the older records in it) and timestamp -1, not the exact record's offset and timestamp.
+ * Authorization (authorizer acl): describe on each topic, as Kafka; TOPIC_AUTHORIZATION_FAILED (29)
+ * on its partitions otherwise.
  */
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
+import { deniedTopics } from "../../../server/access.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 
@@ -21,12 +24,16 @@ interface ListTopic {
   partitions: Array<{ partitionIndex: number; timestamp: number }>;
 }
 
-export function handleListOffsets(context: KafkaContext, request: KafkaStruct, _version: number): KafkaStruct {
-  const topics = fieldAs<ListTopic[]>(request.topics).map((topic) => ({
+export function handleListOffsets(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): KafkaStruct {
+  const asked = fieldAs<ListTopic[]>(request.topics);
+  const denied = deniedTopics(context.broker, info.session, "describe", asked.map((topic) => ({ topic: topic.name })));
+  const topics = asked.map((topic) => ({
     name: topic.name,
     partitions: topic.partitions.map(({ partitionIndex, timestamp }) => {
       const answer = { partitionIndex, errorCode: 0, timestamp: -1, offset: -1, leaderEpoch: 0 };
       try {
+        const refusal = denied?.get(topic.name);
+        if (refusal !== undefined) throw refusal;
         const partition = findPartition(context.broker, topic.name, partitionIndex);
         if (timestamp === LATEST) return { ...answer, offset: partition.nextOffset };
         if (timestamp === EARLIEST) return { ...answer, offset: partition.logStartOffset };
