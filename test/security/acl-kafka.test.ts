@@ -85,3 +85,105 @@ describe.skipIf(KCAT === null)("the Kafka listener with authorizer acl, with kca
     expect((JSON.parse(all.stdout) as { topics: Array<{ topic: string }> }).topics.map((topic) => topic.topic).sort()).toEqual(["logs-app", "logs-secret", "payroll"]);
   }, 60_000);
 });
+
+/** The part of kafkajs's API this test uses, declared here so the type check passes without the package. */
+interface KafkajsClient {
+  consumer(config: { groupId: string; sessionTimeout: number; heartbeatInterval: number; maxWaitTimeInMs: number; retry?: { retries: number } }): {
+    connect(): Promise<void>;
+    disconnect(): Promise<void>;
+    subscribe(subscription: { topic: string; fromBeginning: boolean }): Promise<void>;
+    run(config: { autoCommit: boolean; eachMessage(payload: { topic: string; partition: number; message: { offset: string; value: Buffer | null } }): Promise<void> }): Promise<void>;
+    commitOffsets(offsets: Array<{ topic: string; partition: number; offset: string }>): Promise<void>;
+    on(event: string, listener: (event: { payload: { error?: { type?: string } } }) => void): void;
+  };
+  admin(): {
+    connect(): Promise<void>;
+    disconnect(): Promise<void>;
+    createTopics(options: { topics: Array<{ topic: string; numPartitions: number }> }): Promise<boolean>;
+    deleteTopics(options: { topics: string[] }): Promise<void>;
+  };
+}
+interface KafkajsModule {
+  logLevel: { NOTHING: number };
+  Kafka: new (config: { clientId: string; brokers: string[]; logLevel: number; retry: { retries: number }; ssl: { ca: string[]; cert: string; key: string; servername: string } }) => KafkajsClient;
+}
+
+const KAFKAJS = "kafkajs";
+let kafkajs: KafkajsModule | null = null;
+try {
+  // A name in a variable: the type check does not need the package installed.
+  kafkajs = (await import(KAFKAJS)) as KafkajsModule;
+} catch {
+  if (process.env.CI === "true") throw new Error("kafkajs is required in CI (npm install)");
+  console.warn("skipping the kafkajs ACL tests: the kafkajs package is not installed (npm install)");
+}
+
+function kafkaAs(user: string): KafkajsClient {
+  const certificate = certificates.get(user)!;
+  const module = kafkajs!;
+  return new module.Kafka({
+    clientId: `acl-${user}`,
+    brokers: [`127.0.0.1:${broker.broker.kafkaPort}`],
+    logLevel: module.logLevel.NOTHING,
+    retry: { retries: 0 },
+    ssl: { ca: [pem(pki.caCert)], cert: pem(certificate.cert), key: pem(certificate.key), servername: "localhost" },
+  });
+}
+
+async function errorType(call: Promise<unknown>): Promise<string> {
+  try {
+    await call;
+    return "none";
+  } catch (error) {
+    const failure = error as { type?: string; cause?: { type?: string }; errors?: Array<{ type?: string }> };
+    return failure.type ?? failure.cause?.type ?? failure.errors?.[0]?.type ?? String(error);
+  }
+}
+
+describe.skipIf(kafkajs === null)("the Kafka listener with authorizer acl, with kafkajs", () => {
+  test("topic create and delete need their operation: bob may under tmp-, alice may not at all", async () => {
+    const bob = kafkaAs("bob").admin();
+    await bob.connect();
+    expect(await bob.createTopics({ topics: [{ topic: "tmp-kafka", numPartitions: 1 }] })).toBe(true);
+    expect(await errorType(bob.createTopics({ topics: [{ topic: "scratch", numPartitions: 1 }] }))).toBe("TOPIC_AUTHORIZATION_FAILED");
+    expect(await errorType(bob.deleteTopics({ topics: ["tmp-kafka"] }))).toBe("none");
+    await bob.disconnect();
+    const alice = kafkaAs("alice").admin();
+    await alice.connect();
+    expect(await errorType(alice.deleteTopics({ topics: ["logs-app"] }))).toBe("TOPIC_AUTHORIZATION_FAILED");
+    await alice.disconnect();
+  }, 60_000);
+
+  test("a consumer joins the group readers, reads and commits; the group writers is refused with GROUP_AUTHORIZATION_FAILED", async () => {
+    const consumer = kafkaAs("alice").consumer({ groupId: "readers", sessionTimeout: 10_000, heartbeatInterval: 500, maxWaitTimeInMs: 200 });
+    await consumer.connect();
+    await consumer.subscribe({ topic: "logs-app", fromBeginning: true });
+    const values: string[] = [];
+    const done = Promise.withResolvers<void>();
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ topic, partition, message }) => {
+        values.push(message.value?.toString() ?? "");
+        await consumer.commitOffsets([{ topic, partition, offset: String(Number(message.offset) + 1) }]);
+        if (values.length === 2) done.resolve();
+      },
+    });
+    await done.promise;
+    await consumer.disconnect();
+    expect(values).toEqual(["one", "two"]);
+    const certificate = certificates.get("admin")!;
+    const admin = new Connection({ broker: `127.0.0.1:${broker.port}`, tls: { ca: pem(pki.caCert), cert: pem(certificate.cert), key: pem(certificate.key) } });
+    const committed = await admin.request("fetchOffsets", { group: "readers", partitions: [{ topic: "logs-app", partition: 0 }] });
+    expect(committed.offsets).toEqual([{ topic: "logs-app", partition: 0, offset: 2, metadata: "" }]);
+    admin.close();
+
+    const refused = kafkaAs("alice").consumer({ groupId: "writers", sessionTimeout: 10_000, heartbeatInterval: 500, maxWaitTimeInMs: 200, retry: { retries: 0 } });
+    const crashed = Promise.withResolvers<string>();
+    refused.on("consumer.crash", (event) => crashed.resolve(event.payload.error?.type ?? "unknown"));
+    await refused.connect();
+    await refused.subscribe({ topic: "logs-app", fromBeginning: true });
+    await refused.run({ autoCommit: false, eachMessage: async () => {} });
+    expect(await crashed.promise).toBe("GROUP_AUTHORIZATION_FAILED");
+    await refused.disconnect();
+  }, 60_000);
+});
