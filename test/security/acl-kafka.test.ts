@@ -187,3 +187,36 @@ describe.skipIf(kafkajs === null)("the Kafka listener with authorizer acl, with 
     await refused.disconnect();
   }, 60_000);
 });
+
+/** kafkajs's ACL admin calls (numbers as Kafka's enums: TOPIC 2, LITERAL 3, PREFIXED 4, READ 3, ANY 1, ALLOW 3). */
+interface KafkajsAclAdmin {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  createAcls(options: { acl: Array<Record<string, unknown>> }): Promise<boolean>;
+  describeAcls(filter: Record<string, unknown>): Promise<{ resources: Array<{ resourceType: number; resourceName: string; resourcePatternType: number; acls: Array<{ principal: string; host: string; operation: number; permissionType: number }> }> }>;
+  deleteAcls(options: { filters: Array<Record<string, unknown>> }): Promise<{ filterResponses: Array<{ errorCode: number; matchingAcls: Array<{ resourceName: string }> }> }>;
+}
+
+describe.skipIf(kafkajs === null)("Kafka's ACL APIs (CreateAcls, DescribeAcls, DeleteAcls) with kafkajs", () => {
+  test("a super-user creates, describes and deletes entries of the broker's ACL; alice may not manage ACLs", async () => {
+    const admin = kafkaAs("admin").admin() as unknown as KafkajsAclAdmin;
+    await admin.connect();
+    const carolReads = { resourceType: 2, resourceName: "audit-", resourcePatternType: 4, principal: "User:carol", host: "*", operation: 3, permissionType: 3 };
+    expect(await admin.createAcls({ acl: [carolReads] })).toBe(true);
+    expect(broker.broker.context.acls.list({ principal: "User:carol" })).toEqual([
+      { principal: "User:carol", resourceType: "topic", resourceName: "audit-", patternType: "prefixed", operation: "read", permission: "allow" },
+    ]);
+    const described = await admin.describeAcls({ resourceType: 1, resourcePatternType: 1, principal: "User:carol", operation: 1, permissionType: 1 });
+    expect(described.resources).toEqual([{ resourceType: 2, resourceName: "audit-", resourcePatternType: 4, acls: [{ principal: "User:carol", host: "*", operation: 3, permissionType: 3 }] }]);
+    const deleted = await admin.deleteAcls({ filters: [{ resourceType: 1, resourcePatternType: 1, principal: "User:carol", operation: 1, permissionType: 1 }] });
+    expect(deleted.filterResponses[0]?.matchingAcls.map((acl) => acl.resourceName)).toEqual(["audit-"]);
+    expect(broker.broker.context.acls.list({ principal: "User:carol" })).toEqual([]);
+    await admin.disconnect();
+
+    const alice = kafkaAs("alice").admin() as unknown as KafkajsAclAdmin;
+    await alice.connect();
+    expect(await errorType(alice.createAcls({ acl: [{ ...carolReads, principal: "User:alice", resourceName: "*", resourcePatternType: 3 }] }))).toBe("CLUSTER_AUTHORIZATION_FAILED");
+    await alice.disconnect();
+    expect(broker.broker.context.acls.list({ principal: "User:alice", resourceName: "*" })).toEqual([]);
+  }, 60_000);
+});

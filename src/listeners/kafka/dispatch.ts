@@ -19,6 +19,7 @@ import type { KafkaContext, KafkaHandler } from "./context.ts";
 import { API_KEYS, inVersions, MESSAGES } from "./definitions.ts";
 import { KAFKA_ERROR } from "./errors.ts";
 import { apiVersionsBody, handleApiVersions } from "./handlers/api-versions.ts";
+import { handleCreateAcls, handleDeleteAcls, handleDescribeAcls } from "./handlers/acls.ts";
 import { handleCreateTopics } from "./handlers/create-topics.ts";
 import { handleDeleteGroups } from "./handlers/delete-groups.ts";
 import { handleDeleteTopics } from "./handlers/delete-topics.ts";
@@ -58,6 +59,9 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.initProducerId, handleInitProducerId],
   [API_KEYS.describeConfigs, handleDescribeConfigs],
   [API_KEYS.deleteGroups, handleDeleteGroups],
+  [API_KEYS.describeAcls, handleDescribeAcls],
+  [API_KEYS.createAcls, handleCreateAcls],
+  [API_KEYS.deleteAcls, handleDeleteAcls],
 ]);
 
 /** An encoded response: memory pieces and file slices in order, size prefix included. */
