@@ -245,6 +245,10 @@ describe("Kafka definitions", () => {
       InitProducerIdRequest: "0-4",
       DescribeConfigsRequest: "0-4",
       DeleteGroupsRequest: "0-2",
+      // Issue 12: Kafka's ACL APIs (listeners/kafka/handlers/acls.ts).
+      DescribeAclsRequest: "0-1",
+      CreateAclsRequest: "0-1",
+      DeleteAclsRequest: "0-1",
     });
   });
 });
