@@ -23,6 +23,7 @@ import { ACL_LIMITS, type AclEntry, aclEntrySchema, type AclFilter, matchesFilte
 
 export const ACL_FILE_NAME = "acls.json";
 const ACL_FILE_VERSION = 1;
+const NO_ENTRIES: readonly AclEntry[] = [];
 const fileSchema = z.object({ version: z.literal(ACL_FILE_VERSION), acls: z.array(aclEntrySchema).max(ACL_LIMITS.entriesMax) }).strict();
 
 
@@ -64,7 +65,7 @@ export class AclStore {
 
   /** The entries of `principal` (`User:alice`) and of `*`. */
   entriesFor(principal: string): { own: readonly AclEntry[]; everyone: readonly AclEntry[] } {
-    return { own: this.byPrincipal.get(principal) ?? [], everyone: this.byPrincipal.get("*") ?? [] };
+    return { own: this.byPrincipal.get(principal) ?? NO_ENTRIES, everyone: this.byPrincipal.get("*") ?? NO_ENTRIES };
   }
 
   list(filter: AclFilter = {}): AclEntry[] {

@@ -3,7 +3,7 @@
  * The one authorization rule every listener's handlers call: may this session's principal do
  * this operation on this resource? With `authorizer: "none"` (the default) everything is allowed,
  * so the single-node quick start is unchanged. With `"acl"`:
- * - a super-user (the `superUsers` option) always passes;
+ * - a super-user (the `superUsers` option, as security/super-users.ts reads it) always passes;
  * - a matching deny entry refuses, whatever allows it (deny wins);
  * - otherwise a matching allow entry lets it through, and none means refused;
  * - as Kafka does, an allow of read, write, delete or alter also allows describe.
@@ -17,7 +17,7 @@ import { RunnelError } from "../errors.ts";
 import { type AclEntry, type AclOperation, CLUSTER_RESOURCE_NAME, type ResourceType } from "./acl.ts";
 import type { AclStore } from "./acl-store.ts";
 import type { Principal, Session } from "./session.ts";
-import { isSuperUser } from "./super-users.ts";
+import { superUserNames } from "./super-users.ts";
 
 export type Resource = { readonly type: "topic" | "group"; readonly name: string } | { readonly type: "cluster" };
 export type Operation = Exclude<AclOperation, "all">;
@@ -46,20 +46,44 @@ export function isAuthorizationOn(context: AuthorizerContext): boolean {
 
 export function authorize(context: AuthorizerContext, session: Session, operation: Operation, resource: Resource): boolean {
   if (context.config.authorizer !== "acl") return true;
-  if (isSuperUser(context.config, session.principal)) return true;
+  if (isSuper(context.config.superUsers, session)) return true;
   const { own, everyone } = context.acls.entriesFor(principalString(session.principal));
-  let allowed = false;
-  for (const list of [own, everyone]) {
-    for (const entry of list) {
-      if (!resourceMatches(entry, resource)) continue;
-      if (entry.permission === "deny") {
-        if (entry.operation === operation || entry.operation === "all") return false;
-      } else if (!allowed && operationAllows(entry.operation, operation)) {
-        allowed = true;
-      }
+  const ownVerdict = verdictOf(own, operation, resource);
+  if (ownVerdict === DENIED) return false;
+  const everyoneVerdict = verdictOf(everyone, operation, resource);
+  if (everyoneVerdict === DENIED) return false;
+  return ownVerdict === ALLOWED || everyoneVerdict === ALLOWED;
+}
+
+const DENIED = 0;
+const ALLOWED = 1;
+const NO_MATCH = 2;
+
+/** DENIED when a matching entry denies (deny wins), else ALLOWED when one allows, else NO_MATCH. */
+function verdictOf(entries: readonly AclEntry[], operation: Operation, resource: Resource): number {
+  let verdict = NO_MATCH;
+  for (const entry of entries) {
+    if (!resourceMatches(entry, resource)) continue;
+    if (entry.permission === "deny") {
+      if (entry.operation === operation || entry.operation === "all") return DENIED;
+    } else if (operationAllows(entry.operation, operation)) {
+      verdict = ALLOWED;
     }
   }
-  return allowed;
+  return verdict;
+}
+
+/** isSuperUser, with the parsed `superUsers` value kept until it changes (SIGHUP): checks run per request. */
+let superUsersText = "";
+let superUserSet: ReadonlySet<string> = new Set();
+
+function isSuper(superUsers: string, session: Session): boolean {
+  if (superUsers === "") return false;
+  if (superUsers !== superUsersText) {
+    superUsersText = superUsers;
+    superUserSet = new Set(superUserNames(superUsers));
+  }
+  return session.principal.kind === "user" && superUserSet.has(session.principal.name);
 }
 
 /** Throws AUTHORIZATION_FAILED naming the principal, operation and resource the caller named. */

@@ -16,7 +16,7 @@ import { makeTestPki } from "../support/tls-certs.ts";
 const pki = makeTestPki();
 const pem = (file: string) => fs.readFileSync(file, "utf8");
 const certificates = new Map(["admin", "alice", "bob"].map((name) => [name, pki.issueClientCert(name)]));
-let test_: TestBroker;
+let running: TestBroker;
 const connections: Connection[] = [];
 
 function tlsOf(user: string) {
@@ -25,7 +25,7 @@ function tlsOf(user: string) {
 }
 
 function as(user: string): Connection {
-  const connection = new Connection({ broker: `127.0.0.1:${test_.port}`, tls: tlsOf(user), requestTimeoutMs: 5_000 });
+  const connection = new Connection({ broker: `127.0.0.1:${running.port}`, tls: tlsOf(user), requestTimeoutMs: 5_000 });
   connections.push(connection);
   return connection;
 }
@@ -40,7 +40,7 @@ async function errorOf(call: Promise<unknown>): Promise<string> {
 }
 
 beforeAll(async () => {
-  test_ = await startTestBroker({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, tlsCa: pki.caCert, authorizer: "acl", superUsers: "admin", kafkaPort: -1 });
+  running = await startTestBroker({ tlsCert: pki.serverCert, tlsKey: pki.serverKey, tlsCa: pki.caCert, authorizer: "acl", superUsers: "admin", kafkaPort: -1 });
   const admin = as("admin");
   await admin.request("createAcls", {
     acls: [
@@ -52,14 +52,14 @@ beforeAll(async () => {
     ],
   });
   for (const topic of ["logs-app", "logs-secret", "payroll"]) await admin.request("createTopic", { topic, partitions: 1 });
-  const producer = new Producer({ broker: `127.0.0.1:${test_.port}`, tls: tlsOf("admin"), lingerMs: 0 });
+  const producer = new Producer({ broker: `127.0.0.1:${running.port}`, tls: tlsOf("admin"), lingerMs: 0 });
   for (const topic of ["logs-app", "logs-secret", "payroll"]) await producer.send(topic, { value: `hello ${topic}` });
   await producer.close();
 });
 
 afterAll(async () => {
   for (const connection of connections) connection.close();
-  await test_[Symbol.asyncDispose]();
+  await running[Symbol.asyncDispose]();
   pki.cleanup();
 });
 
@@ -82,7 +82,7 @@ describe("the native listener with authorizer acl and mTLS principals", () => {
   });
 
   test("the reader may not produce; a writer of logs- may, but not to payroll", async () => {
-    const broker = `127.0.0.1:${test_.port}`;
+    const broker = `127.0.0.1:${running.port}`;
     const alice = new Producer({ broker, tls: tlsOf("alice"), lingerMs: 0 });
     expect(await errorOf(alice.send("logs-app", { value: "from alice" }))).toBe("AUTHORIZATION_FAILED");
     await alice.close();
@@ -124,7 +124,7 @@ describe("the native listener with authorizer acl and mTLS principals", () => {
   });
 
   test("auto-creation needs create permission: a writer without it gets UNKNOWN_TOPIC and nothing is created", async () => {
-    const bob = new Producer({ broker: `127.0.0.1:${test_.port}`, tls: tlsOf("bob"), lingerMs: 0 });
+    const bob = new Producer({ broker: `127.0.0.1:${running.port}`, tls: tlsOf("bob"), lingerMs: 0 });
     expect(await errorOf(bob.send("logs-auto", { value: "x" }))).toBe("UNKNOWN_TOPIC");
     expect(await errorOf(bob.send("tmp-auto", { value: "x" }))).toBe("none");
     await bob.close();
