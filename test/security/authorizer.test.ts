@@ -36,6 +36,17 @@ describe("authorize", () => {
     expect(authorize(context, sessionOf("admin"), "alter", CLUSTER)).toBe(true);
   });
 
+  test("a change of superUsers or authorizer (as SIGHUP applies it to the live config) holds from the next check", () => {
+    const context = { config: { authorizer: "acl" as "acl" | "none", superUsers: "admin" }, acls: AclStore.inMemory() };
+    expect(authorize(context, sessionOf("ops"), "alter", CLUSTER)).toBe(false);
+    context.config.superUsers = "admin,ops";
+    expect(authorize(context, sessionOf("ops"), "alter", CLUSTER)).toBe(true);
+    context.config.superUsers = "admin";
+    expect(authorize(context, sessionOf("ops"), "alter", CLUSTER)).toBe(false);
+    context.config.authorizer = "none";
+    expect(authorize(context, sessionOf("ops"), "alter", CLUSTER)).toBe(true);
+  });
+
   test("a prefixed allow covers names that start with it and nothing else", () => {
     const context = contextOf([entry({ principal: "User:alice", resourceType: "topic", resourceName: "logs-", patternType: "prefixed", operation: "read" })]);
     expect(authorize(context, sessionOf("alice"), "read", topicResource("logs-app"))).toBe(true);
