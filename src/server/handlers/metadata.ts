@@ -31,7 +31,7 @@ const DESCRIBE_SLICE_MS = 4;
 
 export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number, session: Session): Reply | Promise<Reply> {
   const names = request.topics ?? describableTopics(context, session, context.log.listTopics().sort());
-  const denied = request.topics === undefined ? null : deniedTopics(context, session, "describe", names.map((topic) => ({ topic })));
+  const denied = request.topics === undefined || !isAuthorizationOn(context) ? null : deniedTopics(context, session, "describe", names.map((topic) => ({ topic })));
   const refused = denied ?? NO_FAILURES;
   if (request.autoCreate !== true || request.topics === undefined) return describeTopics(context, names, id, refused);
   const missing = missingTopics(context, names).filter((topic) => !refused.has(topic) && mayCreateTopic(context, session, topic));
