@@ -142,6 +142,11 @@ export const configSchema = z
      * empty = none. Re-read on SIGHUP.
      */
     superUsers: z.string().max(4096).default(""),
+    /**
+     * Authorization (docs/security.md): "none" lets every request through; "acl" checks each one
+     * against the ACL in the data dir (acls.json; super-users always pass). Re-read on SIGHUP.
+     */
+    authorizer: z.enum(["none", "acl"]).default("none"),
   })
   .strict()
   .superRefine((config, context) => {

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   produce: { summary: "send stdin lines as messages", load: () => import("./cli/produce.ts") },
   consume: { summary: "print messages from a topic", load: () => import("./cli/consume.ts") },
   groups: { summary: "list, describe, delete consumer groups; reset their offsets", load: () => import("./cli/groups.ts") },
+  acls: { summary: "add, remove, list access control entries", load: () => import("./cli/acls.ts") },
   bench: { summary: "measure throughput and latency", load: () => import("./cli/bench.ts") },
   top: { summary: "live throughput per topic and lag per group", load: () => import("./cli/top.ts") },
 };

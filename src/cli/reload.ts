@@ -38,6 +38,8 @@ export const LIVE_OPTIONS: readonly ConfigKey[] = [
   "httpTlsCa",
   // Read from context.config on every authorization check (security/super-users.ts).
   "superUsers",
+  // Read from context.config on every authorization check (security/authorizer.ts).
+  "authorizer",
 ];
 
 export interface ReloadOutcome {

@@ -12,6 +12,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import { z } from "zod";
 import { type ErrorCode, RunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
+import { ACL_LIMITS, aclEntrySchema, aclFilterSchema } from "../security/acl.ts";
 import { FRAME_HEADER_BYTES, writeFrameHeader } from "./frame.ts";
 import { scanMsgpack } from "./msgpack-scan.ts";
 import { writeFetchHead, writeProduceResponse } from "./response-writer.ts";
@@ -172,6 +173,10 @@ export const requestSchemas = {
   listGroups: z.object({}),
   describeGroup: z.object({ group: shortString }),
   deleteGroup: z.object({ group: shortString }),
+  /** ACL management (docs/protocol.md, "ACLs"; security/acl.ts holds the entry's rules). */
+  createAcls: z.object({ acls: z.array(aclEntrySchema).min(1).max(ACL_LIMITS.entriesPerRequestMax) }),
+  deleteAcls: z.object({ filters: z.array(aclFilterSchema).min(1).max(ACL_LIMITS.entriesPerRequestMax) }),
+  describeAcls: z.object({ filter: aclFilterSchema.default({}) }),
 } as const;
 
 export type Operation = keyof typeof requestSchemas;

@@ -26,7 +26,7 @@ export class Session {
     readonly listener: ListenerName,
     /** The peer's IP address (no port), for rate limits and log lines. */
     readonly remoteAddress: string,
-    /** The verified client certificate's subject common name (mutual TLS), or null. */
-    readonly certificateName: string | null = null,
+    /** The verified client certificate's subject common name (mutual TLS), or null; set once the TLS handshake verified it (security/certificate-principal.ts). */
+    public certificateName: string | null = null,
   ) {}
 }

@@ -38,6 +38,8 @@ import { OffsetStore } from "../broker/offset-store.ts";
 import { PartitionNotifier } from "../broker/partition-notifier.ts";
 import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
+import { AclStore } from "../security/acl-store.ts";
+import { adoptClientCertificate } from "../security/certificate-principal.ts";
 
 type SocketData = { connection: Connection | null };
 
@@ -99,7 +101,9 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   let offsets: OffsetStore;
   let producerIds: ProducerIdAllocator;
+  let acls: AclStore;
   try {
+    acls = AclStore.open(config.dataDir);
     producerIds = ProducerIdAllocator.open(config.dataDir);
     offsets = OffsetStore.open(config.dataDir, { entriesMax: config.committedOffsetsMax, logger });
   } catch (error) {
@@ -109,7 +113,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls);
+  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, acls);
   try {
     return broker.listen();
   } catch (error) {
@@ -179,6 +183,7 @@ class RunningBroker implements Broker {
     producerIds: ProducerIdAllocator,
     private readonly observability: Observability,
     private tls: TlsSettings,
+    acls: AclStore,
   ) {
     this.groups = startGroupRuntime(config, log);
     this.context = {
@@ -199,6 +204,7 @@ class RunningBroker implements Broker {
       metrics: observability.metrics,
       createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
       cluster: null,
+      acls,
     };
   }
 
@@ -254,6 +260,9 @@ class RunningBroker implements Broker {
         handshake: (socket, authorized, error) => {
           // Bun closes a socket whose client certificate failed verification; say why first.
           if (!authorized && tls?.requestCert === true) this.logger.info({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: error?.message }, "TLS client refused: no valid client certificate");
+          // A verified client certificate names the connection's principal (mutual TLS).
+          const connection = socket.data?.connection;
+          if (tls?.requestCert === true && connection) adoptClientCertificate(connection.session, socket, authorized);
         },
       },
     });

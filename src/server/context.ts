@@ -19,6 +19,7 @@ import type { PartitionNotifier } from "../broker/partition-notifier.ts";
 import type { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import type { BrokerStats } from "./stats.ts";
 import type { ClusterView } from "../cluster/cluster-view.ts";
+import type { AclStore } from "../security/acl-store.ts";
 
 export interface BrokerContext {
   readonly config: Config;
@@ -48,6 +49,8 @@ export interface BrokerContext {
   readonly createQuota: CreateQuota;
   /** The cluster this broker belongs to (cluster/cluster-view.ts); null for a single node. */
   readonly cluster: ClusterView | null;
+  /** The ACL (security/acl-store.ts) the authorizer checks requests against when `authorizer` is "acl". */
+  readonly acls: AclStore;
 }
 
 /** A whole response frame, already encoded. */

@@ -18,6 +18,7 @@ import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrel
 import { peekRequestId } from "../protocol/msgpack-scan.ts";
 import type { Session } from "../security/session.ts";
 import { applicationOf, appliedLater, type BrokerContext, type Reply } from "./context.ts";
+import { handleCreateAcls, handleDeleteAcls, handleDescribeAcls } from "./handlers/acls.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleDeleteGroup, handleDescribeGroup, handleHeartbeat, handleJoinGroup, handleLeaveGroup, handleListGroups } from "./handlers/groups.ts";
 import { handleHello } from "./handlers/hello.ts";
@@ -53,6 +54,9 @@ const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   listGroups: handleListGroups,
   describeGroup: handleDescribeGroup,
   deleteGroup: handleDeleteGroup,
+  createAcls: handleCreateAcls,
+  deleteAcls: handleDeleteAcls,
+  describeAcls: handleDescribeAcls,
 };
 
 export type RequestDecoder = (body: Uint8Array) => unknown;

@@ -158,8 +158,14 @@ describe("docs/protocol.md error table: one request per code the broker answers"
     expect(codesOf(await smallClient.request({ op: "createTopic", topic: "second", partitions: 1 }))).toEqual(["LIMIT_EXCEEDED"]);
   });
 
+  test("AUTHORIZATION_FAILED is the answer to a request no ACL entry allows (authorizer acl)", async () => {
+    await using guarded = await startTestBroker({ authorizer: "acl" });
+    await using guardedClient = await TestClient.connect(guarded.port);
+    expect(codesOf(await guardedClient.request({ op: "createTopic", topic: "anything", partitions: 1 }))).toEqual(["AUTHORIZATION_FAILED"]);
+  });
+
   test("every other code is reserved or named with the tests that trigger it", () => {
-    const triggeredHere = new Set<string>([...rows.map((row) => row.code), "LIMIT_EXCEEDED"]);
+    const triggeredHere = new Set<string>([...rows.map((row) => row.code), "LIMIT_EXCEEDED", "AUTHORIZATION_FAILED"]);
     for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
       if (triggeredHere.has(code) || reserved.includes(code)) continue;
       const covered = coveredElsewhere[code];

@@ -17,6 +17,8 @@ export interface TestPki {
   clientKey: string;
   /** Signs a new server certificate (new serial) into `<name>.crt` / `<name>.key`. */
   issueServerCert(name: string): { cert: string; key: string };
+  /** Signs a client certificate whose subject is `/CN=<name>` (the principal `User:<name>`), into `<name>.crt` / `<name>.key`. */
+  issueClientCert(name: string): { cert: string; key: string };
   cleanup(): void;
 }
 
@@ -52,6 +54,7 @@ export function makeTestPki(): TestPki {
     clientCert: client.cert,
     clientKey: client.key,
     issueServerCert: (name) => issue(dir, name, `/CN=${name}`, SERVER_EXT),
+    issueClientCert: (name) => issue(dir, name, `/CN=${name}`, CLIENT_EXT),
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }

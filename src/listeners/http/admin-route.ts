@@ -60,7 +60,7 @@ export async function createTopicFromHttp(context: BrokerContext, request: Reque
   if (reply.kind !== "frame") return refusal(500, "INTERNAL", "createTopic gave no answer");
   const result = decode(reply.frame.subarray(FRAME_HEADER_BYTES)) as { error?: { code: string; message: string } } & Record<string, unknown>;
   if (result.error !== undefined) {
-    const status = result.error.code === "TOPIC_EXISTS" ? 409 : result.error.code === "INTERNAL" ? 500 : 400;
+    const status = result.error.code === "TOPIC_EXISTS" ? 409 : result.error.code === "AUTHORIZATION_FAILED" ? 403 : result.error.code === "INTERNAL" ? 500 : 400;
     return answer({ error: { code: result.error.code, message: result.error.message } }, status);
   }
   const { id: _id, ...created } = result;

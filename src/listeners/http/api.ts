@@ -16,6 +16,8 @@
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { decodeRecords, scanBatches } from "../../format/record-batch.ts";
 import type { BrokerContext } from "../../server/context.ts";
+import { authorize, CLUSTER, groupResource, isAuthorizationOn, requireAuthorized, topicResource } from "../../security/authorizer.ts";
+import type { Session } from "../../security/session.ts";
 import type { BrokerView } from "./broker-view.ts";
 import { describeQuietly, diskOf, groupLag, topicTotals } from "./inventory.ts";
 
@@ -86,9 +88,27 @@ export function overview(view: BrokerView, context: BrokerContext): Record<strin
   };
 }
 
-export function listTopics(context: BrokerContext, query: Query): Record<string, unknown> {
+/**
+ * The authorizer's word on one console API call (authorizer acl; the HTTP principal is
+ * User:ANONYMOUS until HTTP authentication exists): the overview needs describe on the cluster, a
+ * topic's page describe on it, its messages read on it. Lists are filtered by the callers below.
+ */
+export function authorizeApi(context: BrokerContext, session: Session, path: string, query: Query): void {
+  if (!isAuthorizationOn(context)) return;
+  if (path === "/api/overview") requireAuthorized(context, session, "describe", CLUSTER);
+  else if (path.startsWith("/api/topics/")) requireAuthorized(context, session, "describe", topicResource(decodeURIComponent(path.slice("/api/topics/".length))));
+  else if (path === "/api/messages") requireAuthorized(context, session, "read", topicResource(query.get("topic") ?? ""));
+}
+
+/** `names` less those the session may not describe (all of them without a session or with authorization off). */
+function describable(context: BrokerContext, session: Session | undefined, type: "topic" | "group", names: string[]): string[] {
+  if (session === undefined || !isAuthorizationOn(context)) return names;
+  return names.filter((name) => authorize(context, session, "describe", type === "topic" ? topicResource(name) : groupResource(name)));
+}
+
+export function listTopics(context: BrokerContext, query: Query, session?: Session): Record<string, unknown> {
   const search = searchParam(query);
-  const names = context.log.listTopics().filter((name) => name.toLowerCase().includes(search)).sort();
+  const names = describable(context, session, "topic", context.log.listTopics().filter((name) => name.toLowerCase().includes(search)).sort());
   const { total, offset, items } = page(names, query);
   const topics = items.map((name) => {
     const description = describeQuietly(context, name);
@@ -123,11 +143,11 @@ export function describeTopic(context: BrokerContext, name: string): Record<stri
   };
 }
 
-export function listGroups(view: BrokerView, context: BrokerContext, query: Query): Record<string, unknown> {
+export function listGroups(view: BrokerView, context: BrokerContext, query: Query, session?: Session): Record<string, unknown> {
   const groups = view.groups;
   if (groups === null) return { total: 0, offset: 0, groups: [] };
   const search = searchParam(query);
-  const names = groups.groupNames().filter((name) => name.toLowerCase().includes(search)).sort();
+  const names = describable(context, session, "group", groups.groupNames().filter((name) => name.toLowerCase().includes(search)).sort());
   const { total, offset, items } = page(names, query);
   return { total, offset, groups: items.map((name) => groupLag(context, groups, name)).filter((group) => group !== null) };
 }
@@ -183,6 +203,6 @@ function readBatchesInto(partition: ReturnType<BrokerContext["log"]["partition"]
 /** The HTTP status for a failure of an API call. */
 export function statusOf(error: unknown): { status: number; body: Record<string, unknown> } {
   const failure = toRunnelError(error);
-  const status = failure.code === "UNKNOWN_TOPIC" || failure.code === "UNKNOWN_PARTITION" ? 404 : failure.code === "INTERNAL" ? 500 : 400;
+  const status = failure.code === "UNKNOWN_TOPIC" || failure.code === "UNKNOWN_PARTITION" ? 404 : failure.code === "AUTHORIZATION_FAILED" ? 403 : failure.code === "INTERNAL" ? 500 : 400;
   return { status, body: { error: { code: failure.code, message: failure.message } } };
 }

@@ -20,7 +20,7 @@ import type { Logger } from "../../logger.ts";
 import type { ListenerTls } from "../../server/tls.ts";
 import { createTopicFromHttp } from "./admin-route.ts";
 import { Session } from "../../security/session.ts";
-import { describeTopic, listGroups, listTopics, overview, readMessages, statusOf } from "./api.ts";
+import { authorizeApi, describeTopic, listGroups, listTopics, overview, readMessages, statusOf } from "./api.ts";
 import type { BrokerView } from "./broker-view.ts";
 import { renderMetrics } from "./metrics-route.ts";
 import { ProcessSampler } from "./process-sampler.ts";
@@ -69,10 +69,11 @@ function route(view: BrokerView, sampler: ProcessSampler, request: Request, sess
   const context = view.context;
   if (context === null || view.phase === "recovering") return notReady(view);
   try {
+    authorizeApi(context, session, path, url.searchParams);
     if (path === "/api/overview") return json(overview(view, context));
-    if (path === "/api/topics") return json(listTopics(context, url.searchParams));
+    if (path === "/api/topics") return json(listTopics(context, url.searchParams, session));
     if (path.startsWith("/api/topics/")) return json(describeTopic(context, decodeURIComponent(path.slice("/api/topics/".length))));
-    if (path === "/api/groups") return json(listGroups(view, context, url.searchParams));
+    if (path === "/api/groups") return json(listGroups(view, context, url.searchParams, session));
     if (path === "/api/messages") return json(readMessages(context, url.searchParams));
     return json({ error: { code: "NOT_FOUND", message: `no API at ${path}` } }, 404);
   } catch (error) {

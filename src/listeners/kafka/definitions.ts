@@ -105,6 +105,9 @@ export const API_KEYS = {
   createTopics: 19,
   deleteTopics: 20,
   initProducerId: 22,
+  describeAcls: 29,
+  createAcls: 30,
+  deleteAcls: 31,
   describeConfigs: 32,
   deleteGroups: 42,
   offsetForLeaderEpoch: 23,
@@ -655,6 +658,70 @@ export const incrementalAlterConfigsRequest = message("IncrementalAlterConfigsRe
 ]);
 
 export const incrementalAlterConfigsResponse = message("IncrementalAlterConfigsResponse", 44, "0-1", 1, [field("throttleTimeMs", "int32", "0+"), alterConfigsResults]);
+// ---- DescribeAcls (29), CreateAcls (30), DeleteAcls (31). checked: their Request/Response.json
+// for v0-1 (2+ is flexible, 3 adds the user resource type; capped at 1: kafkajs speaks 0-1) ----
+
+const aclFilterFields = [
+  field("resourceTypeFilter", "int8", "0+"),
+  field("resourceNameFilter", "string", "0+", { nullable: "0+" }),
+  field("patternTypeFilter", "int8", "1+", { default: 3 }),
+  field("principalFilter", "string", "0+", { nullable: "0+" }),
+  field("hostFilter", "string", "0+", { nullable: "0+" }),
+  field("operation", "int8", "0+"),
+  field("permissionType", "int8", "0+"),
+];
+
+export const describeAclsRequest = message("DescribeAclsRequest", 29, "0-1", null, aclFilterFields);
+
+export const describeAclsResponse = message("DescribeAclsResponse", 29, "0-1", null, [
+  field("throttleTimeMs", "int32", "0+"),
+  field("errorCode", "int16", "0+"),
+  field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+  structs("resources", "0+", [
+    field("resourceType", "int8", "0+"),
+    field("resourceName", "string", "0+"),
+    field("patternType", "int8", "1+", { default: 3 }),
+    structs("acls", "0+", [field("principal", "string", "0+"), field("host", "string", "0+"), field("operation", "int8", "0+"), field("permissionType", "int8", "0+")]),
+  ]),
+]);
+
+export const createAclsRequest = message("CreateAclsRequest", 30, "0-1", null, [
+  structs("creations", "0+", [
+    field("resourceType", "int8", "0+"),
+    field("resourceName", "string", "0+"),
+    field("resourcePatternType", "int8", "1+", { default: 3 }),
+    field("principal", "string", "0+"),
+    field("host", "string", "0+"),
+    field("operation", "int8", "0+"),
+    field("permissionType", "int8", "0+"),
+  ]),
+]);
+
+export const createAclsResponse = message("CreateAclsResponse", 30, "0-1", null, [
+  field("throttleTimeMs", "int32", "0+"),
+  structs("results", "0+", [field("errorCode", "int16", "0+"), field("errorMessage", "string", "0+", { nullable: "0+", default: null })]),
+]);
+
+export const deleteAclsRequest = message("DeleteAclsRequest", 31, "0-1", null, [structs("filters", "0+", aclFilterFields)]);
+
+export const deleteAclsResponse = message("DeleteAclsResponse", 31, "0-1", null, [
+  field("throttleTimeMs", "int32", "0+"),
+  structs("filterResults", "0+", [
+    field("errorCode", "int16", "0+"),
+    field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+    structs("matchingAcls", "0+", [
+      field("errorCode", "int16", "0+"),
+      field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+      field("resourceType", "int8", "0+"),
+      field("resourceName", "string", "0+"),
+      field("patternType", "int8", "1+", { default: 3 }),
+      field("principal", "string", "0+"),
+      field("host", "string", "0+"),
+      field("operation", "int8", "0+"),
+      field("permissionType", "int8", "0+"),
+    ]),
+  ]),
+]);
 
 /** Every request/response pair we serve, by API key. */
 export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: MessageDef }> = new Map([
@@ -675,6 +742,9 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [19, { request: createTopicsRequest, response: createTopicsResponse }],
   [20, { request: deleteTopicsRequest, response: deleteTopicsResponse }],
   [22, { request: initProducerIdRequest, response: initProducerIdResponse }],
+  [29, { request: describeAclsRequest, response: describeAclsResponse }],
+  [30, { request: createAclsRequest, response: createAclsResponse }],
+  [31, { request: deleteAclsRequest, response: deleteAclsResponse }],
   [32, { request: describeConfigsRequest, response: describeConfigsResponse }],
   [42, { request: deleteGroupsRequest, response: deleteGroupsResponse }],
   [23, { request: offsetForLeaderEpochRequest, response: offsetForLeaderEpochResponse }],

@@ -21,6 +21,7 @@ import { KAFKA_ERROR } from "./errors.ts";
 import { handleAlterConfigs } from "./handlers/alter-configs.ts";
 import { apiVersionsBody, handleApiVersions } from "./handlers/api-versions.ts";
 import { handleCreatePartitions } from "./handlers/create-partitions.ts";
+import { handleCreateAcls, handleDeleteAcls, handleDescribeAcls } from "./handlers/acls.ts";
 import { handleCreateTopics } from "./handlers/create-topics.ts";
 import { handleDeleteGroups } from "./handlers/delete-groups.ts";
 import { handleDeleteTopics } from "./handlers/delete-topics.ts";
@@ -66,6 +67,9 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.alterConfigs, handleAlterConfigs],
   [API_KEYS.createPartitions, handleCreatePartitions],
   [API_KEYS.incrementalAlterConfigs, handleIncrementalAlterConfigs],
+  [API_KEYS.describeAcls, handleDescribeAcls],
+  [API_KEYS.createAcls, handleCreateAcls],
+  [API_KEYS.deleteAcls, handleDeleteAcls],
 ]);
 
 /** An encoded response: memory pieces and file slices in order, size prefix included. */

@@ -12,6 +12,9 @@ export const KAFKA_ERROR = {
   OFFSET_OUT_OF_RANGE: 1,
   CORRUPT_MESSAGE: 2,
   UNKNOWN_TOPIC_OR_PARTITION: 3,
+  TOPIC_AUTHORIZATION_FAILED: 29,
+  GROUP_AUTHORIZATION_FAILED: 30,
+  CLUSTER_AUTHORIZATION_FAILED: 31,
   NOT_LEADER_OR_FOLLOWER: 6,
   REQUEST_TIMED_OUT: 7,
   MESSAGE_TOO_LARGE: 10,
@@ -103,5 +106,14 @@ export function unlessStopping<Value>(waiting: Promise<Value>, stopping: AbortSi
 /** The Kafka error code and message for anything a handler caught. */
 export function kafkaErrorOf(error: unknown): { errorCode: number; errorMessage: string } {
   const failure = toRunnelError(error);
-  return { errorCode: BY_RUNNEL_CODE[failure.code] ?? KAFKA_ERROR.UNKNOWN_SERVER_ERROR, errorMessage: `${failure.code}: ${failure.message}` };
+  const errorCode = failure.code === "AUTHORIZATION_FAILED" ? authorizationCodeOf(failure) : (BY_RUNNEL_CODE[failure.code] ?? KAFKA_ERROR.UNKNOWN_SERVER_ERROR);
+  return { errorCode, errorMessage: `${failure.code}: ${failure.message}` };
+}
+
+/** Kafka has one authorization code per resource type; the refusal names its type in details (security/authorizer.ts). */
+function authorizationCodeOf(failure: RunnelError): number {
+  const type = failure.details?.resourceType;
+  if (type === "group") return KAFKA_ERROR.GROUP_AUTHORIZATION_FAILED;
+  if (type === "cluster") return KAFKA_ERROR.CLUSTER_AUTHORIZATION_FAILED;
+  return KAFKA_ERROR.TOPIC_AUTHORIZATION_FAILED;
 }

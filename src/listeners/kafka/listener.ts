@@ -8,6 +8,7 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { BrokerContext } from "../../server/context.ts";
 import type { ListenerTls } from "../../server/tls.ts";
+import { adoptClientCertificate } from "../../security/certificate-principal.ts";
 import { KafkaConnection } from "./connection.ts";
 import type { KafkaContext } from "./context.ts";
 
@@ -84,6 +85,9 @@ export class KafkaListener {
         handshake: (socket, authorized, error) => {
           // Bun closes a socket whose client certificate failed verification; say why first.
           if (!authorized && tls?.requestCert === true) this.context.broker.logger.info({ peer: `${socket.remoteAddress}:${socket.remotePort}`, listener: "kafka", reason: error?.message }, "TLS client refused: no valid client certificate");
+          // A verified client certificate names the connection's principal (mutual TLS).
+          const connection = socket.data?.connection;
+          if (tls?.requestCert === true && connection) adoptClientCertificate(connection.session, socket, authorized);
         },
       },
     });

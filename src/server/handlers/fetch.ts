@@ -20,6 +20,8 @@
  * start below the offset asked for (it is the batch holding that offset): clients skip records
  * below their offset. OFFSET_OUT_OF_RANGE carries the partition's logStartOffset and nextOffset
  * both in the entry and in `error.details`.
+ * Authorization (authorizer acl): each partition needs read on its topic, else its entry carries
+ * AUTHORIZATION_FAILED (server/access.ts), decided once when the request arrives.
  */
 import type { Session } from "../../security/session.ts";
 import { RunnelError, toRunnelError } from "../../errors.ts";
@@ -29,18 +31,22 @@ import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionR
 import type { BrokerContext, Reply } from "../context.ts";
 import type { Sleeper } from "../../broker/partition-notifier.ts";
 import { findPartition } from "../topic-rules.ts";
+import { deniedTopics } from "../access.ts";
 
 type Gathered = { results: FetchPartitionResult[]; slices: Array<ReadSlice | null>; totalBytes: number; failed: boolean };
+/** The topics the session may not read, with their errors; null for none (the common case). */
+type Denied = ReadonlyMap<string, RunnelError> | null;
 
 /**
  * Answers at once (a Reply, no Promise) when the first read settles it — the common case of a
  * consumer that is behind — so the answer is queued and sent in the same turn of the event loop
  * as its request; only a fetch that must wait returns a Promise (the long poll).
  */
-export function handleFetch(context: BrokerContext, request: RequestOf<"fetch">, id: number, _session: Session): Reply | Promise<Reply> {
+export function handleFetch(context: BrokerContext, request: RequestOf<"fetch">, id: number, session: Session): Reply | Promise<Reply> {
   const waitMs = Math.min(request.maxWaitMs, context.config.fetchWaitMsMax);
   const deadlineMs = Date.now() + waitMs;
-  const gathered = gather(context, request);
+  const denied = deniedTopics(context, session, "read", request.partitions);
+  const gathered = gather(context, request, denied);
   if (isSettled(context, request, gathered, deadlineMs)) return toReply(context, id, gathered);
   return longPoll(context, request, id, gathered, deadlineMs);
 }
@@ -93,13 +99,15 @@ class ParkedFetch implements Sleeper {
   }
 }
 
-function gather(context: BrokerContext, request: RequestOf<"fetch">): Gathered {
+function gather(context: BrokerContext, request: RequestOf<"fetch">, denied: Denied = null): Gathered {
   const budget = Math.min(request.maxBytes, context.config.frameBytesMax - FETCH_HEAD_RESERVE_BYTES);
   const gathered: Gathered = { results: [], slices: [], totalBytes: 0, failed: false };
   for (const entry of request.partitions) {
     const result: FetchPartitionResult = { topic: entry.topic, partition: entry.partition, logStartOffset: -1, nextOffset: -1, recordsBytes: 0 };
     let slice: ReadSlice | null = null;
     try {
+      const refusal = denied?.get(entry.topic);
+      if (refusal !== undefined) throw refusal;
       const partition = findPartition(context, entry.topic, entry.partition);
       result.logStartOffset = partition.logStartOffset;
       result.nextOffset = partition.nextOffset;

@@ -10,10 +10,16 @@ import { toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
 import { findPartition } from "../topic-rules.ts";
+import type { Session } from "../../security/session.ts";
+import { deniedTopics } from "../access.ts";
 
-export function handleListOffsets(context: BrokerContext, request: RequestOf<"listOffsets">, id: number): Reply {
+/** Needs read on each topic (authorizer acl): AUTHORIZATION_FAILED per partition otherwise. */
+export function handleListOffsets(context: BrokerContext, request: RequestOf<"listOffsets">, id: number, session: Session): Reply {
+  const denied = deniedTopics(context, session, "read", request.partitions);
   const partitions = request.partitions.map(({ topic, partition, at }) => {
     try {
+      const refusal = denied?.get(topic);
+      if (refusal !== undefined) throw refusal;
       const log = findPartition(context, topic, partition);
       const offset = at === "earliest" ? log.logStartOffset : at === "latest" ? log.nextOffset : (log.offsetForTimestamp(at) ?? log.nextOffset);
       return { topic, partition, offset };

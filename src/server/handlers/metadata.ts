@@ -10,6 +10,9 @@
  * request then holds its connection's later requests until the topics exist (appliedLater).
  * Names past topicCreatesPerRequestMax, or refused by the creation rate, get their own error
  * entry (LIMIT_EXCEEDED, THROTTLED); the others are answered as usual.
+ * Authorization (authorizer acl): without `topics`, only the topics the principal may describe
+ * are listed; a named one it may not describe gets AUTHORIZATION_FAILED whether it exists or not,
+ * and a missing one is auto-created only when the principal may create it.
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { yieldToLoop } from "../../log/topic-staging.ts";
@@ -17,24 +20,35 @@ import { type RequestOf, toWireError, type WireError } from "../../protocol/mess
 import { appliedLater, type BrokerContext, frameReply, type Reply } from "../context.ts";
 import { autoCreateTopics, missingTopics } from "../topic-creation.ts";
 import { requireTopic } from "../topic-rules.ts";
+import type { Session } from "../../security/session.ts";
+import { authorize, isAuthorizationOn, topicResource } from "../../security/authorizer.ts";
+import { deniedTopics, mayCreateTopic } from "../access.ts";
 
 const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
 /** Topic entries built between checks of the slice's time. */
 const DESCRIBE_SLICE_TOPICS = 500;
 const DESCRIBE_SLICE_MS = 4;
 
-export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number): Reply | Promise<Reply> {
-  const names = request.topics ?? context.log.listTopics().sort();
-  if (request.autoCreate !== true || request.topics === undefined) return describeTopics(context, names, id, NO_FAILURES);
-  const missing = missingTopics(context, names);
-  if (missing.length === 0) return describeTopics(context, names, id, NO_FAILURES);
-  return appliedLater(createThenDescribe(context, names, missing, id));
+export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number, session: Session): Reply | Promise<Reply> {
+  const names = request.topics ?? describableTopics(context, session, context.log.listTopics().sort());
+  const denied = request.topics === undefined || !isAuthorizationOn(context) ? null : deniedTopics(context, session, "describe", names.map((topic) => ({ topic })));
+  const refused = denied ?? NO_FAILURES;
+  if (request.autoCreate !== true || request.topics === undefined) return describeTopics(context, names, id, refused);
+  const missing = missingTopics(context, names).filter((topic) => !refused.has(topic) && mayCreateTopic(context, session, topic));
+  if (missing.length === 0) return describeTopics(context, names, id, refused);
+  return appliedLater(createThenDescribe(context, names, missing, id, refused));
+}
+
+function describableTopics(context: BrokerContext, session: Session, names: string[]): string[] {
+  if (!isAuthorizationOn(context)) return names;
+  return names.filter((name) => authorize(context, session, "describe", topicResource(name)));
 }
 
 /** The slow path, in slices: decoding a large request was already work, so each step yields first. */
-async function createThenDescribe(context: BrokerContext, names: readonly string[], missing: readonly string[], id: number): Promise<Reply> {
+async function createThenDescribe(context: BrokerContext, names: readonly string[], missing: readonly string[], id: number, refused: ReadonlyMap<string, RunnelError>): Promise<Reply> {
   await yieldToLoop();
   const failures = await autoCreateTopics(context, missing);
+  for (const [topic, refusal] of refused) failures.set(topic, refusal);
   const topics: TopicEntry[] = [];
   let sliceStartMs = performance.now();
   for (let first = 0; first < names.length; first += DESCRIBE_SLICE_TOPICS) {

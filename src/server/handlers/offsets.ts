@@ -11,14 +11,22 @@
  * topic gets UNKNOWN_TOPIC, and afterwards fetchOffsets answers as for a never-committed one.
  * A commit that names a group member (`memberId` + `generation`) is fenced per entry by the group
  * coordinator (UNKNOWN_MEMBER, COMMIT_FENCED); one without is a tool's and is not.
+ * Authorization (authorizer acl): a commit needs read on the group (else the request fails) and
+ * read on each entry's topic (else that entry's AUTHORIZATION_FAILED); fetchOffsets needs
+ * describe on the group and answers only the topics the principal may describe.
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
 import type { OffsetCommit } from "../../broker/offset-store.ts";
 import { checkTopicName, findPartition } from "../topic-rules.ts";
+import type { Session } from "../../security/session.ts";
+import { authorize, groupResource, isAuthorizationOn, requireAuthorized, topicResource } from "../../security/authorizer.ts";
+import { deniedTopics } from "../access.ts";
 
-export async function handleCommitOffsets(context: BrokerContext, request: RequestOf<"commitOffsets">, id: number): Promise<Reply> {
+export async function handleCommitOffsets(context: BrokerContext, request: RequestOf<"commitOffsets">, id: number, session: Session): Promise<Reply> {
+  requireAuthorized(context, session, "read", groupResource(request.group));
+  const denied = deniedTopics(context, session, "read", request.offsets);
   const results: Array<{ topic: string; partition: number; error?: WireError }> = [];
   const accepted: OffsetCommit[] = [];
   const acceptedIndexes: number[] = [];
@@ -27,6 +35,8 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
   }
   for (const entry of request.offsets) {
     try {
+      const refusal = denied?.get(entry.topic);
+      if (refusal !== undefined) throw refusal;
       findPartition(context, entry.topic, entry.partition);
       if (request.memberId !== undefined) context.groups.checkCommit(request.group, request.memberId, request.generation ?? -1, entry.topic, entry.partition);
       if (context.offsets.isTopicBeingRemoved(entry.topic)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${entry.topic}' is being deleted`);
@@ -51,14 +61,19 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
   return frameReply(id, { results });
 }
 
-export function handleFetchOffsets(context: BrokerContext, request: RequestOf<"fetchOffsets">, id: number): Reply {
+export function handleFetchOffsets(context: BrokerContext, request: RequestOf<"fetchOffsets">, id: number, session: Session): Reply {
+  requireAuthorized(context, session, "describe", groupResource(request.group));
   // No per-entry errors in this answer: an invalid name fails the request, as it does everywhere else.
   for (const { topic } of request.partitions ?? []) checkTopicName(topic);
+  const describable = (topic: string) => !isAuthorizationOn(context) || authorize(context, session, "describe", topicResource(topic));
   if (request.partitions === undefined) {
-    const offsets = context.offsets.fetchAll(request.group).map((entry) => ({ ...entry }));
+    const offsets = context.offsets
+      .fetchAll(request.group)
+      .filter((entry) => describable(entry.topic))
+      .map((entry) => ({ ...entry }));
     return frameReply(id, { offsets });
   }
-  const offsets = request.partitions.map(({ topic, partition }) => {
+  const offsets = request.partitions.filter(({ topic }) => describable(topic)).map(({ topic, partition }) => {
     const committed = context.offsets.fetch(request.group, topic, partition);
     return { topic, partition, offset: committed?.offset ?? -1, metadata: committed?.metadata ?? "" };
   });

@@ -34,6 +34,10 @@
  * event loop (server/topic-creation.ts: per-request cap, rate, limits — a refused topic's batches
  * get that error), then appends as usual. The connection applies none of its later requests
  * meanwhile (appliedLater), so appends on one connection keep their order.
+ *
+ * Authorization (authorizer acl, server/access.ts): each batch needs write on its topic, else
+ * that batch gets AUTHORIZATION_FAILED (whether or not the topic exists); a missing topic is
+ * auto-created only for a principal that may create it, else its batches get UNKNOWN_TOPIC.
  */
 import type { Session } from "../../security/session.ts";
 import { RunnelError, toRunnelError } from "../../errors.ts";
@@ -42,6 +46,7 @@ import type { Partition } from "../../log/api.ts";
 import { encodeProduceResponseFrame, type ProduceBatchResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import { appliedLater, type BrokerContext, NO_REPLY, type Reply } from "../context.ts";
 import { autoCreateTopics, missingTopics } from "../topic-creation.ts";
+import { deniedTopics, mayCreateTopic } from "../access.ts";
 import { partitionForProduce } from "../topic-rules.ts";
 
 /** Above this many distinct partitions a Set finds repeats faster than a scan of the list. */
@@ -50,9 +55,10 @@ const PARTITIONS_SCANNED_MAX = 8;
 type ProduceEntry = RequestOf<"produce">["batches"][number];
 const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
 
-export function handleProduce(context: BrokerContext, request: RequestOf<"produce">, id: number, _session: Session): Reply | Promise<Reply> {
-  if (context.config.autoCreateTopics && namesMissingTopic(context, request.batches)) return produceAfterCreating(context, request, id);
-  return produceNow(context, request, id, NO_FAILURES);
+export function handleProduce(context: BrokerContext, request: RequestOf<"produce">, id: number, session: Session): Reply | Promise<Reply> {
+  const denied = deniedTopics(context, session, "write", request.batches) ?? NO_FAILURES;
+  if (context.config.autoCreateTopics && namesMissingTopic(context, request.batches)) return produceAfterCreating(context, request, id, session, denied);
+  return produceNow(context, request, id, denied);
 }
 
 /** The hot path's check: one map lookup per batch. */
@@ -61,10 +67,10 @@ function namesMissingTopic(context: BrokerContext, batches: readonly ProduceEntr
   return false;
 }
 
-function produceAfterCreating(context: BrokerContext, request: RequestOf<"produce">, id: number): Promise<Reply> {
+function produceAfterCreating(context: BrokerContext, request: RequestOf<"produce">, id: number, session: Session, denied: ReadonlyMap<string, RunnelError>): Promise<Reply> {
   // Copies: the batches are views into the connection's frame buffer, reused after dispatch.
   const copy: RequestOf<"produce"> = { ...request, batches: request.batches.map((entry) => ({ ...entry, batch: entry.batch.slice() })) };
-  const missing = missingTopics(context, copy.batches.map((entry) => entry.topic));
+  const missing = missingTopics(context, copy.batches.map((entry) => entry.topic)).filter((topic) => !denied.has(topic) && mayCreateTopic(context, session, topic));
   let markApplied: () => void = () => {};
   const applied = new Promise<void>((resolve) => {
     markApplied = resolve;
@@ -72,6 +78,7 @@ function produceAfterCreating(context: BrokerContext, request: RequestOf<"produc
   const reply = autoCreateTopics(context, missing)
     .then((failures) => {
       try {
+        for (const [topic, refusal] of denied) failures.set(topic, refusal);
         return produceNow(context, copy, id, failures);
       } finally {
         // Appended (or refused): later requests may go on while a synced answer waits.

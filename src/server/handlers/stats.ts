@@ -4,9 +4,13 @@
  * use, the number of committed consumer-group offsets and the buffered-bytes budget's use. Cheap; meant for tests and operators.
  */
 import type { RequestOf } from "../../protocol/messages.ts";
+import type { Session } from "../../security/session.ts";
+import { requireClusterAccess } from "../access.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
 
-export function handleStats(context: BrokerContext, _request: RequestOf<"stats">, id: number): Reply {
+/** Needs describe on the cluster (authorizer acl). */
+export function handleStats(context: BrokerContext, _request: RequestOf<"stats">, id: number, session: Session): Reply {
+  requireClusterAccess(context, session, "describe");
   return frameReply(id, {
     ...context.stats,
     fetchesWaiting: context.notifier.size,

@@ -12,14 +12,19 @@
  * createTopicAsync / addPartitionsAsync; the offset store's queue): their replies are marked
  * appliedLater, so their connection applies nothing after them until they are. Creates are
  * admitted first by topic-rules.ts (topicsMax, partitionsMax, the creation rate: THROTTLED).
+ * Authorization (server/access.ts) comes first of all: create on the topic or the cluster for
+ * createTopic and createPartitions, delete / describe / alter on the topic for the others.
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TopicConfig, TopicDescription } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
+import type { Session } from "../../security/session.ts";
+import { requireCreateTopic, requireTopicAccess } from "../access.ts";
 import { appliedLater, type BrokerContext, frameReply, type Reply } from "../context.ts";
 import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom, requireTopic, toWireTopic } from "../topic-rules.ts";
 
-export function handleCreateTopic(context: BrokerContext, request: RequestOf<"createTopic">, id: number): Promise<Reply> {
+export function handleCreateTopic(context: BrokerContext, request: RequestOf<"createTopic">, id: number, session: Session): Promise<Reply> {
+  requireCreateTopic(context, session, request.topic);
   checkTopicName(request.topic);
   checkPartitionCount(context, request.partitions);
   if (context.log.hasTopic(request.topic)) throw new RunnelError("TOPIC_EXISTS", `topic '${request.topic}' already exists`);
@@ -38,7 +43,8 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
  * (a retry finishes it) — never offsets that outlive the topic and greet one created again.
  * A second deleteTopic of the same topic while one runs gets UNKNOWN_TOPIC.
  */
-export function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
+export function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number, session: Session): Promise<Reply> {
+  requireTopicAccess(context, session, "delete", request.topic);
   requireTopic(context, request.topic);
   return appliedLater(deleteTopic(context, request, id));
 }
@@ -67,12 +73,14 @@ async function deleteOnFullDisk(context: BrokerContext, topic: string): Promise<
   await context.offsets.removeTopic(topic);
 }
 
-export function handleDescribeTopic(context: BrokerContext, request: RequestOf<"describeTopic">, id: number): Reply {
+export function handleDescribeTopic(context: BrokerContext, request: RequestOf<"describeTopic">, id: number, session: Session): Reply {
+  requireTopicAccess(context, session, "describe", request.topic);
   requireTopic(context, request.topic);
   return frameReply(id, { topic: toWireTopic(context.log.describeTopic(request.topic)) });
 }
 
-export function handleCreatePartitions(context: BrokerContext, request: RequestOf<"createPartitions">, id: number): Promise<Reply> {
+export function handleCreatePartitions(context: BrokerContext, request: RequestOf<"createPartitions">, id: number, session: Session): Promise<Reply> {
+  requireCreateTopic(context, session, request.topic);
   requireTopic(context, request.topic);
   checkPartitionCount(context, request.partitions);
   const current = context.log.describeTopic(request.topic).partitions.length;
@@ -89,7 +97,8 @@ function topicReply(context: BrokerContext, id: number, description: TopicDescri
   return frameReply(id, { topic: toWireTopic(description) });
 }
 
-export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number): Reply {
+export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number, session: Session): Reply {
+  requireTopicAccess(context, session, "alter", request.topic);
   requireTopic(context, request.topic);
   return frameReply(id, { topic: toWireTopic(context.log.alterTopicConfig(request.topic, request.config as Partial<TopicConfig>)) });
 }

@@ -249,6 +249,10 @@ describe("Kafka definitions", () => {
       AlterConfigsRequest: "0-2",
       CreatePartitionsRequest: "0-3",
       IncrementalAlterConfigsRequest: "0-1",
+      // Issue 12: Kafka's ACL APIs (listeners/kafka/handlers/acls.ts).
+      DescribeAclsRequest: "0-1",
+      CreateAclsRequest: "0-1",
+      DeleteAclsRequest: "0-1",
     });
   });
 });

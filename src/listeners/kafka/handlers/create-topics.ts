@@ -12,7 +12,9 @@
 import { RunnelError } from "../../../errors.ts";
 import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
+import type { Session } from "../../../security/session.ts";
+import { requireCreateTopic } from "../../../server/access.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 import { topicConfigOf } from "../topic-configs.ts";
 
@@ -26,19 +28,21 @@ interface CreateTopic {
   configs: Array<{ name: string; value: string | null }>;
 }
 
-export async function handleCreateTopics(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
+export async function handleCreateTopics(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): Promise<KafkaStruct> {
   const validateOnly = request.validateOnly === true;
   // Side by side: the log group-commits the directory fsyncs of creates that overlap.
-  const topics = await Promise.all(fieldAs<CreateTopic[]>(request.topics).map((topic) => createOne(context, topic, validateOnly)));
+  const topics = await Promise.all(fieldAs<CreateTopic[]>(request.topics).map((topic) => createOne(context, topic, validateOnly, info.session)));
   return { throttleTimeMs: 0, topics };
 }
 
 /** Checks run first, synchronously, in request order; the files are then made off the event loop. */
-async function createOne(context: KafkaContext, topic: CreateTopic, validateOnly: boolean): Promise<KafkaStruct> {
+/** Needs create on the topic or the cluster (TOPIC_AUTHORIZATION_FAILED), checked before anything else. */
+async function createOne(context: KafkaContext, topic: CreateTopic, validateOnly: boolean, session: Session): Promise<KafkaStruct> {
   const broker = context.broker;
   const partitions = topic.numPartitions === -1 ? broker.config.defaultPartitions : topic.numPartitions;
   const answer = { name: topic.name, topicId: ZERO_UUID, errorCode: 0, errorMessage: null as string | null, numPartitions: partitions, replicationFactor: 1, configs: null };
   try {
+    requireCreateTopic(broker, session, topic.name);
     if (topic.replicationFactor !== -1 && topic.replicationFactor !== 1) {
       return { ...answer, errorCode: KAFKA_ERROR.INVALID_REPLICATION_FACTOR, errorMessage: `replication factor ${topic.replicationFactor}: this broker is one node, so 1 (or -1) is the only choice` };
     }

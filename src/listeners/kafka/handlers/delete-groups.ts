@@ -6,8 +6,9 @@
  * GROUP_ID_NOT_FOUND (69).
  */
 import type { KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { groupAccessCode } from "../access.ts";
 
 async function deleteOne(context: KafkaContext, groupId: string): Promise<number> {
   if (context.broker.groups.hasMembers(groupId)) return KAFKA_ERROR.NON_EMPTY_GROUP;
@@ -20,8 +21,12 @@ async function deleteOne(context: KafkaContext, groupId: string): Promise<number
   }
 }
 
-export async function handleDeleteGroups(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
+/** Needs delete on each group (GROUP_AUTHORIZATION_FAILED for that group otherwise). */
+export async function handleDeleteGroups(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): Promise<KafkaStruct> {
   const results = [];
-  for (const groupId of request.groupsNames as string[]) results.push({ groupId, errorCode: await deleteOne(context, groupId) });
+  for (const groupId of request.groupsNames as string[]) {
+    const denied = groupAccessCode(context, info, "delete", groupId);
+    results.push({ groupId, errorCode: denied !== KAFKA_ERROR.NONE ? denied : await deleteOne(context, groupId) });
+  }
   return { throttleTimeMs: 0, results };
 }

@@ -11,8 +11,11 @@ import { topicDefaultsOf } from "../../../config.ts";
 import type { TopicConfig } from "../../../log/api.ts";
 import { requireTopic } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { clusterAccessCode } from "../access.ts";
+import type { Session } from "../../../security/session.ts";
+import { requireTopicAccess } from "../../../server/access.ts";
 
 const RESOURCE_TOPIC = 2;
 const RESOURCE_BROKER = 4;
@@ -26,16 +29,22 @@ interface Resource {
   configurationKeys: string[] | null;
 }
 
-export function handleDescribeConfigs(context: KafkaContext, request: KafkaStruct, _version: number): KafkaStruct {
-  const results = fieldAs<Resource[]>(request.resources).map((resource) => describe(context, resource));
+/** Needs describe on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED). */
+export function handleDescribeConfigs(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): KafkaStruct {
+  const results = fieldAs<Resource[]>(request.resources).map((resource) => describe(context, resource, info));
   return { throttleTimeMs: 0, results };
 }
 
-function describe(context: KafkaContext, resource: Resource): KafkaStruct {
+function describe(context: KafkaContext, resource: Resource, info: KafkaRequestInfo): KafkaStruct {
   const result = { errorCode: 0, errorMessage: null as string | null, resourceType: resource.resourceType, resourceName: resource.resourceName, configs: [] as KafkaStruct[] };
-  if (resource.resourceType === RESOURCE_BROKER && resource.resourceName === String(context.nodeId)) return result;
+  if (resource.resourceType === RESOURCE_BROKER && resource.resourceName === String(context.nodeId)) {
+    const denied = clusterAccessCode(context, info, "describe");
+    return denied === KAFKA_ERROR.NONE ? result : { ...result, errorCode: denied, errorMessage: "describing the broker needs describe on the cluster" };
+  }
+  const session: Session = info.session;
   if (resource.resourceType !== RESOURCE_TOPIC) return { ...result, errorCode: KAFKA_ERROR.INVALID_REQUEST, errorMessage: `resource type ${resource.resourceType} '${resource.resourceName}' is not described by this broker` };
   try {
+    requireTopicAccess(context.broker, session, "describe", resource.resourceName);
     requireTopic(context.broker, resource.resourceName);
     const config = context.broker.log.describeTopic(resource.resourceName).config;
     const defaults = topicDefaultsOf(context.broker.config);

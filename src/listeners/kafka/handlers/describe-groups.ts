@@ -9,8 +9,9 @@
  */
 import type { ClassicGroup } from "../../../broker/classic-groups.ts";
 import type { KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR } from "../errors.ts";
+import { groupAccessCode } from "../access.ts";
 
 const EMPTY = new Uint8Array(0);
 const AUTHORIZED_OPERATIONS_OMITTED = -2147483648;
@@ -57,7 +58,12 @@ function describeOne(context: KafkaContext, groupId: string): KafkaStruct {
   return { ...base, groupState, protocolType: "runnel", protocolData: native.assignor ?? "", members };
 }
 
-export function handleDescribeGroups(context: KafkaContext, request: KafkaStruct, _version: number): KafkaStruct {
-  const groups = (request.groups as string[]).map((groupId) => describeOne(context, groupId));
+/** Needs describe on each group (GROUP_AUTHORIZATION_FAILED for that group otherwise). */
+export function handleDescribeGroups(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): KafkaStruct {
+  const groups = (request.groups as string[]).map((groupId) => {
+    const denied = groupAccessCode(context, info, "describe", groupId);
+    if (denied === KAFKA_ERROR.NONE) return describeOne(context, groupId);
+    return { errorCode: denied, groupId, groupState: "", protocolType: "", protocolData: "", members: [], authorizedOperations: AUTHORIZED_OPERATIONS_OMITTED };
+  });
   return { throttleTimeMs: 0, groups };
 }

@@ -16,13 +16,17 @@
  *
  * Native batches: a slice holding batches written by native clients (magic 1) takes the copy
  * path, each such batch rewritten as a magic 2 batch (listeners/kafka/native-batches.ts).
+ *
+ * Authorization (authorizer acl): read on each topic, else TOPIC_AUTHORIZATION_FAILED (29) on
+ * its partitions, decided once when the request arrives (server/access.ts).
  */
-import { toRunnelError } from "../../../errors.ts";
+import { type RunnelError, toRunnelError } from "../../../errors.ts";
+import { deniedTopics } from "../../../server/access.ts";
 import type { Partition, ReadSlice } from "../../../log/api.ts";
 import type { Sleeper } from "../../../broker/partition-notifier.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 import { kafkaRecordsOf } from "../native-batches.ts";
 
@@ -45,14 +49,15 @@ interface Gathered {
   failed: boolean;
 }
 
-export function handleFetch(context: KafkaContext, request: KafkaStruct, _version: number): KafkaStruct | Promise<KafkaStruct> {
+export function handleFetch(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): KafkaStruct | Promise<KafkaStruct> {
   const config = context.broker.config;
   const waitMs = Math.max(0, Math.min(request.maxWaitMs as number, config.fetchWaitMsMax));
   const deadlineMs = Date.now() + waitMs;
   const topics = fieldAs<FetchTopic[]>(request.topics);
   const minBytes = request.minBytes as number;
   const maxBytes = Math.min(request.maxBytes as number, config.frameBytesMax - 64 * 1024);
-  const first = gather(context, topics, maxBytes);
+  const denied = deniedTopics(context.broker, info.session, "read", topics);
+  const first = gather(context, topics, maxBytes, denied);
   const settled = (gathered: Gathered) => gathered.totalBytes >= minBytes || gathered.failed || Date.now() >= deadlineMs || context.broker.isShuttingDown();
   if (settled(first)) return toBody(first);
   const refs = topics.flatMap((topic) => topic.partitions.map((entry) => ({ topic: topic.topic, partition: entry.partition })));
@@ -60,7 +65,7 @@ export function handleFetch(context: KafkaContext, request: KafkaStruct, _versio
   const sleeper: Sleeper = {
     wake() {
       try {
-        const gathered = gather(context, topics, maxBytes);
+        const gathered = gather(context, topics, maxBytes, denied);
         if (settled(gathered) || !park(gathered)) answer.resolve(toBody(gathered));
       } catch (error) {
         answer.reject(error);
@@ -80,13 +85,19 @@ function toBody(gathered: Gathered): KafkaStruct {
   return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: gathered.responses };
 }
 
-function gather(context: KafkaContext, topics: FetchTopic[], maxBytes: number): Gathered {
+function gather(context: KafkaContext, topics: FetchTopic[], maxBytes: number, denied: ReadonlyMap<string, RunnelError> | null): Gathered {
   const gathered: Gathered = { responses: [], slices: [], totalBytes: 0, failed: false };
   for (const topic of topics) {
-    const partitions = topic.partitions.map((entry) => readPartition(context, topic.topic, entry, maxBytes, gathered));
+    const refusal = denied?.get(topic.topic);
+    const partitions = topic.partitions.map((entry) => (refusal === undefined ? readPartition(context, topic.topic, entry, maxBytes, gathered) : refused(entry, refusal, gathered)));
     gathered.responses.push({ topic: topic.topic, partitions });
   }
   return gathered;
+}
+
+function refused(entry: FetchPartition, refusal: RunnelError, gathered: Gathered): KafkaStruct {
+  gathered.failed = true;
+  return { partitionIndex: entry.partition, errorCode: kafkaErrorOf(refusal).errorCode, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: null, preferredReadReplica: -1, records: NO_RECORDS };
 }
 
 function readPartition(context: KafkaContext, topic: string, entry: FetchPartition, maxBytes: number, gathered: Gathered): KafkaStruct {

@@ -5,10 +5,14 @@
  * ILLEGAL_GENERATION (22) and UNKNOWN_MEMBER_ID (25) that it lost its place.
  */
 import type { KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { groupAccessCode } from "../access.ts";
 
-export function handleHeartbeat(context: KafkaContext, request: KafkaStruct, _version: number): KafkaStruct {
+/** Needs read on the group (GROUP_AUTHORIZATION_FAILED otherwise). */
+export function handleHeartbeat(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): KafkaStruct {
+  const denied = groupAccessCode(context, info, "read", request.groupId as string);
+  if (denied !== KAFKA_ERROR.NONE) return { throttleTimeMs: 0, errorCode: denied };
   try {
     context.broker.groups.classicHeartbeat(request.groupId as string, request.memberId as string, request.generationId as number);
     return { throttleTimeMs: 0, errorCode: KAFKA_ERROR.NONE };

@@ -18,6 +18,7 @@ import type { GroupCoordinator } from "../../../broker/group-coordinator.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { groupErrorCode, KAFKA_ERROR, unlessStopping } from "../errors.ts";
+import { groupAccessCode } from "../access.ts";
 
 /** Ids handed out with MEMBER_ID_REQUIRED and not yet used, per coordinator; the oldest go first past the bound. */
 const PENDING_MEMBER_IDS_MAX = 10_000;
@@ -74,6 +75,8 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
   const rebalanceTimeoutMs = version >= 1 ? (request.rebalanceTimeoutMs as number) : sessionTimeoutMs;
   const protocolType = request.protocolType as string;
   if (groupId === "") return refusal(KAFKA_ERROR.INVALID_GROUP_ID, requestedId, version);
+  const denied = groupAccessCode(context, info, "read", groupId);
+  if (denied !== KAFKA_ERROR.NONE) return refusal(denied, requestedId, version);
   const nowMs = performance.now();
   if (version >= 4 && requestedId === "") {
     const memberId = `${(info.clientId ?? "").slice(0, 64)}-${crypto.randomUUID()}`;

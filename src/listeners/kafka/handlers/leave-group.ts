@@ -7,8 +7,9 @@
  * served) is UNKNOWN_MEMBER_ID (25).
  */
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { groupAccessCode } from "../access.ts";
 
 function leave(context: KafkaContext, groupId: string, memberId: string): number {
   try {
@@ -19,8 +20,11 @@ function leave(context: KafkaContext, groupId: string, memberId: string): number
   }
 }
 
-export function handleLeaveGroup(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct {
+/** Needs read on the group (GROUP_AUTHORIZATION_FAILED otherwise). */
+export function handleLeaveGroup(context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo): KafkaStruct {
   const groupId = request.groupId as string;
+  const denied = groupAccessCode(context, info, "read", groupId);
+  if (denied !== KAFKA_ERROR.NONE) return version < 3 ? { throttleTimeMs: 0, errorCode: denied } : { throttleTimeMs: 0, errorCode: denied, members: [] };
   if (version < 3) return { throttleTimeMs: 0, errorCode: leave(context, groupId, request.memberId as string) };
   const members = fieldAs<Array<{ memberId: string; groupInstanceId: string | null }>>(request.members).map((member) => ({
     memberId: member.memberId,

@@ -6,12 +6,14 @@
  * whose members are gone). v4's statesFilter keeps the named states (case-insensitive).
  */
 import type { KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR } from "../errors.ts";
+import { groupAccessCode } from "../access.ts";
 
 const KAFKA_STATE = { empty: "Empty", stable: "Stable", reconciling: "CompletingRebalance" } as const;
 
-export function handleListGroups(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct {
+/** Lists only the groups the principal may describe (authorizer acl), as Kafka. */
+export function handleListGroups(context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo): KafkaStruct {
   const coordinator = context.broker.groups;
   const listed = new Map<string, { groupId: string; protocolType: string; groupState: string }>();
   for (const summary of coordinator.listGroups()) {
@@ -23,6 +25,8 @@ export function handleListGroups(context: KafkaContext, request: KafkaStruct, ve
     if (!listed.has(groupId)) listed.set(groupId, { groupId, protocolType: "consumer", groupState: "Empty" });
   }
   const filter = version >= 4 ? (request.statesFilter as string[]).map((state) => state.toLowerCase()) : [];
-  const groups = [...listed.values()].filter((group) => filter.length === 0 || filter.includes(group.groupState.toLowerCase()));
+  const groups = [...listed.values()].filter(
+    (group) => (filter.length === 0 || filter.includes(group.groupState.toLowerCase())) && groupAccessCode(context, info, "describe", group.groupId) === KAFKA_ERROR.NONE,
+  );
   return { throttleTimeMs: 0, errorCode: KAFKA_ERROR.NONE, groups };
 }

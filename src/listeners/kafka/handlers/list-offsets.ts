@@ -11,13 +11,16 @@
  *
  * Differs from Kafka: when a compressed batch would inflate past the bound the answer is that
  * batch's base offset with timestamp -1 (the consumer skips the older records in it).
+ * Authorization (authorizer acl): describe on each topic, as Kafka; TOPIC_AUTHORIZATION_FAILED (29)
+ * on its partitions otherwise.
  */
 import { checkCurrentLeaderEpoch, currentLeaderEpoch } from "../../../broker/leader-epochs.ts";
 import { offsetForTime, offsetOfMaxTimestamp, type TimedOffset } from "../../../broker/time-lookup.ts";
 import type { Partition } from "../../../log/api.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
+import { deniedTopics } from "../../../server/access.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 
 const LATEST = -1;
@@ -30,18 +33,21 @@ interface ListTopic {
   partitions: Array<{ partitionIndex: number; currentLeaderEpoch: number; timestamp: number }>;
 }
 
-export function handleListOffsets(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct {
-  const topics = fieldAs<ListTopic[]>(request.topics).map((topic) => ({
+export function handleListOffsets(context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo): KafkaStruct {
+  const asked = fieldAs<ListTopic[]>(request.topics);
+  const denied = deniedTopics(context.broker, info.session, "describe", asked.map((topic) => ({ topic: topic.name })));
+  const topics = asked.map((topic) => ({
     name: topic.name,
-    partitions: topic.partitions.map((asked) => listOne(context, topic.name, asked, version)),
+    partitions: topic.partitions.map((one) => listOne(context, topic.name, one, version, denied?.get(topic.name))),
   }));
   return { throttleTimeMs: 0, topics };
 }
 
-function listOne(context: KafkaContext, topic: string, asked: ListTopic["partitions"][number], version: number): KafkaStruct {
+function listOne(context: KafkaContext, topic: string, asked: ListTopic["partitions"][number], version: number, refusal: unknown): KafkaStruct {
   const { partitionIndex, timestamp } = asked;
   const failed = (errorCode: number) => ({ partitionIndex, errorCode, timestamp: -1, offset: -1, leaderEpoch: -1 });
   try {
+    if (refusal !== undefined) throw refusal;
     const partition = findPartition(context.broker, topic, partitionIndex);
     const check = checkCurrentLeaderEpoch(topic, partitionIndex, asked.currentLeaderEpoch);
     if (check !== "ok") return failed(check === "fenced" ? KAFKA_ERROR.FENCED_LEADER_EPOCH : KAFKA_ERROR.UNKNOWN_LEADER_EPOCH);

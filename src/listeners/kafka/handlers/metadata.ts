@@ -11,11 +11,16 @@
  * native listener's (server/topic-creation.ts: per-request cap, creation rate, group-committed
  * fsyncs), so the answer is then asynchronous; a topic not created gets its error. Topic ids (v10+) are all zero: Runnel keeps none yet, and
  * the versions of Fetch we serve address topics by name. Authorized operations: none reported.
+ * Authorization (authorizer acl), as Kafka: all topics lists only those the principal may
+ * describe; a named one it may not describe is TOPIC_AUTHORIZATION_FAILED (29), existing or not;
+ * a missing one is auto-created only with create permission.
  */
 import { type RunnelError, toRunnelError } from "../../../errors.ts";
 import { autoCreateTopics, missingTopics } from "../../../server/topic-creation.ts";
 import type { KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
+import { deniedTopics, mayCreateTopic } from "../../../server/access.ts";
+import { authorize, isAuthorizationOn, topicResource } from "../../../security/authorizer.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 
 const ZERO_UUID = new Uint8Array(16);
@@ -27,14 +32,24 @@ interface MetadataTopicRequest {
 
 const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
 
-export function handleMetadata(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct | Promise<KafkaStruct> {
+export function handleMetadata(context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo): KafkaStruct | Promise<KafkaStruct> {
   const requested = request.topics as MetadataTopicRequest[] | null;
   const allTopics = requested === null || (version === 0 && requested.length === 0);
   const allowCreate = version < 4 || request.allowAutoTopicCreation === true;
-  const names = allTopics ? context.broker.log.listTopics() : requested.map((topic) => topic.name ?? "");
-  const missing = allTopics || !allowCreate ? [] : missingTopics(context.broker, names);
-  if (missing.length === 0) return answer(context, names, NO_FAILURES);
-  return autoCreateTopics(context.broker, missing).then((failures) => answer(context, names, failures));
+  const broker = context.broker;
+  const names = allTopics ? describable(context, info, broker.log.listTopics()) : requested.map((topic) => topic.name ?? "");
+  const denied = (allTopics ? null : deniedTopics(broker, info.session, "describe", names.map((topic) => ({ topic })))) ?? NO_FAILURES;
+  const missing = allTopics || !allowCreate ? [] : missingTopics(broker, names).filter((topic) => !denied.has(topic) && mayCreateTopic(broker, info.session, topic));
+  if (missing.length === 0) return answer(context, names, denied);
+  return autoCreateTopics(broker, missing).then((failures) => {
+    for (const [topic, refusal] of denied) failures.set(topic, refusal);
+    return answer(context, names, failures);
+  });
+}
+
+function describable(context: KafkaContext, info: KafkaRequestInfo, names: string[]): string[] {
+  if (!isAuthorizationOn(context.broker)) return names;
+  return names.filter((name) => authorize(context.broker, info.session, "describe", topicResource(name)));
 }
 
 function answer(context: KafkaContext, names: readonly string[], failures: ReadonlyMap<string, RunnelError>): KafkaStruct {

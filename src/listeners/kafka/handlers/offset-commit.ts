@@ -18,24 +18,31 @@ import { RunnelError } from "../../../errors.ts";
 import type { OffsetCommit } from "../../../broker/offset-store.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { groupAccessCode } from "../access.ts";
+import { deniedTopics } from "../../../server/access.ts";
 
 interface CommitTopic {
   name: string;
   partitions: Array<{ partitionIndex: number; committedOffset: number; committedMetadata: string | null }>;
 }
 
-export async function handleOffsetCommit(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
+/** Needs read on the group (GROUP_AUTHORIZATION_FAILED on every partition) and read on each topic (TOPIC_AUTHORIZATION_FAILED on its partitions). */
+export async function handleOffsetCommit(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): Promise<KafkaStruct> {
   const topics = fieldAs<CommitTopic[]>(request.topics);
   const groupId = request.groupId as string;
-  const refusal = membershipRefusal(context, groupId, request.generationId as number);
+  const groupDenied = groupId === "" ? KAFKA_ERROR.NONE : groupAccessCode(context, info, "read", groupId);
+  const refusal = groupDenied !== KAFKA_ERROR.NONE ? groupDenied : membershipRefusal(context, groupId, request.generationId as number);
+  const denied = deniedTopics(context.broker, info.session, "read", topics.map((topic) => ({ topic: topic.name })));
   const accepted: OffsetCommit[] = [];
   const answers = topics.map((topic) => ({
     name: topic.name,
     partitions: topic.partitions.map((entry) => {
       if (refusal !== 0) return { partitionIndex: entry.partitionIndex, errorCode: refusal };
       try {
+        const topicRefusal = denied?.get(topic.name);
+        if (topicRefusal !== undefined) throw topicRefusal;
         findPartition(context.broker, topic.name, entry.partitionIndex);
         if ((request.generationId as number) >= 0) context.broker.groups.checkCommit(groupId, request.memberId as string, request.generationId as number, topic.name, entry.partitionIndex);
         if (context.broker.offsets.isTopicBeingRemoved(topic.name)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${topic.name}' is being deleted`);

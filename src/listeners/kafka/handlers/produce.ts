@@ -17,6 +17,8 @@
  * Any other acks value: INVALID_REQUIRED_ACKS (21), nothing stored. Missing topics are created
  * when autoCreateTopics is on, off the event loop (server/topic-creation.ts) before anything is
  * appended; a topic not created gets its error on each of its partitions.
+ * Authorization (authorizer acl): write on each topic, else TOPIC_AUTHORIZATION_FAILED (29) on its
+ * partitions; a missing topic is auto-created only with create permission (server/access.ts).
  */
 import { RunnelError } from "../../../errors.ts";
 import { autoCreateTopics, missingTopics } from "../../../server/topic-creation.ts";
@@ -24,7 +26,8 @@ import { BATCH_LOG_OVERHEAD_BYTES, BATCH_MAGIC_KAFKA, FIELD, readInt64 } from ".
 import type { Partition } from "../../../log/api.ts";
 import { partitionForProduce } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
+import { deniedTopics, mayCreateTopic } from "../../../server/access.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 
 interface PartitionData {
@@ -40,12 +43,17 @@ const VALID_ACKS: ReadonlySet<number> = new Set([0, 1, -1]);
 
 const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
 
-export function handleProduce(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct | null | Promise<KafkaStruct | null> {
+export function handleProduce(context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo): KafkaStruct | null | Promise<KafkaStruct | null> {
   const topics = fieldAs<TopicData[]>(request.topicData);
-  const missing = context.broker.config.autoCreateTopics ? missingTopics(context.broker, topics.map((topic) => topic.name)) : [];
-  if (missing.length === 0) return produce(context, request, version, NO_FAILURES);
+  const denied = deniedTopics(context.broker, info.session, "write", topics.map((topic) => ({ topic: topic.name }))) ?? NO_FAILURES;
+  const creatable = (topic: string) => !denied.has(topic) && mayCreateTopic(context.broker, info.session, topic);
+  const missing = context.broker.config.autoCreateTopics ? missingTopics(context.broker, topics.map((topic) => topic.name)).filter(creatable) : [];
+  if (missing.length === 0) return produce(context, request, version, denied);
   // The request's record bytes are its own buffer (the Kafka connection does not reuse frames).
-  return autoCreateTopics(context.broker, missing).then((failures) => produce(context, request, version, failures));
+  return autoCreateTopics(context.broker, missing).then((failures) => {
+    for (const [topic, refusal] of denied) failures.set(topic, refusal);
+    return produce(context, request, version, failures);
+  });
 }
 
 function produce(context: KafkaContext, request: KafkaStruct, version: number, failures: ReadonlyMap<string, RunnelError>): KafkaStruct | null {

@@ -7,14 +7,18 @@
  * from a non-member UNKNOWN_MEMBER_ID (25). v5 answers the group's protocol type and name.
  */
 import { fieldAs, type KafkaStruct } from "../codec.ts";
-import type { KafkaContext } from "../context.ts";
+import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { groupErrorCode, KAFKA_ERROR, unlessStopping } from "../errors.ts";
+import { groupAccessCode } from "../access.ts";
 
 const EMPTY = new Uint8Array(0);
 
-export async function handleSyncGroup(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
+/** Needs read on the group (GROUP_AUTHORIZATION_FAILED otherwise). */
+export async function handleSyncGroup(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): Promise<KafkaStruct> {
   const coordinator = context.broker.groups;
   const groupId = request.groupId as string;
+  const denied = groupAccessCode(context, info, "read", groupId);
+  if (denied !== KAFKA_ERROR.NONE) return { throttleTimeMs: 0, errorCode: denied, protocolType: null, protocolName: null, assignment: EMPTY };
   const assignments = fieldAs<Array<{ memberId: string; assignment: Uint8Array }>>(request.assignments);
   try {
     const syncing = coordinator.classicSync({ group: groupId, memberId: request.memberId as string, generation: request.generationId as number, assignments });
