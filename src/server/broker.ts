@@ -38,6 +38,7 @@ import { OffsetStore } from "../broker/offset-store.ts";
 import { PartitionNotifier } from "../broker/partition-notifier.ts";
 import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
+import { Authenticator } from "../security/authenticator.ts";
 
 type SocketData = { connection: Connection | null };
 
@@ -99,7 +100,9 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   let offsets: OffsetStore;
   let producerIds: ProducerIdAllocator;
+  let authenticator: Authenticator;
   try {
+    authenticator = Authenticator.open(config, logger);
     producerIds = ProducerIdAllocator.open(config.dataDir);
     offsets = OffsetStore.open(config.dataDir, { entriesMax: config.committedOffsetsMax, logger });
   } catch (error) {
@@ -109,7 +112,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls);
+  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, authenticator);
   try {
     return broker.listen();
   } catch (error) {
@@ -179,6 +182,7 @@ class RunningBroker implements Broker {
     producerIds: ProducerIdAllocator,
     private readonly observability: Observability,
     private tls: TlsSettings,
+    authenticator: Authenticator,
   ) {
     this.groups = startGroupRuntime(config, log);
     this.context = {
@@ -199,6 +203,7 @@ class RunningBroker implements Broker {
       metrics: observability.metrics,
       createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
       cluster: null,
+      authenticator,
     };
   }
 

@@ -37,7 +37,7 @@ import type { Config } from "../config.ts";
 import { RunnelError } from "../errors.ts";
 import { FrameDecoder, FrameError } from "../protocol/frame.ts";
 import { encodeErrorFrame } from "../protocol/messages.ts";
-import { applicationOf, type BrokerContext, releaseReply, type Reply } from "./context.ts";
+import { applicationOf, type BrokerContext, isClosingReply, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
 import { Session } from "../security/session.ts";
 import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
@@ -67,6 +67,8 @@ export class Connection {
   /** Set once the connection is first paused: from then on the sweep checks its peer. */
   private everPaused = false;
   private closed = false;
+  /** A closing reply (context.ts closesConnection) was queued: read nothing more, close once it is sent. */
+  private closeAfterFlush = false;
   private lastActivityMs = Date.now();
   private partialSinceMs: number | null = null;
   /** Last time a partial frame was held: a reuse buffer unused since ASSEMBLY_IDLE_MS is dropped. */
@@ -205,7 +207,7 @@ export class Connection {
   }
 
   private isBlocked(): boolean {
-    if (this.holding) return true;
+    if (this.holding || this.closeAfterFlush) return true;
     const inFlight = this.slots.length + this.outbound.repliesQueued;
     const queuedBytes = this.outbound.queuedBytes;
     return inFlight >= this.config.requestsInFlightMax || queuedBytes > this.config.outboundQueueBytesMax || (queuedBytes > 0 && this.context.memory.isExhausted);
@@ -220,6 +222,7 @@ export class Connection {
         this.readFrames();
         this.moveReadyReplies();
         if (this.outbound.flush() === "closed") return this.peerClosed();
+        if (this.closeAfterFlush && this.outbound.isEmpty) return this.close();
         if (this.closed || this.isBlocked() || this.decoder.waitingForMemory || !this.hasBufferedInput()) break;
       }
     } catch (error) {
@@ -291,7 +294,7 @@ export class Connection {
   }
 
   private settle(slot: Slot, reply: Reply): void {
-    if (this.closed) return releaseReply(reply);
+    if (this.closed || this.closeAfterFlush) return releaseReply(reply);
     slot.reply = reply;
     this.pump();
   }
@@ -305,6 +308,12 @@ export class Connection {
       if (reply.kind === "frame") this.outbound.pushReply(reply.frame);
       else if (reply.kind === "fetch") this.outbound.pushReply(reply.head, reply.slices);
       ready++;
+      if (isClosingReply(reply)) {
+        this.closeAfterFlush = true;
+        for (const later of this.slots.slice(ready)) if (later.reply !== null) releaseReply(later.reply);
+        this.slots.length = 0;
+        return;
+      }
     }
     if (ready > 0) this.slots.splice(0, ready);
   }

@@ -1,0 +1,132 @@
+/**
+ * Authentication on the native listener (authentication scram): an unauthenticated connection
+ * may only say hello and authenticate; the client library authenticates with SCRAM and produces
+ * and consumes; a wrong password and an unknown user get the same answer; super-users manage
+ * users over the wire and nobody else can; an address that keeps failing is throttled and shown
+ * the door while other clients carry on.
+ */
+import { describe, expect, test } from "bun:test";
+import { Admin } from "../../src/client/admin.ts";
+import { Consumer } from "../../src/client/consumer.ts";
+import { Producer } from "../../src/client/producer.ts";
+import { CredentialStore } from "../../src/security/credential-store.ts";
+import { deriveVerifier, ScramClientExchange } from "../../src/security/scram.ts";
+import { startTestBroker, TestClient, tempDir } from "../server/helpers.ts";
+
+const ITERATIONS = 4096;
+
+/** A data dir holding users `alice` (super-user in these tests) and `bob`, made offline. */
+function dataDirWithUsers(): string {
+  const dataDir = tempDir("runnel-auth-");
+  const store = CredentialStore.open(dataDir);
+  store.upsert("alice", { "SCRAM-SHA-256": deriveVerifier("SCRAM-SHA-256", "alice-pw", ITERATIONS), "SCRAM-SHA-512": deriveVerifier("SCRAM-SHA-512", "alice-pw", ITERATIONS) });
+  store.upsert("bob", { "SCRAM-SHA-256": deriveVerifier("SCRAM-SHA-256", "bob-pw", ITERATIONS) });
+  return dataDir;
+}
+
+async function rawAuthenticate(client: TestClient, user: string, password: string): Promise<Record<string, unknown>> {
+  const exchange = new ScramClientExchange({ mechanism: "SCRAM-SHA-256", user, password });
+  const first = await client.request({ op: "authenticate", mechanism: "SCRAM-SHA-256", message: exchange.first() });
+  if (first.error !== undefined) return first;
+  return client.request({ op: "authenticate", mechanism: "SCRAM-SHA-256", message: exchange.final(first.message as string) });
+}
+
+describe("native authentication", () => {
+  test("an unauthenticated connection may say hello but anything else is AUTHENTICATION_REQUIRED", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram" });
+    await using client = await TestClient.connect(server.port);
+    expect((await client.request({ op: "hello", versions: [1] })).version).toBe(1);
+    for (const request of [{ op: "metadata" }, { op: "createTopic", topic: "t", partitions: 1 }, { op: "fetch", partitions: [{ topic: "t", partition: 0, offset: 0 }] }]) {
+      expect(((await client.request(request)).error as { code: string }).code).toBe("AUTHENTICATION_REQUIRED");
+    }
+    const done = await rawAuthenticate(client, "bob", "bob-pw");
+    expect(done).toMatchObject({ done: true, user: "bob" });
+    expect((await client.request({ op: "metadata" })).topics).toEqual([]);
+  });
+
+  test("the client library authenticates with SCRAM-SHA-256 and SHA-512, then produces and consumes", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram" });
+    const broker = `127.0.0.1:${server.port}`;
+    const producer = new Producer({ broker, sasl: { user: "bob", password: "bob-pw" } });
+    await producer.send("orders", { value: "one" });
+    await producer.close();
+    const consumer = new Consumer({ broker, sasl: { user: "alice", password: "alice-pw", mechanism: "SCRAM-SHA-512" } }).subscribe("orders");
+    const message = await consumer.next();
+    expect(new TextDecoder().decode(message.value?.value ?? new Uint8Array())).toBe("one");
+    await consumer.close();
+  });
+
+  test("a wrong password and an unknown user get the same AUTHENTICATION_FAILED answer", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram" });
+    await using client = await TestClient.connect(server.port);
+    const wrong = await rawAuthenticate(client, "bob", "not-it");
+    const unknown = await rawAuthenticate(client, "nobody", "not-it");
+    expect(wrong.error).toEqual({ code: "AUTHENTICATION_FAILED", message: "authentication failed: unknown user or wrong password" });
+    expect(unknown.error).toEqual(wrong.error);
+    const admin = new Admin({ broker: `127.0.0.1:${server.port}`, sasl: { user: "bob", password: "not-it" }, connectTimeoutMs: 2_000 });
+    await expect(admin.listTopics()).rejects.toMatchObject({ code: "AUTHENTICATION_FAILED" });
+    await admin.connection.close();
+  });
+
+  test("super-users add, list and remove users over the wire; others get AUTHORIZATION_FAILED", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram", superUsers: "alice" });
+    const broker = `127.0.0.1:${server.port}`;
+    const alice = new Admin({ broker, sasl: { user: "alice", password: "alice-pw" } });
+    const bob = new Admin({ broker, sasl: { user: "bob", password: "bob-pw" } });
+    try {
+      await expect(bob.listUsers()).rejects.toMatchObject({ code: "AUTHORIZATION_FAILED" });
+      expect(await alice.upsertUser("carol", "carol-pw", { iterations: ITERATIONS })).toEqual({ created: true });
+      expect((await alice.listUsers()).map((user) => user.name)).toEqual(["alice", "bob", "carol"]);
+      const carol = new Admin({ broker, sasl: { user: "carol", password: "carol-pw" } });
+      expect(await carol.listTopics()).toEqual([]);
+      await carol.connection.close();
+      await alice.deleteUser("carol");
+      await expect(alice.deleteUser("carol")).rejects.toMatchObject({ code: "UNKNOWN_USER" });
+      const gone = new Admin({ broker, sasl: { user: "carol", password: "carol-pw" }, connectTimeoutMs: 2_000 });
+      await expect(gone.listTopics()).rejects.toMatchObject({ code: "AUTHENTICATION_FAILED" });
+      await gone.connection.close();
+      await expect(alice.upsertUser("dave", "pw", { iterations: 1000 })).rejects.toMatchObject({ code: "INVALID_REQUEST" });
+    } finally {
+      await alice.connection.close();
+      await bob.connection.close();
+    }
+  });
+
+  test("with authentication none everything works without authenticating, and user ops still need a super-user", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers() });
+    await using client = await TestClient.connect(server.port);
+    expect((await client.request({ op: "metadata" })).topics).toEqual([]);
+    expect(((await client.request({ op: "listUsers" })).error as { code: string }).code).toBe("AUTHORIZATION_FAILED");
+  });
+
+  test("an address that keeps failing is throttled and disconnected; other clients' requests all succeed meanwhile", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram", authFailuresBurst: 5, authFailuresPerMinute: 1 });
+    const broker = `127.0.0.1:${server.port}`;
+    // The good client authenticated before the attack: its address then runs out of attempts too
+    // (every test client is 127.0.0.1), but an authenticated connection is not affected.
+    const good = new Admin({ broker, sasl: { user: "bob", password: "bob-pw" } });
+    await good.createTopic("steady");
+    const codes = new Map<string, number>();
+    const attack = (async () => {
+      for (let round = 0; round < 1_000; round++) {
+        await using attacker = await TestClient.connect(server.port);
+        const answer = await rawAuthenticate(attacker, "bob", `guess-${round}`);
+        const code = (answer.error as { code: string }).code;
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+        if (code === "AUTHENTICATION_THROTTLED") await attacker.closedPromise;
+      }
+    })();
+    let goodRequests = 0;
+    let attackOver = false;
+    void attack.finally(() => (attackOver = true));
+    while (!attackOver) {
+      expect((await good.describeTopic("steady")).name).toBe("steady");
+      goodRequests++;
+    }
+    await attack;
+    await good.connection.close();
+    expect(codes.get("AUTHENTICATION_FAILED")).toBe(5);
+    expect(codes.get("AUTHENTICATION_THROTTLED")).toBe(995);
+    expect(goodRequests).toBeGreaterThan(0);
+  }, 60_000);
+});
