@@ -25,6 +25,10 @@
  * - A user the store does not know gets a fake verifier derived from its name and a server
  *   secret (fakeVerifier): the exchange runs the same steps and fails at the same proof check,
  *   so neither answer nor work tells whether the user exists.
+ * - librdkafka before 2.6.1 (kcat, confluent-kafka-python ...) answers the nonce with its client
+ *   nonce prepended once more (librdkafka PR #4895; Kafka 3.8.1-3.9 accepted it too). That form is
+ *   accepted as well: it still holds this exchange's fresh server nonce, so a replay still fails,
+ *   and the proof is computed over the message exactly as the client sent it.
  * - An exchange is single use: a second client-final on it (a replay) is refused, and a client
  *   final from another exchange fails the nonce check, since every server nonce is fresh.
  */
@@ -189,7 +193,7 @@ export interface ScramServerOptions {
   fakeIterations: number;
 }
 
-type ServerState = { step: "first" } | { step: "final"; user: string; known: boolean; verifier: ScramVerifier; nonce: string; authPrefix: string; gs2Header: string } | { step: "done" };
+type ServerState = { step: "first" } | { step: "final"; user: string; known: boolean; verifier: ScramVerifier; clientNonce: string; nonce: string; authPrefix: string; gs2Header: string } | { step: "done" };
 
 /**
  * The server side of one exchange: `first(clientFirst)` gives server-first, `final(clientFinal)`
@@ -219,7 +223,7 @@ export class ScramServerExchange {
     const nonce = parsed.clientNonce + randomBytes(NONCE_BYTES).toString("base64");
     const serverFirst = `r=${nonce},s=${Buffer.from(verifier.salt).toString("base64")},i=${verifier.iterations}`;
     const gs2Header = message.slice(0, message.length - parsed.bare.length);
-    this.state = { step: "final", user: parsed.user, known: found !== null, verifier, nonce, authPrefix: `${parsed.bare},${serverFirst}`, gs2Header };
+    this.state = { step: "final", user: parsed.user, known: found !== null, verifier, clientNonce: parsed.clientNonce, nonce, authPrefix: `${parsed.bare},${serverFirst}`, gs2Header };
     return serverFirst;
   }
 
@@ -236,7 +240,8 @@ export class ScramServerExchange {
     const parts = attributes(withoutProof);
     const binding = expectAttribute(parts, 0, "c");
     if (binding !== Buffer.from(state.gs2Header).toString("base64")) throw new ScramError("channel binding does not match the gs2 header of client-first");
-    if (expectAttribute(parts, 1, "r") !== state.nonce) throw new ScramError("nonce mismatch: the client-final message does not belong to this exchange");
+    const nonce = expectAttribute(parts, 1, "r");
+    if (nonce !== state.nonce && nonce !== state.clientNonce + state.nonce) throw new ScramError("nonce mismatch: the client-final message does not belong to this exchange");
     const proof = Buffer.from(message.slice(proofAt + 3), "base64");
     const authMessage = `${state.authPrefix},${withoutProof}`;
     const clientSignature = hmac(mechanism, state.verifier.storedKey, authMessage);

@@ -5,6 +5,7 @@
  * password.
  */
 import { describe, expect, test } from "bun:test";
+import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
 import {
   deriveVerifier,
   escapeSaslName,
@@ -104,6 +105,24 @@ describe("SCRAM", () => {
     expect(() => second.final(clientFinal)).toThrow("nonce mismatch");
   });
 
+  test("librdkafka's client-final (before 2.6.1: its client nonce prepended once more) is accepted, a replay of it is not", () => {
+    const users = new Map([["bob", deriveVerifier("SCRAM-SHA-256", "pw", 4096)]]);
+    const client = new ScramClientExchange({ mechanism: "SCRAM-SHA-256", user: "bob", password: "pw", clientNonce: "cnonce" });
+    const server = serverFor("SCRAM-SHA-256", users);
+    const serverFirst = server.first(client.first());
+    // What librdkafka 2.0 sends: r=<client nonce><server's r>, proof over exactly that text.
+    const doubled = new ScramClientExchange({ mechanism: "SCRAM-SHA-256", user: "bob", password: "pw", clientNonce: "cnonce" });
+    const clientFinal = doubled.final(serverFirst).replace(",r=", ",r=cnonce");
+    expect(clientFinal).toContain(",r=cnoncecnonce");
+    const proofless = clientFinal.slice(0, clientFinal.lastIndexOf(",p="));
+    const authMessage = `n=bob,r=cnonce,${serverFirst},${proofless}`;
+    const proof = librdkafkaProof("pw", serverFirst, authMessage);
+    expect(server.final(`${proofless},p=${proof}`).user).toBe("bob");
+    const replay = serverFor("SCRAM-SHA-256", users);
+    replay.first(client.first());
+    expect(() => replay.final(`${proofless},p=${proof}`)).toThrow("nonce mismatch");
+  });
+
   test("the client refuses a server nonce that does not extend its own, and too few iterations", () => {
     const client = new ScramClientExchange({ mechanism: "SCRAM-SHA-256", user: "a", password: "p", clientNonce: "mine" });
     expect(() => client.final("r=theirs123,s=AAAA,i=4096")).toThrow("does not extend ours");
@@ -149,6 +168,16 @@ describe("SCRAM", () => {
     expect(passwordMatches("SCRAM-SHA-512", verifier, "s3cres")).toBe(false);
   });
 });
+
+/** ClientProof over `authMessage`, as any client computes it (RFC 5802). */
+function librdkafkaProof(password: string, serverFirst: string, authMessage: string): string {
+  const salt = Buffer.from(serverFirst.split(",")[1]?.slice(2) ?? "", "base64");
+  const salted = pbkdf2Sync(password, salt, 4096, 32, "sha256");
+  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
+  const storedKey = createHash("sha256").update(clientKey).digest();
+  const signature = createHmac("sha256", storedKey).update(authMessage).digest();
+  return Buffer.from(clientKey.map((byte, index) => byte ^ (signature[index] ?? 0))).toString("base64");
+}
 
 function captureError(run: () => unknown): string {
   try {

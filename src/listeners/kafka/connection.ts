@@ -33,6 +33,8 @@ export class KafkaConnection {
   private busy = false;
   private paused = false;
   private closed = false;
+  /** A reply marked closeAfter was queued: read nothing more, close once it is sent. */
+  private closeAfterFlush = false;
   private partialSinceMs: number | null = null;
   private lastActivityMs = Date.now();
   private readonly memoryWaiter = () => this.pump();
@@ -74,6 +76,7 @@ export class KafkaConnection {
 
   onDrain(): void {
     this.send();
+    if (this.closeAfterFlush && this.outbound.isEmpty) return this.close("answered a failed authentication");
     this.pump();
     this.onSettled();
   }
@@ -115,6 +118,7 @@ export class KafkaConnection {
   private isBlocked(): boolean {
     const config = this.context.broker.config;
     return (
+      this.closeAfterFlush ||
       this.waiting.length >= config.requestsInFlightMax ||
       this.waitingBytes > config.frameBytesMax ||
       this.outbound.queuedBytes > config.outboundQueueBytesMax ||
@@ -161,6 +165,7 @@ export class KafkaConnection {
     }
     if (result.kind === "close") return this.close(result.reason);
     if (result.kind === "none") return;
+    if (result.closeAfter === true) this.closeAfterFlush = true;
     const { parts } = result.frame;
     // The queue sends each reply's bytes then its slices: hand it the pieces in order.
     for (let index = 0; index < parts.length; index++) {
@@ -174,6 +179,7 @@ export class KafkaConnection {
       }
     }
     this.send();
+    if (this.closeAfterFlush && this.outbound.isEmpty) this.close("answered a failed authentication");
   }
 
   private send(): void {

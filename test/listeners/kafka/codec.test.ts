@@ -245,6 +245,8 @@ describe("Kafka definitions", () => {
       InitProducerIdRequest: "0-4",
       DescribeConfigsRequest: "0-4",
       DeleteGroupsRequest: "0-2",
+      SaslHandshakeRequest: "0-1",
+      SaslAuthenticateRequest: "0-2",
     });
   });
 });
