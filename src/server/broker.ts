@@ -82,6 +82,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const httpPort = httpPortOf(config);
   const metrics = httpPort === null ? null : createBrokerMetrics(Object.keys(requestSchemas), Object.keys(API_KEYS));
   const view = new BrokerView(packageJson.version, config.dataDir);
+  view.authenticationRequired = config.authentication === "scram";
   const http = httpPort === null ? null : listenHttp(config, httpPort, view, logger, tls.http);
   const storage = options.storage ?? nativeStorage;
   let log: LogManager;
