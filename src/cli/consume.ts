@@ -22,7 +22,7 @@ import type { ClientTls } from "../client/link.ts";
 import { Consumer, type Message, type StartPosition } from "../client/consumer.ts";
 import { listOffsets, topicPartitionCounts } from "../client/offsets.ts";
 import { RunnelError } from "../errors.ts";
-import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, required } from "./args.ts";
+import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, required, SASL_FLAGS, SASL_HELP, saslOption } from "./args.ts";
 import { EXIT_OK, Progress, plural, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel consume --topic TOPIC [options]
@@ -32,7 +32,7 @@ Prints a topic's messages to stdout, one per line.
 options:
   -t, --topic TOPIC        topic to read (required)
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
-${TLS_HELP}  -p, --partition N        read only partition N (default: every partition)
+${TLS_HELP}${SASL_HELP}  -p, --partition N        read only partition N (default: every partition)
   --from POSITION          where to start without a committed offset: earliest (default),
                            latest, an offset (e.g. 1500; past a partition's end: its end, with
                            a note on stderr), -N (N messages before each partition's end, as
@@ -60,6 +60,7 @@ examples:
 
 const FLAGS = {
   ...TLS_FLAGS,
+  ...SASL_FLAGS,
   topic: { type: "string", short: "t" },
   broker: { type: "string", short: "b" },
   partition: { type: "string", short: "p" },
@@ -126,7 +127,7 @@ export async function run(argv: string[]): Promise<number> {
     const from = parseFrom(flags.from);
     const partition = flags.partition === undefined ? undefined : intFlag(flags.partition, "partition", 0, 0, 9_999);
     const broker = flags.broker ?? DEFAULT_BROKER;
-    const tls = tlsOption(clientTlsOf(flags));
+    const tls = { ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) };
     const starts = await resolveStarts({ broker, ...tls }, topic, partition, from, flags.group !== undefined);
     consumer = new Consumer({ broker, ...tls, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, ...(typeof from === "object" && "beforeEnd" in from ? {} : { from }), ...(flags.group === undefined ? {} : { groupId: flags.group }) });
     if (starts !== null) consumer.assign(starts.map((start) => ({ topic, partition: start.partition, from: { offset: start.offset } })));
