@@ -38,6 +38,11 @@ export const LIVE_OPTIONS: readonly ConfigKey[] = [
   "httpTlsCa",
   // Read from context.config on every authorization check (security/super-users.ts).
   "superUsers",
+  // Read from context.config at each authentication (security/authenticator.ts, listeners/kafka/sasl.ts, handlers/users.ts).
+  "saslPlainOverPlaintext",
+  "scramIterationsMin",
+  "authFailuresBurst",
+  "authFailuresPerMinute",
 ];
 
 export interface ReloadOutcome {
