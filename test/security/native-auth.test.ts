@@ -6,6 +6,8 @@
  * the door while other clients carry on.
  */
 import { describe, expect, test } from "bun:test";
+import fs from "node:fs";
+import path from "node:path";
 import { Admin } from "../../src/client/admin.ts";
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
@@ -14,6 +16,13 @@ import { deriveVerifier, ScramClientExchange } from "../../src/security/scram.ts
 import { startTestBroker, TestClient, tempDir } from "../server/helpers.ts";
 
 const ITERATIONS = 4096;
+const PYTHON = "/usr/bin/python3";
+const PYTHON_CLIENT = path.resolve(import.meta.dir, "../../examples/python/runnel_client.py");
+const pythonAvailable = fs.existsSync(PYTHON) && Bun.spawnSync([PYTHON, "-c", "import msgpack"]).exitCode === 0;
+if (!pythonAvailable) {
+  if (process.env.CI === "true") throw new Error(`${PYTHON} with msgpack is required in CI (apt-get install python3-msgpack)`);
+  console.warn("skipping the Python client's authentication test: python3-msgpack is not installed");
+}
 
 /** A data dir holding users `alice` (super-user in these tests) and `bob`, made offline. */
 function dataDirWithUsers(): string {
@@ -129,4 +138,23 @@ describe("native authentication", () => {
     expect(codes.get("AUTHENTICATION_THROTTLED")).toBe(995);
     expect(goodRequests).toBeGreaterThan(0);
   }, 60_000);
+
+  test.skipIf(!pythonAvailable)("the Python example client authenticates with --user and RUNNEL_PASSWORD; a wrong password fails", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram" });
+    const run = async (password: string, args: string[], stdin?: string) => {
+      const child = Bun.spawn([PYTHON, PYTHON_CLIENT, "--broker", `127.0.0.1:${server.port}`, "--user", "bob", ...args], {
+        stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, RUNNEL_PASSWORD: password },
+      });
+      const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+      return { stdout, stderr, code };
+    };
+    expect((await run("bob-pw", ["produce", "py-auth"], "a\nb\n")).code).toBe(0);
+    expect((await run("bob-pw", ["consume", "py-auth", "2"])).stdout).toBe("0 0 - a\n0 1 - b\n");
+    const wrong = await run("nope", ["consume", "py-auth", "2"]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain("AUTHENTICATION_FAILED");
+  }, 30_000);
 });
