@@ -213,3 +213,45 @@ describe.skipIf(kafkajs === null)("kafkajs with SASL", () => {
     await wrong.disconnect();
   }, 30_000);
 });
+
+const PYTHON = "/usr/bin/python3";
+const kafkaPython = Bun.which(PYTHON) !== null && Bun.spawnSync([PYTHON, "-c", "import kafka"]).exitCode === 0;
+if (!kafkaPython) {
+  if (process.env.CI === "true") throw new Error(`${PYTHON} with kafka-python is required in CI (apt-get install python3-kafka)`);
+  console.warn("skipping the kafka-python SASL tests: python3-kafka is not installed");
+}
+
+/** kafka-python 2.0.2 (SaslHandshake v0, then raw tokens): produces one message, prints OK or the error's class. */
+const KAFKA_PYTHON_SASL = `
+import sys
+from kafka import KafkaProducer
+port, mechanism, user, password = sys.argv[1:5]
+try:
+    producer = KafkaProducer(bootstrap_servers="127.0.0.1:" + port, security_protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism,
+                             sasl_plain_username=user, sasl_plain_password=password, acks="all", request_timeout_ms=5000, api_version_auto_timeout_ms=5000)
+    producer.send("py-sasl", value=b"from-python", partition=0).get(timeout=10)
+    producer.close()
+    print("OK")
+except Exception as error:
+    print(type(error).__name__)
+`;
+
+describe.skipIf(!kafkaPython)("kafka-python with SASL", () => {
+  test("SCRAM-SHA-256 and SCRAM-SHA-512 over handshake v0's raw tokens produce; a wrong password and an unknown user fail", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram" });
+    server.broker.context.log.createTopic("py-sasl", { partitions: 1 });
+    const run = async (mechanism: string, user: string, password: string): Promise<string> => {
+      const child = Bun.spawn([PYTHON, "-c", KAFKA_PYTHON_SASL, String(server.broker.kafkaPort), mechanism, user, password], { stdout: "pipe", stderr: "pipe" });
+      const timer = setTimeout(() => child.kill(), 30_000);
+      const [stdout] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+      clearTimeout(timer);
+      return stdout.trim();
+    };
+    expect(await run("SCRAM-SHA-256", "bob", "bob-pw")).toBe("OK");
+    expect(await run("SCRAM-SHA-512", "bob", "bob-pw")).toBe("OK");
+    expect(server.broker.context.log.partition("py-sasl", 0).nextOffset).toBe(2);
+    const wrong = await run("SCRAM-SHA-256", "bob", "nope");
+    expect(wrong).not.toBe("OK");
+    expect(await run("SCRAM-SHA-256", "nobody", "nope")).toBe(wrong);
+  }, 60_000);
+});
