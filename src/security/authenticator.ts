@@ -15,8 +15,8 @@ import type { Config } from "../config.ts";
 import { RunnelError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { CredentialStore } from "./credential-store.ts";
-import { fakeVerifier, passwordMatches, SCRAM_ITERATIONS_DEFAULT, type ScramMechanism, ScramServerExchange } from "./scram.ts";
-import { type ListenerName, type Principal, type Session } from "./session.ts";
+import { fakeVerifier, passwordMatches, type ScramMechanism, ScramServerExchange } from "./scram.ts";
+import type { Principal, Session } from "./session.ts";
 
 /** Addresses whose failures are remembered at once; beyond it the fullest buckets are forgotten. */
 const FAILURE_ADDRESSES_MAX = 100_000;
@@ -81,7 +81,7 @@ export class Authenticator {
       mechanism,
       lookup: (user, wanted) => this.store.lookup(user, wanted),
       serverSecret: this.store.secret,
-      fakeIterations: SCRAM_ITERATIONS_DEFAULT,
+      fakeIterations: this.store.typicalIterations(mechanism),
     });
   }
 
@@ -92,7 +92,7 @@ export class Authenticator {
   checkPassword(user: string, password: string): boolean {
     const mechanism: ScramMechanism = this.store.lookup(user, "SCRAM-SHA-256") !== null || this.store.lookup(user, "SCRAM-SHA-512") === null ? "SCRAM-SHA-256" : "SCRAM-SHA-512";
     const found = this.store.lookup(user, mechanism);
-    const verifier = found ?? fakeVerifier(mechanism, user, this.store.secret, SCRAM_ITERATIONS_DEFAULT);
+    const verifier = found ?? fakeVerifier(mechanism, user, this.store.secret, this.store.typicalIterations(mechanism));
     const key = createHash("sha256").update(user).update("\u0000").update(password).update(verifier.salt).digest("base64");
     const cached = this.passwordCache.get(key);
     if (found !== null && cached !== undefined && timingSafeEqual(Buffer.from(cached), Buffer.from(user))) return true;
@@ -153,9 +153,4 @@ export class Authenticator {
       if (++dropped >= FAILURE_ADDRESSES_MAX / 10) break;
     }
   }
-}
-
-/** The listener's name for log lines and errors. */
-export function listenerLabel(listener: ListenerName): string {
-  return listener === "native" ? "native" : listener === "kafka" ? "Kafka" : "HTTP";
 }

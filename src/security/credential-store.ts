@@ -24,7 +24,7 @@ import { z } from "zod";
 import { RunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
 import { nativeStorage } from "../log/storage.ts";
-import { SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_MECHANISMS, type ScramMechanism, type ScramVerifier } from "./scram.ts";
+import { SCRAM_ITERATIONS_DEFAULT, SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_MECHANISMS, type ScramMechanism, type ScramVerifier } from "./scram.ts";
 
 export const USERS_FILE = "users.json";
 /** Users one broker holds. */
@@ -68,6 +68,9 @@ function toBase64(bytes: Uint8Array): string {
 }
 
 export class CredentialStore {
+  /** typicalIterations per mechanism, forgotten on every change. */
+  private readonly typical = new Map<ScramMechanism, number>();
+
   private constructor(
     private readonly path: string,
     private readonly users: Map<string, StoredUser>,
@@ -113,6 +116,27 @@ export class CredentialStore {
 
   lookup(user: string, mechanism: ScramMechanism): ScramVerifier | null {
     return this.users.get(user)?.[mechanism] ?? null;
+  }
+
+  /**
+   * The iteration count most users of `mechanism` have (SCRAM_ITERATIONS_DEFAULT when none): what
+   * a fake verifier for an unknown user claims, so that its server-first looks like a real one.
+   */
+  typicalIterations(mechanism: ScramMechanism): number {
+    const cached = this.typical.get(mechanism);
+    if (cached !== undefined) return cached;
+    const counts = new Map<number, number>();
+    for (const stored of this.users.values()) {
+      const iterations = stored[mechanism]?.iterations;
+      if (iterations !== undefined) counts.set(iterations, (counts.get(iterations) ?? 0) + 1);
+    }
+    let typical = SCRAM_ITERATIONS_DEFAULT;
+    let most = 0;
+    for (const [iterations, count] of counts) {
+      if (count > most) [typical, most] = [iterations, count];
+    }
+    this.typical.set(mechanism, typical);
+    return typical;
   }
 
   has(user: string): boolean {
@@ -162,6 +186,7 @@ export class CredentialStore {
   }
 
   private encode(): string {
+    this.typical.clear();
     const users: Record<string, Record<string, unknown>> = {};
     for (const [name, stored] of this.users) {
       const entry: Record<string, unknown> = {};

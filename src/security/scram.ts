@@ -189,7 +189,7 @@ export interface ScramServerOptions {
   lookup: VerifierLookup;
   /** Derives fake verifiers for unknown users (fakeVerifier). */
   serverSecret: Uint8Array;
-  /** The iterations a fake verifier claims: the store's usual count, so both look alike. */
+  /** The iterations a fake verifier claims: the store's typical count, so both look alike. */
   fakeIterations: number;
 }
 

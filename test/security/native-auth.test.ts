@@ -72,6 +72,9 @@ describe("native authentication", () => {
     const unknown = await rawAuthenticate(client, "nobody", "not-it");
     expect(wrong.error).toEqual({ code: "AUTHENTICATION_FAILED", message: "authentication failed: unknown user or wrong password" });
     expect(unknown.error).toEqual(wrong.error);
+    // Nor does server-first tell: an unknown user gets the iteration count real users have.
+    const firstOf = async (user: string) => (await client.request({ op: "authenticate", mechanism: "SCRAM-SHA-256", message: `n,,n=${user},r=abc` })).message as string;
+    expect((await firstOf("nobody")).split(",")[2]).toBe((await firstOf("bob")).split(",")[2]);
     const admin = new Admin({ broker: `127.0.0.1:${server.port}`, sasl: { user: "bob", password: "not-it" }, connectTimeoutMs: 2_000 });
     await expect(admin.listTopics()).rejects.toMatchObject({ code: "AUTHENTICATION_FAILED" });
     await admin.connection.close();
