@@ -13,7 +13,7 @@ import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { CredentialStore } from "../../src/security/credential-store.ts";
 import { deriveVerifier, ScramClientExchange } from "../../src/security/scram.ts";
-import { startTestBroker, TestClient, tempDir } from "../server/helpers.ts";
+import { startTestBroker, TestClient, tempDir, waitUntil } from "../server/helpers.ts";
 
 const ITERATIONS = 4096;
 const PYTHON = "/usr/bin/python3";
@@ -101,6 +101,19 @@ describe("native authentication", () => {
     } finally {
       await alice.connection.close();
       await bob.connection.close();
+    }
+  });
+
+  test("a client whose connection was closed authenticates again on the reconnect", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram", idleTimeoutMs: 100 });
+    const admin = new Admin({ broker: `127.0.0.1:${server.port}`, sasl: { user: "bob", password: "bob-pw" } });
+    try {
+      await admin.createTopic("again");
+      await waitUntil(async () => server.broker.context.stats.connectionsOpen === 0, 5_000, "the idle connection to be closed");
+      expect((await admin.describeTopic("again")).name).toBe("again");
+      expect(server.broker.context.authenticator.counters.successes).toBe(2);
+    } finally {
+      await admin.connection.close();
     }
   });
 
