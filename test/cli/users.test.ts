@@ -84,6 +84,9 @@ describe("runnel users", () => {
       const wrong = await cli(["topics", "list", "--broker", address, "--user", "app"], { env: { RUNNEL_PASSWORD: "nope" } });
       expect(wrong.stderr).toContain("AUTHENTICATION_FAILED");
       expect((await cli(["topics", "list", "--broker", address, "--user", "app"])).stderr).toContain("needs a password");
+      const http = String(broker.startLine.http);
+      expect((await cli(["top", "--http", http, "--once", "--interval-ms", "100", "--user", "app", "--password-file", newPassword])).code).toBe(0);
+      expect((await cli(["top", "--http", http, "--once", "--interval-ms", "100"])).stderr).toContain("answered 401");
       const offline = await cli(["users", "add", "late", "--data-dir", dataDir], { stdin: "pw\n" });
       expect(offline.code).toBe(1);
       expect(offline.stderr).toContain("in use by another broker");
