@@ -11,6 +11,7 @@ import { KAFKA_ERROR } from "../../../src/listeners/kafka/errors.ts";
 import { CredentialStore } from "../../../src/security/credential-store.ts";
 import { deriveVerifier, ScramClientExchange } from "../../../src/security/scram.ts";
 import { startTestBroker, tempDir } from "../../server/helpers.ts";
+import { makeTestPki } from "../../support/tls-certs.ts";
 import { RawKafka } from "./raw-kafka.ts";
 
 const KCAT = Bun.which("kcat");
@@ -82,6 +83,19 @@ describe.skipIf(KCAT === null)("kcat with SASL", () => {
     const allowed = await kcat(server.broker.kafkaPort, [...sasl("PLAIN", "bob", "bob-pw"), "-L"]);
     expect(allowed.code).toBe(0);
     expect((await kcat(server.broker.kafkaPort, [...sasl("PLAIN", "bob", "bad"), "-L"], undefined, 1)).code).not.toBe(0);
+  }, 60_000);
+
+  test("PLAIN is offered on a TLS Kafka listener (sasl_ssl) without saslPlainOverPlaintext", async () => {
+    const pki = makeTestPki();
+    try {
+      await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram", kafkaTlsCert: pki.serverCert, kafkaTlsKey: pki.serverKey });
+      const overTls = (password: string) => ["-X", "security.protocol=sasl_ssl", "-X", `ssl.ca.location=${pki.caCert}`, "-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=bob", "-X", `sasl.password=${password}`, "-L"];
+      const listed = await kcat(server.broker.kafkaPort, overTls("bob-pw"));
+      expect(listed.code).toBe(0);
+      expect((await kcat(server.broker.kafkaPort, overTls("bad"), undefined, 1)).code).not.toBe(0);
+    } finally {
+      pki.cleanup();
+    }
   }, 60_000);
 });
 
