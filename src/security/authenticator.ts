@@ -18,6 +18,13 @@ import { CredentialStore } from "./credential-store.ts";
 import { fakeVerifier, passwordMatches, type ScramMechanism, ScramServerExchange } from "./scram.ts";
 import type { Principal, Session } from "./session.ts";
 
+/**
+ * Longest frame a connection may send before it has authenticated (when authentication is on):
+ * enough for any SASL or SCRAM message, small enough that anonymous peers cannot make the broker
+ * buffer frameBytesMax each. Kafka's own default for this (sasl.server.max.receive.size).
+ */
+export const PRE_AUTHENTICATION_FRAME_BYTES_MAX = 512 * 1024;
+
 /** Addresses whose failures are remembered at once; beyond it the fullest buckets are forgotten. */
 const FAILURE_ADDRESSES_MAX = 100_000;
 /** Successful password checks remembered (HTTP Basic sends the password on every request). */

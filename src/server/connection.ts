@@ -2,7 +2,8 @@
  * @module server/connection
  * One client connection: frames in, replies out, in request order.
  *
- * - Frames: a FrameDecoder turns TCP chunks into frame bodies; a length over frameBytesMax gets
+ * - Frames: a FrameDecoder turns TCP chunks into frame bodies; a length over frameBytesMax (or,
+ *   with authentication on and before it, PRE_AUTHENTICATION_FRAME_BYTES_MAX) gets
  *   one error frame (`id: null`, MESSAGE_TOO_LARGE) and closes this connection only.
  * - Ordering: requests run as they arrive and may finish out of order (a long-poll fetch, a
  *   synced produce). Each request that will answer takes a slot in `slots`, in arrival order;
@@ -40,6 +41,7 @@ import { encodeErrorFrame } from "../protocol/messages.ts";
 import { applicationOf, type BrokerContext, isClosingReply, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
 import { Session } from "../security/session.ts";
+import { PRE_AUTHENTICATION_FRAME_BYTES_MAX } from "../security/authenticator.ts";
 import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
@@ -106,6 +108,7 @@ export class Connection {
     this.outbound = new OutboundQueue(socket, context.stats, zeroCopy, context.memory);
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.session = new Session("native", socket.remoteAddress);
+    if (context.authenticator.required) this.decoder.frameBytesMax = Math.min(PRE_AUTHENTICATION_FRAME_BYTES_MAX, context.config.frameBytesMax);
   }
 
   /** Nothing in flight and nothing waiting to be sent. */
@@ -272,6 +275,8 @@ export class Connection {
 
   private handleFrame(body: Uint8Array): void {
     const result = dispatch(this.context, this.decode, body, this.session);
+    // Authenticated (authenticate answers synchronously): frames of the ordinary size from now on.
+    if (this.decoder.frameBytesMax < this.config.frameBytesMax && this.session.principal.kind === "user") this.decoder.frameBytesMax = this.config.frameBytesMax;
     if (result instanceof Promise) {
       const slot: Slot = { reply: null };
       this.slots.push(slot);

@@ -104,6 +104,22 @@ describe("native authentication", () => {
     }
   });
 
+  test("before authenticating a connection may send frames of at most 512 KiB; after, of frameBytesMax", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram" });
+    await using anonymous = await TestClient.connect(server.port);
+    const header = new Uint8Array(4);
+    new DataView(header.buffer).setUint32(0, 1024 * 1024);
+    anonymous.writeRaw(header);
+    await anonymous.closedPromise;
+    const producer = new Producer({ broker: `127.0.0.1:${server.port}`, sasl: { user: "bob", password: "bob-pw" } });
+    try {
+      const sent = await producer.send("big", { value: new Uint8Array(1024 * 1024).fill(7) });
+      expect(sent.offset).toBe(0);
+    } finally {
+      await producer.close();
+    }
+  });
+
   test("a client whose connection was closed authenticates again on the reconnect", async () => {
     await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram", idleTimeoutMs: 100 });
     const admin = new Admin({ broker: `127.0.0.1:${server.port}`, sasl: { user: "bob", password: "bob-pw" } });

@@ -20,6 +20,7 @@ import { FrameDecoder } from "../../protocol/frame.ts";
 import { OutboundQueue } from "../../server/outbound.ts";
 import type { KafkaContext } from "./context.ts";
 import { Session } from "../../security/session.ts";
+import { PRE_AUTHENTICATION_FRAME_BYTES_MAX } from "../../security/authenticator.ts";
 import { type DispatchResult, dispatch, type KafkaFrame } from "./dispatch.ts";
 
 export class KafkaConnection {
@@ -53,6 +54,7 @@ export class KafkaConnection {
     this.decoder = new FrameDecoder(broker.config.frameBytesMax, { memory: broker.memory });
     this.outbound = new OutboundQueue(socket, broker.stats, zeroCopy, broker.memory);
     this.session = new Session("kafka", socket.remoteAddress);
+    if (broker.authenticator.required) this.decoder.frameBytesMax = Math.min(PRE_AUTHENTICATION_FRAME_BYTES_MAX, broker.config.frameBytesMax);
   }
 
   get isClosed(): boolean {
@@ -138,6 +140,9 @@ export class KafkaConnection {
       } catch (error) {
         return this.fail(error);
       }
+      // Authenticated (SASL answers synchronously): frames of the ordinary size from now on.
+      const frameBytesMax = this.context.broker.config.frameBytesMax;
+      if (this.decoder.frameBytesMax < frameBytesMax && this.session.principal.kind === "user") this.decoder.frameBytesMax = frameBytesMax;
       if (result instanceof Promise) {
         this.busy = true;
         result.then(

@@ -108,6 +108,15 @@ describe("Kafka SASL frames", () => {
     expect(await client.closedWithin()).toBe(true);
   });
 
+  test("before authenticating, a frame over 512 KiB closes the connection", async () => {
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram" });
+    await using client = await RawKafka.connect(server.broker.kafkaPort as number);
+    const header = new Uint8Array(4);
+    new DataView(header.buffer).setUint32(0, 1024 * 1024);
+    client.write(header);
+    expect(await client.closedWithin()).toBe(true);
+  });
+
   test("SaslHandshake v1 + SaslAuthenticate v2 with SCRAM-SHA-256, then Metadata is served", async () => {
     await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram" });
     await using client = await RawKafka.connect(server.broker.kafkaPort as number);
