@@ -76,6 +76,10 @@ describe("runnel users", () => {
       expect((await cli(["users", "add", "app", "--broker", address, "--user", "admin", "--new-password-file", newPassword], asAdmin)).stdout).toBe("added user app\n");
       expect((await cli(["users", "list", "--broker", address, "--user", "admin"], asAdmin)).stdout).toContain("app\tSCRAM-SHA-256");
       expect((await cli(["topics", "create", "orders", "--broker", address, "--user", "app", "--password-file", newPassword])).code).toBe(0);
+      const asApp = ["--broker", address, "--user", "app", "--password-file", newPassword];
+      expect((await cli(["produce", "--topic", "orders", ...asApp], { stdin: "first order\n" })).code).toBe(0);
+      expect((await cli(["consume", "--topic", "orders", "--count", "1", ...asApp])).stdout).toBe("first order\n");
+      expect((await cli(["groups", "list", ...asApp])).code).toBe(0);
       const anonymous = await cli(["topics", "list", "--broker", address]);
       expect(anonymous.code).toBe(1);
       expect(anonymous.stderr).toContain("AUTHENTICATION_REQUIRED");
