@@ -147,6 +147,22 @@ export const configSchema = z
      * against the ACL in the data dir (acls.json; super-users always pass). Re-read on SIGHUP.
      */
     authorizer: z.enum(["none", "acl"]).default("none"),
+    /**
+     * Authentication on every listener (docs/security.md): "none" trusts every peer; "scram" makes
+     * native clients run the `authenticate` op, Kafka clients SASL (SCRAM-SHA-256/512, PLAIN) and
+     * HTTP clients send Basic credentials, checked against the users in `<dataDir>/users.json`.
+     */
+    authentication: z.enum(["none", "scram"]).default("none"),
+    /** Kafka SASL PLAIN sends the password in the clear: refused on a listener without TLS unless this is true. */
+    saslPlainOverPlaintext: z.boolean().default(false),
+    /** Fewest PBKDF2 iterations a stored SCRAM verifier may have (createUser refuses fewer). */
+    scramIterationsMin: int(4096, 1_000_000, 4096),
+    /** Failed authentications one address may make at once before it is refused (token bucket size). */
+    authFailuresBurst: int(1, 1_000_000, 10),
+    /** Failed authentications per minute one address regains (token bucket refill). */
+    authFailuresPerMinute: int(1, 1_000_000, 6),
+    /** `runnel serve` refuses a non-loopback address with authentication none unless this is true. */
+    allowAnonymous: z.boolean().default(false),
   })
   .strict()
   .superRefine((config, context) => {

@@ -41,6 +41,10 @@ export const ERROR_CODES = {
   THROTTLED: { retriable: true, doc: "Topics or partitions are being created faster than the broker allows (partitionCreatesPerSecond); nothing was created. Retry after details.retryAfterMs." },
   CLIENT_CLOSED: { retriable: false, doc: "Client side: the producer, consumer or admin was closed before the call could run." },
   AUTHORIZATION_FAILED: { retriable: false, doc: "The connection's principal may not do this operation on this resource (authorizer acl: no ACL entry allows it, or one denies it). details: operation, resourceType, resourceName." },
+  AUTHENTICATION_REQUIRED: { retriable: false, doc: "Authentication is on (authentication scram) and this connection has not authenticated: only hello and authenticate are answered until it does." },
+  AUTHENTICATION_FAILED: { retriable: false, doc: "The SCRAM exchange failed: unknown user, wrong password, or a malformed, replayed or out-of-order message. The answer never says which; check the user name and password." },
+  AUTHENTICATION_THROTTLED: { retriable: true, doc: "Too many failed authentications came from this address (authFailuresBurst, authFailuresPerMinute); the attempt was refused unchecked and the connection closed. Retry after details.retryAfterMs." },
+  UNKNOWN_USER: { retriable: false, doc: "deleteUser: no user of that name exists in the credential store." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

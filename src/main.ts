@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   groups: { summary: "list, describe, delete consumer groups; reset their offsets", load: () => import("./cli/groups.ts") },
   acls: { summary: "add, remove, list access control entries", load: () => import("./cli/acls.ts") },
   bench: { summary: "measure throughput and latency", load: () => import("./cli/bench.ts") },
+  users: { summary: "add, remove, list the users who may authenticate", load: () => import("./cli/users.ts") },
   top: { summary: "live throughput per topic and lag per group", load: () => import("./cli/top.ts") },
 };
 

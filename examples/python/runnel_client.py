@@ -11,10 +11,17 @@ Needs only the standard library and a MessagePack library (Debian: python3-msgpa
 With --tls-ca FILE (and --tls-cert/--tls-key for a broker that requires client certificates)
 it connects with TLS (the ssl module), verifying the broker's certificate against FILE.
 
+With --user NAME it authenticates with SCRAM-SHA-256 (protocol.md, authenticate; hashlib and
+hmac only), the password taken from the environment variable RUNNEL_PASSWORD.
+
 Consume reads every partition of TOPIC from its earliest offset and prints one line per
 record, as "partition offset key value" (key "-" when absent), checking every batch's crc.
 """
 import argparse
+import base64
+import hashlib
+import hmac
+import os
 import socket
 import ssl
 import struct
@@ -60,6 +67,30 @@ class Connection:
         if "error" in response:
             raise RuntimeError(f"{op}: {response['error']['code']}: {response['error']['message']}")
         return response
+
+
+def authenticate(connection, user, password):
+    """SCRAM-SHA-256 in two authenticate round trips (RFC 5802; docs/protocol.md, authenticate)."""
+    saslname = user.replace("=", "=3D").replace(",", "=2C")
+    client_nonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = f"n={saslname},r={client_nonce}"
+    server_first = connection.request("authenticate", mechanism="SCRAM-SHA-256", message="n,," + first_bare)["message"]
+    fields = dict(part.split("=", 1) for part in server_first.split(","))
+    nonce, salt, iterations = fields["r"], base64.b64decode(fields["s"]), int(fields["i"])
+    if not nonce.startswith(client_nonce) or iterations < 4096:
+        raise RuntimeError("authenticate: the broker's server-first message fails the SCRAM checks")
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    without_proof = f"c=biws,r={nonce}"
+    auth_message = f"{first_bare},{server_first},{without_proof}".encode()
+    signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
+    server_final = connection.request("authenticate", mechanism="SCRAM-SHA-256", message=f"{without_proof},p={proof}")["message"]
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    expected = "v=" + base64.b64encode(hmac.new(server_key, auth_message, hashlib.sha256).digest()).decode()
+    if not hmac.compare_digest(server_final, expected):
+        raise RuntimeError("authenticate: the broker's signature is wrong (it does not hold this user's verifier)")
 
 
 def encode_batch(messages, now_ms):
@@ -182,6 +213,7 @@ def main():
     parser.add_argument("--tls-ca", help="connect with TLS, trusting this PEM CA file")
     parser.add_argument("--tls-cert", help="PEM client certificate (mutual TLS), with --tls-key")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--user", help="authenticate as this user (password in RUNNEL_PASSWORD)")
     args = parser.parse_args()
     tls = None
     if args.tls_ca:
@@ -189,6 +221,11 @@ def main():
         if args.tls_cert:
             tls.load_cert_chain(args.tls_cert, args.tls_key)
     connection = Connection(args.broker, tls)
+    if args.user:
+        password = os.environ.get("RUNNEL_PASSWORD")
+        if not password:
+            parser.error("--user needs the password in the environment variable RUNNEL_PASSWORD")
+        authenticate(connection, args.user, password)
     if args.command == "produce":
         produce(connection, args.topic, sys.stdin.read().splitlines())
     elif args.group:

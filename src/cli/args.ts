@@ -131,3 +131,44 @@ export function clientTlsOf(flags: { tls?: boolean; "tls-ca"?: string; "tls-cert
 export function tlsOption(tls: { ca?: string; cert?: string; key?: string } | undefined): { tls?: { ca?: string; cert?: string; key?: string } } {
   return tls === undefined ? {} : { tls };
 }
+
+/** The authentication flags every command that talks to a broker takes (docs/security.md). */
+export const SASL_FLAGS = {
+  user: { type: "string" },
+  "password-file": { type: "string" },
+} as const;
+
+/** Help lines for SASL_FLAGS. There is no --password flag: a command line is visible to every user of the machine. */
+export const SASL_HELP = `  --user NAME              authenticate as NAME (SCRAM-SHA-256) with the password in the
+                           environment variable RUNNEL_PASSWORD or in --password-file
+  --password-file FILE     file holding the password (its first line)
+`;
+
+/** The password of --user: --password-file's first line, else RUNNEL_PASSWORD. */
+export function readPassword(flags: { "password-file"?: string }, env: Record<string, string | undefined> = process.env): string | null {
+  const file = flags["password-file"];
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      throw new UsageError(`--password-file ${file}: cannot read it (${(error as { code?: string }).code ?? String(error)})`);
+    }
+    const password = text.split(/\r?\n/)[0] ?? "";
+    if (password === "") throw new UsageError(`--password-file ${file}: the first line is empty`);
+    return password;
+  }
+  const password = env.RUNNEL_PASSWORD;
+  return password === undefined || password === "" ? null : password;
+}
+
+/** `{ sasl }` to spread into client options, or nothing without --user. */
+export function saslOption(flags: { user?: string; "password-file"?: string }, env: Record<string, string | undefined> = process.env): { sasl?: { user: string; password: string } } {
+  if (flags.user === undefined) {
+    if (flags["password-file"] !== undefined) throw new UsageError("--password-file needs --user");
+    return {};
+  }
+  const password = readPassword(flags, env);
+  if (password === null) throw new UsageError(`--user ${flags.user} needs a password: set RUNNEL_PASSWORD or give --password-file FILE`);
+  return { sasl: { user: flags.user, password } };
+}

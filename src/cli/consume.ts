@@ -19,10 +19,11 @@
  */
 import { Connection, DEFAULT_BROKER } from "../client/connection.ts";
 import type { ClientTls } from "../client/link.ts";
+import type { ClientSasl } from "../client/connection.ts";
 import { Consumer, type Message, type StartPosition } from "../client/consumer.ts";
 import { listOffsets, topicPartitionCounts } from "../client/offsets.ts";
 import { RunnelError } from "../errors.ts";
-import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, required } from "./args.ts";
+import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, required, SASL_FLAGS, SASL_HELP, saslOption } from "./args.ts";
 import { EXIT_OK, Progress, plural, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel consume --topic TOPIC [options]
@@ -32,7 +33,7 @@ Prints a topic's messages to stdout, one per line.
 options:
   -t, --topic TOPIC        topic to read (required)
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
-${TLS_HELP}  -p, --partition N        read only partition N (default: every partition)
+${TLS_HELP}${SASL_HELP}  -p, --partition N        read only partition N (default: every partition)
   --from POSITION          where to start without a committed offset: earliest (default),
                            latest, an offset (e.g. 1500; past a partition's end: its end, with
                            a note on stderr), -N (N messages before each partition's end, as
@@ -60,6 +61,7 @@ examples:
 
 const FLAGS = {
   ...TLS_FLAGS,
+  ...SASL_FLAGS,
   topic: { type: "string", short: "t" },
   broker: { type: "string", short: "b" },
   partition: { type: "string", short: "p" },
@@ -126,9 +128,9 @@ export async function run(argv: string[]): Promise<number> {
     const from = parseFrom(flags.from);
     const partition = flags.partition === undefined ? undefined : intFlag(flags.partition, "partition", 0, 0, 9_999);
     const broker = flags.broker ?? DEFAULT_BROKER;
-    const tls = tlsOption(clientTlsOf(flags));
-    const starts = await resolveStarts({ broker, ...tls }, topic, partition, from, flags.group !== undefined);
-    consumer = new Consumer({ broker, ...tls, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, ...(typeof from === "object" && "beforeEnd" in from ? {} : { from }), ...(flags.group === undefined ? {} : { groupId: flags.group }) });
+    const access = { ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) };
+    const starts = await resolveStarts({ broker, ...access }, topic, partition, from, flags.group !== undefined);
+    consumer = new Consumer({ broker, ...access, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000, ...(typeof from === "object" && "beforeEnd" in from ? {} : { from }), ...(flags.group === undefined ? {} : { groupId: flags.group }) });
     if (starts !== null) consumer.assign(starts.map((start) => ({ topic, partition: start.partition, from: { offset: start.offset } })));
     else if (partition === undefined) consumer.subscribe(topic);
     else consumer.assign([{ topic, partition }]);
@@ -146,7 +148,7 @@ export async function run(argv: string[]): Promise<number> {
  * and -N, each partition's start offset, clamped into its range (null: the consumer resolves
  * `from` itself). Throws BROKER_UNAVAILABLE when the broker cannot be reached.
  */
-async function resolveStarts(target: { broker: string; tls?: ClientTls }, topic: string, partition: number | undefined, from: FromPosition, group: boolean): Promise<Array<{ partition: number; offset: number }> | null> {
+async function resolveStarts(target: { broker: string; tls?: ClientTls; sasl?: ClientSasl }, topic: string, partition: number | undefined, from: FromPosition, group: boolean): Promise<Array<{ partition: number; offset: number }> | null> {
   const connection = new Connection({ ...target, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000 });
   try {
     const count = (await topicPartitionCounts(connection, [topic])).get(topic)!;

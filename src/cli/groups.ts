@@ -9,7 +9,7 @@
 import { Admin, type GroupDescription, type GroupSummary } from "../client/admin.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
 import { RunnelError } from "../errors.ts";
-import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, parseArgs } from "./args.ts";
+import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, parseArgs, SASL_FLAGS, SASL_HELP, saslOption } from "./args.ts";
 import { EXIT_OK, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel groups <command> [options]
@@ -25,7 +25,7 @@ commands:
 
 options:
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
-${TLS_HELP}  --topic TOPIC            the topic whose offsets reset-offsets sets
+${TLS_HELP}${SASL_HELP}  --topic TOPIC            the topic whose offsets reset-offsets sets
   --to WHERE               earliest, latest, OFFSET or TIME (reset-offsets)
   --format FORMAT          text (default) or json, for list and describe
   -h, --help               this text
@@ -39,6 +39,7 @@ examples:
 
 const FLAGS = {
   ...TLS_FLAGS,
+  ...SASL_FLAGS,
   broker: { type: "string", short: "b" },
   topic: { type: "string" },
   to: { type: "string" },
@@ -58,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
     if (command === undefined) throw new UsageError("a command is needed: list, describe, delete or reset-offsets");
     if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
     const format = choiceFlag(flags.format, "format", ["text", "json"] as const, "text");
-    admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-groups", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)) });
+    admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-groups", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) });
     switch (command) {
       case "list":
         if (group !== undefined) throw new UsageError(`'groups list' takes no group (got '${group}')`);

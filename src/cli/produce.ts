@@ -20,7 +20,7 @@ import { DEFAULT_BROKER } from "../client/connection.ts";
 import { type Durability, Producer, type ProducerMessage } from "../client/producer.ts";
 import { RunnelError } from "../errors.ts";
 import { topicPartitionCounts } from "../client/offsets.ts";
-import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, required } from "./args.ts";
+import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, required, SASL_FLAGS, SASL_HELP, saslOption } from "./args.ts";
 import { EXIT_OK, Progress, plural, reportFailure } from "./output.ts";
 
 const DELIVERY_TIMEOUT_MS_DEFAULT = 30_000;
@@ -39,7 +39,7 @@ options:
   -t, --topic TOPIC        topic to send to (required; a broker that auto-creates topics,
                            the default, creates it on first use)
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
-${TLS_HELP}  --key-separator SEP      split each line at the first SEP: key before it, value after
+${TLS_HELP}${SASL_HELP}  --key-separator SEP      split each line at the first SEP: key before it, value after
   --key KEY                the key of every message
   --value VALUE            send one message with this value instead of reading stdin
   -p, --partition N        send to partition N (default: by key hash, or sticky when keyless)
@@ -59,6 +59,7 @@ examples:
 
 const FLAGS = {
   ...TLS_FLAGS,
+  ...SASL_FLAGS,
   topic: { type: "string", short: "t" },
   broker: { type: "string", short: "b" },
   "key-separator": { type: "string" },
@@ -167,7 +168,7 @@ export async function run(argv: string[]): Promise<number> {
     producer = new Producer({
       broker: flags.broker ?? DEFAULT_BROKER,
       clientId: "runnel-cli-produce",
-      ...tlsOption(clientTlsOf(flags)),
+      ...tlsOption(clientTlsOf(flags)), ...saslOption(flags),
       connectTimeoutMs: 5_000,
       durability: choiceFlag(flags.durability, "durability", ["none", "written", "synced"] as Durability[], "written"),
       lingerMs: intFlag(flags["linger-ms"], "linger-ms", 5, 0, 60_000),

@@ -40,6 +40,11 @@ export const LIVE_OPTIONS: readonly ConfigKey[] = [
   "superUsers",
   // Read from context.config on every authorization check (security/authorizer.ts).
   "authorizer",
+  // Read from context.config at each authentication (security/authenticator.ts, listeners/kafka/sasl.ts, handlers/users.ts).
+  "saslPlainOverPlaintext",
+  "scramIterationsMin",
+  "authFailuresBurst",
+  "authFailuresPerMinute",
 ];
 
 export interface ReloadOutcome {

@@ -6,6 +6,8 @@
  * marker, exit 0. SIGHUP reloads the config (cli/reload.ts) and never stops the broker.
  * A bad option stops start-up with one line on stderr and exit code 2; a broker that cannot
  * start (port in use, unusable data dir) says why in one line (cli/startup-failure.ts), exit 1.
+ * A non-loopback address with authentication none is refused (exit 2) unless --allow-anonymous
+ * (cli/anonymous-exposure.ts).
  */
 import { ConfigError, type Config, describeOptions, loadConfig, parseFlags } from "../config.ts";
 import { createLogger, type Logger } from "../logger.ts";
@@ -14,6 +16,7 @@ import { type Broker, startBroker } from "../server/broker.ts";
 import { loadTlsSettings, type TlsSettings, TLS_OPTIONS, tlsListeners } from "../server/tls.ts";
 import { applyReload, logReload } from "./reload.ts";
 import { describeStartupFailure } from "./startup-failure.ts";
+import { anonymousExposure } from "./anonymous-exposure.ts";
 
 const HELP = `usage: runnel serve [options]
 
@@ -28,6 +31,9 @@ common options:
   --http-port PORT     HTTP listener for /metrics, /health, /ready and the console at / (default
                        --port + 1, so 9601 beside the default --port; a free port when --port is 0;
                        -1 turns it off)
+  --authentication M   none (default) or scram: clients must authenticate as a user of
+                       'runnel users' (docs/security.md)
+  --allow-anonymous    listen beyond 127.0.0.1 with --authentication none (refused otherwise)
   --log-level LEVEL    fatal, error, warn, info, debug, trace or silent (default info)
   --log-format FORMAT  pretty (for a person), json, or auto: pretty when stdout is a terminal
   -h, --help           this text
@@ -46,8 +52,13 @@ examples:
 all options (flag, environment variable, default, allowed):
 `;
 
+/** `--allow-anonymous` alone means true (as a switch); `--allow-anonymous false` still works. */
+function expandSwitches(argv: string[]): string[] {
+  return argv.flatMap((argument, index) => (argument === "--allow-anonymous" && !/^(true|false|on|off|yes|no|1|0)$/i.test(argv[index + 1] ?? "") ? [argument, "true"] : [argument]));
+}
+
 function readConfig(argv: string[]): Config | "help" {
-  const parsed = parseFlags(argv, new Set(["--config"]), new Set(["--help", "-h"]));
+  const parsed = parseFlags(expandSwitches(argv), new Set(["--config"]), new Set(["--help", "-h"]));
   if (parsed.extra.has("--help") || parsed.extra.has("-h")) return "help";
   const configFile = parsed.extra.get("--config");
   return loadConfig({
@@ -69,6 +80,11 @@ export async function run(argv: string[]): Promise<number> {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`runnel serve: ${error.message}\n`);
+    return 2;
+  }
+  const exposure = anonymousExposure(config);
+  if (exposure !== null) {
+    process.stderr.write(`runnel serve: ${exposure}\n`);
     return 2;
   }
   const logger = createLogger(config.logLevel, { format: config.logFormat });

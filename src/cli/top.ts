@@ -9,7 +9,7 @@
  * Bounds: it reads at most TOPICS_READ_MAX topics and GROUPS_READ_MAX groups per poll (pages of
  * 200), and shows the `--rows` busiest of each.
  */
-import { TLS_FLAGS, UsageError, clientTlsOf, intFlag, parseArgs } from "./args.ts";
+import { TLS_FLAGS, UsageError, clientTlsOf, intFlag, parseArgs, SASL_FLAGS, saslOption } from "./args.ts";
 import { EXIT_OK, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel top [options]
@@ -24,6 +24,8 @@ options:
   --tls-ca FILE        the HTTP listener serves HTTPS: trust this PEM CA (--tls alone: the system's)
   --tls-cert FILE      PEM client certificate, for a listener that requires one (with --tls-key)
   --tls-key FILE       PEM private key of --tls-cert
+  --user NAME          HTTP Basic credentials for a broker with authentication on; the password
+                       from RUNNEL_PASSWORD or --password-file FILE
   -h, --help           this text
 
 examples:
@@ -34,6 +36,7 @@ examples:
 
 const FLAGS = {
   ...TLS_FLAGS,
+  ...SASL_FLAGS,
   http: { type: "string" },
   "interval-ms": { type: "string" },
   rows: { type: "string" },
@@ -73,11 +76,13 @@ interface Snapshot {
 
 /** TLS for the HTTP listener, from --tls/--tls-ca/--tls-cert/--tls-key (set once by `run`). */
 let httpsTls: ReturnType<typeof clientTlsOf>;
+/** `Authorization: Basic ...` from --user (set once by `run`), or none. */
+let authorization: Record<string, string> = {};
 
 async function getJson<T>(base: string, path: string): Promise<T> {
   let response: Response;
   try {
-    response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(httpsTls === undefined ? {} : { tls: httpsTls }) });
+    response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), headers: authorization, ...(httpsTls === undefined ? {} : { tls: httpsTls }) });
   } catch (error) {
     throw new Error(`cannot reach the broker's HTTP listener at ${base} (${error instanceof Error ? error.message : String(error)}); is --http right, and is the broker's --http-port on?`);
   }
@@ -180,6 +185,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     httpsTls = clientTlsOf(flags);
+    const sasl = saslOption(flags).sasl;
+    if (sasl !== undefined) authorization = { authorization: `Basic ${Buffer.from(`${sasl.user}:${sasl.password}`).toString("base64")}` };
     const base = baseUrl(flags.http ?? "127.0.0.1:9601");
     const intervalMs = intFlag(flags["interval-ms"], "interval-ms", 2_000, 100, 3_600_000);
     const rowsMax = intFlag(flags.rows, "rows", 15, 1, 1_000);

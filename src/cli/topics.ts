@@ -5,7 +5,7 @@
  */
 import { Admin, type TopicConfig, type TopicDescription } from "../client/admin.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
-import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs } from "./args.ts";
+import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, SASL_FLAGS, SASL_HELP, saslOption } from "./args.ts";
 import { EXIT_OK, plural, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel topics <command> [options]
@@ -19,7 +19,7 @@ commands:
 
 options:
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
-${TLS_HELP}  --partitions N           partitions of a new topic (default 1)
+${TLS_HELP}${SASL_HELP}  --partitions N           partitions of a new topic (default 1)
   --config KEY=VALUE       topic option, repeatable: retention.ms, retention.bytes,
                            segment.bytes, segment.ms, flush.messages, flush.ms
   --format FORMAT          text (default) or json, for list and describe
@@ -36,6 +36,7 @@ examples:
 
 const FLAGS = {
   ...TLS_FLAGS,
+  ...SASL_FLAGS,
   broker: { type: "string", short: "b" },
   partitions: { type: "string" },
   config: { type: "strings" },
@@ -71,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
     if (command === undefined) throw new UsageError("a command is needed: create, list, describe, alter or delete");
     if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
     const format = choiceFlag(flags.format, "format", ["text", "json"] as const, "text");
-    admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-topics", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)) });
+    admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-topics", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) });
     switch (command) {
       case "create": {
         const topic = await admin.createTopic(needName(name, command), { partitions: intFlag(flags.partitions, "partitions", 1, 1), ...optional("config", parseConfig(flags.config ?? [])) });

@@ -7,6 +7,7 @@
  * RunnelError carrying the broker's code.
  */
 import { Connection, type BrokerInfo, type ConnectionOptions } from "./connection.ts";
+import { deriveVerifier, SCRAM_ITERATIONS_DEFAULT, SCRAM_MECHANISMS } from "../security/scram.ts";
 import { type OffsetRequest, fetchCommittedOffsets, listOffsets } from "./offsets.ts";
 import { type WireMap, brokerError, isMap, readArray, readInt, readMap, readString } from "./wire.ts";
 
@@ -171,6 +172,38 @@ export class Admin {
     if (typeof response.kind === "string") description.kind = response.kind;
     if (typeof response.assignor === "string") description.assignor = response.assignor;
     return description;
+  }
+
+  /**
+   * Adds a user or changes its password (super-users only). The SCRAM verifiers are derived here:
+   * the password never leaves this process.
+   */
+  async upsertUser(user: string, password: string, options: { iterations?: number } = {}): Promise<{ created: boolean }> {
+    const iterations = options.iterations ?? SCRAM_ITERATIONS_DEFAULT;
+    const credentials = SCRAM_MECHANISMS.map((mechanism) => ({ mechanism, ...deriveVerifier(mechanism, password, iterations) }));
+    const response = await this.connection.request("createUser", { user, credentials });
+    return { created: response.created === true };
+  }
+
+  /** Removes a user (super-users only); UNKNOWN_USER when there is none. */
+  async deleteUser(user: string): Promise<void> {
+    await this.connection.request("deleteUser", { user });
+  }
+
+  /** The users and their SCRAM mechanisms, sorted by name (super-users only). */
+  async listUsers(): Promise<Array<{ name: string; mechanisms: Array<{ mechanism: string; iterations: number }> }>> {
+    const op = "listUsers";
+    const response = await this.connection.request(op, {});
+    return readArray(response.users, op, "users").map((item, index) => {
+      const entry = readMap(item, op, `users[${index}]`);
+      return {
+        name: readString(entry.name, op, `users[${index}].name`),
+        mechanisms: readArray(entry.mechanisms, op, `users[${index}].mechanisms`).map((value, at) => {
+          const mechanism = readMap(value, op, `users[${index}].mechanisms[${at}]`);
+          return { mechanism: readString(mechanism.mechanism, op, "mechanism"), iterations: readInt(mechanism.iterations, op, "iterations") };
+        }),
+      };
+    });
   }
 
   /** Deletes a group without members and its committed offsets (GROUP_NOT_EMPTY while it has members). */

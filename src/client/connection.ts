@@ -23,6 +23,7 @@ import { RunnelError, toRunnelError } from "../errors.ts";
 import { createRequestEncoder, encodeRequestFrame } from "./frame.ts";
 import { type AnswerCallback, answerAsPromise, type ClientTls, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
 import { type WireMap, isMap, isRetriable, readInt } from "./wire.ts";
+import { ScramClientExchange, ScramError, type ScramMechanism } from "../security/scram.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const DEFAULT_PORT = 9600;
@@ -42,6 +43,19 @@ export interface ConnectionOptions {
   reconnectBackoffMaxMs?: number;
   /** Connect with TLS (client/link.ts ClientTls); `true` = TLS trusting the system's CAs. */
   tls?: ClientTls | boolean;
+  /**
+   * Authenticate with SCRAM after `hello` on every (re)connect (docs/protocol.md, authenticate).
+   * The password stays in this process: only a SCRAM proof is sent.
+   */
+  sasl?: ClientSasl;
+}
+
+/** A user's credentials for the native `authenticate` exchange. */
+export interface ClientSasl {
+  user: string;
+  password: string;
+  /** Default SCRAM-SHA-256. */
+  mechanism?: ScramMechanism;
 }
 
 /** What the broker said in `hello`. */
@@ -94,6 +108,7 @@ export class Connection {
 
   private readonly frameBuffers: number;
   private readonly tls: ClientTls | null;
+  private readonly sasl: ClientSasl | null;
 
   /**
    * `frameBuffers` (for the Consumer's fetch connection, not part of ConnectionOptions): when
@@ -112,6 +127,7 @@ export class Connection {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.backoffMs = options.reconnectBackoffMs ?? 50;
     this.backoffMaxMs = options.reconnectBackoffMaxMs ?? 1_000;
+    this.sasl = options.sasl ?? null;
     this.tls = options.tls === true ? {} : options.tls === undefined || options.tls === false ? null : options.tls;
   }
 
@@ -251,6 +267,7 @@ export class Connection {
     await link.connect(this.host, this.port, remainingMs, this.tls);
     try {
       this.info = await this.handshake(link, Math.min(remainingMs, this.requestTimeoutMs));
+      if (this.sasl !== null) await this.authenticate(link, this.sasl, Math.min(remainingMs, this.requestTimeoutMs));
     } catch (error) {
       link.destroy(toRunnelError(error));
       throw error;
@@ -280,6 +297,24 @@ export class Connection {
     };
     link.adoptLimits(info);
     return info;
+  }
+
+  /** The two round trips of `authenticate` (security/scram.ts); also checks the broker's signature. */
+  private async authenticate(link: Link, sasl: ClientSasl, timeoutMs: number): Promise<void> {
+    const mechanism = sasl.mechanism ?? "SCRAM-SHA-256";
+    const exchange = new ScramClientExchange({ mechanism, user: sasl.user, password: sasl.password });
+    const step = async (message: string): Promise<string> => {
+      const answer = await link.requestPromise("authenticate", fieldsFrame("authenticate", { mechanism, message }), timeoutMs);
+      if (typeof answer.message !== "string") throw new RunnelError("AUTHENTICATION_FAILED", `the broker at ${this.address} answered authenticate without a message`);
+      return answer.message;
+    };
+    try {
+      const serverFirst = await step(exchange.first());
+      exchange.verify(await step(exchange.final(serverFirst)));
+    } catch (error) {
+      if (error instanceof ScramError) throw new RunnelError("AUTHENTICATION_FAILED", `authenticating to ${this.address} as '${sasl.user}': ${error.message}`, { cause: error });
+      throw error;
+    }
   }
 
   private handshakeError(error: RunnelError): RunnelError {

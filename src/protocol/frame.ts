@@ -75,7 +75,11 @@ export const ASSEMBLY_BLOCK_BYTES = 256 * 1024;
 const EMPTY = new Uint8Array(0);
 
 export class FrameDecoder {
-  readonly frameBytesMax: number;
+  /**
+   * Longest frame taken. A connection may change it between frames: one that has not
+   * authenticated yet gets a small limit (security/authenticator.ts PRE_AUTHENTICATION_FRAME_BYTES_MAX).
+   */
+  frameBytesMax: number;
   private readonly reuseAssembly: boolean;
   private readonly memory: FrameMemory | null;
   private readonly assemblies: Array<Uint8Array | null>;

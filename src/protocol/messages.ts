@@ -44,6 +44,8 @@ export const WIRE_LIMITS = {
   groupTopicsMax: 1_000,
   /** Ceiling of the broker's fetchWaitMsMax, to which a fetch's maxWaitMs is clamped (see hello limits). */
   maxWaitMsMax: 300_000,
+  /** Characters of one SCRAM message (authenticate). */
+  scramMessageLengthMax: 1_024,
 } as const;
 
 /** Builds the request decoder. `frameBytesMax` bounds bin; the rest are WIRE_LIMITS. */
@@ -177,6 +179,26 @@ export const requestSchemas = {
   createAcls: z.object({ acls: z.array(aclEntrySchema).min(1).max(ACL_LIMITS.entriesPerRequestMax) }),
   deleteAcls: z.object({ filters: z.array(aclFilterSchema).min(1).max(ACL_LIMITS.entriesPerRequestMax) }),
   describeAcls: z.object({ filter: aclFilterSchema.default({}) }),
+  /** One step of a SCRAM exchange (docs/protocol.md, authenticate): client-first, then client-final. */
+  authenticate: z.object({ mechanism: z.enum(["SCRAM-SHA-256", "SCRAM-SHA-512"]), message: z.string().min(1).max(WIRE_LIMITS.scramMessageLengthMax) }),
+  /** Adds a user or replaces its verifiers; the client derives them, the password never travels. */
+  createUser: z.object({
+    user: shortString,
+    credentials: z
+      .array(
+        z.object({
+          mechanism: z.enum(["SCRAM-SHA-256", "SCRAM-SHA-512"]),
+          salt: z.instanceof(Uint8Array),
+          iterations: z.int().min(1),
+          storedKey: z.instanceof(Uint8Array),
+          serverKey: z.instanceof(Uint8Array),
+        }),
+      )
+      .min(1)
+      .max(2),
+  }),
+  deleteUser: z.object({ user: shortString }),
+  listUsers: z.object({}),
 } as const;
 
 export type Operation = keyof typeof requestSchemas;

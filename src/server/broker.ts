@@ -40,6 +40,7 @@ import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
 import { AclStore } from "../security/acl-store.ts";
 import { adoptClientCertificate } from "../security/certificate-principal.ts";
+import { Authenticator } from "../security/authenticator.ts";
 
 type SocketData = { connection: Connection | null };
 
@@ -83,6 +84,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const httpPort = httpPortOf(config);
   const metrics = httpPort === null ? null : createBrokerMetrics(Object.keys(requestSchemas), Object.keys(API_KEYS));
   const view = new BrokerView(packageJson.version, config.dataDir);
+  view.authenticationRequired = config.authentication === "scram";
   const http = httpPort === null ? null : listenHttp(config, httpPort, view, logger, tls.http);
   const storage = options.storage ?? nativeStorage;
   let log: LogManager;
@@ -102,8 +104,10 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   let offsets: OffsetStore;
   let producerIds: ProducerIdAllocator;
   let acls: AclStore;
+  let authenticator: Authenticator;
   try {
     acls = AclStore.open(config.dataDir);
+    authenticator = Authenticator.open(config, logger);
     producerIds = ProducerIdAllocator.open(config.dataDir);
     offsets = OffsetStore.open(config.dataDir, { entriesMax: config.committedOffsetsMax, logger });
   } catch (error) {
@@ -113,7 +117,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, acls);
+  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, acls, authenticator);
   try {
     return broker.listen();
   } catch (error) {
@@ -184,6 +188,7 @@ class RunningBroker implements Broker {
     private readonly observability: Observability,
     private tls: TlsSettings,
     acls: AclStore,
+    authenticator: Authenticator,
   ) {
     this.groups = startGroupRuntime(config, log);
     this.context = {
@@ -205,6 +210,7 @@ class RunningBroker implements Broker {
       createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
       cluster: null,
       acls,
+      authenticator,
     };
   }
 

@@ -2,7 +2,8 @@
  * @module server/connection
  * One client connection: frames in, replies out, in request order.
  *
- * - Frames: a FrameDecoder turns TCP chunks into frame bodies; a length over frameBytesMax gets
+ * - Frames: a FrameDecoder turns TCP chunks into frame bodies; a length over frameBytesMax (or,
+ *   with authentication on and before it, PRE_AUTHENTICATION_FRAME_BYTES_MAX) gets
  *   one error frame (`id: null`, MESSAGE_TOO_LARGE) and closes this connection only.
  * - Ordering: requests run as they arrive and may finish out of order (a long-poll fetch, a
  *   synced produce). Each request that will answer takes a slot in `slots`, in arrival order;
@@ -37,9 +38,10 @@ import type { Config } from "../config.ts";
 import { RunnelError } from "../errors.ts";
 import { FrameDecoder, FrameError } from "../protocol/frame.ts";
 import { encodeErrorFrame } from "../protocol/messages.ts";
-import { applicationOf, type BrokerContext, releaseReply, type Reply } from "./context.ts";
+import { applicationOf, type BrokerContext, isClosingReply, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
 import { Session } from "../security/session.ts";
+import { PRE_AUTHENTICATION_FRAME_BYTES_MAX } from "../security/authenticator.ts";
 import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
@@ -67,6 +69,8 @@ export class Connection {
   /** Set once the connection is first paused: from then on the sweep checks its peer. */
   private everPaused = false;
   private closed = false;
+  /** A closing reply (context.ts closesConnection) was queued: read nothing more, close once it is sent. */
+  private closeAfterFlush = false;
   private lastActivityMs = Date.now();
   private partialSinceMs: number | null = null;
   /** Last time a partial frame was held: a reuse buffer unused since ASSEMBLY_IDLE_MS is dropped. */
@@ -104,6 +108,7 @@ export class Connection {
     this.outbound = new OutboundQueue(socket, context.stats, zeroCopy, context.memory);
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.session = new Session("native", socket.remoteAddress);
+    if (context.authenticator.required) this.decoder.frameBytesMax = Math.min(PRE_AUTHENTICATION_FRAME_BYTES_MAX, context.config.frameBytesMax);
   }
 
   /** Nothing in flight and nothing waiting to be sent. */
@@ -205,7 +210,7 @@ export class Connection {
   }
 
   private isBlocked(): boolean {
-    if (this.holding) return true;
+    if (this.holding || this.closeAfterFlush) return true;
     const inFlight = this.slots.length + this.outbound.repliesQueued;
     const queuedBytes = this.outbound.queuedBytes;
     return inFlight >= this.config.requestsInFlightMax || queuedBytes > this.config.outboundQueueBytesMax || (queuedBytes > 0 && this.context.memory.isExhausted);
@@ -220,6 +225,7 @@ export class Connection {
         this.readFrames();
         this.moveReadyReplies();
         if (this.outbound.flush() === "closed") return this.peerClosed();
+        if (this.closeAfterFlush && this.outbound.isEmpty) return this.close();
         if (this.closed || this.isBlocked() || this.decoder.waitingForMemory || !this.hasBufferedInput()) break;
       }
     } catch (error) {
@@ -269,6 +275,8 @@ export class Connection {
 
   private handleFrame(body: Uint8Array): void {
     const result = dispatch(this.context, this.decode, body, this.session);
+    // Authenticated (authenticate answers synchronously): frames of the ordinary size from now on.
+    if (this.decoder.frameBytesMax < this.config.frameBytesMax && this.session.principal.kind === "user") this.decoder.frameBytesMax = this.config.frameBytesMax;
     if (result instanceof Promise) {
       const slot: Slot = { reply: null };
       this.slots.push(slot);
@@ -291,7 +299,7 @@ export class Connection {
   }
 
   private settle(slot: Slot, reply: Reply): void {
-    if (this.closed) return releaseReply(reply);
+    if (this.closed || this.closeAfterFlush) return releaseReply(reply);
     slot.reply = reply;
     this.pump();
   }
@@ -305,6 +313,12 @@ export class Connection {
       if (reply.kind === "frame") this.outbound.pushReply(reply.frame);
       else if (reply.kind === "fetch") this.outbound.pushReply(reply.head, reply.slices);
       ready++;
+      if (isClosingReply(reply)) {
+        this.closeAfterFlush = true;
+        for (const later of this.slots.slice(ready)) if (later.reply !== null) releaseReply(later.reply);
+        this.slots.length = 0;
+        return;
+      }
     }
     if (ready > 0) this.slots.splice(0, ready);
   }

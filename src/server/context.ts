@@ -20,6 +20,7 @@ import type { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import type { BrokerStats } from "./stats.ts";
 import type { ClusterView } from "../cluster/cluster-view.ts";
 import type { AclStore } from "../security/acl-store.ts";
+import type { Authenticator } from "../security/authenticator.ts";
 
 export interface BrokerContext {
   readonly config: Config;
@@ -51,6 +52,8 @@ export interface BrokerContext {
   readonly cluster: ClusterView | null;
   /** The ACL (security/acl-store.ts) the authorizer checks requests against when `authorizer` is "acl". */
   readonly acls: AclStore;
+  /** Authentication (security/authenticator.ts): whether it is required, SCRAM, the users, failure limits. */
+  readonly authenticator: Authenticator;
 }
 
 /** A whole response frame, already encoded. */
@@ -92,6 +95,19 @@ export function appliedLater(reply: Promise<Reply>, applied: Promise<unknown> = 
 /** The promise `reply` is applied by, when its application is asynchronous; else undefined. */
 export function applicationOf(reply: Promise<Reply>): Promise<unknown> | undefined {
   return applications.get(reply);
+}
+
+/** Replies after which the connection closes (an address throttled for failed authentications). */
+const closing = new WeakSet<Reply>();
+
+/** Marks `reply` as the connection's last: it is sent, then the connection closes. */
+export function closesConnection(reply: Reply): Reply {
+  closing.add(reply);
+  return reply;
+}
+
+export function isClosingReply(reply: Reply): boolean {
+  return closing.has(reply);
 }
 
 /** Releases the slices a reply holds (when it will never be sent). */

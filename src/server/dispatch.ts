@@ -17,10 +17,11 @@ import { FastRequestDecoder } from "../protocol/fast-requests.ts";
 import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrelationId, type RequestOf, WIRE_LIMITS } from "../protocol/messages.ts";
 import { peekRequestId } from "../protocol/msgpack-scan.ts";
 import type { Session } from "../security/session.ts";
-import { applicationOf, appliedLater, type BrokerContext, type Reply } from "./context.ts";
+import { applicationOf, appliedLater, type BrokerContext, closesConnection, type Reply } from "./context.ts";
 import { handleCreateAcls, handleDeleteAcls, handleDescribeAcls } from "./handlers/acls.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleDeleteGroup, handleDescribeGroup, handleHeartbeat, handleJoinGroup, handleLeaveGroup, handleListGroups } from "./handlers/groups.ts";
+import { handleAuthenticate } from "./handlers/authenticate.ts";
 import { handleHello } from "./handlers/hello.ts";
 import { handleInitProducer } from "./handlers/init-producer.ts";
 import { handleListOffsets } from "./handlers/list-offsets.ts";
@@ -28,6 +29,7 @@ import { handleMetadata } from "./handlers/metadata.ts";
 import { handleCommitOffsets, handleFetchOffsets } from "./handlers/offsets.ts";
 import { handleProduce } from "./handlers/produce.ts";
 import { handleStats } from "./handlers/stats.ts";
+import { handleCreateUser, handleDeleteUser, handleListUsers } from "./handlers/users.ts";
 import { handleAlterTopicConfig, handleCreatePartitions, handleCreateTopic, handleDeleteTopic, handleDescribeTopic } from "./handlers/topics.ts";
 
 /** `session` is the connection's identity (security/session.ts): who the request is authorized as. */
@@ -57,7 +59,14 @@ const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   createAcls: handleCreateAcls,
   deleteAcls: handleDeleteAcls,
   describeAcls: handleDescribeAcls,
+  authenticate: handleAuthenticate,
+  createUser: handleCreateUser,
+  deleteUser: handleDeleteUser,
+  listUsers: handleListUsers,
 };
+
+/** What a connection may do before it authenticates, when authentication is on. */
+const BEFORE_AUTHENTICATION: ReadonlySet<string> = new Set(["hello", "authenticate"]);
 
 export type RequestDecoder = (body: Uint8Array) => unknown;
 
@@ -65,7 +74,9 @@ function errorReply(context: BrokerContext, id: number | null, error: unknown, o
   const failure = toRunnelError(error);
   context.stats.requestErrors++;
   if (failure.code === "INTERNAL") context.logger.error({ err: error, op, id }, "request failed with an internal error");
-  return { kind: "frame", frame: encodeErrorFrame(id, failure) };
+  const reply: Reply = { kind: "frame", frame: encodeErrorFrame(id, failure) };
+  // An address out of authentication attempts is shown the door, not left to try again at once.
+  return failure.code === "AUTHENTICATION_THROTTLED" ? closesConnection(reply) : reply;
 }
 
 /** Shared by every connection: the broker runs on one thread and decoding is synchronous. */
@@ -90,6 +101,7 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
       id = fast.id;
       op = fast.op;
       refuseWhenShuttingDown(context);
+      context.authenticator.requireAuthenticated(session, fast.op);
       reply = fast.op === "produce" ? handleProduce(context, fast.request, fast.id, session) : handleFetch(context, fast.request, fast.id, session);
     } else {
       if (metrics !== null && startedMs === NOT_TIMED) startedMs = performance.now(); // every other request is timed
@@ -107,6 +119,7 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
       op = rawOp;
       if (!isOperation(rawOp)) throw new RunnelError("UNKNOWN_OPERATION", `unknown op '${rawOp.slice(0, 64)}'`);
       refuseWhenShuttingDown(context);
+      if (!BEFORE_AUTHENTICATION.has(rawOp)) context.authenticator.requireAuthenticated(session, rawOp);
       reply = runHandler(context, rawOp, value, id, session);
     }
     if (!(reply instanceof Promise)) {

@@ -138,6 +138,11 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   INTERNAL: { why: "a bug in the broker; the client maps it", tests: ["test/client/wire.test.ts"] },
   REBALANCE_IN_PROGRESS: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
   ILLEGAL_GENERATION: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
+  AUTHENTICATION_REQUIRED: { why: "a broker with authentication scram", tests: ["test/security/native-auth.test.ts"] },
+  AUTHENTICATION_FAILED: { why: "a broker with authentication scram and users", tests: ["test/security/native-auth.test.ts"] },
+  AUTHENTICATION_THROTTLED: { why: "an address past authFailuresBurst", tests: ["test/security/native-auth.test.ts"] },
+  UNKNOWN_USER: { why: "deleteUser by a super-user, on a broker with users", tests: ["test/security/native-auth.test.ts"] },
+  AUTHORIZATION_FAILED: { why: "user ops by a non-super-user (and the ACL authorizer)", tests: ["test/security/native-auth.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */

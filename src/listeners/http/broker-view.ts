@@ -20,6 +20,8 @@ export class BrokerView {
   context: BrokerContext | null = null;
   groups: GroupDirectory | null = null;
   listeners: ListenerAddress[] = [];
+  /** `authentication` is scram: routes other than the probes need credentials (basic-auth.ts). */
+  authenticationRequired = false;
 
   constructor(
     readonly version: string,

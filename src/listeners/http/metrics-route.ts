@@ -166,4 +166,9 @@ function writeIoFamilies(out: Exposition, context: BrokerContext): void {
   out.family("runnel_batches_appended_total", "counter", "Record batches appended.").sample("runnel_batches_appended_total", {}, stats.batchesAppended);
   out.family("runnel_batches_duplicate_total", "counter", "Idempotent retries answered without appending.").sample("runnel_batches_duplicate_total", {}, stats.batchesDuplicate);
   out.family("runnel_frames_oversized_total", "counter", "Frames refused for their size.").sample("runnel_frames_oversized_total", {}, stats.framesOversized);
+  const authentication = context.authenticator.counters;
+  out.family("runnel_authentications_total", "counter", "Authentications on every listener, by result: success, failure (wrong password or unknown user, malformed exchange), throttled (refused unchecked: the address failed too often).");
+  out.sample("runnel_authentications_total", { result: "success" }, authentication.successes);
+  out.sample("runnel_authentications_total", { result: "failure" }, authentication.failures);
+  out.sample("runnel_authentications_total", { result: "throttled" }, authentication.throttled);
 }

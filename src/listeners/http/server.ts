@@ -11,7 +11,8 @@
  *   POST /api/topics  create a topic (admin-route.ts: the native createTopic op, same-origin only)
  *   GET /         the console, one static page embedded in the binary
  *
- * Otherwise read-only: other methods answer 405. It starts before the log is recovered so probes
+ * With `authentication` scram, everything but /health and /ready needs HTTP Basic credentials
+ * (basic-auth.ts). Otherwise read-only: other methods answer 405. It starts before the log is recovered so probes
  * answer during a long recovery, and stops last.
  */
 import consolePagePath from "./console/index.html" with { type: "file" };
@@ -19,6 +20,7 @@ import type { Server } from "bun";
 import type { Logger } from "../../logger.ts";
 import type { ListenerTls } from "../../server/tls.ts";
 import { createTopicFromHttp } from "./admin-route.ts";
+import { authenticateHttp } from "./basic-auth.ts";
 import { Session } from "../../security/session.ts";
 import { authorizeApi, describeTopic, listGroups, listTopics, overview, readMessages, statusOf } from "./api.ts";
 import type { BrokerView } from "./broker-view.ts";
@@ -55,6 +57,8 @@ function notReady(view: BrokerView): Response {
 function route(view: BrokerView, sampler: ProcessSampler, request: Request, session: Session): Response | Promise<Response> {
   const url = new URL(request.url);
   const path = url.pathname;
+  const refused = authenticateHttp(view, request, path, session);
+  if (refused !== null) return refused;
   if (request.method === "POST" && path === "/api/topics") {
     return view.ready && view.context !== null ? createTopicFromHttp(view.context, request, session) : notReady(view);
   }

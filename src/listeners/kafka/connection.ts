@@ -20,6 +20,7 @@ import { FrameDecoder } from "../../protocol/frame.ts";
 import { OutboundQueue } from "../../server/outbound.ts";
 import type { KafkaContext } from "./context.ts";
 import { Session } from "../../security/session.ts";
+import { PRE_AUTHENTICATION_FRAME_BYTES_MAX } from "../../security/authenticator.ts";
 import { type DispatchResult, dispatch, type KafkaFrame } from "./dispatch.ts";
 
 export class KafkaConnection {
@@ -33,6 +34,8 @@ export class KafkaConnection {
   private busy = false;
   private paused = false;
   private closed = false;
+  /** A reply marked closeAfter was queued: read nothing more, close once it is sent. */
+  private closeAfterFlush = false;
   private partialSinceMs: number | null = null;
   private lastActivityMs = Date.now();
   private readonly memoryWaiter = () => this.pump();
@@ -51,6 +54,7 @@ export class KafkaConnection {
     this.decoder = new FrameDecoder(broker.config.frameBytesMax, { memory: broker.memory });
     this.outbound = new OutboundQueue(socket, broker.stats, zeroCopy, broker.memory);
     this.session = new Session("kafka", socket.remoteAddress);
+    if (broker.authenticator.required) this.decoder.frameBytesMax = Math.min(PRE_AUTHENTICATION_FRAME_BYTES_MAX, broker.config.frameBytesMax);
   }
 
   get isClosed(): boolean {
@@ -74,6 +78,7 @@ export class KafkaConnection {
 
   onDrain(): void {
     this.send();
+    if (this.closeAfterFlush && this.outbound.isEmpty) return this.close("answered a failed authentication");
     this.pump();
     this.onSettled();
   }
@@ -115,6 +120,7 @@ export class KafkaConnection {
   private isBlocked(): boolean {
     const config = this.context.broker.config;
     return (
+      this.closeAfterFlush ||
       this.waiting.length >= config.requestsInFlightMax ||
       this.waitingBytes > config.frameBytesMax ||
       this.outbound.queuedBytes > config.outboundQueueBytesMax ||
@@ -134,6 +140,9 @@ export class KafkaConnection {
       } catch (error) {
         return this.fail(error);
       }
+      // Authenticated (SASL answers synchronously): frames of the ordinary size from now on.
+      const frameBytesMax = this.context.broker.config.frameBytesMax;
+      if (this.decoder.frameBytesMax < frameBytesMax && this.session.principal.kind === "user") this.decoder.frameBytesMax = frameBytesMax;
       if (result instanceof Promise) {
         this.busy = true;
         result.then(
@@ -161,6 +170,7 @@ export class KafkaConnection {
     }
     if (result.kind === "close") return this.close(result.reason);
     if (result.kind === "none") return;
+    if (result.closeAfter === true) this.closeAfterFlush = true;
     const { parts } = result.frame;
     // The queue sends each reply's bytes then its slices: hand it the pieces in order.
     for (let index = 0; index < parts.length; index++) {
@@ -174,6 +184,7 @@ export class KafkaConnection {
       }
     }
     this.send();
+    if (this.closeAfterFlush && this.outbound.isEmpty) this.close("answered a failed authentication");
   }
 
   private send(): void {

@@ -101,6 +101,7 @@ export const API_KEYS = {
   syncGroup: 14,
   describeGroups: 15,
   listGroups: 16,
+  saslHandshake: 17,
   apiVersions: 18,
   createTopics: 19,
   deleteTopics: 20,
@@ -114,6 +115,7 @@ export const API_KEYS = {
   alterConfigs: 33,
   createPartitions: 37,
   incrementalAlterConfigs: 44,
+  saslAuthenticate: 36,
 } as const;
 
 // ---- Produce (key 0). checked: ProduceRequest/Response.json fields for v0-9 -----------------
@@ -460,6 +462,28 @@ export const deleteGroupsResponse = message("DeleteGroupsResponse", 42, "0-2", 2
   structs("results", "0+", [field("groupId", "string", "0+"), field("errorCode", "int16", "0+")]),
 ]);
 
+// ---- SaslHandshake (key 17). checked: SaslHandshakeRequest/Response.json for v0-1 ----------
+// v0: the SASL tokens that follow travel as raw size-prefixed frames (no Kafka header);
+// v1: they travel in SaslAuthenticate requests.
+
+export const saslHandshakeRequest = message("SaslHandshakeRequest", 17, "0-1", null, [field("mechanism", "string", "0+")]);
+
+export const saslHandshakeResponse = message("SaslHandshakeResponse", 17, "0-1", null, [
+  field("errorCode", "int16", "0+"),
+  field("mechanisms", "[]string", "0+"),
+]);
+
+// ---- SaslAuthenticate (key 36). checked: SaslAuthenticateRequest/Response.json for v0-2 ----
+
+export const saslAuthenticateRequest = message("SaslAuthenticateRequest", 36, "0-2", 2, [field("authBytes", "bytes", "0+")]);
+
+export const saslAuthenticateResponse = message("SaslAuthenticateResponse", 36, "0-2", 2, [
+  field("errorCode", "int16", "0+"),
+  field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+  field("authBytes", "bytes", "0+"),
+  field("sessionLifetimeMs", "int64", "1+", { default: 0 }),
+]);
+
 // ---- ApiVersions (key 18). checked: ApiVersionsRequest/Response.json for v0-4 --------------
 
 export const apiVersionsRequest = message("ApiVersionsRequest", 18, "0-4", 3, [
@@ -751,4 +775,6 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [33, { request: alterConfigsRequest, response: alterConfigsResponse }],
   [37, { request: createPartitionsRequest, response: createPartitionsResponse }],
   [44, { request: incrementalAlterConfigsRequest, response: incrementalAlterConfigsResponse }],
+  [17, { request: saslHandshakeRequest, response: saslHandshakeResponse }],
+  [36, { request: saslAuthenticateRequest, response: saslAuthenticateResponse }],
 ]);

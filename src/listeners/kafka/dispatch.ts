@@ -42,6 +42,9 @@ import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
 import { handleOffsetForLeaderEpoch } from "./handlers/offset-for-leader-epoch.ts";
 import { handleProduce } from "./handlers/produce.ts";
 import { handleSyncGroup } from "./handlers/sync-group.ts";
+import { handleSaslAuthenticate } from "./handlers/sasl-authenticate.ts";
+import { handleSaslHandshake } from "./handlers/sasl-handshake.ts";
+import { authenticateStep, closesConnection, expectsRawToken, mustAuthenticate } from "./sasl.ts";
 
 const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler>([
   [API_KEYS.produce, handleProduce],
@@ -70,7 +73,12 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.describeAcls, handleDescribeAcls],
   [API_KEYS.createAcls, handleCreateAcls],
   [API_KEYS.deleteAcls, handleDeleteAcls],
+  [API_KEYS.saslHandshake, handleSaslHandshake],
+  [API_KEYS.saslAuthenticate, handleSaslAuthenticate],
 ]);
+
+/** What a connection may send before it authenticates, when authentication is on. */
+const BEFORE_AUTHENTICATION: ReadonlySet<number> = new Set([API_KEYS.apiVersions, API_KEYS.saslHandshake, API_KEYS.saslAuthenticate]);
 
 /** An encoded response: memory pieces and file slices in order, size prefix included. */
 export interface KafkaFrame {
@@ -78,7 +86,8 @@ export interface KafkaFrame {
   bytes: number;
 }
 
-export type DispatchResult = { kind: "reply"; frame: KafkaFrame } | { kind: "none" } | { kind: "close"; reason: string };
+/** `closeAfter`: the connection closes once the reply is sent (a failed authentication). */
+export type DispatchResult = { kind: "reply"; frame: KafkaFrame; closeAfter?: boolean } | { kind: "none" } | { kind: "close"; reason: string };
 
 export interface RequestHeader {
   apiKey: number;
@@ -93,12 +102,16 @@ const REQUEST_HEADER_FIXED_BYTES = 8;
 
 /** Decodes and answers one request frame body (the bytes after the size prefix). */
 export function dispatch(context: KafkaContext, frame: Uint8Array, session: Session): DispatchResult | Promise<DispatchResult> {
+  if (expectsRawToken(session)) return rawToken(context, frame, session);
   if (frame.length < REQUEST_HEADER_FIXED_BYTES) return { kind: "close", reason: `a ${frame.length}-byte frame is too short for a request header` };
   const reader = new KafkaReader(frame);
   const header: RequestHeader = { apiKey: reader.int16(), apiVersion: reader.int16(), correlationId: reader.int32(), clientId: null, session };
   const pair = MESSAGES.get(header.apiKey);
   const handler = HANDLERS.get(header.apiKey);
   if (pair === undefined || handler === undefined) return { kind: "close", reason: `unknown API key ${header.apiKey}` };
+  if (!BEFORE_AUTHENTICATION.has(header.apiKey) && mustAuthenticate(context, session)) {
+    return { kind: "close", reason: `${pair.request.name} before SASL authentication (this broker requires it)` };
+  }
   if (!inVersions(pair.request.validVersions, header.apiVersion)) {
     if (header.apiKey === API_KEYS.apiVersions) return reply(header, apiVersionsBody(KAFKA_ERROR.UNSUPPORTED_VERSION), 0);
     return { kind: "close", reason: `${pair.request.name} version ${header.apiVersion} is not served (${pair.request.validVersions.join("-")})` };
@@ -149,7 +162,21 @@ function skipTaggedFields(reader: KafkaReader): number {
 
 /** Encodes a response frame: size, header (v0, or v1 for flexible versions except ApiVersions), body. */
 export function reply(header: RequestHeader, body: KafkaStruct, version: number): DispatchResult {
-  return { kind: "reply", frame: encodeResponseFrame(header.apiKey, version, header.correlationId, body) };
+  const frame = encodeResponseFrame(header.apiKey, version, header.correlationId, body);
+  return closesConnection(body) ? { kind: "reply", frame, closeAfter: true } : { kind: "reply", frame };
+}
+
+/**
+ * After SaslHandshake v0 the SASL tokens travel bare: `u32 size + token` each way, no header.
+ * A failure closes the connection without an answer (there is no field to carry one).
+ */
+function rawToken(context: KafkaContext, token: Uint8Array, session: Session): DispatchResult {
+  const result = authenticateStep(context, session, token);
+  if (result.errorCode !== KAFKA_ERROR.NONE) return { kind: "close", reason: result.errorMessage ?? "SASL authentication failed" };
+  const framed = new Uint8Array(4 + result.token.length);
+  new DataView(framed.buffer).setUint32(0, result.token.length);
+  framed.set(result.token, 4);
+  return { kind: "reply", frame: { parts: [framed], bytes: framed.length } };
 }
 
 export function encodeResponseFrame(apiKey: number, version: number, correlationId: number, body: KafkaStruct): KafkaFrame {

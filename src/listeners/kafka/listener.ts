@@ -9,6 +9,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import type { BrokerContext } from "../../server/context.ts";
 import type { ListenerTls } from "../../server/tls.ts";
 import { adoptClientCertificate } from "../../security/certificate-principal.ts";
+import { markTlsSession } from "./sasl.ts";
 import { KafkaConnection } from "./connection.ts";
 import type { KafkaContext } from "./context.ts";
 
@@ -115,6 +116,7 @@ export class KafkaListener {
     socket.setNoDelay(true);
     // sendfile writes past a user-space TLS session: TLS connections take the copy path.
     const connection = new KafkaConnection(socket as Socket<unknown>, this.context, this.onSettled, this.context.broker.zeroCopy && !tls);
+    if (tls) markTlsSession(connection.session);
     socket.data = { connection };
     this.connections.add(connection);
   }

@@ -253,6 +253,8 @@ describe("Kafka definitions", () => {
       DescribeAclsRequest: "0-1",
       CreateAclsRequest: "0-1",
       DeleteAclsRequest: "0-1",
+      SaslHandshakeRequest: "0-1",
+      SaslAuthenticateRequest: "0-2",
     });
   });
 });
