@@ -87,6 +87,21 @@ export interface Partition {
   /** Group commit: resolves after an fdatasync that started after this call. */
   sync(): Promise<void>;
   info(): PartitionInfo;
+
+  // Replication (docs/cluster.md, log/leader-epoch.ts); a single node never calls these.
+
+  /** The leader epoch append() stamps (0 until becomeLeader says otherwise). */
+  readonly leaderEpoch: number;
+  /** The latest leader epoch of a batch in the log (-1 when empty). */
+  readonly latestLogEpoch: number;
+  /** From now on this broker leads in `epoch` (not below latestLogEpoch); the epoch starts at the log end. */
+  becomeLeader(epoch: number): void;
+  /** Kafka's OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where it ends ({-1, -1} when newer than any). */
+  endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number };
+  /** Stores a leader's stamped batch as it is; throws INVALID_REQUEST unless it continues the log. */
+  appendAsFollower(batch: Uint8Array): AppendResult;
+  /** Cuts the log before the batch holding `offset` (crash-safe); returns the new next offset. */
+  truncateTo(offset: number): number;
 }
 
 export interface TopicDescription {
