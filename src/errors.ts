@@ -40,6 +40,10 @@ export const ERROR_CODES = {
   BROKER_UNAVAILABLE: { retriable: true, doc: "Client side: the broker could not be reached, or the connection was lost with the request in flight (it may or may not have been applied)." },
   THROTTLED: { retriable: true, doc: "Topics or partitions are being created faster than the broker allows (partitionCreatesPerSecond); nothing was created. Retry after details.retryAfterMs." },
   CLIENT_CLOSED: { retriable: false, doc: "Client side: the producer, consumer or admin was closed before the call could run." },
+  NOT_LEADER: { retriable: true, doc: "Cluster: this broker does not lead the partition (or may not lead now: fenced); nothing was appended. Refresh metadata and send to the leader." },
+  FENCED_LEADER_EPOCH: { retriable: true, doc: "Cluster: a replica fetch named an older leader epoch than the leader's; the follower refreshes its view of the partition. details: leaderEpoch." },
+  NOT_ENOUGH_REPLICAS: { retriable: true, doc: "Cluster: a replicated produce found fewer in-sync replicas than the topic's minInsyncReplicas; nothing was appended." },
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND: { retriable: true, doc: "Cluster: a replicated produce was appended, but the in-sync replicas fell below minInsyncReplicas before it was acknowledged; it may or may not survive a leader change." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

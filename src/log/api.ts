@@ -66,6 +66,13 @@ export interface Partition {
   /** Offset the next appended record will get (also the high watermark on one node). */
   readonly nextOffset: number;
   /**
+   * What consumers may read below: nextOffset on a single node; in a cluster the high watermark
+   * replication sets (docs/cluster.md). A read given it as `endOffset` stops there.
+   */
+  readonly highWatermark: number;
+  /** Replication sets the high watermark; null returns to the single-node rule. */
+  setHighWatermark(offset: number | null): void;
+  /**
    * Verifies header + checksum, stamps the base offset into `batch` (in place) and appends it
    * with pwrite at the end of the active segment, rolling first when needed. Synchronous: on
    * return the bytes are in the page cache. Throws CORRUPT_BATCH, MESSAGE_TOO_LARGE,
@@ -77,7 +84,7 @@ export interface Partition {
    * batch). Returns null when `offset === nextOffset` (nothing yet). Throws OFFSET_OUT_OF_RANGE
    * (details: logStartOffset, nextOffset) when `offset` is outside [logStartOffset, nextOffset].
    */
-  read(offset: number, maxBytes: number): ReadSlice | null;
+  read(offset: number, maxBytes: number, endOffset?: number): ReadSlice | null;
   /** Copies a slice's bytes (the copy path, and tests). */
   readBytes(slice: ReadSlice): Uint8Array;
   /** First offset whose batch has maxTimestamp >= timestampMs; null when none. */

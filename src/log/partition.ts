@@ -85,6 +85,8 @@ export class LogPartition implements Partition {
   private readonly epochs: LeaderEpochCache;
   /** The epoch append() stamps: this broker's leader epoch for the partition (0 on a single node). */
   private leaderEpochNow: number;
+  /** Set by replication (src/cluster/): what consumers may read up to; -1 on a single node (the log end). */
+  private replicatedHighWatermark = -1;
 
   private constructor(opened: OpenedPartition) {
     const { options, recovered } = opened;
@@ -165,6 +167,19 @@ export class LogPartition implements Partition {
 
   get failed(): boolean {
     return this.health.failure !== null;
+  }
+
+  // ---- high watermark (replication) ----------------------------------------------------
+
+  /** Consumers read below this: the log end on a single node, the replicated high watermark in a cluster. */
+  get highWatermark(): number {
+    const nextOffset = this.nextOffset;
+    return this.replicatedHighWatermark < 0 ? nextOffset : Math.min(this.replicatedHighWatermark, nextOffset);
+  }
+
+  /** Replication sets the high watermark (a batch boundary); null gives the single-node rule back. */
+  setHighWatermark(offset: number | null): void {
+    this.replicatedHighWatermark = offset === null ? -1 : Math.max(offset, 0);
   }
 
   // ---- leader epochs (leader-epoch.ts) -------------------------------------------------
@@ -344,12 +359,13 @@ export class LogPartition implements Partition {
 
   // ---- reads ---------------------------------------------------------------------------
 
-  read(offset: number, maxBytes: number): ReadSlice | null {
+  read(offset: number, maxBytes: number, endOffset: number = Number.MAX_SAFE_INTEGER): ReadSlice | null {
     this.health.checkUsable();
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RunnelError("INVALID_REQUEST", `maxBytes must be a positive integer, got ${maxBytes}`);
     const nextOffset = this.nextOffset;
     if (offset === nextOffset) return null;
     this.checkOffset(offset);
+    if (offset >= endOffset) return null;
     const segment = segmentFor(this.segments, offset);
     const fd = segment.acquire();
     let start: { position: number; baseOffset: number; totalBytes: number };
@@ -357,6 +373,8 @@ export class LogPartition implements Partition {
     try {
       start = segment.locate(fd, offset);
       end = segment.sliceEnd(fd, start.position, start.totalBytes, maxBytes);
+      // Only whole batches below endOffset (a high watermark is always a batch boundary).
+      if (endOffset < segment.nextOffset) end = Math.min(end, segment.locate(fd, endOffset).position);
     } catch (error) {
       segment.release();
       throw this.health.storageFailure(error, "read", true);

@@ -37,6 +37,8 @@ import { CreateQuota } from "./create-quota.ts";
 import { OffsetStore } from "../broker/offset-store.ts";
 import { PartitionNotifier } from "../broker/partition-notifier.ts";
 import { ProducerIdAllocator } from "../broker/producer-ids.ts";
+import type { ClusterView } from "../cluster/cluster-view.ts";
+import { ReplicaManager } from "../cluster/replica-manager.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
 
 type SocketData = { connection: Connection | null };
@@ -66,6 +68,8 @@ export interface BrokerOptions {
   logger: Logger;
   /** The log's file seam; tests inject faults (EIO, ENOSPC) through it. Native by default. */
   storage?: Storage;
+  /** The cluster this broker joins (cluster/cluster-view.ts); absent for a single node. */
+  cluster?: ClusterView;
 }
 
 function sweepIntervalMs(config: Config): number {
@@ -109,7 +113,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls);
+  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, options.cluster ?? null);
   try {
     return broker.listen();
   } catch (error) {
@@ -179,13 +183,15 @@ class RunningBroker implements Broker {
     producerIds: ProducerIdAllocator,
     private readonly observability: Observability,
     private tls: TlsSettings,
+    cluster: ClusterView | null,
   ) {
     this.groups = startGroupRuntime(config, log);
+    const notifier = new PartitionNotifier(config.fetchWaitersMax);
     this.context = {
       config,
       log,
       offsets,
-      notifier: new PartitionNotifier(config.fetchWaitersMax),
+      notifier,
       producerIds,
       groups: this.groups.coordinator,
       heartbeatWaits: this.groups.waits,
@@ -198,7 +204,8 @@ class RunningBroker implements Broker {
       isShuttingDown: () => this.shuttingDown,
       metrics: observability.metrics,
       createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
-      cluster: null,
+      cluster,
+      replication: cluster === null ? null : new ReplicaManager({ view: cluster, log, config, logger, notifier }),
     };
   }
 
@@ -225,6 +232,7 @@ class RunningBroker implements Broker {
 
   listen(): this {
     this.listener = this.openNativeListener(this.config.port);
+    this.context.replication?.start();
     this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
     if (this.config.kafkaPort !== -1) this.listenKafka();
     this.showReady();
@@ -374,6 +382,7 @@ class RunningBroker implements Broker {
     this.kafka?.stop(false);
     this.context.notifier.wakeAll();
     this.groups.stop();
+    await this.context.replication?.stop();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.context.memory.close();

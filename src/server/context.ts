@@ -19,6 +19,7 @@ import type { PartitionNotifier } from "../broker/partition-notifier.ts";
 import type { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import type { BrokerStats } from "./stats.ts";
 import type { ClusterView } from "../cluster/cluster-view.ts";
+import type { ReplicaManager } from "../cluster/replica-manager.ts";
 
 export interface BrokerContext {
   readonly config: Config;
@@ -48,6 +49,11 @@ export interface BrokerContext {
   readonly createQuota: CreateQuota;
   /** The cluster this broker belongs to (cluster/cluster-view.ts); null for a single node. */
   readonly cluster: ClusterView | null;
+  /**
+   * The data plane over `cluster` (cluster/replica-manager.ts: leader epochs, follower fetching,
+   * high watermark, replicated acks); absent or null on a single node.
+   */
+  readonly replication?: ReplicaManager | null;
 }
 
 /** A whole response frame, already encoded. */

@@ -15,7 +15,8 @@ export function handleListOffsets(context: BrokerContext, request: RequestOf<"li
   const partitions = request.partitions.map(({ topic, partition, at }) => {
     try {
       const log = findPartition(context, topic, partition);
-      const offset = at === "earliest" ? log.logStartOffset : at === "latest" ? log.nextOffset : (log.offsetForTimestamp(at) ?? log.nextOffset);
+      // "latest" is the high watermark: the log end on a single node, what the ISR holds in a cluster.
+      const offset = at === "earliest" ? log.logStartOffset : at === "latest" ? log.highWatermark : (log.offsetForTimestamp(at) ?? log.highWatermark);
       return { topic, partition, offset };
     } catch (error) {
       return { topic, partition, error: toWireError(toRunnelError(error)) };

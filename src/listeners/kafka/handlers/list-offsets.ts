@@ -28,7 +28,7 @@ export function handleListOffsets(context: KafkaContext, request: KafkaStruct, _
       const answer = { partitionIndex, errorCode: 0, timestamp: -1, offset: -1, leaderEpoch: 0 };
       try {
         const partition = findPartition(context.broker, topic.name, partitionIndex);
-        if (timestamp === LATEST) return { ...answer, offset: partition.nextOffset };
+        if (timestamp === LATEST) return { ...answer, offset: partition.highWatermark };
         if (timestamp === EARLIEST) return { ...answer, offset: partition.logStartOffset };
         if (timestamp < 0) return { ...answer, errorCode: KAFKA_ERROR.INVALID_REQUEST, leaderEpoch: -1 };
         return { ...answer, offset: partition.offsetForTimestamp(timestamp) ?? -1 };
