@@ -138,6 +138,10 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   INTERNAL: { why: "a bug in the broker; the client maps it", tests: ["test/client/wire.test.ts"] },
   REBALANCE_IN_PROGRESS: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
   ILLEGAL_GENERATION: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
+  NOT_LEADER: { why: "cluster mode: a produce or replica fetch to a non-leader", tests: ["test/cluster/replication.test.ts"] },
+  FENCED_LEADER_EPOCH: { why: "cluster mode: a replica fetch with an old leader epoch", tests: ["test/cluster/replication.test.ts"] },
+  NOT_ENOUGH_REPLICAS: { why: "cluster mode: a replicated produce with the ISR below minInsyncReplicas", tests: ["test/cluster/replication.test.ts"] },
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND: { why: "cluster mode: the ISR shrank under a waiting replicated produce", tests: ["test/cluster/replication.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */
