@@ -74,6 +74,9 @@ export type ReplicaFetchAnswer =
   | { kind: "diverging"; epoch: number; endOffset: number; common: ReplicaFetchCommon }
   | { kind: "records"; slice: ReadSlice | null; common: ReplicaFetchCommon };
 
+/** One partition of a replicaFetch request. */
+export type ReplicaFetchEntry = RequestOf<"replicaFetch">["partitions"][number];
+
 export interface ReplicaFetchCommon {
   leaderEpoch: number;
   highWatermark: number;
@@ -170,6 +173,7 @@ export class ReplicaManager {
     const current = this.led.get(key);
     if (current !== undefined && current.state.leaderEpoch === state.leaderEpoch) {
       current.state = state;
+      this.trackReplicas(current);
       this.advanceHighWatermark(current);
       return;
     }
@@ -180,16 +184,23 @@ export class ReplicaManager {
       return;
     }
     partition.becomeLeader(state.leaderEpoch);
-    const nowMs = this.now();
-    const followers = new Map<number, FollowerProgress>();
-    for (const replica of state.replicas) {
-      // Grace: each follower has replicaLagTimeMaxMs from now to fetch before it leaves the ISR.
-      if (replica !== this.brokerId) followers.set(replica, { logEndOffset: -1, lastCaughtUpMs: nowMs, lastFetchMs: nowMs, leaderEndAtLastFetch: 0 });
-    }
-    const led: LedPartition = { topic, index, partition, state, highWatermark: partition.highWatermark, followers, proposing: false, waiters: [] };
+    const led: LedPartition = { topic, index, partition, state, highWatermark: partition.highWatermark, followers: new Map(), proposing: false, waiters: [] };
+    this.trackReplicas(led);
     this.led.set(key, led);
     this.deps.logger.info({ topic, partition: index, leaderEpoch: state.leaderEpoch, isr: state.isr, nextOffset: partition.nextOffset }, "leading partition");
     this.advanceHighWatermark(led);
+  }
+
+  /** Progress entries for the state's replicas: new ones added, removed ones forgotten. */
+  private trackReplicas(led: LedPartition): void {
+    const nowMs = this.now();
+    for (const replica of led.state.replicas) {
+      // Grace: a new follower has replicaLagTimeMaxMs from now to fetch before it leaves the ISR.
+      if (replica !== this.brokerId && !led.followers.has(replica)) {
+        led.followers.set(replica, { logEndOffset: -1, lastCaughtUpMs: nowMs, lastFetchMs: nowMs, leaderEndAtLastFetch: 0 });
+      }
+    }
+    for (const replica of led.followers.keys()) if (!led.state.replicas.includes(replica)) led.followers.delete(replica);
   }
 
   private follow(topic: string, index: number, partition: Partition, state: PartitionState): void {
@@ -363,36 +374,30 @@ export class ReplicaManager {
   // ---- replica fetch (leader side) -----------------------------------------------------
 
   /**
-   * A follower's fetch. Throws NOT_LEADER / FENCED_LEADER_EPOCH / INVALID_REQUEST; answers a
-   * divergence, or the batches from fetchOffset (any offset the follower has is below it: that
-   * is its log end, which moves the high watermark and the ISR).
+   * One partition of a follower's fetch. Throws NOT_LEADER / FENCED_LEADER_EPOCH /
+   * INVALID_REQUEST / OFFSET_OUT_OF_RANGE; answers a divergence, or the batches from
+   * fetchOffset up to `maxBytes` (none when `maxBytes` is 0). fetchOffset is the follower's log
+   * end: it moves the high watermark and the ISR.
    */
-  onReplicaFetch(request: RequestOf<"replicaFetch">): ReplicaFetchAnswer {
-    const { topic, partition: index } = request;
+  onReplicaFetch(brokerId: number, entry: ReplicaFetchEntry, maxBytes: number): ReplicaFetchAnswer {
+    const { topic, partition: index } = entry;
     const led = this.leading(topic, index);
     const epoch = led.state.leaderEpoch;
-    if (request.leaderEpoch < epoch) {
-      throw new RunnelError("FENCED_LEADER_EPOCH", `${topic}-${index}: epoch ${request.leaderEpoch} is older than the leader's ${epoch}`, { details: { leaderEpoch: epoch } });
+    if (entry.leaderEpoch < epoch) {
+      throw new RunnelError("FENCED_LEADER_EPOCH", `${topic}-${index}: epoch ${entry.leaderEpoch} is older than the leader's ${epoch}`, { details: { leaderEpoch: epoch } });
     }
-    if (request.leaderEpoch > epoch) throw notLeader(topic, index, `this broker leads epoch ${epoch}, not ${request.leaderEpoch}`, this.brokerId);
-    const progress = led.followers.get(request.brokerId);
-    if (progress === undefined) throw new RunnelError("INVALID_REQUEST", `broker ${request.brokerId} is not a replica of ${topic}-${index}`);
+    if (entry.leaderEpoch > epoch) throw notLeader(topic, index, `this broker leads epoch ${epoch}, not ${entry.leaderEpoch}`, this.brokerId);
+    const progress = led.followers.get(brokerId);
+    if (progress === undefined) throw new RunnelError("INVALID_REQUEST", `broker ${brokerId} is not a replica of ${topic}-${index}`);
     const partition = led.partition;
-    if (request.lastFetchedEpoch >= 0) {
-      const end = partition.endOffsetForEpoch(request.lastFetchedEpoch);
-      if (end.epoch < request.lastFetchedEpoch || end.endOffset < request.fetchOffset) {
+    if (entry.lastFetchedEpoch >= 0) {
+      const end = partition.endOffsetForEpoch(entry.lastFetchedEpoch);
+      if (end.epoch < entry.lastFetchedEpoch || end.endOffset < entry.fetchOffset) {
         return { kind: "diverging", epoch: end.epoch, endOffset: end.endOffset, common: this.common(led) };
       }
     }
-    this.noteFollowerFetch(led, request.brokerId, progress, request.fetchOffset);
-    const slice = partition.read(request.fetchOffset, Math.min(request.maxBytes, this.deps.config.replicaFetchBytesMax));
-    return { kind: "records", slice, common: this.common(led) };
-  }
-
-  /** A parked replica fetch reads again (no progress to record: the same offset). */
-  readAgain(request: RequestOf<"replicaFetch">): ReplicaFetchAnswer {
-    const led = this.leading(request.topic, request.partition);
-    const slice = led.partition.read(request.fetchOffset, Math.min(request.maxBytes, this.deps.config.replicaFetchBytesMax));
+    this.noteFollowerFetch(led, brokerId, progress, entry.fetchOffset);
+    const slice = maxBytes > 0 ? partition.read(entry.fetchOffset, Math.min(maxBytes, this.deps.config.replicaFetchBytesMax)) : null;
     return { kind: "records", slice, common: this.common(led) };
   }
 

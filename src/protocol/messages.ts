@@ -113,16 +113,23 @@ export const requestSchemas = {
     maxWaitMs: z.int().min(0).default(0),
     minBytes: z.int().min(0).default(1),
   }),
-  /** A follower's fetch from the partition's leader (docs/protocol.md, replicaFetch; src/cluster/). */
+  /** A follower's fetch from a leader, for every partition it follows there (docs/protocol.md, replicaFetch; src/cluster/). */
   replicaFetch: z.object({
     brokerId: z.int().min(0).max(0x7fff_ffff),
-    topic: topicName,
-    partition: partitionIndex,
-    /** The leader epoch the follower believes current: older is FENCED_LEADER_EPOCH, newer NOT_LEADER. */
-    leaderEpoch: z.int().min(0).max(0x7fff_ffff),
-    fetchOffset: offset,
-    /** Epoch of the follower's last batch (-1 when its log is empty): the divergence check. */
-    lastFetchedEpoch: z.int().min(-1).max(0x7fff_ffff),
+    partitions: z
+      .array(
+        z.object({
+          topic: topicName,
+          partition: partitionIndex,
+          /** The leader epoch the follower believes current: older is FENCED_LEADER_EPOCH, newer NOT_LEADER. */
+          leaderEpoch: z.int().min(0).max(0x7fff_ffff),
+          fetchOffset: offset,
+          /** Epoch of the follower's last batch (-1 when its log is empty): the divergence check. */
+          lastFetchedEpoch: z.int().min(-1).max(0x7fff_ffff),
+        }),
+      )
+      .min(1)
+      .max(WIRE_LIMITS.partitionsPerRequestMax),
     maxBytes: z.int().min(1).default(1024 * 1024),
     maxWaitMs: z.int().min(0).max(WIRE_LIMITS.maxWaitMsMax).default(0),
   }),

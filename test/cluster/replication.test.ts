@@ -124,15 +124,17 @@ describe("Replication", () => {
     expect(cluster.broker(1).context.replication!.follower.counters.truncations).toBe(1);
   });
 
-  test("a follower fetch with an older epoch is FENCED_LEADER_EPOCH; one from a non-replica is refused", async () => {
+  test("a follower fetch with an older epoch is FENCED_LEADER_EPOCH; with a newer one, or to a non-leader, NOT_LEADER; from a non-replica, refused", async () => {
     await using cluster = await TestCluster.start(2);
     cluster.createTopic("t", 1, 1);
     cluster.setPartition("t", 0, { leader: 1, leaderEpoch: 3, isr: [1], replicas: [1] });
-    const client = cluster.connect(1);
-    const ask = (fields: WireMap) => client.request("replicaFetch", { brokerId: 2, topic: "t", partition: 0, fetchOffset: 0, lastFetchedEpoch: -1, ...fields }).then(() => "ok", (error: { code: string }) => error.code);
-    expect(await ask({ leaderEpoch: 2 })).toBe("FENCED_LEADER_EPOCH");
-    expect(await ask({ leaderEpoch: 4 })).toBe("NOT_LEADER");
-    expect(await ask({ leaderEpoch: 3 })).toBe("INVALID_REQUEST");
-    expect(await cluster.connect(2).request("replicaFetch", { brokerId: 1, topic: "t", partition: 0, leaderEpoch: 3, fetchOffset: 0, lastFetchedEpoch: -1 }).then(() => "ok", (error: { code: string }) => error.code)).toBe("NOT_LEADER");
+    const codeOf = async (brokerId: number, to: number, leaderEpoch: number) => {
+      const answer = await cluster.connect(to).request("replicaFetch", { brokerId, partitions: [{ topic: "t", partition: 0, leaderEpoch, fetchOffset: 0, lastFetchedEpoch: -1 }] });
+      return ((answer.partitions as WireMap[])[0]!.error as WireMap | undefined)?.code;
+    };
+    expect(await codeOf(2, 1, 2)).toBe("FENCED_LEADER_EPOCH");
+    expect(await codeOf(2, 1, 4)).toBe("NOT_LEADER");
+    expect(await codeOf(2, 1, 3)).toBe("INVALID_REQUEST");
+    expect(await codeOf(1, 2, 3)).toBe("NOT_LEADER");
   });
 });
