@@ -149,6 +149,27 @@ describe("Partition: follower appends", () => {
     await manager.close();
   });
 
+  test("a follower learns the leader's idempotent producers: a retry sent to it once it leads is a duplicate", async () => {
+    const manager = await openLogManager({ dataDir: newTempDir("follower") });
+    manager.createTopic("leader", { partitions: 1 });
+    manager.createTopic("follower", { partitions: 1 });
+    const leader = manager.partition("leader", 0);
+    const follower = manager.partition("follower", 0);
+    const idempotent = (tag: string, baseSequence: number) => {
+      const batch = makeBatch(tag, 2, 1000);
+      stampProducer(batch, { producerId: 9, producerEpoch: 0, baseSequence });
+      return batch;
+    };
+    leader.append(idempotent("a", 0));
+    leader.append(idempotent("b", 2));
+    for (const batch of stampedBatches(leader)) follower.appendAsFollower(batch);
+    follower.becomeLeader(1);
+    expect(follower.append(idempotent("b", 2))).toMatchObject({ baseOffset: 2, lastOffset: 3, duplicate: true });
+    expect(() => follower.append(idempotent("gap", 6))).toThrow(/OUT_OF_ORDER|expected/);
+    expect(follower.append(idempotent("c", 4))).toMatchObject({ baseOffset: 4 });
+    await manager.close();
+  });
+
   test("a batch that does not continue the follower's log is refused", async () => {
     const manager = await openLogManager({ dataDir: newTempDir("follower") });
     manager.createTopic("leader", { partitions: 1 });
