@@ -9,6 +9,7 @@ interface KafkajsModule {
   logLevel: { NOTHING: number };
   Kafka: new (config: { clientId: string; brokers: string[]; logLevel: number; retry: { retries: number } }) => {
     producer(): { connect(): Promise<void>; disconnect(): Promise<void>; send(record: { topic: string; acks: number; messages: Array<{ value: string; partition: number }> }): Promise<Array<{ errorCode: number; baseOffset: string }>> };
+    admin(): { connect(): Promise<void>; disconnect(): Promise<void>; fetchTopicOffsets(topic: string): Promise<Array<{ partition: number; offset: string; high: string; low: string }>> };
   };
 }
 
@@ -49,6 +50,28 @@ describe.if(kafkajs !== null)("Replication with kafkajs", () => {
       expect(cluster.log(2, "t", 0).latestLogEpoch).toBe(1);
     } finally {
       await producer.disconnect();
+    }
+  });
+
+  test("Kafka ListOffsets latest is the high watermark, not the leader's log end", async () => {
+    await using cluster = await TestCluster.start(2, { replicaLagTimeMaxMs: 60_000 });
+    cluster.createTopic("t", 1, 1);
+    cluster.setPartition("t", 0, { leader: 1, leaderEpoch: 1, isr: [1, 2], replicas: [1, 2] });
+    const kafka = new kafkajs!.Kafka({ clientId: "hw-test", brokers: [`127.0.0.1:${cluster.broker(1).kafkaPort}`], logLevel: kafkajs!.logLevel.NOTHING, retry: { retries: 0 } });
+    const producer = kafka.producer();
+    const admin = kafka.admin();
+    await producer.connect();
+    await admin.connect();
+    try {
+      await producer.send({ topic: "t", acks: -1, messages: [{ value: "committed", partition: 0 }] });
+      await cluster.stopNode(2);
+      await producer.send({ topic: "t", acks: 1, messages: [{ value: "not yet", partition: 0 }] });
+      expect(cluster.log(1, "t", 0).nextOffset).toBe(2);
+      const [offsets] = await admin.fetchTopicOffsets("t");
+      expect(offsets!.high).toBe("1");
+    } finally {
+      await producer.disconnect();
+      await admin.disconnect();
     }
   });
 });
