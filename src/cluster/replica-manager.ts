@@ -106,16 +106,24 @@ export class ReplicaManager {
   /** Subscribes to the view and takes up the role of every local partition it names. */
   start(): void {
     this.unsubscribe = this.deps.view.subscribe((event) => this.onEvent(event));
-    for (const topic of this.deps.log.listTopics()) {
-      const partitions = this.deps.log.describeTopic(topic).partitions.length;
-      for (let index = 0; index < partitions; index++) {
-        const state = this.deps.view.partitionState(topic, index);
-        if (state !== undefined) this.apply(topic, index, state);
-      }
-    }
+    for (const topic of this.deps.log.listTopics()) this.refreshTopic(topic);
     const periodMs = Math.max(25, Math.floor(this.deps.config.replicaLagTimeMaxMs / 4));
     this.isrTimer = setInterval(() => this.shrinkLaggingIsrs(), periodMs);
     this.isrTimer.unref?.();
+  }
+
+  /**
+   * Takes up the role the view gives each local partition of `topic`. For the control plane to
+   * call once it has created a topic's partitions here: a partition event that came before the
+   * partition existed locally was ignored.
+   */
+  refreshTopic(topic: string): void {
+    if (!this.deps.log.hasTopic(topic)) return;
+    const partitions = this.deps.log.describeTopic(topic).partitions.length;
+    for (let index = 0; index < partitions; index++) {
+      const state = this.deps.view.partitionState(topic, index);
+      if (state !== undefined) this.apply(topic, index, state);
+    }
   }
 
   async stop(): Promise<void> {
