@@ -163,6 +163,15 @@ export const configSchema = z
     authFailuresPerMinute: int(1, 1_000_000, 6),
     /** `runnel serve` refuses a non-loopback address with authentication none unless this is true. */
     allowAnonymous: z.boolean().default(false),
+    // Replication (cluster mode only, docs/cluster.md; a single node never reads these).
+    /** A follower that has not caught up with the leader's log end for this long leaves the ISR. */
+    replicaLagTimeMaxMs: int(100, 600_000, 10_000),
+    /** Bytes one replica fetch asks for (at least one batch is always sent). */
+    replicaFetchBytesMax: int(1024, 64 * MiB, MiB),
+    /** How long a caught-up follower's fetch waits at the leader for new data. */
+    replicaFetchWaitMs: int(0, 30_000, 500),
+    /** How long a `replicated` produce (Kafka acks=-1) waits for the ISR before TIMEOUT. */
+    replicatedAckTimeoutMs: int(1, 600_000, 30_000),
   })
   .strict()
   .superRefine((config, context) => {

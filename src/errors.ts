@@ -45,6 +45,10 @@ export const ERROR_CODES = {
   AUTHENTICATION_FAILED: { retriable: false, doc: "The SCRAM exchange failed: unknown user, wrong password, or a malformed, replayed or out-of-order message. The answer never says which; check the user name and password." },
   AUTHENTICATION_THROTTLED: { retriable: true, doc: "Too many failed authentications came from this address (authFailuresBurst, authFailuresPerMinute); the attempt was refused unchecked and the connection closed. Retry after details.retryAfterMs." },
   UNKNOWN_USER: { retriable: false, doc: "deleteUser: no user of that name exists in the credential store." },
+  NOT_LEADER: { retriable: true, doc: "Cluster: this broker does not lead the partition (or may not lead now: fenced); nothing was appended. Refresh metadata and send to the leader." },
+  FENCED_LEADER_EPOCH: { retriable: true, doc: "Cluster: a replica fetch named an older leader epoch than the leader's; the follower refreshes its view of the partition. details: leaderEpoch." },
+  NOT_ENOUGH_REPLICAS: { retriable: true, doc: "Cluster: a replicated produce found fewer in-sync replicas than the topic's minInsyncReplicas; nothing was appended." },
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND: { retriable: true, doc: "Cluster: a replicated produce was appended, but the in-sync replicas fell below minInsyncReplicas before it was acknowledged; it may or may not survive a leader change." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -42,7 +42,7 @@ const KEY_TOPIC = ascii("topic");
 const KEY_PARTITION = ascii("partition");
 const KEY_BATCH = ascii("batch");
 const OP_PRODUCE = ascii("produce");
-const DURABILITY: Record<string, Uint8Array> = { none: ascii("none"), written: ascii("written"), synced: ascii("synced") };
+const DURABILITY: Record<string, Uint8Array> = { none: ascii("none"), written: ascii("written"), synced: ascii("synced"), replicated: ascii("replicated") };
 const textEncoder = new TextEncoder();
 
 /** A topic name as a msgpack str, computed once per topic by the producer. */

@@ -53,7 +53,8 @@ import {
 import { StickyPartitioner, partitionForKey } from "./partitioner.ts";
 import { type WireMap, brokerError, malformed, readArray, readInt, readMap } from "./wire.ts";
 
-export type Durability = "none" | "written" | "synced";
+/** "replicated": a cluster's in-sync replicas hold the batch (docs/cluster.md); a single node treats it as "written". */
+export type Durability = "none" | "written" | "synced" | "replicated";
 
 export interface ProducerMessage {
   key?: Bytes | null;
@@ -136,7 +137,7 @@ const SEQUENCE_MODULUS = 2 ** 31;
 /** The broker remembers the last 5 batches of a producer (log/producer-state.ts): a retry of any of them is recognised. */
 const IN_FLIGHT_MAX = 5;
 
-const DURABILITIES: readonly Durability[] = ["none", "written", "synced"];
+const DURABILITIES: readonly Durability[] = ["none", "written", "synced", "replicated"];
 const PRODUCE_BATCHES_PER_REQUEST_MAX = 10_000;
 /**
  * Pooled batch buffers are this much larger than batchBytes: the builder reserves a record's

@@ -66,6 +66,13 @@ export interface Partition {
   /** Offset the next appended record will get (also the high watermark on one node). */
   readonly nextOffset: number;
   /**
+   * What consumers may read below: nextOffset on a single node; in a cluster the high watermark
+   * replication sets (docs/cluster.md). A read given it as `endOffset` stops there.
+   */
+  readonly highWatermark: number;
+  /** Replication sets the high watermark; null returns to the single-node rule. */
+  setHighWatermark(offset: number | null): void;
+  /**
    * Verifies header + checksum, stamps the base offset into `batch` (in place) and appends it
    * with pwrite at the end of the active segment, rolling first when needed. Synchronous: on
    * return the bytes are in the page cache. Throws CORRUPT_BATCH, MESSAGE_TOO_LARGE,
@@ -77,7 +84,7 @@ export interface Partition {
    * batch). Returns null when `offset === nextOffset` (nothing yet). Throws OFFSET_OUT_OF_RANGE
    * (details: logStartOffset, nextOffset) when `offset` is outside [logStartOffset, nextOffset].
    */
-  read(offset: number, maxBytes: number): ReadSlice | null;
+  read(offset: number, maxBytes: number, endOffset?: number): ReadSlice | null;
   /** Copies a slice's bytes (the copy path, and tests). */
   readBytes(slice: ReadSlice): Uint8Array;
   /** First offset whose batch has maxTimestamp >= timestampMs; null when none. */
@@ -89,6 +96,21 @@ export interface Partition {
   /** Group commit: resolves after an fdatasync that started after this call. */
   sync(): Promise<void>;
   info(): PartitionInfo;
+
+  // Replication (docs/cluster.md, log/leader-epoch.ts); a single node never calls these.
+
+  /** The leader epoch append() stamps (0 until becomeLeader says otherwise). */
+  readonly leaderEpoch: number;
+  /** The latest leader epoch of a batch in the log (-1 when empty). */
+  readonly latestLogEpoch: number;
+  /** From now on this broker leads in `epoch` (not below latestLogEpoch); the epoch starts at the log end. */
+  becomeLeader(epoch: number): void;
+  /** Kafka's OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where it ends ({-1, -1} when newer than any). */
+  endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number };
+  /** Stores a leader's stamped batch as it is; throws INVALID_REQUEST unless it continues the log. */
+  appendAsFollower(batch: Uint8Array): AppendResult;
+  /** Cuts the log before the batch holding `offset` (crash-safe); returns the new next offset. */
+  truncateTo(offset: number): number;
 }
 
 export interface TopicDescription {

@@ -97,6 +97,11 @@ export class PartitionDurability {
   private syncNext: Deferred | null = null;
   /** Segments below this base were covered by a completed sync (or the recovery point). */
   private syncFloorBase: number;
+  /**
+   * Raised by each truncation: a background checkpoint started before it names a position in
+   * a log that no longer exists, so it is dropped rather than written.
+   */
+  private truncations = 0;
   /** Background flush of rolled segments, then recovery point at the new active segment. */
   private readonly rollCheckpoint = new CoalescingJob(() => this.runRollCheckpoint());
   /** Background flush policy (flush.messages / flush.ms). */
@@ -118,6 +123,11 @@ export class PartitionDurability {
     this.lastFlushMs = inputs.openedAtMs;
     // Everything before the recovery point's segment was on disk when the partition opened.
     this.syncFloorBase = inputs.recoveryPoint.segment;
+  }
+
+  /** The recovery point as last written (where a producer-table rebuild without a snapshot scans from). */
+  get recoveryPointNow(): RecoveryPoint {
+    return this.recoveryPoint;
   }
 
   /** The recovery point as last written. */
@@ -195,6 +205,7 @@ export class PartitionDurability {
     if (this.health.stopped) return;
     const point = endOf(activeSegment(this.segments));
     if (point.offset <= this.recoveryPoint.offset) return;
+    const truncations = this.truncations;
     this.unflushedMessages = 0;
     this.lastFlushMs = this.now();
     // The snapshot is taken now, so it ends exactly at `point`, whose bytes are synced below.
@@ -221,7 +232,7 @@ export class PartitionDurability {
       if (!this.health.closed) this.health.storageFailure(error, "background flush", true);
       return;
     }
-    await this.checkpointQuietly(point, snapshot);
+    await this.checkpointQuietly(point, snapshot, truncations);
   }
 
   // ---- group commit --------------------------------------------------------------------
@@ -294,6 +305,7 @@ export class PartitionDurability {
   /** One checkpoint run; false stops the job from repeating (closed, failed, or disk full). */
   private async runRollCheckpoint(): Promise<boolean> {
     const targetBase = activeSegment(this.segments).baseOffset;
+    const truncations = this.truncations;
     const closed = this.segments.filter((segment) => segment.baseOffset >= this.recoveryPoint.segment && segment.baseOffset < targetBase);
     try {
       for (const segment of closed) {
@@ -310,7 +322,7 @@ export class PartitionDurability {
         // snapshot names that position; after a power loss that cut below it, the rebuild
         // notices and scans the whole log instead.
         const snapshot = this.takeSnapshot(endOf(activeSegment(this.segments)));
-        await this.checkpointQuietly({ offset: targetBase, segment: targetBase, position: 0 }, snapshot);
+        await this.checkpointQuietly({ offset: targetBase, segment: targetBase, position: 0 }, snapshot, truncations);
       }
     } catch (error) {
       // A full disk while writing index entries only delays the checkpoint; a failed
@@ -354,9 +366,9 @@ export class PartitionDurability {
    * Writes a checkpoint after a background sync. A full disk only delays it (warned; the next
    * flush tries again); any other error fails the partition.
    */
-  private async checkpointQuietly(point: RecoveryPoint, snapshot: Snapshot | null): Promise<void> {
+  private async checkpointQuietly(point: RecoveryPoint, snapshot: Snapshot | null, truncations: number): Promise<void> {
     try {
-      await this.writeCheckpointInBackground(point, snapshot);
+      await this.writeCheckpointInBackground(point, snapshot, truncations);
     } catch (error) {
       if (snapshot !== null) this.producers.dirty = true;
       if (!this.health.closed) this.health.storageFailure(error, "checkpoint write");
@@ -369,20 +381,62 @@ export class PartitionDurability {
    * written meanwhile, this one is dropped. The snapshot goes first, so a recovery point is
    * never ahead of every snapshot of a non-empty table.
    */
-  private async writeCheckpointInBackground(point: RecoveryPoint, snapshot: Snapshot | null): Promise<void> {
+  private async writeCheckpointInBackground(point: RecoveryPoint, snapshot: Snapshot | null, truncations: number): Promise<void> {
     if (snapshot !== null) {
       const path = `${this.directory}/${PRODUCER_STATE_FILE}`;
       const temporary = await this.syncSlots.run(() => writeTempDurably(this.storage, path, "flush", snapshot.text));
-      const newer = this.health.closed || snapshot.offset <= this.snapshotOffset;
+      const newer = this.health.closed || snapshot.offset <= this.snapshotOffset || truncations !== this.truncations;
       commitTemp(this.storage, temporary, path, !newer);
       if (!newer) this.snapshotOffset = snapshot.offset;
     }
     const path = `${this.directory}/${RECOVERY_POINT_FILE}`;
     // In a sync slot: the temp file's fd stays open during its fdatasync (fd-cache.ts).
     const temporary = await this.syncSlots.run(() => writeTempDurably(this.storage, path, "flush", encodeRecoveryPoint(point)));
-    const newer = this.health.stopped || point.offset <= this.recoveryPoint.offset;
+    const newer = this.health.stopped || point.offset <= this.recoveryPoint.offset || truncations !== this.truncations;
     commitTemp(this.storage, temporary, path, !newer);
     if (!newer) this.recoveryPoint = point;
+  }
+
+  // ---- truncation ----------------------------------------------------------------------
+
+  /**
+   * Before the log is cut at `offset` inside the segment based at `targetBase`: a recovery point
+   * past the cut moves back to that segment's start (written now, synchronously), so a crash
+   * anywhere in the truncation re-verifies from there and finds a consistent log. Checkpoints
+   * already under way are dropped when they finish.
+   */
+  beforeTruncation(offset: number, targetBase: number): void {
+    this.truncations++;
+    if (this.recoveryPoint.offset > offset) {
+      const point = { offset: targetBase, segment: targetBase, position: 0 };
+      writeRecoveryPoint(this.storage, this.directory, point);
+      this.recoveryPoint = point;
+    }
+  }
+
+  /**
+   * After the cut: the producer table (rebuilt for the shorter log) is snapshotted at the new
+   * end, or its old snapshot removed when it is empty, so no snapshot describes batches that are
+   * gone; the group commit syncs the new active segment again.
+   */
+  afterTruncation(): void {
+    const active = activeSegment(this.segments);
+    this.syncFloorBase = Math.min(this.syncFloorBase, active.baseOffset);
+    const path = `${this.directory}/${PRODUCER_STATE_FILE}`;
+    if (this.producers.size > 0) {
+      const point = endOf(active);
+      this.storage.writeFileAtomic(path, this.producers.encodeSnapshot(point));
+      this.producers.dirty = false;
+      this.snapshotOffset = point.offset;
+    } else {
+      this.storage.unlink(path);
+      this.snapshotOffset = -1;
+    }
+  }
+
+  /** The snapshot's offset, for rebuilding the producer table after a truncation. */
+  get producerSnapshotOffset(): number {
+    return this.snapshotOffset;
   }
 
   // ---- close ---------------------------------------------------------------------------

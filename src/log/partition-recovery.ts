@@ -230,7 +230,7 @@ function rollBaseAfterOpen(active: Segment, nowMs: number): number {
  * the recovery point (one is written before every checkpoint while the table is not empty); an
  * unusable one means scanning the whole log.
  */
-function rebuildProducerState(inputs: RecoveryInputs, segments: readonly Segment[], recoveryPoint: RecoveryPoint): number {
+export function rebuildProducerState(inputs: RecoveryInputs, segments: readonly Segment[], recoveryPoint: RecoveryPoint): number {
   const start = producerScanStart(inputs, segments, recoveryPoint);
   for (const segment of segments) {
     if (segment.baseOffset < start.from.segment || segment.sizeBytes === 0) continue;

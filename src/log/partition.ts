@@ -19,17 +19,23 @@
  *
  * Idempotent producers: batches with a producer id go through producer-state.ts first; a
  * retry of a batch already in the log is answered with its original offsets (`duplicate`).
+ *
+ * Replication (docs/cluster.md): append() stamps each batch with the partition's leader epoch
+ * (0 on a single node) and leader-epoch.ts keeps the epoch -> start offset history;
+ * appendAsFollower() stores a leader's batches as they are (its offsets and epochs), checking
+ * they continue the log; truncateTo() cuts a divergent tail, crash-safely.
  */
 import type { AppendResult, LogSink, Partition, PartitionInfo, ReadSlice, TopicConfig } from "./api.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
-import { verifyBatch, stampBaseOffset } from "../format/record-batch.ts";
+import { verifyBatch, stampBaseOffset, type BatchHeader } from "../format/record-batch.ts";
 import type { FileCache } from "./fd-cache.ts";
 import { PartitionDurability } from "./partition-durability.ts";
 import { PartitionHealth } from "./partition-health.ts";
-import { emptyRecoveryReport, noteIndexRebuilt, recoverPartition, type PartitionRecovery, type RecoveredPartition, type RecoveryReporter } from "./partition-recovery.ts";
+import { type EpochEnd, type EpochEntry, fitEpochsToLog, LeaderEpochCache, noteBatchEpoch, readEpochFile } from "./leader-epoch.ts";
+import { emptyRecoveryReport, noteIndexRebuilt, rebuildProducerState, recoverPartition, type PartitionRecovery, type RecoveredPartition, type RecoveryReporter } from "./partition-recovery.ts";
 import { activeSegment, closeSegments, segmentFor } from "./partition-segments.ts";
 import type { Preallocator } from "./preallocation.ts";
-import { ProducerStateTable } from "./producer-state.ts";
+import { PRODUCER_STATE_FILE, ProducerStateTable } from "./producer-state.ts";
 import { RECOVERY_POINT_FILE, writeRecoveryPoint } from "./recovery-point.ts";
 import { LOG_SUFFIX, Segment, segmentFileName, type SegmentContext } from "./segment.ts";
 import type { Storage } from "./storage.ts";
@@ -76,6 +82,11 @@ export class LogPartition implements Partition {
   private readonly producers: ProducerStateTable;
   private readonly health: PartitionHealth;
   private readonly durability: PartitionDurability;
+  private readonly epochs: LeaderEpochCache;
+  /** The epoch append() stamps: this broker's leader epoch for the partition (0 on a single node). */
+  private leaderEpochNow: number;
+  /** Set by replication (src/cluster/): what consumers may read up to; -1 on a single node (the log end). */
+  private replicatedHighWatermark = -1;
 
   private constructor(opened: OpenedPartition) {
     const { options, recovered } = opened;
@@ -102,6 +113,8 @@ export class LogPartition implements Partition {
       snapshotOffset: recovered.snapshotOffset,
       openedAtMs: opened.openedAtMs,
     });
+    this.epochs = openEpochs(options, this.segments);
+    this.leaderEpochNow = Math.max(this.epochs.latestEpoch, 0);
   }
 
   /** Creates the directory and an empty first segment (the caller renames it into place). */
@@ -156,6 +169,51 @@ export class LogPartition implements Partition {
     return this.health.failure !== null;
   }
 
+  // ---- high watermark (replication) ----------------------------------------------------
+
+  /** Consumers read below this: the log end on a single node, the replicated high watermark in a cluster. */
+  get highWatermark(): number {
+    const nextOffset = this.nextOffset;
+    return this.replicatedHighWatermark < 0 ? nextOffset : Math.min(this.replicatedHighWatermark, nextOffset);
+  }
+
+  /** Replication sets the high watermark (a batch boundary); null gives the single-node rule back. */
+  setHighWatermark(offset: number | null): void {
+    this.replicatedHighWatermark = offset === null ? -1 : Math.max(offset, 0);
+  }
+
+  // ---- leader epochs (leader-epoch.ts) -------------------------------------------------
+
+  /** The epoch append() stamps into batches. */
+  get leaderEpoch(): number {
+    return this.leaderEpochNow;
+  }
+
+  /** The latest epoch of a batch in the log (-1 for an empty log). */
+  get latestLogEpoch(): number {
+    return this.epochs.latestEpoch;
+  }
+
+  /** This broker leads the partition from now on in `epoch`: append() stamps it from here. */
+  becomeLeader(epoch: number): void {
+    if (!Number.isSafeInteger(epoch) || epoch < this.epochs.latestEpoch || epoch > 0x7fff_ffff) {
+      throw new RunnelError("INVALID_REQUEST", `leader epoch ${epoch} is below the log's latest epoch ${this.epochs.latestEpoch}`);
+    }
+    this.leaderEpochNow = epoch;
+    // Kafka's rule: the new epoch starts at the log end now, pinning where the previous one ends.
+    if (epoch > this.epochs.latestEpoch) this.assignEpoch(epoch, this.nextOffset);
+  }
+
+  /** Kafka's OffsetForLeaderEpoch: where `epoch` ends in this log (leader-epoch.ts endOffsetFor). */
+  endOffsetForEpoch(epoch: number): EpochEnd {
+    return this.epochs.endOffsetFor(epoch, this.nextOffset);
+  }
+
+  /** The epoch history (epoch -> start offset), oldest first. */
+  epochHistory(): readonly EpochEntry[] {
+    return this.epochs.list();
+  }
+
   // ---- append --------------------------------------------------------------------------
 
   append(batch: Uint8Array): AppendResult {
@@ -167,10 +225,36 @@ export class LogPartition implements Partition {
       if (original !== null) return { baseOffset: original.baseOffset, lastOffset: original.lastOffset, appendTimeMs, duplicate: true };
     }
     const baseOffset = this.active.nextOffset;
+    const epoch = this.leaderEpochNow;
+    stampBaseOffset(batch, baseOffset, epoch);
+    return this.writeBatch(batch, header, baseOffset, epoch, appendTimeMs);
+  }
+
+  /**
+   * A follower's append: stores a batch the leader already stamped, as it is (its base offset
+   * and leader epoch), after checking its header and checksum and that it continues this log
+   * (base offset = next offset, epoch not older than the latest). The producer table learns
+   * the leader's idempotent batches, so it is ready should this broker become the leader.
+   */
+  appendAsFollower(batch: Uint8Array): AppendResult {
+    this.health.checkUsable();
+    const header = verifyBatch(batch);
+    const nextOffset = this.nextOffset;
+    if (header.baseOffset !== nextOffset) {
+      throw new RunnelError("INVALID_REQUEST", `${this.topic}-${this.index}: a replicated batch starts at ${header.baseOffset} where the log ends at ${nextOffset}`);
+    }
+    if (header.leaderEpoch < this.epochs.latestEpoch) {
+      throw new RunnelError("INVALID_REQUEST", `${this.topic}-${this.index}: a replicated batch of epoch ${header.leaderEpoch} follows epoch ${this.epochs.latestEpoch}`);
+    }
+    return this.writeBatch(batch, header, nextOffset, header.leaderEpoch, this.now());
+  }
+
+  /** The common tail of both appends: roll when due, record the epoch, write, bookkeeping. */
+  private writeBatch(batch: Uint8Array, header: BatchHeader, baseOffset: number, epoch: number, appendTimeMs: number): AppendResult {
     const lastOffset = baseOffset + header.lastOffsetDelta;
     if (this.shouldRoll(batch.length, lastOffset, appendTimeMs)) this.roll(appendTimeMs);
     const active = this.active;
-    stampBaseOffset(batch, baseOffset);
+    if (epoch !== this.epochs.latestEpoch) this.assignEpoch(epoch, baseOffset);
     try {
       active.append(batch, baseOffset, lastOffset, header.maxTimestamp, this.config["segment.bytes"]);
     } catch (error) {
@@ -180,6 +264,69 @@ export class LogPartition implements Partition {
     if (header.producerId >= 0) this.producers.record(header.producerId, header.producerEpoch, header.baseSequence, header.recordCount, baseOffset);
     this.durability.noteAppended(header.recordCount, this.config["flush.messages"]);
     return { baseOffset, lastOffset, appendTimeMs };
+  }
+
+  /** The first batch of a new epoch: its checkpoint is written before the batch (leader-epoch.ts). */
+  private assignEpoch(epoch: number, baseOffset: number): void {
+    try {
+      this.epochs.assign(epoch, baseOffset);
+    } catch (error) {
+      throw this.health.storageFailure(error, "leader epoch checkpoint");
+    }
+  }
+
+  // ---- truncation ----------------------------------------------------------------------
+
+  /**
+   * Cuts the log before the batch holding `offset` (at `offset` when a batch starts there):
+   * later segments deleted newest first, the one holding the cut truncated and its indexes
+   * rebuilt, the epoch history and the producer table fitted to the shorter log. Crash-safe: the
+   * recovery point moves before the cut first, so a crash at any step re-verifies from there.
+   * Returns the new next offset. Nothing happens at or past the end.
+   */
+  truncateTo(offset: number): number {
+    this.health.checkUsable();
+    if (!Number.isSafeInteger(offset)) throw new RunnelError("INVALID_REQUEST", `truncation offset ${offset} is not an integer`);
+    if (offset >= this.nextOffset) return this.nextOffset;
+    const cutAt = Math.max(offset, this.logStartOffset);
+    const keep = this.segments.findLastIndex((segment) => segment.baseOffset <= cutAt);
+    const target = this.segments[keep]!;
+    let bytesDropped = 0;
+    try {
+      this.durability.beforeTruncation(cutAt, target.baseOffset);
+      while (this.segments.length - 1 > keep) {
+        const removed = this.segments.pop()!;
+        bytesDropped += removed.sizeBytes;
+        removed.delete();
+      }
+      bytesDropped += target.truncateTo(cutAt);
+      target.rollBaseMs = -1;
+      this.epochs.truncateFromEnd(target.nextOffset);
+      this.rebuildProducersAfterTruncation();
+      this.durability.afterTruncation();
+    } catch (error) {
+      throw this.health.storageFailure(error, "truncation");
+    }
+    if (this.leaderEpochNow < this.epochs.latestEpoch) this.leaderEpochNow = Math.max(this.epochs.latestEpoch, 0);
+    this.logger.warn({ topic: this.topic, partition: this.index, offset, nextOffset: this.nextOffset, bytesDropped }, "log truncated (replica divergence)");
+    return this.nextOffset;
+  }
+
+  /** The producer table for the shorter log: from the snapshot when it is not past the cut, else from the headers. */
+  private rebuildProducersAfterTruncation(): void {
+    this.producers.clear();
+    let scanFrom = this.durability.recoveryPointNow;
+    if (this.durability.producerSnapshotOffset > this.nextOffset) {
+      // The snapshot describes batches that are gone: without it, the whole log is scanned.
+      this.storage.unlink(`${this.directory}/${PRODUCER_STATE_FILE}`);
+      scanFrom = { offset: this.logStartOffset, segment: this.logStartOffset, position: 0 };
+    }
+    const reporter: RecoveryReporter = { topic: this.topic, index: this.index, logger: this.logger, report: emptyRecoveryReport() };
+    rebuildProducerState(
+      { ...reporter, directory: this.directory, storage: this.storage, now: this.now, context: this.context, producers: this.producers },
+      this.segments,
+      scanFrom,
+    );
   }
 
   private shouldRoll(batchBytes: number, lastOffset: number, nowMs: number): boolean {
@@ -212,12 +359,13 @@ export class LogPartition implements Partition {
 
   // ---- reads ---------------------------------------------------------------------------
 
-  read(offset: number, maxBytes: number): ReadSlice | null {
+  read(offset: number, maxBytes: number, endOffset: number = Number.MAX_SAFE_INTEGER): ReadSlice | null {
     this.health.checkUsable();
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RunnelError("INVALID_REQUEST", `maxBytes must be a positive integer, got ${maxBytes}`);
     const nextOffset = this.nextOffset;
     if (offset === nextOffset) return null;
     this.checkOffset(offset);
+    if (offset >= endOffset) return null;
     const segment = segmentFor(this.segments, offset);
     const fd = segment.acquire();
     let start: { position: number; baseOffset: number; totalBytes: number };
@@ -225,6 +373,8 @@ export class LogPartition implements Partition {
     try {
       start = segment.locate(fd, offset);
       end = segment.sliceEnd(fd, start.position, start.totalBytes, maxBytes);
+      // Only whole batches below endOffset (a high watermark is always a batch boundary).
+      if (endOffset < segment.nextOffset) end = Math.min(end, segment.locate(fd, endOffset).position);
     } catch (error) {
       segment.release();
       throw this.health.storageFailure(error, "read", true);
@@ -388,4 +538,31 @@ class SegmentSlice implements ReadSlice {
     this.released = true;
     this.segment.release();
   }
+}
+
+/**
+ * The epoch history on open (leader-epoch.ts): the checkpoint fitted to the recovered log; with
+ * no checkpoint, epoch 0 from the log start unless the last batch says otherwise; an unusable
+ * or lost checkpoint rebuilt from the batch headers and written again.
+ */
+function openEpochs(options: PartitionOptions, segments: readonly Segment[]): LeaderEpochCache {
+  const { storage, directory } = options;
+  const logStartOffset = segments[0]!.baseOffset;
+  const logEndOffset = activeSegment(segments).nextOffset;
+  const read = readEpochFile(storage, directory);
+  if (read.entries !== null) return new LeaderEpochCache(storage, directory, fitEpochsToLog(read.entries, logStartOffset, logEndOffset), true);
+  if (logEndOffset === logStartOffset) return new LeaderEpochCache(storage, directory, [], false);
+  if (read.problem === null && lastBatchEpoch(segments) <= 0) return new LeaderEpochCache(storage, directory, [{ epoch: 0, startOffset: logStartOffset }], false);
+  const entries: EpochEntry[] = [];
+  for (const segment of segments) segment.forEachBatchEpoch((epoch, baseOffset) => noteBatchEpoch(entries, epoch, baseOffset));
+  options.logger.warn({ topic: options.topic, partition: options.index, problem: read.problem ?? "missing", epochs: entries.length }, "leader-epoch checkpoint rebuilt from the batches");
+  const cache = new LeaderEpochCache(storage, directory, entries, true);
+  cache.persist();
+  return cache;
+}
+
+/** Leader epoch of the log's last batch (the log is not empty). */
+function lastBatchEpoch(segments: readonly Segment[]): number {
+  const last = segments.findLast((segment) => segment.sizeBytes > 0);
+  return last === undefined ? -1 : last.epochAt(last.nextOffset - 1);
 }

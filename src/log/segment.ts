@@ -58,6 +58,7 @@ export interface SegmentContext {
 interface ScannedHeader {
   baseOffset: number;
   lastOffset: number;
+  leaderEpoch: number;
   maxTimestamp: number;
   totalBytes: number;
 }
@@ -76,7 +77,7 @@ export interface TailScan {
 /** One shared 8 KiB window for header scans: scans are synchronous, so they never overlap. */
 const scanWindow = new Uint8Array(SCAN_CHUNK_BYTES);
 const scanView = new DataView(scanWindow.buffer);
-const scanned: ScannedHeader = { baseOffset: 0, lastOffset: 0, maxTimestamp: 0, totalBytes: 0 };
+const scanned: ScannedHeader = { baseOffset: 0, lastOffset: 0, leaderEpoch: 0, maxTimestamp: 0, totalBytes: 0 };
 let scanWindowFd = -1;
 let scanWindowStart = 0;
 let scanWindowLength = 0;
@@ -101,6 +102,7 @@ function readHeaderAt(storage: Storage, fd: number, position: number, end: numbe
   }
   scanned.baseOffset = readInt64(scanView, at + FIELD.baseOffset);
   scanned.lastOffset = scanned.baseOffset + scanView.getInt32(at + FIELD.lastOffsetDelta);
+  scanned.leaderEpoch = scanView.getInt32(at + FIELD.leaderEpoch);
   scanned.maxTimestamp = readInt64(scanView, at + FIELD.maxTimestamp);
   scanned.totalBytes = totalBytes;
   return scanned;
@@ -411,6 +413,12 @@ export class Segment implements CacheableFile {
 
   /** Rebuilds both indexes by walking every batch header of the log, then rewrites the files. */
   private rebuildIndexes(why: string): void {
+    this.reindexFromLog();
+    this.context.onIndexRebuilt(this, why);
+  }
+
+  /** Both indexes, max timestamp and index spacing recomputed from the batch headers; files rewritten. */
+  private reindexFromLog(): void {
     this.offsetIndex = new OffsetIndex();
     this.timeIndex = new TimeIndex();
     this.offsetIndex.markRewrite();
@@ -420,18 +428,78 @@ export class Segment implements CacheableFile {
       const end = this.sizeBytes;
       this.maxTimestampMs = -1;
       this.bytesSinceIndexEntry = 0;
+      this.lastBatchBaseOffset = -1;
       let position = 0;
       while (position < end) {
         const header = readHeaderAt(this.context.storage, fd, position, end, this.logPath);
         this.noteBatch(position, header.baseOffset, header.lastOffset, header.maxTimestamp, header.totalBytes);
-      position += header.totalBytes;
+        position += header.totalBytes;
       }
     } finally {
       this.release();
     }
     this.sealTimeIndex();
     this.persistIndexes(false);
-    this.context.onIndexRebuilt(this, why);
+  }
+
+  /**
+   * Cuts the segment before the batch holding `offset` (at `offset` itself when a batch starts
+   * there; at or below baseOffset: everything), makes it the active one and rewrites its indexes
+   * from what is left. Returns the bytes cut off. Rare (a follower's divergent tail), so the
+   * indexes are simply rebuilt from the remaining headers.
+   */
+  truncateTo(offset: number): number {
+    if (offset >= this.nextOffset) {
+      this.active = true;
+      return 0;
+    }
+    const fd = this.acquire();
+    let position = 0;
+    let nextOffset = this.baseOffset;
+    try {
+      if (offset > this.baseOffset) {
+        const located = this.locate(fd, offset);
+        position = located.position;
+        nextOffset = located.baseOffset;
+      }
+      this.context.storage.ftruncate(fd, position);
+      invalidateScanWindow();
+    } finally {
+      this.release();
+    }
+    const droppedBytes = this.sizeBytes - position;
+    this.sizeBytes = position;
+    this.nextOffset = nextOffset;
+    this.reservedEndBytes = Math.min(this.reservedEndBytes, position);
+    this.active = true;
+    this.reindexFromLog();
+    return droppedBytes;
+  }
+
+  /** Leader epoch of the batch holding `offset` (in this segment), read from its header. */
+  epochAt(offset: number): number {
+    const fd = this.acquire();
+    try {
+      const { position } = this.locate(fd, offset);
+      return readHeaderAt(this.context.storage, fd, position, this.sizeBytes, this.logPath).leaderEpoch;
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Calls `visit(leaderEpoch, baseOffset)` for every batch, in order (rebuilding the epoch history). */
+  forEachBatchEpoch(visit: (leaderEpoch: number, baseOffset: number) => void): void {
+    const fd = this.acquire();
+    try {
+      let position = 0;
+      while (position < this.sizeBytes) {
+        const header = readHeaderAt(this.context.storage, fd, position, this.sizeBytes, this.logPath);
+        visit(header.leaderEpoch, header.baseOffset);
+        position += header.totalBytes;
+      }
+    } finally {
+      this.release();
+    }
   }
 
   /** Index files are missing on disk (checked at partition load): rebuild now. */

@@ -68,6 +68,7 @@ const DURABILITIES: ReadonlyArray<readonly [Uint8Array, Durability]> = [
   [encodeAscii("written"), "written"],
   [encodeAscii("none"), "none"],
   [encodeAscii("synced"), "synced"],
+  [encodeAscii("replicated"), "replicated"],
 ];
 
 function equalAt(bytes: Uint8Array, start: number, length: number, expected: Uint8Array): boolean {

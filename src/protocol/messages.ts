@@ -100,7 +100,7 @@ export const requestSchemas = {
   createPartitions: z.object({ topic: topicName, partitions: partitionCount }),
   alterTopicConfig: z.object({ topic: topicName, config: topicConfig }),
   produce: z.object({
-    durability: z.enum(["none", "written", "synced"]).default("written"),
+    durability: z.enum(["none", "written", "synced", "replicated"]).default("written"),
     batches: z
       .array(z.object({ topic: topicName, partition: partitionIndex, batch: z.instanceof(Uint8Array) }))
       .min(1)
@@ -115,6 +115,26 @@ export const requestSchemas = {
     /** Any wait is taken and clamped to the broker's fetchWaitMsMax (handlers/fetch.ts). */
     maxWaitMs: z.int().min(0).default(0),
     minBytes: z.int().min(0).default(1),
+  }),
+  /** A follower's fetch from a leader, for every partition it follows there (docs/protocol.md, replicaFetch; src/cluster/). */
+  replicaFetch: z.object({
+    brokerId: z.int().min(0).max(0x7fff_ffff),
+    partitions: z
+      .array(
+        z.object({
+          topic: topicName,
+          partition: partitionIndex,
+          /** The leader epoch the follower believes current: older is FENCED_LEADER_EPOCH, newer NOT_LEADER. */
+          leaderEpoch: z.int().min(0).max(0x7fff_ffff),
+          fetchOffset: offset,
+          /** Epoch of the follower's last batch (-1 when its log is empty): the divergence check. */
+          lastFetchedEpoch: z.int().min(-1).max(0x7fff_ffff),
+        }),
+      )
+      .min(1)
+      .max(WIRE_LIMITS.partitionsPerRequestMax),
+    maxBytes: z.int().min(1).default(1024 * 1024),
+    maxWaitMs: z.int().min(0).max(WIRE_LIMITS.maxWaitMsMax).default(0),
   }),
   listOffsets: z.object({
     partitions: z
@@ -325,6 +345,28 @@ export function encodeFetchResponseHeadGeneric(id: number, partitions: FetchPart
   writeFrameHeader(head, 0, headBytes - FRAME_HEADER_BYTES + recordsBytes);
   head.set(entries, FRAME_HEADER_BYTES);
   head[FRAME_HEADER_BYTES] = 0x83;
+  let position = FRAME_HEADER_BYTES + entries.length;
+  head.set(RECORDS_KEY, position);
+  position += RECORDS_KEY.length;
+  head[position] = 0xc6;
+  writeFrameHeader(head, position + 1, recordsBytes);
+  return head;
+}
+
+/**
+ * The head of a response whose last entry is `records: bin32` of `recordsBytes` bytes the caller
+ * sends itself (replicaFetch): `body` (at most 14 entries, no `records`) as a fixmap with one
+ * more entry, then the records key and the bin32 prefix. Same layout rule as the fetch head.
+ */
+export function encodeRecordsResponseHead(body: Record<string, unknown>, recordsBytes: number): Uint8Array {
+  const entries = encoder.encode(body);
+  const count = (entries[0] ?? 0) - 0x80;
+  if (count < 0 || count > 14) throw new Error("records head: expected a fixmap of at most 14 entries");
+  const headBytes = FRAME_HEADER_BYTES + entries.length + RECORDS_KEY.length + BIN32_HEAD_BYTES;
+  const head = new Uint8Array(headBytes);
+  writeFrameHeader(head, 0, headBytes - FRAME_HEADER_BYTES + recordsBytes);
+  head.set(entries, FRAME_HEADER_BYTES);
+  head[FRAME_HEADER_BYTES] = 0x80 + count + 1;
   let position = FRAME_HEADER_BYTES + entries.length;
   head.set(RECORDS_KEY, position);
   position += RECORDS_KEY.length;

@@ -37,6 +37,8 @@ import { CreateQuota } from "./create-quota.ts";
 import { OffsetStore } from "../broker/offset-store.ts";
 import { PartitionNotifier } from "../broker/partition-notifier.ts";
 import { ProducerIdAllocator } from "../broker/producer-ids.ts";
+import type { ClusterView } from "../cluster/cluster-view.ts";
+import { ReplicaManager } from "../cluster/replica-manager.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
 import { AclStore } from "../security/acl-store.ts";
 import { adoptClientCertificate } from "../security/certificate-principal.ts";
@@ -69,6 +71,8 @@ export interface BrokerOptions {
   logger: Logger;
   /** The log's file seam; tests inject faults (EIO, ENOSPC) through it. Native by default. */
   storage?: Storage;
+  /** The cluster this broker joins (cluster/cluster-view.ts); absent for a single node. */
+  cluster?: ClusterView;
 }
 
 function sweepIntervalMs(config: Config): number {
@@ -117,7 +121,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   await forgetOffsetsOfMissingTopics(offsets, log, logger);
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
-  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, acls, authenticator);
+  const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, acls, authenticator, options.cluster ?? null);
   try {
     return broker.listen();
   } catch (error) {
@@ -189,13 +193,15 @@ class RunningBroker implements Broker {
     private tls: TlsSettings,
     acls: AclStore,
     authenticator: Authenticator,
+    cluster: ClusterView | null,
   ) {
     this.groups = startGroupRuntime(config, log);
+    const notifier = new PartitionNotifier(config.fetchWaitersMax);
     this.context = {
       config,
       log,
       offsets,
-      notifier: new PartitionNotifier(config.fetchWaitersMax),
+      notifier,
       producerIds,
       groups: this.groups.coordinator,
       heartbeatWaits: this.groups.waits,
@@ -208,9 +214,10 @@ class RunningBroker implements Broker {
       isShuttingDown: () => this.shuttingDown,
       metrics: observability.metrics,
       createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
-      cluster: null,
       acls,
       authenticator,
+      cluster,
+      replication: cluster === null ? null : new ReplicaManager({ view: cluster, log, config, logger, notifier }),
     };
   }
 
@@ -237,6 +244,7 @@ class RunningBroker implements Broker {
 
   listen(): this {
     this.listener = this.openNativeListener(this.config.port);
+    this.context.replication?.start();
     this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
     if (this.config.kafkaPort !== -1) this.listenKafka();
     this.showReady();
@@ -389,6 +397,7 @@ class RunningBroker implements Broker {
     this.kafka?.stop(false);
     this.context.notifier.wakeAll();
     this.groups.stop();
+    await this.context.replication?.stop();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.context.memory.close();

@@ -21,6 +21,7 @@ import type { BrokerStats } from "./stats.ts";
 import type { ClusterView } from "../cluster/cluster-view.ts";
 import type { AclStore } from "../security/acl-store.ts";
 import type { Authenticator } from "../security/authenticator.ts";
+import type { ReplicaManager } from "../cluster/replica-manager.ts";
 
 export interface BrokerContext {
   readonly config: Config;
@@ -54,6 +55,11 @@ export interface BrokerContext {
   readonly acls: AclStore;
   /** Authentication (security/authenticator.ts): whether it is required, SCRAM, the users, failure limits. */
   readonly authenticator: Authenticator;
+  /**
+   * The data plane over `cluster` (cluster/replica-manager.ts: leader epochs, follower fetching,
+   * high watermark, replicated acks); absent or null on a single node.
+   */
+  readonly replication?: ReplicaManager | null;
 }
 
 /** A whole response frame, already encoded. */

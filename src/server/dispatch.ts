@@ -28,6 +28,7 @@ import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
 import { handleCommitOffsets, handleFetchOffsets } from "./handlers/offsets.ts";
 import { handleProduce } from "./handlers/produce.ts";
+import { handleReplicaFetch } from "./handlers/replica-fetch.ts";
 import { handleStats } from "./handlers/stats.ts";
 import { handleCreateUser, handleDeleteUser, handleListUsers } from "./handlers/users.ts";
 import { handleAlterTopicConfig, handleCreatePartitions, handleCreateTopic, handleDeleteTopic, handleDescribeTopic } from "./handlers/topics.ts";
@@ -46,6 +47,7 @@ const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   produce: handleProduce,
   fetch: handleFetch,
   listOffsets: handleListOffsets,
+  replicaFetch: handleReplicaFetch,
   commitOffsets: handleCommitOffsets,
   fetchOffsets: handleFetchOffsets,
   stats: handleStats,

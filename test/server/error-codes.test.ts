@@ -143,6 +143,10 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   AUTHENTICATION_THROTTLED: { why: "an address past authFailuresBurst", tests: ["test/security/native-auth.test.ts"] },
   UNKNOWN_USER: { why: "deleteUser by a super-user, on a broker with users", tests: ["test/security/native-auth.test.ts"] },
   AUTHORIZATION_FAILED: { why: "user ops by a non-super-user (and the ACL authorizer)", tests: ["test/security/native-auth.test.ts"] },
+  NOT_LEADER: { why: "cluster mode: a produce or replica fetch to a non-leader", tests: ["test/cluster/replication.test.ts"] },
+  FENCED_LEADER_EPOCH: { why: "cluster mode: a replica fetch with an old leader epoch", tests: ["test/cluster/replication.test.ts"] },
+  NOT_ENOUGH_REPLICAS: { why: "cluster mode: a replicated produce with the ISR below minInsyncReplicas", tests: ["test/cluster/replication.test.ts"] },
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND: { why: "cluster mode: the ISR shrank under a waiting replicated produce", tests: ["test/cluster/replication.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */

@@ -110,11 +110,13 @@ function gather(context: BrokerContext, request: RequestOf<"fetch">, denied: Den
       if (refusal !== undefined) throw refusal;
       const partition = findPartition(context, entry.topic, entry.partition);
       result.logStartOffset = partition.logStartOffset;
-      result.nextOffset = partition.nextOffset;
+      // Consumers read below the high watermark (= nextOffset on a single node; docs/cluster.md).
+      const highWatermark = partition.highWatermark;
+      result.nextOffset = highWatermark;
       const left = budget - gathered.totalBytes;
       const partitionBytesMax = Math.min(entry.maxBytes ?? left, left);
       // The first non-empty partition always gets one batch, whatever the budget says.
-      if (partitionBytesMax > 0 || gathered.totalBytes === 0) slice = partition.read(entry.offset, Math.max(partitionBytesMax, 1));
+      if (partitionBytesMax > 0 || gathered.totalBytes === 0) slice = partition.read(entry.offset, Math.max(partitionBytesMax, 1), highWatermark);
       if (slice !== null && gathered.totalBytes > 0 && slice.length > left) {
         slice.release();
         slice = null;

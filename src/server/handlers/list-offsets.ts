@@ -21,7 +21,8 @@ export function handleListOffsets(context: BrokerContext, request: RequestOf<"li
       const refusal = denied?.get(topic);
       if (refusal !== undefined) throw refusal;
       const log = findPartition(context, topic, partition);
-      const offset = at === "earliest" ? log.logStartOffset : at === "latest" ? log.nextOffset : (log.offsetForTimestamp(at) ?? log.nextOffset);
+      // "latest" is the high watermark: the log end on a single node, what the ISR holds in a cluster.
+      const offset = at === "earliest" ? log.logStartOffset : at === "latest" ? log.highWatermark : (log.offsetForTimestamp(at) ?? log.highWatermark);
       return { topic, partition, offset };
     } catch (error) {
       return { topic, partition, error: toWireError(toRunnelError(error)) };

@@ -7,7 +7,10 @@
  *
  * Durability: `written` answers once every append returned (bytes in the page cache); `synced`
  * awaits Partition.sync() for each partition touched — the log group-commits, so one fdatasync
- * covers every batch waiting on that partition; `none` sends no answer at all.
+ * covers every batch waiting on that partition; `none` sends no answer at all. `replicated`
+ * (cluster, docs/cluster.md) answers once the partition's high watermark covers the batch with
+ * at least minInsyncReplicas in the ISR (cluster/replica-manager.ts); on a single node it is
+ * `written`. In a cluster only the leader appends: elsewhere a batch gets NOT_LEADER.
  *
  * Idempotence: a batch carrying a producer id is checked by the partition first; a retry of a
  * stored batch is answered with the offsets it got the first time (and, for `synced`, still
@@ -93,12 +96,19 @@ function produceNow(context: BrokerContext, request: RequestOf<"produce">, id: n
   const results: ProduceBatchResult[] = [];
   // appendedTo[i]: the partition batch i was appended to, or null when it failed.
   const appendedTo: Array<Partition | null> = [];
-  for (const entry of request.batches) appendedTo.push(appendBatch(context, entry, results, createFailures));
+  const replicated = request.durability === "replicated";
+  for (const entry of request.batches) appendedTo.push(appendBatch(context, entry, results, createFailures, replicated));
   const touched = distinctPartitions(appendedTo);
   for (const partition of touched) context.notifier.notify(partition.topic, partition.index);
   if (request.durability === "none") return NO_REPLY;
-  if (request.durability === "written" || touched.length === 0) return { kind: "frame", frame: encodeProduceResponseFrame(id, results) };
+  if (replicated && touched.length > 0 && context.replication) return answerWhenReplicated(context, appendedTo, results, id);
+  if (request.durability === "written" || replicated || touched.length === 0) return { kind: "frame", frame: encodeProduceResponseFrame(id, results) };
   return answerWhenSynced(context, touched, appendedTo, results, id);
+}
+
+/** Apart from produceNow so that its closure is not a scope object on every written produce (bench/alloc.bench.ts). */
+function answerWhenReplicated(context: BrokerContext, appendedTo: ReadonlyArray<Partition | null>, results: ProduceBatchResult[], id: number): Promise<Reply> {
+  return replicateAll(context, appendedTo, results).then(() => ({ kind: "frame", frame: encodeProduceResponseFrame(id, results) }));
 }
 
 /** Apart from produceNow so that its closure is not a scope object on every written produce (bench/alloc.bench.ts). */
@@ -107,7 +117,7 @@ function answerWhenSynced(context: BrokerContext, touched: Partition[], appended
 }
 
 /** Appends one batch and pushes its result; returns its partition, or null when it failed. */
-function appendBatch(context: BrokerContext, entry: ProduceEntry, results: ProduceBatchResult[], createFailures: ReadonlyMap<string, RunnelError>): Partition | null {
+function appendBatch(context: BrokerContext, entry: ProduceEntry, results: ProduceBatchResult[], createFailures: ReadonlyMap<string, RunnelError>, replicated: boolean): Partition | null {
   try {
     const createFailure = createFailures.size === 0 ? undefined : createFailures.get(entry.topic);
     if (createFailure !== undefined) throw createFailure;
@@ -117,7 +127,10 @@ function appendBatch(context: BrokerContext, entry: ProduceEntry, results: Produ
     }
     checkBatchTimestamps(entry.batch);
     refuseUnissuedProducer(context, entry.batch);
+    const replication = context.replication ?? null;
+    replication?.beforeAppend(entry.topic, entry.partition, replicated);
     const appended = partition.append(entry.batch);
+    replication?.afterAppend(entry.topic, entry.partition);
     if (appended.duplicate === true) {
       context.stats.batchesDuplicate++;
     } else {
@@ -171,6 +184,31 @@ function distinctPartitions(appendedTo: ReadonlyArray<Partition | null>): Partit
     seen?.add(partition);
   }
   return distinct;
+}
+
+/**
+ * Awaits, per partition touched, the high watermark past its last batch (replica-manager.ts
+ * waitReplicated); a partition whose wait fails turns its batches into that error.
+ */
+async function replicateAll(context: BrokerContext, appendedTo: ReadonlyArray<Partition | null>, results: ProduceBatchResult[]): Promise<void> {
+  const replication = context.replication!;
+  const endOffsets = new Map<Partition, number>();
+  appendedTo.forEach((partition, index) => {
+    const result = results[index];
+    if (partition === null || result === undefined || !("lastOffset" in result)) return;
+    endOffsets.set(partition, Math.max(endOffsets.get(partition) ?? 0, result.lastOffset + 1));
+  });
+  const touched = [...endOffsets];
+  const outcomes = await Promise.allSettled(touched.map(([partition, endOffset]) => replication.waitReplicated(partition.topic, partition.index, endOffset)));
+  outcomes.forEach((outcome, index) => {
+    if (outcome.status === "fulfilled") return;
+    const error = toWireError(toRunnelError(outcome.reason));
+    const partition = touched[index]![0];
+    appendedTo.forEach((appended, resultIndex) => {
+      const result = results[resultIndex];
+      if (appended === partition && result !== undefined) results[resultIndex] = { topic: result.topic, partition: result.partition, error };
+    });
+  });
 }
 
 /** Awaits one group-committed sync per partition; a failed sync turns its batches into errors. */

@@ -109,14 +109,16 @@ function readPartition(context: KafkaContext, topic: string, entry: FetchPartiti
     gathered.failed = true;
     return { ...result, errorCode: kafkaErrorOf(error).errorCode };
   }
-  result.highWatermark = partition.nextOffset;
-  result.lastStableOffset = partition.nextOffset;
+  // Consumers read below the high watermark (the log end on a single node; docs/cluster.md).
+  const highWatermark = partition.highWatermark;
+  result.highWatermark = highWatermark;
+  result.lastStableOffset = highWatermark;
   result.logStartOffset = partition.logStartOffset;
   try {
     const left = maxBytes - gathered.totalBytes;
     const share = Math.min(entry.partitionMaxBytes, left);
     if (share <= 0 && gathered.totalBytes > 0) return result;
-    const slice = partition.read(entry.fetchOffset, Math.max(share, 1));
+    const slice = partition.read(entry.fetchOffset, Math.max(share, 1), highWatermark);
     if (slice === null) return result;
     if (gathered.totalBytes > 0 && slice.length > left) {
       slice.release();

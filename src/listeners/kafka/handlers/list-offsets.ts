@@ -62,7 +62,7 @@ function listOne(context: KafkaContext, topic: string, asked: ListTopic["partiti
 
 /** The offset (and timestamp) asked for; null when no record matches; undefined for a timestamp not served. */
 function lookup(partition: Partition, timestamp: number, version: number): TimedOffset | null | undefined {
-  if (timestamp === LATEST) return { offset: partition.nextOffset, timestampMs: -1 };
+  if (timestamp === LATEST) return { offset: partition.highWatermark, timestampMs: -1 };
   if (timestamp === EARLIEST) return { offset: partition.logStartOffset, timestampMs: -1 };
   if (timestamp === MAX_TIMESTAMP && version >= MAX_TIMESTAMP_VERSION_MIN) return offsetOfMaxTimestamp(partition);
   if (timestamp < 0) return undefined;

@@ -13,7 +13,11 @@
  *
  * acks=0: no response at all (Kafka's rule). acks=1 and acks=-1 answer once the batches are in
  * the page cache: one node has no followers to wait for, and Kafka itself does not fsync before
- * acknowledging (flush.ms / flush.messages apply as for native produce).
+ * acknowledging (flush.ms / flush.messages apply as for native produce). In a cluster
+ * (docs/cluster.md) only the leader appends (else NOT_LEADER_OR_FOLLOWER, 6), and acks=-1
+ * answers once the high watermark covers the batches with at least minInsyncReplicas in the ISR:
+ * NOT_ENOUGH_REPLICAS (19) before appending, NOT_ENOUGH_REPLICAS_AFTER_APPEND (20) after,
+ * REQUEST_TIMED_OUT (7) past replicatedAckTimeoutMs — the native `replicated` level.
  * Any other acks value: INVALID_REQUIRED_ACKS (21), nothing stored. Missing topics are created
  * when autoCreateTopics is on, off the event loop (server/topic-creation.ts) before anything is
  * appended; a topic not created gets its error on each of its partitions.
@@ -56,20 +60,44 @@ export function handleProduce(context: KafkaContext, request: KafkaStruct, versi
   });
 }
 
-function produce(context: KafkaContext, request: KafkaStruct, version: number, failures: ReadonlyMap<string, RunnelError>): KafkaStruct | null {
+/** acks=-1 in a cluster: each partition's answer waits for its high watermark to reach this offset. */
+interface ReplicationWait {
+  result: KafkaStruct;
+  topic: string;
+  partition: number;
+  endOffset: number;
+}
+
+function produce(context: KafkaContext, request: KafkaStruct, version: number, failures: ReadonlyMap<string, RunnelError>): KafkaStruct | null | Promise<KafkaStruct | null> {
   const transactional = version >= 3 && request.transactionalId !== null;
   const acks = request.acks as number;
+  const waits: ReplicationWait[] | null = acks === -1 && context.broker.replication ? [] : null;
   const responses = fieldAs<TopicData[]>(request.topicData).map((topic) => ({
     name: topic.name,
     partitionResponses: topic.partitionData.map((data) =>
-      VALID_ACKS.has(acks) ? produceToPartition(context, topic.name, data, transactional, failures.get(topic.name)) : { index: data.index, errorCode: KAFKA_ERROR.INVALID_REQUIRED_ACKS, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: `acks ${acks}: use 0, 1 or -1` },
+      VALID_ACKS.has(acks) ? produceToPartition(context, topic.name, data, transactional, failures.get(topic.name), waits) : { index: data.index, errorCode: KAFKA_ERROR.INVALID_REQUIRED_ACKS, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: `acks ${acks}: use 0, 1 or -1` },
     ),
   }));
   if (request.acks === 0) return null;
-  return { responses, throttleTimeMs: 0 };
+  if (waits === null || waits.length === 0) return { responses, throttleTimeMs: 0 };
+  return awaitReplication(context, waits).then(() => ({ responses, throttleTimeMs: 0 }));
 }
 
-function produceToPartition(context: KafkaContext, topic: string, data: PartitionData, transactional: boolean, creationFailure: RunnelError | undefined): KafkaStruct {
+/** Waits for every acks=-1 partition; a failed wait becomes that partition's error code. */
+async function awaitReplication(context: KafkaContext, waits: readonly ReplicationWait[]): Promise<void> {
+  const replication = context.broker.replication!;
+  const outcomes = await Promise.allSettled(waits.map((wait) => replication.waitReplicated(wait.topic, wait.partition, wait.endOffset)));
+  outcomes.forEach((outcome, index) => {
+    if (outcome.status === "fulfilled") return;
+    const { errorCode, errorMessage } = kafkaErrorOf(outcome.reason);
+    const result = waits[index]!.result;
+    result.errorCode = errorCode;
+    result.errorMessage = errorMessage;
+    result.baseOffset = -1;
+  });
+}
+
+function produceToPartition(context: KafkaContext, topic: string, data: PartitionData, transactional: boolean, creationFailure: RunnelError | undefined, waits: ReplicationWait[] | null): KafkaStruct {
   const result = { index: data.index, errorCode: 0, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: null as string | null };
   try {
     if (creationFailure !== undefined) throw creationFailure;
@@ -78,9 +106,14 @@ function produceToPartition(context: KafkaContext, topic: string, data: Partitio
     const batches = splitBatches(records);
     if (batches === null) return { ...result, errorCode: KAFKA_ERROR.UNSUPPORTED_FOR_MESSAGE_FORMAT, errorMessage: MAGIC_MESSAGE };
     const partition = partitionForProduce(context.broker, topic, data.index);
-    result.baseOffset = appendAll(context, partition, batches);
+    const replication = context.broker.replication ?? null;
+    replication?.beforeAppend(topic, data.index, waits !== null);
+    const appended = appendAll(context, partition, batches);
+    replication?.afterAppend(topic, data.index);
+    result.baseOffset = appended.baseOffset;
     result.logStartOffset = partition.logStartOffset;
     context.broker.notifier.notify(topic, data.index);
+    waits?.push({ result, topic, partition: data.index, endOffset: appended.lastOffset + 1 });
     return result;
   } catch (error) {
     const { errorCode, errorMessage } = kafkaErrorOf(error);
@@ -107,10 +140,11 @@ function splitBatches(records: Uint8Array): Uint8Array[] | null {
   return batches;
 }
 
-/** Appends each batch; the base offset of the first. */
-function appendAll(context: KafkaContext, partition: Partition, batches: Uint8Array[]): number {
+/** Appends each batch; the base offset of the first and the last offset of the last. */
+function appendAll(context: KafkaContext, partition: Partition, batches: Uint8Array[]): { baseOffset: number; lastOffset: number } {
   const broker = context.broker;
   let firstOffset = -1;
+  let lastOffset = -1;
   for (const batch of batches) {
     if (batch.length > broker.config.batchBytesMax) throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${batch.length} bytes; the limit is ${broker.config.batchBytesMax}`);
     const producerId = batch.length >= FIELD.producerId + 8 ? readInt64(new DataView(batch.buffer, batch.byteOffset, batch.length), FIELD.producerId) : -1;
@@ -125,6 +159,7 @@ function appendAll(context: KafkaContext, partition: Partition, batches: Uint8Ar
       broker.metrics?.traffic.recordIn(partition.topic, batch.length, appended.lastOffset - appended.baseOffset + 1);
     }
     if (firstOffset < 0) firstOffset = appended.baseOffset;
+    lastOffset = Math.max(lastOffset, appended.lastOffset);
   }
-  return firstOffset;
+  return { baseOffset: firstOffset, lastOffset };
 }

@@ -1,0 +1,135 @@
+/**
+ * @module cluster/static-cluster-view
+ * A ClusterView whose state is set by code: the data plane's tests (and tools) run several
+ * in-process brokers whose views share one `StaticClusterState`, change a partition's leader,
+ * epoch or ISR with `setPartition`, fence a broker, and every view emits the events the etcd
+ * implementation would. proposeIsr is a compare-and-swap on the state's version, like etcd's.
+ */
+import type { BrokerEndpoint, ClusterEvent, ClusterView, PartitionState, TopicReplication } from "./cluster-view.ts";
+
+/** What every view of one static cluster shares. */
+export class StaticClusterState {
+  private readonly brokerList = new Map<number, BrokerEndpoint>();
+  private readonly partitions = new Map<string, PartitionState>();
+  private readonly topics = new Map<string, TopicReplication>();
+  private readonly views = new Set<StaticClusterView>();
+  private version = 0;
+
+  /** A view for broker `brokerId` (its events start with the next change). */
+  viewFor(brokerId: number): StaticClusterView {
+    const view = new StaticClusterView(this, brokerId);
+    this.views.add(view);
+    return view;
+  }
+
+  setBroker(endpoint: BrokerEndpoint): void {
+    this.brokerList.set(endpoint.brokerId, endpoint);
+    this.emit({ kind: "brokers", brokers: this.brokers() });
+  }
+
+  brokers(): readonly BrokerEndpoint[] {
+    return [...this.brokerList.values()];
+  }
+
+  setTopic(topic: string, replication: TopicReplication): void {
+    this.topics.set(topic, replication);
+  }
+
+  topicReplication(topic: string): TopicReplication | undefined {
+    return this.topics.get(topic);
+  }
+
+  /** Sets a partition's state (a new version) and tells every view. */
+  setPartition(topic: string, partition: number, state: Omit<PartitionState, "version">): PartitionState {
+    const stored: PartitionState = { ...state, isr: [...state.isr], replicas: [...state.replicas], version: ++this.version };
+    this.partitions.set(`${topic}\u0000${partition}`, stored);
+    this.emit({ kind: "partition", topic, partition, state: stored });
+    return stored;
+  }
+
+  partitionState(topic: string, partition: number): PartitionState | undefined {
+    return this.partitions.get(`${topic}\u0000${partition}`);
+  }
+
+  /** The compare-and-swap behind proposeIsr: null when `expected` is not the stored version. */
+  compareAndSetIsr(topic: string, partition: number, expected: PartitionState, isr: readonly number[]): PartitionState | null {
+    const current = this.partitionState(topic, partition);
+    if (current === undefined || current.version !== expected.version) return null;
+    return this.setPartition(topic, partition, { ...current, isr });
+  }
+
+  /** Every partition state, for tests that look at the whole cluster. */
+  entries(): Array<{ topic: string; partition: number; state: PartitionState }> {
+    return [...this.partitions].map(([key, state]) => {
+      const [topic, partition] = key.split("\u0000") as [string, string];
+      return { topic, partition: Number(partition), state };
+    });
+  }
+
+  forget(view: StaticClusterView): void {
+    this.views.delete(view);
+  }
+
+  private emit(event: ClusterEvent): void {
+    for (const view of [...this.views]) view.deliver(event);
+  }
+}
+
+export class StaticClusterView implements ClusterView {
+  private readonly listeners = new Set<(event: ClusterEvent) => void>();
+  private fenced = false;
+  /** proposeIsr calls made, and refused on purpose (tests of the CAS retry). */
+  proposals = 0;
+
+  constructor(
+    private readonly state: StaticClusterState,
+    readonly brokerId: number,
+  ) {}
+
+  brokers(): readonly BrokerEndpoint[] {
+    return this.state.brokers();
+  }
+
+  partitionState(topic: string, partition: number): PartitionState | undefined {
+    return this.state.partitionState(topic, partition);
+  }
+
+  topicReplication(topic: string): TopicReplication | undefined {
+    return this.state.topicReplication(topic);
+  }
+
+  subscribe(listener: (event: ClusterEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async proposeIsr(topic: string, partition: number, expected: PartitionState, isr: readonly number[]): Promise<PartitionState | null> {
+    this.proposals++;
+    // A store round trip: the answer never comes back in the same turn.
+    await Promise.resolve();
+    if (this.fenced) return null;
+    return this.state.compareAndSetIsr(topic, partition, expected, isr);
+  }
+
+  mayLead(): boolean {
+    return !this.fenced;
+  }
+
+  /** This broker lost (or regained) its lease, as the etcd view would report it. */
+  setFenced(fenced: boolean): void {
+    if (this.fenced === fenced) return;
+    this.fenced = fenced;
+    this.deliver({ kind: fenced ? "fenced" : "unfenced" });
+  }
+
+  /** Stops delivering events (the broker using it stopped). */
+  close(): void {
+    this.listeners.clear();
+    this.state.forget(this);
+  }
+
+  /** Called by the shared state for each change. */
+  deliver(event: ClusterEvent): void {
+    for (const listener of [...this.listeners]) listener(event);
+  }
+}
