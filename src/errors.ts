@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   BROKER_UNAVAILABLE: { retriable: true, doc: "Client side: the broker could not be reached, or the connection was lost with the request in flight (it may or may not have been applied)." },
   THROTTLED: { retriable: true, doc: "Topics or partitions are being created faster than the broker allows (partitionCreatesPerSecond); nothing was created. Retry after details.retryAfterMs." },
   CLIENT_CLOSED: { retriable: false, doc: "Client side: the producer, consumer or admin was closed before the call could run." },
+  CLUSTER_UNAVAILABLE: { retriable: true, doc: "Cluster mode: etcd (the cluster's metadata store) could not be reached or refused the call within its time bound; nothing was changed, or the change is unknown. Retry once etcd answers." },
+  BROKER_ID_IN_USE: { retriable: false, doc: "Cluster mode: a broker with this --broker-id is already live in the cluster (its membership key is on a live lease). Give this broker another id, or wait up to clusterLeaseTtlMs for the old one's lease to expire." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
