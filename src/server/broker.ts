@@ -38,6 +38,10 @@ import { OffsetStore } from "../broker/offset-store.ts";
 import { PartitionNotifier } from "../broker/partition-notifier.ts";
 import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import { type BrokerStats, createStats } from "./stats.ts";
+import type { ClusterView } from "../cluster/cluster-view.ts";
+import { parseClusterUrl } from "../cluster/cluster-url.ts";
+import { EtcdClusterView } from "../cluster/etcd-cluster-view.ts";
+import { followAssignments } from "../cluster/local-replicas.ts";
 
 type SocketData = { connection: Connection | null };
 
@@ -111,7 +115,10 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
   const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls);
   try {
-    return broker.listen();
+    broker.listen();
+    // After listen: the membership record carries the ports the listeners really got.
+    if (config.cluster !== "") await broker.joinCluster();
+    return broker;
   } catch (error) {
     // The port is taken (or the address is not ours): close the log cleanly, so its lock is
     // released and the next start is a clean one, then report the listen error as it came.
@@ -170,6 +177,9 @@ class RunningBroker implements Broker {
   private stopping: Promise<void> | null = null;
   private settledWaiter: (() => void) | null = null;
   private readonly groups: GroupRuntime;
+  /** This broker's view of its cluster (cluster mode only; cluster/etcd-cluster-view.ts). */
+  private clusterView: EtcdClusterView | null = null;
+  private stopFollowing: (() => void) | null = null;
 
   constructor(
     private readonly config: Config,
@@ -181,6 +191,7 @@ class RunningBroker implements Broker {
     private tls: TlsSettings,
   ) {
     this.groups = startGroupRuntime(config, log);
+    const owner = this;
     this.context = {
       config,
       log,
@@ -198,7 +209,9 @@ class RunningBroker implements Broker {
       isShuttingDown: () => this.shuttingDown,
       metrics: observability.metrics,
       createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
-      cluster: null,
+      get cluster(): ClusterView | null {
+        return owner.clusterView;
+      },
     };
   }
 
@@ -229,6 +242,22 @@ class RunningBroker implements Broker {
     if (this.config.kafkaPort !== -1) this.listenKafka();
     this.showReady();
     return this;
+  }
+
+  /** Joins the etcd cluster named by `cluster` (BROKER_ID_IN_USE, CLUSTER_UNAVAILABLE when it cannot). */
+  async joinCluster(): Promise<void> {
+    const address = parseClusterUrl(this.config.cluster);
+    const kafkaPort = this.kafkaPort === null ? null : this.config.kafkaAdvertisedPort || this.kafkaPort;
+    this.clusterView = await EtcdClusterView.start({
+      endpoints: address.endpoints,
+      cluster: address.cluster,
+      self: { brokerId: this.config.brokerId, host: this.config.kafkaAdvertisedHost || this.host, port: this.port, kafkaPort },
+      leaseTtlMs: this.config.clusterLeaseTtlMs,
+      fenceMarginMs: this.config.clusterFenceMarginMs,
+      logger: this.logger,
+    });
+    this.stopFollowing = followAssignments(this.clusterView, this.context);
+    this.logger.info({ cluster: address.cluster, brokerId: this.config.brokerId, brokers: this.clusterView.brokers().length, controller: this.clusterView.controllerId() }, "joined the cluster");
   }
 
   /** The native listener, with TLS when configured (its connections then take the copy path). */
@@ -372,6 +401,9 @@ class RunningBroker implements Broker {
     this.observability.view.phase = "stopping";
     this.listener?.stop(false);
     this.kafka?.stop(false);
+    // Leave the cluster first: the lease is revoked, so the controller moves leadership at once.
+    this.stopFollowing?.();
+    await this.clusterView?.close();
     this.context.notifier.wakeAll();
     this.groups.stop();
     await this.waitForQuiet(this.config.shutdownTimeoutMs);
