@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   groups: { summary: "list, describe, delete consumer groups; reset their offsets", load: () => import("./cli/groups.ts") },
   bench: { summary: "measure throughput and latency", load: () => import("./cli/bench.ts") },
   top: { summary: "live throughput per topic and lag per group", load: () => import("./cli/top.ts") },
+  cluster: { summary: "a cluster's brokers, controller and under-replicated partitions (etcd)", load: () => import("./cli/cluster.ts") },
 };
 
 function usage(): string {
