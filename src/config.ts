@@ -162,9 +162,9 @@ export const configSchema = z
     brokerId: z.int().min(-1).max(BROKER_ID_MAX).default(-1),
     /**
      * The broker's etcd lease: a broker silent this long loses its partitions. Whole seconds
-     * (etcd's unit), at least 2000. 4000 lets a failover finish within 5 s (docs/cluster.md).
+     * (etcd's unit), at least 2000. 3000 elects new leaders ~3.5 s after a broker dies, leaving clients time to follow within 5 s (docs/cluster.md).
      */
-    clusterLeaseTtlMs: int(2000, 60_000, 4000).refine((value) => value % 1000 === 0, "must be a whole number of seconds (a multiple of 1000)"),
+    clusterLeaseTtlMs: int(2000, 60_000, 3000).refine((value) => value % 1000 === 0, "must be a whole number of seconds (a multiple of 1000)"),
     /** A broker stops leading this long before its lease could expire in etcd (self-fencing). */
     clusterFenceMarginMs: int(100, 30_000, 1000),
   })
