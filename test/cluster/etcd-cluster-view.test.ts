@@ -230,6 +230,20 @@ describe.skipIf(!HAVE_ETCD)("EtcdClusterView on a real etcd", () => {
     await view.close();
   }, 30_000);
 
+  test("after etcd restarts, the brokers' watches resume and their leases and controller carry on", async () => {
+    const one = await join("restart", 1);
+    const two = await join("restart", 2);
+    await until(() => [one, two].every((view) => view.brokers().length === 2 && view.controllerId() !== null));
+    const controller = one.controllerId();
+    await etcd.restart();
+    await one.createTopic("after-restart", 1, { replicationFactor: 2, minInsyncReplicas: 1 });
+    await until(() => two.partitionState("after-restart", 0) !== undefined);
+    await until(() => one.mayLead() && two.mayLead());
+    expect(two.brokers().length).toBe(2);
+    expect(two.controllerId()).toBe(controller);
+    await Promise.all([one.close(), two.close()]);
+  }, 30_000);
+
   test("an event-loop stall longer than the margin fences at once, until the next keepalive", async () => {
     const view = await join("stall", 6);
     expect(view.mayLead()).toBe(true);
