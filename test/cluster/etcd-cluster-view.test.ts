@@ -207,26 +207,27 @@ describe.skipIf(!HAVE_ETCD)("EtcdClusterView on a real etcd", () => {
     using proxy = new TcpProxy(etcd.clientPort);
     const watcher = new EtcdGateway({ endpoints: [etcd.endpoint], requestTimeoutMs: 1000 });
     const view = await join("fence", 5, proxy.endpoint);
-    const events: ClusterEvent["kind"][] = [];
-    view.subscribe((event) => events.push(event.kind));
     const brokerKey = new EtcdLayout("fence").brokerKey(5);
+    // When each thing happened, in the order this process learnt it.
+    const order: string[] = [];
+    view.subscribe((event) => (event.kind === "fenced" || event.kind === "unfenced") && order.push(event.kind));
+    const expiry = watcher.watchPrefix(brokerKey, {
+      onSnapshot: () => {},
+      onEvents: (events) => events.some((event) => event.type === "delete") && order.push("lease expired in etcd"),
+    });
+    await until(() => expiry.revision > 0);
     expect(view.mayLead()).toBe(true);
     proxy.cut();
-    await until(() => !view.mayLead(), 10_000);
-    // Fenced, while etcd still holds its lease: nobody can have taken its partitions yet.
-    expect((await watcher.range(brokerKey)).kvs.length).toBe(1);
-    expect(events).toContain("fenced");
-    // Then etcd expires the lease.
-    let expired = false;
-    await until(() => {
-      void watcher.range(brokerKey).then((answer) => (expired = answer.kvs.length === 0));
-      return expired;
-    }, 10_000);
+    await until(() => order.includes("lease expired in etcd"), 15_000);
+    // The broker had stopped leading before etcd let its key (and so its partitions) go.
+    expect(order.slice(0, 2)).toEqual(["fenced", "lease expired in etcd"]);
+    expect(view.mayLead()).toBe(false);
     proxy.heal();
     await until(() => view.mayLead(), 15_000);
-    expect(events.at(-1)).toBe("unfenced");
+    await until(() => order.at(-1) === "unfenced");
     await until(() => view.brokers().some((broker) => broker.brokerId === 5), 5000);
     expect((await watcher.range(brokerKey)).kvs.length).toBe(1);
+    await expiry.close();
     await view.close();
   }, 30_000);
 

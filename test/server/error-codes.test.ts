@@ -138,6 +138,8 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   INTERNAL: { why: "a bug in the broker; the client maps it", tests: ["test/client/wire.test.ts"] },
   REBALANCE_IN_PROGRESS: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
   ILLEGAL_GENERATION: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
+  CLUSTER_UNAVAILABLE: { why: "cluster mode, with etcd unreachable", tests: ["test/cluster/etcd-gateway.test.ts", "test/cluster/cluster-config.test.ts"] },
+  BROKER_ID_IN_USE: { why: "cluster mode, a second broker with a live id", tests: ["test/cluster/etcd-cluster-view.test.ts", "test/cluster/cluster-brokers.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */
