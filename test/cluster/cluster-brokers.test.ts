@@ -10,11 +10,17 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Admin } from "../../src/client/admin.ts";
+import { EtcdClusterView } from "../../src/cluster/etcd-cluster-view.ts";
 import { RunnelError } from "../../src/errors.ts";
 import { type TestBroker, startTestBroker, TestClient } from "../server/helpers.ts";
 import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("cluster-brokers.test.ts");
+const KCAT = Bun.which("kcat");
+if (KCAT === null && HAVE_ETCD) {
+  if (process.env.CI === "true") throw new Error("kcat is required in CI (apt-get install kcat)");
+  console.warn("skipping the kcat -L cluster test: kcat is not installed (apt-get install kcat)");
+}
 
 async function until(condition: () => boolean, boundMs = 15_000): Promise<void> {
   const deadline = Date.now() + boundMs;
@@ -36,8 +42,12 @@ describe.skipIf(!HAVE_ETCD)("brokers in cluster mode", () => {
     await etcd[Symbol.asyncDispose]();
   });
 
+  function clusterOptions(cluster: string, brokerId: number) {
+    return { cluster: `etcd://127.0.0.1:${etcd.clientPort}/${cluster}`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 };
+  }
+
   function clusterBroker(cluster: string, brokerId: number): Promise<TestBroker> {
-    return startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/${cluster}`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 });
+    return startTestBroker(clusterOptions(cluster, brokerId));
   }
 
   async function metadata(port: number): Promise<MetadataAnswer> {
@@ -68,6 +78,33 @@ describe.skipIf(!HAVE_ETCD)("brokers in cluster mode", () => {
       expect(partition.leaderEpoch).toBe(0);
     }
     expect(one.broker.context.cluster?.topicReplication("events")).toEqual({ replicationFactor: 3, minInsyncReplicas: 2 });
+  }, 30_000);
+
+  test.skipIf(KCAT === null)("kcat -L (Kafka Metadata) lists every broker, the controller, and each partition's leader, replicas and ISR", async () => {
+    const kafka = { kafkaPort: 0 };
+    await using one = await startTestBroker({ ...clusterOptions("kafka", 1), ...kafka });
+    await using two = await startTestBroker({ ...clusterOptions("kafka", 2), ...kafka });
+    await until(() => [one, two].every((test) => test.broker.context.cluster?.brokers().length === 2));
+    const admin = new Admin({ broker: `127.0.0.1:${one.port}` });
+    await admin.createTopic("kmeta", { partitions: 2, replicationFactor: 2 });
+    await admin.close();
+    await until(() => two.broker.context.log.hasTopic("kmeta") && two.broker.context.cluster?.partitionState("kmeta", 1) !== undefined);
+    // Spawned asynchronously: the brokers answer from this very process.
+    const child = Bun.spawn([KCAT ?? "kcat", "-b", `127.0.0.1:${two.broker.kafkaPort}`, "-L", "-t", "kmeta", "-m", "10"], { stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => child.kill(), 20_000);
+    const [listing, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    clearTimeout(timer);
+    expect(code).toBe(0);
+    const view = two.broker.context.cluster;
+    const controller = view instanceof EtcdClusterView ? view.controllerId() : null;
+    expect(controller).not.toBeNull();
+    expect(listing).toContain("2 brokers:");
+    expect(listing).toContain(`broker 1 at 127.0.0.1:${one.broker.kafkaPort}${controller === 1 ? " (controller)" : ""}`);
+    expect(listing).toContain(`broker 2 at 127.0.0.1:${two.broker.kafkaPort}${controller === 2 ? " (controller)" : ""}`);
+    for (const partition of [0, 1]) {
+      const state = two.broker.context.cluster?.partitionState("kmeta", partition);
+      expect(listing).toContain(`partition ${partition}, leader ${state?.leader}, replicas: ${state?.replicas.join(",")}, isrs: ${state?.isr.join(",")}`);
+    }
   }, 30_000);
 
   test("a broker that stops cleanly hands its leaderships to the ISR at once, with a higher epoch", async () => {
