@@ -5,7 +5,7 @@
  * directly (no broker needed), so it works while brokers are down. Exit 0 when every partition is
  * fully replicated and led, 3 when some are not (for scripts and health checks).
  */
-import { parseClusterUrl } from "../cluster/cluster-url.ts";
+import { type ClusterAddress, parseClusterUrl } from "../cluster/cluster-url.ts";
 import { type ClusterStatus, readClusterStatus } from "../cluster/cluster-status.ts";
 import { EtcdGateway } from "../cluster/etcd-gateway.ts";
 import { EtcdLayout } from "../cluster/etcd-layout.ts";
@@ -39,17 +39,21 @@ export async function run(argv: string[]): Promise<number> {
     if (positionals[0] !== "status" || positionals.length > 1) throw new UsageError("the one command is 'status'");
     if (flags.cluster === undefined) throw new UsageError("--cluster etcd://host:port/name is needed");
     const format = choiceFlag(flags.format, "format", ["text", "json"] as const, "text");
-    let address;
-    try {
-      address = parseClusterUrl(flags.cluster);
-    } catch (error) {
-      throw new UsageError(error instanceof RunnelError ? error.message : String(error));
-    }
+    const address = clusterAddress(flags.cluster);
     const status = await readClusterStatus(new EtcdGateway({ endpoints: address.endpoints, requestTimeoutMs: 5000 }), new EtcdLayout(address.cluster));
     process.stdout.write(format === "json" ? `${JSON.stringify(status)}\n` : describe(status));
     return status.underReplicated.length + status.offline.length === 0 ? EXIT_OK : EXIT_DEGRADED;
   } catch (error) {
     return reportFailure("cluster", error);
+  }
+}
+
+/** The --cluster value, or a UsageError saying what is wrong with it. */
+function clusterAddress(url: string): ClusterAddress {
+  try {
+    return parseClusterUrl(url);
+  } catch (error) {
+    throw new UsageError(error instanceof RunnelError ? error.message : String(error));
   }
 }
 

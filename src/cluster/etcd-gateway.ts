@@ -16,7 +16,7 @@
 import { z } from "zod";
 import { RunnelError } from "../errors.ts";
 
-/** Stored key-values are small JSON records; a bigger answer line is a bug or an attack. */
+/** Stored key-values are small JSON records; a bigger answer (or watch line) is a bug or an attack. */
 export const ETCD_ANSWER_BYTES_MAX = 64 * 1024 * 1024;
 /** etcd's default --max-txn-ops. */
 export const ETCD_TXN_OPS_MAX = 128;
@@ -189,8 +189,10 @@ export class EtcdGateway {
     let text: string;
     try {
       response = await fetch(`${endpoint}${urlPath}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+      checkAnswerLength(response, `${endpoint}${urlPath}`);
       text = await response.text();
     } catch (error) {
+      if (error instanceof RunnelError) throw error;
       this.endpointIndex += 1;
       const why = error instanceof Error && error.name === "TimeoutError" ? `did not answer within ${timeoutMs} ms` : `is unreachable (${describe(error)})`;
       throw new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${endpoint} ${why} (POST ${urlPath})`, { cause: error });
@@ -340,6 +342,15 @@ export class PrefixWatch {
     this.nextRevision = revision + 1;
     this.handlers.onEvents(events, revision);
     return true;
+  }
+}
+
+/** Refuses an answer that declares more bytes than any of ours can need, before reading it. */
+function checkAnswerLength(response: Response, where: string): void {
+  const declared = Number(response.headers.get("content-length") ?? 0);
+  if (declared > ETCD_ANSWER_BYTES_MAX) {
+    void response.body?.cancel();
+    throw new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${where} answered ${declared} bytes, over the ${ETCD_ANSWER_BYTES_MAX} allowed`);
   }
 }
 

@@ -149,6 +149,23 @@ describe.skipIf(!HAVE_ETCD)("EtcdClusterView on a real etcd", () => {
     }
   }, 30_000);
 
+  test("a partition whose only in-sync replica dies has no leader until that broker returns, never a stale replica", async () => {
+    await using trio = await threeBrokers();
+    const [one] = trio.views as [EtcdClusterView];
+    await one.createTopic("single", 1, { replicationFactor: 1, minInsyncReplicas: 1 });
+    await until(() => trio.views.every((view) => view.partitionState("single", 0) !== undefined));
+    const first = one.partitionState("single", 0) as PartitionState;
+    const owner = trio.views.find((view) => view.brokerId === first.leader) as EtcdClusterView;
+    const observer = trio.views.find((view) => view !== owner) as EtcdClusterView;
+    await owner.abandon();
+    await until(() => observer.partitionState("single", 0)?.leader === -1);
+    expect(observer.partitionState("single", 0)).toMatchObject({ leader: -1, leaderEpoch: first.leaderEpoch + 1, isr: [owner.brokerId] });
+    const back = await join(trio.cluster, owner.brokerId);
+    trio.views.push(back);
+    await until(() => observer.partitionState("single", 0)?.leader === owner.brokerId);
+    expect(observer.partitionState("single", 0)).toMatchObject({ leaderEpoch: first.leaderEpoch + 2, isr: [owner.brokerId] });
+  }, 30_000);
+
   test("a zombie controller's write is refused once another broker holds the controller key", async () => {
     const gateway = new EtcdGateway({ endpoints: [etcd.endpoint], requestTimeoutMs: 1000 });
     const layout = new EtcdLayout("zombie");
