@@ -17,6 +17,17 @@ import { LOG_FORMATS, LOG_LEVELS } from "./logger.ts";
 import type { TopicConfig } from "./log/api.ts";
 import { PREALLOCATE_BYTES_LIMIT, PREALLOCATE_BYTES_MAX_DEFAULT } from "./log/preallocation.ts";
 import { FETCH_HEAD_RESERVE_BYTES, WIRE_LIMITS } from "./protocol/messages.ts";
+import { parseClusterUrl } from "./cluster/cluster-url.ts";
+import { BROKER_ID_MAX } from "./cluster/etcd-layout.ts";
+
+function isClusterUrl(value: string): boolean {
+  try {
+    parseClusterUrl(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** The native port's default; the HTTP listener's is this + 1 (httpPortOf). */
@@ -172,6 +183,20 @@ export const configSchema = z
     replicaFetchWaitMs: int(0, 30_000, 500),
     /** How long a `replicated` produce (Kafka acks=-1) waits for the ISR before TIMEOUT. */
     replicatedAckTimeoutMs: int(1, 600_000, 30_000),
+    /**
+     * Cluster mode (docs/cluster.md): `etcd://host:port[,host:port]/name` joins that cluster,
+     * coordinated by etcd; empty = a single node, no etcd.
+     */
+    cluster: z.string().max(4096).default("").refine((value) => value === "" || isClusterUrl(value), "must be etcd://host:port[,host:port]/name (name: 1-64 of [a-zA-Z0-9._-])"),
+    /** This broker's id in the cluster, unique among live brokers; -1 = unset (required with `cluster`). */
+    brokerId: z.int().min(-1).max(BROKER_ID_MAX).default(-1),
+    /**
+     * The broker's etcd lease: a broker silent this long loses its partitions. Whole seconds
+     * (etcd's unit), at least 2000. 3000 elects new leaders ~3.5 s after a broker dies, leaving clients time to follow within 5 s (docs/cluster.md).
+     */
+    clusterLeaseTtlMs: int(2000, 60_000, 3000).refine((value) => value % 1000 === 0, "must be a whole number of seconds (a multiple of 1000)"),
+    /** A broker stops leading this long before its lease could expire in etcd (self-fencing). */
+    clusterFenceMarginMs: int(100, 30_000, 1000),
   })
   .strict()
   .superRefine((config, context) => {
@@ -188,6 +213,12 @@ export const configSchema = z
         path: ["bufferedBytesMax"],
         message: `must be 0 (auto) or at least frameBytesMax (${config.frameBytesMax}), so that one largest frame fits`,
       });
+    }
+    if (config.cluster !== "" && config.brokerId === -1) {
+      context.addIssue({ code: "custom", path: ["brokerId"], message: "must be set (0 or more, unique in the cluster) when cluster is" });
+    }
+    if (config.clusterFenceMarginMs + config.clusterLeaseTtlMs / 4 >= config.clusterLeaseTtlMs) {
+      context.addIssue({ code: "custom", path: ["clusterFenceMarginMs"], message: `must be below 3/4 of clusterLeaseTtlMs (${config.clusterLeaseTtlMs}): keepalives go every TTL/4` });
     }
     if (config.groupSessionTimeoutMsMin > config.groupSessionTimeoutMsMax) {
       context.addIssue({ code: "custom", path: ["groupSessionTimeoutMsMin"], message: `must be at most groupSessionTimeoutMsMax (${config.groupSessionTimeoutMsMax})` });

@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   FENCED_LEADER_EPOCH: { retriable: true, doc: "Cluster: a replica fetch named an older leader epoch than the leader's; the follower refreshes its view of the partition. details: leaderEpoch." },
   NOT_ENOUGH_REPLICAS: { retriable: true, doc: "Cluster: a replicated produce found fewer in-sync replicas than the topic's minInsyncReplicas; nothing was appended." },
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: { retriable: true, doc: "Cluster: a replicated produce was appended, but the in-sync replicas fell below minInsyncReplicas before it was acknowledged; it may or may not survive a leader change." },
+  CLUSTER_UNAVAILABLE: { retriable: true, doc: "Cluster mode: etcd (the cluster's metadata store) could not be reached or refused the call within its time bound; nothing was changed, or the change is unknown. Retry once etcd answers." },
+  BROKER_ID_IN_USE: { retriable: false, doc: "Cluster mode: a broker with this --broker-id is already live in the cluster (its membership key is on a live lease). Give this broker another id, or wait up to clusterLeaseTtlMs for the old one's lease to expire." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

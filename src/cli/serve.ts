@@ -36,6 +36,8 @@ common options:
   --allow-anonymous    listen beyond 127.0.0.1 with --authentication none (refused otherwise)
   --log-level LEVEL    fatal, error, warn, info, debug, trace or silent (default info)
   --log-format FORMAT  pretty (for a person), json, or auto: pretty when stdout is a terminal
+  --cluster URL        join a cluster coordinated by etcd: etcd://host:port[,host:port]/name
+                       (docs/cluster.md); needs --broker-id N, unique among live brokers
   -h, --help           this text
 
 signals:
@@ -48,6 +50,7 @@ examples:
   runnel serve --port 9700 --data-dir /var/lib/runnel
   RUNNEL_FRAME_BYTES_MAX=33554432 runnel serve --config runnel.json
   npm start -- --port 9700 --data-dir /tmp/x
+  runnel serve --cluster etcd://127.0.0.1:2379/prod --broker-id 1
 
 all options (flag, environment variable, default, allowed):
 `;

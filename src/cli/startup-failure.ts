@@ -54,6 +54,10 @@ function errorMessage(error: unknown): string {
 
 /** One line (no trailing newline) saying what failed, the errno and what to do. */
 export function describeStartupFailure(error: unknown, config: Pick<Config, "host" | "port" | "dataDir"> & Partial<Pick<Config, "kafkaHost" | "kafkaPort">>): string {
+  if (error instanceof RunnelError && (error.code === "CLUSTER_UNAVAILABLE" || error.code === "BROKER_ID_IN_USE")) {
+    // Cluster mode (docs/cluster.md): the errno underneath is etcd's, not the data directory's.
+    return `cannot join the cluster: ${errorMessage(error)} [${error.code}]`;
+  }
   const facts = factsOf(error);
   if (facts.listen && config.kafkaHost !== undefined && facts.port !== null && facts.port !== config.port && facts.port === config.kafkaPort) {
     // The Kafka listener (docs/kafka.md) starts after the native one, on its own port.

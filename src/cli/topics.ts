@@ -12,6 +12,7 @@ const HELP = `usage: runnel topics <command> [options]
 
 commands:
   create NAME [--partitions N] [--config KEY=VALUE]...   create a topic
+         [--replication-factor N] [--min-insync-replicas N]  (cluster mode: copies of each partition)
   list                                                    list topics, partitions and offsets
   describe NAME                                           partitions, offsets, sizes and config
   alter NAME --config KEY=VALUE [--config KEY=VALUE]...   change a topic's options (others keep theirs)
@@ -20,6 +21,8 @@ commands:
 options:
   -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
 ${TLS_HELP}${SASL_HELP}  --partitions N           partitions of a new topic (default 1)
+  --replication-factor N   copies of each partition, on distinct brokers (cluster mode; default 1)
+  --min-insync-replicas N  in-sync copies a replicated write needs (cluster mode; default 1)
   --config KEY=VALUE       topic option, repeatable: retention.ms, retention.bytes,
                            segment.bytes, segment.ms, flush.messages, flush.ms
   --format FORMAT          text (default) or json, for list and describe
@@ -39,6 +42,8 @@ const FLAGS = {
   ...SASL_FLAGS,
   broker: { type: "string", short: "b" },
   partitions: { type: "string" },
+  "replication-factor": { type: "string" },
+  "min-insync-replicas": { type: "string" },
   config: { type: "strings" },
   format: { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -75,7 +80,12 @@ export async function run(argv: string[]): Promise<number> {
     admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-topics", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) });
     switch (command) {
       case "create": {
-        const topic = await admin.createTopic(needName(name, command), { partitions: intFlag(flags.partitions, "partitions", 1, 1), ...optional("config", parseConfig(flags.config ?? [])) });
+        const topic = await admin.createTopic(needName(name, command), {
+          partitions: intFlag(flags.partitions, "partitions", 1, 1),
+          ...optional("config", parseConfig(flags.config ?? [])),
+          ...optional("replicationFactor", flags["replication-factor"] === undefined ? undefined : intFlag(flags["replication-factor"], "replication-factor", 1, 1)),
+          ...optional("minInsyncReplicas", flags["min-insync-replicas"] === undefined ? undefined : intFlag(flags["min-insync-replicas"], "min-insync-replicas", 1, 1)),
+        });
         process.stdout.write(`created topic ${topic.name} with ${plural(topic.partitions.length, "partition")}\n`);
         return EXIT_OK;
       }

@@ -88,9 +88,12 @@ export class Admin {
     return this.connection.connect();
   }
 
-  async createTopic(name: string, options: { partitions?: number; config?: TopicConfig } = {}): Promise<TopicDescription> {
+  /** `replicationFactor` and `minInsyncReplicas` (default 1) need a broker in cluster mode. */
+  async createTopic(name: string, options: { partitions?: number; config?: TopicConfig; replicationFactor?: number; minInsyncReplicas?: number } = {}): Promise<TopicDescription> {
     const fields: WireMap = { topic: name, partitions: options.partitions ?? 1 };
     if (options.config !== undefined) fields.config = options.config;
+    if (options.replicationFactor !== undefined) fields.replicationFactor = options.replicationFactor;
+    if (options.minInsyncReplicas !== undefined) fields.minInsyncReplicas = options.minInsyncReplicas;
     return readTopic(await this.connection.request("createTopic", fields), "createTopic");
   }
 

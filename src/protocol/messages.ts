@@ -22,6 +22,8 @@ export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
 
 /** Limits of the request grammar (frame and batch sizes are configured, see config.ts). */
 export const WIRE_LIMITS = {
+  /** Copies of one partition a createTopic may ask for (cluster mode). */
+  replicationFactorMax: 16,
   /** Nesting of msgpack containers in one request. */
   depthMax: 16,
   /** msgpack values (of any kind) in one request. */
@@ -94,7 +96,14 @@ export const requestSchemas = {
     /** Create named topics that are missing, when the broker allows auto-creation (producers set it). */
     autoCreate: z.boolean().default(false),
   }),
-  createTopic: z.object({ topic: topicName, partitions: partitionCount, config: topicConfig.optional() }),
+  createTopic: z.object({
+    topic: topicName,
+    partitions: partitionCount,
+    config: topicConfig.optional(),
+    /** Cluster mode (docs/cluster.md): copies of each partition, and the ISR size a replicated write needs. */
+    replicationFactor: z.int().min(1).max(WIRE_LIMITS.replicationFactorMax).optional(),
+    minInsyncReplicas: z.int().min(1).max(WIRE_LIMITS.replicationFactorMax).optional(),
+  }),
   deleteTopic: z.object({ topic: topicName }),
   describeTopic: z.object({ topic: topicName }),
   createPartitions: z.object({ topic: topicName, partitions: partitionCount }),

@@ -43,6 +43,9 @@ import { type BrokerStats, createStats } from "./stats.ts";
 import { AclStore } from "../security/acl-store.ts";
 import { adoptClientCertificate } from "../security/certificate-principal.ts";
 import { Authenticator } from "../security/authenticator.ts";
+import { parseClusterUrl } from "../cluster/cluster-url.ts";
+import { EtcdClusterView } from "../cluster/etcd-cluster-view.ts";
+import { followAssignments } from "../cluster/local-replicas.ts";
 
 type SocketData = { connection: Connection | null };
 
@@ -123,7 +126,10 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   log.startBackgroundTasks({ retentionCheckIntervalMs: config.retentionCheckIntervalMs });
   const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, acls, authenticator, options.cluster ?? null);
   try {
-    return broker.listen();
+    broker.listen();
+    // After listen: the membership record carries the ports the listeners really got.
+    if (config.cluster !== "") await broker.joinCluster();
+    return broker;
   } catch (error) {
     // The port is taken (or the address is not ours): close the log cleanly, so its lock is
     // released and the next start is a clean one, then report the listen error as it came.
@@ -182,6 +188,13 @@ class RunningBroker implements Broker {
   private stopping: Promise<void> | null = null;
   private settledWaiter: (() => void) | null = null;
   private readonly groups: GroupRuntime;
+  /** This broker's view of its cluster (cluster mode only; etcd's or, in tests, a static one). */
+  private clusterView: ClusterView | null;
+  /** The etcd view when this broker joined an etcd cluster (cluster/etcd-cluster-view.ts). */
+  private etcdView: EtcdClusterView | null = null;
+  /** The data plane over clusterView (cluster/replica-manager.ts); null on a single node. */
+  private replicaManager: ReplicaManager | null;
+  private stopFollowing: (() => void) | null = null;
 
   constructor(
     private readonly config: Config,
@@ -197,6 +210,9 @@ class RunningBroker implements Broker {
   ) {
     this.groups = startGroupRuntime(config, log);
     const notifier = new PartitionNotifier(config.fetchWaitersMax);
+    this.clusterView = cluster;
+    this.replicaManager = cluster === null ? null : new ReplicaManager({ view: cluster, log, config, logger, notifier });
+    const owner = this;
     this.context = {
       config,
       log,
@@ -216,8 +232,13 @@ class RunningBroker implements Broker {
       createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
       acls,
       authenticator,
-      cluster,
-      replication: cluster === null ? null : new ReplicaManager({ view: cluster, log, config, logger, notifier }),
+      // Getters: in etcd mode the view and the data plane exist only once joinCluster has run.
+      get cluster(): ClusterView | null {
+        return owner.clusterView;
+      },
+      get replication(): ReplicaManager | null {
+        return owner.replicaManager;
+      },
     };
   }
 
@@ -249,6 +270,26 @@ class RunningBroker implements Broker {
     if (this.config.kafkaPort !== -1) this.listenKafka();
     this.showReady();
     return this;
+  }
+
+  /** Joins the etcd cluster named by `cluster` (BROKER_ID_IN_USE, CLUSTER_UNAVAILABLE when it cannot). */
+  async joinCluster(): Promise<void> {
+    const address = parseClusterUrl(this.config.cluster);
+    const kafkaPort = this.kafkaPort === null ? null : this.config.kafkaAdvertisedPort || this.kafkaPort;
+    const view = await EtcdClusterView.start({
+      endpoints: address.endpoints,
+      cluster: address.cluster,
+      self: { brokerId: this.config.brokerId, host: this.config.kafkaAdvertisedHost || this.host, port: this.port, kafkaPort },
+      leaseTtlMs: this.config.clusterLeaseTtlMs,
+      fenceMarginMs: this.config.clusterFenceMarginMs,
+      logger: this.logger,
+    });
+    this.etcdView = view;
+    this.clusterView = view;
+    this.replicaManager = new ReplicaManager({ view, log: this.log, config: this.config, logger: this.logger, notifier: this.context.notifier });
+    this.replicaManager.start();
+    this.stopFollowing = followAssignments(view, this.context);
+    this.logger.info({ cluster: address.cluster, brokerId: this.config.brokerId, brokers: view.brokers().length, controller: view.controllerId() }, "joined the cluster");
   }
 
   /** The native listener, with TLS when configured (its connections then take the copy path). */
@@ -395,6 +436,9 @@ class RunningBroker implements Broker {
     this.observability.view.phase = "stopping";
     this.listener?.stop(false);
     this.kafka?.stop(false);
+    // Leave the cluster first: the lease is revoked, so the controller moves leadership at once.
+    this.stopFollowing?.();
+    await this.etcdView?.close();
     this.context.notifier.wakeAll();
     this.groups.stop();
     await this.context.replication?.stop();

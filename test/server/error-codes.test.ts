@@ -147,6 +147,8 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   FENCED_LEADER_EPOCH: { why: "cluster mode: a replica fetch with an old leader epoch", tests: ["test/cluster/replication.test.ts"] },
   NOT_ENOUGH_REPLICAS: { why: "cluster mode: a replicated produce with the ISR below minInsyncReplicas", tests: ["test/cluster/replication.test.ts"] },
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: { why: "cluster mode: the ISR shrank under a waiting replicated produce", tests: ["test/cluster/replication.test.ts"] },
+  CLUSTER_UNAVAILABLE: { why: "cluster mode, with etcd unreachable", tests: ["test/cluster/etcd-gateway.test.ts", "test/cluster/cluster-config.test.ts"] },
+  BROKER_ID_IN_USE: { why: "cluster mode, a second broker with a live id", tests: ["test/cluster/etcd-cluster-view.test.ts", "test/cluster/cluster-brokers.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */

@@ -42,7 +42,8 @@ export class KafkaListener {
     this.listener = this.open(options.host, options.port, options.tls);
     this.context = {
       broker,
-      nodeId: 0,
+      // Cluster mode: the broker's id, as Metadata lists it among the others.
+      nodeId: broker.config.cluster === "" ? 0 : broker.config.brokerId,
       advertisedHost: options.advertisedHost === "" ? options.host : options.advertisedHost,
       advertisedPort: options.advertisedPort === 0 ? this.listener.port : options.advertisedPort,
       clusterId: "runnel",

@@ -13,6 +13,9 @@
  * Authorization (authorizer acl): without `topics`, only the topics the principal may describe
  * are listed; a named one it may not describe gets AUTHORIZATION_FAILED whether it exists or not,
  * and a missing one is auto-created only when the principal may create it.
+ * Cluster mode (docs/cluster.md): the answer also lists every live broker (`brokers`), and each
+ * partition its `leader`, `leaderEpoch`, `replicas` and `isr` as the cluster view holds them
+ * (leader -1 while the partition has none, or the view has no state for it yet).
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { yieldToLoop } from "../../log/topic-staging.ts";
@@ -59,14 +62,31 @@ async function createThenDescribe(context: BrokerContext, names: readonly string
     topics.push(...topicEntries(context, names.slice(first, first + DESCRIBE_SLICE_TOPICS), failures));
   }
   await yieldToLoop();
-  return frameReply(id, { topics });
+  return frameReply(id, { topics, ...clusterBrokers(context) });
 }
 
 function describeTopics(context: BrokerContext, names: readonly string[], id: number, failures: ReadonlyMap<string, RunnelError>): Reply {
-  return frameReply(id, { topics: topicEntries(context, names, failures) });
+  return frameReply(id, { topics: topicEntries(context, names, failures), ...clusterBrokers(context) });
 }
 
-type TopicEntry = { name: string; partitions: Array<{ partition: number; logStartOffset: number; nextOffset: number }> } | { name: string; error: WireError };
+/** Cluster mode: `{brokers}` (every live broker); a single node adds nothing. */
+function clusterBrokers(context: BrokerContext): { brokers?: ReadonlyArray<{ brokerId: number; host: string; port: number; kafkaPort: number | null }> } {
+  const cluster = context.cluster;
+  if (cluster === null) return {};
+  return { brokers: cluster.brokers().map(({ brokerId, host, port, kafkaPort }) => ({ brokerId, host, port, kafkaPort })) };
+}
+
+/** Cluster mode: a partition's leader, epoch, replicas and ISR from the view. */
+function clusterPartition(context: BrokerContext, topic: string, partition: number): { leader?: number; leaderEpoch?: number; replicas?: readonly number[]; isr?: readonly number[] } {
+  const cluster = context.cluster;
+  if (cluster === null) return {};
+  const state = cluster.partitionState(topic, partition);
+  if (state === undefined) return { leader: -1, leaderEpoch: -1, replicas: [], isr: [] };
+  return { leader: state.leader, leaderEpoch: state.leaderEpoch, replicas: state.replicas, isr: state.isr };
+}
+
+type PartitionEntry = { partition: number; logStartOffset: number; nextOffset: number; leader?: number; leaderEpoch?: number; replicas?: readonly number[]; isr?: readonly number[] };
+type TopicEntry = { name: string; partitions: PartitionEntry[] } | { name: string; error: WireError };
 
 function topicEntries(context: BrokerContext, names: readonly string[], failures: ReadonlyMap<string, RunnelError>): TopicEntry[] {
   // One wire error per distinct error: thousands of names past the cap share one.
@@ -81,6 +101,7 @@ function topicEntries(context: BrokerContext, names: readonly string[], failures
         partition: info.partition,
         logStartOffset: info.logStartOffset,
         nextOffset: info.nextOffset,
+        ...clusterPartition(context, name, info.partition),
       }));
       return { name, partitions };
     } catch (error) {

@@ -15,6 +15,8 @@
  * Authorization (server/access.ts) comes first of all: create on the topic or the cluster for
  * createTopic and createPartitions, delete / describe / alter on the topic for the others.
  */
+import { EtcdClusterView } from "../../cluster/etcd-cluster-view.ts";
+import { ensureLocalTopic } from "../../cluster/local-replicas.ts";
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TopicConfig, TopicDescription } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
@@ -27,6 +29,10 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
   requireCreateTopic(context, session, request.topic);
   checkTopicName(request.topic);
   checkPartitionCount(context, request.partitions);
+  if (context.cluster instanceof EtcdClusterView) return appliedLater(createInCluster(context, context.cluster, request, id));
+  if ((request.replicationFactor ?? 1) > 1 || (request.minInsyncReplicas ?? 1) > 1) {
+    throw new RunnelError("INVALID_CONFIG", "a replication factor or minInsyncReplicas above 1 needs cluster mode (runnel serve --cluster ...)");
+  }
   if (context.log.hasTopic(request.topic)) throw new RunnelError("TOPIC_EXISTS", `topic '${request.topic}' already exists`);
   checkTopicRoom(context);
   admitPartitions(context, request.partitions);
@@ -34,6 +40,19 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
   if (request.config !== undefined) options.config = request.config as Partial<TopicConfig>;
   // The log logs "topic created", once.
   return appliedLater(context.log.createTopicAsync(request.topic, options).then((description) => topicReply(context, id, description)));
+}
+
+/**
+ * Cluster mode: the topic goes into etcd (placement over the live brokers; TOPIC_EXISTS there),
+ * then into this broker's log; the other replicas create theirs when their watch brings it
+ * (cluster/local-replicas.ts).
+ */
+async function createInCluster(context: BrokerContext, view: EtcdClusterView, request: RequestOf<"createTopic">, id: number): Promise<Reply> {
+  const replication = { replicationFactor: request.replicationFactor ?? 1, minInsyncReplicas: request.minInsyncReplicas ?? 1 };
+  admitPartitions(context, request.partitions);
+  const config = request.config ?? {};
+  await view.createTopic(request.topic, request.partitions, replication, config);
+  return topicReply(context, id, await ensureLocalTopic(context, request.topic, request.partitions, config));
 }
 
 /**
@@ -45,8 +64,19 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
  */
 export function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number, session: Session): Promise<Reply> {
   requireTopicAccess(context, session, "delete", request.topic);
+  if (context.cluster instanceof EtcdClusterView) return appliedLater(deleteInCluster(context, context.cluster, request, id));
   requireTopic(context, request.topic);
   return appliedLater(deleteTopic(context, request, id));
+}
+
+/** Cluster mode: out of etcd first (every replica deletes its copy on the watch), then here. */
+async function deleteInCluster(context: BrokerContext, view: EtcdClusterView, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
+  const deleted = await view.deleteTopic(request.topic);
+  if (!context.log.hasTopic(request.topic) || context.offsets.isTopicBeingRemoved(request.topic)) {
+    if (!deleted) requireTopic(context, request.topic);
+    return frameReply(id, {});
+  }
+  return deleteTopic(context, request, id);
 }
 
 async function deleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {

@@ -14,9 +14,13 @@
  * Authorization (authorizer acl), as Kafka: all topics lists only those the principal may
  * describe; a named one it may not describe is TOPIC_AUTHORIZATION_FAILED (29), existing or not;
  * a missing one is auto-created only with create permission.
+ * Cluster mode (docs/cluster.md): every live broker with a Kafka listener, the controller, and each
+ * partition's leader, epoch, replicas and ISR from the cluster view (leader -1 and
+ * LEADER_NOT_AVAILABLE while a partition has none).
  */
 import { type RunnelError, toRunnelError } from "../../../errors.ts";
 import { autoCreateTopics, missingTopics } from "../../../server/topic-creation.ts";
+import { EtcdClusterView } from "../../../cluster/etcd-cluster-view.ts";
 import type { KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { deniedTopics, mayCreateTopic } from "../../../server/access.ts";
@@ -25,6 +29,8 @@ import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 
 const ZERO_UUID = new Uint8Array(16);
 const NO_OPERATIONS = -2147483648;
+/** Kafka's LEADER_NOT_AVAILABLE (retriable): the partition has no leader right now. */
+const LEADER_NOT_AVAILABLE = 5;
 
 interface MetadataTopicRequest {
   name: string | null;
@@ -53,11 +59,16 @@ function describable(context: KafkaContext, info: KafkaRequestInfo, names: strin
 }
 
 function answer(context: KafkaContext, names: readonly string[], failures: ReadonlyMap<string, RunnelError>): KafkaStruct {
+  const cluster = context.broker.cluster;
+  const brokers =
+    cluster === null
+      ? [{ nodeId: context.nodeId, host: context.advertisedHost, port: context.advertisedPort, rack: null }]
+      : cluster.brokers().flatMap((broker) => (broker.kafkaPort === null ? [] : [{ nodeId: broker.brokerId, host: broker.host, port: broker.kafkaPort, rack: null }]));
   return {
     throttleTimeMs: 0,
-    brokers: [{ nodeId: context.nodeId, host: context.advertisedHost, port: context.advertisedPort, rack: null }],
+    brokers,
     clusterId: context.clusterId,
-    controllerId: context.nodeId,
+    controllerId: controllerOf(context),
     topics: names.map((name) => describeTopic(context, name, failures.get(name))),
     clusterAuthorizedOperations: NO_OPERATIONS,
   };
@@ -68,20 +79,38 @@ function describeTopic(context: KafkaContext, name: string, failure: RunnelError
   try {
     if (failure !== undefined) throw failure;
     if (!log.hasTopic(name)) return topicError(name, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION);
-    const partitions = log.describeTopic(name).partitions.map((info) => ({
-      errorCode: 0,
-      partitionIndex: info.partition,
-      leaderId: context.nodeId,
-      leaderEpoch: 0,
-      replicaNodes: [context.nodeId],
-      isrNodes: [context.nodeId],
-      offlineReplicas: [],
-    }));
+    const partitions = log.describeTopic(name).partitions.map((info) => describePartition(context, name, info.partition));
     return { errorCode: 0, name, topicId: ZERO_UUID, isInternal: false, partitions, topicAuthorizedOperations: NO_OPERATIONS };
   } catch (error) {
     const code = toRunnelError(error).code;
     return topicError(name, code === "UNKNOWN_TOPIC" ? KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION : kafkaErrorOf(error).errorCode);
   }
+}
+
+function describePartition(context: KafkaContext, topic: string, partition: number): KafkaStruct {
+  const cluster = context.broker.cluster;
+  if (cluster === null) {
+    return { errorCode: 0, partitionIndex: partition, leaderId: context.nodeId, leaderEpoch: 0, replicaNodes: [context.nodeId], isrNodes: [context.nodeId], offlineReplicas: [] };
+  }
+  const state = cluster.partitionState(topic, partition);
+  const live = new Set(cluster.brokers().map((broker) => broker.brokerId));
+  const leader = state?.leader ?? -1;
+  return {
+    errorCode: leader === -1 ? LEADER_NOT_AVAILABLE : 0,
+    partitionIndex: partition,
+    leaderId: leader,
+    leaderEpoch: state?.leaderEpoch ?? -1,
+    replicaNodes: [...(state?.replicas ?? [])],
+    isrNodes: [...(state?.isr ?? [])],
+    offlineReplicas: (state?.replicas ?? []).filter((id) => !live.has(id)),
+  };
+}
+
+/** The controller's id: the cluster's (this node while it has none: -1 makes Java's admin client loop). */
+function controllerOf(context: KafkaContext): number {
+  const cluster = context.broker.cluster;
+  if (!(cluster instanceof EtcdClusterView)) return context.nodeId;
+  return cluster.controllerId() ?? context.nodeId;
 }
 
 function topicError(name: string, errorCode: number): KafkaStruct {

@@ -1,0 +1,70 @@
+/**
+ * @module cluster/local-replicas
+ * Keeps this broker's log in step with the topics etcd assigns it: a topic with a partition
+ * replicated here is created in the local log (all its partitions: the log manager holds whole
+ * topics; the ones not assigned here stay empty), and a topic deleted from the cluster is deleted
+ * here too, committed offsets first (as the deleteTopic handler does). Copying records between
+ * replicas is the data plane's work, not this file's.
+ */
+import { toRunnelError } from "../errors.ts";
+import type { BrokerContext } from "../server/context.ts";
+import type { EtcdClusterView } from "./etcd-cluster-view.ts";
+import type { TopicConfig, TopicDescription } from "../log/api.ts";
+
+/** Starts following; returns the function that stops it. */
+export function followAssignments(view: EtcdClusterView, context: BrokerContext): () => void {
+  const ensure = (topic: string) => {
+    const record = view.topicRecord(topic);
+    if (record === undefined || context.log.hasTopic(topic) || !isAssignedHere(view, topic)) return;
+    ensureLocalTopic(context, topic, record.partitions, record.config).catch((error: unknown) =>
+      context.logger.error({ topic, error: toRunnelError(error).message }, "could not create an assigned topic in the local log"),
+    );
+  };
+  const remove = (topic: string) => {
+    if (!context.log.hasTopic(topic) || context.offsets.isTopicBeingRemoved(topic)) return;
+    context.offsets.removeTopic(topic, () => context.log.deleteTopic(topic)).then(
+      () => context.groups.topicsChanged(),
+      (error: unknown) => context.logger.error({ topic, error: toRunnelError(error).message }, "could not delete a topic the cluster deleted"),
+    );
+  };
+  for (const topic of view.topicNames()) ensure(topic);
+  return view.subscribe((event) => {
+    if (event.kind === "partition") ensure(event.topic);
+    else if (event.kind === "topicDeleted") remove(event.topic);
+  });
+}
+
+/** Creations under way, per log: the createTopic handler and the follower share one. */
+const creating = new WeakMap<BrokerContext["log"], Map<string, Promise<TopicDescription>>>();
+
+/** The topic in the local log, created now (once, however many ask at the same time) when missing. */
+export function ensureLocalTopic(context: BrokerContext, topic: string, partitions: number, config: Record<string, unknown>): Promise<TopicDescription> {
+  let pending = creating.get(context.log);
+  if (pending === undefined) {
+    pending = new Map();
+    creating.set(context.log, pending);
+  }
+  const running = pending.get(topic);
+  if (running !== undefined) return running;
+  if (context.log.hasTopic(topic)) return Promise.resolve(context.log.describeTopic(topic));
+  const created = context.log.createTopicAsync(topic, { partitions, config: config as Partial<TopicConfig> }).finally(() => pending.delete(topic));
+  pending.set(topic, created);
+  // The data plane learns of the new partitions (leader epoch, followers fetching) once they exist here.
+  void created.then(
+    () => {
+      context.replication?.refreshTopic(topic);
+      context.groups.topicsChanged();
+    },
+    () => undefined,
+  );
+  return created;
+}
+
+function isAssignedHere(view: EtcdClusterView, topic: string): boolean {
+  const record = view.topicRecord(topic);
+  if (record === undefined) return false;
+  for (let partition = 0; partition < record.partitions; partition += 1) {
+    if (view.partitionState(topic, partition)?.replicas.includes(view.brokerId) === true) return true;
+  }
+  return false;
+}

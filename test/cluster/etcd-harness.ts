@@ -1,0 +1,223 @@
+/**
+ * @module test/cluster/etcd-harness
+ * A real etcd (Debian's etcd-server, /usr/bin/etcd) for the cluster tests: one member on free
+ * 127.0.0.1 ports in a temp dir, waited for until healthy, that a test can stop, restart (same
+ * data, same ports) or kill -9. Plus a tiny TCP proxy that can cut one link (bytes in both
+ * directions are dropped, as on a partitioned network) and heal it.
+ *
+ * `ETCD_BINARY` is null when etcd is missing: tests skip loudly outside CI and fail in CI.
+ */
+import type { Socket, TCPSocketListener } from "bun";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+export const ETCD_BINARY = Bun.which("etcd");
+
+/** Call at the top of each etcd test file: throws in CI when etcd is missing, else warns. */
+export function etcdOrSkip(fileName: string): boolean {
+  if (ETCD_BINARY !== null) return true;
+  if (process.env.CI === "true") throw new Error("etcd is required in CI (apt-get install etcd-server)");
+  console.warn(`skipping ${fileName}: etcd is not installed (apt-get install etcd-server)`);
+  return false;
+}
+
+const HEALTHY_WAIT_MS = 15_000;
+const STOP_WAIT_MS = 10_000;
+
+/** A port that was free a moment ago (bound on port 0, then released). */
+export function freePort(): number {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = listener.port;
+  listener.stop(true);
+  return port;
+}
+
+export class EtcdServer {
+  readonly clientPort = freePort();
+  readonly peerPort = freePort();
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-etcd-"));
+  private child: ReturnType<typeof Bun.spawn> | null = null;
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.clientPort}`;
+  }
+
+  /** Starts (or restarts) the member on the same ports and data, and waits until healthy. */
+  async start(): Promise<void> {
+    if (this.child !== null) throw new Error("etcd is already running");
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    this.child = Bun.spawn(
+      [
+        ETCD_BINARY ?? "etcd",
+        "--name", "test",
+        "--data-dir", path.join(this.dir, "data"),
+        "--listen-client-urls", this.endpoint,
+        "--advertise-client-urls", this.endpoint,
+        "--listen-peer-urls", peer,
+        "--initial-advertise-peer-urls", peer,
+        "--initial-cluster", `test=${peer}`,
+        "--log-level", "error",
+      ],
+      { stdout: "ignore", stderr: Bun.file(path.join(this.dir, "etcd.log")) },
+    );
+    await this.waitHealthy();
+  }
+
+  private async waitHealthy(): Promise<void> {
+    const deadline = Date.now() + HEALTHY_WAIT_MS;
+    while (Date.now() < deadline) {
+      if (this.child?.exitCode !== null) throw new Error(`etcd exited: ${fs.readFileSync(path.join(this.dir, "etcd.log"), "utf8").slice(-2000)}`);
+      try {
+        const answer = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+        if (answer.ok && ((await answer.json()) as { health?: string }).health === "true") return;
+      } catch {
+        // not listening yet
+      }
+      await Bun.sleep(50);
+    }
+    throw new Error(`etcd was not healthy within ${HEALTHY_WAIT_MS} ms`);
+  }
+
+  /** SIGTERM and wait (or SIGKILL with `signal`). */
+  async stop(signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
+    const child = this.child;
+    if (child === null) return;
+    this.child = null;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_WAIT_MS);
+    await child.exited;
+    clearTimeout(timer);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop("SIGKILL");
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function startEtcd(): Promise<EtcdServer> {
+  const server = new EtcdServer();
+  try {
+    await server.start();
+  } catch (error) {
+    await server[Symbol.asyncDispose]();
+    throw error;
+  }
+  return server;
+}
+
+interface ProxyLink {
+  client: Socket<ProxyLink>;
+  upstream: Socket<undefined> | null;
+  /** Bytes waiting for the upstream (not open yet, or its buffer full). */
+  toUpstream: Uint8Array[];
+  /** Bytes waiting for the client's buffer to drain. */
+  toClient: Uint8Array[];
+  /** Cut links drop every byte; healing closes them (their streams have holes). */
+  cut: boolean;
+}
+
+/**
+ * A TCP proxy from a free local port to `targetPort`. cut(): from now on bytes in both directions
+ * are silently dropped, on open connections and on new ones (a partition, not a refusal: the
+ * peer sees nothing, so only its own timeouts notice). heal(): cut connections are closed and
+ * new ones pass again.
+ */
+export class TcpProxy {
+  private readonly links = new Set<ProxyLink>();
+  private cutNow = false;
+  private readonly listener: TCPSocketListener<ProxyLink>;
+
+  constructor(private readonly targetPort: number) {
+    this.listener = Bun.listen<ProxyLink>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open: (client) => this.open(client),
+        data: (client, bytes) => {
+          const link = client.data;
+          if (link.cut) return;
+          link.toUpstream.push(new Uint8Array(bytes));
+          if (link.upstream !== null) flush(link.upstream, link.toUpstream);
+        },
+        drain: (client) => flush(client, client.data.toClient),
+        close: (client) => this.close(client.data),
+        error: (client) => this.close(client.data),
+      },
+    });
+  }
+
+  get port(): number {
+    return this.listener.port;
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  private open(client: Socket<ProxyLink>): void {
+    const link: ProxyLink = { client, upstream: null, toUpstream: [], toClient: [], cut: this.cutNow };
+    client.data = link;
+    this.links.add(link);
+    if (link.cut) return;
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port: this.targetPort,
+      socket: {
+        open: (upstream) => {
+          link.upstream = upstream;
+          flush(upstream, link.toUpstream);
+        },
+        data: (_upstream, bytes) => {
+          if (link.cut) return;
+          link.toClient.push(new Uint8Array(bytes));
+          flush(link.client, link.toClient);
+        },
+        drain: (upstream) => flush(upstream, link.toUpstream),
+        close: () => this.close(link),
+        error: () => this.close(link),
+      },
+    }).catch(() => this.close(link));
+  }
+
+  private close(link: ProxyLink | undefined): void {
+    if (link === undefined || !this.links.delete(link)) return;
+    link.client.end();
+    link.upstream?.end();
+  }
+
+  cut(): void {
+    this.cutNow = true;
+    for (const link of this.links) link.cut = true;
+  }
+
+  heal(): void {
+    this.cutNow = false;
+    for (const link of [...this.links]) if (link.cut) this.close(link);
+  }
+
+  [Symbol.dispose](): void {
+    for (const link of [...this.links]) this.close(link);
+    this.listener.stop(true);
+  }
+}
+
+/** Writes what the socket takes; the rest stays queued for its drain callback. */
+function flush(socket: Socket<unknown>, queue: Uint8Array[]): void {
+  while (queue.length > 0) {
+    const head = queue[0] as Uint8Array;
+    const written = socket.write(head);
+    if (written <= 0) return;
+    if (written < head.byteLength) {
+      queue[0] = head.subarray(written);
+      return;
+    }
+    queue.shift();
+  }
+}
