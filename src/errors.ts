@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   BROKER_UNAVAILABLE: { retriable: true, doc: "Client side: the broker could not be reached, or the connection was lost with the request in flight (it may or may not have been applied)." },
   THROTTLED: { retriable: true, doc: "Topics or partitions are being created faster than the broker allows (partitionCreatesPerSecond); nothing was created. Retry after details.retryAfterMs." },
   CLIENT_CLOSED: { retriable: false, doc: "Client side: the producer, consumer or admin was closed before the call could run." },
+  FENCED_INSTANCE_ID: { retriable: false, doc: "Kafka classic groups, static membership (group.instance.id): a newer member joined with the same instance id and took its place; this member id is no longer the instance's. Stop consuming; two consumers share one instance id." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -139,6 +139,29 @@ describe.skipIf(!available)("confluent-kafka against the Kafka listener", () => 
     expect([...firstHalf.split(","), ...secondHalf.split(",")].sort().join(",")).toBe(all);
   });
 
+  test("static membership: a member restarted with its group.instance.id takes the old one's partitions without a rebalance", async () => {
+    if (!test_.broker.context.log.hasTopic("ck4")) test_.broker.context.log.createTopic("ck4", { partitions: 4 });
+    const events = lines(await python(port, "static"));
+    const firstHalf = events[2]?.replace("first assigned ", "") ?? "";
+    const secondHalf = events[4]?.replace("second assigned ", "") ?? "";
+    // The first member hears of one rebalance only (the second's first join); the third, which
+    // replaced the second under instance id "two", gets the second's partitions, generation unchanged.
+    expect(events).toEqual([
+      "first assigned ck4/0,ck4/1,ck4/2,ck4/3",
+      "first revoked ck4/0,ck4/1,ck4/2,ck4/3",
+      `first assigned ${firstHalf}`,
+      `first revoked ${firstHalf}`,
+      `second assigned ${secondHalf}`,
+      `second revoked ${secondHalf}`,
+      `third assigned ${secondHalf}`,
+      `third revoked ${secondHalf}`,
+    ]);
+    expect([...firstHalf.split(","), ...secondHalf.split(",")].sort().join(",")).toBe("ck4/0,ck4/1,ck4/2,ck4/3");
+    const group = test_.broker.context.groups.classicGroup("ckstatic");
+    expect([group?.generation, group?.members.size]).toEqual([2, 2]);
+    expect([...(group?.members.values() ?? [])].map((member) => member.instanceId).sort()).toEqual(["one", "two"]);
+  });
+
   test("the AdminClient creates a topic, lists and describes the groups (live and empty), and deletes the topic", async () => {
     const output = lines(await python(port, "admin"));
     expect(output).toContain("created ckadmin");

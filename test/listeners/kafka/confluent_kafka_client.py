@@ -12,6 +12,10 @@ Usage: confluent_kafka_client.py PORT STEP [ARG]
   rebalance  - two members of group "ckpair" on the 4-partition topic "ck4" in one process: the
                first takes every partition, the second joins and they split them, the second
                leaves and the first takes them all back; prints each callback
+  static     - static membership (group.instance.id) in group "ckstatic" on "ck4": members with
+               instance ids "one" and "two" split the partitions; "two" closes (a static member
+               sends no LeaveGroup) and a new process with instance id "two" takes its place;
+               prints each member's callbacks
   admin      - AdminClient creates topic "ckadmin", lists and describes the groups (one with a live
                member of it), deletes the topic
 """
@@ -109,11 +113,14 @@ elif step == "group":
     print("\n".join(events))
     print("read", " ".join(str(message.offset()) for message in messages))
     print("committed", committed)
-elif step == "rebalance":
+elif step == "rebalance" or step == "static":
     events = []
 
-    def member(name):
-        consumer = Consumer({"bootstrap.servers": servers, "group.id": "ckpair", "auto.offset.reset": "earliest", "session.timeout.ms": 6000, "heartbeat.interval.ms": 200, "client.id": name})
+    def member(name, instance=None):
+        config = {"bootstrap.servers": servers, "group.id": "ckpair" if instance is None else "ckstatic", "auto.offset.reset": "earliest", "session.timeout.ms": 6000, "heartbeat.interval.ms": 200, "client.id": name}
+        if instance is not None:
+            config["group.instance.id"] = instance
+        consumer = Consumer(config)
         state = {"assigned": []}
 
         def assigned(_, partitions):
@@ -133,15 +140,22 @@ elif step == "rebalance":
                 consumer.poll(0.05)
         return condition()
 
-    first, first_state = member("first")
+    static = step == "static"
+    first, first_state = member("first", "one" if static else None)
     poll_until([first], lambda: len(first_state["assigned"]) == 4)
-    second, second_state = member("second")
+    second, second_state = member("second", "two" if static else None)
     poll_until([first, second], lambda: len(first_state["assigned"]) == 2 and len(second_state["assigned"]) == 2)
     second.close()
-    poll_until([first], lambda: len(first_state["assigned"]) == 4)
+    if static:
+        third, third_state = member("third", "two")
+        poll_until([first, third], lambda: len(third_state["assigned"]) == 2)
+        third.close()
+    else:
+        poll_until([first], lambda: len(first_state["assigned"]) == 4)
     first.close()
-    # Per member, in order (the two members' callbacks interleave differently from run to run).
-    print("\n".join(sorted(events, key=lambda event: event.split(" ")[0] != "first")))
+    # Per member, in order (the members' callbacks interleave differently from run to run).
+    order = {"first": 0, "second": 1, "third": 2}
+    print("\n".join(sorted(events, key=lambda event: order[event.split(" ")[0]])))
 elif step == "admin":
     admin = AdminClient({"bootstrap.servers": servers})
     for topic, future in admin.create_topics([NewTopic("ckadmin", num_partitions=3, replication_factor=1)]).items():

@@ -11,7 +11,8 @@
  * ILLEGAL_GENERATION (22), a group mid-rebalance REBALANCE_IN_PROGRESS (27). As in Kafka, a
  * generation >= 0 for a group without members is ILLEGAL_GENERATION, and a commit outside
  * membership (generation -1) to a classic group that has members is UNKNOWN_MEMBER_ID. A commit to
- * a native group goes through the native ownership fence (COMMIT_FENCED, answered as 22).
+ * a native group goes through the native ownership fence (COMMIT_FENCED, answered as 22). v7+
+ * carry a static member's groupInstanceId: FENCED_INSTANCE_ID (82) when a newer member holds it.
  * retentionTimeMs (v2-4) is ignored: committed offsets stay until their topic is deleted.
  */
 import { RunnelError } from "../../../errors.ts";
@@ -37,7 +38,7 @@ export async function handleOffsetCommit(context: KafkaContext, request: KafkaSt
       if (refusal !== 0) return { partitionIndex: entry.partitionIndex, errorCode: refusal };
       try {
         findPartition(context.broker, topic.name, entry.partitionIndex);
-        if ((request.generationId as number) >= 0) context.broker.groups.checkCommit(groupId, request.memberId as string, request.generationId as number, topic.name, entry.partitionIndex);
+        if ((request.generationId as number) >= 0) context.broker.groups.checkCommit(groupId, request.memberId as string, request.generationId as number, topic.name, entry.partitionIndex, (request.groupInstanceId as string | null | undefined) ?? null);
         if (context.broker.offsets.isTopicBeingRemoved(topic.name)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${topic.name}' is being deleted`);
         accepted.push({ topic: topic.name, partition: entry.partitionIndex, offset: entry.committedOffset, metadata: entry.committedMetadata ?? "" });
         return { partitionIndex: entry.partitionIndex, errorCode: KAFKA_ERROR.NONE };
