@@ -377,7 +377,7 @@ describe("Kafka definitions", () => {
       FetchRequest: "4-12",
       ListOffsetsRequest: "1-7",
       MetadataRequest: "0-12",
-      OffsetCommitRequest: "2-8",
+      OffsetCommitRequest: "1-8",
       OffsetFetchRequest: "1-7",
       FindCoordinatorRequest: "0-4",
       JoinGroupRequest: "0-7",

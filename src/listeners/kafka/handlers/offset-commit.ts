@@ -1,6 +1,6 @@
 /**
  * @module listeners/kafka/handlers/offset-commit
- * OffsetCommit (key 8), versions 2-8 (8+ flexible). For consumers that commit outside a group
+ * OffsetCommit (key 8), versions 1-8 (8+ flexible; v1 for Sarama 1.22, whose default it is). For consumers that commit outside a group
  * membership (generationId -1, as assign()-mode clients do): offsets go into the same store as
  * native commits (broker/offset-store.ts), answered after they are fsynced, so both protocols
  * and `runnel groups` see one set of offsets per group. Each partition must exist (
@@ -13,7 +13,8 @@
  * membership (generation -1) to a classic group that has members is UNKNOWN_MEMBER_ID. A commit to
  * a native group goes through the native ownership fence (COMMIT_FENCED, answered as 22). v7+
  * carry a static member's groupInstanceId: FENCED_INSTANCE_ID (82) when a newer member holds it.
- * retentionTimeMs (v2-4) is ignored: committed offsets stay until their topic is deleted.
+ * retentionTimeMs (v2-4) and commitTimestamp (v1) are ignored: committed offsets stay until their
+ * topic is deleted.
  */
 import { RunnelError } from "../../../errors.ts";
 import type { OffsetCommit } from "../../../broker/offset-store.ts";
