@@ -238,11 +238,18 @@ export class ClassicGroups {
     this.remove(this.member(groupId, holder ?? memberId, instanceId), "it left the group");
   }
 
-  /** A commit by a member: it must be one, of the current generation, with the group not mid-rebalance. */
+  /**
+   * A commit by a member: it must be one, of the current generation. While the group prepares a
+   * rebalance its members still own their partitions and commit what they did before they join
+   * again (clients commit as they give partitions up), so that is allowed, as in Kafka; only
+   * between the join phase and the leader's assignment (completingRebalance) is a commit
+   * REBALANCE_IN_PROGRESS. Refusing it earlier made kafka-python drop its member id and join as a
+   * new member, leaving the old one to time out: a rebalance took a whole session timeout.
+   */
   checkCommit(group: ClassicGroup, memberId: string, generation: number, instanceId: string | null = null): void {
     if (instanceId !== null) checkInstance(group, memberId, instanceId);
     if (!group.members.has(memberId)) throw unknownMember(group.id, memberId);
-    if (group.state === "preparingRebalance" || group.state === "completingRebalance") throw rebalancing(group);
+    if (group.state === "completingRebalance") throw rebalancing(group);
     if (generation !== group.generation) throw illegalGeneration(group, generation);
   }
 

@@ -76,6 +76,20 @@ describe("GroupCoordinator: Kafka classic groups", () => {
     expect(coordinator.listGroups()).toEqual([{ group: "k", kind: "classic", state: "stable", generation: 2, members: 2 }]);
   });
 
+  test("while a rebalance is prepared a member still commits at its generation; between the join phase and the assignment it may not", async () => {
+    const { coordinator } = createWorld({});
+    const first = await coordinator.classicJoin(joinRequest());
+    await coordinator.classicSync({ group: "k", memberId: first.memberId, generation: 1, assignments: [] });
+    const secondJoin = coordinator.classicJoin(joinRequest());
+    // preparingRebalance: the first member commits what it read before it joins again.
+    expect(codeOf(() => coordinator.checkCommit("k", first.memberId, 1, "orders", 0))).toBeUndefined();
+    expect(codeOf(() => coordinator.checkCommit("k", first.memberId, 0, "orders", 0))).toBe("ILLEGAL_GENERATION");
+    await coordinator.classicJoin(joinRequest(first.memberId));
+    await secondJoin;
+    // completingRebalance: generation 2 exists but its assignment does not yet.
+    expect(codeOf(() => coordinator.checkCommit("k", first.memberId, 2, "orders", 0))).toBe("REBALANCE_IN_PROGRESS");
+  });
+
   test("a member that does not join again in time, or whose session ends, is removed and the rest rebalance", async () => {
     const { coordinator, clock } = createWorld({});
     const first = await coordinator.classicJoin(joinRequest());

@@ -1,7 +1,7 @@
 """confluent-kafka (Debian python3-confluent-kafka, librdkafka), unmodified, against Runnel's Kafka listener.
 
 Usage: confluent_kafka_client.py PORT STEP [ARG]
-  acks       - two messages to partition 0 of "ck" with each of acks 0, 1 and all; prints what each
+  acks       - two messages to partition 0 of "ck" with acks ARG (0, 1 or all); prints what each
                delivery report said
   idempotent - an idempotent, zstd-compressing producer sends ten keyed messages to "ck";
                prints their offsets
@@ -74,7 +74,7 @@ def names(partitions):
 
 
 if step == "acks":
-    for acks in ["0", "1", "all"]:
+    for acks in [arg]:
         sent = [(b"k", ("acks=%s %d" % (acks, index)).encode(), 0) for index in range(2)]
         print("acks=%s" % acks, " ".join(produce({"acks": acks}, sent)))
 elif step == "idempotent":

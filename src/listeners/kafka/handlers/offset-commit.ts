@@ -8,7 +8,9 @@
  *
  * Commits from group members (generationId >= 0) are fenced by the group coordinator
  * (src/broker/classic-groups.ts): a non-member is UNKNOWN_MEMBER_ID (25), another generation
- * ILLEGAL_GENERATION (22), a group mid-rebalance REBALANCE_IN_PROGRESS (27). As in Kafka, a
+ * ILLEGAL_GENERATION (22), a group between its join phase and the leader's assignment
+ * REBALANCE_IN_PROGRESS (27); while a rebalance is being prepared a member of the current
+ * generation still commits (what it did before it gives partitions up), as in Kafka. As in Kafka, a
  * generation >= 0 for a group without members is ILLEGAL_GENERATION, and a commit outside
  * membership (generation -1) to a classic group that has members is UNKNOWN_MEMBER_ID. A commit to
  * a native group goes through the native ownership fence (COMMIT_FENCED, answered as 22). v7+

@@ -3,8 +3,8 @@
 //
 // Usage: sarama-client PORT STEP [ARG]
 //
-//	acks      - two messages to partition 0 of "sa" with each of acks 0 (NoResponse), 1
-//	            (WaitForLocal) and all (WaitForAll); prints the offsets the producer learned
+//	acks      - two messages to partition 0 of "sa" with acks ARG: 0 (NoResponse), 1
+//	            (WaitForLocal) or all (WaitForAll); prints the offsets the producer learned
 //	consume   - reads partition 0 of "sa" from ARG: oldest, an offset, or @MS (a timestamp,
 //	            looked up with GetOffset); prints offset and value up to the high watermark
 //	newest    - reads partition 0 of "sa" from the newest offset; prints "ready" once
@@ -60,7 +60,7 @@ func main() {
 	}
 	switch step {
 	case "acks":
-		acks(broker)
+		acks(broker, arg)
 	case "consume", "newest":
 		consume(broker, step, arg)
 	case "group":
@@ -76,11 +76,14 @@ func main() {
 	}
 }
 
-func acks(broker string) {
+func acks(broker, only string) {
 	for _, level := range []struct {
 		name string
 		acks sarama.RequiredAcks
 	}{{"0", sarama.NoResponse}, {"1", sarama.WaitForLocal}, {"all", sarama.WaitForAll}} {
+		if level.name != only {
+			continue
+		}
 		c := config()
 		c.Producer.RequiredAcks = level.acks
 		c.Producer.Partitioner = sarama.NewManualPartitioner
