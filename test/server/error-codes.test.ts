@@ -138,6 +138,7 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   INTERNAL: { why: "a bug in the broker; the client maps it", tests: ["test/client/wire.test.ts"] },
   REBALANCE_IN_PROGRESS: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
   ILLEGAL_GENERATION: { why: "Kafka classic groups, served by the coming Kafka listener", tests: ["test/broker/classic-groups.test.ts"] },
+  FENCED_INSTANCE_ID: { why: "Kafka classic groups' static membership, served by the Kafka listener only", tests: ["test/broker/classic-groups.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */
