@@ -189,4 +189,34 @@ describe.skipIf(kafka === null)("@platformatic/kafka against the Kafka listener"
     await admin.deleteTopics({ topics: ["plt"] });
     expect(test_.broker.context.log.hasTopic("plt")).toBe(false);
   });
+
+  test("static members (groupInstanceId, flexible JoinGroup v7): described with their instance ids; one that leaves on close (this client sends LeaveGroup for static members) rejoins under its id", async () => {
+    test_.broker.context.log.createTopic("plt-static", { partitions: 2 });
+    const staticMember = (instance: string) => {
+      const made = new Consumer({ clientId: `plt-${instance}`, groupId: "plt-static", groupInstanceId: instance, bootstrapBrokers: brokers, deserializers: stringDeserializers, sessionTimeout: 6_000, heartbeatInterval: 200, maxWaitTime: 200, retries: 2 });
+      closers.push(() => made.close(true));
+      return made;
+    };
+    const group = () => test_.broker.context.groups.classicGroup("plt-static");
+    const one = staticMember("one");
+    collect(await one.consume({ topics: ["plt-static"], mode: "earliest", autocommit: false }));
+    await until(() => assigned(one).length === 2, "the first static member's assignment");
+    const two = staticMember("two");
+    const twoStream = await two.consume({ topics: ["plt-static"], mode: "earliest", autocommit: false });
+    collect(twoStream);
+    await until(() => assigned(one).length === 1 && assigned(two).length === 1, "a split between the static members");
+    const admin = new Admin({ clientId: "plt-admin", bootstrapBrokers: brokers });
+    closers.push(() => admin.close());
+    const described = (await admin.describeGroups({ groups: ["plt-static"] })).get("plt-static");
+    expect([...(described?.members.values() ?? [])].map((member) => member.groupInstanceId).sort()).toEqual(["one", "two"]);
+    // @platformatic/kafka sends LeaveGroup for a static member too: the group rebalances without it.
+    await twoStream.close();
+    await two.close(true);
+    expect([...(group()?.members.values() ?? [])].map((member) => member.instanceId)).toEqual(["one"]);
+    const again = staticMember("two");
+    collect(await again.consume({ topics: ["plt-static"], mode: "earliest", autocommit: false }));
+    await until(() => assigned(again).length === 1 && assigned(one).length === 1, "the replacement's assignment");
+    expect([...assigned(one), ...assigned(again)].sort()).toEqual(["plt-static/0", "plt-static/1"]);
+    expect([...(group()?.members.values() ?? [])].map((member) => member.instanceId).sort()).toEqual(["one", "two"]);
+  });
 });
