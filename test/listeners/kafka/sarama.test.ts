@@ -7,7 +7,7 @@
  * OffsetCommit v1, OffsetFetch v1, LeaveGroup v0. Produce with acks 0, 1 and all; consume from
  * the oldest, the newest, an offset and a timestamp; a ConsumerGroup member commits and the next
  * resumes; two members rebalance when one joins and one leaves; ClusterAdmin creates and deletes
- * a topic and lists and describes groups.
+ * a topic and lists and describes groups; every compression codec produced and consumed back.
  *
  * Sarama 1.22 leaves a batch's maxTimestamp at -1 (Kafka fills it in; so does our produce path,
  * format/kafka-max-timestamp.ts) and commits with OffsetCommit v1 — the two things it found.
@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { readBatchHeader, scanBatches } from "../../../src/format/record-batch.ts";
 import { startTestBroker, type TestBroker } from "../../server/helpers.ts";
 import { lineReader } from "./child-output.ts";
 
@@ -131,6 +132,22 @@ describe.skipIf(!available)("Sarama against the Kafka listener", () => {
     const rest = await output.rest();
     clearTimeout(reader.timer);
     expect([await reader.child.exited, rest]).toEqual([0, `${before} acks=1 0\n`]);
+  });
+
+  test("compressed batches (gzip, snappy, lz4, zstd) are stored as they came, their unset maxTimestamp bounded, and consumed back", async () => {
+    expect(lines(await sarama("codecs"))).toEqual(["gzip 0 1", "snappy 2 3", "lz4 4 5", "zstd 6 7"]);
+    const partition = test_.broker.context.log.partition("sz", 0);
+    const slice = partition.read(0, 1 << 20);
+    expect(slice).not.toBeNull();
+    try {
+      const bytes = partition.readBytes(slice as NonNullable<typeof slice>);
+      const headers = [...scanBatches(bytes)].map((span) => readBatchHeader(bytes, span.position));
+      expect(headers.map((header) => header.attributes & 0x07)).toEqual([1, 2, 3, 4]);
+      expect(headers.every((header) => header.maxTimestamp >= header.firstTimestamp)).toBe(true);
+    } finally {
+      slice?.release();
+    }
+    expect(lines(await sarama("consume", "sz:oldest"))).toEqual(["0 gzip 0", "1 gzip 1", "2 snappy 0", "3 snappy 1", "4 lz4 0", "5 lz4 1", "6 zstd 0", "7 zstd 1"]);
   });
 
   test("a ConsumerGroup member commits (OffsetCommit v1); the next member resumes after the commit", async () => {

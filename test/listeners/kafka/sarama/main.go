@@ -5,8 +5,11 @@
 //
 //	acks      - two messages to partition 0 of "sa" with acks ARG: 0 (NoResponse), 1
 //	            (WaitForLocal) or all (WaitForAll); prints the offsets the producer learned
+//	codecs    - two messages to partition 0 of "sz" compressed with each codec (gzip, snappy,
+//	            lz4, zstd; zstd needs V2_1_0_0, Produce v7); prints the offsets
 //	consume   - reads partition 0 of "sa" from ARG: oldest, an offset, or @MS (a timestamp,
-//	            looked up with GetOffset); prints offset and value up to the high watermark
+//	            looked up with GetOffset); prints offset and value up to the high watermark.
+//	            ARG TOPIC:FROM reads another topic
 //	newest    - reads partition 0 of "sa" from the newest offset; prints "ready" once
 //	            consuming, then the first message that comes
 //	group     - a ConsumerGroup member of "sag" reads "sa" up to ARG, marks and commits it;
@@ -61,6 +64,8 @@ func main() {
 	switch step {
 	case "acks":
 		acks(broker, arg)
+	case "codecs":
+		codecs(broker)
 	case "consume", "newest":
 		consume(broker, step, arg)
 	case "group":
@@ -101,7 +106,41 @@ func acks(broker, only string) {
 	}
 }
 
+func codecs(broker string) {
+	for _, codec := range []struct {
+		name  string
+		codec sarama.CompressionCodec
+	}{{"gzip", sarama.CompressionGZIP}, {"snappy", sarama.CompressionSnappy}, {"lz4", sarama.CompressionLZ4}, {"zstd", sarama.CompressionZSTD}} {
+		c := config()
+		c.Version = sarama.V2_1_0_0
+		c.Producer.RequiredAcks = sarama.WaitForAll
+		c.Producer.Compression = codec.codec
+		c.Producer.Partitioner = sarama.NewManualPartitioner
+		c.Producer.Flush.Messages = 2 // both in one compressed batch
+		producer, err := sarama.NewAsyncProducer([]string{broker}, c)
+		check(err)
+		for i := 0; i < 2; i++ {
+			producer.Input() <- &sarama.ProducerMessage{Topic: "sz", Partition: 0, Value: sarama.StringEncoder(fmt.Sprintf("%s %d", codec.name, i))}
+		}
+		offsets := []string{}
+		for len(offsets) < 2 {
+			select {
+			case sent := <-producer.Successes():
+				offsets = append(offsets, strconv.FormatInt(sent.Offset, 10))
+			case failed := <-producer.Errors():
+				check(failed.Err)
+			}
+		}
+		check(producer.Close())
+		fmt.Printf("%s %s\n", codec.name, strings.Join(offsets, " "))
+	}
+}
+
 func consume(broker, step, arg string) {
+	topic := "sa"
+	if at := strings.Index(arg, ":"); at >= 0 { // TOPIC:FROM reads another topic
+		topic, arg = arg[:at], arg[at+1:]
+	}
 	client, err := sarama.NewClient([]string{broker}, config())
 	check(err)
 	defer client.Close()
@@ -113,17 +152,17 @@ func consume(broker, step, arg string) {
 	case strings.HasPrefix(arg, "@"):
 		ms, err := strconv.ParseInt(arg[1:], 10, 64)
 		check(err)
-		start, err = client.GetOffset("sa", 0, ms)
+		start, err = client.GetOffset(topic, 0, ms)
 		check(err)
 	default:
 		start, err = strconv.ParseInt(arg, 10, 64)
 		check(err)
 	}
-	high, err := client.GetOffset("sa", 0, sarama.OffsetNewest)
+	high, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
 	check(err)
 	consumer, err := sarama.NewConsumerFromClient(client)
 	check(err)
-	partition, err := consumer.ConsumePartition("sa", 0, start)
+	partition, err := consumer.ConsumePartition(topic, 0, start)
 	check(err)
 	defer partition.Close()
 	if step == "newest" {
