@@ -9,6 +9,7 @@
  *   bun bench/metrics-overhead.bench.ts            (full size)
  *   measureMetricsOverhead({ requests: 500 })      (smoke size, test/bench/metrics-overhead.test.ts)
  */
+import { Session } from "../src/security/session.ts";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -51,9 +52,10 @@ function median(values: number[]): number {
 /** ns per request of `requests` dispatches of `body`. */
 function timeRound(context: BrokerContext, body: Uint8Array, requests: number): number {
   const decode = createRequestDecoder(context.config.frameBytesMax);
+  const session = new Session("native", "127.0.0.1");
   const startedNs = Bun.nanoseconds();
   for (let index = 0; index < requests; index++) {
-    const reply = dispatch(context, decode, body);
+    const reply = dispatch(context, decode, body, session);
     if (reply instanceof Promise || reply.kind !== "frame") throw new Error("a written produce answers synchronously");
   }
   return (Bun.nanoseconds() - startedNs) / requests;

@@ -137,6 +137,11 @@ export const configSchema = z
     httpTlsCert: z.string().max(4096).default(""),
     httpTlsKey: z.string().max(4096).default(""),
     httpTlsCa: z.string().max(4096).default(""),
+    /**
+     * Users every authorization check lets through (docs/security.md), comma-separated user names;
+     * empty = none. Re-read on SIGHUP.
+     */
+    superUsers: z.string().max(4096).default(""),
   })
   .strict()
   .superRefine((config, context) => {

@@ -18,6 +18,8 @@ export const LIMITS = {
   topicsMax: 100_000,
   /** A record batch, header included. Also bounded by the configured frame size. */
   batchBytesMax: 64 * MiB,
+  /** The records of one compressed Kafka batch once decompressed (consumer side; a zip bomb stops here). */
+  decompressedBatchBytesMax: 256 * MiB,
   /** Records in one batch. */
   recordsPerBatchMax: 1_000_000,
   /** Segment size bounds for `segment.bytes`. */

@@ -25,6 +25,8 @@ export interface ProcessUsage {
 
 export interface EmbeddedBroker {
   readonly address: string;
+  /** The Kafka listener's address from the start line (`runnel bench kafka`); null when it is off. */
+  readonly kafkaAddress: string | null;
   readonly pid: number;
   readonly dataDir: string;
   usage(): ProcessUsage | null;
@@ -84,8 +86,9 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
   });
   live.set(child, dataDir);
   let port: number;
+  let kafkaAddress: string | null;
   try {
-    port = await readPort(child, startTimeoutMs);
+    ({ port, kafkaAddress } = await readPort(child, startTimeoutMs));
   } catch (error) {
     child.kill("SIGKILL");
     await child.exited;
@@ -96,6 +99,7 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
   let stopped: Promise<ProcessUsage | null> | null = null;
   return {
     address: `127.0.0.1:${port}`,
+    kafkaAddress,
     pid: child.pid,
     dataDir,
     usage: () => readProcessUsage(child.pid),
@@ -114,7 +118,7 @@ export async function startEmbeddedBroker(extraArgs: readonly string[] = [], sta
 }
 
 /** Reads JSON log lines until the start line gives the port; keeps draining stdout afterwards. */
-async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: number): Promise<number> {
+async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: number): Promise<{ port: number; kafkaAddress: string | null }> {
   const reader = child.stdout.getReader();
   const decoder = new TextDecoder();
   let pending = "";
@@ -134,11 +138,11 @@ async function readPort(child: Subprocess<"ignore", "pipe", "pipe">, timeoutMs: 
         const line = pending.slice(0, newline);
         pending = pending.slice(newline + 1);
         if (!line.includes("runnel listening")) continue;
-        const port = (JSON.parse(line) as { port?: unknown }).port;
+        const { port, kafka } = JSON.parse(line) as { port?: unknown; kafka?: unknown };
         if (typeof port === "number") {
           void drain(reader);
           void new Response(child.stderr).text().catch(() => undefined);
-          return port;
+          return { port, kafkaAddress: typeof kafka === "string" && kafka !== "off" ? kafka : null };
         }
       }
     }

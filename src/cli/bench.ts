@@ -17,13 +17,14 @@ import { DEFAULT_BROKER } from "../client/connection.ts";
 import { type Ceiling, measureCeiling, serveFile, type SendMode } from "../bench/ceiling.ts";
 import { runConsumerProcess } from "../bench/e2e-consumer.ts";
 import { type EmbeddedBroker, startEmbeddedBroker, stopEmbeddedBrokers } from "../bench/embedded-broker.ts";
+import { formatKafkaRows, type KafkaBenchRow, runKafkaBench } from "../bench/kafka-workloads.ts";
 import { formatCeiling, formatTable, renderHtml, type ResultDocument, toDocument } from "../bench/report.ts";
 import { deleteTopic, ensureTopic, Meter, runConsume, runEndToEnd, runProduce, type WorkloadName, type WorkloadOptions, type WorkloadResult } from "../bench/workloads.ts";
 import { KiB, MiB } from "../limits.ts";
 import { UsageError, choiceFlag, intFlag, parseArgs } from "./args.ts";
 import { EXIT_OK, reportFailure } from "./output.ts";
 
-const HELP = `usage: runnel bench produce|consume|e2e|ceiling [options]
+const HELP = `usage: runnel bench produce|consume|e2e|ceiling|kafka [options]
 
 Measures a broker: messages/s, MB/s and latency p50/p90/p99/p99.9/p99.99/max, each throughput
 also as a ratio to the machine's ceiling measured in the same run.
@@ -34,6 +35,9 @@ workloads:
   e2e        produce and consume together; latency = send() -> consumer sees it (the
              consumers run in a child process, as they would in a deployment)
   ceiling    only measure the ceilings: loopback TCP with sendfile (and read+write), raw pwrite
+  kafka      the Kafka listener against the native protocol, per size (100 B and 1 KiB unless
+             --size): produce native / Kafka raw (our codec, in-process) / kafkajs, raw fetch
+             native / Kafka (sendfile), then kcat -P and -C of --kcat-lines lines; ratios to native
 
 options:
   -b, --broker HOST:PORT   broker to measure (default ${DEFAULT_BROKER})
@@ -57,6 +61,11 @@ options:
   --raw                    consume: fetch only, records counted from batch headers, not decoded
   --fetch-bytes BYTES      bytes per partition per fetch (default 1048576)
   --no-ceiling             skip the ceiling measurement
+  --kafka-broker HOST:PORT kafka: the Kafka listener (with --broker; --embedded finds its own)
+  --kafkajs-messages N     kafka: messages for the kafkajs producer (default 200,000; 0 skips)
+  --kcat-lines N           kafka: lines for kcat (default 1,000,000; 0 skips; skipped without kcat)
+  --rounds N               kafka: rounds per size, order alternated, topics deleted after each;
+                           the best of each path is reported (default 2)
   --json FILE              write the results as JSON
   --html FILE              write one self-contained HTML page (latency curve, throughput over time)
   -h, --help               this text
@@ -66,6 +75,7 @@ examples:
   runnel bench consume --embedded --messages 5000000 --raw
   runnel bench e2e --embedded --rate 100000 --duration 30 --html e2e.html
   runnel bench ceiling
+  runnel bench kafka --embedded
 `;
 
 const FLAGS = {
@@ -91,12 +101,16 @@ const FLAGS = {
   html: { type: "string" },
   file: { type: "string" },
   mode: { type: "string" },
+  "kafka-broker": { type: "string" },
+  "kafkajs-messages": { type: "string" },
+  "kcat-lines": { type: "string" },
+  rounds: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
 type Flags = ReturnType<typeof parseArgs<typeof FLAGS>>["flags"];
 /** What a user may name; the other two are children the bench spawns itself. */
-const USER_WORKLOADS = ["produce", "consume", "e2e", "ceiling"] as const;
+const USER_WORKLOADS = ["produce", "consume", "e2e", "ceiling", "kafka"] as const;
 const WORKLOADS = [...USER_WORKLOADS, "sendfile-server", "e2e-consumer"] as const;
 type Workload = (typeof WORKLOADS)[number];
 
@@ -119,6 +133,7 @@ export async function run(argv: string[]): Promise<number> {
     if (workload === "sendfile-server") return await runFileServer(flags);
     if (workload === "e2e-consumer") return await runConsumerProcess();
     if (workload === "ceiling") return await runCeilingOnly(flags);
+    if (workload === "kafka") return await runKafka(flags);
     return await runWorkload(workload, flags);
   } catch (error) {
     return reportFailure("bench", error);
@@ -237,6 +252,44 @@ function parametersOf(workload: WorkloadName, options: WorkloadOptions, flags: F
     raw: options.raw,
     fetchBytes: options.fetchBytes,
   };
+}
+
+/** `runnel bench kafka`: prints each row as it is measured, then the table; --json writes the rows. */
+async function runKafka(flags: Flags): Promise<number> {
+  if (flags.embedded && flags.broker !== undefined) throw new UsageError("use --broker (with --kafka-broker) or --embedded, not both");
+  if (!flags.embedded && (flags.broker === undefined) !== (flags["kafka-broker"] === undefined)) throw new UsageError("--broker and --kafka-broker go together (or use --embedded)");
+  let embedded: EmbeddedBroker | null = null;
+  let rows: KafkaBenchRow[];
+  try {
+    if (flags.embedded) {
+      stopOnSignal();
+      embedded = await startEmbeddedBroker();
+      if (embedded.kafkaAddress === null) throw new UsageError("the embedded broker started without its Kafka listener");
+    }
+    const size = flags.size === undefined ? null : intFlag(flags.size, "size", 100, 0, 16 * MiB);
+    rows = await runKafkaBench(
+      {
+        broker: embedded?.address ?? flags.broker ?? DEFAULT_BROKER,
+        kafkaBroker: embedded?.kafkaAddress ?? flags["kafka-broker"] ?? "127.0.0.1:9092",
+        sizesBytes: size === null ? [100, 1024] : [size],
+        messages: intFlag(flags.messages, "messages", 1_000_000, 1),
+        kafkajsMessages: intFlag(flags["kafkajs-messages"], "kafkajs-messages", 200_000, 0),
+        kcatLines: intFlag(flags["kcat-lines"], "kcat-lines", 1_000_000, 0),
+        batchBytes: intFlag(flags["batch-bytes"], "batch-bytes", 64 * KiB, 1, 64 * MiB),
+        fetchBytes: intFlag(flags["fetch-bytes"], "fetch-bytes", 1 * MiB, 1, 64 * MiB),
+        seed: intFlag(flags.seed, "seed", 1, 0, 2 ** 32 - 1),
+        rounds: intFlag(flags.rounds, "rounds", 2, 1, 100),
+      },
+      (row) => {
+        if (process.stderr.isTTY) process.stderr.write(`  ${row.sizeBytes} B  ${row.path}: ${Math.round(row.messagesPerSecond).toLocaleString("en-US")} msgs/s\n`);
+      },
+    );
+  } finally {
+    await embedded?.stop();
+  }
+  process.stdout.write(formatKafkaRows(rows));
+  if (flags.json !== undefined) fs.writeFileSync(flags.json, `${JSON.stringify({ workload: "kafka", rows }, null, 2)}\n`);
+  return EXIT_OK;
 }
 
 async function runCeilingOnly(flags: Flags): Promise<number> {

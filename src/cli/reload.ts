@@ -36,6 +36,8 @@ export const LIVE_OPTIONS: readonly ConfigKey[] = [
   "httpTlsCert",
   "httpTlsKey",
   "httpTlsCa",
+  // Read from context.config on every authorization check (security/super-users.ts).
+  "superUsers",
 ];
 
 export interface ReloadOutcome {

@@ -1,13 +1,35 @@
 /**
  * @module format/crc32c
  * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the checksum of Kafka's record batch
- * v2 (magic 2), over bytes [attributes, end). Bun's built-in hash offers only CRC-32 (IEEE), so
- * this is a table-driven loop, slicing by 8 (eight 256-entry tables, eight bytes per step).
+ * v2 (magic 2), over bytes [attributes, end). Bun's built-in hash offers only CRC-32 (IEEE).
  *
- * Why JS and not a native addon (@node-rs/crc32): a .node addon is a file beside the program
- * that `bun build --compile` must embed and load at run time, one more thing to break for a
- * checksum that runs once per produced Kafka batch. Measured figures are in docs/kafka.md.
+ * Two implementations, one answer: the native addon @node-rs/crc32 (an optional dependency) when
+ * it is installed, else a table-driven loop here, slicing by 8 (eight 256-entry tables, eight
+ * bytes per step). Why the addon: the JS loop measured 300-1,000 MiB/s on the 2-core box against
+ * 2,000-2,500 MiB/s for the addon at 64 KiB-1 MiB, and it is paid twice per produced Kafka batch
+ * (client and broker): `runnel bench kafka` at 1 KiB went from 30-38% of native produce to
+ * 54-64% with the addon (docs/kafka.md, "Measured"). Why optional: a build without it (a
+ * platform it lacks, an install with --omit=optional) still works. `bun build --compile` embeds
+ * the addon when it is installed and builds without it when it is not (both checked). The addon
+ * is used only after it gives the known check value, so a broken one cannot corrupt checksums.
  */
+
+/** The native CRC-32C, or null when @node-rs/crc32 is not installed or answers wrongly. */
+function loadNativeCrc32c(): ((bytes: Uint8Array) => number) | null {
+  try {
+    // require, not import: a missing optional package is a caught error, not a failed module.
+    const addon = require("@node-rs/crc32") as { crc32c?: unknown };
+    if (typeof addon.crc32c !== "function") return null;
+    const native = addon.crc32c as (bytes: Uint8Array) => number;
+    return native(CHECK_INPUT) >>> 0 === CHECK_VALUE ? native : null;
+  } catch {
+    return null;
+  }
+}
+
+/** CRC-32C of the ASCII digits "123456789" (the catalogue's check value). */
+const CHECK_INPUT = new TextEncoder().encode("123456789");
+const CHECK_VALUE = 0xe3069283;
 
 const POLYNOMIAL = 0x82f63b78;
 
@@ -35,8 +57,18 @@ function buildTables(): Int32Array[] {
   return tables;
 }
 
+const NATIVE_CRC32C = loadNativeCrc32c();
+
+/** Which implementation crc32c uses (for the bench's report). */
+export const CRC32C_IMPLEMENTATION: "@node-rs/crc32" | "js" = NATIVE_CRC32C === null ? "js" : "@node-rs/crc32";
+
 /** CRC-32C of `bytes`, as an unsigned 32-bit number. */
 export function crc32c(bytes: Uint8Array): number {
+  return NATIVE_CRC32C === null ? crc32cJs(bytes) : NATIVE_CRC32C(bytes) >>> 0;
+}
+
+/** The table-driven CRC-32C (the fallback; tests hold the addon against it). */
+export function crc32cJs(bytes: Uint8Array): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array];
   let crc = -1;
   let position = 0;

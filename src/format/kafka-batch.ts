@@ -15,10 +15,14 @@
  *   valueLength: varint, value -1 = null
  *   headerCount: varint, then per header: keyLength: varint, key (UTF-8), valueLength: varint, value
  *
- * varint/varlong are zigzag-encoded LEB128. Only uncompressed batches are decoded here.
+ * varint/varlong are zigzag-encoded LEB128. In a compressed batch (attributes bits 0-2) the
+ * records, exactly as above, are the decompressed form of the bytes after the header
+ * (format/kafka-compression.ts, bounded by LIMITS.decompressedBatchBytesMax).
  */
 import { RunnelError } from "../errors.ts";
+import { LIMITS } from "../limits.ts";
 import { crc32c } from "./crc32c.ts";
+import { decompressKafkaRecords } from "./kafka-compression.ts";
 import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, BATCH_MAGIC_KAFKA, type BatchRecord, CRC_START, FIELD, NO_PRODUCER, type ProducerFields, readBatchHeader, writeInt64 } from "./record-batch.ts";
 
 export interface KafkaRecordInput {
@@ -75,15 +79,46 @@ class Bytes {
   }
 }
 
-/** Writes one record: its length first, so the body goes to a scratch buffer and is copied after it. */
+/** Bytes of `value` as a zigzag varint. */
+function varintBytes(value: number): number {
+  let rest = value >= 0 ? value * 2 : -value * 2 - 1;
+  let bytes = 1;
+  while (rest >= 0x80) {
+    rest = Math.floor(rest / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+function sizedBytes(value: Uint8Array | null): number {
+  return value === null ? 1 : varintBytes(value.length) + value.length;
+}
+
+/**
+ * Writes one record: its length first. Without headers the length is computed and the fields
+ * written straight into `out` (one copy of key and value); with headers the body goes to a
+ * scratch buffer first and is copied after its length.
+ */
 function encodeRecord(out: Bytes, scratch: Bytes, record: KafkaRecordInput, offsetDelta: number, firstTimestamp: number): void {
+  const headers = record.headers ?? [];
+  if (headers.length === 0) {
+    const key = record.key ?? null;
+    const timestampDelta = record.timestamp - firstTimestamp;
+    out.varint(1 + varintBytes(timestampDelta) + varintBytes(offsetDelta) + sizedBytes(key) + sizedBytes(record.value) + 1);
+    out.byte(0);
+    out.varint(timestampDelta);
+    out.varint(offsetDelta);
+    out.bytes(key);
+    out.bytes(record.value);
+    out.varint(0);
+    return;
+  }
   scratch.length = 0;
   scratch.byte(0);
   scratch.varint(record.timestamp - firstTimestamp);
   scratch.varint(offsetDelta);
   scratch.bytes(record.key ?? null);
   scratch.bytes(record.value);
-  const headers = record.headers ?? [];
   scratch.varint(headers.length);
   for (const [name, value] of headers) {
     scratch.bytes(textEncoder.encode(name));
@@ -108,8 +143,9 @@ export function encodeKafkaBatch(records: readonly KafkaRecordInput[], producer:
   out.length = BATCH_HEADER_BYTES;
   const scratch = new Bytes(256);
   records.forEach((record, index) => encodeRecord(out, scratch, record, index, firstTimestamp));
-  const bytes = out.buffer.slice(0, out.length);
-  const view = new DataView(bytes.buffer);
+  // A view, not a copy: the estimate above leaves at most a few bytes per record unused.
+  const bytes = out.buffer.subarray(0, out.length);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   view.setInt32(FIELD.batchLength, bytes.length - BATCH_LOG_OVERHEAD_BYTES);
   view.setInt8(FIELD.magic, BATCH_MAGIC_KAFKA);
   view.setInt32(FIELD.lastOffsetDelta, records.length - 1);
@@ -148,13 +184,19 @@ class Cursor {
   }
 }
 
-/** The records of one uncompressed magic 2 batch (views into `bytes`). Header names are kept as a map. */
-export function decodeKafkaRecords(bytes: Uint8Array): BatchRecord[] {
+/**
+ * The records of one magic 2 batch. Uncompressed: views into `bytes`; compressed: views into
+ * the decompressed copy (at most `decompressedBytesMax`). Header names are kept as a map.
+ */
+export function decodeKafkaRecords(bytes: Uint8Array, decompressedBytesMax?: number): BatchRecord[] {
   const header = readBatchHeader(bytes);
   if (header.magic !== BATCH_MAGIC_KAFKA) throw corrupt(`magic ${header.magic}`);
-  if ((header.attributes & 0x07) !== 0) throw corrupt(`compression codec ${header.attributes & 0x07} is not decoded here`);
-  const cursor = new Cursor(bytes.subarray(0, BATCH_LOG_OVERHEAD_BYTES + header.batchLength), BATCH_HEADER_BYTES);
-  const records: BatchRecord[] = [];
+  if (header.recordCount < 0 || header.recordCount > LIMITS.recordsPerBatchMax) throw corrupt(`record count ${header.recordCount} is out of bounds`);
+  const section = bytes.subarray(BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES + header.batchLength);
+  const codec = header.attributes & 0x07;
+  const records = codec === 0 ? section : decompressKafkaRecords(codec, section, decompressedBytesMax);
+  const cursor = new Cursor(records, 0);
+  const decoded: BatchRecord[] = [];
   for (let index = 0; index < header.recordCount; index++) {
     cursor.varint(); // record length: the fields below are read one by one
     cursor.position++; // attributes
@@ -163,13 +205,14 @@ export function decodeKafkaRecords(bytes: Uint8Array): BatchRecord[] {
     const key = cursor.bytesOrNull();
     const value = cursor.bytesOrNull();
     const headerCount = cursor.varint();
+    if (headerCount < 0 || headerCount > records.length - cursor.position) throw corrupt(`header count ${headerCount} passes the record's end`);
     let headers: Record<string, Uint8Array> | null = null;
     for (let item = 0; item < headerCount; item++) {
       headers ??= {};
       const name = textDecoder.decode(cursor.bytesOrNull() ?? new Uint8Array(0));
       headers[name] = cursor.bytesOrNull() ?? new Uint8Array(0);
     }
-    records.push({ offset, timestamp, key, value, headers });
+    decoded.push({ offset, timestamp, key, value, headers });
   }
-  return records;
+  return decoded;
 }

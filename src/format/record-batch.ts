@@ -343,9 +343,9 @@ export function recordSection(bytes: Uint8Array, header: BatchHeader): Uint8Arra
   return bytes.subarray(BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES + header.batchLength);
 }
 
-export function decodeRecords(bytes: Uint8Array, header: BatchHeader = readBatchHeader(bytes)): BatchRecord[] {
-  // A batch written by a Kafka client (format/kafka-batch.ts; uncompressed only, for now).
-  if (header.magic === BATCH_MAGIC_KAFKA) return decodeKafkaRecords(bytes);
+export function decodeRecords(bytes: Uint8Array, header: BatchHeader = readBatchHeader(bytes), decompressedBytesMax?: number): BatchRecord[] {
+  // A batch written by a Kafka client (format/kafka-batch.ts; compressed ones are decompressed, bounded).
+  if (header.magic === BATCH_MAGIC_KAFKA) return decodeKafkaRecords(bytes, decompressedBytesMax);
   const section = recordSection(bytes, header);
   // The producer's shape, decoded by hand (format/record-decode.ts); anything else, and every
   // error, takes the generic decoder below.

@@ -82,6 +82,8 @@ export interface Partition {
   readBytes(slice: ReadSlice): Uint8Array;
   /** First offset whose batch has maxTimestamp >= timestampMs; null when none. */
   offsetForTimestamp(timestampMs: number): number | null;
+  /** The largest batch maxTimestamp in the log (from each segment's time index); -1 when empty. */
+  maxTimestamp(): number;
   /** fdatasync of the active segment and its indexes; checkpoints the recovery point. */
   flush(): void;
   /** Group commit: resolves after an fdatasync that started after this call. */

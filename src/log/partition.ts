@@ -284,6 +284,15 @@ export class LogPartition implements Partition {
     return null;
   }
 
+  maxTimestamp(): number {
+    this.health.checkUsable();
+    let maxTimestampMs = -1;
+    for (const segment of this.segments) {
+      if (segment.sizeBytes > 0 && segment.maxTimestamp > maxTimestampMs) maxTimestampMs = segment.maxTimestamp;
+    }
+    return maxTimestampMs;
+  }
+
   // ---- durability (partition-durability.ts) --------------------------------------------
 
   flush(): void {

@@ -198,6 +198,7 @@ class RunningBroker implements Broker {
       isShuttingDown: () => this.shuttingDown,
       metrics: observability.metrics,
       createQuota: new CreateQuota(config.partitionCreatesPerSecond, config.partitionCreatesBurst),
+      cluster: null,
     };
   }
 

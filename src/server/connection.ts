@@ -39,6 +39,7 @@ import { FrameDecoder, FrameError } from "../protocol/frame.ts";
 import { encodeErrorFrame } from "../protocol/messages.ts";
 import { applicationOf, type BrokerContext, releaseReply, type Reply } from "./context.ts";
 import { dispatch, type RequestDecoder } from "./dispatch.ts";
+import { Session } from "../security/session.ts";
 import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
@@ -84,6 +85,8 @@ export class Connection {
   };
   /** "address:port" of the client, for log lines. */
   readonly peer: string;
+  /** Who the client is (security/session.ts): every request is handled as this session. */
+  readonly session: Session;
 
   constructor(
     private readonly socket: Socket<unknown>,
@@ -100,6 +103,7 @@ export class Connection {
     this.decoder = new FrameDecoder(context.config.frameBytesMax, { reuseAssembly: true, memory: context.memory });
     this.outbound = new OutboundQueue(socket, context.stats, zeroCopy, context.memory);
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.session = new Session("native", socket.remoteAddress);
   }
 
   /** Nothing in flight and nothing waiting to be sent. */
@@ -264,7 +268,7 @@ export class Connection {
   }
 
   private handleFrame(body: Uint8Array): void {
-    const result = dispatch(this.context, this.decode, body);
+    const result = dispatch(this.context, this.decode, body, this.session);
     if (result instanceof Promise) {
       const slot: Slot = { reply: null };
       this.slots.push(slot);

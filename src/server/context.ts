@@ -18,6 +18,7 @@ import type { OffsetStore } from "../broker/offset-store.ts";
 import type { PartitionNotifier } from "../broker/partition-notifier.ts";
 import type { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import type { BrokerStats } from "./stats.ts";
+import type { ClusterView } from "../cluster/cluster-view.ts";
 
 export interface BrokerContext {
   readonly config: Config;
@@ -45,6 +46,8 @@ export interface BrokerContext {
   readonly metrics: BrokerMetrics | null;
   /** The broker-wide rate of partition creations (partitionCreatesPerSecond). */
   readonly createQuota: CreateQuota;
+  /** The cluster this broker belongs to (cluster/cluster-view.ts); null for a single node. */
+  readonly cluster: ClusterView | null;
 }
 
 /** A whole response frame, already encoded. */

@@ -16,6 +16,7 @@ import { RunnelError, toRunnelError } from "../errors.ts";
 import { FastRequestDecoder } from "../protocol/fast-requests.ts";
 import { encodeErrorFrame, isOperation, type Operation, parseRequest, readCorrelationId, type RequestOf, WIRE_LIMITS } from "../protocol/messages.ts";
 import { peekRequestId } from "../protocol/msgpack-scan.ts";
+import type { Session } from "../security/session.ts";
 import { applicationOf, appliedLater, type BrokerContext, type Reply } from "./context.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleDeleteGroup, handleDescribeGroup, handleHeartbeat, handleJoinGroup, handleLeaveGroup, handleListGroups } from "./handlers/groups.ts";
@@ -28,7 +29,8 @@ import { handleProduce } from "./handlers/produce.ts";
 import { handleStats } from "./handlers/stats.ts";
 import { handleAlterTopicConfig, handleCreatePartitions, handleCreateTopic, handleDeleteTopic, handleDescribeTopic } from "./handlers/topics.ts";
 
-type Handler<Op extends Operation> = (context: BrokerContext, request: RequestOf<Op>, id: number) => Reply | Promise<Reply>;
+/** `session` is the connection's identity (security/session.ts): who the request is authorized as. */
+type Handler<Op extends Operation> = (context: BrokerContext, request: RequestOf<Op>, id: number, session: Session) => Reply | Promise<Reply>;
 
 const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   hello: handleHello,
@@ -70,7 +72,7 @@ const fastDecoder = new FastRequestDecoder();
  * so do requests applied asynchronously (creating a topic), marked with appliedLater so that the
  * connection applies nothing after them until they are (context.ts).
  */
-export function dispatch(context: BrokerContext, decode: RequestDecoder, body: Uint8Array): Reply | Promise<Reply> {
+export function dispatch(context: BrokerContext, decode: RequestDecoder, body: Uint8Array, session: Session): Reply | Promise<Reply> {
   context.stats.requests++;
   const metrics = context.metrics;
   // Clock reads are most of what metrics cost: the data path's requests are timed 1 in 16.
@@ -84,7 +86,7 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
       id = fast.id;
       op = fast.op;
       refuseWhenShuttingDown(context);
-      reply = fast.op === "produce" ? handleProduce(context, fast.request, fast.id) : handleFetch(context, fast.request, fast.id);
+      reply = fast.op === "produce" ? handleProduce(context, fast.request, fast.id, session) : handleFetch(context, fast.request, fast.id, session);
     } else {
       if (metrics !== null && startedMs === NOT_TIMED) startedMs = performance.now(); // every other request is timed
       let value: unknown;
@@ -101,7 +103,7 @@ export function dispatch(context: BrokerContext, decode: RequestDecoder, body: U
       op = rawOp;
       if (!isOperation(rawOp)) throw new RunnelError("UNKNOWN_OPERATION", `unknown op '${rawOp.slice(0, 64)}'`);
       refuseWhenShuttingDown(context);
-      reply = runHandler(context, rawOp, value, id);
+      reply = runHandler(context, rawOp, value, id, session);
     }
     if (!(reply instanceof Promise)) {
       observe(context, op, startedMs, false);
@@ -139,7 +141,7 @@ function refuseWhenShuttingDown(context: BrokerContext): void {
   if (context.isShuttingDown()) throw new RunnelError("SHUTTING_DOWN", "the broker is shutting down");
 }
 
-function runHandler<Op extends Operation>(context: BrokerContext, op: Op, value: unknown, id: number): Reply | Promise<Reply> {
+function runHandler<Op extends Operation>(context: BrokerContext, op: Op, value: unknown, id: number, session: Session): Reply | Promise<Reply> {
   const request = parseRequest(op, value);
-  return (HANDLERS[op] as Handler<Op>)(context, request, id);
+  return (HANDLERS[op] as Handler<Op>)(context, request, id, session);
 }

@@ -10,6 +10,7 @@
  * page cannot send that without a CORS preflight, which this listener never approves), and an
  * `Origin` header, when present, must name this listener. Bodies are bounded (CREATE_BODY_BYTES_MAX).
  */
+import type { Session } from "../../security/session.ts";
 import { decode, encode } from "@msgpack/msgpack";
 import { z } from "zod";
 import { FRAME_HEADER_BYTES } from "../../protocol/frame.ts";
@@ -41,7 +42,7 @@ function checkSameOrigin(request: Request): Response | null {
   return null;
 }
 
-export async function createTopicFromHttp(context: BrokerContext, request: Request): Promise<Response> {
+export async function createTopicFromHttp(context: BrokerContext, request: Request, session: Session): Promise<Response> {
   const refused = checkSameOrigin(request);
   if (refused !== null) return refused;
   const declared = Number(request.headers.get("content-length") ?? "0");
@@ -55,7 +56,7 @@ export async function createTopicFromHttp(context: BrokerContext, request: Reque
     return refusal(400, "INVALID_REQUEST", 'expected {"name": "<topic>", "partitions": <1 or more>}');
   }
   const body = encode({ id: 1, op: "createTopic", topic: parsed.name, partitions: parsed.partitions });
-  const reply = await dispatch(context, createRequestDecoder(context.config.frameBytesMax), body);
+  const reply = await dispatch(context, createRequestDecoder(context.config.frameBytesMax), body, session);
   if (reply.kind !== "frame") return refusal(500, "INTERNAL", "createTopic gave no answer");
   const result = decode(reply.frame.subarray(FRAME_HEADER_BYTES)) as { error?: { code: string; message: string } } & Record<string, unknown>;
   if (result.error !== undefined) {

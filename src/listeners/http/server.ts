@@ -19,6 +19,7 @@ import type { Server } from "bun";
 import type { Logger } from "../../logger.ts";
 import type { ListenerTls } from "../../server/tls.ts";
 import { createTopicFromHttp } from "./admin-route.ts";
+import { Session } from "../../security/session.ts";
 import { describeTopic, listGroups, listTopics, overview, readMessages, statusOf } from "./api.ts";
 import type { BrokerView } from "./broker-view.ts";
 import { renderMetrics } from "./metrics-route.ts";
@@ -51,11 +52,11 @@ function notReady(view: BrokerView): Response {
 }
 
 /** Routes one request; every failure becomes a JSON error, never an exception. */
-function route(view: BrokerView, sampler: ProcessSampler, request: Request): Response | Promise<Response> {
+function route(view: BrokerView, sampler: ProcessSampler, request: Request, session: Session): Response | Promise<Response> {
   const url = new URL(request.url);
   const path = url.pathname;
   if (request.method === "POST" && path === "/api/topics") {
-    return view.ready && view.context !== null ? createTopicFromHttp(view.context, request) : notReady(view);
+    return view.ready && view.context !== null ? createTopicFromHttp(view.context, request, session) : notReady(view);
   }
   if (request.method !== "GET" && request.method !== "HEAD") return text("GET and HEAD only (and POST /api/topics)\n", 405);
   if (path === "/health") return text("alive\n", 200);
@@ -93,7 +94,7 @@ export function startHttpListener(options: { host: string; port: number; view: B
       hostname: options.host,
       port,
       ...(tls === null ? {} : { tls }),
-      fetch: (request) => route(view, sampler, request),
+      fetch: (request, server) => route(view, sampler, request, new Session("http", server.requestIP(request)?.address ?? "")),
       error(error) {
         logger.error({ err: error }, "HTTP request failed");
         return text("internal error\n", 500);

@@ -28,6 +28,8 @@ import { type FieldDef, type MessageDef, inVersions } from "./definitions.ts";
 export const KAFKA_ARRAY_ITEMS_MAX = 1_000_000;
 const TWO_POW_32 = 0x1_0000_0000;
 const UUID_BYTES = 16;
+/** A bytes value at least this long is queued as its own output piece instead of copied. */
+const UNCOPIED_BYTES_MIN = 4096;
 
 export type KafkaValue = number | boolean | string | Uint8Array | null | KafkaStruct | KafkaValue[] | FileRecords;
 export interface KafkaStruct {
@@ -207,6 +209,12 @@ export class KafkaWriter {
     else if (wide) this.int32(length);
     else this.int16(length);
   }
+  /** Ends the in-memory piece and queues `bytes` after it, not copied (large records fields). */
+  part(bytes: Uint8Array): void {
+    this.cut();
+    this.parts.push(bytes);
+    this.partsBytes += bytes.length;
+  }
   /** Ends the in-memory piece and queues a file slice after it. */
   slice(slice: ReadSlice): void {
     this.cut();
@@ -226,8 +234,16 @@ export class KafkaWriter {
   }
   /** The output as one array (no file slices allowed): tests and small frames. */
   finishBytes(): Uint8Array {
-    if (this.parts.length > 0) throw new Error("finishBytes on a writer holding file slices");
-    return this.buffer.slice(0, this.position);
+    if (this.parts.length === 0) return this.buffer.slice(0, this.position);
+    const { parts, bytes } = this.finish();
+    const joined = new Uint8Array(bytes);
+    let position = 0;
+    for (const part of parts) {
+      if (!(part instanceof Uint8Array)) throw new Error("finishBytes on a writer holding file slices");
+      joined.set(part, position);
+      position += part.length;
+    }
+    return joined;
   }
 }
 
@@ -421,7 +437,8 @@ function writeBytes(writer: KafkaWriter, flexible: boolean, value: Uint8Array | 
   if (value === null) return writer.length(flexible, true, -1);
   if (value instanceof Uint8Array) {
     writer.length(flexible, true, value.length);
-    return writer.raw(value);
+    // Large record sets (a produced batch, a converted fetch answer) go out as their own piece.
+    return value.length >= UNCOPIED_BYTES_MIN ? writer.part(value) : writer.raw(value);
   }
   writer.length(flexible, true, value.slice.length);
   writer.slice(value.slice);

@@ -19,6 +19,7 @@ import type { Socket } from "bun";
 import { FrameDecoder } from "../../protocol/frame.ts";
 import { OutboundQueue } from "../../server/outbound.ts";
 import type { KafkaContext } from "./context.ts";
+import { Session } from "../../security/session.ts";
 import { type DispatchResult, dispatch, type KafkaFrame } from "./dispatch.ts";
 
 export class KafkaConnection {
@@ -35,6 +36,8 @@ export class KafkaConnection {
   private partialSinceMs: number | null = null;
   private lastActivityMs = Date.now();
   private readonly memoryWaiter = () => this.pump();
+  /** Who the client is (security/session.ts): every request is handled as this session. */
+  readonly session: Session;
 
   constructor(
     private readonly socket: Socket<unknown>,
@@ -47,6 +50,7 @@ export class KafkaConnection {
     const broker = context.broker;
     this.decoder = new FrameDecoder(broker.config.frameBytesMax, { memory: broker.memory });
     this.outbound = new OutboundQueue(socket, broker.stats, zeroCopy, broker.memory);
+    this.session = new Session("kafka", socket.remoteAddress);
   }
 
   get isClosed(): boolean {
@@ -126,7 +130,7 @@ export class KafkaConnection {
       this.context.broker.memory.release(frame.length);
       let result: DispatchResult | Promise<DispatchResult>;
       try {
-        result = dispatch(this.context, frame);
+        result = dispatch(this.context, frame, this.session);
       } catch (error) {
         return this.fail(error);
       }

@@ -7,6 +7,7 @@
  */
 import type { BrokerContext } from "../../server/context.ts";
 import type { KafkaStruct } from "./codec.ts";
+import type { Session } from "../../security/session.ts";
 
 export interface KafkaContext {
   readonly broker: BrokerContext;
@@ -23,6 +24,8 @@ export interface KafkaContext {
 /** What a handler may read of the request header. */
 export interface KafkaRequestInfo {
   readonly clientId: string | null;
+  /** Who the connection is (security/session.ts): requests are authorized as its principal. */
+  readonly session: Session;
 }
 
 export type KafkaHandler = (context: KafkaContext, request: KafkaStruct, version: number, info: KafkaRequestInfo) => KafkaStruct | null | Promise<KafkaStruct | null>;

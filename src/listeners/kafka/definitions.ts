@@ -107,6 +107,10 @@ export const API_KEYS = {
   initProducerId: 22,
   describeConfigs: 32,
   deleteGroups: 42,
+  offsetForLeaderEpoch: 23,
+  alterConfigs: 33,
+  createPartitions: 37,
+  incrementalAlterConfigs: 44,
 } as const;
 
 // ---- Produce (key 0). checked: ProduceRequest/Response.json fields for v0-9 -----------------
@@ -572,6 +576,87 @@ export const describeConfigsResponse = message("DescribeConfigsResponse", 32, "0
   ]),
 ]);
 
+// ---- OffsetForLeaderEpoch (key 23). checked: OffsetForLeaderEpochRequest/Response.json v0-4 --
+
+export const offsetForLeaderEpochRequest = message("OffsetForLeaderEpochRequest", 23, "0-4", 4, [
+  field("replicaId", "int32", "3+", { default: -2 }),
+  structs("topics", "0+", [
+    field("topic", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partition", "int32", "0+"),
+      field("currentLeaderEpoch", "int32", "2+", { default: -1 }),
+      field("leaderEpoch", "int32", "0+"),
+    ]),
+  ]),
+]);
+
+export const offsetForLeaderEpochResponse = message("OffsetForLeaderEpochResponse", 23, "0-4", 4, [
+  field("throttleTimeMs", "int32", "2+"),
+  structs("topics", "0+", [
+    field("topic", "string", "0+"),
+    structs("partitions", "0+", [
+      field("errorCode", "int16", "0+"),
+      field("partition", "int32", "0+"),
+      field("leaderEpoch", "int32", "1+", { default: -1 }),
+      field("endOffset", "int64", "0+", { default: -1 }),
+    ]),
+  ]),
+]);
+
+// ---- CreatePartitions (key 37). checked: CreatePartitionsRequest/Response.json for v0-3 -------
+// (v2 flexible, v3 as v2: KIP-599's throttling answer)
+
+export const createPartitionsRequest = message("CreatePartitionsRequest", 37, "0-3", 2, [
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    field("count", "int32", "0+"),
+    structs("assignments", "0+", [field("brokerIds", "[]int32", "0+")], { nullable: "0+" }),
+  ]),
+  field("timeoutMs", "int32", "0+"),
+  field("validateOnly", "bool", "0+"),
+]);
+
+export const createPartitionsResponse = message("CreatePartitionsResponse", 37, "0-3", 2, [
+  field("throttleTimeMs", "int32", "0+"),
+  structs("results", "0+", [
+    field("name", "string", "0+"),
+    field("errorCode", "int16", "0+"),
+    field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+  ]),
+]);
+
+// ---- AlterConfigs (key 33), IncrementalAlterConfigs (key 44). checked: their Request/Response.json
+// for v0-2 (2+ flexible) and v0-1 (1+ flexible). Both answer with the same per-resource results.
+
+const alterConfigsResults = structs("responses", "0+", [
+  field("errorCode", "int16", "0+"),
+  field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+  field("resourceType", "int8", "0+"),
+  field("resourceName", "string", "0+"),
+]);
+
+export const alterConfigsRequest = message("AlterConfigsRequest", 33, "0-2", 2, [
+  structs("resources", "0+", [
+    field("resourceType", "int8", "0+"),
+    field("resourceName", "string", "0+"),
+    structs("configs", "0+", [field("name", "string", "0+"), field("value", "string", "0+", { nullable: "0+" })]),
+  ]),
+  field("validateOnly", "bool", "0+"),
+]);
+
+export const alterConfigsResponse = message("AlterConfigsResponse", 33, "0-2", 2, [field("throttleTimeMs", "int32", "0+"), alterConfigsResults]);
+
+export const incrementalAlterConfigsRequest = message("IncrementalAlterConfigsRequest", 44, "0-1", 1, [
+  structs("resources", "0+", [
+    field("resourceType", "int8", "0+"),
+    field("resourceName", "string", "0+"),
+    structs("configs", "0+", [field("name", "string", "0+"), field("configOperation", "int8", "0+"), field("value", "string", "0+", { nullable: "0+" })]),
+  ]),
+  field("validateOnly", "bool", "0+"),
+]);
+
+export const incrementalAlterConfigsResponse = message("IncrementalAlterConfigsResponse", 44, "0-1", 1, [field("throttleTimeMs", "int32", "0+"), alterConfigsResults]);
+
 /** Every request/response pair we serve, by API key. */
 export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: MessageDef }> = new Map([
   [0, { request: produceRequest, response: produceResponse }],
@@ -593,4 +678,8 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [22, { request: initProducerIdRequest, response: initProducerIdResponse }],
   [32, { request: describeConfigsRequest, response: describeConfigsResponse }],
   [42, { request: deleteGroupsRequest, response: deleteGroupsResponse }],
+  [23, { request: offsetForLeaderEpochRequest, response: offsetForLeaderEpochResponse }],
+  [33, { request: alterConfigsRequest, response: alterConfigsResponse }],
+  [37, { request: createPartitionsRequest, response: createPartitionsResponse }],
+  [44, { request: incrementalAlterConfigsRequest, response: incrementalAlterConfigsResponse }],
 ]);

@@ -11,13 +11,16 @@
  * body that does not decode, closes the connection (Kafka's broker does the same: it cannot know
  * the shape of an error body for a version it does not speak).
  */
+import type { Session } from "../../security/session.ts";
 import { NOT_TIMED } from "../../broker/metrics.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct, KafkaWriter } from "./codec.ts";
 import type { KafkaContext, KafkaHandler } from "./context.ts";
 import { API_KEYS, inVersions, MESSAGES } from "./definitions.ts";
 import { KAFKA_ERROR } from "./errors.ts";
+import { handleAlterConfigs } from "./handlers/alter-configs.ts";
 import { apiVersionsBody, handleApiVersions } from "./handlers/api-versions.ts";
+import { handleCreatePartitions } from "./handlers/create-partitions.ts";
 import { handleCreateTopics } from "./handlers/create-topics.ts";
 import { handleDeleteGroups } from "./handlers/delete-groups.ts";
 import { handleDeleteTopics } from "./handlers/delete-topics.ts";
@@ -26,6 +29,7 @@ import { handleDescribeConfigs } from "./handlers/describe-configs.ts";
 import { handleFetch } from "./handlers/fetch.ts";
 import { handleFindCoordinator } from "./handlers/find-coordinator.ts";
 import { handleHeartbeat } from "./handlers/heartbeat.ts";
+import { handleIncrementalAlterConfigs } from "./handlers/incremental-alter-configs.ts";
 import { handleInitProducerId } from "./handlers/init-producer-id.ts";
 import { handleJoinGroup } from "./handlers/join-group.ts";
 import { handleLeaveGroup } from "./handlers/leave-group.ts";
@@ -34,6 +38,7 @@ import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
 import { handleOffsetCommit } from "./handlers/offset-commit.ts";
 import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
+import { handleOffsetForLeaderEpoch } from "./handlers/offset-for-leader-epoch.ts";
 import { handleProduce } from "./handlers/produce.ts";
 import { handleSyncGroup } from "./handlers/sync-group.ts";
 
@@ -57,6 +62,10 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.initProducerId, handleInitProducerId],
   [API_KEYS.describeConfigs, handleDescribeConfigs],
   [API_KEYS.deleteGroups, handleDeleteGroups],
+  [API_KEYS.offsetForLeaderEpoch, handleOffsetForLeaderEpoch],
+  [API_KEYS.alterConfigs, handleAlterConfigs],
+  [API_KEYS.createPartitions, handleCreatePartitions],
+  [API_KEYS.incrementalAlterConfigs, handleIncrementalAlterConfigs],
 ]);
 
 /** An encoded response: memory pieces and file slices in order, size prefix included. */
@@ -72,15 +81,17 @@ export interface RequestHeader {
   apiVersion: number;
   correlationId: number;
   clientId: string | null;
+  /** The connection's identity (security/session.ts). */
+  session: Session;
 }
 
 const REQUEST_HEADER_FIXED_BYTES = 8;
 
 /** Decodes and answers one request frame body (the bytes after the size prefix). */
-export function dispatch(context: KafkaContext, frame: Uint8Array): DispatchResult | Promise<DispatchResult> {
+export function dispatch(context: KafkaContext, frame: Uint8Array, session: Session): DispatchResult | Promise<DispatchResult> {
   if (frame.length < REQUEST_HEADER_FIXED_BYTES) return { kind: "close", reason: `a ${frame.length}-byte frame is too short for a request header` };
   const reader = new KafkaReader(frame);
-  const header: RequestHeader = { apiKey: reader.int16(), apiVersion: reader.int16(), correlationId: reader.int32(), clientId: null };
+  const header: RequestHeader = { apiKey: reader.int16(), apiVersion: reader.int16(), correlationId: reader.int32(), clientId: null, session };
   const pair = MESSAGES.get(header.apiKey);
   const handler = HANDLERS.get(header.apiKey);
   if (pair === undefined || handler === undefined) return { kind: "close", reason: `unknown API key ${header.apiKey}` };

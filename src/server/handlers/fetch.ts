@@ -21,6 +21,7 @@
  * below their offset. OFFSET_OUT_OF_RANGE carries the partition's logStartOffset and nextOffset
  * both in the entry and in `error.details`.
  */
+import type { Session } from "../../security/session.ts";
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TrafficCounters } from "../../broker/metrics.ts";
 import type { ReadSlice } from "../../log/api.ts";
@@ -36,7 +37,7 @@ type Gathered = { results: FetchPartitionResult[]; slices: Array<ReadSlice | nul
  * consumer that is behind — so the answer is queued and sent in the same turn of the event loop
  * as its request; only a fetch that must wait returns a Promise (the long poll).
  */
-export function handleFetch(context: BrokerContext, request: RequestOf<"fetch">, id: number): Reply | Promise<Reply> {
+export function handleFetch(context: BrokerContext, request: RequestOf<"fetch">, id: number, _session: Session): Reply | Promise<Reply> {
   const waitMs = Math.min(request.maxWaitMs, context.config.fetchWaitMsMax);
   const deadlineMs = Date.now() + waitMs;
   const gathered = gather(context, request);

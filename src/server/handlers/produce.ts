@@ -35,6 +35,7 @@
  * get that error), then appends as usual. The connection applies none of its later requests
  * meanwhile (appliedLater), so appends on one connection keep their order.
  */
+import type { Session } from "../../security/session.ts";
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { BATCH_HEADER_BYTES, checkBatchTimestamps, FIELD, NO_PRODUCER, verifyBatch } from "../../format/record-batch.ts";
 import type { Partition } from "../../log/api.ts";
@@ -49,7 +50,7 @@ const PARTITIONS_SCANNED_MAX = 8;
 type ProduceEntry = RequestOf<"produce">["batches"][number];
 const NO_FAILURES: ReadonlyMap<string, RunnelError> = new Map();
 
-export function handleProduce(context: BrokerContext, request: RequestOf<"produce">, id: number): Reply | Promise<Reply> {
+export function handleProduce(context: BrokerContext, request: RequestOf<"produce">, id: number, _session: Session): Reply | Promise<Reply> {
   if (context.config.autoCreateTopics && namesMissingTopic(context, request.batches)) return produceAfterCreating(context, request, id);
   return produceNow(context, request, id, NO_FAILURES);
 }

@@ -392,6 +392,10 @@ describe("Kafka definitions", () => {
       InitProducerIdRequest: "0-4",
       DescribeConfigsRequest: "0-4",
       DeleteGroupsRequest: "0-2",
+      OffsetForLeaderEpochRequest: "0-4",
+      AlterConfigsRequest: "0-2",
+      CreatePartitionsRequest: "0-3",
+      IncrementalAlterConfigsRequest: "0-1",
     });
   });
 });

@@ -10,13 +10,12 @@
  * replication factor (no config list).
  */
 import { RunnelError } from "../../../errors.ts";
-import type { TopicConfig } from "../../../log/api.ts";
 import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { topicConfigOf } from "../topic-configs.ts";
 
-const TOPIC_CONFIG_NAMES: ReadonlySet<string> = new Set(["retention.ms", "retention.bytes", "segment.bytes", "segment.ms", "flush.messages", "flush.ms"]);
 const ZERO_UUID = new Uint8Array(16);
 
 interface CreateTopic {
@@ -59,15 +58,4 @@ async function createOne(context: KafkaContext, topic: CreateTopic, validateOnly
     const { errorCode, errorMessage } = kafkaErrorOf(error);
     return { ...answer, errorCode, errorMessage, numPartitions: -1, replicationFactor: -1 };
   }
-}
-
-function topicConfigOf(configs: Array<{ name: string; value: string | null }>): Partial<TopicConfig> {
-  const config: Record<string, number> = {};
-  for (const { name, value } of configs) {
-    if (!TOPIC_CONFIG_NAMES.has(name)) throw new RunnelError("INVALID_CONFIG", `topic config '${name}' is not supported (supported: ${[...TOPIC_CONFIG_NAMES].join(", ")})`);
-    const number = Number(value);
-    if (value === null || !Number.isSafeInteger(number)) throw new RunnelError("INVALID_CONFIG", `topic config '${name}' needs an integer, got ${String(value)}`);
-    config[name] = number;
-  }
-  return config as Partial<TopicConfig>;
 }

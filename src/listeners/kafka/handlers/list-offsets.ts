@@ -1,41 +1,64 @@
 /**
  * @module listeners/kafka/handlers/list-offsets
  * ListOffsets (key 2), versions 1-7 (6+ flexible). timestamp -2: the log start offset; -1: the
- * next offset (high watermark; no transactions, so also the last stable offset); >= 0: the base
- * offset of the first batch whose max timestamp is at or after it, or offset -1 when none is (as
- * Kafka answers). -3 (v7, the record with the largest timestamp) is refused with INVALID_REQUEST.
+ * next offset (high watermark; no transactions, so also the last stable offset); -3 (v7,
+ * KIP-734): the first record carrying the log's largest timestamp, with that timestamp; >= 0:
+ * the first record whose timestamp is at or after it, with its own timestamp — exact to the
+ * record, as Kafka answers (broker/time-lookup.ts reads the found batch's records, decompressing
+ * a compressed Kafka batch, bounded). None: offset -1, timestamp -1, as Kafka. -3 before v7 and
+ * other negative timestamps are INVALID_REQUEST. currentLeaderEpoch (v4+) is checked against
+ * ours (broker/leader-epochs.ts): older FENCED_LEADER_EPOCH (74), newer UNKNOWN_LEADER_EPOCH (75).
  *
- * Differs from Kafka: a timestamp lookup answers with a batch's base offset (the consumer skips
- * the older records in it) and timestamp -1, not the exact record's offset and timestamp.
+ * Differs from Kafka: when a compressed batch would inflate past the bound the answer is that
+ * batch's base offset with timestamp -1 (the consumer skips the older records in it).
  */
+import { checkCurrentLeaderEpoch, currentLeaderEpoch } from "../../../broker/leader-epochs.ts";
+import { offsetForTime, offsetOfMaxTimestamp, type TimedOffset } from "../../../broker/time-lookup.ts";
+import type { Partition } from "../../../log/api.ts";
+import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
-import { findPartition } from "../../../server/topic-rules.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 
 const LATEST = -1;
 const EARLIEST = -2;
+const MAX_TIMESTAMP = -3;
+const MAX_TIMESTAMP_VERSION_MIN = 7;
 
 interface ListTopic {
   name: string;
-  partitions: Array<{ partitionIndex: number; timestamp: number }>;
+  partitions: Array<{ partitionIndex: number; currentLeaderEpoch: number; timestamp: number }>;
 }
 
-export function handleListOffsets(context: KafkaContext, request: KafkaStruct, _version: number): KafkaStruct {
+export function handleListOffsets(context: KafkaContext, request: KafkaStruct, version: number): KafkaStruct {
   const topics = fieldAs<ListTopic[]>(request.topics).map((topic) => ({
     name: topic.name,
-    partitions: topic.partitions.map(({ partitionIndex, timestamp }) => {
-      const answer = { partitionIndex, errorCode: 0, timestamp: -1, offset: -1, leaderEpoch: 0 };
-      try {
-        const partition = findPartition(context.broker, topic.name, partitionIndex);
-        if (timestamp === LATEST) return { ...answer, offset: partition.nextOffset };
-        if (timestamp === EARLIEST) return { ...answer, offset: partition.logStartOffset };
-        if (timestamp < 0) return { ...answer, errorCode: KAFKA_ERROR.INVALID_REQUEST, leaderEpoch: -1 };
-        return { ...answer, offset: partition.offsetForTimestamp(timestamp) ?? -1 };
-      } catch (error) {
-        return { ...answer, errorCode: kafkaErrorOf(error).errorCode, leaderEpoch: -1 };
-      }
-    }),
+    partitions: topic.partitions.map((asked) => listOne(context, topic.name, asked, version)),
   }));
   return { throttleTimeMs: 0, topics };
+}
+
+function listOne(context: KafkaContext, topic: string, asked: ListTopic["partitions"][number], version: number): KafkaStruct {
+  const { partitionIndex, timestamp } = asked;
+  const failed = (errorCode: number) => ({ partitionIndex, errorCode, timestamp: -1, offset: -1, leaderEpoch: -1 });
+  try {
+    const partition = findPartition(context.broker, topic, partitionIndex);
+    const check = checkCurrentLeaderEpoch(topic, partitionIndex, asked.currentLeaderEpoch);
+    if (check !== "ok") return failed(check === "fenced" ? KAFKA_ERROR.FENCED_LEADER_EPOCH : KAFKA_ERROR.UNKNOWN_LEADER_EPOCH);
+    const found = lookup(partition, timestamp, version);
+    if (found === undefined) return failed(KAFKA_ERROR.INVALID_REQUEST);
+    const answer = found ?? { offset: -1, timestampMs: -1 };
+    return { partitionIndex, errorCode: KAFKA_ERROR.NONE, timestamp: answer.timestampMs, offset: answer.offset, leaderEpoch: currentLeaderEpoch(topic, partitionIndex) };
+  } catch (error) {
+    return failed(kafkaErrorOf(error).errorCode);
+  }
+}
+
+/** The offset (and timestamp) asked for; null when no record matches; undefined for a timestamp not served. */
+function lookup(partition: Partition, timestamp: number, version: number): TimedOffset | null | undefined {
+  if (timestamp === LATEST) return { offset: partition.nextOffset, timestampMs: -1 };
+  if (timestamp === EARLIEST) return { offset: partition.logStartOffset, timestampMs: -1 };
+  if (timestamp === MAX_TIMESTAMP && version >= MAX_TIMESTAMP_VERSION_MIN) return offsetOfMaxTimestamp(partition);
+  if (timestamp < 0) return undefined;
+  return offsetForTime(partition, timestamp);
 }

@@ -1,0 +1,165 @@
+/**
+ * @module bench/kafka-wire
+ * A minimal Kafka-protocol client for `runnel bench kafka`: one TCP connection, requests encoded
+ * by the broker's own declarative codec (listeners/kafka/codec.ts, sans-IO) and pipelined;
+ * Kafka answers a connection's requests in order, so answers are matched in order (and checked
+ * by correlation id). It is the "fast in-process path" the bench sets beside a real Kafka client
+ * library: no metadata, no retries, no batching policy — the caller hands it whole record
+ * batches. Not a client library; nothing outside the bench uses it.
+ *
+ *   request frame = int32 size, int16 apiKey, int16 apiVersion, int32 correlationId,
+ *                   int16 clientId length + clientId, [tagged fields: flexible versions], body
+ *   answer frame  = int32 size, int32 correlationId, [tagged fields: flexible, not ApiVersions], body
+ */
+import type { Socket } from "bun";
+import { RunnelError } from "../errors.ts";
+import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct, KafkaWriter } from "../listeners/kafka/codec.ts";
+import { MESSAGES } from "../listeners/kafka/definitions.ts";
+import type { ReadSlice } from "../log/api.ts";
+
+const CLIENT_ID = new TextEncoder().encode("runnel-bench-kafka");
+/** An answer larger than this is refused (the bench asks for at most a few MiB per fetch). */
+const ANSWER_BYTES_MAX = 256 * 1024 * 1024;
+
+interface Waiting {
+  apiKey: number;
+  version: number;
+  correlationId: number;
+  resolve: (answer: KafkaStruct) => void;
+  reject: (error: unknown) => void;
+}
+
+export class KafkaWire {
+  private socket: Socket<undefined> | null = null;
+  private readonly waiting: Waiting[] = [];
+  private readonly outbound: Uint8Array[] = [];
+  private chunks: Uint8Array[] = [];
+  private chunkBytes = 0;
+  private nextCorrelation = 1;
+  private failure: RunnelError | null = null;
+
+  static async connect(address: string): Promise<KafkaWire> {
+    const [host, port] = splitAddress(address);
+    const wire = new KafkaWire();
+    wire.socket = await Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        binaryType: "uint8array",
+        data: (_socket, chunk) => wire.onData(chunk),
+        drain: () => wire.flush(),
+        close: () => wire.fail(new RunnelError("BROKER_UNAVAILABLE", `the Kafka listener at ${address} closed the connection`)),
+        error: (_socket, error) => wire.fail(new RunnelError("BROKER_UNAVAILABLE", `Kafka connection to ${address}: ${error.message}`, { cause: error })),
+      },
+    });
+    return wire;
+  }
+
+  /** Sends a request; resolves with its decoded answer. */
+  request(apiKey: number, version: number, body: KafkaStruct): Promise<KafkaStruct> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const pair = MESSAGES.get(apiKey);
+    if (pair === undefined) return Promise.reject(new RunnelError("INVALID_REQUEST", `no definition for API key ${apiKey}`));
+    const correlationId = this.nextCorrelation++;
+    const writer = new KafkaWriter();
+    writer.int32(0);
+    writer.int16(apiKey);
+    writer.int16(version);
+    writer.int32(correlationId);
+    writer.int16(CLIENT_ID.length);
+    writer.raw(CLIENT_ID);
+    if (isFlexible(pair.request, version)) writer.uvarint(0);
+    encodeMessage(pair.request, version, body, writer);
+    const { parts, bytes } = writer.finish();
+    const first = parts[0] as Uint8Array;
+    new DataView(first.buffer, first.byteOffset, first.byteLength).setInt32(0, bytes - 4);
+    const answer = new Promise<KafkaStruct>((resolve, reject) => this.waiting.push({ apiKey, version, correlationId, resolve, reject }));
+    for (const part of parts) this.outbound.push(part as Exclude<typeof part, ReadSlice>);
+    this.flush();
+    return answer;
+  }
+
+  close(): void {
+    this.socket?.end();
+    this.fail(new RunnelError("CLIENT_CLOSED", "the bench's Kafka connection was closed"));
+  }
+
+  /** Writes queued bytes until the socket takes no more; `drain` calls again. */
+  private flush(): void {
+    const socket = this.socket;
+    while (socket !== null && this.outbound.length > 0) {
+      const head = this.outbound[0] as Uint8Array;
+      const written = socket.write(head);
+      if (written < head.length) {
+        this.outbound[0] = head.subarray(Math.max(0, written));
+        return;
+      }
+      this.outbound.shift();
+    }
+  }
+
+  private onData(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.chunkBytes += chunk.length;
+    for (;;) {
+      if (this.chunkBytes < 4) return;
+      const head = this.joined(4);
+      const size = new DataView(head.buffer, head.byteOffset, 4).getInt32(0);
+      if (size < 4 || size > ANSWER_BYTES_MAX) return this.fail(new RunnelError("INVALID_REQUEST", `a Kafka answer of ${size} bytes`));
+      if (this.chunkBytes < 4 + size) return;
+      const frame = this.take(4 + size).subarray(4);
+      this.answer(frame);
+    }
+  }
+
+  /** The first `count` buffered bytes, joined into the first chunk when they straddle chunks. */
+  private joined(count: number): Uint8Array {
+    const first = this.chunks[0] as Uint8Array;
+    if (first.length >= count) return first;
+    const all = new Uint8Array(this.chunkBytes);
+    let position = 0;
+    for (const chunk of this.chunks) {
+      all.set(chunk, position);
+      position += chunk.length;
+    }
+    this.chunks = [all];
+    return all;
+  }
+
+  private take(count: number): Uint8Array {
+    const all = this.joined(count);
+    const frame = all.subarray(0, count);
+    const rest = all.subarray(count);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.chunkBytes -= count;
+    return frame;
+  }
+
+  private answer(frame: Uint8Array): void {
+    const waiting = this.waiting.shift();
+    if (waiting === undefined) return this.fail(new RunnelError("INVALID_REQUEST", "a Kafka answer nobody asked for"));
+    try {
+      const pair = MESSAGES.get(waiting.apiKey);
+      if (pair === undefined) throw new RunnelError("INVALID_REQUEST", `no definition for API key ${waiting.apiKey}`);
+      const reader = new KafkaReader(frame);
+      const correlationId = reader.int32();
+      if (correlationId !== waiting.correlationId) throw new RunnelError("INVALID_REQUEST", `answer ${correlationId} came for request ${waiting.correlationId}`);
+      if (isFlexible(pair.response, waiting.version) && waiting.apiKey !== 18) reader.uvarint();
+      waiting.resolve(decodeMessage(pair.response, waiting.version, frame, reader.position));
+    } catch (error) {
+      waiting.reject(error);
+    }
+  }
+
+  private fail(error: RunnelError): void {
+    this.failure ??= error;
+    for (const waiting of this.waiting.splice(0)) waiting.reject(error);
+  }
+}
+
+function splitAddress(address: string): [string, number] {
+  const colon = address.lastIndexOf(":");
+  const port = Number(address.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) throw new RunnelError("INVALID_REQUEST", `Kafka address '${address}' is not HOST:PORT`);
+  return [address.slice(0, colon), port];
+}
