@@ -7,10 +7,12 @@
  * Kafka produce path calls this first, on the request's own bytes.
  *
  * Only a batch whose CRC-32C checks is rewritten — a corrupt one is left for the log to refuse.
- * Uncompressed: the largest record timestamp, read from the records. Compressed (the broker does
- * not open those): the later of firstTimestamp and the broker's clock, an upper bound for a batch
- * stamped by its producer just now, so a ListOffsets by time never skips it (the client skips
- * the older records in it) and retention keeps it no shorter than its records ask.
+ * The new maxTimestamp is the largest record timestamp, read from the records (decompressed,
+ * within decompressedBatchBytesMax, for a compressed batch; this costs one decompression, for
+ * these batches only). When the records do not decode, a compressed batch gets the later of
+ * firstTimestamp and the broker's clock — an upper bound for a batch stamped by its producer just
+ * now, so a ListOffsets by time never skips it and retention keeps it no shorter than its records
+ * ask — and an uncompressed one is left for the log to refuse.
  */
 import { crc32c } from "./crc32c.ts";
 import { decodeKafkaRecords } from "./kafka-batch.ts";
@@ -28,7 +30,8 @@ export function fillMissingMaxTimestamp(batch: Uint8Array, nowMs: number): boole
   if (header.magic !== BATCH_MAGIC_KAFKA || header.maxTimestamp !== KAFKA_NO_TIMESTAMP || header.firstTimestamp < 0) return false;
   if (header.batchLength !== batch.length - BATCH_LOG_OVERHEAD_BYTES) return false;
   if (crc32c(batch.subarray(CRC_START)) !== header.crc) return false;
-  const maxTimestampMs = (header.attributes & CODEC_MASK) === 0 ? largestRecordTimestamp(batch) : Math.max(header.firstTimestamp, nowMs);
+  const compressed = (header.attributes & CODEC_MASK) !== 0;
+  const maxTimestampMs = largestRecordTimestamp(batch) ?? (compressed ? Math.max(header.firstTimestamp, nowMs) : null);
   if (maxTimestampMs === null) return false;
   const view = new DataView(batch.buffer, batch.byteOffset, batch.length);
   writeInt64(view, FIELD.maxTimestamp, maxTimestampMs);
@@ -36,7 +39,7 @@ export function fillMissingMaxTimestamp(batch: Uint8Array, nowMs: number): boole
   return true;
 }
 
-/** The largest record timestamp of an uncompressed batch; null when its records do not decode. */
+/** The largest record timestamp of a batch; null when its records do not decode. */
 function largestRecordTimestamp(batch: Uint8Array): number | null {
   try {
     let largest = Number.NEGATIVE_INFINITY;

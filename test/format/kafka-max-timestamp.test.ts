@@ -1,13 +1,13 @@
 /**
  * fillMissingMaxTimestamp: a Kafka batch whose maxTimestamp is unset (-1, as Sarama 1.22 sends
- * it) gets the largest record timestamp (uncompressed) or an upper bound (compressed), with its
+ * it) gets the largest record timestamp (an upper bound when compressed records do not decode), with its
  * CRC-32C recomputed so the log accepts it; anything else is left exactly as it came.
  */
 import { describe, expect, test } from "bun:test";
 import { crc32c } from "../../src/format/crc32c.ts";
 import { encodeKafkaBatch } from "../../src/format/kafka-batch.ts";
 import { fillMissingMaxTimestamp, KAFKA_NO_TIMESTAMP } from "../../src/format/kafka-max-timestamp.ts";
-import { CRC_START, FIELD, readBatchHeader, verifyBatch, writeInt64 } from "../../src/format/record-batch.ts";
+import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, CRC_START, FIELD, readBatchHeader, verifyBatch, writeInt64 } from "../../src/format/record-batch.ts";
 
 const value = (text: string) => new TextEncoder().encode(text);
 
@@ -30,8 +30,22 @@ describe("fillMissingMaxTimestamp", () => {
     expect(verifyBatch(batch).maxTimestamp).toBe(1_030);
   });
 
-  test("a compressed batch (records not opened) gets the later of its first timestamp and the broker's clock", () => {
-    const batch = batchWithoutMax(4);
+  test("a compressed batch gets its largest record timestamp, read from the decompressed records", () => {
+    const plain = batchWithoutMax();
+    const records = Bun.gzipSync(plain.slice(BATCH_HEADER_BYTES));
+    const batch = new Uint8Array(BATCH_HEADER_BYTES + records.length);
+    batch.set(plain.subarray(0, BATCH_HEADER_BYTES));
+    batch.set(records, BATCH_HEADER_BYTES);
+    const view = new DataView(batch.buffer);
+    view.setInt32(FIELD.batchLength, batch.length - BATCH_LOG_OVERHEAD_BYTES);
+    view.setInt16(FIELD.attributes, 1); // gzip
+    view.setUint32(FIELD.crc, crc32c(batch.subarray(CRC_START)));
+    expect(fillMissingMaxTimestamp(batch, 5_000)).toBe(true);
+    expect(verifyBatch(batch).maxTimestamp).toBe(1_030);
+  });
+
+  test("a compressed batch whose records do not decompress gets the later of its first timestamp and the broker's clock", () => {
+    const batch = batchWithoutMax(4); // "zstd" over records that are not zstd
     expect(fillMissingMaxTimestamp(batch, 5_000)).toBe(true);
     expect(readBatchHeader(batch).maxTimestamp).toBe(5_000);
     expect(readBatchHeader(batch).crc).toBe(crc32c(batch.subarray(CRC_START)));

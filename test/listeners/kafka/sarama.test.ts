@@ -134,7 +134,7 @@ describe.skipIf(!available)("Sarama against the Kafka listener", () => {
     expect([await reader.child.exited, rest]).toEqual([0, `${before} acks=1 0\n`]);
   });
 
-  test("compressed batches (gzip, snappy, lz4, zstd) are stored as they came, their unset maxTimestamp bounded, and consumed back", async () => {
+  test("compressed batches (gzip, snappy, lz4, zstd) are stored as they came, their unset maxTimestamp filled in, and consumed back", async () => {
     expect(lines(await sarama("codecs"))).toEqual(["gzip 0 1", "snappy 2 3", "lz4 4 5", "zstd 6 7"]);
     const partition = test_.broker.context.log.partition("sz", 0);
     const slice = partition.read(0, 1 << 20);
