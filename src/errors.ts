@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: { retriable: true, doc: "Cluster: a replicated produce was appended, but the in-sync replicas fell below minInsyncReplicas before it was acknowledged; it may or may not survive a leader change." },
   CLUSTER_UNAVAILABLE: { retriable: true, doc: "Cluster mode: etcd (the cluster's metadata store) could not be reached or refused the call within its time bound; nothing was changed, or the change is unknown. Retry once etcd answers." },
   BROKER_ID_IN_USE: { retriable: false, doc: "Cluster mode: a broker with this --broker-id is already live in the cluster (its membership key is on a live lease). Give this broker another id, or wait up to clusterLeaseTtlMs for the old one's lease to expire." },
+  FENCED_INSTANCE_ID: { retriable: false, doc: "Kafka classic groups, static membership (group.instance.id): a newer member joined with the same instance id and took its place; this member id is no longer the instance's. Stop consuming; two consumers share one instance id." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -17,7 +17,16 @@
  * 3. Every member sends SyncGroup; the leader's carries the assignments. Syncs wait for the
  *    leader's; then each member gets its assignment bytes and the group is `stable`.
  * Commits and heartbeats are fenced by generation (ILLEGAL_GENERATION) and membership
- * (UNKNOWN_MEMBER). Static membership (group.instance.id) is not served yet.
+ * (UNKNOWN_MEMBER).
+ *
+ * Static membership (KIP-345, group.instance.id): a member may name an instance id that outlives
+ * its member ids. A join with that instance id and no member id (a restarted process) replaces the
+ * old member — same assignment, no rebalance when the group is stable and the choice of protocol
+ * does not change; the answer names the old leader id, so even a returning leader does not
+ * reassign, and its SyncGroup gets the stored assignment. The replaced member id is then fenced:
+ * a request naming it with the instance id is FENCED_INSTANCE_ID, without it UNKNOWN_MEMBER. A
+ * static member leaves only by LeaveGroup or when its session expires (clients do not send
+ * LeaveGroup for static members on close), so a restart within the session costs no rebalance.
  */
 import { RunnelError } from "../errors.ts";
 import type { DeadlineItem } from "./deadline-heap.ts";
@@ -33,6 +42,8 @@ export interface ClassicMember extends DeadlineItem {
   readonly timed: "classicMember";
   readonly id: string;
   readonly group: ClassicGroup;
+  /** group.instance.id of a static member (KIP-345); null for a dynamic one. */
+  readonly instanceId: string | null;
   clientId: string;
   sessionTimeoutMs: number;
   rebalanceTimeoutMs: number;
@@ -56,6 +67,8 @@ export class ClassicGroup {
   protocolName: string | null = null;
   leaderId: string | null = null;
   readonly members = new Map<string, ClassicMember>();
+  /** Static members: instance id -> the member id that holds it now. */
+  readonly instances = new Map<string, string>();
   readonly rebalance: ClassicRebalance = { timed: "classicRebalance", group: this, deadlineMs: 0, heapIndex: -1 };
 
   constructor(
@@ -75,6 +88,8 @@ export interface ClassicJoinRequest {
   group: string;
   /** "" for a member joining for the first time. */
   memberId: string;
+  /** group.instance.id (JoinGroup v5+); null or absent for a dynamic member. */
+  instanceId?: string | null;
   clientId: string;
   sessionTimeoutMs: number;
   rebalanceTimeoutMs: number;
@@ -87,13 +102,15 @@ export interface ClassicJoinAnswer {
   protocolName: string;
   leaderId: string;
   memberId: string;
-  /** Every member and its metadata for the chosen protocol: for the leader only, else empty. */
-  members: Array<{ memberId: string; metadata: Uint8Array }>;
+  /** Every member, its instance id and its metadata for the chosen protocol: for the leader only, else empty. */
+  members: Array<{ memberId: string; instanceId: string | null; metadata: Uint8Array }>;
 }
 
 export interface ClassicSyncRequest {
   group: string;
   memberId: string;
+  /** group.instance.id (SyncGroup v3+); null or absent for a dynamic member. */
+  instanceId?: string | null;
   generation: number;
   /** The leader's assignment per member; empty from everyone else. */
   assignments: Array<{ memberId: string; assignment: Uint8Array }>;
@@ -125,7 +142,17 @@ export class ClassicGroups {
     this.checkTimeouts(request);
     const group = this.groupFor(request);
     this.checkProtocols(group, request);
+    const instanceId = request.instanceId ?? null;
+    if (instanceId !== null && request.memberId !== "") checkInstance(group, request.memberId, instanceId);
+    const holder = instanceId === null || request.memberId !== "" ? undefined : group.instances.get(instanceId);
+    const replacing = holder === undefined ? undefined : group.members.get(holder);
+    if (replacing !== undefined) return this.replaceStatic(replacing, request);
     const member = this.memberFor(group, request);
+    return this.joinAs(member, request);
+  }
+
+  private joinAs(member: ClassicMember, request: ClassicJoinRequest): Promise<ClassicJoinAnswer> {
+    const group = member.group;
     member.clientId = request.clientId;
     member.sessionTimeoutMs = request.sessionTimeoutMs;
     member.rebalanceTimeoutMs = request.rebalanceTimeoutMs;
@@ -141,9 +168,40 @@ export class ClassicGroups {
     return answer;
   }
 
+  /**
+   * A static member's process came back (a join with its instance id and no member id): a new
+   * member id takes the old one's place and assignment. In a stable group whose protocol choice
+   * does not change, the answer comes at once with the current generation and the old leader id
+   * (so nobody reassigns) and the group does not rebalance; otherwise the new member joins the
+   * rebalance as usual. Whatever the old member id waited for is refused with FENCED_INSTANCE_ID.
+   */
+  private replaceStatic(old: ClassicMember, request: ClassicJoinRequest): Promise<ClassicJoinAnswer> {
+    const group = old.group;
+    const leaderBefore = group.leaderId;
+    const member = this.newMember(group, request);
+    member.assignment = old.assignment;
+    const fenced = new RunnelError("FENCED_INSTANCE_ID", `instance '${old.instanceId}' of group '${group.id}' rejoined as member '${member.id}'; member '${old.id}' is fenced`);
+    const waitingJoin = old.pendingJoin;
+    old.pendingJoin?.reject(fenced);
+    old.pendingSync?.reject(fenced);
+    old.pendingJoin = null;
+    old.pendingSync = null;
+    this.table.clearDeadline(old);
+    group.members.delete(old.id);
+    group.members.set(member.id, member);
+    if (member.instanceId !== null) group.instances.set(member.instanceId, member.id);
+    if (group.leaderId === old.id) group.leaderId = member.id;
+    const protocolName = group.protocolName;
+    if (group.state === "stable" && waitingJoin === null && protocolName !== null && chooseProtocol([...group.members.values()]) === protocolName) {
+      this.touch(member);
+      return Promise.resolve({ generation: group.generation, protocolName, leaderId: leaderBefore ?? member.id, memberId: member.id, members: [] });
+    }
+    return this.joinAs(member, request);
+  }
+
   /** A SyncGroup: resolves with the member's assignment once the leader has sent them. */
   sync(request: ClassicSyncRequest): Promise<Uint8Array> {
-    const member = this.member(request.group, request.memberId);
+    const member = this.member(request.group, request.memberId, request.instanceId ?? null);
     const group = member.group;
     if (group.state === "preparingRebalance") throw rebalancing(group);
     if (request.generation !== group.generation) throw illegalGeneration(group, request.generation);
@@ -165,22 +223,33 @@ export class ClassicGroups {
   }
 
   /** A Heartbeat: REBALANCE_IN_PROGRESS tells the member to join again. */
-  heartbeat(groupId: string, memberId: string, generation: number): void {
-    const member = this.member(groupId, memberId);
+  heartbeat(groupId: string, memberId: string, generation: number, instanceId: string | null = null): void {
+    const member = this.member(groupId, memberId, instanceId);
     const group = member.group;
     if (member.pendingJoin === null) this.touch(member);
     if (group.state === "preparingRebalance") throw rebalancing(group);
     if (generation !== group.generation) throw illegalGeneration(group, generation);
   }
 
-  leave(groupId: string, memberId: string): void {
-    this.remove(this.member(groupId, memberId), "it left the group");
+  /** A LeaveGroup; a static member may be named by its instance id alone (member id ""). */
+  leave(groupId: string, memberId: string, instanceId: string | null = null): void {
+    const group = this.table.lookup(groupId);
+    const holder = instanceId === null || memberId !== "" || typeof group !== "object" ? undefined : group.instances.get(instanceId);
+    this.remove(this.member(groupId, holder ?? memberId, instanceId), "it left the group");
   }
 
-  /** A commit by a member: it must be one, of the current generation, with the group not mid-rebalance. */
-  checkCommit(group: ClassicGroup, memberId: string, generation: number): void {
+  /**
+   * A commit by a member: it must be one, of the current generation. While the group prepares a
+   * rebalance its members still own their partitions and commit what they did before they join
+   * again (clients commit as they give partitions up), so that is allowed, as in Kafka; only
+   * between the join phase and the leader's assignment (completingRebalance) is a commit
+   * REBALANCE_IN_PROGRESS. Refusing it earlier made kafka-python drop its member id and join as a
+   * new member, leaving the old one to time out: a rebalance took a whole session timeout.
+   */
+  checkCommit(group: ClassicGroup, memberId: string, generation: number, instanceId: string | null = null): void {
+    if (instanceId !== null) checkInstance(group, memberId, instanceId);
     if (!group.members.has(memberId)) throw unknownMember(group.id, memberId);
-    if (group.state === "preparingRebalance" || group.state === "completingRebalance") throw rebalancing(group);
+    if (group.state === "completingRebalance") throw rebalancing(group);
     if (generation !== group.generation) throw illegalGeneration(group, generation);
   }
 
@@ -191,9 +260,10 @@ export class ClassicGroups {
     else this.remove(item, "its session expired");
   }
 
-  private member(groupId: string, memberId: string): ClassicMember {
+  private member(groupId: string, memberId: string, instanceId: string | null = null): ClassicMember {
     const group = this.table.lookup(groupId);
     if (group === "native") throw new RunnelError("INCONSISTENT_GROUP_PROTOCOL", `group '${groupId}' is a native group; Kafka classic requests do not apply`);
+    if (group !== undefined && instanceId !== null) checkInstance(group, memberId, instanceId);
     const member = group?.members.get(memberId);
     if (member === undefined) throw unknownMember(groupId, memberId);
     return member;
@@ -241,10 +311,19 @@ export class ClassicGroups {
     if (group.members.size >= this.table.membersPerGroupMax) {
       throw new RunnelError("LIMIT_EXCEEDED", `group '${group.id}' has its maximum of ${this.table.membersPerGroupMax} members`);
     }
-    const member: ClassicMember = {
+    const member = this.newMember(group, request);
+    group.members.set(member.id, member);
+    if (member.instanceId !== null) group.instances.set(member.instanceId, member.id);
+    return member;
+  }
+
+  /** A member record with a fresh id, not yet in the group. */
+  private newMember(group: ClassicGroup, request: ClassicJoinRequest): ClassicMember {
+    return {
       timed: "classicMember",
       id: this.table.newMemberId(),
       group,
+      instanceId: request.instanceId ?? null,
       clientId: request.clientId,
       sessionTimeoutMs: request.sessionTimeoutMs,
       rebalanceTimeoutMs: request.rebalanceTimeoutMs,
@@ -255,8 +334,6 @@ export class ClassicGroups {
       deadlineMs: 0,
       heapIndex: -1,
     };
-    group.members.set(member.id, member);
-    return member;
   }
 
   /** Every member must join again; pending syncs of the old generation are refused. */
@@ -291,7 +368,7 @@ export class ClassicGroups {
     if (group.leaderId === null || !group.members.has(group.leaderId)) group.leaderId = group.members.keys().next().value ?? null;
     group.state = "completingRebalance";
     const leaderId = group.leaderId as string;
-    const everyone = [...group.members.values()].map((member) => ({ memberId: member.id, metadata: metadataFor(member, protocolName) }));
+    const everyone = [...group.members.values()].map((member) => ({ memberId: member.id, instanceId: member.instanceId, metadata: metadataFor(member, protocolName) }));
     for (const member of group.members.values()) {
       this.touch(member);
       const pending = member.pendingJoin;
@@ -316,6 +393,7 @@ export class ClassicGroups {
   private drop(member: ClassicMember, why: string): void {
     this.table.clearDeadline(member);
     member.group.members.delete(member.id);
+    if (member.instanceId !== null && member.group.instances.get(member.instanceId) === member.id) member.group.instances.delete(member.instanceId);
     const gone = new RunnelError("UNKNOWN_MEMBER", `member '${member.id}' was removed from group '${member.group.id}': ${why}`);
     member.pendingJoin?.reject(gone);
     member.pendingSync?.reject(gone);
@@ -344,6 +422,14 @@ function chooseProtocol(members: readonly ClassicMember[]): string {
 
 function metadataFor(member: ClassicMember, protocolName: string): Uint8Array {
   return member.protocols.find((protocol) => protocol.name === protocolName)?.metadata ?? EMPTY;
+}
+
+/** FENCED_INSTANCE_ID when `instanceId` is held by another member id than `memberId` (KIP-345). */
+function checkInstance(group: ClassicGroup, memberId: string, instanceId: string): void {
+  const holder = group.instances.get(instanceId);
+  if (holder !== undefined && holder !== memberId) {
+    throw new RunnelError("FENCED_INSTANCE_ID", `instance '${instanceId.slice(0, 64)}' of group '${group.id}' is held by another member id; '${memberId.slice(0, 64)}' is fenced`);
+  }
 }
 
 function unknownMember(groupId: string, memberId: string): RunnelError {

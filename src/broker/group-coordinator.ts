@@ -229,12 +229,14 @@ export class GroupCoordinator {
     return this.classic.sync(request);
   }
 
-  classicHeartbeat(groupId: string, memberId: string, generation: number): void {
-    this.classic.heartbeat(groupId, memberId, generation);
+  /** `instanceId`: a static member's group.instance.id (KIP-345), fenced when another member id holds it. */
+  classicHeartbeat(groupId: string, memberId: string, generation: number, instanceId: string | null = null): void {
+    this.classic.heartbeat(groupId, memberId, generation, instanceId);
   }
 
-  classicLeave(groupId: string, memberId: string): void {
-    this.classic.leave(groupId, memberId);
+  /** A static member may be named by `instanceId` with memberId "". */
+  classicLeave(groupId: string, memberId: string, instanceId: string | null = null): void {
+    this.classic.leave(groupId, memberId, instanceId);
   }
 
   /** A Kafka classic group as it stands, for DescribeGroups (read only); undefined for none or a native group. */
@@ -337,10 +339,10 @@ export class GroupCoordinator {
    * it is not a member, COMMIT_FENCED when it does not own the partition or the generation is
    * older than its ownership (or newer than the group's).
    */
-  checkCommit(groupId: string, memberId: string, generation: number, topic: string, partition: number): void {
+  checkCommit(groupId: string, memberId: string, generation: number, topic: string, partition: number, instanceId: string | null = null): void {
     const group = this.groups.get(groupId);
     if (group?.kind === "classic") {
-      this.classic.checkCommit(group, memberId, generation);
+      this.classic.checkCommit(group, memberId, generation, instanceId);
       return;
     }
     const member = group?.members.get(memberId);

@@ -76,6 +76,20 @@ describe("GroupCoordinator: Kafka classic groups", () => {
     expect(coordinator.listGroups()).toEqual([{ group: "k", kind: "classic", state: "stable", generation: 2, members: 2 }]);
   });
 
+  test("while a rebalance is prepared a member still commits at its generation; between the join phase and the assignment it may not", async () => {
+    const { coordinator } = createWorld({});
+    const first = await coordinator.classicJoin(joinRequest());
+    await coordinator.classicSync({ group: "k", memberId: first.memberId, generation: 1, assignments: [] });
+    const secondJoin = coordinator.classicJoin(joinRequest());
+    // preparingRebalance: the first member commits what it read before it joins again.
+    expect(codeOf(() => coordinator.checkCommit("k", first.memberId, 1, "orders", 0))).toBeUndefined();
+    expect(codeOf(() => coordinator.checkCommit("k", first.memberId, 0, "orders", 0))).toBe("ILLEGAL_GENERATION");
+    await coordinator.classicJoin(joinRequest(first.memberId));
+    await secondJoin;
+    // completingRebalance: generation 2 exists but its assignment does not yet.
+    expect(codeOf(() => coordinator.checkCommit("k", first.memberId, 2, "orders", 0))).toBe("REBALANCE_IN_PROGRESS");
+  });
+
   test("a member that does not join again in time, or whose session ends, is removed and the rest rebalance", async () => {
     const { coordinator, clock } = createWorld({});
     const first = await coordinator.classicJoin(joinRequest());
@@ -121,5 +135,75 @@ describe("GroupCoordinator: Kafka classic groups", () => {
     // A member naming roundrobin first and range second joins; the vote keeps the choice both support.
     const joined = coordinator.classicJoin(joinRequest("", ["roundrobin", "range"]));
     expect(await stateOf(joined)).toBe("pending");
+  });
+});
+
+describe("GroupCoordinator: Kafka classic static membership (group.instance.id, KIP-345)", () => {
+  /** A stable group of two static members, "a" (the leader) and "b", each with its assignment. */
+  async function stableStaticPair() {
+    const world = createWorld({});
+    const { coordinator } = world;
+    const firstJoin = await coordinator.classicJoin({ ...joinRequest(), instanceId: "a" });
+    await coordinator.classicSync({ group: "k", memberId: firstJoin.memberId, generation: 1, assignments: [] });
+    const secondJoin = coordinator.classicJoin({ ...joinRequest(), instanceId: "b" });
+    const leader = await coordinator.classicJoin({ ...joinRequest(firstJoin.memberId), instanceId: "a" });
+    const follower = await secondJoin;
+    expect(leader.members.map((member) => member.instanceId).sort()).toEqual(["a", "b"]);
+    const assignments = [
+      { memberId: leader.memberId, assignment: bytes(1) },
+      { memberId: follower.memberId, assignment: bytes(2) },
+    ];
+    await coordinator.classicSync({ group: "k", memberId: leader.memberId, generation: 2, assignments });
+    await coordinator.classicSync({ group: "k", memberId: follower.memberId, generation: 2, assignments: [] });
+    return { ...world, leader, follower };
+  }
+
+  test("a static member rejoining without a member id replaces its old self: same generation and assignment, no rebalance", async () => {
+    const { coordinator, leader, follower } = await stableStaticPair();
+    const back = await coordinator.classicJoin({ ...joinRequest(), instanceId: "b" });
+    expect(back.memberId).not.toBe(follower.memberId);
+    // The old leader id, so nobody reassigns; no member list; the generation does not move.
+    expect(back).toMatchObject({ generation: 2, protocolName: "range", leaderId: leader.memberId, members: [] });
+    expect(await coordinator.classicSync({ group: "k", memberId: back.memberId, generation: 2, instanceId: "b", assignments: [] })).toEqual(bytes(2));
+    expect(coordinator.listGroups()).toEqual([{ group: "k", kind: "classic", state: "stable", generation: 2, members: 2 }]);
+    expect(codeOf(() => coordinator.classicHeartbeat("k", leader.memberId, 2, "a"))).toBeUndefined();
+  });
+
+  test("the replaced member id is fenced: FENCED_INSTANCE_ID with its instance id, UNKNOWN_MEMBER without", async () => {
+    const { coordinator, follower } = await stableStaticPair();
+    const back = await coordinator.classicJoin({ ...joinRequest(), instanceId: "b" });
+    expect(codeOf(() => coordinator.classicHeartbeat("k", follower.memberId, 2, "b"))).toBe("FENCED_INSTANCE_ID");
+    expect(codeOf(() => coordinator.classicHeartbeat("k", follower.memberId, 2))).toBe("UNKNOWN_MEMBER");
+    expect(codeOf(() => coordinator.checkCommit("k", follower.memberId, 2, "orders", 0, "b"))).toBe("FENCED_INSTANCE_ID");
+    expect(codeOf(() => coordinator.classicSync({ group: "k", memberId: follower.memberId, generation: 2, instanceId: "b", assignments: [] }))).toBe("FENCED_INSTANCE_ID");
+    expect(codeOf(() => coordinator.classicJoin({ ...joinRequest(follower.memberId), instanceId: "b" }))).toBe("FENCED_INSTANCE_ID");
+    expect(codeOf(() => coordinator.classicLeave("k", follower.memberId, "b"))).toBe("FENCED_INSTANCE_ID");
+    expect(codeOf(() => coordinator.checkCommit("k", back.memberId, 2, "orders", 0, "b"))).toBeUndefined();
+  });
+
+  test("a returning leader keeps the lead without reassigning; a static member leaves by its instance id alone, and the rest rebalance", async () => {
+    const { coordinator, follower } = await stableStaticPair();
+    const leaderBack = await coordinator.classicJoin({ ...joinRequest(), instanceId: "a" });
+    expect(leaderBack.leaderId).not.toBe(leaderBack.memberId); // the old id: it does not run the assignor
+    expect(await coordinator.classicSync({ group: "k", memberId: leaderBack.memberId, generation: 2, instanceId: "a", assignments: [] })).toEqual(bytes(1));
+    coordinator.classicLeave("k", "", "b");
+    expect(codeOf(() => coordinator.classicHeartbeat("k", follower.memberId, 2))).toBe("UNKNOWN_MEMBER");
+    expect(codeOf(() => coordinator.classicHeartbeat("k", leaderBack.memberId, 2, "a"))).toBe("REBALANCE_IN_PROGRESS");
+    const alone = await coordinator.classicJoin({ ...joinRequest(leaderBack.memberId), instanceId: "a" });
+    expect(alone).toMatchObject({ generation: 3, leaderId: leaderBack.memberId });
+    expect(alone.members.map((member) => member.instanceId)).toEqual(["a"]);
+  });
+
+  test("a static member whose session ends is removed like a dynamic one; its instance id is free again", async () => {
+    const { coordinator, clock, leader } = await stableStaticPair();
+    for (let step = 0; step < 3; step++) {
+      clock.advance(400);
+      coordinator.classicHeartbeat("k", leader.memberId, 2, "a");
+      coordinator.expire();
+    }
+    expect(codeOf(() => coordinator.classicHeartbeat("k", leader.memberId, 2, "a"))).toBe("REBALANCE_IN_PROGRESS");
+    const fresh = coordinator.classicJoin({ ...joinRequest(), instanceId: "b" });
+    await coordinator.classicJoin({ ...joinRequest(leader.memberId), instanceId: "a" });
+    expect(await fresh).toMatchObject({ generation: 3, leaderId: leader.memberId });
   });
 });

@@ -149,6 +149,7 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: { why: "cluster mode: the ISR shrank under a waiting replicated produce", tests: ["test/cluster/replication.test.ts"] },
   CLUSTER_UNAVAILABLE: { why: "cluster mode, with etcd unreachable", tests: ["test/cluster/etcd-gateway.test.ts", "test/cluster/cluster-config.test.ts"] },
   BROKER_ID_IN_USE: { why: "cluster mode, a second broker with a live id", tests: ["test/cluster/etcd-cluster-view.test.ts", "test/cluster/cluster-brokers.test.ts"] },
+  FENCED_INSTANCE_ID: { why: "Kafka classic groups' static membership, served by the Kafka listener only", tests: ["test/broker/classic-groups.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */

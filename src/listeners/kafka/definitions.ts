@@ -265,9 +265,10 @@ export const metadataResponse = message("MetadataResponse", 3, "0-12", 9, [
   field("clusterAuthorizedOperations", "int32", "8-10", { default: -2147483648 }),
 ]);
 
-// ---- OffsetCommit (key 8). checked: OffsetCommitRequest/Response.json for v2-8 -------------
+// ---- OffsetCommit (key 8). checked: OffsetCommitRequest/Response.json for v1-8 -------------
+// v1 (commitTimestamp per partition, ignored) is what Sarama 1.22 sends by default.
 
-export const offsetCommitRequest = message("OffsetCommitRequest", 8, "2-8", 8, [
+export const offsetCommitRequest = message("OffsetCommitRequest", 8, "1-8", 8, [
   field("groupId", "string", "0+"),
   field("generationId", "int32", "1+", { default: -1 }),
   field("memberId", "string", "1+"),
@@ -285,7 +286,7 @@ export const offsetCommitRequest = message("OffsetCommitRequest", 8, "2-8", 8, [
   ]),
 ]);
 
-export const offsetCommitResponse = message("OffsetCommitResponse", 8, "2-8", 8, [
+export const offsetCommitResponse = message("OffsetCommitResponse", 8, "1-8", 8, [
   field("throttleTimeMs", "int32", "3+"),
   structs("topics", "0+", [field("name", "string", "0+"), structs("partitions", "0+", [field("partitionIndex", "int32", "0+"), field("errorCode", "int16", "0+")])]),
 ]);

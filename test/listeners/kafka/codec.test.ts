@@ -3,12 +3,32 @@
  * a value built from the definition survives encode then decode (once with values, once with
  * nulls where the version allows them), every truncated prefix of its bytes is refused, and
  * absurd or negative lengths are refused with INVALID_REQUEST. Fixed bytes: librdkafka 2.0.2's
- * ApiVersions v3 request (captured from kcat) and our ApiVersions v0 answer.
+ * ApiVersions v3 request (captured from kcat) and our ApiVersions v0 answer; the group APIs'
+ * requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch) as three real
+ * clients sent them — kafka-python 2.0.2 (old versions), librdkafka 2.0.2 through confluent-kafka
+ * (a static member, group.instance.id "i1") and @platformatic/kafka 2.12.1 (flexible versions) —
+ * captured with a TCP recorder between the client and the broker.
  */
 import { describe, expect, test } from "bun:test";
 import { RunnelError } from "../../../src/errors.ts";
 import { decodeMessage, encodeMessage, type KafkaStruct, type KafkaValue, KafkaWriter } from "../../../src/listeners/kafka/codec.ts";
-import { apiVersionsRequest, type FieldDef, inVersions, joinGroupRequest, joinGroupResponse, MESSAGES, type MessageDef, metadataRequest, produceRequest, syncGroupRequest, versions } from "../../../src/listeners/kafka/definitions.ts";
+import {
+  apiVersionsRequest,
+  type FieldDef,
+  heartbeatRequest,
+  inVersions,
+  joinGroupRequest,
+  joinGroupResponse,
+  leaveGroupRequest,
+  MESSAGES,
+  type MessageDef,
+  metadataRequest,
+  offsetCommitRequest,
+  offsetFetchRequest,
+  produceRequest,
+  syncGroupRequest,
+  versions,
+} from "../../../src/listeners/kafka/definitions.ts";
 import { encodeResponseFrame } from "../../../src/listeners/kafka/dispatch.ts";
 import { apiVersionsBody } from "../../../src/listeners/kafka/handlers/api-versions.ts";
 
@@ -176,6 +196,133 @@ describe("Kafka codec: fixed bytes", () => {
     expect(encodeMessage(syncGroupRequest, 3, decoded).finishBytes()).toEqual(body);
   });
 
+  /** One captured request frame: who sent it, the definition, and what its body must decode to. */
+  interface Captured {
+    client: string;
+    message: MessageDef;
+    hex: string;
+    expected: KafkaStruct;
+  }
+
+  // The member ids our broker handed out in the captured sessions.
+  const PYTHON_MEMBER = "3668433e-c503-4795-9a10-eb495f4aacf6";
+  const LIBRDKAFKA_MEMBER = "9c76b06d-b9ac-49ef-9469-04c90742b931";
+  const PLATFORMATIC_MEMBER = "3407fc7f-4b82-4972-8041-55ad726d3dd5";
+  const CAPTURED: Captured[] = [
+    {
+      client: "kafka-python 2.0.2",
+      message: joinGroupRequest,
+      hex: "00000076000b00020000000100126b61666b612d707974686f6e2d322e302e32000970796d656d6265727300001770000493e000000008636f6e73756d657200000002000572616e67650000000e0000000000010002707900000000000a726f756e64726f62696e0000000e0000000000010002707900000000",
+      expected: { groupId: "pymembers", sessionTimeoutMs: 6_000, rebalanceTimeoutMs: 300_000, memberId: "", protocolType: "consumer" },
+    },
+    {
+      client: "kafka-python 2.0.2",
+      message: syncGroupRequest,
+      hex: "00000095000e00010000000200126b61666b612d707974686f6e2d322e302e32000970796d656d6265727300000001002433363638343333652d633530332d343739352d396131302d65623439356634616163663600000001002433363638343333652d633530332d343739352d396131302d6562343935663461616366360000001600000000000100027079000000010000000000000000",
+      expected: { groupId: "pymembers", generationId: 1, memberId: PYTHON_MEMBER },
+    },
+    {
+      client: "kafka-python 2.0.2",
+      message: offsetCommitRequest,
+      hex: "00000073000800020000000400126b61666b612d707974686f6e2d322e302e32000970796d656d6265727300000001002433363638343333652d633530332d343739352d396131302d656234393566346161636636ffffffffffffffff0000000100027079000000010000000000000000000000050000",
+      expected: { groupId: "pymembers", generationId: 1, memberId: PYTHON_MEMBER, retentionTimeMs: -1, topics: [{ name: "py", partitions: [{ partitionIndex: 0, committedOffset: 5, committedMetadata: "" }] }] },
+    },
+    {
+      client: "kafka-python 2.0.2",
+      message: offsetFetchRequest,
+      hex: "00000037000900010000000300126b61666b612d707974686f6e2d322e302e32000970796d656d6265727300000001000270790000000100000000",
+      expected: { groupId: "pymembers", topics: [{ name: "py", partitionIndexes: [0] }] },
+    },
+    {
+      client: "kafka-python 2.0.2",
+      message: leaveGroupRequest,
+      hex: "0000004d000d00010000000500126b61666b612d707974686f6e2d322e302e32000970796d656d62657273002433363638343333652d633530332d343739352d396131302d656234393566346161636636",
+      expected: { groupId: "pymembers", memberId: PYTHON_MEMBER },
+    },
+    {
+      client: "librdkafka 2.0.2 (static member)",
+      message: joinGroupRequest,
+      hex: "0000006f000b0005000000020002636b00046361706700001770000493e00000000269310008636f6e73756d657200000002000572616e67650000001300010000000100036361700000000000000000000a726f756e64726f62696e0000001300010000000100036361700000000000000000",
+      expected: { groupId: "capg", sessionTimeoutMs: 6_000, memberId: "", groupInstanceId: "i1", protocolType: "consumer" },
+    },
+    {
+      client: "librdkafka 2.0.2 (static member)",
+      message: heartbeatRequest,
+      hex: "00000040000c0003000000050002636b00046361706700000001002439633736623036642d623961632d343965662d393436392d30346339303734326239333100026931",
+      expected: { groupId: "capg", generationId: 1, memberId: LIBRDKAFKA_MEMBER, groupInstanceId: "i1" },
+    },
+    {
+      client: "librdkafka 2.0.2 (static member)",
+      message: offsetCommitRequest,
+      hex: "0000005f00080007000000080002636b00046361706700000001002439633736623036642d623961632d343965662d393436392d3034633930373432623933310002693100000001000363617000000001000000000000000000000001ffffffff0000",
+      expected: { groupId: "capg", generationId: 1, memberId: LIBRDKAFKA_MEMBER, groupInstanceId: "i1", topics: [{ name: "cap", partitions: [{ partitionIndex: 0, committedOffset: 1, committedLeaderEpoch: -1, committedMetadata: "" }] }] },
+    },
+    {
+      client: "librdkafka 2.0.2 (static member)",
+      message: offsetFetchRequest,
+      hex: "0000001f00090007000000060002636b00056361706702046361700200000000000100",
+      expected: { groupId: "capg", topics: [{ name: "cap", partitionIndexes: [0] }], requireStable: true },
+    },
+    {
+      client: "@platformatic/kafka 2.12.1",
+      message: joinGroupRequest,
+      hex: "00000048000b0007000000040003706c740005636170670000177000018e70010009636f6e73756d6572020b726f756e64726f62696e140001000000010003636170ffffffff000000000000",
+      expected: { groupId: "capg", sessionTimeoutMs: 6_000, rebalanceTimeoutMs: 6_000 * 17, memberId: "", groupInstanceId: null, protocolType: "consumer" },
+    },
+    {
+      client: "@platformatic/kafka 2.12.1",
+      message: syncGroupRequest,
+      hex: "00000091000e0005000000060003706c74000563617067000000012533343037666337662d346238322d343937322d383034312d3535616437323664336464350009636f6e73756d65720b726f756e64726f62696e022533343037666337662d346238322d343937322d383034312d3535616437323664336464351800000000000100036361700000000100000000ffffffff0000",
+      expected: { groupId: "capg", generationId: 1, memberId: PLATFORMATIC_MEMBER, groupInstanceId: null, protocolType: "consumer", protocolName: "roundrobin" },
+    },
+    {
+      client: "@platformatic/kafka 2.12.1",
+      message: heartbeatRequest,
+      hex: "0000003e000c00040000000a0003706c74000563617067000000012533343037666337662d346238322d343937322d383034312d3535616437323664336464350000",
+      expected: { groupId: "capg", generationId: 1, memberId: PLATFORMATIC_MEMBER, groupInstanceId: null },
+    },
+    {
+      client: "@platformatic/kafka 2.12.1",
+      message: offsetCommitRequest,
+      hex: "0000005700080008000000090003706c74000563617067000000012533343037666337662d346238322d343937322d383034312d353561643732366433646435000204636170020000000000000000000000010000000000000000",
+      expected: { groupId: "capg", generationId: 1, memberId: PLATFORMATIC_MEMBER, groupInstanceId: null, topics: [{ name: "cap", partitions: [{ partitionIndex: 0, committedOffset: 1, committedLeaderEpoch: 0, committedMetadata: null }] }] },
+    },
+    {
+      client: "@platformatic/kafka 2.12.1",
+      message: offsetFetchRequest,
+      hex: "0000002000090007000000080003706c7400056361706702046361700200000000000000",
+      expected: { groupId: "capg", topics: [{ name: "cap", partitionIndexes: [0] }], requireStable: false },
+    },
+    {
+      client: "@platformatic/kafka 2.12.1",
+      message: leaveGroupRequest,
+      hex: "0000003c000d0004000000100003706c74000563617067022533343037666337662d346238322d343937322d383034312d353561643732366433646435000000",
+      expected: { groupId: "capg", members: [{ memberId: PLATFORMATIC_MEMBER, groupInstanceId: null }] },
+    },
+  ];
+
+  /** The version and body of a request frame: size, apiKey, version, correlation id, client id, header tags (flexible). */
+  function bodyOf(frame: Uint8Array, message: MessageDef): { version: number; body: Uint8Array } {
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    expect(view.getInt32(0)).toBe(frame.length - 4);
+    expect(view.getInt16(4)).toBe(message.apiKey);
+    const version = view.getInt16(6);
+    const clientIdBytes = view.getInt16(12);
+    const flexible = message.flexible !== null && version >= message.flexible;
+    return { version, body: frame.subarray(14 + clientIdBytes + (flexible ? 1 : 0)) };
+  }
+
+  for (const captured of CAPTURED) {
+    const version = new DataView(Buffer.from(captured.hex.slice(12, 16), "hex").buffer).getInt16(0);
+    test(`decodes and re-encodes ${captured.client}'s ${captured.message.name} v${version} byte for byte`, () => {
+      const frame = new Uint8Array(Buffer.from(captured.hex, "hex"));
+      const { body } = bodyOf(frame, captured.message);
+      const decoded = decodeMessage(captured.message, version, body);
+      expect(decoded).toMatchObject(captured.expected);
+      expect(encodeMessage(captured.message, version, decoded).finishBytes()).toEqual(body);
+    });
+  }
+
   test("encodes an ApiVersions v0 answer with error 35 byte for byte", () => {
     const body = apiVersionsBody(35);
     const frame = encodeResponseFrame(18, 0, 7, body);
@@ -230,7 +377,7 @@ describe("Kafka definitions", () => {
       FetchRequest: "4-12",
       ListOffsetsRequest: "1-7",
       MetadataRequest: "0-12",
-      OffsetCommitRequest: "2-8",
+      OffsetCommitRequest: "1-8",
       OffsetFetchRequest: "1-7",
       FindCoordinatorRequest: "0-4",
       JoinGroupRequest: "0-7",

@@ -2,7 +2,9 @@
  * kafkajs 2.2.4 (npm devDependency), unmodified, against the Kafka listener: a producer with
  * acks=all and a consumer in a group (JoinGroup with KIP-394's member id handshake, SyncGroup
  * with kafkajs's own round-robin assignor in the leader, Heartbeat, OffsetCommit with its
- * generation); every message consumed once, the group's offsets in the native store.
+ * generation); every message consumed once, the group's offsets in the native store. Also:
+ * produce with acks 0 and 1; consume from an offset (seek), a timestamp
+ * (fetchTopicOffsetsByTimestamp) and the latest offset; a member commits and the next resumes.
  *
  * Needs the kafkajs package (`npm install`); skipped loudly outside CI when missing.
  */
@@ -14,7 +16,8 @@ interface KafkajsConsumer {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   subscribe(subscription: { topic: string; fromBeginning: boolean }): Promise<void>;
-  run(config: { eachMessage(payload: { partition: number; message: { key: Buffer | null; value: Buffer | null } }): Promise<void> }): Promise<void>;
+  run(config: { autoCommit?: boolean; eachMessage(payload: { partition: number; message: { key: Buffer | null; value: Buffer | null; offset: string } }): Promise<void> }): Promise<void>;
+  seek(target: { topic: string; partition: number; offset: string }): void;
 }
 
 interface KafkajsAdmin {
@@ -25,12 +28,13 @@ interface KafkajsAdmin {
   listGroups(): Promise<{ groups: Array<{ groupId: string; protocolType: string }> }>;
   describeGroups(groupIds: string[]): Promise<{ groups: Array<{ groupId: string; state: string; protocolType: string; protocol: string; members: Array<{ memberId: string; clientId: string }> }> }>;
   deleteGroups(groupIds: string[]): Promise<Array<{ groupId: string; errorCode?: number }>>;
+  fetchTopicOffsetsByTimestamp(topic: string, timestamp: number): Promise<Array<{ partition: number; offset: string }>>;
 }
 
 interface KafkajsModule {
   logLevel: { NOTHING: number };
   Kafka: new (config: { clientId: string; brokers: string[]; logLevel: number; retry: { retries: number } }) => {
-    producer(): { connect(): Promise<void>; disconnect(): Promise<void>; send(record: { topic: string; acks: number; messages: Array<{ key: string; value: string; partition: number }> }): Promise<unknown> };
+    producer(): { connect(): Promise<void>; disconnect(): Promise<void>; send(record: { topic: string; acks: number; messages: Array<{ key: string; value: string; partition: number }> }): Promise<Array<{ partition: number; baseOffset?: string }>> };
     consumer(config: { groupId: string; sessionTimeout: number; heartbeatInterval: number; maxWaitTimeInMs: number }): KafkajsConsumer;
     admin(): KafkajsAdmin;
   };
@@ -124,6 +128,79 @@ describe.skipIf(kafkajs === null)("kafkajs against the Kafka listener", () => {
       for (const member of members) await member.disconnect();
       await producer.disconnect();
       await admin.disconnect();
+    }
+  });
+
+  test("produces with acks 0, 1 and all; consumes from an offset, a timestamp and the latest offset; a member commits and the next resumes", async () => {
+    const { Kafka, logLevel } = kafkajs as KafkajsModule;
+    await using test = await startTestBroker();
+    test.broker.context.log.createTopic("jsx", { partitions: 1 });
+    const partition = test.broker.context.log.partition("jsx", 0);
+    const kafka = new Kafka({ clientId: "runnel-matrix", brokers: [`127.0.0.1:${test.broker.kafkaPort}`], logLevel: logLevel.NOTHING, retry: { retries: 3 } });
+    const producer = kafka.producer();
+    const admin = kafka.admin();
+    const consumers: KafkajsConsumer[] = [];
+    const consumer = (groupId: string) => {
+      const made = kafka.consumer({ groupId, sessionTimeout: 6_000, heartbeatInterval: 300, maxWaitTimeInMs: 200 });
+      consumers.push(made);
+      return made;
+    };
+    /** Starts a consumer; "offset value" of what it reads. */
+    const reading = async (member: KafkajsConsumer, fromBeginning: boolean, autoCommit = true) => {
+      const read: string[] = [];
+      await member.connect();
+      await member.subscribe({ topic: "jsx", fromBeginning });
+      await member.run({ autoCommit, eachMessage: async ({ message }) => void read.push(`${message.offset} ${message.value?.toString()}`) });
+      return read;
+    };
+    try {
+      await producer.connect();
+      const learned: string[] = [];
+      for (const acks of [0, 1, -1]) {
+        const before = partition.nextOffset;
+        const sent = await producer.send({ topic: "jsx", acks, messages: [0, 1].map((index) => ({ key: "k", value: `acks=${acks} ${index}`, partition: 0 })) });
+        learned.push(`acks=${acks} ${sent.map((each) => each.baseOffset ?? "-").join(" ")}`);
+        // acks=0 is not answered: wait until it is stored before the next level is sent.
+        await until(() => partition.nextOffset >= before + 2, `the acks=${acks} messages`);
+      }
+      expect(learned).toEqual(["acks=0 ", "acks=1 2", "acks=-1 4"]);
+
+      const seeker = consumer("jsseek");
+      const fromOffset = await reading(seeker, true, false);
+      seeker.seek({ topic: "jsx", partition: 0, offset: "3" });
+      await until(() => fromOffset.length >= 3, "three messages from offset 3");
+      expect(fromOffset.slice(0, 3)).toEqual(["3 acks=1 1", "4 acks=-1 0", "5 acks=-1 1"]);
+
+      const beforeMs = Date.now();
+      await Bun.sleep(5); // the next batch's timestamps must be later than beforeMs
+      await producer.send({ topic: "jsx", acks: -1, messages: [{ key: "t", value: "timed", partition: 0 }] });
+      await admin.connect();
+      const byTime = await admin.fetchTopicOffsetsByTimestamp("jsx", beforeMs + 1);
+      expect(byTime).toEqual([{ partition: 0, offset: "6" }]);
+
+      const latest = await reading(consumer("jslatest"), false);
+      await until(() => test.broker.context.groups.classicGroup("jslatest")?.state === "stable", "the latest reader's group");
+      const fetches = () => test.broker.context.metrics?.kafka.byOperation.get("fetch")?.requests ?? 0;
+      const fetchesBefore = fetches();
+      // Its fetches after the join are at the latest offset: what is produced now comes after it.
+      await until(() => fetches() > fetchesBefore + 1, "fetches at the latest offset");
+      await producer.send({ topic: "jsx", acks: -1, messages: [{ key: "l", value: "after", partition: 0 }] });
+      await until(() => latest.length >= 1, "the message produced after");
+      expect(latest).toEqual(["7 after"]);
+
+      const first = consumer("jsresume");
+      const firstRead = await reading(first, true);
+      await until(() => firstRead.length >= 8, "every message so far");
+      await first.disconnect(); // commits what it read
+      expect(test.broker.context.offsets.fetch("jsresume", "jsx", 0)?.offset).toBe(8);
+      await producer.send({ topic: "jsx", acks: -1, messages: [{ key: "r", value: "resumed", partition: 0 }] });
+      const resumed = await reading(consumer("jsresume"), true);
+      await until(() => resumed.length >= 1, "the message after the commit");
+      expect(resumed).toEqual(["8 resumed"]);
+    } finally {
+      for (const each of consumers) await each.disconnect();
+      await admin.disconnect();
+      await producer.disconnect();
     }
   });
 });

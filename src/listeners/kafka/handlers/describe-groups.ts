@@ -26,7 +26,7 @@ const KAFKA_STATE: Record<ClassicGroup["state"], string> = {
 function describeClassic(group: Readonly<ClassicGroup>): KafkaStruct {
   const members = [...group.members.values()].map((member) => ({
     memberId: member.id,
-    groupInstanceId: null,
+    groupInstanceId: member.instanceId,
     clientId: member.clientId,
     clientHost: "",
     memberMetadata: member.protocols.find((protocol) => protocol.name === group.protocolName)?.metadata ?? EMPTY,

@@ -10,8 +10,12 @@
  * a session timeout. The member id the coordinator then answers is the one the member keeps
  * (clients adopt the id of a successful join). v0 has no rebalance timeout: the session timeout
  * stands for it, as in Kafka. A native group of the same name refuses with
- * INCONSISTENT_GROUP_PROTOCOL (23). Static membership is not served: a groupInstanceId is
- * ignored and the member joins as a dynamic one.
+ * INCONSISTENT_GROUP_PROTOCOL (23).
+ *
+ * Static membership (v5+ groupInstanceId, KIP-345): a static member joins without KIP-394's
+ * handshake (as in Kafka); rejoining with its instance id and no member id replaces the old
+ * member — in a stable group, without a rebalance (classic-groups.ts). A member id that no longer
+ * holds the instance id it names is FENCED_INSTANCE_ID (82).
  */
 import { toRunnelError } from "../../../errors.ts";
 import type { GroupCoordinator } from "../../../broker/group-coordinator.ts";
@@ -78,7 +82,8 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
   const denied = groupAccessCode(context, info, "read", groupId);
   if (denied !== KAFKA_ERROR.NONE) return refusal(denied, requestedId, version);
   const nowMs = performance.now();
-  if (version >= 4 && requestedId === "") {
+  const instanceId = version >= 5 ? ((request.groupInstanceId as string | null) ?? null) : null;
+  if (version >= 4 && requestedId === "" && instanceId === null) {
     const memberId = `${(info.clientId ?? "").slice(0, 64)}-${crypto.randomUUID()}`;
     rememberPending(coordinator, groupId, memberId, nowMs + Math.max(sessionTimeoutMs, 0));
     return refusal(KAFKA_ERROR.MEMBER_ID_REQUIRED, memberId, version);
@@ -86,7 +91,7 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
   const memberId = requestedId !== "" && takePending(coordinator, groupId, requestedId, nowMs) ? "" : requestedId;
   const protocols = fieldAs<JoinProtocol[]>(request.protocols);
   try {
-    const joining = coordinator.classicJoin({ group: groupId, memberId, clientId: info.clientId ?? "", sessionTimeoutMs, rebalanceTimeoutMs, protocolType, protocols });
+    const joining = coordinator.classicJoin({ group: groupId, memberId, instanceId, clientId: info.clientId ?? "", sessionTimeoutMs, rebalanceTimeoutMs, protocolType, protocols });
     const answer = await unlessStopping(joining, context.stopping);
     return {
       throttleTimeMs: 0,
@@ -96,7 +101,7 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
       protocolName: answer.protocolName,
       leader: answer.leaderId,
       memberId: answer.memberId,
-      members: answer.members.map((member) => ({ memberId: member.memberId, groupInstanceId: null, metadata: member.metadata })),
+      members: answer.members.map((member) => ({ memberId: member.memberId, groupInstanceId: member.instanceId, metadata: member.metadata })),
     };
   } catch (error) {
     return refusal(joinErrorCode(error), requestedId, version);

@@ -1,6 +1,6 @@
 /**
  * @module listeners/kafka/handlers/offset-commit
- * OffsetCommit (key 8), versions 2-8 (8+ flexible). For consumers that commit outside a group
+ * OffsetCommit (key 8), versions 1-8 (8+ flexible; v1 for Sarama 1.22, whose default it is). For consumers that commit outside a group
  * membership (generationId -1, as assign()-mode clients do): offsets go into the same store as
  * native commits (broker/offset-store.ts), answered after they are fsynced, so both protocols
  * and `runnel groups` see one set of offsets per group. Each partition must exist (
@@ -8,11 +8,15 @@
  *
  * Commits from group members (generationId >= 0) are fenced by the group coordinator
  * (src/broker/classic-groups.ts): a non-member is UNKNOWN_MEMBER_ID (25), another generation
- * ILLEGAL_GENERATION (22), a group mid-rebalance REBALANCE_IN_PROGRESS (27). As in Kafka, a
+ * ILLEGAL_GENERATION (22), a group between its join phase and the leader's assignment
+ * REBALANCE_IN_PROGRESS (27); while a rebalance is being prepared a member of the current
+ * generation still commits (what it did before it gives partitions up), as in Kafka. As in Kafka, a
  * generation >= 0 for a group without members is ILLEGAL_GENERATION, and a commit outside
  * membership (generation -1) to a classic group that has members is UNKNOWN_MEMBER_ID. A commit to
- * a native group goes through the native ownership fence (COMMIT_FENCED, answered as 22).
- * retentionTimeMs (v2-4) is ignored: committed offsets stay until their topic is deleted.
+ * a native group goes through the native ownership fence (COMMIT_FENCED, answered as 22). v7+
+ * carry a static member's groupInstanceId: FENCED_INSTANCE_ID (82) when a newer member holds it.
+ * retentionTimeMs (v2-4) and commitTimestamp (v1) are ignored: committed offsets stay until their
+ * topic is deleted.
  */
 import { RunnelError } from "../../../errors.ts";
 import type { OffsetCommit } from "../../../broker/offset-store.ts";
@@ -44,7 +48,7 @@ export async function handleOffsetCommit(context: KafkaContext, request: KafkaSt
         const topicRefusal = denied?.get(topic.name);
         if (topicRefusal !== undefined) throw topicRefusal;
         findPartition(context.broker, topic.name, entry.partitionIndex);
-        if ((request.generationId as number) >= 0) context.broker.groups.checkCommit(groupId, request.memberId as string, request.generationId as number, topic.name, entry.partitionIndex);
+        if ((request.generationId as number) >= 0) context.broker.groups.checkCommit(groupId, request.memberId as string, request.generationId as number, topic.name, entry.partitionIndex, (request.groupInstanceId as string | null | undefined) ?? null);
         if (context.broker.offsets.isTopicBeingRemoved(topic.name)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${topic.name}' is being deleted`);
         accepted.push({ topic: topic.name, partition: entry.partitionIndex, offset: entry.committedOffset, metadata: entry.committedMetadata ?? "" });
         return { partitionIndex: entry.partitionIndex, errorCode: KAFKA_ERROR.NONE };

@@ -6,6 +6,9 @@
  * CRC-32C, and stamps baseOffset and partitionLeaderEpoch in place (record-batch.ts,
  * log/partition.ts). The answer gives the first batch's base offset.
  *
+ * A batch with maxTimestamp -1 (unset, as Sarama before 1.26 sends) gets it filled in, as Kafka's
+ * log validator does (format/kafka-max-timestamp.ts).
+ *
  * Refused: magic 0/1 message sets (UNSUPPORTED_FOR_MESSAGE_FORMAT, 43, with a message saying so),
  * transactional batches (a transactional id: INVALID_REQUEST). A producer id this broker never
  * issued: UNKNOWN_PRODUCER_ID (59), as on the native path. Idempotent batches go through the same
@@ -27,6 +30,7 @@
 import { RunnelError } from "../../../errors.ts";
 import { autoCreateTopics, missingTopics } from "../../../server/topic-creation.ts";
 import { BATCH_LOG_OVERHEAD_BYTES, BATCH_MAGIC_KAFKA, FIELD, readInt64 } from "../../../format/record-batch.ts";
+import { fillMissingMaxTimestamp } from "../../../format/kafka-max-timestamp.ts";
 import type { Partition } from "../../../log/api.ts";
 import { partitionForProduce } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
@@ -151,6 +155,8 @@ function appendAll(context: KafkaContext, partition: Partition, batches: Uint8Ar
     if (producerId >= 0 && !broker.producerIds.isIssued(producerId)) {
       throw new RunnelError("UNKNOWN_PRODUCER_ID", `producer id ${producerId} was never issued by this broker; call InitProducerId`);
     }
+    // Sarama < 1.26 leaves maxTimestamp -1; Kafka fills it in, and so do we (kafka-max-timestamp.ts).
+    fillMissingMaxTimestamp(batch, Date.now());
     const appended = partition.append(batch);
     if (appended.duplicate === true) broker.stats.batchesDuplicate++;
     else {
