@@ -93,7 +93,10 @@ describe.skipIf(!HAVE_ETCD)("EtcdGateway against a real etcd", () => {
   test("a watch resumes after etcd restarts, missing nothing written while it was down", async () => {
     const events: WatchEvent[] = [];
     const errors: RunnelError[] = [];
-    const watch = gateway.watchPrefix("/w3/", { onSnapshot: () => {}, onEvents: (batch) => events.push(...batch), onError: (error) => errors.push(error) });
+    let listed = false;
+    const watch = gateway.watchPrefix("/w3/", { onSnapshot: () => (listed = true), onEvents: (batch) => events.push(...batch), onError: (error) => errors.push(error) });
+    // A put before the watch's first listing would be in that listing, not an event.
+    await until(() => listed);
     await gateway.put("/w3/before", "1");
     await until(() => events.length === 1);
     await etcd.stop();
