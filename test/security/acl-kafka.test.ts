@@ -5,6 +5,7 @@
  * topics under the prefix `logs-` and the group `readers`; a deny entry takes logs-secret away.
  * Kafka's own codes come back: TOPIC_AUTHORIZATION_FAILED (29), GROUP_AUTHORIZATION_FAILED (30).
  */
+import { runKcat } from "../support/kcat.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { Connection } from "../../src/client/connection.ts";
@@ -22,18 +23,10 @@ if (KCAT === null) {
   console.warn("skipping the kcat ACL tests: kcat is not installed (apt-get install kcat)");
 }
 
-async function kcat(user: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function kcat(user: string, args: string[], stdin?: string): ReturnType<typeof runKcat> {
   const certificate = certificates.get(user)!;
   const tls = ["-X", "security.protocol=ssl", "-X", `ssl.ca.location=${pki.caCert}`, "-X", `ssl.certificate.location=${certificate.cert}`, "-X", `ssl.key.location=${certificate.key}`];
-  const child = Bun.spawn([KCAT ?? "kcat", "-b", `127.0.0.1:${broker.broker.kafkaPort}`, "-m", "10", ...tls, ...args], {
-    stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => child.kill(), 30_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+  return runKcat(broker.broker.kafkaPort, [...tls, ...args], stdin === undefined ? {} : { stdin });
 }
 
 beforeAll(async () => {

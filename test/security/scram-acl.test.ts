@@ -11,12 +11,9 @@ import { Producer } from "../../src/client/producer.ts";
 import { CredentialStore } from "../../src/security/credential-store.ts";
 import { deriveVerifier } from "../../src/security/scram.ts";
 import { startTestBroker, type TestBroker, tempDir } from "../server/helpers.ts";
+import { kcatOrSkip, runKcat } from "../support/kcat.ts";
 
-const KCAT = Bun.which("kcat");
-if (KCAT === null) {
-  if (process.env.CI === "true") throw new Error("kcat is required in CI (apt-get install kcat)");
-  console.warn("skipping the kcat part of scram-acl.test.ts: kcat is not installed (apt-get install kcat)");
-}
+const KCAT = kcatOrSkip("the kcat part of scram-acl.test.ts");
 
 let running: TestBroker;
 let broker: string;
@@ -79,13 +76,9 @@ describe("SCRAM users as ACL principals on the native listener", () => {
 });
 
 describe.skipIf(KCAT === null)("SCRAM users as ACL principals on the Kafka listener (kcat)", () => {
-  async function kcat(args: string[], waitSeconds = 5): Promise<{ code: number; stdout: string; stderr: string }> {
+  function kcat(args: string[], waitSeconds = 5): ReturnType<typeof runKcat> {
     const sasl = ["-X", "security.protocol=sasl_plaintext", "-X", "sasl.mechanisms=SCRAM-SHA-256", "-X", "sasl.username=reader", "-X", "sasl.password=reader-pw"];
-    const child = Bun.spawn([KCAT ?? "kcat", "-b", `127.0.0.1:${running.broker.kafkaPort}`, "-m", String(waitSeconds), ...sasl, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const timer = setTimeout(() => child.kill(), 30_000);
-    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-    clearTimeout(timer);
-    return { code, stdout, stderr };
+    return runKcat(running.broker.kafkaPort, [...sasl, ...args], { waitSeconds });
   }
 
   test("kcat as the reader lists and consumes logs-app only, and its consume of payroll fails", async () => {

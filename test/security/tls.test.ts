@@ -5,6 +5,7 @@
  * refusing bad certificate files, and a certificate reload that new connections see while an
  * old connection keeps working.
  */
+import { runKcat } from "../support/kcat.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -177,16 +178,8 @@ if (KCAT === null) {
   console.warn("skipping the kcat TLS test: kcat is not installed (apt-get install kcat)");
 }
 
-async function kcat(port: number, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = Bun.spawn([KCAT ?? "kcat", "-b", `127.0.0.1:${port}`, "-m", "10", "-X", "security.protocol=ssl", "-X", `ssl.ca.location=${pki.caCert}`, ...args], {
-    stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => child.kill(), 30_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+function kcat(port: number, args: string[], stdin?: string): ReturnType<typeof runKcat> {
+  return runKcat(port, ["-X", "security.protocol=ssl", "-X", `ssl.ca.location=${pki.caCert}`, ...args], stdin === undefined ? {} : { stdin });
 }
 
 describe.skipIf(KCAT === null)("the Kafka listener over TLS", () => {

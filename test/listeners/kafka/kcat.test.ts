@@ -7,6 +7,7 @@
  * Needs `kcat` on the PATH (.ci/run installs it). Outside CI the test is skipped, loudly, when
  * it is missing; in CI (CI=true) it must run.
  */
+import { runKcat } from "../../support/kcat.ts";
 import { describe, expect, test } from "bun:test";
 import { Consumer, Producer } from "../../../src/client/index.ts";
 import { partitionForKey } from "../../../src/client/partitioner.ts";
@@ -21,16 +22,8 @@ if (KCAT === null) {
   console.warn("skipping the kcat tests: kcat is not installed (apt-get install kcat)");
 }
 
-async function kcat(port: number | null, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = Bun.spawn([KCAT ?? "kcat", "-b", `127.0.0.1:${port}`, "-m", "10", ...args], {
-    stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => child.kill(), 30_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+function kcat(port: number | null, args: string[], stdin?: string): ReturnType<typeof runKcat> {
+  return runKcat(port, args, stdin === undefined ? {} : { stdin });
 }
 
 /** The compression codec bits of every batch stored in partition 0 of `topic`. */

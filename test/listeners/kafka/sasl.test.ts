@@ -5,6 +5,7 @@
  * saslPlainOverPlaintext; handshake v0's raw-token framing; kafkajs with SCRAM; truncated and
  * oversized SASL frames close the connection and the broker carries on.
  */
+import { runKcat } from "../../support/kcat.ts";
 import { describe, expect, test } from "bun:test";
 import { API_KEYS } from "../../../src/listeners/kafka/definitions.ts";
 import { KAFKA_ERROR } from "../../../src/listeners/kafka/errors.ts";
@@ -28,16 +29,8 @@ function dataDirWithUsers(): string {
 }
 
 /** `waitSeconds`: kcat's metadata timeout; short where the run is meant to fail (it waits it out). */
-async function kcat(port: number | null, args: string[], stdin?: string, waitSeconds = 5): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = Bun.spawn([KCAT ?? "kcat", "-b", `127.0.0.1:${port}`, "-m", String(waitSeconds), ...args], {
-    stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => child.kill(), 30_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+function kcat(port: number | null, args: string[], stdin?: string, waitSeconds = 5): ReturnType<typeof runKcat> {
+  return runKcat(port, args, { waitSeconds, ...(stdin === undefined ? {} : { stdin }) });
 }
 
 function sasl(mechanism: string, user: string, password: string): string[] {
