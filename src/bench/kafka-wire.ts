@@ -20,6 +20,8 @@ import type { ReadSlice } from "../log/api.ts";
 const CLIENT_ID = new TextEncoder().encode("runnel-bench-kafka");
 /** An answer larger than this is refused (the bench asks for at most a few MiB per fetch). */
 const ANSWER_BYTES_MAX = 256 * 1024 * 1024;
+/** Answer assembly buffers in rotation: more than the bench ever keeps answers in flight (5). */
+const ASSEMBLY_BUFFERS = 8;
 
 interface Waiting {
   apiKey: number;
@@ -35,6 +37,9 @@ export class KafkaWire {
   private readonly outbound: Uint8Array[] = [];
   private chunks: Uint8Array[] = [];
   private chunkBytes = 0;
+  /** Recycled buffers for answers that straddle received chunks (see take). */
+  private readonly assembly: Array<Uint8Array | undefined> = [];
+  private nextAssembly = 0;
   private nextCorrelation = 1;
   private failure: RunnelError | null = null;
 
@@ -126,13 +131,36 @@ export class KafkaWire {
     return all;
   }
 
+  /**
+   * The next `count` buffered bytes: a view of the first chunk when they lie in it, else copied
+   * into the next of ASSEMBLY_BUFFERS recycled buffers (no allocation per answer, as the native
+   * client's reader does). A decoded answer's byte fields are views of that buffer: they stay
+   * valid until ASSEMBLY_BUFFERS - 1 more straddling answers have arrived.
+   */
   private take(count: number): Uint8Array {
-    const all = this.joined(count);
-    const frame = all.subarray(0, count);
-    const rest = all.subarray(count);
-    this.chunks = rest.length > 0 ? [rest] : [];
+    const first = this.chunks[0] as Uint8Array;
     this.chunkBytes -= count;
-    return frame;
+    if (first.length >= count) {
+      if (first.length === count) this.chunks.shift();
+      else this.chunks[0] = first.subarray(count);
+      return first.subarray(0, count);
+    }
+    const slot = this.nextAssembly++ % ASSEMBLY_BUFFERS;
+    let target = this.assembly[slot];
+    if (target === undefined || target.length < count) {
+      target = new Uint8Array(count);
+      this.assembly[slot] = target;
+    }
+    let filled = 0;
+    while (filled < count) {
+      const chunk = this.chunks[0] as Uint8Array;
+      const used = Math.min(chunk.length, count - filled);
+      target.set(used === chunk.length ? chunk : chunk.subarray(0, used), filled);
+      filled += used;
+      if (used === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(used);
+    }
+    return target.subarray(0, count);
   }
 
   private answer(frame: Uint8Array): void {

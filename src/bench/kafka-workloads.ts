@@ -195,6 +195,8 @@ export async function rawKafkaProduce(options: KafkaBenchOptions, topic: string,
   const records: KafkaRecordInput[] = Array.from({ length: perBatch }, () => ({ value, timestamp: 0 }));
   let sent = 0;
   let acknowledged = 0;
+  // Batch buffers are recycled once their request is answered (the broker has read every byte).
+  const spare: Uint8Array[] = [];
   const startNs = Bun.nanoseconds();
   try {
     const inFlight = new Set<Promise<void>>();
@@ -202,11 +204,12 @@ export async function rawKafkaProduce(options: KafkaBenchOptions, topic: string,
       const count = Math.min(perBatch, options.messages - sent);
       const nowMs = Date.now();
       for (let index = 0; index < count; index++) (records[index] as KafkaRecordInput).timestamp = nowMs;
-      const batch = encodeKafkaBatch(count === perBatch ? records : records.slice(0, count));
+      const batch = encodeKafkaBatch(count === perBatch ? records : records.slice(0, count), undefined, spare.pop() ?? null);
       sent += count;
       const request = wire.request(API_KEYS.produce, PRODUCE_VERSION, { transactionalId: null, acks: 1, timeoutMs: 30_000, topicData: [{ name: topic, partitionData: [{ index: 0, records: batch }] }] }).then((answer) => {
         checkProduceAnswer(answer);
         acknowledged += count;
+        spare.push(new Uint8Array(batch.buffer, 0, batch.buffer.byteLength));
       });
       const tracked = request.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
