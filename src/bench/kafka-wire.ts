@@ -17,7 +17,8 @@ import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct
 import { MESSAGES } from "../listeners/kafka/definitions.ts";
 import type { ReadSlice } from "../log/api.ts";
 
-const CLIENT_ID = new TextEncoder().encode("runnel-bench-kafka");
+/** The client id every request of the bench carries (kafka-produce-frame.ts writes it too). */
+export const CLIENT_ID = new TextEncoder().encode("runnel-bench-kafka");
 /** An answer larger than this is refused (the bench asks for at most a few MiB per fetch). */
 const ANSWER_BYTES_MAX = 256 * 1024 * 1024;
 /** Answer assembly buffers in rotation: more than the bench ever keeps answers in flight (5). */
@@ -78,8 +79,24 @@ export class KafkaWire {
     const { parts, bytes } = writer.finish();
     const first = parts[0] as Uint8Array;
     new DataView(first.buffer, first.byteOffset, first.byteLength).setInt32(0, bytes - 4);
+    return this.send(apiKey, version, correlationId, parts as Array<Exclude<(typeof parts)[number], ReadSlice>>);
+  }
+
+  /**
+   * Sends a request frame the caller encoded itself (size prefix and request header included,
+   * for the correlation id given to `encode`), as the chunks it returns, written in order; resolves
+   * with the decoded answer. The chunks are not copied: they must stay untouched until answered.
+   */
+  requestFramed(apiKey: number, version: number, encode: (correlationId: number) => Uint8Array[]): Promise<KafkaStruct> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (!MESSAGES.has(apiKey)) return Promise.reject(new RunnelError("INVALID_REQUEST", `no definition for API key ${apiKey}`));
+    const correlationId = this.nextCorrelation++;
+    return this.send(apiKey, version, correlationId, encode(correlationId));
+  }
+
+  private send(apiKey: number, version: number, correlationId: number, chunks: Uint8Array[]): Promise<KafkaStruct> {
     const answer = new Promise<KafkaStruct>((resolve, reject) => this.waiting.push({ apiKey, version, correlationId, resolve, reject }));
-    for (const part of parts) this.outbound.push(part as Exclude<typeof part, ReadSlice>);
+    for (const chunk of chunks) this.outbound.push(chunk);
     this.flush();
     return answer;
   }

@@ -27,7 +27,9 @@ import { CRC32C_IMPLEMENTATION } from "../format/crc32c.ts";
 import { encodeKafkaBatch, type KafkaRecordInput } from "../format/kafka-batch.ts";
 import { API_KEYS } from "../listeners/kafka/definitions.ts";
 import type { KafkaStruct } from "../listeners/kafka/codec.ts";
-import { KafkaWire } from "./kafka-wire.ts";
+import { CLIENT_ID, KafkaWire } from "./kafka-wire.ts";
+import { encodeProduceFrame, PRODUCE_FRAME_VERSION, PRODUCE_HEADROOM_BYTES, PRODUCE_TAILROOM_BYTES } from "./kafka-produce-frame.ts";
+import { BATCH_HEADER_BYTES } from "../format/record-batch.ts";
 import { countNew, predictOffset, type Track } from "./raw-fetch.ts";
 import { deleteTopic, ensureTopic, Meter, payload, runConsume, runProduce, type WorkloadOptions } from "./workloads.ts";
 
@@ -66,11 +68,12 @@ export interface KafkaBenchRow {
 }
 
 const PRODUCE_IN_FLIGHT = 5;
-const PRODUCE_VERSION = 9;
 const FETCH_VERSION = 12;
 const FETCH_IN_FLIGHT = 2;
 /** Kafka's per-record overhead for a small record (length, attributes, deltas, key/value lengths, header count). */
 const KAFKA_RECORD_OVERHEAD_BYTES = 10;
+/** encodeKafkaBatch's room per record besides key and value (its buffer estimate): a recycled buffer this large always fits. */
+const KAFKA_RECORD_ESTIMATE_BYTES = 24;
 const MB = 1_000_000;
 
 interface Measured {
@@ -207,7 +210,12 @@ function workloadOptions(options: KafkaBenchOptions, topic: string, sizeBytes: n
   };
 }
 
-/** Kafka batches of ~batchBytes built here and sent as Produce v9 (acks=1), 5 in flight. */
+/**
+ * Kafka batches of ~batchBytes built here and sent as Produce v9 (acks=1), 5 in flight: each
+ * batch encoded (records, CRC-32C) into a recycled buffer, the request written around it by hand
+ * and sent as one chunk (kafka-produce-frame.ts). What a Kafka client library adds on top —
+ * metadata, partitioner, retries, per-message futures — is not here; kafkajs is that figure.
+ */
 export async function rawKafkaProduce(options: KafkaBenchOptions, topic: string, sizeBytes: number): Promise<Measured> {
   const wire = await KafkaWire.connect(options.kafkaBroker);
   const value = payload(sizeBytes, options.seed);
@@ -215,8 +223,11 @@ export async function rawKafkaProduce(options: KafkaBenchOptions, topic: string,
   const records: KafkaRecordInput[] = Array.from({ length: perBatch }, () => ({ value, timestamp: 0 }));
   let sent = 0;
   let acknowledged = 0;
-  // Batch buffers are recycled once their request is answered (the broker has read every byte).
+  // Batch buffers are recycled once their request is answered (the broker has read every byte),
+  // with room around the batch for the request written by hand (kafka-produce-frame.ts).
   const spare: Uint8Array[] = [];
+  const batchBytesMax = BATCH_HEADER_BYTES + perBatch * (KAFKA_RECORD_ESTIMATE_BYTES + sizeBytes);
+  const frameFields = { clientId: CLIENT_ID, topic, partition: 0, acks: 1, timeoutMs: 30_000 };
   const startNs = Bun.nanoseconds();
   try {
     const inFlight = new Set<Promise<void>>();
@@ -224,12 +235,13 @@ export async function rawKafkaProduce(options: KafkaBenchOptions, topic: string,
       const count = Math.min(perBatch, options.messages - sent);
       const nowMs = Date.now();
       for (let index = 0; index < count; index++) (records[index] as KafkaRecordInput).timestamp = nowMs;
-      const batch = encodeKafkaBatch(count === perBatch ? records : records.slice(0, count), undefined, spare.pop() ?? null);
+      const buffer = spare.pop() ?? new Uint8Array(PRODUCE_HEADROOM_BYTES + batchBytesMax + PRODUCE_TAILROOM_BYTES);
+      const batch = encodeKafkaBatch(count === perBatch ? records : records.slice(0, count), undefined, buffer.subarray(PRODUCE_HEADROOM_BYTES, PRODUCE_HEADROOM_BYTES + batchBytesMax));
       sent += count;
-      const request = wire.request(API_KEYS.produce, PRODUCE_VERSION, { transactionalId: null, acks: 1, timeoutMs: 30_000, topicData: [{ name: topic, partitionData: [{ index: 0, records: batch }] }] }).then((answer) => {
+      const request = wire.requestFramed(API_KEYS.produce, PRODUCE_FRAME_VERSION, (correlationId) => encodeProduceFrame(correlationId, frameFields, batch)).then((answer) => {
         checkProduceAnswer(answer);
         acknowledged += count;
-        spare.push(new Uint8Array(batch.buffer, 0, batch.buffer.byteLength));
+        if (batch.buffer === buffer.buffer) spare.push(buffer);
       });
       const tracked = request.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
