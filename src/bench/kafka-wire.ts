@@ -1,7 +1,8 @@
 /**
  * @module bench/kafka-wire
  * A minimal Kafka-protocol client for `runnel bench kafka`: one TCP connection, requests encoded
- * by the broker's own declarative codec (listeners/kafka/codec.ts, sans-IO) and pipelined;
+ * by the broker's own declarative codec (listeners/kafka/codec.ts, sans-IO) or by the caller
+ * (`requestFramed`: the producer's hand-written Produce frame, kafka-produce-frame.ts) and pipelined;
  * Kafka answers a connection's requests in order, so answers are matched in order (and checked
  * by correlation id). It is the "fast in-process path" the bench sets beside a real Kafka client
  * library: no metadata, no retries, no batching policy — the caller hands it whole record

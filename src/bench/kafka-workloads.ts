@@ -5,8 +5,9 @@
  *
  *   native produce      the client library's Producer (64 KiB batches, 5 in flight), durability written
  *   kafka produce raw   bench/kafka-wire.ts: Kafka batches built in-process (format/kafka-batch.ts,
- *                       CRC-32C by the addon or the JS loop, format/crc32c.ts), Produce v9 acks=1,
- *                       5 in flight — our own minimal path, not a client library
+ *                       CRC-32C by the addon or the JS loop, format/crc32c.ts) into recycled
+ *                       buffers, Produce v9 acks=1 written around each batch and sent as one chunk
+ *                       (kafka-produce-frame.ts), 5 in flight — our own minimal path, not a client library
  *   kafka produce kafkajs  kafkajs 2.2.4's producer (a real client library, JS), acks=1, 5 sends in flight
  *   native raw fetch    bench/raw-fetch.ts over the native topic (batches counted, not decoded)
  *   kafka raw fetch     Fetch v12 over the Kafka-produced topic, same speculation (2 in flight),
