@@ -1,7 +1,8 @@
 /**
  * @module bench/kafka-wire
  * A minimal Kafka-protocol client for `runnel bench kafka`: one TCP connection, requests encoded
- * by the broker's own declarative codec (listeners/kafka/codec.ts, sans-IO) and pipelined;
+ * by the broker's own declarative codec (listeners/kafka/codec.ts, sans-IO) or by the caller
+ * (`requestFramed`: the producer's hand-written Produce frame, kafka-produce-frame.ts) and pipelined;
  * Kafka answers a connection's requests in order, so answers are matched in order (and checked
  * by correlation id). It is the "fast in-process path" the bench sets beside a real Kafka client
  * library: no metadata, no retries, no batching policy — the caller hands it whole record
@@ -17,9 +18,12 @@ import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct
 import { MESSAGES } from "../listeners/kafka/definitions.ts";
 import type { ReadSlice } from "../log/api.ts";
 
-const CLIENT_ID = new TextEncoder().encode("runnel-bench-kafka");
+/** The client id every request of the bench carries (kafka-produce-frame.ts writes it too). */
+export const CLIENT_ID = new TextEncoder().encode("runnel-bench-kafka");
 /** An answer larger than this is refused (the bench asks for at most a few MiB per fetch). */
 const ANSWER_BYTES_MAX = 256 * 1024 * 1024;
+/** Answer assembly buffers in rotation: more than the bench ever keeps answers in flight (5). */
+const ASSEMBLY_BUFFERS = 8;
 
 interface Waiting {
   apiKey: number;
@@ -35,6 +39,9 @@ export class KafkaWire {
   private readonly outbound: Uint8Array[] = [];
   private chunks: Uint8Array[] = [];
   private chunkBytes = 0;
+  /** Recycled buffers for answers that straddle received chunks (see take). */
+  private readonly assembly: Array<Uint8Array | undefined> = [];
+  private nextAssembly = 0;
   private nextCorrelation = 1;
   private failure: RunnelError | null = null;
 
@@ -73,8 +80,24 @@ export class KafkaWire {
     const { parts, bytes } = writer.finish();
     const first = parts[0] as Uint8Array;
     new DataView(first.buffer, first.byteOffset, first.byteLength).setInt32(0, bytes - 4);
+    return this.send(apiKey, version, correlationId, parts as Array<Exclude<(typeof parts)[number], ReadSlice>>);
+  }
+
+  /**
+   * Sends a request frame the caller encoded itself (size prefix and request header included,
+   * for the correlation id given to `encode`), as the chunks it returns, written in order; resolves
+   * with the decoded answer. The chunks are not copied: they must stay untouched until answered.
+   */
+  requestFramed(apiKey: number, version: number, encode: (correlationId: number) => Uint8Array[]): Promise<KafkaStruct> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (!MESSAGES.has(apiKey)) return Promise.reject(new RunnelError("INVALID_REQUEST", `no definition for API key ${apiKey}`));
+    const correlationId = this.nextCorrelation++;
+    return this.send(apiKey, version, correlationId, encode(correlationId));
+  }
+
+  private send(apiKey: number, version: number, correlationId: number, chunks: Uint8Array[]): Promise<KafkaStruct> {
     const answer = new Promise<KafkaStruct>((resolve, reject) => this.waiting.push({ apiKey, version, correlationId, resolve, reject }));
-    for (const part of parts) this.outbound.push(part as Exclude<typeof part, ReadSlice>);
+    for (const chunk of chunks) this.outbound.push(chunk);
     this.flush();
     return answer;
   }
@@ -126,13 +149,36 @@ export class KafkaWire {
     return all;
   }
 
+  /**
+   * The next `count` buffered bytes: a view of the first chunk when they lie in it, else copied
+   * into the next of ASSEMBLY_BUFFERS recycled buffers (no allocation per answer, as the native
+   * client's reader does). A decoded answer's byte fields are views of that buffer: they stay
+   * valid until ASSEMBLY_BUFFERS - 1 more straddling answers have arrived.
+   */
   private take(count: number): Uint8Array {
-    const all = this.joined(count);
-    const frame = all.subarray(0, count);
-    const rest = all.subarray(count);
-    this.chunks = rest.length > 0 ? [rest] : [];
+    const first = this.chunks[0] as Uint8Array;
     this.chunkBytes -= count;
-    return frame;
+    if (first.length >= count) {
+      if (first.length === count) this.chunks.shift();
+      else this.chunks[0] = first.subarray(count);
+      return first.subarray(0, count);
+    }
+    const slot = this.nextAssembly++ % ASSEMBLY_BUFFERS;
+    let target = this.assembly[slot];
+    if (target === undefined || target.length < count) {
+      target = new Uint8Array(count);
+      this.assembly[slot] = target;
+    }
+    let filled = 0;
+    while (filled < count) {
+      const chunk = this.chunks[0] as Uint8Array;
+      const used = Math.min(chunk.length, count - filled);
+      target.set(used === chunk.length ? chunk : chunk.subarray(0, used), filled);
+      filled += used;
+      if (used === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(used);
+    }
+    return target.subarray(0, count);
   }
 
   private answer(frame: Uint8Array): void {

@@ -5,18 +5,20 @@
  *
  *   native produce      the client library's Producer (64 KiB batches, 5 in flight), durability written
  *   kafka produce raw   bench/kafka-wire.ts: Kafka batches built in-process (format/kafka-batch.ts,
- *                       CRC-32C by the addon or the JS loop, format/crc32c.ts), Produce v9 acks=1,
- *                       5 in flight — our own minimal path, not a client library
+ *                       CRC-32C by the addon or the JS loop, format/crc32c.ts) into recycled
+ *                       buffers, Produce v9 acks=1 written around each batch and sent as one chunk
+ *                       (kafka-produce-frame.ts), 5 in flight — our own minimal path, not a client library
  *   kafka produce kafkajs  kafkajs 2.2.4's producer (a real client library, JS), acks=1, 5 sends in flight
  *   native raw fetch    bench/raw-fetch.ts over the native topic (batches counted, not decoded)
  *   kafka raw fetch     Fetch v12 over the Kafka-produced topic, same speculation (2 in flight),
  *                       batches counted from their headers: the broker sends them with sendfile
  *   kcat -P / kcat -C   kcat (librdkafka) producing N lines from a file and reading them back (-e)
  *
- * Each size runs `rounds` rounds on fresh topics (deleted after), the order alternated, and each
- * path's best round is reported. Ratios: Kafka produce / native produce, Kafka raw fetch / native
- * raw fetch (issue 11's targets: >= 70% and >= 80%). On a shared machine figures move by 2x from
- * run to run; run it more than once before believing one.
+ * Each size runs `rounds` rounds on fresh topics (deleted after), the order alternated; each
+ * path's median round is reported with the range over the rounds. Ratios: Kafka produce / native
+ * produce, Kafka raw fetch / native raw fetch (issue 11's targets: >= 70% and >= 80%), as the
+ * median of the per-round ratios (both paths of a round ran back to back, so they share its
+ * load), each round's ratio listed too. On a shared machine figures move by 2x from run to run.
  */
 import os from "node:os";
 import path from "node:path";
@@ -26,7 +28,9 @@ import { CRC32C_IMPLEMENTATION } from "../format/crc32c.ts";
 import { encodeKafkaBatch, type KafkaRecordInput } from "../format/kafka-batch.ts";
 import { API_KEYS } from "../listeners/kafka/definitions.ts";
 import type { KafkaStruct } from "../listeners/kafka/codec.ts";
-import { KafkaWire } from "./kafka-wire.ts";
+import { CLIENT_ID, KafkaWire } from "./kafka-wire.ts";
+import { encodeProduceFrame, PRODUCE_FRAME_VERSION, PRODUCE_HEADROOM_BYTES, PRODUCE_TAILROOM_BYTES } from "./kafka-produce-frame.ts";
+import { BATCH_HEADER_BYTES } from "../format/record-batch.ts";
 import { countNew, predictOffset, type Track } from "./raw-fetch.ts";
 import { deleteTopic, ensureTopic, Meter, payload, runConsume, runProduce, type WorkloadOptions } from "./workloads.ts";
 
@@ -44,7 +48,7 @@ export interface KafkaBenchOptions {
   batchBytes: number;
   fetchBytes: number;
   seed: number;
-  /** Rounds per size (each path's best is reported). */
+  /** Rounds per size (each path's median round is reported, with the range). */
   rounds: number;
 }
 
@@ -55,17 +59,22 @@ export interface KafkaBenchRow {
   seconds: number;
   messagesPerSecond: number;
   megabytesPerSecond: number;
-  /** This row against its native baseline (produce or raw fetch), null for the baselines. */
+  /** This row against its native baseline (produce or raw fetch): the median of the per-round ratios; null for the baselines. */
   ratioToNative: number | null;
+  /** Each round's ratio to its native baseline in that round (empty for the baselines and single runs). */
+  roundRatios: number[];
+  /** Slowest and fastest round, MB/s (equal for a single run). */
+  megabytesPerSecondRange: [number, number];
   note: string;
 }
 
 const PRODUCE_IN_FLIGHT = 5;
-const PRODUCE_VERSION = 9;
 const FETCH_VERSION = 12;
 const FETCH_IN_FLIGHT = 2;
 /** Kafka's per-record overhead for a small record (length, attributes, deltas, key/value lengths, header count). */
 const KAFKA_RECORD_OVERHEAD_BYTES = 10;
+/** encodeKafkaBatch's room per record besides key and value (its buffer estimate): a recycled buffer this large always fits. */
+const KAFKA_RECORD_ESTIMATE_BYTES = 24;
 const MB = 1_000_000;
 
 interface Measured {
@@ -74,9 +83,28 @@ interface Measured {
   bytes: number;
 }
 
-function row(sizeBytes: number, pathName: string, measured: Measured, baseline: Measured | null, note: string): KafkaBenchRow {
+function byteRate(measured: Measured): number {
+  return measured.seconds > 0 ? measured.bytes / measured.seconds : 0;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** The round of median byte rate (the lower middle one for an even count). */
+function medianRound(rounds: readonly Measured[]): Measured {
+  const sorted = [...rounds].sort((a, b) => byteRate(a) - byteRate(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? NOTHING;
+}
+
+/** One path's row: its median round, the range over its rounds, and (against `baselines`, round by round) its ratios. */
+function row(sizeBytes: number, pathName: string, rounds: readonly Measured[], baselines: readonly Measured[] | null, note: string): KafkaBenchRow {
+  const measured = medianRound(rounds);
   const rate = (value: number) => (measured.seconds > 0 ? value / measured.seconds : 0);
-  const baselineRate = baseline === null || baseline.seconds <= 0 ? 0 : baseline.bytes / baseline.seconds;
+  const rates = rounds.map((round) => byteRate(round) / MB);
+  const roundRatios = baselines === null ? [] : rounds.flatMap((round, index) => (byteRate(baselines[index] ?? NOTHING) > 0 ? [byteRate(round) / byteRate(baselines[index] ?? NOTHING)] : []));
   return {
     sizeBytes,
     path: pathName,
@@ -84,7 +112,9 @@ function row(sizeBytes: number, pathName: string, measured: Measured, baseline: 
     seconds: measured.seconds,
     messagesPerSecond: rate(measured.messages),
     megabytesPerSecond: rate(measured.bytes) / MB,
-    ratioToNative: baseline === null || baselineRate === 0 ? null : rate(measured.bytes) / baselineRate,
+    ratioToNative: roundRatios.length === 0 ? null : median(roundRatios),
+    roundRatios: roundRatios.length > 1 ? roundRatios : [],
+    megabytesPerSecondRange: [Math.min(...rates), Math.max(...rates)],
     note,
   };
 }
@@ -98,39 +128,35 @@ export async function runKafkaBench(options: KafkaBenchOptions, onRow: (row: Kaf
   };
   const stamp = Date.now().toString(36);
   for (const sizeBytes of options.sizesBytes) {
-    const best = await bestOfRounds(options, sizeBytes, stamp);
-    const rounds = `best of ${options.rounds} round${options.rounds === 1 ? "" : "s"}`;
-    add(row(sizeBytes, "native produce (client library)", best.nativeProduce, null, `baseline for produce; ${rounds}`));
-    add(row(sizeBytes, "kafka produce, raw (in-process, our codec)", best.kafkaProduce, best.nativeProduce, `Produce v9 acks=1, CRC-32C: ${CRC32C_IMPLEMENTATION}; ${rounds}`));
-    if (options.kafkajsMessages > 0) add(await kafkajsRow(options, sizeBytes, stamp, best.nativeProduce));
-    add(row(sizeBytes, "native raw fetch (sendfile)", best.nativeFetch, null, `baseline for consume; ${rounds}`));
-    add(row(sizeBytes, "kafka raw fetch of kafka-produced data (sendfile)", best.kafkaFetch, best.nativeFetch, `Fetch v12, batches counted; ${rounds}`));
+    const measured = await measureRounds(options, sizeBytes, stamp);
+    const rounds = `median of ${options.rounds} round${options.rounds === 1 ? "" : "s"}`;
+    add(row(sizeBytes, "native produce (client library)", measured.nativeProduce, null, `baseline for produce; ${rounds}`));
+    add(row(sizeBytes, "kafka produce, raw (in-process, our codec)", measured.kafkaProduce, measured.nativeProduce, `Produce v9 acks=1, ${PRODUCE_IN_FLIGHT} in flight, recycled batch buffers, CRC-32C: ${CRC32C_IMPLEMENTATION}; ${rounds}`));
+    if (options.kafkajsMessages > 0) add(await kafkajsRow(options, sizeBytes, stamp, medianRound(measured.nativeProduce)));
+    add(row(sizeBytes, "native raw fetch (sendfile)", measured.nativeFetch, null, `baseline for consume; ${rounds}`));
+    add(row(sizeBytes, "kafka raw fetch of kafka-produced data (sendfile)", measured.kafkaFetch, measured.nativeFetch, `Fetch v12, batches counted; ${rounds}`));
   }
   if (options.kcatLines > 0) await kcatRows(options, stamp, add);
   return rows;
 }
 
+/** Each path's measurement in each round, in round order. */
 interface Paths {
-  nativeProduce: Measured;
-  kafkaProduce: Measured;
-  nativeFetch: Measured;
-  kafkaFetch: Measured;
+  nativeProduce: Measured[];
+  kafkaProduce: Measured[];
+  nativeFetch: Measured[];
+  kafkaFetch: Measured[];
 }
 
 const NOTHING: Measured = { messages: 0, seconds: 0, bytes: 0 };
 
-function faster(one: Measured, other: Measured): Measured {
-  const rate = (measured: Measured) => (measured.seconds > 0 ? measured.bytes / measured.seconds : 0);
-  return rate(other) > rate(one) ? other : one;
-}
-
 /**
  * `rounds` rounds, each on fresh topics deleted afterwards (so no round reads or writes behind
- * another's dirty pages), native first in even rounds and Kafka first in odd ones; the fastest
- * of each path is kept (the box is shared: the best round is the one least disturbed).
+ * another's dirty pages), native first in even rounds and Kafka first in odd ones; every round
+ * is kept (the caller reports medians and ranges: the box is shared, one round proves little).
  */
-async function bestOfRounds(options: KafkaBenchOptions, sizeBytes: number, stamp: string): Promise<Paths> {
-  let best: Paths = { nativeProduce: NOTHING, kafkaProduce: NOTHING, nativeFetch: NOTHING, kafkaFetch: NOTHING };
+async function measureRounds(options: KafkaBenchOptions, sizeBytes: number, stamp: string): Promise<Paths> {
+  const all: Paths = { nativeProduce: [], kafkaProduce: [], nativeFetch: [], kafkaFetch: [] };
   for (let round = 0; round < options.rounds; round++) {
     const nativeTopic = `bench-kafka-native-${sizeBytes}-${stamp}-${round}`;
     const kafkaTopic = `bench-kafka-raw-${sizeBytes}-${stamp}-${round}`;
@@ -154,16 +180,14 @@ async function bestOfRounds(options: KafkaBenchOptions, sizeBytes: number, stamp
     const fetchedB = await fetchB();
     const [kafkaProduced, nativeProduced] = kafkaFirst ? [producedA, producedB] : [producedB, producedA];
     const [kafkaFetched, nativeFetched] = kafkaFirst ? [fetchedA, fetchedB] : [fetchedB, fetchedA];
-    best = {
-      nativeProduce: faster(best.nativeProduce, nativeProduced),
-      kafkaProduce: faster(best.kafkaProduce, kafkaProduced),
-      nativeFetch: faster(best.nativeFetch, nativeFetched),
-      kafkaFetch: faster(best.kafkaFetch, kafkaFetched),
-    };
+    all.nativeProduce.push(nativeProduced);
+    all.kafkaProduce.push(kafkaProduced);
+    all.nativeFetch.push(nativeFetched);
+    all.kafkaFetch.push(kafkaFetched);
     await deleteTopic(options.broker, nativeTopic);
     await deleteTopic(options.broker, kafkaTopic);
   }
-  return best;
+  return all;
 }
 
 function workloadOptions(options: KafkaBenchOptions, topic: string, sizeBytes: number): WorkloadOptions {
@@ -187,7 +211,12 @@ function workloadOptions(options: KafkaBenchOptions, topic: string, sizeBytes: n
   };
 }
 
-/** Kafka batches of ~batchBytes built here and sent as Produce v9 (acks=1), 5 in flight. */
+/**
+ * Kafka batches of ~batchBytes built here and sent as Produce v9 (acks=1), 5 in flight: each
+ * batch encoded (records, CRC-32C) into a recycled buffer, the request written around it by hand
+ * and sent as one chunk (kafka-produce-frame.ts). What a Kafka client library adds on top —
+ * metadata, partitioner, retries, per-message futures — is not here; kafkajs is that figure.
+ */
 export async function rawKafkaProduce(options: KafkaBenchOptions, topic: string, sizeBytes: number): Promise<Measured> {
   const wire = await KafkaWire.connect(options.kafkaBroker);
   const value = payload(sizeBytes, options.seed);
@@ -195,6 +224,11 @@ export async function rawKafkaProduce(options: KafkaBenchOptions, topic: string,
   const records: KafkaRecordInput[] = Array.from({ length: perBatch }, () => ({ value, timestamp: 0 }));
   let sent = 0;
   let acknowledged = 0;
+  // Batch buffers are recycled once their request is answered (the broker has read every byte),
+  // with room around the batch for the request written by hand (kafka-produce-frame.ts).
+  const spare: Uint8Array[] = [];
+  const batchBytesMax = BATCH_HEADER_BYTES + perBatch * (KAFKA_RECORD_ESTIMATE_BYTES + sizeBytes);
+  const frameFields = { clientId: CLIENT_ID, topic, partition: 0, acks: 1, timeoutMs: 30_000 };
   const startNs = Bun.nanoseconds();
   try {
     const inFlight = new Set<Promise<void>>();
@@ -202,11 +236,13 @@ export async function rawKafkaProduce(options: KafkaBenchOptions, topic: string,
       const count = Math.min(perBatch, options.messages - sent);
       const nowMs = Date.now();
       for (let index = 0; index < count; index++) (records[index] as KafkaRecordInput).timestamp = nowMs;
-      const batch = encodeKafkaBatch(count === perBatch ? records : records.slice(0, count));
+      const buffer = spare.pop() ?? new Uint8Array(PRODUCE_HEADROOM_BYTES + batchBytesMax + PRODUCE_TAILROOM_BYTES);
+      const batch = encodeKafkaBatch(count === perBatch ? records : records.slice(0, count), undefined, buffer.subarray(PRODUCE_HEADROOM_BYTES, PRODUCE_HEADROOM_BYTES + batchBytesMax));
       sent += count;
-      const request = wire.request(API_KEYS.produce, PRODUCE_VERSION, { transactionalId: null, acks: 1, timeoutMs: 30_000, topicData: [{ name: topic, partitionData: [{ index: 0, records: batch }] }] }).then((answer) => {
+      const request = wire.requestFramed(API_KEYS.produce, PRODUCE_FRAME_VERSION, (correlationId) => encodeProduceFrame(correlationId, frameFields, batch)).then((answer) => {
         checkProduceAnswer(answer);
         acknowledged += count;
+        if (batch.buffer === buffer.buffer) spare.push(buffer);
       });
       const tracked = request.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
@@ -308,7 +344,7 @@ async function loadKafkajs(): Promise<KafkajsModule | null> {
 async function kafkajsRow(options: KafkaBenchOptions, sizeBytes: number, stamp: string, baseline: Measured): Promise<KafkaBenchRow> {
   const kafkajs = await loadKafkajs();
   const pathName = "kafka produce, kafkajs 2.2.4";
-  if (kafkajs === null) return { sizeBytes, path: pathName, messages: 0, seconds: 0, messagesPerSecond: 0, megabytesPerSecond: 0, ratioToNative: null, note: "skipped: kafkajs is not installed (npm install)" };
+  if (kafkajs === null) return skippedRow(sizeBytes, pathName, "skipped: kafkajs is not installed (npm install)");
   const topic = `bench-kafkajs-${sizeBytes}-${stamp}`;
   await ensureTopic(options.broker, topic, 1);
   const producer = new kafkajs.Kafka({ clientId: "runnel-bench-kafkajs", brokers: [options.kafkaBroker], logLevel: kafkajs.logLevel.NOTHING }).producer({ allowAutoTopicCreation: false });
@@ -339,7 +375,11 @@ async function kafkajsRow(options: KafkaBenchOptions, sizeBytes: number, stamp: 
     await deleteTopic(options.broker, topic).catch(() => undefined);
   }
   const measured = { messages: acknowledged, seconds: (Bun.nanoseconds() - startNs) / 1e9, bytes: acknowledged * sizeBytes };
-  return row(sizeBytes, pathName, measured, baseline, `${perSend} messages per send(), acks=1, ${PRODUCE_IN_FLIGHT} sends in flight`);
+  return row(sizeBytes, pathName, [measured], [baseline], `${perSend} messages per send(), acks=1, ${PRODUCE_IN_FLIGHT} sends in flight; one run, against the median native round`);
+}
+
+function skippedRow(sizeBytes: number, pathName: string, note: string): KafkaBenchRow {
+  return { sizeBytes, path: pathName, messages: 0, seconds: 0, messagesPerSecond: 0, megabytesPerSecond: 0, ratioToNative: null, roundRatios: [], megabytesPerSecondRange: [0, 0], note };
 }
 
 // ---- kcat ---------------------------------------------------------------------------------
@@ -349,8 +389,7 @@ async function kcatRows(options: KafkaBenchOptions, stamp: string, add: (row: Ka
   const kcat = Bun.which("kcat");
   const lineBytes = 100;
   if (kcat === null) {
-    const skipped = { sizeBytes: lineBytes, path: "kcat -P / -C", messages: 0, seconds: 0, messagesPerSecond: 0, megabytesPerSecond: 0, ratioToNative: null, note: "skipped: kcat is not on the PATH" };
-    add(skipped);
+    add(skippedRow(lineBytes, "kcat -P / -C", "skipped: kcat is not on the PATH"));
     return;
   }
   const topic = `bench-kcat-${stamp}`;
@@ -362,11 +401,11 @@ async function kcatRows(options: KafkaBenchOptions, stamp: string, add: (row: Ka
     const produceStartNs = Bun.nanoseconds();
     await runKcat([kcat, "-b", options.kafkaBroker, "-P", "-t", topic, "-X", "linger.ms=5", "-l", file], false);
     const produced = { messages: options.kcatLines, seconds: (Bun.nanoseconds() - produceStartNs) / 1e9, bytes: options.kcatLines * (lineBytes - 1) };
-    add(row(lineBytes, "kcat -P (librdkafka, lines from a file)", produced, null, `${options.kcatLines.toLocaleString("en-US")} lines of ${lineBytes} bytes`));
+    add(row(lineBytes, "kcat -P (librdkafka, lines from a file)", [produced], null, `${options.kcatLines.toLocaleString("en-US")} lines of ${lineBytes} bytes`));
     const consumeStartNs = Bun.nanoseconds();
     const lines = await runKcat([kcat, "-b", options.kafkaBroker, "-C", "-t", topic, "-o", "beginning", "-e", "-q"], true);
     const consumed = { messages: lines, seconds: (Bun.nanoseconds() - consumeStartNs) / 1e9, bytes: lines * (lineBytes - 1) };
-    add(row(lineBytes, "kcat -C -e (librdkafka, printed to a pipe)", consumed, null, lines === options.kcatLines ? "every line read back" : `read ${lines} of ${options.kcatLines} lines`));
+    add(row(lineBytes, "kcat -C -e (librdkafka, printed to a pipe)", [consumed], null, lines === options.kcatLines ? "every line read back" : `read ${lines} of ${options.kcatLines} lines`));
   } finally {
     fs.rmSync(directory, { recursive: true, force: true });
     await deleteTopic(options.broker, topic).catch(() => undefined);
@@ -405,8 +444,12 @@ async function runKcat(command: string[], countLines: boolean): Promise<number> 
   return lines;
 }
 
+function percent(ratio: number): string {
+  return `${(ratio * 100).toFixed(0)}%`;
+}
+
 export function formatKafkaRows(rows: KafkaBenchRow[]): string {
-  const header = ["size", "path", "messages", "seconds", "msgs/s", "MB/s", "vs native", "note"];
+  const header = ["size", "path", "messages", "seconds", "msgs/s", "MB/s", "MB/s range", "vs native", "per round", "note"];
   const cells = rows.map((entry) => [
     `${entry.sizeBytes} B`,
     entry.path,
@@ -414,7 +457,9 @@ export function formatKafkaRows(rows: KafkaBenchRow[]): string {
     entry.seconds.toFixed(2),
     Math.round(entry.messagesPerSecond).toLocaleString("en-US"),
     entry.megabytesPerSecond.toFixed(1),
-    entry.ratioToNative === null ? "" : `${(entry.ratioToNative * 100).toFixed(0)}%`,
+    entry.megabytesPerSecondRange[0] === entry.megabytesPerSecondRange[1] ? "" : `${entry.megabytesPerSecondRange[0].toFixed(0)}-${entry.megabytesPerSecondRange[1].toFixed(0)}`,
+    entry.ratioToNative === null ? "" : percent(entry.ratioToNative),
+    entry.roundRatios.map(percent).join(" "),
     entry.note,
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => (line[column] ?? "").length)));

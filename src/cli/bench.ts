@@ -65,7 +65,7 @@ options:
   --kafkajs-messages N     kafka: messages for the kafkajs producer (default 200,000; 0 skips)
   --kcat-lines N           kafka: lines for kcat (default 1,000,000; 0 skips; skipped without kcat)
   --rounds N               kafka: rounds per size, order alternated, topics deleted after each;
-                           the best of each path is reported (default 2)
+                           each path's median round is reported, with the range (default 3)
   --json FILE              write the results as JSON
   --html FILE              write one self-contained HTML page (latency curve, throughput over time)
   -h, --help               this text
@@ -281,7 +281,7 @@ async function runKafka(flags: Flags): Promise<number> {
         batchBytes: intFlag(flags["batch-bytes"], "batch-bytes", 64 * KiB, 1, 64 * MiB),
         fetchBytes: intFlag(flags["fetch-bytes"], "fetch-bytes", 1 * MiB, 1, 64 * MiB),
         seed: intFlag(flags.seed, "seed", 1, 0, 2 ** 32 - 1),
-        rounds: intFlag(flags.rounds, "rounds", 2, 1, 100),
+        rounds: intFlag(flags.rounds, "rounds", 3, 1, 100),
       },
       (row) => {
         if (process.stderr.isTTY) process.stderr.write(`  ${row.sizeBytes} B  ${row.path}: ${Math.round(row.messagesPerSecond).toLocaleString("en-US")} msgs/s\n`);

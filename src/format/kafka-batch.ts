@@ -43,8 +43,9 @@ function corrupt(message: string): RunnelError {
 class Bytes {
   buffer: Uint8Array;
   length = 0;
-  constructor(capacity: number) {
-    this.buffer = new Uint8Array(Math.max(64, capacity));
+  /** A fresh buffer of `capacity` bytes, or `reuse` when it is at least that large (the caller's recycled buffer). */
+  constructor(capacity: number, reuse: Uint8Array | null = null) {
+    this.buffer = reuse !== null && reuse.length >= capacity ? reuse : new Uint8Array(Math.max(64, capacity));
   }
   private room(count: number): void {
     if (this.length + count <= this.buffer.length) return;
@@ -128,8 +129,13 @@ function encodeRecord(out: Bytes, scratch: Bytes, record: KafkaRecordInput, offs
   out.raw(scratch.buffer.subarray(0, scratch.length));
 }
 
-/** An uncompressed magic 2 batch (baseOffset 0, for the broker to stamp). */
-export function encodeKafkaBatch(records: readonly KafkaRecordInput[], producer: ProducerFields = NO_PRODUCER): Uint8Array {
+/**
+ * An uncompressed magic 2 batch (baseOffset 0, for the broker to stamp). With `reuse`, the batch
+ * is written into that buffer when it is large enough (the result is then a view of it): a
+ * producer that recycles its batch buffers once they are acknowledged, as librdkafka does,
+ * allocates nothing per batch.
+ */
+export function encodeKafkaBatch(records: readonly KafkaRecordInput[], producer: ProducerFields = NO_PRODUCER, reuse: Uint8Array | null = null): Uint8Array {
   if (records.length === 0) throw new RunnelError("INVALID_REQUEST", "a batch needs at least one record");
   let firstTimestamp = Number.POSITIVE_INFINITY;
   let maxTimestamp = Number.NEGATIVE_INFINITY;
@@ -139,7 +145,9 @@ export function encodeKafkaBatch(records: readonly KafkaRecordInput[], producer:
     maxTimestamp = Math.max(maxTimestamp, record.timestamp);
     estimate += 24 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
   }
-  const out = new Bytes(estimate);
+  const out = new Bytes(estimate, reuse);
+  // Header fields not set below (baseOffset, leader epoch, attributes) are zero.
+  out.buffer.fill(0, 0, BATCH_HEADER_BYTES);
   out.length = BATCH_HEADER_BYTES;
   const scratch = new Bytes(256);
   records.forEach((record, index) => encodeRecord(out, scratch, record, index, firstTimestamp));

@@ -9,7 +9,7 @@ import { formatKafkaRows, runKafkaBench } from "../../src/bench/kafka-workloads.
 import { startTestBroker } from "../server/helpers.ts";
 
 describe("runnel bench kafka", () => {
-  test("each path moves every message at a tiny size, and the Kafka rows carry a ratio to native", async () => {
+  test("each path moves every message at a tiny size, and the Kafka rows carry a ratio to native, round by round", async () => {
     await using test = await startTestBroker();
     const kcat = Bun.which("kcat") !== null;
     const rows = await runKafkaBench({
@@ -32,6 +32,12 @@ describe("runnel bench kafka", () => {
     expect(byPath.get("kafka produce, kafkajs 2.2.4")?.messages).toBe(300);
     for (const path of ["kafka produce, raw (in-process, our codec)", "kafka raw fetch of kafka-produced data (sendfile)", "kafka produce, kafkajs 2.2.4"]) {
       expect(byPath.get(path)?.ratioToNative).toBeGreaterThan(0);
+    }
+    // Two rounds: each raw Kafka row gives its ratio to native in each round, and its range.
+    for (const path of ["kafka produce, raw (in-process, our codec)", "kafka raw fetch of kafka-produced data (sendfile)"]) {
+      const measured = byPath.get(path);
+      expect(measured?.roundRatios).toHaveLength(2);
+      expect(measured?.megabytesPerSecondRange[0]).toBeLessThanOrEqual(measured?.megabytesPerSecondRange[1] ?? 0);
     }
     if (kcat) {
       expect(byPath.get("kcat -P (librdkafka, lines from a file)")?.messages).toBe(500);
