@@ -64,17 +64,27 @@ export type ListenerName = "native" | "kafka";
 /** Requests per operation on one listener. */
 export class ListenerRequests {
   readonly byOperation = new Map<string, OperationFigures>();
-  private sequence = 0;
+  /** xorshift32 state: which requests are timed (never 0). */
+  private sampleState = 0x9e3779b9;
 
   constructor(
     readonly listener: ListenerName,
     private readonly operations: ReadonlySet<string>,
   ) {}
 
-  /** performance.now() for 1 in LATENCY_SAMPLE_EVERY requests, NOT_TIMED for the others. */
+  /**
+   * performance.now() for 1 in LATENCY_SAMPLE_EVERY requests (on average), NOT_TIMED for the
+   * others. Chosen by a pseudo-random draw, not a counter: requests of different ops arrive in
+   * regular patterns (an end-to-end run alternates produce and fetch), and every 16th request
+   * of a pattern whose period divides 16 is always the same op — a counter timed only fetches.
+   */
   startTimer(): number {
-    this.sequence = (this.sequence + 1) & (LATENCY_SAMPLE_EVERY - 1);
-    return this.sequence === 0 ? performance.now() : NOT_TIMED;
+    let state = this.sampleState;
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    this.sampleState = state;
+    return (state & (LATENCY_SAMPLE_EVERY - 1)) === 0 ? performance.now() : NOT_TIMED;
   }
 
   /**

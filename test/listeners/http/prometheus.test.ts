@@ -55,8 +55,19 @@ describe("metrics registry", () => {
     expect([...requests.byOperation.keys()]).toEqual(["produce", "unknown"]);
     const produce = requests.byOperation.get("produce")!;
     expect([produce.requests, produce.errors, produce.latency.count]).toEqual([2, 1, 1]);
-    const timed = Array.from({ length: 64 }, () => requests.startTimer()).filter((started) => started !== NOT_TIMED);
-    expect(timed).toHaveLength(4);
+    const timed = Array.from({ length: 16_000 }, () => requests.startTimer()).filter((started) => started !== NOT_TIMED);
+    // 1 in 16 on average (a pseudo-random draw from a fixed seed, so the count is the same every run).
+    expect(timed.length).toBeGreaterThan(800);
+    expect(timed.length).toBeLessThan(1200);
+  });
+
+  test("requests arriving in a regular pattern of ops are all timed now and then (no aliasing)", () => {
+    const requests = new ListenerRequests("native", new Set(["produce", "fetch"]));
+    // An end-to-end run alternates produce and fetch; a counter timed every 16th request, always a fetch.
+    const timedByPosition = [0, 0];
+    for (let index = 0; index < 4_000; index++) if (requests.startTimer() !== NOT_TIMED) timedByPosition[index % 2]! += 1;
+    expect(timedByPosition[0]).toBeGreaterThan(50);
+    expect(timedByPosition[1]).toBeGreaterThan(50);
   });
 
   test("traffic counters estimate messages out from the topic's bytes per message, and forget deleted topics", () => {
