@@ -121,13 +121,16 @@ describe("native authentication", () => {
   });
 
   test("a client whose connection was closed authenticates again on the reconnect", async () => {
-    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram", idleTimeoutMs: 100 });
+    // 1 s idle: short enough to wait out, long enough that a loaded box does not close the new
+    // connection again between its authenticate round trips.
+    await using server = await startTestBroker({ dataDir: dataDirWithUsers(), authentication: "scram", idleTimeoutMs: 1_000 });
     const admin = new Admin({ broker: `127.0.0.1:${server.port}`, sasl: { user: "bob", password: "bob-pw" } });
     try {
       await admin.createTopic("again");
-      await waitUntil(async () => server.broker.context.stats.connectionsOpen === 0, 5_000, "the idle connection to be closed");
+      await waitUntil(async () => server.broker.context.stats.connectionsOpen === 0, 10_000, "the idle connection to be closed");
       expect((await admin.describeTopic("again")).name).toBe("again");
-      expect(server.broker.context.authenticator.counters.successes).toBe(2);
+      // Once on connect, once (at least: a very slow box may see the new one closed too) on reconnect.
+      expect(server.broker.context.authenticator.counters.successes).toBeGreaterThanOrEqual(2);
     } finally {
       await admin.connection.close();
     }
