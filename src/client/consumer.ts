@@ -506,7 +506,7 @@ export class Consumer implements AsyncIterable<Message> {
    */
   private fetch(): Promise<FetchOutcome> {
     if (!this.router.clustered) return this.fetchFrom(this.data, this.cursors);
-    return this.router.refreshIfStale(this.cursorTopics()).then(
+    return this.router.refreshIfStale(this.cursorTopics(), this.metadataMaxAgeMs).then(
       () => this.fetchFromNextLeader(),
       (error: unknown) => ({ response: null, error: toRunnelError(error), cursors: [], offsets: [] }),
     );

@@ -35,6 +35,8 @@ export class LeaderRouter {
   private closed = false;
   /** Set when a leader may have moved; the next `refreshIfStale` asks the bootstrap broker. */
   stale = false;
+  /** When the leaders were last learned (Date.now()). */
+  private learnedAtMs = 0;
 
   /**
    * `bootstrap`: the connection metadata is asked on (and everything goes to on a single node).
@@ -82,6 +84,7 @@ export class LeaderRouter {
       this.leaders.set(topic.name, leaders);
     }
     this.stale = false;
+    this.learnedAtMs = Date.now();
   }
 
   /** The partition's leader id (-1 when none is known). */
@@ -106,9 +109,13 @@ export class LeaderRouter {
     return connection;
   }
 
-  /** Asks the bootstrap broker for `topics` when a leader may have moved (one request at a time). */
-  refreshIfStale(topics: readonly string[]): Promise<void> {
-    if (!this.stale || !this.clustered) return Promise.resolve();
+  /**
+   * Asks the bootstrap broker for `topics` when a leader may have moved, or the leaders are older
+   * than `maxAgeMs` (a follower still serves reads below its high watermark, so a consumer on a
+   * former leader gets no error that would tell it).
+   */
+  refreshIfStale(topics: readonly string[], maxAgeMs: number): Promise<void> {
+    if (!this.clustered || (!this.stale && Date.now() - this.learnedAtMs <= maxAgeMs)) return Promise.resolve();
     return this.refresh(topics);
   }
 
