@@ -32,7 +32,8 @@ Prints a topic's messages to stdout, one per line.
 
 options:
   -t, --topic TOPIC        topic to read (required)
-  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
+  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER}); in a cluster, several
+                           (a:9600,b:9600): the first that answers finds the partition leaders
 ${TLS_HELP}${SASL_HELP}  -p, --partition N        read only partition N (default: every partition)
   --from POSITION          where to start without a committed offset: earliest (default),
                            latest, an offset (e.g. 1500; past a partition's end: its end, with

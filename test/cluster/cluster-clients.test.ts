@@ -9,12 +9,15 @@
  * one the other brokers accept too.
  */
 import { describe, expect, test } from "bun:test";
+import path from "node:path";
+import { ROOT } from "../client/real-broker.ts";
 import { Consumer, type Message } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import type { WireMap } from "../../src/client/wire.ts";
 import { TestCluster } from "./harness.ts";
 
 const ALL = [1, 2, 3];
+const MAIN = path.join(ROOT, "src/main.ts");
 const decoder = new TextDecoder();
 
 function addresses(cluster: TestCluster, brokerIds: readonly number[]): string[] {
@@ -161,4 +164,40 @@ describe("Clients in a cluster", () => {
     expect(() => new Producer({ broker: " , " })).toThrow(/no broker address given/);
     expect(() => new Producer({ broker: Array.from({ length: 65 }, (_, i) => `h${i}:1`) })).toThrow(/at most 64/);
   });
+
+  test("runnel produce and runnel consume follow a leader change, and topics describe shows leader and ISR", async () => {
+    await using cluster = await TestCluster.start(3, { replicaLagTimeMaxMs: 60_000 });
+    cluster.createTopic("t", 1, 2);
+    cluster.setPartition("t", 0, { leader: 1, leaderEpoch: 1, isr: ALL, replicas: ALL });
+    await issueIdsElsewhere(cluster, 1);
+    const brokers = addresses(cluster, ALL).join(",");
+    const consume = Bun.spawn([process.execPath, MAIN, "consume", "--topic", "t", "--count", "10", "--broker", brokers], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    const produce = Bun.spawn([process.execPath, MAIN, "produce", "--topic", "t", "--durability", "replicated", "--linger-ms", "0", "--broker", brokers], { cwd: ROOT, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    produce.stdin.write("a-0\na-1\na-2\na-3\na-4\n");
+    produce.stdin.flush();
+    await waitUntil(() => cluster.log(1, "t", 0).highWatermark >= 5);
+    cluster.setPartition("t", 0, { leader: 2, leaderEpoch: 2, isr: ALL, replicas: ALL });
+    produce.stdin.write("b-0\nb-1\nb-2\nb-3\nb-4\n");
+    produce.stdin.end();
+    const [produced, producedErr] = await Promise.all([produce.exited, new Response(produce.stderr).text()]);
+    expect({ produced, producedErr }).toMatchObject({ produced: 0 });
+    const [consumed, out] = await Promise.all([consume.exited, new Response(consume.stdout).text()]);
+    expect(consumed).toBe(0);
+    expect(out.split("\n").slice(0, -1)).toEqual(["a-0", "a-1", "a-2", "a-3", "a-4", "b-0", "b-1", "b-2", "b-3", "b-4"]);
+    // Epoch 2's batches are on the new leader.
+    expect(cluster.log(2, "t", 0).endOffsetForEpoch(2).endOffset).toBeGreaterThan(5);
+    const described = Bun.spawn([process.execPath, MAIN, "topics", "describe", "t", "--broker", addresses(cluster, [3])[0]!], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    const text = await new Response(described.stdout).text();
+    expect(await described.exited).toBe(0);
+    expect(text).toMatch(/LEADER\s+EPOCH\s+REPLICAS\s+ISR/);
+    expect(text).toMatch(/\b2\s+2\s+1,2,3\s+1,2,3\s*$/m);
+  });
 });
+
+async function waitUntil(condition: () => boolean, boundMs = 15_000): Promise<void> {
+  const deadline = Date.now() + boundMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${boundMs} ms`);
+    await Bun.sleep(10);
+  }
+}
