@@ -18,6 +18,13 @@ import { type WireMap, isMap, malformed, readArray, readInt, readMap, readString
 /** Brokers in one metadata answer, at most (a bound on the connections a client may open). */
 const CLUSTER_BROKERS_MAX = 1_000;
 
+/**
+ * How long a leader's connection may try to (re)connect before its requests fail: a leader that
+ * died is looked up again (metadata from the bootstrap list) instead of being waited for for the
+ * whole connectTimeoutMs. Lower when the caller's connectTimeoutMs is lower.
+ */
+const LEADER_CONNECT_TIMEOUT_MS = 2_000;
+
 /** Codes after which a client asks for metadata again before its retry. */
 const REROUTE_CODES: ReadonlySet<string> = new Set(["NOT_LEADER", "FENCED_LEADER_EPOCH", "BROKER_UNAVAILABLE", "UNKNOWN_PARTITION", "TIMEOUT"]);
 
@@ -104,7 +111,8 @@ export class LeaderRouter {
     if (existing !== undefined) return existing;
     const address = this.brokers.get(brokerId);
     if (address === undefined || this.closed) return this.bootstrap;
-    const connection = new Connection({ ...this.options, broker: address }, this.frameBuffers);
+    const connectTimeoutMs = Math.min(this.options.connectTimeoutMs ?? LEADER_CONNECT_TIMEOUT_MS, LEADER_CONNECT_TIMEOUT_MS);
+    const connection = new Connection({ ...this.options, broker: address, connectTimeoutMs }, this.frameBuffers);
     this.connections.set(brokerId, connection);
     return connection;
   }
