@@ -37,9 +37,9 @@ import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS, MiB } from "../limits.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { type Cursor, type FetchOutcome, createFetchScratch, decodeAnswer, planAnswer, startPlanning } from "./fetch-answer.ts";
-import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, listOffsets, topicPartitionCounts } from "./offsets.ts";
+import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, topicPartitionCounts } from "./offsets.ts";
 import { GroupConsumer } from "./group-consumer.ts";
-import { LeaderRouter } from "./leader-router.ts";
+import { LeaderRouter, listOffsetsAtLeaders } from "./leader-router.ts";
 import type { AssignorName, TopicPartition } from "./group-member.ts";
 import { brokerError, isMap, isRetriable, readArray, readMap } from "./wire.ts";
 
@@ -400,7 +400,7 @@ export class Consumer implements AsyncIterable<Message> {
 
   private async lookUp(lookups: OffsetRequest[]): Promise<void> {
     if (lookups.length === 0) return;
-    const found = await listOffsets(this.control, lookups);
+    const found = await listOffsetsAtLeaders(this.router, lookups);
     const latest: OffsetRequest[] = [];
     for (const [index, lookup] of lookups.entries()) {
       const cursor = this.cursorOf(lookup.topic, lookup.partition)!;
@@ -485,7 +485,8 @@ export class Consumer implements AsyncIterable<Message> {
         for (let partition = 0; partition < count; partition++) if (!this.cursorOf(topic, partition)) added.push({ topic, partition, at: "earliest" });
       }
       if (added.length === 0) return;
-      const offsets = await listOffsets(this.control, added);
+      await this.router.refresh([...new Set(added.map(({ topic }) => topic))]);
+      const offsets = await listOffsetsAtLeaders(this.router, added);
       added.forEach(({ topic, partition }, index) => {
         this.addCursor(topic, partition, undefined);
         this.cursorOf(topic, partition)!.position = offsets[index]!;

@@ -13,6 +13,7 @@
  */
 import type { RunnelError } from "../errors.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
+import { listOffsets, type OffsetRequest } from "./offsets.ts";
 import { type WireMap, isMap, malformed, readArray, readInt, readMap, readString } from "./wire.ts";
 
 /** Brokers in one metadata answer, at most (a bound on the connections a client may open). */
@@ -153,4 +154,28 @@ export class LeaderRouter {
     for (const connection of this.connections.values()) connection.abort();
     this.connections.clear();
   }
+}
+
+/**
+ * listOffsets of each request at its partition's leader (a single node: the bootstrap broker);
+ * offsets in request order. In a cluster a broker that is not a partition's leader answers from
+ * its own replica (behind the leader), or NOT_LEADER when it holds none.
+ */
+export async function listOffsetsAtLeaders(router: LeaderRouter, requests: readonly OffsetRequest[]): Promise<number[]> {
+  if (!router.clustered) return listOffsets(router.bootstrap, requests);
+  const byLeader = new Map<number, number[]>();
+  requests.forEach((request, index) => {
+    const leader = router.leaderOf(request.topic, request.partition);
+    const indexes = byLeader.get(leader) ?? [];
+    indexes.push(index);
+    byLeader.set(leader, indexes);
+  });
+  const offsets: number[] = new Array<number>(requests.length).fill(-1);
+  await Promise.all(
+    [...byLeader].map(async ([leader, indexes]) => {
+      const found = await listOffsets(router.connectionTo(leader), indexes.map((index) => requests[index]!));
+      indexes.forEach((index, at) => (offsets[index] = found[at]!));
+    }),
+  );
+  return offsets;
 }

@@ -146,6 +146,29 @@ describe("Clients in a cluster", () => {
     }
   });
 
+  test("a consumer starting at the latest offset asks the leader, not the bootstrap broker that holds no replica", async () => {
+    await using cluster = await TestCluster.start(3, { replicaLagTimeMaxMs: 60_000 });
+    // Broker 1 has the topic in its log but is no replica: its copy of the partition stays empty.
+    cluster.createTopic("t", 1, 1);
+    cluster.setPartition("t", 0, { leader: 2, leaderEpoch: 1, isr: [2, 3], replicas: [2, 3] });
+    await issueIdsElsewhere(cluster, 1);
+    const brokers = addresses(cluster, ALL);
+    const producer = new Producer({ broker: brokers, durability: "replicated", lingerMs: 0 });
+    for (let i = 0; i < 5; i++) await producer.send("t", { value: `old-${i}` });
+    const consumer = new Consumer({ broker: brokers, from: "latest", maxWaitMs: 50 });
+    consumer.assign([{ topic: "t", partition: 0 }]);
+    try {
+      const first = consumer.next();
+      await eventuallyPositioned(consumer);
+      await producer.send("t", { value: "new" });
+      const message = (await first).value as Message;
+      expect([message.offset, decoder.decode(message.value!)]).toEqual([5, "new"]);
+    } finally {
+      await producer.close();
+      await consumer.close();
+    }
+  });
+
   test("a bootstrap list whose first broker is down: the next one answers", async () => {
     await using cluster = await TestCluster.start(2);
     cluster.createTopic("t", 1, 1);
@@ -200,4 +223,9 @@ async function waitUntil(condition: () => boolean, boundMs = 15_000): Promise<vo
     if (Date.now() > deadline) throw new Error(`condition not met within ${boundMs} ms`);
     await Bun.sleep(10);
   }
+}
+
+/** Waits until the consumer has looked up where it starts. */
+async function eventuallyPositioned(consumer: Consumer): Promise<void> {
+  await waitUntil(() => consumer.positions().every((position) => position.offset >= 0));
 }
