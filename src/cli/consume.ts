@@ -21,7 +21,8 @@ import { Connection, DEFAULT_BROKER } from "../client/connection.ts";
 import type { ClientTls } from "../client/link.ts";
 import type { ClientSasl } from "../client/connection.ts";
 import { Consumer, type Message, type StartPosition } from "../client/consumer.ts";
-import { listOffsets, topicPartitionCounts } from "../client/offsets.ts";
+import { topicPartitionCounts } from "../client/offsets.ts";
+import { LeaderRouter, listOffsetsAtLeaders } from "../client/leader-router.ts";
 import { RunnelError } from "../errors.ts";
 import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, required, SASL_FLAGS, SASL_HELP, saslOption } from "./args.ts";
 import { EXIT_OK, Progress, plural, reportFailure } from "./output.ts";
@@ -32,7 +33,8 @@ Prints a topic's messages to stdout, one per line.
 
 options:
   -t, --topic TOPIC        topic to read (required)
-  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
+  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER}); in a cluster, several
+                           (a:9600,b:9600): the first that answers finds the partition leaders
 ${TLS_HELP}${SASL_HELP}  -p, --partition N        read only partition N (default: every partition)
   --from POSITION          where to start without a committed offset: earliest (default),
                            latest, an offset (e.g. 1500; past a partition's end: its end, with
@@ -150,6 +152,8 @@ export async function run(argv: string[]): Promise<number> {
  */
 async function resolveStarts(target: { broker: string; tls?: ClientTls; sasl?: ClientSasl }, topic: string, partition: number | undefined, from: FromPosition, group: boolean): Promise<Array<{ partition: number; offset: number }> | null> {
   const connection = new Connection({ ...target, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000 });
+  // In a cluster the offset range is the leader's (a follower's lags behind it).
+  const router = new LeaderRouter({ ...target, clientId: "runnel-cli-consume", connectTimeoutMs: 5_000 }, connection);
   try {
     const count = (await topicPartitionCounts(connection, [topic])).get(topic)!;
     if (partition !== undefined && partition >= count) {
@@ -157,7 +161,8 @@ async function resolveStarts(target: { broker: string; tls?: ClientTls; sasl?: C
     }
     if (typeof from !== "object" || "timestamp" in from) return null;
     const partitions = partition === undefined ? Array.from({ length: count }, (_, index) => index) : [partition];
-    const bounds = await listOffsets(connection, partitions.flatMap((p) => [{ topic, partition: p, at: "earliest" as const }, { topic, partition: p, at: "latest" as const }]));
+    await router.refresh([topic]);
+    const bounds = await listOffsetsAtLeaders(router, partitions.flatMap((p) => [{ topic, partition: p, at: "earliest" as const }, { topic, partition: p, at: "latest" as const }]));
     // With a group, a committed offset wins over --from (see --help): the note says so.
     const unlessCommitted = group ? " unless the group has a committed offset" : "";
     return partitions.map((p, index) => {
@@ -169,7 +174,7 @@ async function resolveStarts(target: { broker: string; tls?: ClientTls; sasl?: C
       return { partition: p, offset: Math.min(end, Math.max(earliest, from.offset)) };
     });
   } finally {
-    await connection.close().catch(() => undefined);
+    await Promise.all([router.close(), connection.close()]).catch(() => undefined);
   }
 }
 

@@ -24,7 +24,8 @@ commands:
                                               (ISO 8601, e.g. 2026-12-07T10:00:00Z)
 
 options:
-  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
+  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER}); in a cluster, several
+                           (a:9600,b:9600): the first that answers finds the partition leaders
 ${TLS_HELP}${SASL_HELP}  --topic TOPIC            the topic whose offsets reset-offsets sets
   --to WHERE               earliest, latest, OFFSET or TIME (reset-offsets)
   --format FORMAT          text (default) or json, for list and describe

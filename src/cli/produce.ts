@@ -38,12 +38,14 @@ as that much of it is read. Ctrl-C (SIGINT) stops reading, waits for what is alr
 options:
   -t, --topic TOPIC        topic to send to (required; a broker that auto-creates topics,
                            the default, creates it on first use)
-  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
+  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER}); in a cluster, several
+                           (a:9600,b:9600): the first that answers finds the partition leaders
 ${TLS_HELP}${SASL_HELP}  --key-separator SEP      split each line at the first SEP: key before it, value after
   --key KEY                the key of every message
   --value VALUE            send one message with this value instead of reading stdin
   -p, --partition N        send to partition N (default: by key hash, or sticky when keyless)
-  --durability LEVEL       none, written (default: in the page cache) or synced (fdatasync)
+  --durability LEVEL       none, written (default: in the page cache), synced (fdatasync) or
+                           replicated (a cluster's in-sync replicas hold it; a single node: written)
   --linger-ms MS           how long a batch waits to fill (default 5)
   --batch-bytes BYTES      batch size bound (default 65536)
   --delivery-timeout-ms MS how long a message may stay unacknowledged, retries and waiting
@@ -55,6 +57,7 @@ examples:
   seq 1 100000 | runnel produce --topic numbers --durability synced
   printf 'user-1:signed up\\nuser-2:paid\\n' | runnel produce --topic events --key-separator :
   runnel produce --topic events --key user-1 --value 'signed up' --broker 10.0.0.5:9600
+  runnel produce --topic orders --durability replicated --broker 10.0.0.5:9600,10.0.0.6:9600
 `;
 
 const FLAGS = {
@@ -170,7 +173,7 @@ export async function run(argv: string[]): Promise<number> {
       clientId: "runnel-cli-produce",
       ...tlsOption(clientTlsOf(flags)), ...saslOption(flags),
       connectTimeoutMs: 5_000,
-      durability: choiceFlag(flags.durability, "durability", ["none", "written", "synced"] as Durability[], "written"),
+      durability: choiceFlag(flags.durability, "durability", ["none", "written", "synced", "replicated"] as Durability[], "written"),
       lingerMs: intFlag(flags["linger-ms"], "linger-ms", 5, 0, 60_000),
       batchBytes: intFlag(flags["batch-bytes"], "batch-bytes", 64 * 1024, 1, 64 * 1024 * 1024),
       deliveryTimeoutMs: intFlag(flags["delivery-timeout-ms"], "delivery-timeout-ms", DELIVERY_TIMEOUT_MS_DEFAULT, 1, 24 * 3_600_000),

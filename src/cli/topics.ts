@@ -19,7 +19,8 @@ commands:
   delete NAME                                             delete a topic and its data
 
 options:
-  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER})
+  -b, --broker HOST:PORT   broker address (default ${DEFAULT_BROKER}); in a cluster, several
+                           (a:9600,b:9600): the first that answers finds the partition leaders
 ${TLS_HELP}${SASL_HELP}  --partitions N           partitions of a new topic (default 1)
   --replication-factor N   copies of each partition, on distinct brokers (cluster mode; default 1)
   --min-insync-replicas N  in-sync copies a replicated write needs (cluster mode; default 1)
@@ -165,6 +166,14 @@ function printDescription(topic: TopicDescription, format: "text" | "json"): num
     ["PARTITION", "LOG-START", "NEXT-OFFSET", "BYTES", "SEGMENTS"],
     ...topic.partitions.map((partition) => [String(partition.partition), String(partition.logStartOffset), String(partition.nextOffset), String(partition.sizeBytes ?? "-"), String(partition.segmentCount ?? "-")]),
   ];
+  // Cluster mode: where each partition lives (a single node has no leaders to show).
+  if (topic.partitions.some((partition) => partition.leader !== undefined)) {
+    rows[0]!.push("LEADER", "EPOCH", "REPLICAS", "ISR");
+    topic.partitions.forEach((partition, index) => {
+      const leader = partition.leader === undefined || partition.leader < 0 ? "none" : String(partition.leader);
+      rows[index + 1]!.push(leader, String(partition.leaderEpoch ?? "-"), (partition.replicas ?? []).join(",") || "-", (partition.isr ?? []).join(",") || "-");
+    });
+  }
   process.stdout.write(table(rows));
   return EXIT_OK;
 }

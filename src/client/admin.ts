@@ -9,6 +9,7 @@
 import { Connection, type BrokerInfo, type ConnectionOptions } from "./connection.ts";
 import { deriveVerifier, SCRAM_ITERATIONS_DEFAULT, SCRAM_MECHANISMS } from "../security/scram.ts";
 import { type OffsetRequest, fetchCommittedOffsets, listOffsets } from "./offsets.ts";
+import { LeaderRouter } from "./leader-router.ts";
 import { type WireMap, brokerError, isMap, readArray, readInt, readMap, readString } from "./wire.ts";
 
 /** Per-topic options; the broker's defaults fill what is not given. */
@@ -27,6 +28,11 @@ export interface PartitionDescription {
   nextOffset: number;
   sizeBytes?: number;
   segmentCount?: number;
+  /** Cluster mode: the partition's leader (-1: none now), its epoch, replicas and in-sync replicas. */
+  leader?: number;
+  leaderEpoch?: number;
+  replicas?: number[];
+  isr?: number[];
 }
 
 export interface TopicDescription {
@@ -78,9 +84,11 @@ export type AdminOptions = ConnectionOptions;
 
 export class Admin {
   readonly connection: Connection;
+  private readonly router: LeaderRouter;
 
   constructor(options: AdminOptions = {}) {
     this.connection = new Connection(options);
+    this.router = new LeaderRouter(options, this.connection);
   }
 
   /** Connects and returns the broker's version and limits. */
@@ -101,8 +109,17 @@ export class Admin {
     await this.connection.request("deleteTopic", { topic: name });
   }
 
+  /**
+   * In a cluster the description comes from the leader of partition 0 (the broker asked may hold
+   * no replica of the topic) and each partition also shows its leader, epoch, replicas and ISR.
+   */
   async describeTopic(name: string): Promise<TopicDescription> {
-    return readTopic(await this.connection.request("describeTopic", { topic: name }), "describeTopic");
+    const metadata = await this.connection.request("metadata", { topics: [name] });
+    this.router.learn(metadata);
+    const connection = this.router.clustered ? this.router.connectionTo(this.router.leaderOf(name, 0)) : this.connection;
+    const topic = readTopic(await connection.request("describeTopic", { topic: name }), "describeTopic");
+    if (this.router.clustered) addLeaders(topic, metadata);
+    return topic;
   }
 
   /** Grows a topic to `partitions` in total. Keys hash to different partitions afterwards. */
@@ -243,7 +260,7 @@ export class Admin {
   }
 
   close(): Promise<void> {
-    return this.connection.close();
+    return Promise.all([this.router.close(), this.connection.close()]).then(() => undefined);
   }
 }
 
@@ -278,4 +295,20 @@ function readPartitions(value: unknown, op: string): PartitionDescription[] {
     if (typeof entry.segmentCount === "number") description.segmentCount = entry.segmentCount;
     return description;
   });
+}
+
+/** Copies each partition's leader, epoch, replicas and ISR from a cluster's metadata answer. */
+function addLeaders(topic: TopicDescription, metadata: WireMap): void {
+  const entry = readArray(metadata.topics, "metadata", "topics").find((item) => isMap(item) && item.name === topic.name);
+  if (!isMap(entry) || entry.partitions === undefined) return;
+  const states = new Map<number, WireMap>();
+  for (const item of readArray(entry.partitions, "metadata", "partitions")) if (isMap(item) && typeof item.partition === "number") states.set(item.partition, item);
+  for (const partition of topic.partitions) {
+    const state = states.get(partition.partition);
+    if (state === undefined) continue;
+    if (typeof state.leader === "number") partition.leader = state.leader;
+    if (typeof state.leaderEpoch === "number") partition.leaderEpoch = state.leaderEpoch;
+    if (Array.isArray(state.replicas)) partition.replicas = state.replicas.filter((id): id is number => typeof id === "number");
+    if (Array.isArray(state.isr)) partition.isr = state.isr.filter((id): id is number => typeof id === "number");
+  }
 }

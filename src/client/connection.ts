@@ -13,6 +13,9 @@
  *   whether to retry) and the next request reconnects, retrying with exponential backoff
  *   for up to `connectTimeoutMs`.
  * - `close()` lets every request in flight finish, then ends the socket.
+ * - Bootstrap list: `broker` may name several brokers of a cluster ("a:9600,b:9600" or an
+ *   array). A connect tries them in turn, starting with the one that last worked, so the first
+ *   reachable broker answers; `address` is the broker of the current (or last) link.
  *
  * A socket's life (framing, in-order answers, outbound queue, deadlines) is a `Link`
  * (client/link.ts); the Connection swaps in a fresh Link on reconnect, and events of a dead
@@ -30,8 +33,11 @@ export const DEFAULT_PORT = 9600;
 export const DEFAULT_BROKER = `127.0.0.1:${DEFAULT_PORT}`;
 
 export interface ConnectionOptions {
-  /** "host:port" of the broker (default 127.0.0.1:9600). */
-  broker?: string;
+  /**
+   * "host:port" of the broker (default 127.0.0.1:9600); in a cluster, several ("a:9600,b:9600"
+   * or an array), tried in turn until one answers (client/leader-router.ts then finds leaders).
+   */
+  broker?: string | readonly string[];
   /** Sent in `hello`, shown in the broker's logs. */
   clientId?: string;
   /** How long connecting (or reconnecting) may keep retrying before requests fail. Default 10 s. */
@@ -92,10 +98,25 @@ export function parseBrokerAddress(address: string): { host: string; port: numbe
   return { host, port };
 }
 
+/** Every address of a bootstrap list ("a:9600,b:9600" or an array); INVALID_CONFIG when one is not an address or none is given. */
+export function parseBrokerList(broker: string | readonly string[]): Array<{ host: string; port: number }> {
+  const items = (typeof broker === "string" ? broker.split(",") : [...broker]).map((item) => item.trim()).filter((item) => item.length > 0);
+  if (items.length === 0) throw new RunnelError("INVALID_CONFIG", `no broker address given; use host:port, e.g. 127.0.0.1:${DEFAULT_PORT}`);
+  if (items.length > BOOTSTRAP_BROKERS_MAX) throw new RunnelError("INVALID_CONFIG", `${items.length} broker addresses given; at most ${BOOTSTRAP_BROKERS_MAX}`);
+  return items.map(parseBrokerAddress);
+}
+
+/** Addresses in one bootstrap list, at most. */
+const BOOTSTRAP_BROKERS_MAX = 64;
+
+function formatAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 export class Connection {
-  readonly host: string;
-  readonly port: number;
-  readonly address: string;
+  private readonly addresses: Array<{ host: string; port: number }>;
+  /** The bootstrap list's entry tried first by the next connect (the last that worked). */
+  private addressIndex = 0;
   private readonly clientId: string;
   private readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
@@ -117,11 +138,8 @@ export class Connection {
    * more large answers have arrived. 0 (default): every such answer gets its own buffer.
    */
   constructor(options: ConnectionOptions = {}, frameBuffers = 0) {
-    const { host, port } = parseBrokerAddress(options.broker ?? DEFAULT_BROKER);
+    this.addresses = parseBrokerList(options.broker ?? DEFAULT_BROKER);
     this.frameBuffers = frameBuffers;
-    this.host = host;
-    this.port = port;
-    this.address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
     this.clientId = options.clientId ?? "runnel-client";
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -129,6 +147,24 @@ export class Connection {
     this.backoffMaxMs = options.reconnectBackoffMaxMs ?? 1_000;
     this.sasl = options.sasl ?? null;
     this.tls = options.tls === true ? {} : options.tls === undefined || options.tls === false ? null : options.tls;
+  }
+
+  get host(): string {
+    return this.addresses[this.addressIndex]!.host;
+  }
+
+  get port(): number {
+    return this.addresses[this.addressIndex]!.port;
+  }
+
+  /** "host:port" of the broker connected to (or to be tried next). */
+  get address(): string {
+    return formatAddress(this.host, this.port);
+  }
+
+  /** Every address of the bootstrap list, as "host:port". */
+  get bootstrapAddresses(): string[] {
+    return this.addresses.map(({ host, port }) => formatAddress(host, port));
   }
 
   /** The broker's `hello` answer, once connected. */
@@ -242,6 +278,9 @@ export class Connection {
         failure = toRunnelError(error);
         if (!isRetriable(failure) || this.closing) throw failure;
       }
+      // The next broker of the list; a full round of them before each backoff.
+      this.addressIndex = (this.addressIndex + 1) % this.addresses.length;
+      if (attempts % this.addresses.length !== 0) continue;
       const delayMs = Math.min(this.backoffMaxMs, this.backoffMs * 2 ** (attempts - 1)) * (0.5 + Math.random() / 2);
       const elapsedMs = Date.now() - startedMs;
       if (elapsedMs + delayMs > this.connectTimeoutMs) throw this.unreachable(failure, attempts, elapsedMs);
@@ -253,9 +292,9 @@ export class Connection {
     const seconds = (elapsedMs / 1000).toFixed(1);
     return new RunnelError(
       "BROKER_UNAVAILABLE",
-      `cannot reach the Runnel broker at ${this.address} (${cause.message}; ${attempts} attempt${attempts === 1 ? "" : "s"} over ${seconds} s). ` +
+      `cannot reach the Runnel broker at ${this.bootstrapAddresses.join(", ")} (${cause.message}; ${attempts} attempt${attempts === 1 ? "" : "s"} over ${seconds} s). ` +
         `Is 'runnel serve' running there? Check the broker address (--broker host:port).`,
-      { cause, details: { address: this.address, attempts } },
+      { cause, details: { address: this.bootstrapAddresses.join(","), attempts } },
     );
   }
 

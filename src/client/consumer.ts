@@ -27,13 +27,19 @@
  * Two connections to the broker: fetches long-poll, and answers on a connection come back in
  * order, so commits and offset lookups go on a second connection rather than queue behind a
  * fetch that may wait `maxWaitMs`.
+ *
+ * In a cluster (docs/protocol.md, "Clients in a cluster") fetches go to each partition's leader
+ * (client/leader-router.ts): one fetch in flight at a time, to one leader, for the partitions it
+ * leads, the leaders taken in turn. A retriable partition error or a lost connection has the
+ * consumer re-read the leaders before the next fetch, which goes on from the same offsets.
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS, MiB } from "../limits.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { type Cursor, type FetchOutcome, createFetchScratch, decodeAnswer, planAnswer, startPlanning } from "./fetch-answer.ts";
-import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, listOffsets, topicPartitionCounts } from "./offsets.ts";
+import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, topicPartitionCounts } from "./offsets.ts";
 import { GroupConsumer } from "./group-consumer.ts";
+import { LeaderRouter, listOffsetsAtLeaders } from "./leader-router.ts";
 import type { AssignorName, TopicPartition } from "./group-member.ts";
 import { brokerError, isMap, isRetriable, readArray, readMap } from "./wire.ts";
 
@@ -163,12 +169,17 @@ export class Consumer implements AsyncIterable<Message> {
   private readonly scratch = createFetchScratch();
   /** Set by subscribe() with a groupId: a group member, to which every call goes. */
   private group: GroupConsumer | null = null;
+  /** Partition leaders in a cluster; a single node's fetches stay on `data`. */
+  private readonly router: LeaderRouter;
+  /** Cluster: which leader the next fetch goes to (turns through the leaders). */
+  private leaderTurn = 0;
 
   constructor(private readonly options: ConsumerOptions = {}) {
     // Three buffers in turn: the answer whose values the caller holds, the fetch in flight, and
     // one spare; the consumer never has more than one fetch in flight.
     this.data = new Connection(options, options.reuseFetchBuffers === true ? FETCH_FRAME_BUFFERS : 0);
     this.control = new Connection(options);
+    this.router = new LeaderRouter(options, this.control, options.reuseFetchBuffers === true ? FETCH_FRAME_BUFFERS : 0);
     this.groupId = options.groupId;
     if (this.groupId !== undefined && (this.groupId.length === 0 || this.groupId.length > LIMITS.shortStringLengthMax)) {
       throw new RunnelError("INVALID_CONFIG", `groupId must be 1-${LIMITS.shortStringLengthMax} characters`);
@@ -331,6 +342,7 @@ export class Consumer implements AsyncIterable<Message> {
     clearInterval(this.autoCommitTimer);
     // The fetch in flight may be long-polling; its answer is not wanted any more.
     this.data.abort();
+    this.router.abort();
     if (this.inFlight) await this.inFlight;
     let failure: RunnelError | null = null;
     if (this.autoCommitTimer !== undefined && this.started !== null) {
@@ -367,6 +379,8 @@ export class Consumer implements AsyncIterable<Message> {
       for (const topic of this.subscriptions) for (let partition = 0; partition < counts.get(topic)!; partition++) this.addCursor(topic, partition, undefined);
     }
     if (this.cursors.length === 0) throw new RunnelError("INVALID_CONFIG", "nothing to consume: call subscribe(topic) or assign([...]) first");
+    // A cluster answers with its brokers and leaders; a single node's answer changes nothing.
+    await this.router.refresh(this.cursorTopics());
     if (this.groupId !== undefined) {
       const committed = await fetchCommittedOffsets(this.control, this.groupId, this.cursors);
       for (const cursor of this.cursors) {
@@ -386,7 +400,7 @@ export class Consumer implements AsyncIterable<Message> {
 
   private async lookUp(lookups: OffsetRequest[]): Promise<void> {
     if (lookups.length === 0) return;
-    const found = await listOffsets(this.control, lookups);
+    const found = await listOffsetsAtLeaders(this.router, lookups);
     const latest: OffsetRequest[] = [];
     for (const [index, lookup] of lookups.entries()) {
       const cursor = this.cursorOf(lookup.topic, lookup.partition)!;
@@ -434,6 +448,8 @@ export class Consumer implements AsyncIterable<Message> {
     this.bufferIndex = 0;
     // A partition answering a retriable error at once must not spin the loop.
     if (this.buffer.length === 0 && planning.partitionErrors > 0) await Bun.sleep(this.retryBackoffMs);
+    // In a cluster a partition error may mean its leader moved: the next fetch re-reads them.
+    if (planning.partitionErrors > 0) this.router.stale = true;
   }
 
   private async onFetchFailure(error: RunnelError): Promise<void> {
@@ -441,6 +457,7 @@ export class Consumer implements AsyncIterable<Message> {
     if (this.failingSinceMs === 0) this.failingSinceMs = nowMs;
     if (this.closing) return;
     if (!isRetriable(error)) throw error;
+    this.router.stale = true;
     const failingMs = nowMs - this.failingSinceMs;
     if (failingMs > this.retryTimeoutMs) {
       // The error's own figures cover its last attempt only; say how long it really went on.
@@ -468,7 +485,8 @@ export class Consumer implements AsyncIterable<Message> {
         for (let partition = 0; partition < count; partition++) if (!this.cursorOf(topic, partition)) added.push({ topic, partition, at: "earliest" });
       }
       if (added.length === 0) return;
-      const offsets = await listOffsets(this.control, added);
+      await this.router.refresh([...new Set(added.map(({ topic }) => topic))]);
+      const offsets = await listOffsetsAtLeaders(this.router, added);
       added.forEach(({ topic, partition }, index) => {
         this.addCursor(topic, partition, undefined);
         this.cursorOf(topic, partition)!.position = offsets[index]!;
@@ -478,24 +496,54 @@ export class Consumer implements AsyncIterable<Message> {
       .finally(() => (this.growing = null));
   }
 
-  /** Sends one fetch for every partition (rotating which goes first, for fairness). Never rejects. */
+  private cursorTopics(): string[] {
+    return [...new Set(this.cursors.map((cursor) => cursor.topic))];
+  }
+
+  /**
+   * Sends one fetch for every partition (rotating which goes first, for fairness). Never rejects.
+   * In a cluster: re-reads the leaders first when one may have moved, then fetches the
+   * partitions of one leader.
+   */
   private fetch(): Promise<FetchOutcome> {
-    const count = Math.min(this.cursors.length, FETCH_PARTITIONS_MAX);
+    if (!this.router.clustered) return this.fetchFrom(this.data, this.cursors);
+    return this.router.refreshIfStale(this.cursorTopics(), this.metadataMaxAgeMs).then(
+      () => this.fetchFromNextLeader(),
+      (error: unknown) => ({ response: null, error: toRunnelError(error), cursors: [], offsets: [] }),
+    );
+  }
+
+  /** The partitions of the leader whose turn it is (partitions with no leader known go to the bootstrap broker). */
+  private fetchFromNextLeader(): Promise<FetchOutcome> {
+    const byLeader = new Map<number, Cursor[]>();
+    for (const cursor of this.cursors) {
+      const leader = this.router.leaderOf(cursor.topic, cursor.partition);
+      const list = byLeader.get(leader) ?? [];
+      list.push(cursor);
+      byLeader.set(leader, list);
+    }
+    const leaders = [...byLeader.keys()].sort((left, right) => left - right);
+    const leader = leaders[this.leaderTurn++ % leaders.length]!;
+    return this.fetchFrom(this.router.connectionTo(leader), byLeader.get(leader)!);
+  }
+
+  private fetchFrom(connection: Connection, cursors: readonly Cursor[]): Promise<FetchOutcome> {
+    const count = Math.min(cursors.length, FETCH_PARTITIONS_MAX);
     const outcome: FetchOutcome = { response: null, error: null, cursors: [], offsets: [] };
     // The request's fields are reused: they are encoded when sent, and the next fetch is built
     // only once this one is answered (or failed).
     const partitions = this.fetchFields.partitions;
     partitions.length = 0;
     for (let index = 0; index < count; index++) {
-      const cursor = this.cursors[(this.rotation + index) % this.cursors.length]!;
+      const cursor = cursors[(this.rotation + index) % cursors.length]!;
       outcome.cursors.push(cursor);
       outcome.offsets.push(cursor.position);
       cursor.wire.offset = cursor.position;
       cursor.wire.maxBytes = cursor.maxBytes;
       partitions.push(cursor.wire);
     }
-    this.rotation = (this.rotation + 1) % this.cursors.length;
-    return this.data.request("fetch", this.fetchFields, this.maxWaitMs + this.data.requestTimeoutMs).then(
+    this.rotation = (this.rotation + 1) % cursors.length;
+    return connection.request("fetch", this.fetchFields, this.maxWaitMs + connection.requestTimeoutMs).then(
       (response) => {
         this.fetchAnsweredNs = Bun.nanoseconds();
         outcome.response = response;

@@ -38,6 +38,11 @@
  * - Durability "none": the broker sends no answer; records resolve with offset -1 once their
  *   bytes are handed to the kernel.
  *
+ * - Cluster (docs/protocol.md, "Clients in a cluster"): each partition's batches go to its
+ *   leader (client/leader-router.ts), one request per leader per pump. NOT_LEADER,
+ *   FENCED_LEADER_EPOCH or a lost connection marks the topic's metadata for a refresh, and the
+ *   batch is retried like any retriable failure (same sequence), to whichever broker leads then.
+ *
  * The batches' and partitions' bookkeeping lives in client/producer-batches.ts, the request
  * frame in client/produce-frame.ts; this file is the logic that moves records through them.
  */
@@ -51,6 +56,7 @@ import {
   type Done, type IntakeEntry, PartitionState, ProducerBatch, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,
 } from "./producer-batches.ts";
 import { StickyPartitioner, partitionForKey } from "./partitioner.ts";
+import { LeaderRouter, meansLeaderMoved } from "./leader-router.ts";
 import { type WireMap, brokerError, malformed, readArray, readInt, readMap } from "./wire.ts";
 
 /** "replicated": a cluster's in-sync replicas hold the batch (docs/cluster.md); a single node treats it as "written". */
@@ -162,6 +168,8 @@ const REQUEST_OVERHEAD_BYTES = 64 * KiB;
 
 export class Producer {
   readonly connection: Connection;
+  /** Partition leaders in a cluster (a single node: everything on `connection`). */
+  private readonly router: LeaderRouter;
   private readonly lingerMs: number;
   /** The batch bound now: fixed when the option is set, else adaptive between the two below. */
   private batchBytes: number;
@@ -236,6 +244,7 @@ export class Producer {
     this.pool = new BufferPool(poolBufferBytes, buffersMax, this.batchStartBytes() + PRODUCE_HEADROOM_BYTES, SMALL_POOL_BUFFERS_MAX);
     this.idempotent = (options.idempotent ?? true) && this.durability !== "none";
     this.connection = new Connection(options);
+    this.router = new LeaderRouter(options, this.connection);
     if (this.deliveryTimeoutMs > 0) {
       // One timer for every waiting record's deadline, never one per record; a tenth of the
       // timeout keeps a record's actual wait within 10% of it.
@@ -317,7 +326,7 @@ export class Producer {
     await this.flush();
     this.closed = true;
     clearInterval(this.expiryTimer);
-    await this.connection.close();
+    await Promise.all([this.router.close(), this.connection.close()]);
   }
 
   // ------------------------------------------------------------ accepting records
@@ -524,6 +533,7 @@ export class Producer {
     const inFlightMax = this.idempotent ? this.maxInFlight : 1;
     let batches: ProducerBatch[] = [];
     let bytes = 0;
+    if (this.router.clustered) return this.pumpToLeaders(nowMs, requestBytesMax, unanswered, inFlightMax);
     for (const state of this.sendable) {
       if (state.retryAtMs > nowMs) continue;
       let waiting = false;
@@ -552,7 +562,41 @@ export class Producer {
     if (batches.length > 0) this.sendRequest(batches);
   };
 
-  private sendRequest(batches: ProducerBatch[]): void {
+  /** `pump` in a cluster: the same rules, with one request (or more) per partition leader. */
+  private pumpToLeaders(nowMs: number, requestBytesMax: number, unanswered: boolean, inFlightMax: number): void {
+    const pending = new Map<Connection, { batches: ProducerBatch[]; bytes: number }>();
+    for (const state of this.sendable) {
+      if (state.retryAtMs > nowMs) continue;
+      let waiting = false;
+      const ready = state.ready;
+      const connection = this.router.connectionFor(state.topic.name, state.partition);
+      while (ready.length > 0 && (unanswered || (state.failed.length === 0 && state.inFlight.length < inFlightMax))) {
+        const batch = ready[0]!;
+        if (this.idempotent && !this.maySend(batch)) {
+          waiting = true;
+          break;
+        }
+        ready.shift();
+        if (!unanswered) state.inFlight.push(batch);
+        if (this.idempotent) this.assignSequence(state, batch);
+        let request = pending.get(connection);
+        if (request !== undefined && (request.bytes + batch.bytes!.length > requestBytesMax || request.batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
+          this.sendRequest(request.batches, connection);
+          request = undefined;
+        }
+        if (request === undefined) {
+          request = { batches: [], bytes: 0 };
+          pending.set(connection, request);
+        }
+        request.batches.push(batch);
+        request.bytes += batch.bytes!.length;
+      }
+      if (!waiting) this.sendable.delete(state);
+    }
+    for (const [connection, request] of pending) this.sendRequest(request.batches, connection);
+  }
+
+  private sendRequest(batches: ProducerBatch[], connection: Connection = this.connection): void {
     // Envelope written into each batch's headroom: the batches are not copied (produce-frame).
     const framed: FramedBatch[] = [];
     for (const batch of batches) {
@@ -571,14 +615,14 @@ export class Producer {
     this.stats.requestsSent += 1;
     this.stats.batchesSent += batches.length;
     if (this.durability === "none") {
-      this.connection.sendEncoded("produce", encode).then(
+      connection.sendEncoded("produce", encode).then(
         () => { for (const batch of batches) this.settle(batch, -1, null); },
         (error: unknown) => { for (const batch of batches) this.settle(batch, -1, toRunnelError(error)); },
       );
       return;
     }
     // A callback, not a promise: one closure per request instead of two promises and two.
-    this.connection.requestWithCallback("produce", encode, (error, response) => {
+    connection.requestWithCallback("produce", encode, (error, response) => {
       if (error === null) return this.onProduceAnswer(batches, response!);
       for (const batch of batches) this.onBatchError(batch, error);
     });
@@ -626,6 +670,8 @@ export class Producer {
   /** A failed batch waits until every batch of its partition in flight has answered. */
   private onBatchError(batch: ProducerBatch, error: RunnelError): void {
     const state = batch.state;
+    // The leader may have moved: learn where it is now, before the retry's backoff is over.
+    if (this.router.clustered && meansLeaderMoved(error)) this.wantMetadata(state.topic.name);
     removeInFlight(state, batch);
     batch.lastError = error;
     state.failed.push({ batch, error });
@@ -931,7 +977,9 @@ export class Producer {
     for (const name of wanted) this.metadataInFlight.add(name);
     let answered: Map<string, number | RunnelError>;
     try {
-      answered = parseMetadata(await this.connection.request("metadata", { topics: wanted, autoCreate: true }), wanted);
+      const response = await this.connection.request("metadata", { topics: wanted, autoCreate: true });
+      answered = parseMetadata(response, wanted);
+      this.router.learn(response);
     } catch (error) {
       const failure = toRunnelError(error);
       answered = new Map(wanted.map((name) => [name, failure]));

@@ -50,6 +50,10 @@ export interface ClusterView {
   brokers(): readonly BrokerEndpoint[];
   partitionState(topic: string, partition: number): PartitionState | undefined;
   topicReplication(topic: string): TopicReplication | undefined;
+  /** Every topic the cluster has (the store's topic records), sorted: what metadata lists. */
+  topicNames(): readonly string[];
+  /** A cluster topic's partition count, or undefined when the store has no such topic. */
+  partitionCount(topic: string): number | undefined;
   /** Calls `listener` for each change from now on; returns the unsubscribe function. */
   subscribe(listener: (event: ClusterEvent) => void): () => void;
   /**

@@ -161,6 +161,10 @@ export class EtcdClusterView implements ClusterView {
     return [...this.topics.keys()].sort();
   }
 
+  partitionCount(topic: string): number | undefined {
+    return this.topics.get(topic)?.record.partitions;
+  }
+
   topicRecord(topic: string): TopicRecord | undefined {
     return this.topics.get(topic)?.record;
   }

@@ -39,6 +39,19 @@ export class StaticClusterState {
     return this.topics.get(topic);
   }
 
+  /** Topics set with setTopic, sorted. */
+  topicNames(): string[] {
+    return [...this.topics.keys()].sort();
+  }
+
+  /** One past the highest partition given a state (undefined for a topic never set). */
+  partitionCount(topic: string): number | undefined {
+    if (!this.topics.has(topic)) return undefined;
+    let count = 0;
+    for (const { topic: name, partition } of this.entries()) if (name === topic && partition >= count) count = partition + 1;
+    return count;
+  }
+
   /** Sets a partition's state (a new version) and tells every view. */
   setPartition(topic: string, partition: number, state: Omit<PartitionState, "version">): PartitionState {
     const stored: PartitionState = { ...state, isr: [...state.isr], replicas: [...state.replicas], version: ++this.version };
@@ -96,6 +109,14 @@ export class StaticClusterView implements ClusterView {
 
   topicReplication(topic: string): TopicReplication | undefined {
     return this.state.topicReplication(topic);
+  }
+
+  topicNames(): readonly string[] {
+    return this.state.topicNames();
+  }
+
+  partitionCount(topic: string): number | undefined {
+    return this.state.partitionCount(topic);
   }
 
   subscribe(listener: (event: ClusterEvent) => void): () => void {

@@ -20,6 +20,8 @@ export function missingTopics(context: BrokerContext, names: Iterable<string>): 
   let seen: Set<string> | null = null;
   for (const name of names) {
     if (context.log.hasTopic(name)) continue;
+    // Cluster mode: a topic the cluster has is not missing, even where this broker holds no replica of it.
+    if (context.cluster !== null && context.cluster.partitionCount(name) !== undefined) continue;
     seen ??= new Set();
     if (seen.has(name)) continue;
     seen.add(name);

@@ -34,7 +34,15 @@ export function findPartition(context: BrokerContext, topic: string, partition: 
   try {
     return context.log.partition(topic, partition);
   } catch (error) {
-    if (!context.log.hasTopic(topic)) checkTopicName(topic);
+    if (!context.log.hasTopic(topic)) {
+      checkTopicName(topic);
+      // Cluster mode: the cluster has the topic and this broker holds no replica of it, so it
+      // leads none of its partitions (retriable: the client re-reads the leaders).
+      const count = context.cluster?.partitionCount(topic);
+      if (count !== undefined && partition >= 0 && partition < count) {
+        throw new RunnelError("NOT_LEADER", `this broker holds no replica of ${topic}-${partition}; refresh metadata and send to its leader`, { cause: error });
+      }
+    }
     throw error;
   }
 }
@@ -78,6 +86,10 @@ export function partitionForProduce(context: BrokerContext, topic: string, parti
   if (!context.log.hasTopic(topic)) {
     // The name rule first, so an invalid name is INVALID_TOPIC_NAME whether or not auto-creation is on.
     checkTopicName(topic);
+    const clusterPartitions = context.cluster?.partitionCount(topic);
+    if (clusterPartitions !== undefined && partition >= 0 && partition < clusterPartitions) {
+      throw new RunnelError("NOT_LEADER", `this broker holds no replica of ${topic}-${partition}; refresh metadata and send to its leader`);
+    }
     if (!context.config.autoCreateTopics) {
       throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
     }

@@ -15,7 +15,9 @@
  * and a missing one is auto-created only when the principal may create it.
  * Cluster mode (docs/cluster.md): the answer also lists every live broker (`brokers`), and each
  * partition its `leader`, `leaderEpoch`, `replicas` and `isr` as the cluster view holds them
- * (leader -1 while the partition has none, or the view has no state for it yet).
+ * (leader -1 while the partition has none, or the view has no state for it yet). It lists every
+ * topic of the cluster, not only this broker's: a topic this broker holds no replica of is
+ * described from the view, with logStartOffset and nextOffset -1 (ask its leader: listOffsets).
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import { yieldToLoop } from "../../log/topic-staging.ts";
@@ -33,13 +35,20 @@ const DESCRIBE_SLICE_TOPICS = 500;
 const DESCRIBE_SLICE_MS = 4;
 
 export function handleMetadata(context: BrokerContext, request: RequestOf<"metadata">, id: number, session: Session): Reply | Promise<Reply> {
-  const names = request.topics ?? describableTopics(context, session, context.log.listTopics().sort());
+  const names = request.topics ?? describableTopics(context, session, allTopics(context));
   const denied = request.topics === undefined || !isAuthorizationOn(context) ? null : deniedTopics(context, session, "describe", names.map((topic) => ({ topic })));
   const refused = denied ?? NO_FAILURES;
   if (request.autoCreate !== true || request.topics === undefined) return describeTopics(context, names, id, refused);
   const missing = missingTopics(context, names).filter((topic) => !refused.has(topic) && mayCreateTopic(context, session, topic));
   if (missing.length === 0) return describeTopics(context, names, id, refused);
   return appliedLater(createThenDescribe(context, names, missing, id, refused));
+}
+
+/** This broker's topics, and in a cluster every topic the cluster has, sorted. */
+function allTopics(context: BrokerContext): string[] {
+  const local = context.log.listTopics();
+  if (context.cluster === null) return local.sort();
+  return [...new Set([...local, ...context.cluster.topicNames()])].sort();
 }
 
 function describableTopics(context: BrokerContext, session: Session, names: string[]): string[] {
@@ -85,6 +94,16 @@ function clusterPartition(context: BrokerContext, topic: string, partition: numb
   return { leader: state.leader, leaderEpoch: state.leaderEpoch, replicas: state.replicas, isr: state.isr };
 }
 
+/** Cluster mode: a topic the cluster has and this broker holds no replica of, from the view; null otherwise. */
+function remoteTopicEntry(context: BrokerContext, name: string): TopicEntry | null {
+  const cluster = context.cluster;
+  if (cluster === null || context.log.hasTopic(name)) return null;
+  const count = cluster.partitionCount(name);
+  if (count === undefined) return null;
+  const partitions = Array.from({ length: count }, (_, partition) => ({ partition, logStartOffset: -1, nextOffset: -1, ...clusterPartition(context, name, partition) }));
+  return { name, partitions };
+}
+
 type PartitionEntry = { partition: number; logStartOffset: number; nextOffset: number; leader?: number; leaderEpoch?: number; replicas?: readonly number[]; isr?: readonly number[] };
 type TopicEntry = { name: string; partitions: PartitionEntry[] } | { name: string; error: WireError };
 
@@ -95,6 +114,8 @@ function topicEntries(context: BrokerContext, names: readonly string[], failures
     try {
       const failure = failures.get(name);
       if (failure !== undefined) throw failure;
+      const remote = remoteTopicEntry(context, name);
+      if (remote !== null) return remote;
       requireTopic(context, name);
       const description = context.log.describeTopic(name);
       const partitions = description.partitions.map((info) => ({

@@ -126,9 +126,11 @@ function appendBatch(context: BrokerContext, entry: ProduceEntry, results: Produ
       throw new RunnelError("MESSAGE_TOO_LARGE", `batch is ${entry.batch.length} bytes; the limit is ${context.config.batchBytesMax}`);
     }
     checkBatchTimestamps(entry.batch);
-    refuseUnissuedProducer(context, entry.batch);
+    // Leadership first: a follower answers NOT_LEADER (retriable: the client finds the leader),
+    // whoever issued the batch's producer id.
     const replication = context.replication ?? null;
     replication?.beforeAppend(entry.topic, entry.partition, replicated);
+    refuseUnissuedProducer(context, entry.batch);
     const appended = partition.append(entry.batch);
     replication?.afterAppend(entry.topic, entry.partition);
     if (appended.duplicate === true) {
