@@ -204,8 +204,8 @@ export interface WorkloadRecord {
   readonly acked: Map<string, string>;
   /** "partition@offset" -> value, as a consumer read it from a leader during the run. */
   readonly consumed: Map<string, string>;
-  /** Time (ms, performance.now) of each acknowledgement. */
-  readonly ackTimesMs: number[];
+  /** Each acknowledgement: which broker answered, when it arrived (performance.now ms), which partition. */
+  readonly acks: Array<{ brokerId: number; atMs: number; partition: number }>;
   /** The last refusal per partition (for failure messages). */
   readonly lastErrors: Map<number, string>;
   producerId: number;
@@ -220,7 +220,7 @@ const UNKNOWN_CODES = new Set(["TIMEOUT", "NOT_ENOUGH_REPLICAS_AFTER_APPEND", "B
  * leader named by metadata; re-reads metadata after any failure.
  */
 export class Workload {
-  readonly record: WorkloadRecord = { attempts: new Map(), acked: new Map(), consumed: new Map(), ackTimesMs: [], lastErrors: new Map(), producerId: -1 };
+  readonly record: WorkloadRecord = { attempts: new Map(), acked: new Map(), consumed: new Map(), acks: [], lastErrors: new Map(), producerId: -1 };
   private stopped = false;
   private readonly loops: Promise<void>[] = [];
   private leaders = new Map<number, number>();
@@ -248,9 +248,24 @@ export class Workload {
 
   /** Acknowledgements so far on one partition. */
   acksOn(partition: number): number {
-    let count = 0;
-    for (const at of this.record.acked.values()) if (at.startsWith(`${partition}@`)) count++;
-    return count;
+    return this.record.acks.filter((ack) => ack.partition === partition).length;
+  }
+
+  /** Acknowledgements `brokerId` gave that arrived after `sinceMs` (performance.now). */
+  acksFrom(brokerId: number, sinceMs: number): number {
+    return this.record.acks.filter((ack) => ack.brokerId === brokerId && ack.atMs > sinceMs).length;
+  }
+
+  /**
+   * Waits until `count` more acknowledgements of `partition` arrived (bounded), from any broker
+   * but `notFrom` when given; names the last refusal if they do not come.
+   */
+  async resumed(partition: number, count: number, what: string, notFrom = -1, timeoutMs = 20_000): Promise<void> {
+    const counted = () => this.record.acks.filter((ack) => ack.partition === partition && ack.brokerId !== notFrom).length;
+    const target = counted() + count;
+    await waitFor(() => counted() >= target, timeoutMs, what).catch(async (error) => {
+      throw new Error(`${String(error)}; last refusal: ${this.record.lastErrors.get(partition)}; metadata: ${JSON.stringify(await this.cluster.metadata(this.topic))}`);
+    });
   }
 
   private async refreshLeaders(exclude: readonly number[] = []): Promise<void> {
@@ -267,11 +282,13 @@ export class Workload {
       this.record.attempts.set(value, outcomes);
       // Retry this value until it is acknowledged (or the run ends): its sequence must not be skipped.
       while (!this.stopped) {
+        const leader = this.leaders.get(partition) ?? -1;
         const outcome = await this.produceOnce(partition, batch, value);
         outcomes.push(outcome);
         if (outcome === "ok") break;
         await Bun.sleep(50);
-        await this.refreshLeaders();
+        // Not from the broker that refused: cut off from etcd, its own metadata may be stale.
+        await this.refreshLeaders([leader]);
       }
     }
   }
@@ -288,7 +305,7 @@ export class Workload {
       const error = result.error as { code: string } | undefined;
       if (error === undefined) {
         this.record.acked.set(value, `${partition}@${result.baseOffset as number}`);
-        this.record.ackTimesMs.push(performance.now());
+        this.record.acks.push({ brokerId: leader, atMs: performance.now(), partition });
         return "ok";
       }
       this.record.lastErrors.set(partition, `broker ${leader}: ${JSON.stringify(error)}`);

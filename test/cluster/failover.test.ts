@@ -9,7 +9,6 @@
  * Needs `etcd` (Debian etcd-server; .ci/run installs it). Skipped loudly outside CI without it.
  */
 import { describe, expect, test } from "bun:test";
-import { waitFor } from "../durability/broker-process.ts";
 import { etcdOrSkip } from "./etcd-harness.ts";
 import { audit, ProcessCluster, seeded, Workload } from "./failover-harness.ts";
 
@@ -26,15 +25,12 @@ describe.skipIf(!HAVE_ETCD)("failover of a SIGKILLed leader, as processes", () =
     await workload.start();
     await Bun.sleep(500 + Math.floor(random() * 1500));
     const leader = (await cluster.metadata("orders"))?.partitions[0]?.leader as number;
-    const acksAtKill = workload.acksOn(0);
     await cluster.kill(leader);
-    await waitFor(() => workload.acksOn(0) >= acksAtKill + 20, 20_000, "produce to partition 0 to resume on its new leader").catch(async (error) => {
-      throw new Error(`${String(error)}; last refusal: ${workload.record.lastErrors.get(0)}; metadata: ${JSON.stringify(await cluster.metadata("orders"))}`);
-    });
+    await workload.resumed(0, 20, "produce to partition 0 to resume on its new leader");
     const newLeader = (await cluster.metadata("orders"))?.partitions[0]?.leader;
     await cluster.startBroker(leader);
     const acksAtRestart = workload.acksOn(0);
-    await waitFor(() => workload.acksOn(0) >= acksAtRestart + 20, 20_000, "produce to go on with the old leader back");
+    await workload.resumed(0, 20, "produce to go on with the old leader back");
     await workload.stop();
     await cluster.waitConverged("orders", PARTITIONS, 20_000);
     await cluster.stopAll();
