@@ -168,7 +168,12 @@ export class ProcessCluster implements AsyncDisposable {
       },
       timeoutMs,
       `${topic}: every partition led, ISR full, replicas at one log end`,
-    );
+    ).catch(async (error) => {
+      const views = await Promise.all(this.running().map(async (brokerId) => `broker ${brokerId}: ${JSON.stringify((await this.metadata(topic, this.running().filter((other) => other !== brokerId)))?.partitions ?? null)}`));
+      const logs = this.nodes.map((node) => `broker ${node.brokerId} log:\n${(node.process?.lines ?? []).slice(-40).join("\n")}`);
+      if (process.env.RUNNEL_FAULT_LOGS !== undefined) fs.writeFileSync(process.env.RUNNEL_FAULT_LOGS, logs.join("\n\n"));
+      throw new Error(`${String(error)}; ${views.join("; ")}`);
+    });
   }
 
   /** Stops every broker cleanly (SIGTERM), keeping the data directories. */
