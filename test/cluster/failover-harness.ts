@@ -54,10 +54,11 @@ export class ProcessCluster implements AsyncDisposable {
   readonly nodes: Node[] = [];
   private readonly connections = new Map<number, Connection>();
 
-  private constructor(readonly etcd: EtcdServer, readonly name: string) {}
+  /** `lease: "defaults"` runs the brokers with the default clusterLeaseTtlMs / clusterFenceMarginMs (the figures). */
+  private constructor(readonly etcd: EtcdServer, readonly name: string, private readonly lease: "short" | "defaults") {}
 
-  static async start(name: string, size = 3): Promise<ProcessCluster> {
-    const cluster = new ProcessCluster(await startEtcd(), name);
+  static async start(name: string, size = 3, lease: "short" | "defaults" = "short"): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(await startEtcd(), name, lease);
     for (let brokerId = 1; brokerId <= size; brokerId++) {
       cluster.nodes.push({ brokerId, dataDir: tempDir(`runnel-fault-${brokerId}-`), etcdLink: new TcpProxy(cluster.etcd.clientPort), process: null });
     }
@@ -75,7 +76,8 @@ export class ProcessCluster implements AsyncDisposable {
   async startBroker(brokerId: number): Promise<void> {
     const node = this.node(brokerId);
     const url = `etcd://127.0.0.1:${node.etcdLink.port}/${this.name}`;
-    const args = ["--cluster", url, "--broker-id", String(brokerId), "--cluster-lease-ttl-ms", String(FAULT_LEASE_TTL_MS), "--cluster-fence-margin-ms", String(FAULT_FENCE_MARGIN_MS)];
+    const lease = this.lease === "short" ? ["--cluster-lease-ttl-ms", String(FAULT_LEASE_TTL_MS), "--cluster-fence-margin-ms", String(FAULT_FENCE_MARGIN_MS)] : [];
+    const args = ["--cluster", url, "--broker-id", String(brokerId), ...lease];
     // A restarted broker's id may still be on its old lease for up to a TTL: retry a bounded time.
     const deadline = Date.now() + 15_000;
     for (;;) {
