@@ -9,11 +9,15 @@
  *   restarting, the new leader killed too;
  * - the leader cut off from etcd but not from clients (a TCP proxy on its etcd link): it stops
  *   acknowledging within the lease, another leads; healed, it rejoins as a follower;
- * - etcd restarted mid-run: produce goes on afterwards and nothing is lost.
+ * - etcd restarted mid-run: produce goes on afterwards and nothing is lost;
+ * - a follower killed and restarted (its high watermark, kept in memory, starts over), and the
+ *   leader killed as soon as that follower is back in the ISR: the KIP-101 schedule, where a
+ *   follower that truncated to its stale high watermark would lose acknowledged records.
  *
  * Needs `etcd` (Debian etcd-server; .ci/run installs it). Skipped loudly outside CI without it.
  */
 import { describe, expect, test } from "bun:test";
+import { waitFor } from "../durability/broker-process.ts";
 import { etcdOrSkip } from "./etcd-harness.ts";
 import { audit, FAULT_LEASE_TTL_MS, ProcessCluster, seeded, Workload } from "./failover-harness.ts";
 
@@ -98,6 +102,21 @@ describe.skipIf(!HAVE_ETCD)("faults, as processes", () => {
     await cluster.etcd.restart();
     await workload.resumed(0, 20, "produce to go on after etcd's restart");
     await workload.resumed(1, 20, "produce to partition 1 too");
+    expect(await finish(cluster, workload)).toEqual([]);
+  }, 60_000);
+
+  test("a follower restarted with a fresh high watermark, then the leader killed once it is back in the ISR, loses nothing", async () => {
+    const started = await running("kip101", seeded(SEED + 4));
+    await using cluster = started.cluster;
+    const { workload, leader } = started;
+    const follower = cluster.nodes.map((node) => node.brokerId).find((brokerId) => brokerId !== leader) as number;
+    await cluster.kill(follower);
+    await cluster.startBroker(follower);
+    await waitFor(async () => (await cluster.metadata(TOPIC))?.partitions[0]?.isr.includes(follower) === true, 25_000, `broker ${follower} back in the ISR`);
+    await cluster.kill(leader);
+    await workload.resumed(0, 20, "produce to resume on a new leader", leader);
+    await cluster.startBroker(leader);
+    await workload.resumed(0, 10, "produce to go on with every broker back");
     expect(await finish(cluster, workload)).toEqual([]);
   }, 60_000);
 });
