@@ -12,12 +12,16 @@
  * - etcd restarted mid-run: produce goes on afterwards and nothing is lost;
  * - a follower killed and restarted (its high watermark, kept in memory, starts over), and the
  *   leader killed as soon as that follower is back in the ISR: the KIP-101 schedule, where a
- *   follower that truncated to its stale high watermark would lose acknowledged records.
+ *   follower that truncated to its stale high watermark would lose acknowledged records;
+ * - the controller paused past its lease, then resumed: another broker controls meanwhile, and
+ *   the old one's writes (if any) are refused; produce goes on and nothing is lost.
  *
  * Needs `etcd` (Debian etcd-server; .ci/run installs it). Skipped loudly outside CI without it.
  */
 import { describe, expect, test } from "bun:test";
 import { waitFor } from "../durability/broker-process.ts";
+import { EtcdGateway } from "../../src/cluster/etcd-gateway.ts";
+import { EtcdLayout } from "../../src/cluster/etcd-layout.ts";
 import { etcdOrSkip } from "./etcd-harness.ts";
 import { audit, FAULT_LEASE_TTL_MS, ProcessCluster, seeded, Workload } from "./failover-harness.ts";
 
@@ -117,6 +121,26 @@ describe.skipIf(!HAVE_ETCD)("faults, as processes", () => {
     await workload.resumed(0, 20, "produce to resume on a new leader", leader);
     await cluster.startBroker(leader);
     await workload.resumed(0, 10, "produce to go on with every broker back");
+    expect(await finish(cluster, workload)).toEqual([]);
+  }, 60_000);
+
+  test("the controller paused past its lease, then resumed: another controls, produce goes on, nothing is lost", async () => {
+    const started = await running("paused-controller", seeded(SEED + 5));
+    await using cluster = started.cluster;
+    const { workload } = started;
+    const gateway = new EtcdGateway({ endpoints: [cluster.etcd.endpoint], requestTimeoutMs: 2000 });
+    const layout = new EtcdLayout("paused-controller");
+    const controllerOf = async () => {
+      const stored = (await gateway.range(layout.controllerKey)).kvs[0];
+      return stored === undefined ? null : (JSON.parse(stored.value) as { brokerId: number }).brokerId;
+    };
+    const paused = (await controllerOf()) as number;
+    cluster.signal(paused, "SIGSTOP");
+    await waitFor(async () => ![null, paused].includes(await controllerOf()), 20_000, "another broker to take the controller");
+    await workload.resumed(0, 10, "produce to partition 0 with the controller paused", paused);
+    cluster.signal(paused, "SIGCONT");
+    await workload.resumed(0, 10, "produce to partition 0 after the old controller woke");
+    await workload.resumed(1, 10, "produce to partition 1 after the old controller woke");
     expect(await finish(cluster, workload)).toEqual([]);
   }, 60_000);
 });
