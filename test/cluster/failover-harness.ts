@@ -8,6 +8,10 @@
  *
  * A failed or unknown produce is retried with the same batch (same producer id and sequence), so
  * an idempotent broker must store it once whatever happened to the first try.
+ *
+ * Environment: RUNNEL_FAULT_SEED picks the seeded fault times (the tests print it);
+ * RUNNEL_FAULT_LOGS=<file> writes every broker's last log lines there when the replicas fail to
+ * converge.
  */
 import * as fs from "node:fs";
 import { Connection } from "../../src/client/connection.ts";
