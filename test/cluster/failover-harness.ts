@@ -66,8 +66,14 @@ export class ProcessCluster implements AsyncDisposable {
     for (let brokerId = 1; brokerId <= size; brokerId++) {
       cluster.nodes.push({ brokerId, dataDir: tempDir(`runnel-fault-${brokerId}-`), etcdLink: new TcpProxy(cluster.etcd.clientPort), process: null });
     }
-    await Promise.all(cluster.nodes.map((node) => cluster.startBroker(node.brokerId)));
-    await waitFor(async () => (await cluster.liveBrokerIds()).length === size, 20_000, `${size} live brokers`);
+    try {
+      await Promise.all(cluster.nodes.map((node) => cluster.startBroker(node.brokerId)));
+      await waitFor(async () => (await cluster.liveBrokerIds()).length === size, 20_000, `${size} live brokers`);
+    } catch (error) {
+      // Nothing may outlive a failed start: etcd, brokers and directories go.
+      await cluster[Symbol.asyncDispose]();
+      throw error;
+    }
     return cluster;
   }
 
