@@ -197,6 +197,13 @@ export const configSchema = z
     clusterLeaseTtlMs: int(2000, 60_000, 3000).refine((value) => value % 1000 === 0, "must be a whole number of seconds (a multiple of 1000)"),
     /** A broker stops leading this long before its lease could expire in etcd (self-fencing). */
     clusterFenceMarginMs: int(100, 30_000, 1000),
+    /**
+     * With `authentication: "scram"`: the user this broker's replica fetcher authenticates as at
+     * the leaders (a super-user, or granted alter on the cluster with `authorizer: "acl"`).
+     */
+    clusterUser: z.string().max(255).default(""),
+    /** File holding `clusterUser`'s password (its first line), read at start. */
+    clusterPasswordFile: z.string().max(4096).default(""),
   })
   .strict()
   .superRefine((config, context) => {

@@ -1,9 +1,10 @@
 /**
  * @module broker/leader-epochs
- * A partition's leader epochs, the one place that knows them (KIP-101/KIP-320). Today a single
- * node leads every partition in epoch 0 from offset 0, for its whole life: one entry. Replication
- * (issue 14) replaces `epochEntriesOf` with the partition's real history; the lookups below are
- * Kafka's rules over any history and need no change.
+ * A partition's leader epochs, the one place that knows them (KIP-101/KIP-320). A single node
+ * leads every partition in epoch 0 from offset 0, for its whole life: one entry. In cluster mode
+ * each lookup is given the partition's `ReplicatedEpochs` (`replicatedEpochsOf`): its real
+ * history (the log's leader-epoch checkpoint, log/leader-epoch.ts) and the current epoch the
+ * controller set (the view's partition state). The lookups below are Kafka's rules over either.
  */
 
 /** An epoch and the first offset written in it (Kafka's leader-epoch checkpoint entry). */
@@ -16,13 +17,45 @@ export interface EpochEntry {
 export const UNDEFINED_EPOCH = -1;
 export const UNDEFINED_EPOCH_OFFSET = -1;
 
-/** The epochs a partition has been led in, oldest first. One node: epoch 0 from offset 0. */
-export function epochEntriesOf(_topic: string, _partition: number): readonly EpochEntry[] {
-  return [{ epoch: 0, startOffset: 0 }];
+/** A replicated partition's epochs: its history (oldest first) and the epoch it is led in now. */
+export interface ReplicatedEpochs {
+  readonly history: readonly EpochEntry[];
+  readonly current: number;
 }
 
-/** The partition's current leader epoch (the newest entry). */
-export function currentLeaderEpoch(topic: string, partition: number): number {
+/** What `replicatedEpochsOf` reads of a log partition (log/partition.ts). */
+export interface EpochLog {
+  readonly leaderEpoch: number;
+  epochHistory(): readonly EpochEntry[];
+}
+
+/** What `replicatedEpochsOf` reads of the cluster (cluster/cluster-view.ts ClusterView). */
+export interface EpochView {
+  partitionState(topic: string, partition: number): { readonly leaderEpoch: number } | undefined;
+}
+
+/**
+ * The epochs of a partition in cluster mode, undefined on a single node (`cluster` null). The
+ * current epoch is the controller's (the view's state), which a client's metadata also carries;
+ * before the view names the partition, the epoch the log stamps.
+ */
+export function replicatedEpochsOf(cluster: EpochView | null, topic: string, partition: number, log: EpochLog): ReplicatedEpochs | undefined {
+  if (cluster === null) return undefined;
+  const history = log.epochHistory();
+  const current = cluster.partitionState(topic, partition)?.leaderEpoch ?? log.leaderEpoch;
+  return { history, current: Math.max(current, history[history.length - 1]?.epoch ?? 0) };
+}
+
+const SINGLE_NODE_HISTORY: readonly EpochEntry[] = [{ epoch: 0, startOffset: 0 }];
+
+/** The epochs a partition has been led in, oldest first. One node: epoch 0 from offset 0. */
+export function epochEntriesOf(_topic: string, _partition: number, replicated?: ReplicatedEpochs): readonly EpochEntry[] {
+  return replicated?.history ?? SINGLE_NODE_HISTORY;
+}
+
+/** The partition's current leader epoch (one node: the newest entry, 0). */
+export function currentLeaderEpoch(topic: string, partition: number, replicated?: ReplicatedEpochs): number {
+  if (replicated !== undefined) return replicated.current;
   const entries = epochEntriesOf(topic, partition);
   return entries[entries.length - 1]?.epoch ?? 0;
 }
@@ -32,9 +65,9 @@ export function currentLeaderEpoch(topic: string, partition: number): number {
  * ListOffsets v4+): -1 skips the check; older than ours is "fenced" (the client's leader is
  * stale); newer than ours is "unknown" (this broker has not heard of it yet).
  */
-export function checkCurrentLeaderEpoch(topic: string, partition: number, clientEpoch: number): "ok" | "fenced" | "unknown" {
+export function checkCurrentLeaderEpoch(topic: string, partition: number, clientEpoch: number, replicated?: ReplicatedEpochs): "ok" | "fenced" | "unknown" {
   if (clientEpoch === UNDEFINED_EPOCH) return "ok";
-  const current = currentLeaderEpoch(topic, partition);
+  const current = currentLeaderEpoch(topic, partition, replicated);
   if (clientEpoch < current) return "fenced";
   return clientEpoch > current ? "unknown" : "ok";
 }
@@ -46,8 +79,8 @@ export function checkCurrentLeaderEpoch(topic: string, partition: number, client
  * (-1, -1): the client's history is not ours, and it must treat its data as truncated. A requested
  * epoch below the oldest known one answers itself with the oldest epoch's start offset.
  */
-export function endOffsetForLeaderEpoch(topic: string, partition: number, requestedEpoch: number, logEndOffset: number): EpochEntry {
-  return endOffsetInHistory(epochEntriesOf(topic, partition), requestedEpoch, logEndOffset);
+export function endOffsetForLeaderEpoch(topic: string, partition: number, requestedEpoch: number, logEndOffset: number, replicated?: ReplicatedEpochs): EpochEntry {
+  return endOffsetInHistory(epochEntriesOf(topic, partition, replicated), requestedEpoch, logEndOffset);
 }
 
 /** endOffsetForLeaderEpoch over a given history (oldest first): the rule itself, tested alone. */

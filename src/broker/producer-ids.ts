@@ -28,6 +28,21 @@ export const PRODUCER_EPOCH_MAX = 0x7fff;
 
 const fileSchema = z.strictObject({ version: z.literal(1), reservedEnd: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) });
 
+/** Where cluster-mode blocks come from: the etcd view (or a fake in tests). */
+export interface ClusterIdSource {
+  reserveProducerIds(count: number): Promise<{ start: number; end: number }>;
+  /** One past the highest id any broker may have handed out, as known here. */
+  producerIdsIssuedEnd(): number;
+}
+
+interface ClusterBlocks {
+  readonly source: ClusterIdSource;
+  next: number;
+  end: number;
+  spare: { start: number; end: number } | null;
+  refilling: boolean;
+}
+
 export interface ProducerIdentity {
   producerId: number;
   producerEpoch: number;
@@ -40,6 +55,22 @@ export class ProducerIdAllocator {
     private nextId: number,
     private reservedEnd: number,
   ) {}
+
+  private cluster: ClusterBlocks | null = null;
+  /** Cluster mode before the first block: hand out nothing (a local id could collide). */
+  private clusterPending = false;
+
+  /** Called at start in cluster mode, before the listeners open: no ids until `useCluster`. */
+  expectCluster(): void {
+    this.clusterPending = true;
+  }
+
+  /** Switches to cluster-wide ids; resolves once the first block is reserved. */
+  async useCluster(source: ClusterIdSource): Promise<void> {
+    const block = await source.reserveProducerIds(ID_BLOCK);
+    this.cluster = { source, next: block.start, end: block.end, spare: null, refilling: false };
+    this.clusterPending = false;
+  }
 
   /** Reads the counter; a missing file starts at 0, an unreadable one refuses to start. */
   static open(dataDir: string, storage: Storage = nativeStorage): ProducerIdAllocator {
@@ -74,10 +105,14 @@ export class ProducerIdAllocator {
    * out by this broker: it is below the next id to hand out.
    */
   isIssued(producerId: number): boolean {
+    const cluster = this.cluster;
+    if (cluster !== null) return producerId >= 0 && producerId < Math.max(cluster.end, cluster.source.producerIdsIssuedEnd());
     return producerId >= 0 && producerId < this.nextId;
   }
 
   private allocate(): number {
+    if (this.cluster !== null) return this.allocateInCluster(this.cluster);
+    if (this.clusterPending) throw new RunnelError("CLUSTER_UNAVAILABLE", "this broker has not joined its cluster yet, so it has no cluster-wide producer ids; retry");
     if (this.nextId >= this.reservedEnd) {
       const reservedEnd = this.nextId + ID_BLOCK;
       try {
@@ -88,5 +123,33 @@ export class ProducerIdAllocator {
       this.reservedEnd = reservedEnd;
     }
     return this.nextId++;
+  }
+
+  private allocateInCluster(cluster: ClusterBlocks): number {
+    if (cluster.next >= cluster.end && cluster.spare !== null) {
+      cluster.next = cluster.spare.start;
+      cluster.end = cluster.spare.end;
+      cluster.spare = null;
+    }
+    if (cluster.end - cluster.next <= ID_BLOCK / 2) this.refill(cluster);
+    if (cluster.next >= cluster.end) {
+      throw new RunnelError("CLUSTER_UNAVAILABLE", "this broker has no cluster-wide producer ids left and could not reserve more from etcd yet; retry");
+    }
+    return cluster.next++;
+  }
+
+  /** Reserves the next block in the background; a failure is retried by the next allocation. */
+  private refill(cluster: ClusterBlocks): void {
+    if (cluster.refilling || cluster.spare !== null) return;
+    cluster.refilling = true;
+    cluster.source.reserveProducerIds(ID_BLOCK).then(
+      (block) => {
+        cluster.spare = block;
+        cluster.refilling = false;
+      },
+      () => {
+        cluster.refilling = false;
+      },
+    );
   }
 }

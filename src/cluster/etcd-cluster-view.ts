@@ -8,6 +8,7 @@
  */
 import { RunnelError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { type IdBlock, reserveProducerIdBlock } from "./cluster-producer-ids.ts";
 import { createClusterTopic, deleteClusterTopic, placeReplicas } from "./cluster-topics.ts";
 import type { BrokerEndpoint, ClusterEvent, ClusterView, PartitionState, TopicReplication } from "./cluster-view.ts";
 import { Controller } from "./controller.ts";
@@ -20,6 +21,7 @@ import {
   encodePartition,
   EtcdLayout,
   partitionRecordSchema,
+  producerIdsRecordSchema,
   type TopicRecord,
   topicRecordSchema,
 } from "./etcd-layout.ts";
@@ -59,6 +61,8 @@ export class EtcdClusterView implements ClusterView {
   private readonly topics = new Map<string, CachedTopic>();
   private readonly states = new Map<string, Map<number, PartitionState>>();
   private controllerHolder: { brokerId: number; createRevision: number } | null = null;
+  /** The cluster's producer id counter as the watch last saw it (ids below were issued). */
+  private producerIdsEnd = 0;
   private readonly listeners = new Set<(event: ClusterEvent) => void>();
   private registered = false;
   private fencedNow = true;
@@ -123,6 +127,18 @@ export class EtcdClusterView implements ClusterView {
 
   mayLead(): boolean {
     return !this.closed && this.registered && this.keeper.mayLead();
+  }
+
+  /** Takes a block of cluster-wide producer ids (cluster/cluster-producer-ids.ts). */
+  async reserveProducerIds(count: number): Promise<IdBlock> {
+    const block = await reserveProducerIdBlock(this.gateway, this.layout, count);
+    this.producerIdsEnd = Math.max(this.producerIdsEnd, block.end);
+    return block;
+  }
+
+  /** One past the highest producer id any broker of the cluster may have handed out, as known here. */
+  producerIdsIssuedEnd(): number {
+    return this.producerIdsEnd;
   }
 
   async proposeIsr(topic: string, partition: number, expected: PartitionState, isr: readonly number[]): Promise<PartitionState | null> {
@@ -320,6 +336,11 @@ export class EtcdClusterView implements ClusterView {
     if (parsed.kind === "broker") {
       const record = decodeRecord(brokerRecordSchema, kv.value);
       if (record !== undefined && record.brokerId === parsed.brokerId) this.brokersById.set(record.brokerId, record);
+      else this.skip(kv);
+    } else if (parsed.kind === "producerIds") {
+      const record = decodeRecord(producerIdsRecordSchema, kv.value);
+      // Only forward: a counter read back lower would make issued ids look unknown.
+      if (record !== undefined) this.producerIdsEnd = Math.max(this.producerIdsEnd, record.reservedEnd);
       else this.skip(kv);
     } else if (parsed.kind === "controller") {
       const record = decodeRecord(controllerRecordSchema, kv.value);

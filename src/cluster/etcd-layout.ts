@@ -7,6 +7,7 @@
  *   /runnel/<cluster>/controller                          ControllerRecord, on the controller's lease
  *   /runnel/<cluster>/topics/<topic>                      TopicRecord
  *   /runnel/<cluster>/topics/<topic>/partitions/<n>       PartitionRecord
+ *   /runnel/<cluster>/producer-ids                        ProducerIdsRecord (cluster-wide id counter)
  *
  * Topic names cannot contain "/", so every key parses back unambiguously.
  */
@@ -47,8 +48,13 @@ export const partitionRecordSchema = z.object({
 });
 export type PartitionRecord = z.infer<typeof partitionRecordSchema>;
 
+/** The cluster-wide producer id counter: ids below `reservedEnd` were handed to some broker. */
+export const producerIdsRecordSchema = z.object({ reservedEnd: z.int().min(0).max(Number.MAX_SAFE_INTEGER) });
+export type ProducerIdsRecord = z.infer<typeof producerIdsRecordSchema>;
+
 export type ParsedKey =
   | { kind: "broker"; brokerId: number }
+  | { kind: "producerIds" }
   | { kind: "controller" }
   | { kind: "topic"; topic: string }
   | { kind: "partition"; topic: string; partition: number }
@@ -74,6 +80,10 @@ export class EtcdLayout {
     return `${this.prefix}controller`;
   }
 
+  get producerIdsKey(): string {
+    return `${this.prefix}producer-ids`;
+  }
+
   topicKey(topic: string): string {
     return `${this.prefix}topics/${topic}`;
   }
@@ -86,6 +96,7 @@ export class EtcdLayout {
     if (!key.startsWith(this.prefix)) return { kind: "unknown" };
     const parts = key.slice(this.prefix.length).split("/");
     if (parts.length === 1 && parts[0] === "controller") return { kind: "controller" };
+    if (parts.length === 1 && parts[0] === "producer-ids") return { kind: "producerIds" };
     if (parts.length === 2 && parts[0] === "brokers" && /^\d+$/.test(parts[1] ?? "")) return { kind: "broker", brokerId: Number(parts[1]) };
     if (parts[0] !== "topics" || (parts[1] ?? "") === "") return { kind: "unknown" };
     const topic = parts[1] as string;

@@ -15,7 +15,8 @@
  * A partition that moves (new leader or epoch, or this broker leads it now) leaves its session
  * at once: an answer for it still in flight is dropped, so two sessions never append to one log.
  */
-import { Connection } from "../client/connection.ts";
+import * as fs from "node:fs";
+import { type ClientSasl, Connection } from "../client/connection.ts";
 import { isMap, type WireMap } from "../client/wire.ts";
 import type { Config } from "../config.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
@@ -72,8 +73,12 @@ export class ReplicaFetcher {
   private readonly followed = new Map<string, number>();
   readonly counters: FetcherCounters = { bytes: 0, batches: 0, truncations: 0 };
   private stopped = false;
+  /** The credentials the fetcher authenticates with (authentication "scram"), else null. */
+  private readonly sasl: ClientSasl | null;
 
-  constructor(private readonly deps: FetcherDeps) {}
+  constructor(private readonly deps: FetcherDeps) {
+    this.sasl = fetcherCredentials(deps.config);
+  }
 
   /** Follows `leader` in `leaderEpoch` (a no-op when already doing so). */
   follow(topic: string, index: number, partition: Partition, leader: number, leaderEpoch: number): void {
@@ -281,8 +286,30 @@ export class ReplicaFetcher {
       clientId: `replica-${this.deps.view.brokerId}`,
       connectTimeoutMs: 1_000,
       requestTimeoutMs: this.deps.config.replicaFetchWaitMs + ANSWER_MARGIN_MS,
+      ...(this.sasl === null ? {} : { sasl: this.sasl }),
     });
     session.endpoint = address;
     return session.connection;
   }
+}
+
+/**
+ * With authentication "scram" the leaders ask every connection to authenticate, the fetcher's
+ * too: it does so as `clusterUser`, with the password from `clusterPasswordFile` (read once, at
+ * start, so a missing file stops start-up rather than every fetch). Throws INVALID_CONFIG.
+ */
+export function fetcherCredentials(config: Config): ClientSasl | null {
+  if (config.authentication !== "scram") return null;
+  if (config.clusterUser === "" || config.clusterPasswordFile === "") {
+    throw new RunnelError("INVALID_CONFIG", "cluster mode with authentication scram needs clusterUser and clusterPasswordFile: the replica fetcher must authenticate at the leaders");
+  }
+  let text: string;
+  try {
+    text = fs.readFileSync(config.clusterPasswordFile, "utf8");
+  } catch (error) {
+    throw new RunnelError("INVALID_CONFIG", `clusterPasswordFile ${config.clusterPasswordFile} cannot be read (${(error as Error).message}); give a readable file holding clusterUser's password`);
+  }
+  const password = text.split("\n")[0]?.replace(/\r$/, "") ?? "";
+  if (password === "") throw new RunnelError("INVALID_CONFIG", `clusterPasswordFile ${config.clusterPasswordFile} is empty; its first line must be clusterUser's password`);
+  return { user: config.clusterUser, password };
 }

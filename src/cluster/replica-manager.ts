@@ -180,6 +180,7 @@ export class ReplicaManager {
     const key = keyOf(topic, index);
     const current = this.led.get(key);
     if (current !== undefined && current.state.leaderEpoch === state.leaderEpoch) {
+      if (state.version < current.state.version) return; // an older state than the one acted on
       current.state = state;
       this.trackReplicas(current);
       this.advanceHighWatermark(current);
@@ -368,7 +369,10 @@ export class ReplicaManager {
     this.deps.view.proposeIsr(led.topic, led.index, expected, isr).then(
       (state) => {
         led.proposing = false;
-        const latest = state ?? this.deps.view.partitionState(led.topic, led.index);
+        // The view's state, not the proposal's: a newer one (the controller dropping a dead
+        // follower right after) may have come in between, and applying ours over it would leave
+        // this leader believing an ISR that etcd no longer holds, with no event to correct it.
+        const latest = this.deps.view.partitionState(led.topic, led.index) ?? state ?? undefined;
         if (latest !== undefined && !this.stopped) this.apply(led.topic, led.index, latest);
         if (state !== null) this.deps.logger.info({ topic: led.topic, partition: led.index, from: expected.isr, to: isr }, "ISR changed");
       },

@@ -107,6 +107,8 @@ export interface Partition {
   becomeLeader(epoch: number): void;
   /** Kafka's OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where it ends ({-1, -1} when newer than any). */
   endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number };
+  /** The epoch history (epoch -> start offset), oldest first (empty for an empty log). */
+  epochHistory(): readonly { readonly epoch: number; readonly startOffset: number }[];
   /** Stores a leader's stamped batch as it is; throws INVALID_REQUEST unless it continues the log. */
   appendAsFollower(batch: Uint8Array): AppendResult;
   /** Cuts the log before the batch holding `offset` (crash-safe); returns the new next offset. */

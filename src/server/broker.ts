@@ -116,6 +116,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     acls = AclStore.open(config.dataDir);
     authenticator = Authenticator.open(config, logger);
     producerIds = ProducerIdAllocator.open(config.dataDir);
+    if (config.cluster !== "") producerIds.expectCluster();
     offsets = OffsetStore.open(config.dataDir, { entriesMax: config.committedOffsetsMax, logger });
   } catch (error) {
     await log.close();
@@ -286,6 +287,7 @@ class RunningBroker implements Broker {
     });
     this.etcdView = view;
     this.clusterView = view;
+    await this.context.producerIds.useCluster(view);
     this.replicaManager = new ReplicaManager({ view, log: this.log, config: this.config, logger: this.logger, notifier: this.context.notifier });
     this.replicaManager.start();
     this.stopFollowing = followAssignments(view, this.context);

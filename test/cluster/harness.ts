@@ -31,11 +31,13 @@ export class TestCluster implements AsyncDisposable {
 
   private constructor(private readonly overrides: Partial<Config>) {}
 
-  /** `size` brokers with ids 1..size. */
-  static async start(size: number, overrides: Partial<Config> = {}): Promise<TestCluster> {
+  /** `size` brokers with ids 1..size; `prepare` runs on each data directory before its broker starts. */
+  static async start(size: number, overrides: Partial<Config> = {}, prepare: (dataDir: string) => void = () => {}): Promise<TestCluster> {
     const cluster = new TestCluster(overrides);
     for (let brokerId = 1; brokerId <= size; brokerId++) {
-      cluster.nodes.push({ brokerId, dataDir: tempDir(`runnel-cluster-${brokerId}-`), broker: null, view: null });
+      const dataDir = tempDir(`runnel-cluster-${brokerId}-`);
+      prepare(dataDir);
+      cluster.nodes.push({ brokerId, dataDir, broker: null, view: null });
     }
     for (const node of cluster.nodes) await cluster.startNode(node.brokerId);
     return cluster;

@@ -13,6 +13,10 @@
  * divergence, no error) the request parks on the partition notifier up to its maxWaitMs, so an
  * append wakes it at once and the follower's next fetch (which moves the high watermark)
  * follows without delay. A single node leads nothing: every entry is NOT_LEADER.
+ *
+ * Authorization (`authorizer: "acl"`): alter on the cluster, for the whole request. The answer
+ * carries every record of the partitions named, whatever the topic ACLs say, so only brokers (as
+ * super-users, or principals granted alter on the cluster) may ask.
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { Sleeper } from "../../broker/partition-notifier.ts";
@@ -20,6 +24,7 @@ import type { ReplicaManager } from "../../cluster/replica-manager.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { encodeRecordsResponseHead, FETCH_HEAD_RESERVE_BYTES, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { Session } from "../../security/session.ts";
+import { requireClusterAccess } from "../access.ts";
 import type { BrokerContext, Reply } from "../context.ts";
 
 type Request = RequestOf<"replicaFetch">;
@@ -32,7 +37,8 @@ interface Gathered {
   urgent: boolean;
 }
 
-export function handleReplicaFetch(context: BrokerContext, request: Request, id: number, _session: Session): Reply | Promise<Reply> {
+export function handleReplicaFetch(context: BrokerContext, request: Request, id: number, session: Session): Reply | Promise<Reply> {
+  requireClusterAccess(context, session, "alter");
   const replication = context.replication ?? null;
   const gathered = gather(context, replication, request);
   const waitMs = Math.min(request.maxWaitMs, context.config.fetchWaitMsMax);

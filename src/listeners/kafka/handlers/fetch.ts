@@ -24,6 +24,7 @@ import { type RunnelError, toRunnelError } from "../../../errors.ts";
 import { deniedTopics } from "../../../server/access.ts";
 import type { Partition, ReadSlice } from "../../../log/api.ts";
 import type { Sleeper } from "../../../broker/partition-notifier.ts";
+import { checkCurrentLeaderEpoch, replicatedEpochsOf, UNDEFINED_EPOCH } from "../../../broker/leader-epochs.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
@@ -35,6 +36,8 @@ const NO_RECORDS = new Uint8Array(0);
 
 interface FetchPartition {
   partition: number;
+  /** v9+; -1 (the default) skips the check. */
+  currentLeaderEpoch?: number;
   fetchOffset: number;
   partitionMaxBytes: number;
 }
@@ -108,6 +111,13 @@ function readPartition(context: KafkaContext, topic: string, entry: FetchPartiti
   } catch (error) {
     gathered.failed = true;
     return { ...result, errorCode: kafkaErrorOf(error).errorCode };
+  }
+  // Cluster mode only: a single node has always served Fetch without the epoch check.
+  const replicated = replicatedEpochsOf(context.broker.cluster, topic, entry.partition, partition);
+  const epochCheck = replicated === undefined ? "ok" : checkCurrentLeaderEpoch(topic, entry.partition, entry.currentLeaderEpoch ?? UNDEFINED_EPOCH, replicated);
+  if (epochCheck !== "ok") {
+    gathered.failed = true;
+    return { ...result, errorCode: epochCheck === "fenced" ? KAFKA_ERROR.FENCED_LEADER_EPOCH : KAFKA_ERROR.UNKNOWN_LEADER_EPOCH };
   }
   // Consumers read below the high watermark (the log end on a single node; docs/cluster.md).
   const highWatermark = partition.highWatermark;

@@ -14,7 +14,7 @@
  * Authorization (authorizer acl): describe on each topic, as Kafka; TOPIC_AUTHORIZATION_FAILED (29)
  * on its partitions otherwise.
  */
-import { checkCurrentLeaderEpoch, currentLeaderEpoch } from "../../../broker/leader-epochs.ts";
+import { checkCurrentLeaderEpoch, currentLeaderEpoch, replicatedEpochsOf } from "../../../broker/leader-epochs.ts";
 import { offsetForTime, offsetOfMaxTimestamp, type TimedOffset } from "../../../broker/time-lookup.ts";
 import type { Partition } from "../../../log/api.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
@@ -49,12 +49,13 @@ function listOne(context: KafkaContext, topic: string, asked: ListTopic["partiti
   try {
     if (refusal !== undefined) throw refusal;
     const partition = findPartition(context.broker, topic, partitionIndex);
-    const check = checkCurrentLeaderEpoch(topic, partitionIndex, asked.currentLeaderEpoch);
+    const replicated = replicatedEpochsOf(context.broker.cluster, topic, partitionIndex, partition);
+    const check = checkCurrentLeaderEpoch(topic, partitionIndex, asked.currentLeaderEpoch, replicated);
     if (check !== "ok") return failed(check === "fenced" ? KAFKA_ERROR.FENCED_LEADER_EPOCH : KAFKA_ERROR.UNKNOWN_LEADER_EPOCH);
     const found = lookup(partition, timestamp, version);
     if (found === undefined) return failed(KAFKA_ERROR.INVALID_REQUEST);
     const answer = found ?? { offset: -1, timestampMs: -1 };
-    return { partitionIndex, errorCode: KAFKA_ERROR.NONE, timestamp: answer.timestampMs, offset: answer.offset, leaderEpoch: currentLeaderEpoch(topic, partitionIndex) };
+    return { partitionIndex, errorCode: KAFKA_ERROR.NONE, timestamp: answer.timestampMs, offset: answer.offset, leaderEpoch: currentLeaderEpoch(topic, partitionIndex, replicated) };
   } catch (error) {
     return failed(kafkaErrorOf(error).errorCode);
   }

@@ -15,7 +15,7 @@
  *
  * replicaId (v3+) is read and ignored: there are no followers yet.
  */
-import { checkCurrentLeaderEpoch, endOffsetForLeaderEpoch } from "../../../broker/leader-epochs.ts";
+import { checkCurrentLeaderEpoch, endOffsetForLeaderEpoch, replicatedEpochsOf } from "../../../broker/leader-epochs.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
@@ -38,10 +38,11 @@ function endOffsetOf(context: KafkaContext, topic: string, asked: EpochTopic["pa
   const failed = (errorCode: number) => ({ errorCode, partition: asked.partition, leaderEpoch: -1, endOffset: -1 });
   try {
     const partition = findPartition(context.broker, topic, asked.partition);
-    const check = checkCurrentLeaderEpoch(topic, asked.partition, asked.currentLeaderEpoch);
+    const replicated = replicatedEpochsOf(context.broker.cluster, topic, asked.partition, partition);
+    const check = checkCurrentLeaderEpoch(topic, asked.partition, asked.currentLeaderEpoch, replicated);
     if (check === "fenced") return failed(KAFKA_ERROR.FENCED_LEADER_EPOCH);
     if (check === "unknown") return failed(KAFKA_ERROR.UNKNOWN_LEADER_EPOCH);
-    const found = endOffsetForLeaderEpoch(topic, asked.partition, asked.leaderEpoch, partition.nextOffset);
+    const found = endOffsetForLeaderEpoch(topic, asked.partition, asked.leaderEpoch, partition.nextOffset, replicated);
     return { errorCode: KAFKA_ERROR.NONE, partition: asked.partition, leaderEpoch: found.epoch, endOffset: found.startOffset };
   } catch (error) {
     return failed(kafkaErrorOf(error).errorCode);
