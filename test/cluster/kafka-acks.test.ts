@@ -2,6 +2,7 @@
  * kafkajs (npm devDependency, unmodified) producing with acks=-1 to the leader of a replicated
  * partition: the answer waits for the follower, as Kafka's acks=all does.
  */
+import { loadKafkajs } from "../support/kafkajs.ts";
 import { describe, expect, test } from "bun:test";
 import { eventually, TestCluster } from "./harness.ts";
 
@@ -13,20 +14,7 @@ interface KafkajsModule {
   };
 }
 
-const KAFKAJS = "kafkajs";
-
-async function loadKafkajs(): Promise<KafkajsModule | null> {
-  try {
-    // A name in a variable: the type check does not need the package installed.
-    return (await import(KAFKAJS)) as KafkajsModule;
-  } catch {
-    if (process.env.CI === "true") throw new Error("kafkajs is required in CI (npm install)");
-    console.warn("skipping the kafkajs acks=-1 test: the kafkajs package is not installed (npm install)");
-    return null;
-  }
-}
-
-const kafkajs = await loadKafkajs();
+const kafkajs = await loadKafkajs<KafkajsModule>("the kafkajs acks=-1 test");
 
 describe.if(kafkajs !== null)("Replication with kafkajs", () => {
   test("acks=-1 is answered only once the follower holds the records", async () => {

@@ -8,6 +8,7 @@
  *
  * Needs the kafkajs package (`npm install`); skipped loudly outside CI when missing.
  */
+import { loadKafkajs } from "../../support/kafkajs.ts";
 import { describe, expect, test } from "bun:test";
 import { startTestBroker } from "../../server/helpers.ts";
 
@@ -40,20 +41,7 @@ interface KafkajsModule {
   };
 }
 
-const KAFKAJS = "kafkajs";
-
-async function loadKafkajs(): Promise<KafkajsModule | null> {
-  try {
-    // A name in a variable: the type check does not need the package installed.
-    return (await import(KAFKAJS)) as KafkajsModule;
-  } catch {
-    if (process.env.CI === "true") throw new Error("kafkajs is required in CI (npm install)");
-    console.warn("skipping the kafkajs tests: the kafkajs package is not installed (npm install)");
-    return null;
-  }
-}
-
-const kafkajs = await loadKafkajs();
+const kafkajs = await loadKafkajs<KafkajsModule>("the kafkajs tests");
 const WAIT_MS_MAX = 30_000;
 
 async function until(condition: () => boolean, what: string): Promise<void> {

@@ -4,6 +4,7 @@
  * validateOnly honoured, errors per resource, DescribeConfigs showing the change. kafkajs 2.2.4's
  * admin (createPartitions, alterConfigs, describeConfigs) and raw requests at each version.
  */
+import { loadKafkajs } from "../../support/kafkajs.ts";
 import { describe, expect, test } from "bun:test";
 import type { KafkaStruct } from "../../../src/listeners/kafka/codec.ts";
 import { API_KEYS } from "../../../src/listeners/kafka/definitions.ts";
@@ -25,20 +26,7 @@ interface KafkajsModule {
   Kafka: new (config: { clientId: string; brokers: string[]; logLevel: number; retry: { retries: number } }) => { admin(): KafkajsAdmin };
 }
 
-const KAFKAJS = "kafkajs";
-
-async function loadKafkajs(): Promise<KafkajsModule | null> {
-  try {
-    // A name in a variable: the type check does not need the package installed.
-    return (await import(KAFKAJS)) as KafkajsModule;
-  } catch {
-    if (process.env.CI === "true") throw new Error("kafkajs is required in CI (npm install)");
-    console.warn("skipping the kafkajs admin tests: the kafkajs package is not installed (npm install)");
-    return null;
-  }
-}
-
-const kafkajs = await loadKafkajs();
+const kafkajs = await loadKafkajs<KafkajsModule>("the kafkajs admin tests");
 const TOPIC = 2;
 const BROKER = 4;
 
