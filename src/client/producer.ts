@@ -194,6 +194,8 @@ export class Producer {
   private bufferedBytes = 0;
   private sequence = 0;
   private pumpScheduled = false;
+  /** The requests one pump is filling, per connection; reused (cleared after each pump). */
+  private readonly pendingRequests = new Map<Connection, { batches: ProducerBatch[]; bytes: number }>();
   private readonly metadataWanted = new Set<string>();
   private readonly metadataInFlight = new Set<string>();
   private metadataScheduled = false;
@@ -523,7 +525,8 @@ export class Producer {
 
   /**
    * Sends every partition's batches that may go now (up to the in-flight bound), packed into as
-   * few requests as fit.
+   * few requests as fit, one request (or more) per connection: each partition's leader in a
+   * cluster (client/leader-router.ts), the one broker otherwise.
    */
   private readonly pump = (): void => {
     this.pumpScheduled = false;
@@ -531,70 +534,43 @@ export class Producer {
     const requestBytesMax = (this.connection.broker?.frameBytesMax ?? 16 * MiB) - REQUEST_OVERHEAD_BYTES;
     const unanswered = this.durability === "none";
     const inFlightMax = this.idempotent ? this.maxInFlight : 1;
-    let batches: ProducerBatch[] = [];
-    let bytes = 0;
-    if (this.router.clustered) return this.pumpToLeaders(nowMs, requestBytesMax, unanswered, inFlightMax);
-    for (const state of this.sendable) {
-      if (state.retryAtMs > nowMs) continue;
-      let waiting = false;
-      const ready = state.ready;
-      // After a failure nothing more goes until every batch in flight has answered (resolveFailures).
-      while (ready.length > 0 && (unanswered || (state.failed.length === 0 && state.inFlight.length < inFlightMax))) {
-        const batch = ready[0]!;
-        // Waiting for an identity: the partition stays sendable; the answer pumps again.
-        if (this.idempotent && !this.maySend(batch)) {
-          waiting = true;
-          break;
+    const pending = this.pendingRequests;
+    try {
+      for (const state of this.sendable) {
+        if (state.retryAtMs > nowMs) continue;
+        let waiting = false;
+        const ready = state.ready;
+        const connection = this.router.connectionFor(state.topic.name, state.partition);
+        // After a failure nothing more goes until every batch in flight has answered (resolveFailures).
+        while (ready.length > 0 && (unanswered || (state.failed.length === 0 && state.inFlight.length < inFlightMax))) {
+          const batch = ready[0]!;
+          // Waiting for an identity: the partition stays sendable; the answer pumps again.
+          if (this.idempotent && !this.maySend(batch)) {
+            waiting = true;
+            break;
+          }
+          ready.shift();
+          if (!unanswered) state.inFlight.push(batch);
+          if (this.idempotent) this.assignSequence(state, batch);
+          let request = pending.get(connection);
+          if (request !== undefined && (request.bytes + batch.bytes!.length > requestBytesMax || request.batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
+            this.sendRequest(request.batches, connection);
+            request = undefined;
+          }
+          if (request === undefined) {
+            request = { batches: [], bytes: 0 };
+            pending.set(connection, request);
+          }
+          request.batches.push(batch);
+          request.bytes += batch.bytes!.length;
         }
-        ready.shift();
-        if (!unanswered) state.inFlight.push(batch);
-        if (this.idempotent) this.assignSequence(state, batch);
-        if (batches.length > 0 && (bytes + batch.bytes!.length > requestBytesMax || batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
-          this.sendRequest(batches);
-          batches = [];
-          bytes = 0;
-        }
-        batches.push(batch);
-        bytes += batch.bytes!.length;
+        if (!waiting) this.sendable.delete(state);
       }
-      if (!waiting) this.sendable.delete(state);
+      for (const [connection, request] of pending) this.sendRequest(request.batches, connection);
+    } finally {
+      pending.clear();
     }
-    if (batches.length > 0) this.sendRequest(batches);
   };
-
-  /** `pump` in a cluster: the same rules, with one request (or more) per partition leader. */
-  private pumpToLeaders(nowMs: number, requestBytesMax: number, unanswered: boolean, inFlightMax: number): void {
-    const pending = new Map<Connection, { batches: ProducerBatch[]; bytes: number }>();
-    for (const state of this.sendable) {
-      if (state.retryAtMs > nowMs) continue;
-      let waiting = false;
-      const ready = state.ready;
-      const connection = this.router.connectionFor(state.topic.name, state.partition);
-      while (ready.length > 0 && (unanswered || (state.failed.length === 0 && state.inFlight.length < inFlightMax))) {
-        const batch = ready[0]!;
-        if (this.idempotent && !this.maySend(batch)) {
-          waiting = true;
-          break;
-        }
-        ready.shift();
-        if (!unanswered) state.inFlight.push(batch);
-        if (this.idempotent) this.assignSequence(state, batch);
-        let request = pending.get(connection);
-        if (request !== undefined && (request.bytes + batch.bytes!.length > requestBytesMax || request.batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
-          this.sendRequest(request.batches, connection);
-          request = undefined;
-        }
-        if (request === undefined) {
-          request = { batches: [], bytes: 0 };
-          pending.set(connection, request);
-        }
-        request.batches.push(batch);
-        request.bytes += batch.bytes!.length;
-      }
-      if (!waiting) this.sendable.delete(state);
-    }
-    for (const [connection, request] of pending) this.sendRequest(request.batches, connection);
-  }
 
   private sendRequest(batches: ProducerBatch[], connection: Connection = this.connection): void {
     // Envelope written into each batch's headroom: the batches are not copied (produce-frame).
