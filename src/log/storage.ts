@@ -33,7 +33,8 @@ export interface Storage {
   /** Size of the file at `path`, or null when it does not exist. */
   fileSize(path: string): number | null;
   /** Writes a small file atomically: temp file, fsync, rename, fsync of the directory. */
-  writeFileAtomic(path: string, bytes: Uint8Array | string): void;
+  /** Temp file (`mode`, default 0644), fdatasync, rename over `path`, fsync the directory. */
+  writeFileAtomic(path: string, bytes: Uint8Array | string, options?: { mode?: number }): void;
   readFile(path: string): Uint8Array | null;
   exists(path: string): boolean;
   unlink(path: string): void;
@@ -94,10 +95,10 @@ export const nativeStorage: Storage = {
     const stats = fsCall("stat", () => fs.statSync(path, { throwIfNoEntry: false }));
     return stats === undefined ? null : stats.size;
   },
-  writeFileAtomic(path, bytes) {
+  writeFileAtomic(path, bytes, options) {
     const temporary = `${path}.tmp`;
     fsCall("write", () => {
-      const fd = fs.openSync(temporary, "w", 0o644);
+      const fd = fs.openSync(temporary, "w", options?.mode ?? 0o644);
       try {
         fs.writeFileSync(fd, bytes);
         fs.fdatasyncSync(fd);

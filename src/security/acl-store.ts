@@ -18,7 +18,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { RunnelError } from "../errors.ts";
+import { RunnelError, toRunnelError } from "../errors.ts";
+import { nativeStorage } from "../log/storage.ts";
 import { ACL_LIMITS, type AclEntry, aclEntrySchema, type AclFilter, matchesFilter, normalizeEntry, sameEntry } from "./acl.ts";
 
 export const ACL_FILE_NAME = "acls.json";
@@ -137,33 +138,18 @@ function corruptFile(filePath: string, what: string, cause: unknown): RunnelErro
   );
 }
 
-/** Temp file, fsync, rename, fsync the directory: the rename itself survives a power loss. */
+/** Storage.writeFileAtomic (temp file, fdatasync, rename, directory fsync), readable by the owner only. */
 function writeDurably(filePath: string, text: string): void {
-  const temporary = `${filePath}.${process.pid}.tmp`;
   try {
-    const fd = fs.openSync(temporary, "w", 0o600);
-    try {
-      fs.writeFileSync(fd, text);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temporary, filePath);
-    const directory = fs.openSync(path.dirname(filePath), "r");
-    try {
-      fs.fsyncSync(directory);
-    } finally {
-      fs.closeSync(directory);
-    }
+    nativeStorage.writeFileAtomic(filePath, text, { mode: 0o600 });
   } catch (error) {
-    fs.rmSync(temporary, { force: true });
-    const code = (error as NodeJS.ErrnoException).code;
-    const full = code === "ENOSPC" || code === "EDQUOT";
-    throw new RunnelError(full ? "STORAGE_FULL" : "STORAGE_ERROR", `could not write the ACL file ${filePath}: ${(error as Error).message}; nothing was changed`, { cause: error });
+    fs.rmSync(`${filePath}.tmp`, { force: true });
+    const code = toRunnelError(error).code === "STORAGE_FULL" ? "STORAGE_FULL" : "STORAGE_ERROR";
+    throw new RunnelError(code, `could not write the ACL file ${filePath}: ${(error as Error).message}; nothing was changed`, { cause: error });
   }
 }
 
-/** A kill -9 between write and rename leaves `acls.json.<pid>.tmp`: never read, removed here. */
+/** A kill -9 between write and rename leaves `acls.json.tmp`: never read, removed here. */
 function removeLeftoverTemps(dataDir: string): void {
   let names: string[];
   try {

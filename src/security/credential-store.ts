@@ -19,7 +19,6 @@
  * it is never silently replaced (that would lock every user out, or in).
  */
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
 import { z } from "zod";
 import { RunnelError } from "../errors.ts";
 import { LIMITS } from "../limits.ts";
@@ -200,22 +199,13 @@ export class CredentialStore {
     return `${JSON.stringify({ version: 1, secret: toBase64(this.secret), users }, null, 1)}\n`;
   }
 
-  /** temp file (0600), fdatasync, rename, fsync the directory: the old file or the new, never half. */
+  /** Storage.writeFileAtomic, readable by the owner only: the old file or the new, never half. */
   private persist(): void {
-    const temporary = `${this.path}.tmp`;
     try {
-      const fd = fs.openSync(temporary, "w", 0o600);
-      try {
-        fs.writeFileSync(fd, this.encode());
-        fs.fdatasyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(temporary, this.path);
+      nativeStorage.writeFileAtomic(this.path, this.encode(), { mode: 0o600 });
     } catch (error) {
       throw new RunnelError("STORAGE_ERROR", `cannot write ${this.path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
-    nativeStorage.fsyncDirectory(this.path.slice(0, this.path.lastIndexOf("/")) || ".");
   }
 }
 
