@@ -14,9 +14,9 @@
  */
 import type { Socket } from "bun";
 import { RunnelError } from "../errors.ts";
-import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct, KafkaWriter } from "../listeners/kafka/codec.ts";
+import type { KafkaStruct } from "../listeners/kafka/codec.ts";
 import { MESSAGES } from "../listeners/kafka/definitions.ts";
-import type { ReadSlice } from "../log/api.ts";
+import { decodeResponseFrame, encodeRequestFrame } from "../listeners/kafka/dispatch.ts";
 
 /** The client id every request of the bench carries (kafka-produce-frame.ts writes it too). */
 export const CLIENT_ID = new TextEncoder().encode("runnel-bench-kafka");
@@ -65,22 +65,9 @@ export class KafkaWire {
   /** Sends a request; resolves with its decoded answer. */
   request(apiKey: number, version: number, body: KafkaStruct): Promise<KafkaStruct> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    const pair = MESSAGES.get(apiKey);
-    if (pair === undefined) return Promise.reject(new RunnelError("INVALID_REQUEST", `no definition for API key ${apiKey}`));
+    if (!MESSAGES.has(apiKey)) return Promise.reject(new RunnelError("INVALID_REQUEST", `no definition for API key ${apiKey}`));
     const correlationId = this.nextCorrelation++;
-    const writer = new KafkaWriter();
-    writer.int32(0);
-    writer.int16(apiKey);
-    writer.int16(version);
-    writer.int32(correlationId);
-    writer.int16(CLIENT_ID.length);
-    writer.raw(CLIENT_ID);
-    if (isFlexible(pair.request, version)) writer.uvarint(0);
-    encodeMessage(pair.request, version, body, writer);
-    const { parts, bytes } = writer.finish();
-    const first = parts[0] as Uint8Array;
-    new DataView(first.buffer, first.byteOffset, first.byteLength).setInt32(0, bytes - 4);
-    return this.send(apiKey, version, correlationId, parts as Array<Exclude<(typeof parts)[number], ReadSlice>>);
+    return this.send(apiKey, version, correlationId, [encodeRequestFrame(apiKey, version, correlationId, CLIENT_ID, body)]);
   }
 
   /**
@@ -185,13 +172,7 @@ export class KafkaWire {
     const waiting = this.waiting.shift();
     if (waiting === undefined) return this.fail(new RunnelError("INVALID_REQUEST", "a Kafka answer nobody asked for"));
     try {
-      const pair = MESSAGES.get(waiting.apiKey);
-      if (pair === undefined) throw new RunnelError("INVALID_REQUEST", `no definition for API key ${waiting.apiKey}`);
-      const reader = new KafkaReader(frame);
-      const correlationId = reader.int32();
-      if (correlationId !== waiting.correlationId) throw new RunnelError("INVALID_REQUEST", `answer ${correlationId} came for request ${waiting.correlationId}`);
-      if (isFlexible(pair.response, waiting.version) && waiting.apiKey !== 18) reader.uvarint();
-      waiting.resolve(decodeMessage(pair.response, waiting.version, frame, reader.position));
+      waiting.resolve(decodeResponseFrame(waiting.apiKey, waiting.version, waiting.correlationId, frame));
     } catch (error) {
       waiting.reject(error);
     }

@@ -14,6 +14,7 @@
 import type { Session } from "../../security/session.ts";
 import { NOT_TIMED } from "../../broker/metrics.ts";
 import type { ReadSlice } from "../../log/api.ts";
+import { RunnelError } from "../../errors.ts";
 import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct, KafkaWriter } from "./codec.ts";
 import type { KafkaContext, KafkaHandler } from "./context.ts";
 import { API_KEYS, inVersions, MESSAGES } from "./definitions.ts";
@@ -177,6 +178,43 @@ function rawToken(context: KafkaContext, token: Uint8Array, session: Session): D
   new DataView(framed.buffer).setUint32(0, result.token.length);
   framed.set(result.token, 4);
   return { kind: "reply", frame: { parts: [framed], bytes: framed.length } };
+}
+
+/**
+ * Encodes a request frame, a client's side of the wire (the bench's Kafka client and the tests):
+ * size, header v1 (apiKey, apiVersion, correlationId, clientId) — v2 with its empty tagged section
+ * for flexible versions — then the body, as one buffer.
+ */
+export function encodeRequestFrame(apiKey: number, version: number, correlationId: number, clientId: Uint8Array, body: KafkaStruct): Uint8Array {
+  const pair = MESSAGES.get(apiKey);
+  if (pair === undefined) throw new Error(`no definition for API key ${apiKey}`);
+  const writer = new KafkaWriter();
+  writer.int32(0); // size, patched below
+  writer.int16(apiKey);
+  writer.int16(version);
+  writer.int32(correlationId);
+  writer.int16(clientId.length);
+  writer.raw(clientId);
+  if (isFlexible(pair.request, version)) writer.uvarint(0);
+  encodeMessage(pair.request, version, body, writer);
+  const bytes = writer.finishBytes();
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setInt32(0, bytes.length - 4);
+  return bytes;
+}
+
+/**
+ * Decodes a response frame (the bytes after its size), a client's side of the wire: the
+ * correlation id must be the one expected; header v1's tagged section for flexible versions
+ * except ApiVersions (whose answer keeps header v0 so any client can read it).
+ */
+export function decodeResponseFrame(apiKey: number, version: number, correlationId: number, frame: Uint8Array): KafkaStruct {
+  const pair = MESSAGES.get(apiKey);
+  if (pair === undefined) throw new RunnelError("INVALID_REQUEST", `no definition for API key ${apiKey}`);
+  const reader = new KafkaReader(frame);
+  const got = reader.int32();
+  if (got !== correlationId) throw new RunnelError("INVALID_REQUEST", `answer ${got} came for request ${correlationId}`);
+  if (isFlexible(pair.response, version) && apiKey !== API_KEYS.apiVersions) reader.uvarint();
+  return decodeMessage(pair.response, version, frame, reader.position);
 }
 
 export function encodeResponseFrame(apiKey: number, version: number, correlationId: number, body: KafkaStruct): KafkaFrame {

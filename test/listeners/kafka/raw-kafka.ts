@@ -4,8 +4,10 @@
  * v2 for flexible versions) and reads response frames, or raw bytes for the hostile tests.
  */
 import type { Socket } from "bun";
-import { decodeMessage, encodeMessage, isFlexible, KafkaReader, type KafkaStruct, KafkaWriter } from "../../../src/listeners/kafka/codec.ts";
-import { MESSAGES } from "../../../src/listeners/kafka/definitions.ts";
+import type { KafkaStruct } from "../../../src/listeners/kafka/codec.ts";
+import { decodeResponseFrame, encodeRequestFrame } from "../../../src/listeners/kafka/dispatch.ts";
+
+const CLIENT_ID = new TextEncoder().encode("test");
 
 export class RawKafka implements AsyncDisposable {
   private buffered = new Uint8Array(0);
@@ -63,20 +65,8 @@ export class RawKafka implements AsyncDisposable {
 
   /** Encodes and sends a request; returns its correlation id. */
   send(apiKey: number, version: number, body: KafkaStruct): number {
-    const pair = MESSAGES.get(apiKey);
-    if (pair === undefined) throw new Error(`no definition for ${apiKey}`);
     const correlationId = this.nextCorrelation++;
-    const writer = new KafkaWriter();
-    writer.int32(0);
-    writer.int16(apiKey);
-    writer.int16(version);
-    writer.int32(correlationId);
-    writer.int16(4);
-    writer.raw(new TextEncoder().encode("test"));
-    if (isFlexible(pair.request, version)) writer.uvarint(0);
-    encodeMessage(pair.request, version, body, writer);
-    const bytes = writer.finishBytes();
-    new DataView(bytes.buffer).setInt32(0, bytes.length - 4);
+    const bytes = encodeRequestFrame(apiKey, version, correlationId, CLIENT_ID, body);
     this.write(bytes);
     return correlationId;
   }
@@ -115,12 +105,4 @@ export class RawKafka implements AsyncDisposable {
   }
 }
 
-export function decodeResponse(apiKey: number, version: number, correlationId: number, frame: Uint8Array): KafkaStruct {
-  const pair = MESSAGES.get(apiKey);
-  if (pair === undefined) throw new Error(`no definition for ${apiKey}`);
-  const reader = new KafkaReader(frame);
-  const got = reader.int32();
-  if (got !== correlationId) throw new Error(`correlation id ${got}, expected ${correlationId}`);
-  if (isFlexible(pair.response, version) && apiKey !== 18) reader.uvarint();
-  return decodeMessage(pair.response, version, frame, reader.position);
-}
+export const decodeResponse = decodeResponseFrame;
