@@ -408,6 +408,12 @@ export class ReplicaManager {
         return { kind: "diverging", epoch: end.epoch, endOffset: end.endOffset, common: this.common(led) };
       }
     }
+    if (entry.fetchOffset < partition.logStartOffset || entry.fetchOffset > partition.nextOffset) {
+      // The follower restarts its log at logStartOffset (below it) or cuts it (past the end).
+      throw new RunnelError("OFFSET_OUT_OF_RANGE", `${topic}-${index}: fetch offset ${entry.fetchOffset} is outside the leader's log [${partition.logStartOffset}, ${partition.nextOffset}]`, {
+        details: { logStartOffset: partition.logStartOffset, nextOffset: partition.nextOffset },
+      });
+    }
     this.noteFollowerFetch(led, brokerId, progress, entry.fetchOffset);
     const slice = maxBytes > 0 ? partition.read(entry.fetchOffset, Math.min(maxBytes, this.deps.config.replicaFetchBytesMax)) : null;
     return { kind: "records", slice, common: this.common(led) };

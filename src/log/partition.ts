@@ -312,6 +312,38 @@ export class LogPartition implements Partition {
     return this.nextOffset;
   }
 
+  /**
+   * Kafka's truncateFullyAndStartAt, for a follower whose log ends below the leader's log start
+   * (retention there ran past it, or a new replica joins a log whose first segments are gone):
+   * every segment goes and the log starts over, empty, at `offset` (> nextOffset), which becomes
+   * its log start. Crash-safe by order: the new empty segment first, the epoch history removed
+   * (a crash now rebuilds it from the old batches' headers), the old segments deleted oldest
+   * first (a crash leaves a suffix of the old log, then a gap that recovery cuts off with the new
+   * segment: the old log, shorter, as retention would leave it), then the producer table, its
+   * snapshot and the recovery point.
+   */
+  restartAt(offset: number): void {
+    this.health.checkUsable();
+    if (!Number.isSafeInteger(offset) || offset <= this.nextOffset) {
+      throw new RunnelError("INVALID_REQUEST", `${this.topic}-${this.index}: a log can start over only past its end ${this.nextOffset}, not at ${offset}`);
+    }
+    const from = { logStartOffset: this.logStartOffset, nextOffset: this.nextOffset };
+    try {
+      const fresh = Segment.create(this.context, this.directory, offset);
+      fresh.rollBaseMs = -1;
+      this.segments.push(fresh);
+      this.epochs.reset();
+      while (this.segments.length > 1) this.segments.shift()!.delete();
+      this.producers.clear();
+      this.durability.afterRestart(offset);
+    } catch (error) {
+      throw this.health.storageFailure(error, "restart at the leader's log start");
+    }
+    this.leaderEpochNow = 0;
+    if (this.replicatedHighWatermark >= 0) this.replicatedHighWatermark = Math.max(this.replicatedHighWatermark, offset);
+    this.logger.warn({ topic: this.topic, partition: this.index, ...from, restartedAt: offset }, "log emptied and restarted at the leader's log start");
+  }
+
   /** The producer table for the shorter log: from the snapshot when it is not past the cut, else from the headers. */
   private rebuildProducersAfterTruncation(): void {
     this.producers.clear();
