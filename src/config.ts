@@ -183,6 +183,8 @@ export const configSchema = z
     replicaFetchWaitMs: int(0, 30_000, 500),
     /** How long a `replicated` produce (Kafka acks=-1) waits for the ISR before TIMEOUT. */
     replicatedAckTimeoutMs: int(1, 600_000, 30_000),
+    /** How often the high watermarks are checkpointed (when one changed) to `replication-offset-checkpoint`. */
+    highWatermarkCheckpointIntervalMs: int(100, 3_600_000, 5_000),
     /**
      * Cluster mode (docs/cluster.md): `etcd://host:port[,host:port]/name` joins that cluster,
      * coordinated by etcd; empty = a single node, no etcd.
