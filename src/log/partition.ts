@@ -488,7 +488,7 @@ export class LogPartition implements Partition {
 
   // ---- retention -----------------------------------------------------------------------
 
-  /** Deletes whole closed segments past retention.ms or retention.bytes; returns how many. */
+  /** Deletes whole closed segments past retention.ms or retention.bytes, below the high watermark; returns how many. */
   applyRetention(nowMs: number): number {
     if (this.health.stopped) return 0;
     const retentionMs = this.config["retention.ms"];
@@ -497,6 +497,9 @@ export class LogPartition implements Partition {
     let deleted = 0;
     while (this.segments.length > 1) {
       const oldest = this.segments[0]!;
+      // Kafka's rule: nothing at or past the high watermark goes (in a cluster a follower may still
+      // need it, and it is not committed yet); on a single node that is the log end.
+      if (oldest.nextOffset > this.highWatermark) break;
       const expired = retentionMs >= 0 && nowMs - oldest.maxTimestamp > retentionMs;
       const oversize = retentionBytes >= 0 && totalBytes - oldest.sizeBytes >= retentionBytes;
       if (!expired && !oversize) break;
