@@ -242,8 +242,8 @@ export class ReplicaFetcher {
    * past this follower, or this is a new replica of a log whose first segments are gone), this
    * log starts over, empty, at the leader's log start (Kafka's truncateFullyAndStartAt); past
    * its end (only a log that restarted at an older leader's start can be), this log is cut at the
-   * leader's end (a log that starts past the leader's end is not handled yet: it warns and waits).
- * The next fetch continues.
+   * leader's end, or starts over at the leader's log start when it starts past that end. The
+   * next fetch continues.
    */
   private outOfRange(entry: FollowEntry, details: WireMap): void {
     const { partition } = entry;
@@ -254,7 +254,7 @@ export class ReplicaFetcher {
     try {
       if (partition.nextOffset < leaderStart) partition.restartAt(leaderStart);
       else if (partition.nextOffset > leaderEnd && leaderEnd >= partition.logStartOffset) partition.truncateTo(leaderEnd);
-      else if (partition.nextOffset > leaderEnd) throw new RunnelError("OFFSET_OUT_OF_RANGE", `this log starts at ${partition.logStartOffset}, past the leader's end ${leaderEnd}; not handled yet`);
+      else if (partition.nextOffset > leaderEnd) partition.restartAt(leaderStart);
       else return;
     } catch (error) {
       this.deps.logger.warn({ topic: entry.topic, partition: entry.index, err: toRunnelError(error).message }, "follower could not fit its log to the leader's range");

@@ -440,15 +440,20 @@ export class PartitionDurability {
    * the recovery point moves to the new segment's start.
    */
   afterRestart(base: number): void {
-    this.truncations++;
     this.storage.unlink(`${this.directory}/${PRODUCER_STATE_FILE}`);
     this.snapshotOffset = -1;
     this.producers.dirty = false;
     this.unflushedMessages = 0;
+    this.moveRecoveryPoint(base);
+    this.syncFloorBase = base;
+  }
+
+  /** The recovery point at the start of segment `base` (an empty one); a checkpoint under way is dropped. */
+  moveRecoveryPoint(base: number): void {
+    this.truncations++;
     const point = { offset: base, segment: base, position: 0 };
     writeRecoveryPoint(this.storage, this.directory, point);
     this.recoveryPoint = point;
-    this.syncFloorBase = base;
   }
 
   /** The snapshot's offset, for rebuilding the producer table after a truncation. */

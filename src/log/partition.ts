@@ -315,20 +315,26 @@ export class LogPartition implements Partition {
   /**
    * Kafka's truncateFullyAndStartAt, for a follower whose log ends below the leader's log start
    * (retention there ran past it, or a new replica joins a log whose first segments are gone):
-   * every segment goes and the log starts over, empty, at `offset` (> nextOffset), which becomes
-   * its log start. Crash-safe by order: the new empty segment first, the epoch history removed
-   * (a crash now rebuilds it from the old batches' headers), the old segments deleted oldest
-   * first (a crash leaves a suffix of the old log, then a gap that recovery cuts off with the new
-   * segment: the old log, shorter, as retention would leave it), then the producer table, its
-   * snapshot and the recovery point.
+   * every segment goes and the log starts over, empty, at `offset`, which becomes its log start:
+   * past its end, or below its start (a log restarted at an older leader's start, now past a
+   * leader's end), never inside it (that is truncateTo). Crash-safe by order: the new empty
+   * segment first, the epoch history removed (a crash now rebuilds it from the old batches'
+   * headers), the old segments deleted oldest first, then the producer table, its snapshot and
+   * the recovery point (below the start: the recovery point first, naming the new segment). A
+   * crash in between leaves segments with a gap between the old ones and the new one, which
+   * recovery cuts off after the first of them: past the end, the old log's newest part (as
+   * retention would leave it); below the start, the new empty log.
    */
   restartAt(offset: number): void {
     this.health.checkUsable();
-    if (!Number.isSafeInteger(offset) || offset <= this.nextOffset) {
-      throw new RunnelError("INVALID_REQUEST", `${this.topic}-${this.index}: a log can start over only past its end ${this.nextOffset}, not at ${offset}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || (offset <= this.nextOffset && offset >= this.logStartOffset)) {
+      throw new RunnelError("INVALID_REQUEST", `${this.topic}-${this.index}: a log can start over only past its end ${this.nextOffset} or below its start ${this.logStartOffset}, not at ${offset}`);
     }
     const from = { logStartOffset: this.logStartOffset, nextOffset: this.nextOffset };
     try {
+      // Below the start, the new segment comes first in the directory: recovery would trust it
+      // (before the recovery point) as reaching the next one, unless the point names it already.
+      if (offset < from.logStartOffset) this.durability.moveRecoveryPoint(offset);
       const fresh = Segment.create(this.context, this.directory, offset);
       fresh.rollBaseMs = -1;
       this.segments.push(fresh);

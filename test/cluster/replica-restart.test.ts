@@ -100,6 +100,18 @@ describe("Follower below the leader's log start", () => {
     expect((await produce(cluster.connect(1), "t", 0, bigBatch("after"), "replicated")).error).toBeUndefined();
   });
 
+  test("a follower whose log starts past the leader's end (restarted at an older leader's start) starts over at the leader's log start", async () => {
+    await using cluster = await Cluster.start(2);
+    cluster.createTopic("t", 1, 1);
+    cluster.setPartition("t", 0, { leader: 1, leaderEpoch: 1, isr: [1], replicas: [1] });
+    for (let i = 0; i < 4; i++) expect((await produce(cluster.connect(1), "t", 0, batchOf(`m${i}`), "written")).error).toBeUndefined();
+    cluster.log(2, "t", 0).restartAt(500);
+    cluster.setPartition("t", 0, { ...cluster.partitionState("t", 0), replicas: [1, 2] });
+    await eventually(() => cluster.partitionState("t", 0).isr.includes(2), "broker 2 in the ISR", 15_000);
+    expect(cluster.log(2, "t", 0).logStartOffset).toBe(0);
+    expect(logBytes(cluster.log(2, "t", 0))).toEqual(logBytes(cluster.log(1, "t", 0)));
+  });
+
   test("a follower that was down while retention ran past its log end throws its log away and catches up", async () => {
     await using cluster = await Cluster.start(2, { segmentBytes: 4096, retentionBytes: 8192, replicaLagTimeMaxMs: 500 });
     cluster.createTopic("t", 1, 1);

@@ -316,18 +316,51 @@ describe("Partition: restartAt", () => {
     await manager.close();
   });
 
-  test("refuses to start over at or below its log end", async () => {
+  test("refuses to start over inside its log (that is truncateTo)", async () => {
     const { manager, partition } = await filledLog(newTempDir("restart"));
     expect(() => partition.restartAt(24)).toThrow(RunnelError);
     expect(() => partition.restartAt(3)).toThrow("only past its end");
+    expect(() => partition.restartAt(0)).toThrow(RunnelError);
     expect(partition.nextOffset).toBe(24);
     await manager.close();
   });
 
+  test("starts over below its log start too (a log restarted at an older leader's start), also across a crash at any step", async () => {
+    const outcomes = new Set<string>();
+    for (const failAt of [1, 2, 3, 5, 60]) {
+      const dataDir = newTempDir("restart-below");
+      const storage = failingStorage();
+      let { manager, partition } = await filledLog(dataDir, storage);
+      partition.restartAt(100);
+      const leader = (await filledLog(newTempDir("restart-below-leader"))).partition;
+      leader.truncateTo(0);
+      leader.restartAt(100);
+      leader.append(makeBatch("n0", 2, 5000, 900));
+      for (const batch of stampedBatches(leader)) partition.appendAsFollower(batch);
+      storage.failAfter = failAt;
+      try {
+        partition.restartAt(50);
+      } catch {
+        // the crash
+      }
+      storage.failAfter = -1;
+      await manager.close().catch(() => undefined);
+      manager = await openLogManager({ dataDir });
+      partition = manager.partition("t", 0);
+      const range = [partition.logStartOffset, partition.nextOffset];
+      outcomes.add(range[0] === 50 ? "new" : "old");
+      // The old log whole, or the new one empty: a gap after an empty segment at 50 is cut off.
+      expect([[100, 102], [50, 50]]).toContainEqual(range);
+      expect(readAllValues(partition)).toHaveLength(range[0] === 100 ? 2 : 0);
+      await manager.close();
+    }
+    expect([...outcomes].sort()).toEqual(["new", "old"]);
+  });
+
   test("a crash at any step reopens to the old log or a suffix of it (as retention leaves it), or the new empty log", async () => {
     const outcomes = new Set<string>();
-    // Past the last mutating call the restart completes: both outcomes must be seen.
-    for (let failAt = 1; failAt <= 26; failAt++) {
+    // Early and mid-way crashes, and one past the last mutating call (the restart completes).
+    for (const failAt of [1, 2, 3, 4, 6, 9, 13, 17, 21, 60]) {
       const dataDir = newTempDir("restart-crash");
       const storage = failingStorage();
       let { manager, partition } = await filledLog(dataDir, storage);
