@@ -12,6 +12,7 @@ import { type IdBlock, reserveProducerIdBlock } from "./cluster-producer-ids.ts"
 import { createClusterTopic, deleteClusterTopic, placeReplicas } from "./cluster-topics.ts";
 import type { BrokerEndpoint, ClusterEvent, ClusterView, PartitionState, TopicReplication } from "./cluster-view.ts";
 import { Controller } from "./controller.ts";
+import type { EtcdAccess } from "./etcd-access.ts";
 import { EtcdGateway, type KeyValue, type PrefixWatch, type WatchEvent } from "./etcd-gateway.ts";
 import {
   brokerRecordSchema,
@@ -37,6 +38,8 @@ export interface EtcdClusterViewOptions {
   readonly fenceMarginMs: number;
   /** Bound of each etcd call (default 2000). */
   readonly requestTimeoutMs?: number;
+  /** TLS and credentials for a secured etcd (cluster/etcd-access.ts); none by default. */
+  readonly access?: EtcdAccess;
   readonly logger: Logger;
 }
 
@@ -74,7 +77,7 @@ export class EtcdClusterView implements ClusterView {
   private constructor(private readonly options: EtcdClusterViewOptions) {
     this.brokerId = options.self.brokerId;
     this.layout = new EtcdLayout(options.cluster);
-    this.gateway = new EtcdGateway({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs ?? 2000 });
+    this.gateway = new EtcdGateway({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs ?? 2000, ...(options.access === undefined ? {} : { access: options.access }) });
     this.keeper = new LeaseKeeper(
       this.gateway,
       { ttlMs: options.leaseTtlMs, fenceMarginMs: options.fenceMarginMs },
