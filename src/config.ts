@@ -219,6 +219,11 @@ export const configSchema = z
     clusterEtcdUser: z.string().max(255).default(""),
     /** File holding `clusterEtcdUser`'s password (its first line), read at start. */
     clusterEtcdPasswordFile: z.string().max(4096).default(""),
+    /**
+     * A broker whose data directory is new but which etcd counts as the last in-sync replica of
+     * some partition refuses to start (it would lead them empty); true lets it, losing their records.
+     */
+    clusterAcceptDataLoss: z.boolean().default(false),
   })
   .strict()
   .superRefine((config, context) => {

@@ -285,6 +285,7 @@ class RunningBroker implements Broker {
       leaseTtlMs: this.config.clusterLeaseTtlMs,
       fenceMarginMs: this.config.clusterFenceMarginMs,
       access: etcdAccessOf(this.config, address.endpoints[0]?.startsWith("https:") === true),
+      member: { storage: nativeStorage, dataDir: this.config.dataDir, acceptDataLoss: this.config.clusterAcceptDataLoss },
       logger: this.logger,
     });
     this.etcdView = view;
