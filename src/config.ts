@@ -189,7 +189,7 @@ export const configSchema = z
      * Cluster mode (docs/cluster.md): `etcd://host:port[,host:port]/name` joins that cluster,
      * coordinated by etcd; empty = a single node, no etcd.
      */
-    cluster: z.string().max(4096).default("").refine((value) => value === "" || isClusterUrl(value), "must be etcd://host:port[,host:port]/name (name: 1-64 of [a-zA-Z0-9._-])"),
+    cluster: z.string().max(4096).default("").refine((value) => value === "" || isClusterUrl(value), "must be etcd://host:port[,host:port]/name or etcds://... for TLS (name: 1-64 of [a-zA-Z0-9._-])"),
     /**
      * Cluster mode: the host this broker registers in etcd, the one other brokers' replica
      * fetchers and native clients connect to (Kafka's advertised.listeners; a container, NAT, a
@@ -214,6 +214,26 @@ export const configSchema = z
     clusterUser: z.string().max(255).default(""),
     /** File holding `clusterUser`'s password (its first line), read at start. */
     clusterPasswordFile: z.string().max(4096).default(""),
+    /**
+     * With a TLS native listener, the CA the replica fetcher checks other brokers' certificates
+     * against; empty = `tlsCa` when set, else the system's CAs (docs/cluster.md, "Securing a cluster").
+     */
+    clusterTlsCa: z.string().max(4096).default(""),
+    /** With an `etcds://` cluster URL: the CA that signed etcd's certificate; empty = the system's CAs. */
+    clusterEtcdCa: z.string().max(4096).default(""),
+    /** With `etcds://`: the client certificate (PEM) shown to an etcd run with --client-cert-auth. */
+    clusterEtcdCert: z.string().max(4096).default(""),
+    /** The private key of `clusterEtcdCert`. */
+    clusterEtcdKey: z.string().max(4096).default(""),
+    /** The etcd user this broker authenticates as (etcd's authentication on); empty = none. */
+    clusterEtcdUser: z.string().max(255).default(""),
+    /** File holding `clusterEtcdUser`'s password (its first line), read at start. */
+    clusterEtcdPasswordFile: z.string().max(4096).default(""),
+    /**
+     * A broker whose data directory is new but which etcd counts as the last in-sync replica of
+     * some partition refuses to start (it would lead them empty); true lets it, losing their records.
+     */
+    clusterAcceptDataLoss: z.boolean().default(false),
   })
   .strict()
   .superRefine((config, context) => {

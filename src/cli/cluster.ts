@@ -1,16 +1,16 @@
 /**
  * @module cli/cluster
- * `runnel cluster status --cluster etcd://host:port/name`: the cluster as etcd holds it — live
+ * `runnel cluster status --cluster etcd://host:port/name` (etcds:// and --etcd-* for a secured etcd): the cluster as etcd holds it — live
  * brokers, the controller, topics, and partitions that are under-replicated or offline. Reads etcd
  * directly (no broker needed), so it works while brokers are down. Exit 0 when every partition is
  * fully replicated and led, 3 when some are not (for scripts and health checks).
  */
 import { type ClusterAddress, parseClusterUrl } from "../cluster/cluster-url.ts";
 import { type ClusterStatus, readClusterStatus } from "../cluster/cluster-status.ts";
-import { EtcdGateway } from "../cluster/etcd-gateway.ts";
 import { EtcdLayout } from "../cluster/etcd-layout.ts";
 import { RunnelError } from "../errors.ts";
 import { UsageError, choiceFlag, parseArgs } from "./args.ts";
+import { ETCD_FLAGS, ETCD_FLAGS_HELP, etcdGatewayFromFlags } from "./etcd-flags.ts";
 import { EXIT_OK, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel cluster status --cluster etcd://host:port[,host:port]/name [--format text|json]
@@ -22,10 +22,10 @@ Exit code 0 when all is well, 3 when a partition is under-replicated or offline.
 options:
   --cluster URL      the cluster, as given to runnel serve --cluster
   --format FORMAT    text (default) or json
-  -h, --help         this text
+${ETCD_FLAGS_HELP}  -h, --help         this text
 `;
 
-const FLAGS = { cluster: { type: "string" }, format: { type: "string" }, help: { type: "boolean", short: "h" } } as const;
+const FLAGS = { ...ETCD_FLAGS, cluster: { type: "string" }, format: { type: "string" }, help: { type: "boolean", short: "h" } } as const;
 /** A status read finished, and some partition needs attention. */
 export const EXIT_DEGRADED = 3;
 
@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
     if (flags.cluster === undefined) throw new UsageError("--cluster etcd://host:port/name is needed");
     const format = choiceFlag(flags.format, "format", ["text", "json"] as const, "text");
     const address = clusterAddress(flags.cluster);
-    const status = await readClusterStatus(new EtcdGateway({ endpoints: address.endpoints, requestTimeoutMs: 5000 }), new EtcdLayout(address.cluster));
+    const status = await readClusterStatus(etcdGatewayFromFlags(address, flags), new EtcdLayout(address.cluster));
     process.stdout.write(format === "json" ? `${JSON.stringify(status)}\n` : describe(status));
     return status.underReplicated.length + status.offline.length === 0 ? EXIT_OK : EXIT_DEGRADED;
   } catch (error) {

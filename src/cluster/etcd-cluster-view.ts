@@ -12,6 +12,8 @@ import { type IdBlock, reserveProducerIdBlock } from "./cluster-producer-ids.ts"
 import { createClusterTopic, deleteClusterTopic, placeReplicas } from "./cluster-topics.ts";
 import type { BrokerEndpoint, ClusterEvent, ClusterView, PartitionState, TopicReplication } from "./cluster-view.ts";
 import { Controller } from "./controller.ts";
+import type { Storage } from "../log/storage.ts";
+import type { EtcdAccess } from "./etcd-access.ts";
 import { EtcdGateway, type KeyValue, type PrefixWatch, type WatchEvent } from "./etcd-gateway.ts";
 import {
   brokerRecordSchema,
@@ -25,6 +27,7 @@ import {
   type TopicRecord,
   topicRecordSchema,
 } from "./etcd-layout.ts";
+import { claimIncarnation, localMember } from "./incarnation.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
 
 export interface EtcdClusterViewOptions {
@@ -37,6 +40,13 @@ export interface EtcdClusterViewOptions {
   readonly fenceMarginMs: number;
   /** Bound of each etcd call (default 2000). */
   readonly requestTimeoutMs?: number;
+  /** TLS and credentials for a secured etcd (cluster/etcd-access.ts); none by default. */
+  readonly access?: EtcdAccess;
+  /**
+   * This broker's data directory, checked against the disk etcd knows for its id before it
+   * registers (cluster/incarnation.ts). Absent in tests that run a view without a log.
+   */
+  readonly member?: { readonly storage: Storage; readonly dataDir: string; readonly acceptDataLoss: boolean };
   readonly logger: Logger;
 }
 
@@ -74,7 +84,7 @@ export class EtcdClusterView implements ClusterView {
   private constructor(private readonly options: EtcdClusterViewOptions) {
     this.brokerId = options.self.brokerId;
     this.layout = new EtcdLayout(options.cluster);
-    this.gateway = new EtcdGateway({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs ?? 2000 });
+    this.gateway = new EtcdGateway({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs ?? 2000, ...(options.access === undefined ? {} : { access: options.access }) });
     this.keeper = new LeaseKeeper(
       this.gateway,
       { ttlMs: options.leaseTtlMs, fenceMarginMs: options.fenceMarginMs },
@@ -95,6 +105,7 @@ export class EtcdClusterView implements ClusterView {
   static async start(options: EtcdClusterViewOptions): Promise<EtcdClusterView> {
     const view = new EtcdClusterView(options);
     try {
+      await view.claimDisk();
       await view.keeper.start();
       await view.register();
       await view.startWatch();
@@ -218,6 +229,17 @@ export class EtcdClusterView implements ClusterView {
   }
 
   // ---- membership ----
+
+  /** Before registering: make etcd's incarnation for this id this data directory's (cluster/incarnation.ts). */
+  private async claimDisk(): Promise<void> {
+    const member = this.options.member;
+    if (member === undefined) return;
+    const local = localMember(member.storage, member.dataDir, this.layout.cluster, this.brokerId);
+    const check = await claimIncarnation(this.gateway, this.layout, local, member.acceptDataLoss);
+    if (check.replaced) {
+      this.options.logger.warn({ brokerId: this.brokerId, leftIsr: check.leftIsr }, "this broker's data directory is new to the cluster: left the ISRs its old disk was in; it catches up as a follower");
+    }
+  }
 
   private async register(): Promise<void> {
     const key = this.layout.brokerKey(this.brokerId);

@@ -12,9 +12,16 @@
  *
  * Every call is bounded (AbortSignal.timeout); a failure is a RunnelError CLUSTER_UNAVAILABLE
  * naming the endpoint and path, and the next call tries the next endpoint.
+ *
+ * Secured etcd (cluster/etcd-access.ts): https endpoints get fetch()'s `tls` (CA, client
+ * certificate); with credentials every call carries the token `/v3/auth/authenticate` gave, in
+ * the Authorization header. A token etcd no longer honours (HTTP 401: it expired, the member
+ * restarted, or a call went to another member, since etcd's default "simple" tokens live in one
+ * member's memory) is replaced by authenticating again, once per call.
  */
 import { z } from "zod";
 import { RunnelError } from "../errors.ts";
+import type { EtcdAccess } from "./etcd-access.ts";
 
 /** Stored key-values are small JSON records; a bigger answer (or watch line) is a bug or an attack. */
 export const ETCD_ANSWER_BYTES_MAX = 64 * 1024 * 1024;
@@ -40,6 +47,7 @@ const txnSchema = z.object({
   succeeded: z.boolean().optional(),
   responses: z.array(z.object({ response_range: rangeSchema.optional() }).passthrough()).optional(),
 });
+const authenticateSchema = z.object({ token: z.string().min(1) });
 const grantSchema = z.object({ header: headerSchema, ID: z.string(), TTL: int64.optional() });
 const keepAliveSchema = z.object({ result: z.object({ header: headerSchema, TTL: int64.optional() }).optional() });
 const watchLineSchema = z.object({
@@ -98,7 +106,12 @@ export interface EtcdGatewayOptions {
   readonly endpoints: readonly string[];
   /** Bound of every unary call. */
   readonly requestTimeoutMs: number;
+  /** TLS and credentials for a secured etcd; none by default. */
+  readonly access?: EtcdAccess;
 }
+
+/** etcd's answer to a call whose token it does not accept (gRPC Unauthenticated). */
+const HTTP_UNAUTHORIZED = 401;
 
 const COMPARE_TARGETS = { value: "VALUE", modRevision: "MOD", createRevision: "CREATE", version: "VERSION" } as const;
 const COMPARE_FIELDS = { modRevision: "mod_revision", createRevision: "create_revision", version: "version" } as const;
@@ -106,6 +119,10 @@ const COMPARE_RESULTS = { equal: "EQUAL", notEqual: "NOT_EQUAL", less: "LESS", g
 
 export class EtcdGateway {
   private endpointIndex = 0;
+  /** The auth token in use (with credentials), or null until the next call authenticates. */
+  private token: string | null = null;
+  /** The authentication under way, shared by the calls that wait for it. */
+  private authenticating: Promise<string> | null = null;
 
   constructor(readonly options: EtcdGatewayOptions) {
     if (options.endpoints.length === 0) throw new RunnelError("INVALID_CONFIG", "the etcd cluster URL names no endpoint");
@@ -184,33 +201,80 @@ export class EtcdGateway {
 
   /** One unary POST, bounded; the next endpoint is tried by the next call after a failure. */
   async call(urlPath: string, body: unknown, timeoutMs = this.options.requestTimeoutMs): Promise<unknown> {
+    let answer = await this.post(urlPath, body, timeoutMs, await this.authorization(timeoutMs));
+    if (answer.status === HTTP_UNAUTHORIZED && this.options.access?.credentials != null) {
+      // The token is stale (expired, or another member's): authenticate again, once.
+      this.forgetToken();
+      answer = await this.post(urlPath, body, timeoutMs, await this.authorization(timeoutMs));
+    }
+    return parseAnswer(answer.text, answer.status, answer.where);
+  }
+
+  private async post(urlPath: string, body: unknown, timeoutMs: number, headers: Record<string, string>): Promise<{ text: string; status: number; where: string }> {
     const endpoint = this.endpoint;
-    let response: Response;
-    let text: string;
     try {
-      response = await fetch(`${endpoint}${urlPath}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+      const response = await fetch(`${endpoint}${urlPath}`, { method: "POST", body: JSON.stringify(body), headers, signal: AbortSignal.timeout(timeoutMs), ...this.tlsInit() });
       checkAnswerLength(response, `${endpoint}${urlPath}`);
-      text = await response.text();
+      return { text: await response.text(), status: response.status, where: `${endpoint}${urlPath}` };
     } catch (error) {
       if (error instanceof RunnelError) throw error;
       this.endpointIndex += 1;
-      const why = error instanceof Error && error.name === "TimeoutError" ? `did not answer within ${timeoutMs} ms` : `is unreachable (${describe(error)})`;
+      const why = error instanceof Error && error.name === "TimeoutError" ? `did not answer within ${timeoutMs} ms` : `is unreachable (${describe(error)}${tlsAdvice(error)})`;
       throw new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${endpoint} ${why} (POST ${urlPath})`, { cause: error });
     }
-    return parseAnswer(text, response.status, `${endpoint}${urlPath}`);
   }
 
   /** Opens the streaming watch POST; the caller reads its body. */
   async openStream(urlPath: string, body: unknown, signal: AbortSignal): Promise<Response> {
+    const headers = await this.authorization(this.options.requestTimeoutMs);
     const endpoint = this.endpoint;
     try {
-      const response = await fetch(`${endpoint}${urlPath}`, { method: "POST", body: JSON.stringify(body), signal });
+      const response = await fetch(`${endpoint}${urlPath}`, { method: "POST", body: JSON.stringify(body), headers, signal, ...this.tlsInit() });
       if (!response.ok) parseAnswer(await response.text(), response.status, `${endpoint}${urlPath}`);
       return response;
     } catch (error) {
       if (!(error instanceof RunnelError)) this.endpointIndex += 1;
-      throw error instanceof RunnelError ? error : new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${endpoint} is unreachable (${describe(error)}) (POST ${urlPath})`, { cause: error });
+      throw error instanceof RunnelError ? error : new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${endpoint} is unreachable (${describe(error)}${tlsAdvice(error)}) (POST ${urlPath})`, { cause: error });
     }
+  }
+
+  /** Drops the token: the next call authenticates again (a watch etcd cancelled as unauthenticated). */
+  forgetToken(): void {
+    this.token = null;
+  }
+
+  /** The headers a call carries: the auth token when etcd wants one. */
+  private async authorization(timeoutMs: number): Promise<Record<string, string>> {
+    if (this.options.access?.credentials == null) return {};
+    return { Authorization: await this.currentToken(timeoutMs) };
+  }
+
+  private currentToken(timeoutMs: number): Promise<string> {
+    if (this.token !== null) return Promise.resolve(this.token);
+    this.authenticating ??= this.authenticate(timeoutMs).finally(() => {
+      this.authenticating = null;
+    });
+    return this.authenticating;
+  }
+
+  private async authenticate(timeoutMs: number): Promise<string> {
+    const credentials = this.options.access?.credentials;
+    if (credentials == null) throw new RunnelError("INTERNAL", "authenticate called without etcd credentials");
+    const answer = await this.post("/v3/auth/authenticate", { name: credentials.user, password: credentials.password }, timeoutMs, {});
+    if (answer.status !== 200) {
+      // Never the password: the user, and etcd's reason (wrong password, unknown user, auth off).
+      const reason = etcdReason(answer.text);
+      throw new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${answer.where} refused user ${JSON.stringify(credentials.user)}: ${reason} (HTTP ${answer.status}); check the etcd user and its password file`);
+    }
+    const token = authenticateSchema.parse(parseAnswer(answer.text, answer.status, answer.where)).token;
+    this.token = token;
+    return token;
+  }
+
+  /** fetch()'s TLS option for https endpoints with a private CA or a client certificate. */
+  private tlsInit(): { tls?: { ca?: string; cert?: string; key?: string } } {
+    const tls = this.options.access?.tls;
+    return tls == null ? {} : { tls: { ...tls } };
   }
 }
 
@@ -334,6 +398,10 @@ export class PrefixWatch {
       this.needsSnapshot = true;
       return false;
     }
+    if (result.canceled === true && /unauthenticated|auth token/i.test(result.cancel_reason ?? "")) {
+      // Our token went stale while no call used it: authenticate again on reopening.
+      this.gateway.forgetToken();
+    }
     if (result.canceled === true) throw new RunnelError("CLUSTER_UNAVAILABLE", `etcd cancelled the watch: ${result.cancel_reason ?? "no reason given"}`);
     this.retryMs = WATCH_RETRY_MS_MIN;
     const events = (result.events ?? []).map((event) => ({ type: event.type === "DELETE" ? ("delete" as const) : ("put" as const), kv: toKeyValue(event.kv) }));
@@ -420,6 +488,25 @@ export function prefixEnd(prefix: string): Uint8Array {
     }
   }
   return new Uint8Array([0]); // every key
+}
+
+/** etcd's own error text from an answer, or the answer's start. */
+function etcdReason(text: string): string {
+  try {
+    const parsed = z.object({ error: z.string() }).safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data.error;
+  } catch {
+    // not JSON: fall through
+  }
+  return text.trim().slice(0, 200);
+}
+
+/** A hint when a TLS handshake failed: which setting decides it. */
+function tlsAdvice(error: unknown): string {
+  const message = describe(error);
+  if (/certificate|self.signed|verify/i.test(message)) return "; the etcd certificate is not trusted: give the CA that signed it (--cluster-etcd-ca)";
+  if (/TLS handshake|EPROTO|handshake/i.test(message)) return "; TLS failed: check that etcd serves https here (etcds://) and whether it requires a client certificate (--cluster-etcd-cert/--cluster-etcd-key)";
+  return "";
 }
 
 function describe(error: unknown): string {

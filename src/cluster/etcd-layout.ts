@@ -8,6 +8,7 @@
  *   /runnel/<cluster>/topics/<topic>                      TopicRecord
  *   /runnel/<cluster>/topics/<topic>/partitions/<n>       PartitionRecord
  *   /runnel/<cluster>/producer-ids                        ProducerIdsRecord (cluster-wide id counter)
+ *   /runnel/<cluster>/incarnations/<id>                   {incarnation}: the disk etcd knows for a broker id (cluster/incarnation.ts)
  *
  * Topic names cannot contain "/", so every key parses back unambiguously.
  */
@@ -74,6 +75,10 @@ export class EtcdLayout {
 
   brokerKey(id: number): string {
     return `${this.brokersPrefix}${id}`;
+  }
+
+  incarnationKey(id: number): string {
+    return `${this.prefix}incarnations/${id}`;
   }
 
   get controllerKey(): string {

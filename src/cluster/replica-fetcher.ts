@@ -17,12 +17,14 @@
  */
 import * as fs from "node:fs";
 import { type ClientSasl, Connection } from "../client/connection.ts";
+import type { ClientTls } from "../client/link.ts";
 import { isMap, type WireMap } from "../client/wire.ts";
 import type { Config } from "../config.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { BATCH_LOG_OVERHEAD_BYTES, FIELD } from "../format/record-batch.ts";
 import type { LogManager, Partition } from "../log/api.ts";
 import type { Logger } from "../logger.ts";
+import { fetcherTls } from "./cluster-tls.ts";
 import type { ClusterView } from "./cluster-view.ts";
 
 export interface FetcherDeps {
@@ -77,9 +79,12 @@ export class ReplicaFetcher {
   private stopped = false;
   /** The credentials the fetcher authenticates with (authentication "scram"), else null. */
   private readonly sasl: ClientSasl | null;
+  /** TLS to the leaders when the native listener serves TLS (cluster/cluster-tls.ts), else null. */
+  private readonly tls: ClientTls | null;
 
   constructor(private readonly deps: FetcherDeps) {
     this.sasl = fetcherCredentials(deps.config);
+    this.tls = fetcherTls(deps.config);
   }
 
   /** Follows `leader` in `leaderEpoch` (a no-op when already doing so). */
@@ -321,6 +326,7 @@ export class ReplicaFetcher {
       connectTimeoutMs: 1_000,
       requestTimeoutMs: this.deps.config.replicaFetchWaitMs + ANSWER_MARGIN_MS,
       ...(this.sasl === null ? {} : { sasl: this.sasl }),
+      ...(this.tls === null ? {} : { tls: this.tls }),
     });
     session.endpoint = address;
     return session.connection;

@@ -44,6 +44,7 @@ import { AclStore } from "../security/acl-store.ts";
 import { adoptClientCertificate } from "../security/certificate-principal.ts";
 import { Authenticator } from "../security/authenticator.ts";
 import { parseClusterUrl } from "../cluster/cluster-url.ts";
+import { etcdAccessOf } from "../cluster/cluster-tls.ts";
 import { EtcdClusterView } from "../cluster/etcd-cluster-view.ts";
 import { followAssignments } from "../cluster/local-replicas.ts";
 
@@ -283,6 +284,8 @@ class RunningBroker implements Broker {
       self: { brokerId: this.config.brokerId, host: this.config.advertisedHost || this.config.kafkaAdvertisedHost || this.host, port: this.config.advertisedPort || this.port, kafkaPort },
       leaseTtlMs: this.config.clusterLeaseTtlMs,
       fenceMarginMs: this.config.clusterFenceMarginMs,
+      access: etcdAccessOf(this.config, address.endpoints[0]?.startsWith("https:") === true),
+      member: { storage: nativeStorage, dataDir: this.config.dataDir, acceptDataLoss: this.config.clusterAcceptDataLoss },
       logger: this.logger,
     });
     this.etcdView = view;

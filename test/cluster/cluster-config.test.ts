@@ -26,7 +26,7 @@ describe("the cluster URL", () => {
     });
   });
   test("is refused with what to write when a part is wrong", () => {
-    expect(() => parseClusterUrl("http://127.0.0.1:2379/x")).toThrow("must start with etcd://");
+    expect(() => parseClusterUrl("http://127.0.0.1:2379/x")).toThrow("must start with etcd:// or etcds://");
     expect(() => parseClusterUrl("etcd://127.0.0.1:2379")).toThrow("names no cluster");
     expect(() => parseClusterUrl("etcd://127.0.0.1/x")).toThrow('"127.0.0.1" is not host:port');
     expect(() => parseClusterUrl("etcd://127.0.0.1:2379/a/b")).toThrow("the name must be 1-64 characters");

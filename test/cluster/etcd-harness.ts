@@ -35,14 +35,43 @@ export function freePort(): number {
   return port;
 }
 
+/** An etcd serving its clients over TLS (files: PEM paths); with clientCertAuth it requires client certificates. */
+export interface EtcdTlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The CA clients check etcd's certificate against (and, with clientCertAuth, etcd checks theirs). */
+  readonly caFile: string;
+  readonly clientCertAuth: boolean;
+  /** The certificate the harness's own health checks present when clientCertAuth is on. */
+  readonly clientCertFile?: string;
+  readonly clientKeyFile?: string;
+}
+
 export class EtcdServer {
   readonly clientPort = freePort();
   readonly peerPort = freePort();
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-etcd-"));
   private child: ReturnType<typeof Bun.spawn> | null = null;
 
+  constructor(readonly tls: EtcdTlsFiles | null = null) {}
+
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.tls === null ? "http" : "https"}://127.0.0.1:${this.clientPort}`;
+  }
+
+  /** What fetch() needs to reach this etcd (its CA, and the client certificate it requires). */
+  fetchTls(): { ca: string; cert?: string; key?: string } | undefined {
+    if (this.tls === null) return undefined;
+    const ca = fs.readFileSync(this.tls.caFile, "utf8");
+    if (this.tls.clientCertFile === undefined || this.tls.clientKeyFile === undefined) return { ca };
+    return { ca, cert: fs.readFileSync(this.tls.clientCertFile, "utf8"), key: fs.readFileSync(this.tls.clientKeyFile, "utf8") };
+  }
+
+  private tlsArgs(): string[] {
+    if (this.tls === null) return [];
+    const args = ["--cert-file", this.tls.certFile, "--key-file", this.tls.keyFile];
+    // etcd 3.4 asks every client for a certificate once it has a trusted CA, so server-only TLS gives none.
+    return this.tls.clientCertAuth ? [...args, "--trusted-ca-file", this.tls.caFile, "--client-cert-auth"] : args;
   }
 
   /** Starts (or restarts) the member on the same ports and data, and waits until healthy. */
@@ -60,6 +89,7 @@ export class EtcdServer {
         "--initial-advertise-peer-urls", peer,
         "--initial-cluster", `test=${peer}`,
         "--log-level", "error",
+        ...this.tlsArgs(),
       ],
       { stdout: "ignore", stderr: Bun.file(path.join(this.dir, "etcd.log")) },
     );
@@ -71,7 +101,8 @@ export class EtcdServer {
     while (Date.now() < deadline) {
       if (this.child?.exitCode !== null) throw new Error(`etcd exited: ${fs.readFileSync(path.join(this.dir, "etcd.log"), "utf8").slice(-2000)}`);
       try {
-        const answer = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+        const tls = this.fetchTls();
+        const answer = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000), ...(tls === undefined ? {} : { tls }) });
         if (answer.ok && ((await answer.json()) as { health?: string }).health === "true") return;
       } catch {
         // not listening yet
@@ -103,8 +134,8 @@ export class EtcdServer {
   }
 }
 
-export async function startEtcd(): Promise<EtcdServer> {
-  const server = new EtcdServer();
+export async function startEtcd(tls: EtcdTlsFiles | null = null): Promise<EtcdServer> {
+  const server = new EtcdServer(tls);
   try {
     await server.start();
   } catch (error) {

@@ -19,6 +19,8 @@ export interface TestPki {
   issueServerCert(name: string): { cert: string; key: string };
   /** Signs a client certificate whose subject is `/CN=<name>` (the principal `User:<name>`), into `<name>.crt` / `<name>.key`. */
   issueClientCert(name: string): { cert: string; key: string };
+  /** A broker's certificate: for 127.0.0.1/localhost, `/CN=<name>`, good as server and as client certificate (replication over mutual TLS). */
+  issueBrokerCert(name: string): { cert: string; key: string };
   cleanup(): void;
 }
 
@@ -40,6 +42,7 @@ function issue(dir: string, name: string, subject: string, extensions: string): 
 
 const SERVER_EXT = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n";
 const CLIENT_EXT = "extendedKeyUsage=clientAuth\n";
+const BROKER_EXT = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n";
 
 export function makeTestPki(): TestPki {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-tls-"));
@@ -55,6 +58,7 @@ export function makeTestPki(): TestPki {
     clientKey: client.key,
     issueServerCert: (name) => issue(dir, name, `/CN=${name}`, SERVER_EXT),
     issueClientCert: (name) => issue(dir, name, `/CN=${name}`, CLIENT_EXT),
+    issueBrokerCert: (name) => issue(dir, name, `/CN=${name}`, BROKER_EXT),
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }
