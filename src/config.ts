@@ -183,11 +183,21 @@ export const configSchema = z
     replicaFetchWaitMs: int(0, 30_000, 500),
     /** How long a `replicated` produce (Kafka acks=-1) waits for the ISR before TIMEOUT. */
     replicatedAckTimeoutMs: int(1, 600_000, 30_000),
+    /** How often the high watermarks are checkpointed (when one changed) to `replication-offset-checkpoint`. */
+    highWatermarkCheckpointIntervalMs: int(100, 3_600_000, 5_000),
     /**
      * Cluster mode (docs/cluster.md): `etcd://host:port[,host:port]/name` joins that cluster,
      * coordinated by etcd; empty = a single node, no etcd.
      */
     cluster: z.string().max(4096).default("").refine((value) => value === "" || isClusterUrl(value), "must be etcd://host:port[,host:port]/name or etcds://... for TLS (name: 1-64 of [a-zA-Z0-9._-])"),
+    /**
+     * Cluster mode: the host this broker registers in etcd, the one other brokers' replica
+     * fetchers and native clients connect to (Kafka's advertised.listeners; a container, NAT, a
+     * proxy); empty = kafkaAdvertisedHost, else the native listener's address.
+     */
+    advertisedHost: z.string().max(255).default(""),
+    /** Cluster mode: the native port registered in etcd; 0 = the port the native listener got. */
+    advertisedPort: int(0, 65_535, 0),
     /** This broker's id in the cluster, unique among live brokers; -1 = unset (required with `cluster`). */
     brokerId: z.int().min(-1).max(BROKER_ID_MAX).default(-1),
     /**

@@ -65,6 +65,8 @@ export interface FetcherCounters {
   bytes: number;
   batches: number;
   truncations: number;
+  /** Logs fitted to the leader's range after OFFSET_OUT_OF_RANGE (restarted at its log start, or cut at its end). */
+  restarts: number;
 }
 
 const keyOf = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -73,7 +75,7 @@ export class ReplicaFetcher {
   private readonly sessions = new Map<number, Session>();
   /** Which session follows each partition. */
   private readonly followed = new Map<string, number>();
-  readonly counters: FetcherCounters = { bytes: 0, batches: 0, truncations: 0 };
+  readonly counters: FetcherCounters = { bytes: 0, batches: 0, truncations: 0, restarts: 0 };
   private stopped = false;
   /** The credentials the fetcher authenticates with (authentication "scram"), else null. */
   private readonly sasl: ClientSasl | null;
@@ -201,6 +203,11 @@ export class ReplicaFetcher {
       position += recordsBytes;
       const entry = sent[index];
       if (entry === undefined || session.entries.get(keyOf(entry.topic, entry.index)) !== entry) return;
+      if (isMap(part.error) && part.error.code === "OFFSET_OUT_OF_RANGE" && isMap(part.error.details)) {
+        errors++;
+        this.outOfRange(entry, part.error.details);
+        return;
+      }
       if (isMap(part.error)) {
         errors++;
         // NOT_LEADER / FENCED_LEADER_EPOCH: the view will say who leads; until then, ask again slowly.
@@ -235,6 +242,33 @@ export class ReplicaFetcher {
     const highWatermark = Number(part.highWatermark);
     if (Number.isSafeInteger(highWatermark) && highWatermark >= 0) partition.setHighWatermark(Math.min(highWatermark, partition.nextOffset));
   }
+  /**
+   * The leader said this log's end is outside its log: below its log start (retention there ran
+   * past this follower, or this is a new replica of a log whose first segments are gone), this
+   * log starts over, empty, at the leader's log start (Kafka's truncateFullyAndStartAt); past
+   * its end (only a log that restarted at an older leader's start can be), this log is cut at the
+   * leader's end, or starts over at the leader's log start when it starts past that end. The
+   * next fetch continues.
+   */
+  private outOfRange(entry: FollowEntry, details: WireMap): void {
+    const { partition } = entry;
+    const leaderStart = Number(details.logStartOffset);
+    const leaderEnd = Number(details.nextOffset);
+    if (!Number.isSafeInteger(leaderStart) || !Number.isSafeInteger(leaderEnd) || leaderStart < 0 || leaderEnd < leaderStart) return;
+    const before = { logStartOffset: partition.logStartOffset, nextOffset: partition.nextOffset };
+    try {
+      if (partition.nextOffset < leaderStart) partition.restartAt(leaderStart);
+      else if (partition.nextOffset > leaderEnd && leaderEnd >= partition.logStartOffset) partition.truncateTo(leaderEnd);
+      else if (partition.nextOffset > leaderEnd) partition.restartAt(leaderStart);
+      else return;
+    } catch (error) {
+      this.deps.logger.warn({ topic: entry.topic, partition: entry.index, err: toRunnelError(error).message }, "follower could not fit its log to the leader's range");
+      return;
+    }
+    this.counters.restarts++;
+    this.deps.logger.warn({ topic: entry.topic, partition: entry.index, before, leaderLogStartOffset: leaderStart, leaderNextOffset: leaderEnd, now: { logStartOffset: partition.logStartOffset, nextOffset: partition.nextOffset } }, "follower log outside the leader's; fitted to it");
+  }
+
   /** Where to cut for the leader's `{epoch, endOffset}` (Kafka's getOffsetTruncationState, one step). */
   private truncationOffset(partition: Partition, epoch: number, leaderEndOffset: number): number {
     if (epoch < 0) return partition.logStartOffset;

@@ -24,9 +24,11 @@ import type { PartitionNotifier } from "../broker/partition-notifier.ts";
 import type { Config } from "../config.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import type { LogManager, Partition, ReadSlice } from "../log/api.ts";
+import { nativeStorage, type Storage } from "../log/storage.ts";
 import type { Logger } from "../logger.ts";
 import type { RequestOf } from "../protocol/messages.ts";
 import type { ClusterEvent, ClusterView, PartitionState } from "./cluster-view.ts";
+import { type CheckpointEntry, encodeHighWatermarks, readHighWatermarks, writeHighWatermarks } from "./high-watermark-checkpoint.ts";
 import { ReplicaFetcher } from "./replica-fetcher.ts";
 
 export interface ReplicationDeps {
@@ -37,6 +39,8 @@ export interface ReplicationDeps {
   /** Wakes consumers' long polls when the high watermark moves (they read below it). */
   notifier: PartitionNotifier;
   now?: () => number;
+  /** Where the high-watermark checkpoint is written (the log's data dir); nativeStorage by default. */
+  storage?: Storage;
 }
 
 interface FollowerProgress {
@@ -90,7 +94,13 @@ export class ReplicaManager {
   readonly brokerId: number;
   private readonly led = new Map<string, LedPartition>();
   /** Partitions whose high watermark is the replicated one (set once when first seen). */
-  private readonly managed = new Set<string>();
+  private readonly managed = new Map<string, { topic: string; index: number; partition: Partition }>();
+  /** Checkpointed high watermarks not yet applied (each is used once, when its partition is first seen). */
+  private readonly checkpointed = new Map<string, CheckpointEntry>();
+  /** The checkpoint text last written (nothing changed: nothing written). */
+  private checkpointWritten = "";
+  private checkpointTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly storage: Storage;
   private readonly fetcher: ReplicaFetcher;
   private readonly now: () => number;
   private unsubscribe: (() => void) | null = null;
@@ -100,16 +110,20 @@ export class ReplicaManager {
   constructor(private readonly deps: ReplicationDeps) {
     this.brokerId = deps.view.brokerId;
     this.now = deps.now ?? Date.now;
+    this.storage = deps.storage ?? nativeStorage;
     this.fetcher = new ReplicaFetcher({ view: deps.view, log: deps.log, config: deps.config, logger: deps.logger });
   }
 
   /** Subscribes to the view and takes up the role of every local partition it names. */
   start(): void {
+    this.loadCheckpoint();
     this.unsubscribe = this.deps.view.subscribe((event) => this.onEvent(event));
     for (const topic of this.deps.log.listTopics()) this.refreshTopic(topic);
     const periodMs = Math.max(25, Math.floor(this.deps.config.replicaLagTimeMaxMs / 4));
     this.isrTimer = setInterval(() => this.shrinkLaggingIsrs(), periodMs);
     this.isrTimer.unref?.();
+    this.checkpointTimer = setInterval(() => this.checkpointHighWatermarks(), this.deps.config.highWatermarkCheckpointIntervalMs);
+    this.checkpointTimer.unref?.();
   }
 
   /**
@@ -130,9 +144,12 @@ export class ReplicaManager {
     this.stopped = true;
     this.unsubscribe?.();
     if (this.isrTimer !== null) clearInterval(this.isrTimer);
+    if (this.checkpointTimer !== null) clearInterval(this.checkpointTimer);
     for (const led of this.led.values()) this.failWaiters(led, new RunnelError("SHUTTING_DOWN", "the broker is stopping"));
     this.led.clear();
     await this.fetcher.stopAll();
+    // The followers' last appends are in: the final high watermarks, for the next start.
+    this.checkpointHighWatermarks();
   }
 
   /** The follower side, for tests and the lead's tools (catch-up progress). */
@@ -168,9 +185,9 @@ export class ReplicaManager {
     }
     const key = keyOf(topic, index);
     if (!this.managed.has(key)) {
-      // Until a leader says otherwise nothing here is known to be replicated.
-      this.managed.add(key);
-      partition.setHighWatermark(partition.logStartOffset);
+      // Until a leader says otherwise only what the checkpoint says is known to be replicated.
+      this.managed.set(key, { topic, index, partition });
+      partition.setHighWatermark(this.firstHighWatermark(key, partition));
     }
     if (state.leader === this.brokerId) this.lead(topic, index, partition, state);
     else this.follow(topic, index, partition, state);
@@ -232,7 +249,39 @@ export class ReplicaManager {
   private forgetTopic(topic: string): void {
     for (const led of [...this.led.values()]) if (led.topic === topic) this.stepDown(led, "topic deleted");
     this.fetcher.unfollowTopic(topic);
-    for (const key of [...this.managed]) if (key.startsWith(`${topic}\u0000`)) this.managed.delete(key);
+    for (const key of [...this.managed.keys()]) if (key.startsWith(`${topic}\u0000`)) this.managed.delete(key);
+    for (const key of [...this.checkpointed.keys()]) if (key.startsWith(`${topic}\u0000`)) this.checkpointed.delete(key);
+  }
+
+  // ---- high-watermark checkpoint (high-watermark-checkpoint.ts) ------------------------
+
+  private loadCheckpoint(): void {
+    const read = readHighWatermarks(this.storage, this.deps.log.dataDir);
+    if (read.problem !== null) this.deps.logger.warn({ problem: read.problem }, "high-watermark checkpoint unusable; high watermarks start at the log start");
+    for (const entry of read.entries) this.checkpointed.set(keyOf(entry.topic, entry.partition), entry);
+  }
+
+  /** The checkpointed high watermark capped at the log end (never below the log start), used once. */
+  private firstHighWatermark(key: string, partition: Partition): number {
+    const entry = this.checkpointed.get(key);
+    this.checkpointed.delete(key);
+    if (entry === undefined) return partition.logStartOffset;
+    return Math.max(partition.logStartOffset, Math.min(entry.highWatermark, partition.nextOffset));
+  }
+
+  /** Writes every partition's high watermark when one changed (entries not yet applied kept while their topic exists). */
+  private checkpointHighWatermarks(): void {
+    const entries: CheckpointEntry[] = [];
+    for (const { topic, index, partition } of this.managed.values()) entries.push({ topic, partition: index, highWatermark: partition.highWatermark });
+    for (const entry of this.checkpointed.values()) if (this.deps.log.hasTopic(entry.topic)) entries.push(entry);
+    const text = encodeHighWatermarks(entries);
+    if (text === this.checkpointWritten) return;
+    try {
+      writeHighWatermarks(this.storage, this.deps.log.dataDir, text);
+      this.checkpointWritten = text;
+    } catch (error) {
+      this.deps.logger.warn({ err: toRunnelError(error).message }, "high-watermark checkpoint not written; will try again");
+    }
   }
 
   // ---- produce -------------------------------------------------------------------------
@@ -407,6 +456,12 @@ export class ReplicaManager {
       if (end.epoch < entry.lastFetchedEpoch || end.endOffset < entry.fetchOffset) {
         return { kind: "diverging", epoch: end.epoch, endOffset: end.endOffset, common: this.common(led) };
       }
+    }
+    if (entry.fetchOffset < partition.logStartOffset || entry.fetchOffset > partition.nextOffset) {
+      // The follower restarts its log at logStartOffset (below it) or cuts it (past the end).
+      throw new RunnelError("OFFSET_OUT_OF_RANGE", `${topic}-${index}: fetch offset ${entry.fetchOffset} is outside the leader's log [${partition.logStartOffset}, ${partition.nextOffset}]`, {
+        details: { logStartOffset: partition.logStartOffset, nextOffset: partition.nextOffset },
+      });
     }
     this.noteFollowerFetch(led, brokerId, progress, entry.fetchOffset);
     const slice = maxBytes > 0 ? partition.read(entry.fetchOffset, Math.min(maxBytes, this.deps.config.replicaFetchBytesMax)) : null;

@@ -113,6 +113,8 @@ export interface Partition {
   appendAsFollower(batch: Uint8Array): AppendResult;
   /** Cuts the log before the batch holding `offset` (crash-safe); returns the new next offset. */
   truncateTo(offset: number): number;
+  /** Empties the log and starts it over at `offset` (past its end or below its start), its new log start (crash-safe). */
+  restartAt(offset: number): void;
 }
 
 export interface TopicDescription {

@@ -123,6 +123,13 @@ export class LeaderEpochCache {
     if (this.entries.length !== before && this.persisted) this.write();
   }
 
+  /** The log was emptied (Partition.restartAt): no history, and no file until the next epoch. */
+  reset(): void {
+    this.entries = [];
+    this.persisted = false;
+    this.storage.unlink(`${this.directory}/${LEADER_EPOCH_FILE}`);
+  }
+
   /**
    * Kafka's OffsetForLeaderEpoch (LeaderEpochFileCache.endOffsetFor): for the latest epoch, the
    * log end; for an older one, the start of the first epoch after it, paired with the largest

@@ -434,6 +434,28 @@ export class PartitionDurability {
     }
   }
 
+  /**
+   * After Partition.restartAt: the log is one empty segment at `base`. A background checkpoint
+   * under way names the old log, so it is dropped; the producer snapshot (of the old log) goes;
+   * the recovery point moves to the new segment's start.
+   */
+  afterRestart(base: number): void {
+    this.storage.unlink(`${this.directory}/${PRODUCER_STATE_FILE}`);
+    this.snapshotOffset = -1;
+    this.producers.dirty = false;
+    this.unflushedMessages = 0;
+    this.moveRecoveryPoint(base);
+    this.syncFloorBase = base;
+  }
+
+  /** The recovery point at the start of segment `base` (an empty one); a checkpoint under way is dropped. */
+  moveRecoveryPoint(base: number): void {
+    this.truncations++;
+    const point = { offset: base, segment: base, position: 0 };
+    writeRecoveryPoint(this.storage, this.directory, point);
+    this.recoveryPoint = point;
+  }
+
   /** The snapshot's offset, for rebuilding the producer table after a truncation. */
   get producerSnapshotOffset(): number {
     return this.snapshotOffset;

@@ -312,6 +312,44 @@ export class LogPartition implements Partition {
     return this.nextOffset;
   }
 
+  /**
+   * Kafka's truncateFullyAndStartAt, for a follower whose log ends below the leader's log start
+   * (retention there ran past it, or a new replica joins a log whose first segments are gone):
+   * every segment goes and the log starts over, empty, at `offset`, which becomes its log start:
+   * past its end, or below its start (a log restarted at an older leader's start, now past a
+   * leader's end), never inside it (that is truncateTo). Crash-safe by order: the new empty
+   * segment first, the epoch history removed (a crash now rebuilds it from the old batches'
+   * headers), the old segments deleted oldest first, then the producer table, its snapshot and
+   * the recovery point (below the start: the recovery point first, naming the new segment). A
+   * crash in between leaves segments with a gap between the old ones and the new one, which
+   * recovery cuts off after the first of them: past the end, the old log's newest part (as
+   * retention would leave it); below the start, the new empty log.
+   */
+  restartAt(offset: number): void {
+    this.health.checkUsable();
+    if (!Number.isSafeInteger(offset) || offset < 0 || (offset <= this.nextOffset && offset >= this.logStartOffset)) {
+      throw new RunnelError("INVALID_REQUEST", `${this.topic}-${this.index}: a log can start over only past its end ${this.nextOffset} or below its start ${this.logStartOffset}, not at ${offset}`);
+    }
+    const from = { logStartOffset: this.logStartOffset, nextOffset: this.nextOffset };
+    try {
+      // Below the start, the new segment comes first in the directory: recovery would trust it
+      // (before the recovery point) as reaching the next one, unless the point names it already.
+      if (offset < from.logStartOffset) this.durability.moveRecoveryPoint(offset);
+      const fresh = Segment.create(this.context, this.directory, offset);
+      fresh.rollBaseMs = -1;
+      this.segments.push(fresh);
+      this.epochs.reset();
+      while (this.segments.length > 1) this.segments.shift()!.delete();
+      this.producers.clear();
+      this.durability.afterRestart(offset);
+    } catch (error) {
+      throw this.health.storageFailure(error, "restart at the leader's log start");
+    }
+    this.leaderEpochNow = 0;
+    if (this.replicatedHighWatermark >= 0) this.replicatedHighWatermark = Math.max(this.replicatedHighWatermark, offset);
+    this.logger.warn({ topic: this.topic, partition: this.index, ...from, restartedAt: offset }, "log emptied and restarted at the leader's log start");
+  }
+
   /** The producer table for the shorter log: from the snapshot when it is not past the cut, else from the headers. */
   private rebuildProducersAfterTruncation(): void {
     this.producers.clear();
@@ -456,7 +494,7 @@ export class LogPartition implements Partition {
 
   // ---- retention -----------------------------------------------------------------------
 
-  /** Deletes whole closed segments past retention.ms or retention.bytes; returns how many. */
+  /** Deletes whole closed segments past retention.ms or retention.bytes, below the high watermark; returns how many. */
   applyRetention(nowMs: number): number {
     if (this.health.stopped) return 0;
     const retentionMs = this.config["retention.ms"];
@@ -465,6 +503,9 @@ export class LogPartition implements Partition {
     let deleted = 0;
     while (this.segments.length > 1) {
       const oldest = this.segments[0]!;
+      // Kafka's rule: nothing at or past the high watermark goes (in a cluster a follower may still
+      // need it, and it is not committed yet); on a single node that is the log end.
+      if (oldest.nextOffset > this.highWatermark) break;
       const expired = retentionMs >= 0 && nowMs - oldest.maxTimestamp > retentionMs;
       const oversize = retentionBytes >= 0 && totalBytes - oldest.sizeBytes >= retentionBytes;
       if (!expired && !oversize) break;

@@ -281,7 +281,7 @@ class RunningBroker implements Broker {
     const view = await EtcdClusterView.start({
       endpoints: address.endpoints,
       cluster: address.cluster,
-      self: { brokerId: this.config.brokerId, host: this.config.kafkaAdvertisedHost || this.host, port: this.port, kafkaPort },
+      self: { brokerId: this.config.brokerId, host: this.config.advertisedHost || this.config.kafkaAdvertisedHost || this.host, port: this.config.advertisedPort || this.port, kafkaPort },
       leaseTtlMs: this.config.clusterLeaseTtlMs,
       fenceMarginMs: this.config.clusterFenceMarginMs,
       access: etcdAccessOf(this.config, address.endpoints[0]?.startsWith("https:") === true),

@@ -128,6 +128,17 @@ describe.skipIf(!HAVE_ETCD)("brokers in cluster mode", () => {
     }
   }, 30_000);
 
+  test("a broker registers its advertised host and port, which the others' metadata lists, instead of where it listens", async () => {
+    await using one = await clusterBroker("advertised", 1);
+    await using two = await startTestBroker({ ...clusterOptions("advertised", 2), advertisedHost: "broker-2.example", advertisedPort: 19600 });
+    await until(() => one.broker.context.cluster?.brokers().length === 2);
+    const registered = one.broker.context.cluster?.brokers().find((broker) => broker.brokerId === 2);
+    expect(registered).toMatchObject({ host: "broker-2.example", port: 19600 });
+    expect(two.port).not.toBe(19600);
+    const answer = (await metadata(one.port)) as unknown as { brokers: Array<{ brokerId: number; host: string; port: number }> };
+    expect(answer.brokers.find((broker) => broker.brokerId === 2)).toMatchObject({ host: "broker-2.example", port: 19600 });
+  });
+
   test("a broker id already live in the cluster refuses to start, saying which id", async () => {
     await using first = await clusterBroker("ids", 4);
     expect(first.broker.context.cluster?.brokerId).toBe(4);

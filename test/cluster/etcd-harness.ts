@@ -3,10 +3,12 @@
  * A real etcd (Debian's etcd-server, /usr/bin/etcd) for the cluster tests: one member on free
  * 127.0.0.1 ports in a temp dir, waited for until healthy, that a test can stop, restart (same
  * data, same ports) or kill -9. Plus a tiny TCP proxy that can cut one link (bytes in both
- * directions are dropped, as on a partitioned network) and heal it.
+ * directions are dropped, as on a partitioned network) and heal it; in front of a broker, it can
+ * cut one peer's links only (tagged by the client id of their `hello`).
  *
  * `ETCD_BINARY` is null when etcd is missing: tests skip loudly outside CI and fail in CI.
  */
+import { decode } from "@msgpack/msgpack";
 import type { Socket, TCPSocketListener } from "bun";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -152,6 +154,30 @@ interface ProxyLink {
   toClient: Uint8Array[];
   /** Cut links drop every byte; healing closes them (their streams have holes). */
   cut: boolean;
+  /** With `tagLinks`: the client id the link's first frame (`hello`) named, once it came. */
+  tag: string | null;
+  /** The client's first bytes, until they hold its first frame. */
+  firstBytes: Uint8Array;
+}
+
+/** Largest first frame read for its tag (a `hello` is a few dozen bytes). */
+const HELLO_BYTES_MAX = 4096;
+
+/**
+ * The `clientId` of a native `hello` frame (u32 big-endian length, one msgpack map) at the start
+ * of `bytes`: undefined while the frame is incomplete, "" when it is not one.
+ */
+export function helloClientId(bytes: Uint8Array): string | undefined {
+  if (bytes.length < 4) return undefined;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
+  if (length > HELLO_BYTES_MAX) return "";
+  if (bytes.length < 4 + length) return undefined;
+  try {
+    const frame = decode(bytes.subarray(4, 4 + length)) as { clientId?: unknown };
+    return typeof frame.clientId === "string" ? frame.clientId : "";
+  } catch {
+    return "";
+  }
 }
 
 /**
@@ -163,9 +189,16 @@ interface ProxyLink {
 export class TcpProxy {
   private readonly links = new Set<ProxyLink>();
   private cutNow = false;
+  /** Client ids (tags) whose links are cut, with `tagLinks`. */
+  private readonly cutTags = new Set<string>();
   private readonly listener: TCPSocketListener<ProxyLink>;
 
-  constructor(private readonly targetPort: number) {
+  /**
+   * `tagLinks`: each link is tagged with the client id of its first frame (a native `hello`; the
+   * replica fetcher says `replica-<brokerId>`), held back until that frame is whole, so
+   * cutTag() can cut one peer's links and leave the others.
+   */
+  constructor(private targetPort: number, private readonly options: { tagLinks?: boolean } = {}) {
     this.listener = Bun.listen<ProxyLink>({
       hostname: "127.0.0.1",
       port: 0,
@@ -175,6 +208,7 @@ export class TcpProxy {
           const link = client.data;
           if (link.cut) return;
           link.toUpstream.push(new Uint8Array(bytes));
+          if (!this.tagged(link, bytes)) return;
           if (link.upstream !== null) flush(link.upstream, link.toUpstream);
         },
         drain: (client) => flush(client, client.data.toClient),
@@ -193,7 +227,7 @@ export class TcpProxy {
   }
 
   private open(client: Socket<ProxyLink>): void {
-    const link: ProxyLink = { client, upstream: null, toUpstream: [], toClient: [], cut: this.cutNow };
+    const link: ProxyLink = { client, upstream: null, toUpstream: [], toClient: [], cut: this.cutNow, tag: this.options.tagLinks === true ? null : "", firstBytes: new Uint8Array(0) };
     client.data = link;
     this.links.add(link);
     if (link.cut) return;
@@ -203,14 +237,16 @@ export class TcpProxy {
       socket: {
         open: (upstream) => {
           link.upstream = upstream;
-          flush(upstream, link.toUpstream);
+          if (link.tag !== null) flush(upstream, link.toUpstream);
         },
         data: (_upstream, bytes) => {
           if (link.cut) return;
           link.toClient.push(new Uint8Array(bytes));
           flush(link.client, link.toClient);
         },
-        drain: (upstream) => flush(upstream, link.toUpstream),
+        drain: (upstream) => {
+          if (link.tag !== null) flush(upstream, link.toUpstream);
+        },
         close: () => this.close(link),
         error: () => this.close(link),
       },
@@ -223,13 +259,42 @@ export class TcpProxy {
     link.upstream?.end();
   }
 
+  /** True once the link's tag is known (at once without `tagLinks`); a link whose tag is cut is cut then. */
+  private tagged(link: ProxyLink, bytes: Uint8Array): boolean {
+    if (link.tag !== null) return true;
+    const joined = new Uint8Array(link.firstBytes.length + bytes.length);
+    joined.set(link.firstBytes);
+    joined.set(bytes, link.firstBytes.length);
+    const tag = helloClientId(joined);
+    if (tag === undefined) {
+      link.firstBytes = joined;
+      return false;
+    }
+    link.tag = tag;
+    link.firstBytes = new Uint8Array(0);
+    if (this.cutTags.has(tag)) link.cut = true;
+    return !link.cut;
+  }
+
+  /** Where new links go from now on (a restarted target listens on a new port). */
+  retarget(targetPort: number): void {
+    this.targetPort = targetPort;
+  }
+
   cut(): void {
     this.cutNow = true;
     for (const link of this.links) link.cut = true;
   }
 
+  /** Cuts the links (open and new) whose first frame names client id `tag` (needs `tagLinks`). */
+  cutTag(tag: string): void {
+    this.cutTags.add(tag);
+    for (const link of this.links) if (link.tag === tag) link.cut = true;
+  }
+
   heal(): void {
     this.cutNow = false;
+    this.cutTags.clear();
     for (const link of [...this.links]) if (link.cut) this.close(link);
   }
 

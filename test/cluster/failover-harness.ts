@@ -31,7 +31,20 @@ interface Node {
   readonly dataDir: string;
   /** The broker's own link to etcd (cut it to isolate the broker from etcd only). */
   readonly etcdLink: TcpProxy;
+  /**
+   * With `brokerLinks`: the proxy in front of the broker's native port, the address it
+   * advertises (`--advertised-port`), so other brokers' fetchers and the tests' clients all pass
+   * through it; its links are tagged by client id, so one peer's can be cut (null without).
+   */
+  readonly link: TcpProxy | null;
   process: BrokerProcess | null;
+}
+
+export interface ClusterOptions {
+  /** A cuttable proxy in front of each broker (network cuts between brokers, and to clients). */
+  brokerLinks?: boolean;
+  /** More `runnel serve` flags for every broker. */
+  args?: readonly string[];
 }
 
 export interface PartitionMeta {
@@ -59,12 +72,19 @@ export class ProcessCluster implements AsyncDisposable {
   private readonly connections = new Map<number, Connection>();
 
   /** `lease: "defaults"` runs the brokers with the default clusterLeaseTtlMs / clusterFenceMarginMs (the figures). */
-  private constructor(readonly etcd: EtcdServer, readonly name: string, private readonly lease: "short" | "defaults") {}
+  private constructor(
+    readonly etcd: EtcdServer,
+    readonly name: string,
+    private readonly lease: "short" | "defaults",
+    private readonly options: ClusterOptions,
+  ) {}
 
-  static async start(name: string, size = 3, lease: "short" | "defaults" = "short"): Promise<ProcessCluster> {
-    const cluster = new ProcessCluster(await startEtcd(), name, lease);
+  static async start(name: string, size = 3, lease: "short" | "defaults" = "short", options: ClusterOptions = {}): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(await startEtcd(), name, lease, options);
     for (let brokerId = 1; brokerId <= size; brokerId++) {
-      cluster.nodes.push({ brokerId, dataDir: tempDir(`runnel-fault-${brokerId}-`), etcdLink: new TcpProxy(cluster.etcd.clientPort), process: null });
+      // The link's target is the broker's port, known once it listens (startBroker).
+      const link = options.brokerLinks === true ? new TcpProxy(0, { tagLinks: true }) : null;
+      cluster.nodes.push({ brokerId, dataDir: tempDir(`runnel-fault-${brokerId}-`), etcdLink: new TcpProxy(cluster.etcd.clientPort), link, process: null });
     }
     try {
       await Promise.all(cluster.nodes.map((node) => cluster.startBroker(node.brokerId)));
@@ -87,12 +107,14 @@ export class ProcessCluster implements AsyncDisposable {
     const node = this.node(brokerId);
     const url = `etcd://127.0.0.1:${node.etcdLink.port}/${this.name}`;
     const lease = this.lease === "short" ? ["--cluster-lease-ttl-ms", String(FAULT_LEASE_TTL_MS), "--cluster-fence-margin-ms", String(FAULT_FENCE_MARGIN_MS)] : [];
-    const args = ["--cluster", url, "--broker-id", String(brokerId), ...lease];
+    const advertised = node.link === null ? [] : ["--advertised-port", String(node.link.port)];
+    const args = ["--cluster", url, "--broker-id", String(brokerId), ...lease, ...advertised, ...(this.options.args ?? [])];
     // A restarted broker's id may still be on its old lease for up to a TTL: retry a bounded time.
     const deadline = Date.now() + 15_000;
     for (;;) {
       try {
         node.process = await spawnBroker(node.dataDir, 0, args);
+        node.link?.retarget(node.process.port);
         break;
       } catch (error) {
         if (Date.now() > deadline || !String(error).includes("BROKER_ID_IN_USE")) throw error;
@@ -118,9 +140,40 @@ export class ProcessCluster implements AsyncDisposable {
     if (existing !== undefined) return existing;
     const process = this.node(brokerId).process;
     if (process === null) throw new Error(`broker ${brokerId} is down`);
-    const connection = new Connection({ broker: `127.0.0.1:${process.port}`, requestTimeoutMs: 5000, connectTimeoutMs: 1000 });
+    const port = this.node(brokerId).link?.port ?? process.port;
+    const connection = new Connection({ broker: `127.0.0.1:${port}`, requestTimeoutMs: 5000, connectTimeoutMs: 1000 });
     this.connections.set(brokerId, connection);
     return connection;
+  }
+
+  /** A new connection to the broker's own port, past its link (the caller aborts it). */
+  directConnection(brokerId: number): Connection {
+    const process = this.node(brokerId).process;
+    if (process === null) throw new Error(`broker ${brokerId} is down`);
+    return new Connection({ broker: `127.0.0.1:${process.port}`, requestTimeoutMs: 5000, connectTimeoutMs: 1000 });
+  }
+
+  private linkOf(brokerId: number): TcpProxy {
+    const link = this.node(brokerId).link;
+    if (link === null) throw new Error("start the cluster with brokerLinks to cut links between brokers");
+    return link;
+  }
+
+  /** Cuts `brokerId` off from every other broker and every client; its etcd link stays. */
+  isolate(brokerId: number): void {
+    this.linkOf(brokerId).cut();
+    for (const node of this.nodes) if (node.brokerId !== brokerId) this.linkOf(node.brokerId).cutTag(`replica-${brokerId}`);
+  }
+
+  /** Cuts the links between two brokers (each one's fetches from the other), nothing else. */
+  cutBetween(a: number, b: number): void {
+    this.linkOf(a).cutTag(`replica-${b}`);
+    this.linkOf(b).cutTag(`replica-${a}`);
+  }
+
+  /** Heals every cut between brokers and to clients. */
+  healLinks(): void {
+    for (const node of this.nodes) node.link?.heal();
   }
 
   /** Brokers whose process runs (not necessarily reachable: one may be stopped). */
@@ -206,6 +259,7 @@ export class ProcessCluster implements AsyncDisposable {
         await node.process.kill();
       }
       node.etcdLink[Symbol.dispose]();
+      node.link?.[Symbol.dispose]();
       fs.rmSync(node.dataDir, { recursive: true, force: true });
     }
     await this.etcd[Symbol.asyncDispose]();

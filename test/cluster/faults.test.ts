@@ -10,7 +10,8 @@
  * - the leader cut off from etcd but not from clients (a TCP proxy on its etcd link): it stops
  *   acknowledging within the lease, another leads; healed, it rejoins as a follower;
  * - etcd restarted mid-run: produce goes on afterwards and nothing is lost;
- * - a follower killed and restarted (its high watermark, kept in memory, starts over), and the
+ * - a follower killed and restarted (its high watermark back from its last periodic checkpoint,
+ *   possibly stale), and the
  *   leader killed as soon as that follower is back in the ISR: the KIP-101 schedule, where a
  *   follower that truncated to its stale high watermark would lose acknowledged records;
  * - the controller paused past its lease, then resumed: another broker controls meanwhile, and

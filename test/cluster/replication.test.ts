@@ -126,10 +126,11 @@ describe("Replication", () => {
     const second = cluster.connect(2);
     for (let i = 0; i < 2; i++) expect((await produce(second, "t", 0, batchOf(`new${i}`, 2), "replicated")).baseOffset).toBe(9 + 2 * i);
     expect(batchEpochs(cluster.log(2, "t", 0))).toEqual([1, 1, 1, 2, 2]);
-    // Broker 1 comes back as a follower: its high watermark (memory only) starts at its log start,
-    // yet it keeps the 9 committed offsets and drops exactly its own epoch-1 tail.
+    // Broker 1 comes back as a follower: its high watermark starts at the checkpointed 9, not at
+    // its log end 15; and its truncation follows the epochs, not that number: it keeps the 9
+    // committed offsets and drops exactly its own epoch-1 tail.
     await cluster.startNode(1);
-    expect(cluster.log(1, "t", 0).highWatermark).toBe(0);
+    expect(cluster.log(1, "t", 0).highWatermark).toBe(9);
     await eventually(() => cluster.log(1, "t", 0).nextOffset === 13 && cluster.broker(1).context.replication!.follower.counters.truncations > 0, "broker 1 to converge");
     expect(logBytes(cluster.log(1, "t", 0))).toEqual(logBytes(cluster.log(2, "t", 0)));
     expect(cluster.log(1, "t", 0).endOffsetForEpoch(1)).toEqual({ epoch: 1, endOffset: 9 });

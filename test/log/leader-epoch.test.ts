@@ -272,6 +272,126 @@ describe("Partition: truncateTo", () => {
   });
 });
 
+describe("Partition: restartAt", () => {
+  /** A log of 12 batches of two records over several 4 KiB segments, epochs 0 then 1, flushed. */
+  async function filledLog(dataDir: string, storage: Storage = nativeStorage) {
+    const manager = await openLogManager({ dataDir, storage, topicDefaults: { "segment.bytes": 4096 } });
+    manager.createTopic("t", { partitions: 1 });
+    const partition = manager.partition("t", 0);
+    for (let i = 0; i < 12; i++) {
+      if (i === 6) partition.becomeLeader(1);
+      partition.append(makeBatch(`m${i}`, 2, 1000 + i, 900));
+    }
+    partition.flush();
+    return { manager, partition };
+  }
+
+  test("empties the log and starts it over at the leader's log start, which survives a restart", async () => {
+    const dataDir = newTempDir("restart");
+    let { manager, partition } = await filledLog(dataDir);
+    expect(partition.nextOffset).toBe(24);
+    partition.restartAt(100);
+    expect(partition.logStartOffset).toBe(100);
+    expect(partition.nextOffset).toBe(100);
+    expect(partition.latestLogEpoch).toBe(-1);
+    expect(manager.describeTopic("t").partitions[0]!.segmentCount).toBe(1);
+    expect(() => partition.read(50, 1024)).toThrow("outside");
+    // The leader's batches go on from there, as they are.
+    const leader = (await filledLog(newTempDir("restart-leader"))).partition;
+    leader.truncateTo(0);
+    leader.restartAt(100);
+    leader.becomeLeader(3);
+    leader.append(makeBatch("n0", 2, 5000, 900));
+    for (const batch of stampedBatches(leader)) partition.appendAsFollower(batch);
+    expect(partition.nextOffset).toBe(102);
+    await manager.close();
+    manager = await openLogManager({ dataDir });
+    partition = manager.partition("t", 0);
+    expect(manager.recovery.truncations).toEqual([]);
+    expect(partition.logStartOffset).toBe(100);
+    expect(partition.nextOffset).toBe(102);
+    expect(readAllValues(partition)).toHaveLength(2);
+    expect(partition.endOffsetForEpoch(3)).toEqual({ epoch: 3, endOffset: 102 });
+    expect(partition.epochHistory()).toEqual([{ epoch: 3, startOffset: 100 }]);
+    await manager.close();
+  });
+
+  test("refuses to start over inside its log (that is truncateTo)", async () => {
+    const { manager, partition } = await filledLog(newTempDir("restart"));
+    expect(() => partition.restartAt(24)).toThrow(RunnelError);
+    expect(() => partition.restartAt(3)).toThrow("only past its end");
+    expect(() => partition.restartAt(0)).toThrow(RunnelError);
+    expect(partition.nextOffset).toBe(24);
+    await manager.close();
+  });
+
+  test("starts over below its log start too (a log restarted at an older leader's start), also across a crash at any step", async () => {
+    const outcomes = new Set<string>();
+    for (const failAt of [1, 2, 3, 5, 60]) {
+      const dataDir = newTempDir("restart-below");
+      const storage = failingStorage();
+      let { manager, partition } = await filledLog(dataDir, storage);
+      partition.restartAt(100);
+      const leader = (await filledLog(newTempDir("restart-below-leader"))).partition;
+      leader.truncateTo(0);
+      leader.restartAt(100);
+      leader.append(makeBatch("n0", 2, 5000, 900));
+      for (const batch of stampedBatches(leader)) partition.appendAsFollower(batch);
+      storage.failAfter = failAt;
+      try {
+        partition.restartAt(50);
+      } catch {
+        // the crash
+      }
+      storage.failAfter = -1;
+      await manager.close().catch(() => undefined);
+      manager = await openLogManager({ dataDir });
+      partition = manager.partition("t", 0);
+      const range = [partition.logStartOffset, partition.nextOffset];
+      outcomes.add(range[0] === 50 ? "new" : "old");
+      // The old log whole, or the new one empty: a gap after an empty segment at 50 is cut off.
+      expect([[100, 102], [50, 50]]).toContainEqual(range);
+      expect(readAllValues(partition)).toHaveLength(range[0] === 100 ? 2 : 0);
+      await manager.close();
+    }
+    expect([...outcomes].sort()).toEqual(["new", "old"]);
+  });
+
+  test("a crash at any step reopens to the old log or a suffix of it (as retention leaves it), or the new empty log", async () => {
+    const outcomes = new Set<string>();
+    // Early and mid-way crashes, and one past the last mutating call (the restart completes).
+    for (const failAt of [1, 2, 3, 4, 6, 9, 13, 17, 21, 60]) {
+      const dataDir = newTempDir("restart-crash");
+      const storage = failingStorage();
+      let { manager, partition } = await filledLog(dataDir, storage);
+      const before = readAllValues(partition);
+      storage.failAfter = failAt;
+      try {
+        partition.restartAt(100);
+      } catch {
+        // the crash
+      }
+      storage.failAfter = -1;
+      await manager.close().catch(() => undefined);
+      manager = await openLogManager({ dataDir });
+      partition = manager.partition("t", 0);
+      const after = readAllValues(partition);
+      outcomes.add(after.length === 0 ? "new" : after.length === before.length ? "old" : "suffix");
+      if (after.length === 0) {
+        expect(partition.logStartOffset).toBe(100);
+        expect(partition.nextOffset).toBe(100);
+      } else {
+        expect(after).toEqual(before.slice(before.length - after.length));
+        expect(partition.nextOffset).toBe(24);
+        expect(partition.endOffsetForEpoch(partition.latestLogEpoch).endOffset).toBe(24);
+        expect(partition.latestLogEpoch).toBe(1);
+      }
+      await manager.close();
+    }
+    expect([...outcomes].sort()).toEqual(["new", "old", "suffix"]);
+  });
+});
+
 /** Storage whose `failAfter`-th mutating call from now on throws EIO instead of running (a crash there). */
 function failingStorage(): Storage & { failAfter: number } {
   const storage = { ...nativeStorage, failAfter: -1 };

@@ -46,6 +46,19 @@ describe("Retention", () => {
     await manager.close();
   });
 
+  test("never deletes a segment holding records at or past the high watermark (replication sets it)", async () => {
+    const { manager, partition } = await filledPartition({ "retention.bytes": 4096, "retention.ms": -1 }, 40);
+    partition.setHighWatermark(7);
+    manager.runRetention();
+    // Only segments wholly below offset 7 may go: offset 7 is still readable.
+    expect(partition.logStartOffset).toBeLessThanOrEqual(7);
+    expect(partition.info().segmentCount).toBeGreaterThan(2);
+    partition.setHighWatermark(null);
+    manager.runRetention();
+    expect(partition.logStartOffset).toBeGreaterThan(7);
+    await manager.close();
+  });
+
   test("by size: oldest segments go while the partition stays at or above retention.bytes", async () => {
     const { manager, partition } = await filledPartition({ "retention.bytes": 10_000, "retention.ms": -1 }, 60);
     manager.runRetention();
