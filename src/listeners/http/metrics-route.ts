@@ -123,6 +123,8 @@ function writePartitionFamilies(out: Exposition, context: BrokerContext): void {
     }
   }
   updateMessagesPerByte(context, descriptions);
+  out.family("runnel_log_index_memory_bytes", "gauge", "Heap bytes of segment indexes: the active segments' entries, sealed segments' block heads.");
+  out.sample("runnel_log_index_memory_bytes", {}, context.log.indexMemoryBytes);
 }
 
 /** Gives the messages-out estimate a ratio for topics no produce has touched since start. */
