@@ -10,11 +10,13 @@
  *
  *   bun bench/memory.ts [GB=2] [message bytes=100] [batch bytes=1048576] [-- extra `runnel serve` flags]
  *   bun bench/memory.ts 1 100 4096   small batches: one index entry per batch, the most there can be
+ *   bun bench/memory.ts 2 --smol     the broker under `bun --smol` (a smaller, more often collected heap)
  *   bun bench/memory.ts 0.2          the same run at a tenth: RSS must not grow with the log
  */
 import fs from "node:fs";
 import path from "node:path";
 import { type EmbeddedBroker, startEmbeddedBroker } from "../src/bench/embedded-broker.ts";
+import { Admin } from "../src/client/admin.ts";
 import { ensureTopic, Meter, runConsume, runProduce, type WorkloadOptions } from "../src/bench/workloads.ts";
 import { MiB } from "../src/limits.ts";
 
@@ -115,13 +117,26 @@ function indexFileBytes(dataDir: string): number {
   return total;
 }
 
+async function brokerStats(address: string): Promise<Record<string, number | string>> {
+  const admin = new Admin({ broker: address, clientId: "bench-memory" });
+  try {
+    return await admin.stats();
+  } finally {
+    await admin.connection.close();
+  }
+}
+
 function row(label: string, values: (number | string)[]): string {
   return `${label.padEnd(36)}${values.map((value) => (typeof value === "number" ? (value / MB).toFixed(1) : value).padStart(12)).join("")}\n`;
 }
 
 async function main(): Promise<void> {
   const separator = process.argv.indexOf("--");
-  const args = separator < 0 ? process.argv.slice(2) : process.argv.slice(2, separator);
+  const given = separator < 0 ? process.argv.slice(2) : process.argv.slice(2, separator);
+  // --smol: the broker child runs under `bun --smol` (BUN_OPTIONS reaches the child, not this process).
+  const smol = given.includes("--smol");
+  if (smol) process.env.BUN_OPTIONS = `${process.env.BUN_OPTIONS ?? ""} --smol`.trim();
+  const args = given.filter((arg) => arg !== "--smol");
   const serveArgs = separator < 0 ? [] : process.argv.slice(separator + 1);
   const gigabytes = Number(args[0] ?? 2);
   const sizeBytes = Number(args[1] ?? 100);
@@ -147,12 +162,14 @@ async function main(): Promise<void> {
     await Bun.sleep(SETTLE_MS);
     const end = await sample(broker);
     const usage = broker.usage();
-    const out: string[] = [`broker memory, ${gigabytes} GB produced (${messages.toLocaleString("en-US")} x ${sizeBytes} B, 2 producers, ${batchBytes} B batches) and consumed${serveArgs.length > 0 ? `; serve ${serveArgs.join(" ")}` : ""}\n`];
+    const stats = await brokerStats(broker.address);
+    const out: string[] = [`broker memory, ${gigabytes} GB produced (${messages.toLocaleString("en-US")} x ${sizeBytes} B, 2 producers, ${batchBytes} B batches) and consumed${smol ? "; broker under bun --smol" : ""}${serveArgs.length > 0 ? `; serve ${serveArgs.join(" ")}` : ""}\n`];
     out.push(row("MB", ["idle", ...phases.map((phase) => `${phase.name} peak`), "end"]));
     for (const field of FIELDS) out.push(row(LABELS[field], [idle?.[field] ?? 0, ...phases.map((phase) => phase.sampler.peak?.[field] ?? 0), end?.[field] ?? 0]));
     out.push(row("throughput MB/s", ["", ...phases.map((phase) => phase.mbPerSecond.toFixed(1)), ""]));
     out.push(row("VmHWM (peak RSS, whole run)", ["", "", "", usage?.peakRssBytes ?? 0]));
     out.push(row("index files on disk", ["", "", "", indexFileBytes(broker.dataDir)]));
+    out.push(`collections the memory budget ran: ${stats.memoryCollections}, longest ${stats.memoryCollectionMsMax} ms; broker CPU ${usage?.cpuSeconds.toFixed(1) ?? "?"} s\n`);
     process.stdout.write(out.join(""));
   } finally {
     await broker.stop();
