@@ -8,7 +8,9 @@
  * `.timeindex`). Memory keeps only each block's first entry — 1/256 of the index — so a lookup is
  * a binary search over those, then one pread of the block that holds the answer and a binary
  * search inside it. The first entry read back must match the one remembered (a paired check: a
- * file changed under us is a STORAGE_ERROR, never a wrong position).
+ * file changed under us is a STORAGE_ERROR, never a wrong position). The last BLOCKS_CACHED blocks
+ * read, broker-wide, are kept (at most 192 KiB): a consumer reading a segment in order finds its
+ * next position in the block its previous fetch read, so most fetches make no index syscall.
  *
  * Built from the in-memory index when a segment is sealed (no read), or, after a restart, by one
  * pass over the file that also validates it (the checks of OffsetIndex.fromBytes: entry size,
@@ -21,12 +23,34 @@ import type { Storage } from "./storage.ts";
 
 /** Entries per block: one lookup reads one block. */
 export const BLOCK_ENTRIES = 256;
+/** Blocks kept after their read, broker-wide, least recently used out first. */
+export const BLOCKS_CACHED = 64;
 /** Validation pass chunk: a multiple of both entry sizes (8 and 12) and of their blocks. */
 const PASS_CHUNK_BYTES = 48 * 1024;
 
-/** One scratch buffer for block reads and validation passes: lookups are synchronous, so they never overlap. */
+/** One scratch buffer for validation passes: they are synchronous, so they never overlap. */
 const scratch = new Uint8Array(PASS_CHUNK_BYTES);
 const scratchView = new DataView(scratch.buffer);
+
+/** A block read from a sealed index file, kept in `blockCache`. */
+interface CachedBlock {
+  block: number;
+  entries: number;
+  view: DataView;
+}
+
+/** The recently read blocks, by `blockKey`; Map order is recency. */
+const blockCache = new Map<number, CachedBlock>();
+/** Blocks per file are < 2^24 (u32 entries / 256), so `owner * 2^24 + block` is a safe integer key. */
+const BLOCK_KEY_STRIDE = 2 ** 24;
+let nextOwnerId = 0;
+
+function blockKey(ownerId: number, block: number): number {
+  return ownerId * BLOCK_KEY_STRIDE + block;
+}
+
+/** Reads of index blocks that went to the file (for tests and the bench). */
+export const blockReads = { fromFile: 0, fromCache: 0 };
 
 /** The lookups a segment needs from its offset index, in memory or sealed. */
 export interface OffsetLookup {
@@ -59,19 +83,36 @@ function lastBlockWhere(blocks: number, holds: (block: number) => boolean): numb
   return found;
 }
 
-/** Reads block `block` of a file of `count` entries into the scratch buffer; returns its entry count. */
-function readBlock(storage: Storage, path: string, block: number, count: number, entryBytes: number): number {
+/** Block `block` of `owner`'s file of `count` entries: from the cache, else read (and cached). */
+function blockOf(ownerId: number, storage: Storage, path: string, block: number, count: number, entryBytes: number): CachedBlock {
+  const key = blockKey(ownerId, block);
+  const cached = blockCache.get(key);
+  if (cached !== undefined) {
+    blockCache.delete(key);
+    blockCache.set(key, cached);
+    blockReads.fromCache++;
+    return cached;
+  }
   const entries = Math.min(BLOCK_ENTRIES, count - block * BLOCK_ENTRIES);
-  const bytes = entries * entryBytes;
+  const bytes = new Uint8Array(entries * entryBytes);
   const fd = storage.open(path, { create: false });
   let read: number;
   try {
-    read = storage.pread(fd, scratch.subarray(0, bytes), block * BLOCK_ENTRIES * entryBytes);
+    read = storage.pread(fd, bytes, block * BLOCK_ENTRIES * entryBytes);
   } finally {
     storage.close(fd);
   }
-  if (read !== bytes) throw changedUnderUs(path, `block ${block} is ${read} bytes, ${bytes} expected`);
-  return entries;
+  if (read !== bytes.length) throw changedUnderUs(path, `block ${block} is ${read} bytes, ${bytes.length} expected`);
+  blockReads.fromFile++;
+  return { block, entries, view: new DataView(bytes.buffer) };
+}
+
+/** Keeps a block whose first entry was checked; drops the least recently used beyond BLOCKS_CACHED. */
+function keepBlock(ownerId: number, read: CachedBlock): void {
+  const key = blockKey(ownerId, read.block);
+  blockCache.delete(key);
+  blockCache.set(key, read);
+  if (blockCache.size > BLOCKS_CACHED) blockCache.delete(blockCache.keys().next().value as number);
 }
 
 function changedUnderUs(path: string, what: string): RunnelError {
@@ -102,6 +143,8 @@ function passOver(storage: Storage, path: string, entryBytes: number, visit: (at
 
 /** A sealed `.index`: relative offset -> position, read block by block. */
 export class SealedOffsetIndex implements OffsetLookup {
+  private readonly id = nextOwnerId++;
+
   private constructor(
     private readonly storage: Storage,
     private readonly path: string,
@@ -146,32 +189,35 @@ export class SealedOffsetIndex implements OffsetLookup {
   floorPosition(relativeOffset: number): number {
     const block = lastBlockWhere(this.firsts.length / 2, (candidate) => this.firsts[candidate * 2]! <= relativeOffset);
     if (block < 0) return 0;
-    const entries = this.loadBlock(block);
-    const last = lastEntryWhere(entries, (at) => scratchView.getUint32(at) <= relativeOffset, OFFSET_INDEX_ENTRY_BYTES);
-    return scratchView.getUint32(last + 4);
+    const { entries, view } = this.loadBlock(block);
+    const last = lastEntryWhere(entries, (at) => view.getUint32(at) <= relativeOffset, OFFSET_INDEX_ENTRY_BYTES);
+    return view.getUint32(last + 4);
   }
 
   /** The largest indexed position that is <= `position`; -1 when none. */
   floorByPosition(position: number): number {
     const block = lastBlockWhere(this.firsts.length / 2, (candidate) => this.firsts[candidate * 2 + 1]! <= position);
     if (block < 0) return -1;
-    const entries = this.loadBlock(block);
-    const last = lastEntryWhere(entries, (at) => scratchView.getUint32(at + 4) <= position, OFFSET_INDEX_ENTRY_BYTES);
-    return scratchView.getUint32(last + 4);
+    const { entries, view } = this.loadBlock(block);
+    const last = lastEntryWhere(entries, (at) => view.getUint32(at + 4) <= position, OFFSET_INDEX_ENTRY_BYTES);
+    return view.getUint32(last + 4);
   }
 
-  /** Reads the block and checks its first entry against the one remembered. */
-  private loadBlock(block: number): number {
-    const entries = readBlock(this.storage, this.path, block, this.length, OFFSET_INDEX_ENTRY_BYTES);
-    if (scratchView.getUint32(0) !== this.firsts[block * 2] || scratchView.getUint32(4) !== this.firsts[block * 2 + 1]) {
+  /** The block (cached or read); one read from the file must start with the entry remembered. */
+  private loadBlock(block: number): CachedBlock {
+    const read = blockOf(this.id, this.storage, this.path, block, this.length, OFFSET_INDEX_ENTRY_BYTES);
+    if (read.view.getUint32(0) !== this.firsts[block * 2] || read.view.getUint32(4) !== this.firsts[block * 2 + 1]) {
       throw changedUnderUs(this.path, `block ${block} starts with another entry`);
     }
-    return entries;
+    keepBlock(this.id, read);
+    return read;
   }
 }
 
 /** A sealed `.timeindex`: running max timestamp -> relative offset, read block by block. */
 export class SealedTimeIndex implements TimeLookup {
+  private readonly id = nextOwnerId++;
+
   private constructor(
     private readonly storage: Storage,
     private readonly path: string,
@@ -215,14 +261,15 @@ export class SealedTimeIndex implements TimeLookup {
   lastBefore(timestampMs: number): number {
     const block = lastBlockWhere(this.firsts.length, (candidate) => this.firsts[candidate]! < timestampMs);
     if (block < 0) return -1;
-    const entries = readBlock(this.storage, this.path, block, this.length, TIME_INDEX_ENTRY_BYTES);
-    if (readInt64(scratchView, 0) !== this.firsts[block]) throw changedUnderUs(this.path, `block ${block} starts with another entry`);
-    const last = lastEntryWhere(entries, (at) => readInt64(scratchView, at) < timestampMs, TIME_INDEX_ENTRY_BYTES);
-    return scratchView.getUint32(last + 8);
+    const { entries, view } = blockOf(this.id, this.storage, this.path, block, this.length, TIME_INDEX_ENTRY_BYTES);
+    if (readInt64(view, 0) !== this.firsts[block]) throw changedUnderUs(this.path, `block ${block} starts with another entry`);
+    keepBlock(this.id, { block, entries, view });
+    const last = lastEntryWhere(entries, (at) => readInt64(view, at) < timestampMs, TIME_INDEX_ENTRY_BYTES);
+    return view.getUint32(last + 8);
   }
 }
 
-/** Byte offset in the scratch block of the last of `entries` for which `holds` is true (the first always is). */
+/** Byte offset in a block of the last of `entries` for which `holds` is true (the first always is). */
 function lastEntryWhere(entries: number, holds: (at: number) => boolean, entryBytes: number): number {
   let low = 1;
   let high = entries - 1;

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { RunnelError } from "../../src/errors.ts";
 import { openLogManager } from "../../src/log/log-manager.ts";
 import { OffsetIndex, TimeIndex } from "../../src/log/offset-index.ts";
-import { BLOCK_ENTRIES, SealedOffsetIndex, SealedTimeIndex } from "../../src/log/sealed-index.ts";
+import { BLOCK_ENTRIES, blockReads, SealedOffsetIndex, SealedTimeIndex } from "../../src/log/sealed-index.ts";
 import { nativeStorage, type Storage } from "../../src/log/storage.ts";
 import { makeBatch, prng, readAllValues, tempDirsPerTest } from "./helpers.ts";
 
@@ -145,8 +145,12 @@ describe("Sealed index", () => {
     manager = await openLogManager({ ...options, storage: counting.storage });
     const partition = manager.partition("t", 0);
     expect(partition.info().segmentCount).toBeGreaterThan(20);
+    const fromFileBefore = blockReads.fromFile;
+    const fromCacheBefore = blockReads.fromCache;
     expect(readAllValues(partition, 4096).map((value) => value.slice(0, value.indexOf(":", value.indexOf(":") + 1) + 1))).toEqual(expected);
     expect(counting.preads.get(".index") ?? 0).toBeGreaterThan(0);
+    // Read in order, consecutive fetches land in the block the previous one read.
+    expect(blockReads.fromCache - fromCacheBefore).toBeGreaterThan(10 * (blockReads.fromFile - fromFileBefore));
     // Every batch is indexed: the files hold ~20 bytes a batch; the heap keeps a block head per 256 entries.
     const indexFileBytes = fs.readdirSync(path.join(dir, "topics", "t", "0"))
       .filter((name) => name.endsWith("index"))
