@@ -42,7 +42,7 @@ const LABELS: Record<keyof Sample, string> = {
   heapUsedBytes: "JS heap in use",
   heapSizeBytes: "JS heap size",
   arrayBuffersBytes: "ArrayBuffer bytes",
-  indexBytes: "segment indexes in memory",
+  indexBytes: "segment indexes in memory (KB)",
 };
 
 function statusKib(status: string, field: string): number {
@@ -126,8 +126,8 @@ async function brokerStats(address: string): Promise<Record<string, number | str
   }
 }
 
-function row(label: string, values: (number | string)[]): string {
-  return `${label.padEnd(36)}${values.map((value) => (typeof value === "number" ? (value / MB).toFixed(1) : value).padStart(12)).join("")}\n`;
+function row(label: string, values: (number | string)[], unit = MB): string {
+  return `${label.padEnd(36)}${values.map((value) => (typeof value === "number" ? (value / unit).toFixed(1) : value).padStart(12)).join("")}\n`;
 }
 
 async function main(): Promise<void> {
@@ -165,10 +165,10 @@ async function main(): Promise<void> {
     const stats = await brokerStats(broker.address);
     const out: string[] = [`broker memory, ${gigabytes} GB produced (${messages.toLocaleString("en-US")} x ${sizeBytes} B, 2 producers, ${batchBytes} B batches) and consumed${smol ? "; broker under bun --smol" : ""}${serveArgs.length > 0 ? `; serve ${serveArgs.join(" ")}` : ""}\n`];
     out.push(row("MB", ["idle", ...phases.map((phase) => `${phase.name} peak`), "end"]));
-    for (const field of FIELDS) out.push(row(LABELS[field], [idle?.[field] ?? 0, ...phases.map((phase) => phase.sampler.peak?.[field] ?? 0), end?.[field] ?? 0]));
+    for (const field of FIELDS) out.push(row(LABELS[field], [idle?.[field] ?? 0, ...phases.map((phase) => phase.sampler.peak?.[field] ?? 0), end?.[field] ?? 0], field === "indexBytes" ? 1e3 : MB));
     out.push(row("throughput MB/s", ["", ...phases.map((phase) => phase.mbPerSecond.toFixed(1)), ""]));
     out.push(row("VmHWM (peak RSS, whole run)", ["", "", "", usage?.peakRssBytes ?? 0]));
-    out.push(row("index files on disk", ["", "", "", indexFileBytes(broker.dataDir)]));
+    out.push(row("index files on disk (KB)", ["", "", "", indexFileBytes(broker.dataDir)], 1e3));
     out.push(`collections the memory budget ran: ${stats.memoryCollections}, longest ${stats.memoryCollectionMsMax} ms; broker CPU ${usage?.cpuSeconds.toFixed(1) ?? "?"} s\n`);
     process.stdout.write(out.join(""));
   } finally {
