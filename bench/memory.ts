@@ -127,7 +127,7 @@ async function brokerStats(address: string): Promise<Record<string, number | str
 }
 
 function row(label: string, values: (number | string)[], unit = MB): string {
-  return `${label.padEnd(36)}${values.map((value) => (typeof value === "number" ? (value / unit).toFixed(1) : value).padStart(12)).join("")}\n`;
+  return `${label.padEnd(36)}${values.map((value) => (typeof value === "number" ? (value / unit).toFixed(1) : value).padStart(14)).join("")}\n`;
 }
 
 async function main(): Promise<void> {
