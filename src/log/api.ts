@@ -173,6 +173,8 @@ export interface LogManager {
   readonly partitionsTotal: number;
   /** Topics open plus topics being created. */
   readonly topicsTotal: number;
+  /** Heap bytes held by segment indexes, broker-wide (memory accounting, /metrics). */
+  readonly indexMemoryBytes: number;
   /** Takes the topic away at once (one rename); its files are removed in the background. */
   deleteTopic(name: string): void;
   /** deleteTopic, resolving once its files are removed (their space is free again). */

@@ -265,6 +265,12 @@ class DiskLogManager implements LogManager {
     return this.partitionsOpen + this.partitionsCreating;
   }
 
+  get indexMemoryBytes(): number {
+    let bytes = 0;
+    for (const topic of this.topics.values()) for (const partition of topic.partitions) bytes += partition.indexMemoryBytes;
+    return bytes;
+  }
+
   /** createTopic without holding the event loop (see the module comment). */
   async createTopicAsync(name: string, options: { partitions: number; config?: Partial<TopicConfig> }): Promise<TopicDescription> {
     this.checkOpen();

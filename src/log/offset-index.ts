@@ -13,7 +13,8 @@
  *               including the batch at relativeOffset. Both strictly increase.
  *
  * Lookups are binary searches for a floor; the caller finishes with a short forward scan
- * of batch headers in the log. A file whose length is not a multiple of the entry size or
+ * of batch headers in the log. Only the active segment keeps these in memory: a sealed
+ * segment reads its files on demand (sealed-index.ts), so the heap does not grow with the log. A file whose length is not a multiple of the entry size or
  * whose entries do not increase is reported invalid, and the segment rebuilds it.
  */
 import { readInt64, writeInt64 } from "../format/record-batch.ts";
@@ -99,6 +100,21 @@ export class OffsetIndex {
     return true;
   }
 
+  /** The relative offset of entry `entry` (0 <= entry < length). */
+  relativeOffsetAt(entry: number): number {
+    return this.entries[entry * 2]!;
+  }
+
+  /** The position of entry `entry` (0 <= entry < length). */
+  positionAt(entry: number): number {
+    return this.entries[entry * 2 + 1]!;
+  }
+
+  /** Bytes of the typed array behind the entries (its capacity, not only the entries in use). */
+  get memoryBytes(): number {
+    return this.entries.byteLength;
+  }
+
   /** Position of the last entry whose relative offset is <= `relativeOffset`; 0 when none. */
   floorPosition(relativeOffset: number): number {
     const found = this.floorEntry(relativeOffset);
@@ -181,6 +197,16 @@ export class TimeIndex {
   /** The last (largest) timestamp, or -1 when empty. */
   get lastTimestamp(): number {
     return this.count === 0 ? -1 : this.timestamps[this.count - 1]!;
+  }
+
+  /** The timestamp of entry `entry` (0 <= entry < length). */
+  timestampAt(entry: number): number {
+    return this.timestamps[entry]!;
+  }
+
+  /** Bytes of the typed arrays behind the entries (their capacity). */
+  get memoryBytes(): number {
+    return this.timestamps.byteLength + this.relativeOffsets.byteLength;
   }
 
   static fromBytes(bytes: Uint8Array, nextRelativeOffset: number): TimeIndex | null {

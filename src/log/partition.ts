@@ -165,6 +165,13 @@ export class LogPartition implements Partition {
     return { topic: this.topic, partition: this.index, logStartOffset: this.logStartOffset, nextOffset: this.nextOffset, sizeBytes, segmentCount: this.segments.length };
   }
 
+  /** Heap bytes of this partition's segment indexes (the active one's entries, the sealed ones' block heads). */
+  get indexMemoryBytes(): number {
+    let bytes = 0;
+    for (const segment of this.segments) bytes += segment.indexMemoryBytes;
+    return bytes;
+  }
+
   get failed(): boolean {
     return this.health.failure !== null;
   }

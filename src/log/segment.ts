@@ -4,9 +4,11 @@
  * batches back to back, plus its `.index` and `.timeindex` (see offset-index.ts).
  *
  * What lives on the JS heap per segment is metadata only: base and next offset, size, max
- * timestamp, and the sparse index entries (loaded lazily for closed segments, dropped when
- * the fd cache closes the file). Batch bytes are never kept: reads hand out file ranges and
- * header scans read 8 KiB at a time into one shared scratch buffer.
+ * timestamp, and the active segment's sparse index entries. A sealed segment keeps only every
+ * 256th index entry and reads the rest from its files on demand (sealed-index.ts), so the heap
+ * does not grow with the log; its entries are in memory only while rebuilt or not yet written
+ * (a failed write at roll). Batch bytes are never kept: reads hand out file ranges and header
+ * scans read 8 KiB at a time into one shared scratch buffer.
  *
  * Invariant: `sizeBytes` always ends on a batch boundary, so a range ending at `sizeBytes`
  * holds only whole batches. The active segment may hold disk blocks reserved past its end
@@ -20,6 +22,7 @@ import { LIMITS } from "../limits.ts";
 import type { CacheableFile, FileCache } from "./fd-cache.ts";
 import { OffsetIndex, TimeIndex } from "./offset-index.ts";
 import type { Preallocator } from "./preallocation.ts";
+import { type OffsetLookup, SealedOffsetIndex, SealedTimeIndex, type TimeLookup } from "./sealed-index.ts";
 import { FADVISE, type Storage } from "./storage.ts";
 
 export const LOG_SUFFIX = ".log";
@@ -132,6 +135,8 @@ export class Segment implements CacheableFile {
   private maxTimestampMs: number | null;
   private offsetIndex: OffsetIndex | null = null;
   private timeIndex: TimeIndex | null = null;
+  /** A sealed segment's indexes, read from their files (null while the entries are in memory). */
+  private sealedIndexes: { offsetIndex: SealedOffsetIndex; timeIndex: SealedTimeIndex } | null = null;
   private bytesSinceIndexEntry = 0;
   private lastBatchBaseOffset = -1;
   /**
@@ -188,11 +193,8 @@ export class Segment implements CacheableFile {
   closeFile(fd: number): void {
     if (fd === scanWindowFd) invalidateScanWindow();
     this.context.storage.close(fd);
-    // Closed segments' indexes are persisted at roll; keep them only if that failed.
-    if (!this.active && !this.offsetIndex?.dirty && !this.timeIndex?.dirty) {
-      this.offsetIndex = null;
-      this.timeIndex = null;
-    }
+    // Closed segments' indexes are persisted at roll; keep them in memory only if that failed.
+    if (!this.active) this.dropToSealed();
   }
 
   acquire(): number {
@@ -221,6 +223,7 @@ export class Segment implements CacheableFile {
     this.persistIndexes(false);
     this.releaseReservation();
     this.active = false;
+    this.dropToSealed();
   }
 
   // ---- append --------------------------------------------------------------------------
@@ -340,13 +343,13 @@ export class Segment implements CacheableFile {
   // ---- reads ---------------------------------------------------------------------------
 
   get maxTimestamp(): number {
-    if (this.maxTimestampMs === null) this.maxTimestampMs = this.loadIndexes().timeIndex.lastTimestamp;
+    if (this.maxTimestampMs === null) this.maxTimestampMs = this.lookups().timeIndex.lastTimestamp;
     return this.maxTimestampMs;
   }
 
   /** Position and base offset of the batch holding `offset` (which must be in this segment). */
   locate(fd: number, offset: number): { position: number; baseOffset: number; totalBytes: number } {
-    let position = this.loadIndexes().offsetIndex.floorPosition(offset - this.baseOffset);
+    let position = this.lookups().offsetIndex.floorPosition(offset - this.baseOffset);
     while (position < this.sizeBytes) {
       const header = readHeaderAt(this.context.storage, fd, position, this.sizeBytes, this.logPath);
       if (header.lastOffset >= offset) return { position, baseOffset: header.baseOffset, totalBytes: header.totalBytes };
@@ -362,7 +365,7 @@ export class Segment implements CacheableFile {
   sliceEnd(fd: number, start: number, firstBytes: number, maxBytes: number): number {
     const limit = start + Math.max(maxBytes, firstBytes);
     if (limit >= this.sizeBytes) return this.sizeBytes;
-    let position = Math.max(start + firstBytes, this.loadIndexes().offsetIndex.floorByPosition(limit));
+    let position = Math.max(start + firstBytes, this.lookups().offsetIndex.floorByPosition(limit));
     while (position < this.sizeBytes) {
       const header = readHeaderAt(this.context.storage, fd, position, this.sizeBytes, this.logPath);
       if (position + header.totalBytes > limit) break;
@@ -373,7 +376,7 @@ export class Segment implements CacheableFile {
 
   /** Base offset of the first batch whose maxTimestamp >= `timestampMs`, or null. */
   offsetForTimestamp(fd: number, timestampMs: number): number | null {
-    const indexes = this.loadIndexes();
+    const indexes = this.lookups();
     const before = indexes.timeIndex.lastBefore(timestampMs);
     let position = before < 0 ? 0 : indexes.offsetIndex.floorPosition(before);
     while (position < this.sizeBytes) {
@@ -392,6 +395,52 @@ export class Segment implements CacheableFile {
 
   // ---- indexes -------------------------------------------------------------------------
 
+  /** Bytes the indexes hold on the heap: the entries while in memory, else the sealed blocks' first entries. */
+  get indexMemoryBytes(): number {
+    const sealed = this.sealedIndexes;
+    const inMemory = (this.offsetIndex?.memoryBytes ?? 0) + (this.timeIndex?.memoryBytes ?? 0);
+    return inMemory + (sealed === null ? 0 : sealed.offsetIndex.memoryBytes + sealed.timeIndex.memoryBytes);
+  }
+
+  /** The indexes to look up in: the in-memory ones when held (the active segment), else the sealed files. */
+  private lookups(): { offsetIndex: OffsetLookup; timeIndex: TimeLookup } {
+    if (this.offsetIndex !== null && this.timeIndex !== null) return { offsetIndex: this.offsetIndex, timeIndex: this.timeIndex };
+    return this.active ? this.loadIndexes() : this.loadSealed();
+  }
+
+  /** A sealed segment's indexes from their files (validated once); rebuilt from the log when missing or invalid. */
+  private loadSealed(): { offsetIndex: OffsetLookup; timeIndex: TimeLookup } {
+    if (this.sealedIndexes !== null) return this.sealedIndexes;
+    const { storage } = this.context;
+    const nextRelativeOffset = this.nextOffset - this.baseOffset;
+    const offsetIndex = SealedOffsetIndex.fromFile(storage, this.indexPath, nextRelativeOffset, this.sizeBytes);
+    const timeIndex = offsetIndex === null ? null : SealedTimeIndex.fromFile(storage, this.timeIndexPath, nextRelativeOffset);
+    if (offsetIndex !== null && timeIndex !== null) {
+      this.sealedIndexes = { offsetIndex, timeIndex };
+      return this.sealedIndexes;
+    }
+    const [path, name] = offsetIndex === null ? [this.indexPath, ".index"] : [this.timeIndexPath, ".timeindex"];
+    this.rebuildIndexes(`${storage.exists(path) ? "invalid" : "missing"} ${name}`);
+    // Rebuilt and written: sealed again. Kept in memory only when the files could not be written.
+    return this.sealedIndexes ?? { offsetIndex: this.offsetIndex!, timeIndex: this.timeIndex! };
+  }
+
+  /**
+   * A segment that is not active gives its in-memory entries up for the sealed form, once its files
+   * hold them all (an index whose write failed stays in memory until a flush writes it).
+   */
+  private dropToSealed(): void {
+    const { offsetIndex, timeIndex } = this;
+    if (this.active || offsetIndex === null || timeIndex === null || offsetIndex.dirty || timeIndex.dirty) return;
+    const { storage } = this.context;
+    this.sealedIndexes = {
+      offsetIndex: SealedOffsetIndex.fromIndex(offsetIndex, storage, this.indexPath),
+      timeIndex: SealedTimeIndex.fromIndex(timeIndex, storage, this.timeIndexPath),
+    };
+    this.offsetIndex = null;
+    this.timeIndex = null;
+  }
+
   /** The in-memory indexes, loading (and if needed rebuilding) them from their files. */
   private loadIndexes(): { offsetIndex: OffsetIndex; timeIndex: TimeIndex } {
     if (this.offsetIndex === null || this.timeIndex === null) {
@@ -406,6 +455,7 @@ export class Segment implements CacheableFile {
       } else {
         this.offsetIndex = offsetIndex;
         this.timeIndex = timeIndex;
+        this.sealedIndexes = null;
       }
     }
     return { offsetIndex: this.offsetIndex!, timeIndex: this.timeIndex! };
@@ -421,6 +471,7 @@ export class Segment implements CacheableFile {
   private reindexFromLog(): void {
     this.offsetIndex = new OffsetIndex();
     this.timeIndex = new TimeIndex();
+    this.sealedIndexes = null;
     this.offsetIndex.markRewrite();
     this.timeIndex.markRewrite();
     const fd = this.acquire();
@@ -440,6 +491,7 @@ export class Segment implements CacheableFile {
     }
     this.sealTimeIndex();
     this.persistIndexes(false);
+    this.dropToSealed();
   }
 
   /**
@@ -506,6 +558,7 @@ export class Segment implements CacheableFile {
   rebuildMissingIndexes(): void {
     this.offsetIndex = null;
     this.timeIndex = null;
+    this.sealedIndexes = null;
     this.rebuildIndexes("missing index file");
   }
 
@@ -546,6 +599,7 @@ export class Segment implements CacheableFile {
   finishRecovery(): void {
     this.sealTimeIndex();
     this.persistIndexes(false);
+    this.dropToSealed();
   }
 
   /**
@@ -559,6 +613,7 @@ export class Segment implements CacheableFile {
     if (indexes === null && fromPosition > 0) return false;
     this.offsetIndex = indexes?.offsetIndex ?? new OffsetIndex();
     this.timeIndex = indexes?.timeIndex ?? new TimeIndex();
+    this.sealedIndexes = null;
     if (indexes === null) {
       this.offsetIndex.markRewrite();
       this.timeIndex.markRewrite();

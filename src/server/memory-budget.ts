@@ -30,6 +30,12 @@
  *   happens after GC_TRIGGER_BYTES were received while the budget is at least half used: every
  *   socket read is a fresh buffer that is garbage once copied into a frame's blocks, and under
  *   such an attack the collector's own heuristics let hundreds of MiB of them pile up.
+ * - Memory given back when traffic stops: once IDLE_GC_RECEIVED_BYTES were received since the
+ *   last such collection, the first IDLE_GC_QUIET_MS with no byte received runs a forced one.
+ *   A tuned produce leaves tens of MiB of received chunks behind (Bun makes a fresh buffer of up
+ *   to 512 KiB per socket read), and an idle engine allocates nothing that would trigger the
+ *   collector, so without it the broker sat at its peak RSS after the traffic ended (issue 17,
+ *   docs/architecture.md "Memory"). A pause then costs nobody; one timer per second at most.
  */
 
 /** Frames up to this size may use the headroom above the budget (see module note). */
@@ -38,6 +44,10 @@ export const SMALL_FRAME_BYTES = 64 * 1024;
 const GC_TRIGGER_BYTES = 64 * 1024 * 1024;
 /** Delay of that collection: lets a burst of closes finish first, one collection for all. */
 const GC_DELAY_MS = 50;
+/** Bytes received after which the next quiet moment brings a forced collection (module note). */
+const IDLE_GC_RECEIVED_BYTES = 64 * 1024 * 1024;
+/** How long no byte may arrive before that collection runs. */
+const IDLE_GC_QUIET_MS = 1_000;
 
 export type Waiter = () => void;
 
@@ -58,6 +68,10 @@ export class MemoryBudget {
   private pressureSinceGc = false;
   private receivedSinceGcBytes = 0;
   private gcTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Bytes received since start, and that count at the last idle collection. */
+  private receivedTotalBytes = 0;
+  private receivedAtIdleGcBytes = 0;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeScheduled = false;
 
   constructor(
@@ -113,6 +127,8 @@ export class MemoryBudget {
 
   /** Counts bytes read from sockets (see the module note on collections). */
   noteReceived(bytes: number): void {
+    this.receivedTotalBytes += bytes;
+    if (this.idleTimer === null && this.receivedTotalBytes - this.receivedAtIdleGcBytes >= IDLE_GC_RECEIVED_BYTES) this.armIdleCollection();
     if (this.usedBytes < this.bytesMax / 2) return;
     this.receivedSinceGcBytes += bytes;
     if (this.receivedSinceGcBytes >= GC_TRIGGER_BYTES) this.scheduleCollection();
@@ -135,6 +151,23 @@ export class MemoryBudget {
   close(): void {
     if (this.gcTimer !== null) clearTimeout(this.gcTimer);
     this.gcTimer = null;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  /** Checks every IDLE_GC_QUIET_MS whether bytes still arrive; the first quiet check collects. */
+  private armIdleCollection(): void {
+    const receivedAtArmBytes = this.receivedTotalBytes;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.receivedTotalBytes !== receivedAtArmBytes) {
+        this.armIdleCollection();
+        return;
+      }
+      this.receivedAtIdleGcBytes = this.receivedTotalBytes;
+      this.runCollection(true);
+    }, IDLE_GC_QUIET_MS);
+    this.idleTimer.unref?.();
   }
 
   private add(bytes: number): void {
@@ -158,6 +191,13 @@ export class MemoryBudget {
     });
   }
 
+  private runCollection(forced: boolean): void {
+    this.collections++;
+    const startedMs = performance.now();
+    this.collect(forced);
+    this.collectionMsMax = Math.max(this.collectionMsMax, performance.now() - startedMs);
+  }
+
   private scheduleCollection(): void {
     if (this.gcTimer !== null) return;
     this.gcTimer = setTimeout(() => {
@@ -166,10 +206,7 @@ export class MemoryBudget {
       this.releasedSinceGcBytes = 0;
       this.receivedSinceGcBytes = 0;
       this.pressureSinceGc = this.usedBytes >= this.bytesMax / 2;
-      this.collections++;
-      const startedMs = performance.now();
-      this.collect(forced);
-      this.collectionMsMax = Math.max(this.collectionMsMax, performance.now() - startedMs);
+      this.runCollection(forced);
     }, GC_DELAY_MS);
     this.gcTimer.unref?.();
   }

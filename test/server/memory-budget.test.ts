@@ -90,6 +90,21 @@ describe("MemoryBudget", () => {
     budget.close();
   });
 
+  test("64 MiB received bring one forced collection once no byte arrives for a second; less brings none", async () => {
+    const forcedFlags: boolean[] = [];
+    const budget = new MemoryBudget(256 * MiB, (forced) => void forcedFlags.push(forced));
+    budget.noteReceived(64 * MiB - 1);
+    await Bun.sleep(1_500);
+    expect(forcedFlags).toEqual([]);
+    budget.noteReceived(1);
+    const deadline = Date.now() + 10_000;
+    while (forcedFlags.length === 0 && Date.now() < deadline) await Bun.sleep(50);
+    expect(forcedFlags).toEqual([true]);
+    await Bun.sleep(1_500);
+    expect(forcedFlags).toEqual([true]);
+    budget.close();
+  });
+
   test("bytes received while the budget is at least half used ask for a collection; under half they do not", async () => {
     let collections = 0;
     const budget = new MemoryBudget(256 * MiB, () => void collections++);

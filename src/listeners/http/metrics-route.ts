@@ -52,6 +52,9 @@ function writeProcessFamilies(out: Exposition, sampler: ProcessSampler, startedA
   out.family("process_cpu_system_seconds_total", "counter", "System CPU time spent in seconds.").sample("process_cpu_system_seconds_total", {}, figures.cpuSystemSeconds);
   out.family("process_start_time_seconds", "gauge", "Start time of the broker since the Unix epoch in seconds.").sample("process_start_time_seconds", {}, Math.floor(startedAtMs / 1000));
   out.family("runnel_heap_used_bytes", "gauge", "JavaScript heap in use (JavaScriptCore).").sample("runnel_heap_used_bytes", {}, figures.heapUsedBytes);
+  out.family("runnel_heap_size_bytes", "gauge", "JavaScript heap size, used and free (JavaScriptCore).").sample("runnel_heap_size_bytes", {}, figures.heapSizeBytes);
+  out.family("runnel_array_buffers_bytes", "gauge", "Bytes behind live ArrayBuffers, outside the JavaScript heap.");
+  out.sample("runnel_array_buffers_bytes", {}, figures.arrayBuffersBytes);
   out.family("runnel_event_loop_lag_seconds", "gauge", "How late a 20 ms timer fired, over the last minute (GC pauses show here; Bun reports no GC pause figure).");
   const lag = figures.eventLoopLag;
   out.sample("runnel_event_loop_lag_seconds", { stat: "mean" }, lag.meanSeconds).sample("runnel_event_loop_lag_seconds", { stat: "p50" }, lag.p50Seconds);
@@ -120,6 +123,8 @@ function writePartitionFamilies(out: Exposition, context: BrokerContext): void {
     }
   }
   updateMessagesPerByte(context, descriptions);
+  out.family("runnel_log_index_memory_bytes", "gauge", "Heap bytes of segment indexes: the active segments' entries, sealed segments' block heads.");
+  out.sample("runnel_log_index_memory_bytes", {}, context.log.indexMemoryBytes);
 }
 
 /** Gives the messages-out estimate a ratio for topics no produce has touched since start. */

@@ -21,6 +21,10 @@ export interface EventLoopLag {
 export interface ProcessFigures {
   residentBytes: number;
   heapUsedBytes: number;
+  /** The JS heap's size (in use and free cells), JavaScriptCore's heapTotal. */
+  heapSizeBytes: number;
+  /** Bytes behind live ArrayBuffers (socket chunks, frames, index arrays), outside the JS heap. */
+  arrayBuffersBytes: number;
   cpuUserSeconds: number;
   cpuSystemSeconds: number;
   eventLoopLag: EventLoopLag;
@@ -64,6 +68,8 @@ export class ProcessSampler {
     return {
       residentBytes: memory.rss,
       heapUsedBytes: memory.heapUsed,
+      heapSizeBytes: memory.heapTotal,
+      arrayBuffersBytes: memory.arrayBuffers,
       cpuUserSeconds: cpu.user / 1e6,
       cpuSystemSeconds: cpu.system / 1e6,
       eventLoopLag: this.lastWindow ?? this.currentLag(),

@@ -122,6 +122,10 @@ describe("metrics and the console API", () => {
       expect(producesTimed >= 1 && producesTimed <= 32).toBe(true);
       expect(sample(text, 'runnel_connections_open{listener="native"}')).toBeGreaterThanOrEqual(2);
       expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(0);
+      // Memory items (docs/architecture.md, "Memory"): the active segments' index arrays are on the heap.
+      expect(sample(text, "runnel_log_index_memory_bytes")).toBeGreaterThan(0);
+      expect(sample(text, "runnel_heap_size_bytes")).toBeGreaterThan(0);
+      expect(sample(text, "runnel_array_buffers_bytes")).toBeGreaterThanOrEqual(0);
       expect(sample(text, "runnel_ready")).toBe(1);
       expect(text).toContain('runnel_bytes_sent_total{listener="native",path="sendfile"}');
       expect(text).toContain("runnel_fdatasync_duration_seconds_count");
