@@ -24,7 +24,7 @@
 import type { Encoder } from "@msgpack/msgpack";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { createRequestEncoder, encodeRequestFrame } from "./frame.ts";
-import { type AnswerCallback, answerAsPromise, type ClientTls, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
+import { type AnswerCallback, type AnswerReader, answerAsPromise, type ClientTls, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
 import { type WireMap, isMap, isRetriable, readInt } from "./wire.ts";
 import { ScramClientExchange, ScramError, type ScramMechanism } from "../security/scram.ts";
 
@@ -199,17 +199,18 @@ export class Connection {
   /**
    * `requestEncoded` without promises: `done(error, response)` is called once. For callers that
    * send thousands of requests a second (the producer): no promise, no `.then()` promise, and
-   * no closures of theirs per request (garbage the collector would pause for).
+   * no closures of theirs per request (garbage the collector would pause for). `readAnswer`
+   * (optional) reads the answer without the generic decoder (client/link.ts AnswerReader).
    */
-  requestWithCallback(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number = this.requestTimeoutMs): void {
-    if (this.link !== null && this.link.usable) return this.link.request(op, encode, timeoutMs, done);
-    this.requestOnceOpen(op, encode, done, timeoutMs);
+  requestWithCallback(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number = this.requestTimeoutMs, readAnswer: AnswerReader | null = null): void {
+    if (this.link !== null && this.link.usable) return this.link.request(op, encode, timeoutMs, done, readAnswer);
+    this.requestOnceOpen(op, encode, done, timeoutMs, readAnswer);
   }
 
   /** The connecting path of requestWithCallback, apart so the usual path creates no closure scope per request. */
-  private requestOnceOpen(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number): void {
+  private requestOnceOpen(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number, readAnswer: AnswerReader | null): void {
     this.open().then(
-      (link) => link.request(op, encode, timeoutMs, done),
+      (link) => link.request(op, encode, timeoutMs, done, readAnswer),
       (error: unknown) => done(toRunnelError(error), null),
     );
   }
