@@ -49,17 +49,21 @@ export class ReadTurns {
     if (this.turnScheduled) return;
     this.turnScheduled = true;
     // setImmediate runs after the I/O phase: the next iteration's reads start from zero.
-    setImmediate(() => {
-      this.turnScheduled = false;
-      this.turnBytes = 0;
-      let allowance = TURN_BYTES_MAX;
-      for (const resume of [...this.queue]) {
-        if (allowance < READ_BYTES_PER_RESUME) break;
-        allowance -= READ_BYTES_PER_RESUME;
-        this.queue.delete(resume);
-        resume();
-      }
-      if (this.queue.size > 0) this.scheduleTurn();
-    });
+    setImmediate(this.newTurn);
   }
+
+  /** A method made once, not a closure per iteration; copies the queue only when someone waits. */
+  private readonly newTurn = (): void => {
+    this.turnScheduled = false;
+    this.turnBytes = 0;
+    if (this.queue.size === 0) return;
+    let allowance = TURN_BYTES_MAX;
+    for (const resume of [...this.queue]) {
+      if (allowance < READ_BYTES_PER_RESUME) break;
+      allowance -= READ_BYTES_PER_RESUME;
+      this.queue.delete(resume);
+      resume();
+    }
+    if (this.queue.size > 0) this.scheduleTurn();
+  };
 }
