@@ -144,24 +144,40 @@ function holdsStamp(stampsNs: readonly number[], fromNs: number, toNs: number): 
   return low < stampsNs.length && stampsNs[low]! <= toNs;
 }
 
-/** Share (0..1) of the windows (flat pairs) that hold a stamp of `stampsNs`; only windows of at least `minNs`. */
-function shareHolding(windows: readonly number[], minNs: number, stampsNs: readonly number[]): { share: number; count: number } {
+/**
+ * Share (0..1) of the windows (flat pairs) of at least `minNs` that hold a stamp of `stampsNs`,
+ * and the share chance alone would give windows of those lengths: collections at `perNs` a
+ * nanosecond, at random times, fall in a window of length L with probability 1 - e^(-perNs L).
+ * A long window holds a collection more often by its length alone; the tail is caused by
+ * collections only where `share` is well above `chance`.
+ */
+function shareHolding(windows: readonly number[], minNs: number, stampsNs: readonly number[], perNs: number): { share: number; chance: number; count: number } {
   let count = 0;
   let holding = 0;
+  let chance = 0;
   for (let index = 0; index + 1 < windows.length; index += 2) {
     const dueNs = windows[index]!;
     const seenNs = windows[index + 1]!;
     if (seenNs - dueNs < minNs) continue;
     count++;
+    chance += 1 - Math.exp(-perNs * (seenNs - dueNs));
     if (holdsStamp(stampsNs, dueNs, seenNs)) holding++;
   }
-  return { share: count === 0 ? 0 : holding / count, count };
+  return { share: count === 0 ? 0 : holding / count, chance: count === 0 ? 0 : chance / count, count };
+}
+
+/** The run's span on the epoch clock: from the first sampled message's due time to the last one seen. */
+function spanNs(sample: readonly number[]): number {
+  return sample.length < 2 ? 0 : Math.max(0, sample[sample.length - 1]! - sample[0]!);
 }
 
 export interface GcCoincidence {
   collections: Record<string, number>;
-  /** Per process and "any": share of slow messages (over `tailNs`) whose window held a collection, and of all messages. */
-  rows: Array<{ process: string; slowShare: number; allShare: number }>;
+  /**
+   * Per process and "any": share of slow messages (over `tailNs`) whose window held a
+   * collection, what chance alone gives windows that long, and the share of all messages.
+   */
+  rows: Array<{ process: string; slowShare: number; slowChance: number; allShare: number }>;
   slowMessages: number;
 }
 
@@ -171,22 +187,29 @@ export function gcCoincidence(stampsByProcess: Record<string, number[]>, windows
   const rows: GcCoincidence["rows"] = [];
   const all: number[] = [];
   let slowMessages = 0;
+  const span = spanNs(windows.sample);
+  const rowOf = (name: string, sorted: number[]): GcCoincidence["rows"][number] => {
+    const inSpan = sorted.filter((stampNs) => stampNs >= windows.sample[0]! && stampNs <= windows.sample[0]! + span).length;
+    const perNs = span === 0 ? 0 : inSpan / span;
+    const slow = shareHolding(windows.tail, tailNs, sorted, perNs);
+    slowMessages = slow.count;
+    return { process: name, slowShare: slow.share, slowChance: slow.chance, allShare: shareHolding(windows.sample, 0, sorted, perNs).share };
+  };
   for (const [name, stamps] of Object.entries(stampsByProcess)) {
     const sorted = [...stamps].sort((a, b) => a - b);
     all.push(...sorted);
     collections[name] = sorted.length;
-    const slow = shareHolding(windows.tail, tailNs, sorted);
-    slowMessages = slow.count;
-    rows.push({ process: name, slowShare: slow.share, allShare: shareHolding(windows.sample, 0, sorted).share });
+    rows.push(rowOf(name, sorted));
   }
   all.sort((a, b) => a - b);
-  rows.push({ process: "any", slowShare: shareHolding(windows.tail, tailNs, all).share, allShare: shareHolding(windows.sample, 0, all).share });
+  rows.push(rowOf("any", all));
   return { collections, rows, slowMessages };
 }
 
 /** One note line for the bench's output. */
 export function formatGcCoincidence(report: GcCoincidence, tailMs: number): string {
   const counts = Object.entries(report.collections).map(([name, count]) => `${name} ${count}`).join(", ");
-  const shares = report.rows.map((row) => `${row.process} ${(row.slowShare * 100).toFixed(0)}% vs ${(row.allShare * 100).toFixed(0)}%`).join("; ");
-  return `gc: collections ${counts}; of the ${report.slowMessages} messages slower than ${tailMs.toFixed(2)} ms (the p99), the share whose window held a collection vs the share of all messages: ${shares}`;
+  const percent = (share: number): string => `${(share * 100).toFixed(0)}%`;
+  const shares = report.rows.map((row) => `${row.process} ${percent(row.slowShare)} (chance ${percent(row.slowChance)}, all ${percent(row.allShare)})`).join("; ");
+  return `gc: collections ${counts}; of the ${report.slowMessages} messages slower than ${tailMs.toFixed(2)} ms (the p99, at least 1 ms), the share whose window held a collection (what chance gives windows that long; the share of all messages): ${shares}`;
 }
