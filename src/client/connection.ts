@@ -82,6 +82,11 @@ export type { AnswerCallback, EncodeFrame };
  */
 const requestEncoder: Encoder = createRequestEncoder();
 
+/** `message` as one request frame, through the process's shared encoder (client/frame.ts). */
+export function encodeSharedRequestFrame(message: unknown): Uint8Array {
+  return encodeRequestFrame(requestEncoder, message);
+}
+
 /** The frame of `{id, op, ...fields}`, msgpack-encoded. */
 function fieldsFrame(op: string, fields: WireMap): EncodeFrame {
   return (id) => [encodeRequestFrame(requestEncoder, { id, op, ...fields })];
