@@ -74,7 +74,7 @@ export interface BrokerInfo {
 }
 
 // Defined with the link that calls them; imported from here by everyone else.
-export type { AnswerCallback, EncodeFrame };
+export type { AnswerCallback, AnswerReader, EncodeFrame };
 
 /**
  * One encoder for every connection in the process: encoding is synchronous and its output is

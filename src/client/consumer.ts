@@ -35,7 +35,8 @@
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS, MiB } from "../limits.ts";
-import { type AnswerCallback, Connection, type ConnectionOptions, type EncodeFrame, encodeSharedRequestFrame } from "./connection.ts";
+import { type AnswerCallback, type AnswerReader, Connection, type ConnectionOptions, type EncodeFrame, encodeSharedRequestFrame } from "./connection.ts";
+import { FetchAnswerReader } from "./answer-readers.ts";
 import { type Cursor, type FetchOutcome, createFetchScratch, decodeAnswer, planAnswer, startPlanning } from "./fetch-answer.ts";
 import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, topicPartitionCounts } from "./offsets.ts";
 import { GroupConsumer } from "./group-consumer.ts";
@@ -118,6 +119,9 @@ const FETCH_PARTITIONS_MAX = 1_000;
 const FETCH_FRAME_BUFFERS = 3;
 const DONE: IteratorResult<Message> = { done: true, value: undefined };
 
+/** What a fetch answer is matched against when no fetch is in flight (an answer then goes the generic way). */
+const NO_CURSORS: readonly Cursor[] = [];
+
 export class Consumer implements AsyncIterable<Message> {
   private readonly data: Connection;
   private readonly control: Connection;
@@ -175,6 +179,8 @@ export class Consumer implements AsyncIterable<Message> {
    */
   private readonly fetchEnvelope: { id: number; op: "fetch"; partitions: Cursor["wire"][]; maxBytes: number; maxWaitMs: number; minBytes: number };
   private fetchOutcome: FetchOutcome | null = null;
+  /** Reads this consumer's fetch answers by hand into a view of its own (client/answer-readers.ts). */
+  private readonly fetchAnswerReader = new FetchAnswerReader();
   private fetchResolve: ((outcome: FetchOutcome) => void) | null = null;
   private readonly scratch = createFetchScratch();
   /** Set by subscribe() with a groupId: a group member, to which every call goes. */
@@ -558,9 +564,12 @@ export class Consumer implements AsyncIterable<Message> {
     const { promise, resolve } = Promise.withResolvers<FetchOutcome>();
     this.fetchOutcome = outcome;
     this.fetchResolve = resolve;
-    connection.requestWithCallback("fetch", this.encodeFetch, this.onFetchAnswer, this.maxWaitMs + connection.requestTimeoutMs);
+    connection.requestWithCallback("fetch", this.encodeFetch, this.onFetchAnswer, this.maxWaitMs + connection.requestTimeoutMs, this.readFetchAnswer);
     return promise;
   }
+
+  /** The link's reader for this consumer's fetch answers: entries must answer the cursors asked, in order. */
+  private readonly readFetchAnswer: AnswerReader = (body) => this.fetchAnswerReader.read(body, this.fetchOutcome?.cursors ?? NO_CURSORS);
 
   /** Called by the link when it writes the fetch (the request's fields are current then). */
   private readonly encodeFetch: EncodeFrame = (id) => {

@@ -47,7 +47,7 @@ export function answerAsPromise(send: (done: AnswerCallback) => void): Promise<W
 
 /**
  * Reads an answer's frame body without the generic decoder, or returns null to have it decoded
- * the generic way (client/produce-answer.ts). What it returns may be reused by its next call:
+ * the generic way (client/answer-readers.ts). What it returns may be reused by its next call:
  * the request's callback gets it at once and must not keep it.
  */
 export type AnswerReader = (body: Uint8Array) => WireMap | null;

@@ -52,7 +52,7 @@ import { BufferPool, type Bytes } from "../format/batch-builder.ts";
 import { NO_PRODUCER, stampProducer, type ProducerFields } from "../format/record-batch.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { PRODUCE_HEADROOM_BYTES } from "./produce-frame.ts";
-import { readProduceAnswer } from "./produce-answer.ts";
+import { readProduceAnswer } from "./answer-readers.ts";
 import { ProduceRequest } from "./produce-request.ts";
 import {
   type Done, type IntakeEntry, PartitionState, ProducerBatch, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,

@@ -26,7 +26,7 @@ test("the broker's produce and fetch dispatch allocate a bounded, small number o
     expect(perType.get("JSLexicalEnvironment") ?? 0).toBeLessThan(0.5);
   }
   for (const figure of figures.slice(2)) expect(figure.objectsPerRequest).toBeGreaterThan(0);
-  // The producer's request, its answer and the connection's records are reused (client/produce-request.ts, produce-answer.ts).
+  // The producer's request, its answer and the connection's records are reused (client/produce-request.ts, answer-readers.ts).
   const producer = figures[2]!;
   expect({ objectsPerRequest: producer.objectsPerRequest, within: producer.objectsPerRequest <= PRODUCER_ROUND_TRIP_OBJECTS_MAX, types: producer.topTypes }).toMatchObject({ within: true });
 }, 30_000);
