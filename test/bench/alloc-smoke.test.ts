@@ -3,7 +3,7 @@
  * what it measures: counts of heap objects, not timings, so they hold on a busy machine. The
  * bounds sit a little above what the data path allocates today (broker dispatch: about 8 objects
  * per produce and 11 per fetch, down from 25 and 21 and then 15 and 15; a Producer round trip
- * about 40, down from 97 and then 86; a Consumer fetch about 63, from 96), so a closure or view that creeps back into the
+ * about 40, down from 97 and then 86; a Consumer fetch about 46, from 96), so a closure or view that creeps back into the
  * per-request path fails here with the types that grew.
  */
 import { expect, test } from "bun:test";
