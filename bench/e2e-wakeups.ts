@@ -93,10 +93,14 @@ export async function measureWakeups(rate: number, durationS: number, sizeBytes:
   try {
     await Bun.sleep((durationS * 1000) / 3);
     const roles = new Map<Role, number>([["producer", bench.pid]]);
-    for (const child of childrenOf(bench.pid)) {
-      const command = commandOf(child);
-      if (command.includes(" serve ")) roles.set("broker", child);
-      else if (command.includes("e2e-consumer")) roles.set("consumer", child);
+    // On a busy machine the consumer child may start late: look again for a while.
+    for (let attempt = 0; attempt < 50 && roles.size < 3; attempt++) {
+      for (const child of childrenOf(bench.pid)) {
+        const command = commandOf(child);
+        if (command.includes(" serve ")) roles.set("broker", child);
+        else if (command.includes("e2e-consumer")) roles.set("consumer", child);
+      }
+      if (roles.size < 3) await Bun.sleep(100);
     }
     if (roles.size !== 3) throw new Error(`found ${[...roles.keys()].join(", ")} only; the bench's children: ${childrenOf(bench.pid).map(commandOf).join(" | ")}`);
     const entries = [...roles];
