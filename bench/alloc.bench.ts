@@ -90,7 +90,7 @@ async function measure(name: string, requests: number, run: (requests: number) =
     .map(([type, count]): [string, number] => [type, Math.max(0, count - (overhead![type] ?? 0)) / requests])
     .filter(([, perRequest]) => perRequest >= 0.05)
     .sort((a, b) => b[1] - a[1])
-    .slice(0, 8);
+    .slice(0, 14);
   return { name, objectsPerRequest: median(totals), topTypes };
 }
 

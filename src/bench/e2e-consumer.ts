@@ -20,6 +20,7 @@ import type { Subprocess } from "bun";
 import { RunnelError } from "../errors.ts";
 import { runnelCommand } from "./embedded-broker.ts";
 import type { HistogramSnapshot } from "./histogram.ts";
+import { type ConsumerGcReport, GcProbe, gcProbeDirectory, WindowRecorder } from "./gc-probe.ts";
 import { ConsumerGroup, consumeLoop, Meter, partitionsOf, type WorkloadOptions } from "./workloads.ts";
 
 const PROGRESS_INTERVAL_MS = 100;
@@ -44,6 +45,8 @@ export interface ConsumerOutcome {
   latency: HistogramSnapshot;
   /** The consumer's stages of the latency split, by stage name (bench/latency-split.ts). */
   stages: Record<string, HistogramSnapshot>;
+  /** With RUNNEL_BENCH_GC set: this process's collections and the messages' windows (bench/gc-probe.ts). */
+  gc?: ConsumerGcReport;
 }
 
 const snapshotSchema = z.object({
@@ -59,6 +62,7 @@ const outcomeSchema = z.object({
   bytes: z.number().min(0),
   latency: snapshotSchema,
   stages: z.record(z.string(), snapshotSchema),
+  gc: z.object({ stampsNs: z.array(z.number()), windows: z.object({ tail: z.array(z.number()), sample: z.array(z.number()) }) }).optional(),
 });
 
 /** The parent's handle on the consumer process. */
@@ -152,8 +156,13 @@ export async function runConsumerProcess(): Promise<number> {
   const meter = new Meter();
   let expected = Number.POSITIVE_INFINITY;
   const group = new ConsumerGroup(() => meter.completed >= expected);
+  const probing = gcProbeDirectory() !== null;
+  const probe = probing ? new GcProbe().start() : null;
+  const windows = probing ? new WindowRecorder() : null;
+  // Windows on the epoch clock, as the probes stamp.
+  const onWindow = windows === null ? null : (dueNs: number, seenNs: number): void => windows.record(dueNs + clockBaseNs, seenNs + clockBaseNs);
   const consumers = Promise.all(
-    Array.from({ length: options.consumers }, (_, index) => consumeLoop(options, partitionsOf(index, options.consumers, options.partitions), group, meter, starts, clockNs)),
+    Array.from({ length: options.consumers }, (_, index) => consumeLoop(options, partitionsOf(index, options.consumers, options.partitions), group, meter, starts, clockNs, onWindow)),
   );
   process.stdout.write("ready\n");
   const progress = setInterval(() => process.stdout.write(`progress ${meter.completed}\n`), PROGRESS_INTERVAL_MS);
@@ -170,6 +179,10 @@ export async function runConsumerProcess(): Promise<number> {
   const stages: ConsumerOutcome["stages"] = {};
   for (const [name, histogram] of meter.stages) stages[name] = histogram.toSnapshot();
   const outcome: ConsumerOutcome = { completed: meter.completed, bytes: meter.bytes, latency: meter.latency.toSnapshot(), stages };
+  if (probe !== null && windows !== null) {
+    probe.stop();
+    outcome.gc = { stampsNs: probe.stampsNs, windows: windows.toJSON() };
+  }
   process.stdout.write(`result ${JSON.stringify(outcome)}\n`);
   return 0;
 }

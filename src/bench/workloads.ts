@@ -24,6 +24,7 @@ import { Consumer } from "../client/consumer.ts";
 import { type Durability, Producer, type SendCallback } from "../client/producer.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { type ConsumerOutcome, startConsumerProcess, stampClockNs } from "./e2e-consumer.ts";
+import { formatGcCoincidence, gcCoincidence, GcProbe, gcProbeDirectory, readBrokerStamps } from "./gc-probe.ts";
 import { LatencyHistogram } from "./histogram.ts";
 import { brokerRows, rowOfHistogram, scrapeMetrics, type StageRow } from "./latency-split.ts";
 import { rawFetchesInFlight, rawFetchLoop } from "./raw-fetch.ts";
@@ -430,7 +431,15 @@ export class ConsumerGroup {
  * Reads through a Consumer until the group stops; with `starts` (e2e), records each message's
  * latency: `clockNs()` when the batch arrives minus the stamp the message carries.
  */
-export async function consumeLoop(options: WorkloadOptions, partitions: number[], group: ConsumerGroup, meter: Meter, starts: number[] | null, clockNs: () => number = Bun.nanoseconds): Promise<void> {
+export async function consumeLoop(
+  options: WorkloadOptions,
+  partitions: number[],
+  group: ConsumerGroup,
+  meter: Meter,
+  starts: number[] | null,
+  clockNs: () => number = Bun.nanoseconds,
+  onWindow: ((dueNs: number, seenNs: number) => void) | null = null,
+): Promise<void> {
   if (partitions.length === 0) return;
   // reuseFetchBuffers: every value is read before the next nextBatch() call (Consumer docs).
   const consumer = new Consumer({ broker: options.broker, clientId: "runnel-bench-consumer", partitionMaxBytes: options.fetchBytes, maxWaitMs: 100, reuseFetchBuffers: true });
@@ -455,6 +464,7 @@ export async function consumeLoop(options: WorkloadOptions, partitions: number[]
         if (value === null || value.length < 8) continue;
         const stampNs = readStamp(value);
         meter.latency.record(seenNs - stampNs);
+        if (onWindow !== null) onWindow(stampNs, seenNs);
         toAnswer.record(answeredNs - stampNs);
         held.record(heldNs);
       }
@@ -495,6 +505,9 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
   const starts = await latestOffsets(options);
   const clockBaseNs = stampClockNs();
   const consumers = await startConsumerProcess({ options, starts, clockBaseNs });
+  const gcDirectory = gcProbeDirectory();
+  const gcProbe = gcDirectory === null ? null : new GcProbe().start();
+  const gcSinceNs = stampClockNs();
   const producers = Array.from({ length: options.producers }, (_, index) => newProducer(options, index));
   const value = payload(options.sizeBytes, options.seed);
   const budget = new Budget(options.messages, options.durationS);
@@ -525,6 +538,12 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
       `latency: due send time -> the consumer seeing the message${options.rate === null ? " (no --rate: a saturation run, latency includes queueing)" : ""}`,
       "consumers run in a child process (as deployed: producer and consumer do not share a JS thread); stamps use the shared epoch clock",
     ];
+    if (gcDirectory !== null && gcProbe !== null && outcome.gc !== undefined) {
+      gcProbe.stop();
+      const tailNs = meter.latency.valueAt(99);
+      const stamps = { producer: gcProbe.stampsNs, broker: readBrokerStamps(gcDirectory, gcSinceNs), consumer: outcome.gc.stampsNs };
+      notes.push(formatGcCoincidence(gcCoincidence(stamps, outcome.gc.windows, tailNs), tailNs / 1e6));
+    }
     if (meter.completed < expected) notes.push(`only ${meter.completed} of ${expected} messages arrived within ${E2E_TAIL_TIMEOUT_MS / 1000} s of the last send`);
     meter.failures += sendMeter.failures + Math.max(0, expected - meter.completed);
     meter.firstError ??= sendMeter.firstError ?? (meter.completed < expected ? "messages did not arrive" : null);

@@ -13,6 +13,7 @@ import { ConfigError, type Config, describeOptions, loadConfig, parseFlags } fro
 import { createLogger, type Logger } from "../logger.ts";
 import { nativeStatus } from "../native/libc.ts";
 import { type Broker, startBroker } from "../server/broker.ts";
+import { gcProbeDirectory, startBrokerGcProbe } from "../bench/gc-probe.ts";
 import { loadTlsSettings, type TlsSettings, TLS_OPTIONS, tlsListeners } from "../server/tls.ts";
 import { applyReload, logReload } from "./reload.ts";
 import { describeStartupFailure } from "./startup-failure.ts";
@@ -103,9 +104,13 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   const running = broker;
+  // `runnel bench e2e` with RUNNEL_BENCH_GC set: stamps of this process's collections (bench/gc-probe.ts).
+  const gcDirectory = gcProbeDirectory();
+  const stopGcProbe = gcDirectory === null ? null : startBrokerGcProbe(gcDirectory);
   // Handlers first, start line second: whoever waits for that line may send SIGTERM at once.
   const stopped = waitForSignal(async (signal) => {
     logger.info({ signal }, "shutting down");
+    stopGcProbe?.();
     await running.stop();
     logger.info({}, "stopped cleanly");
   });

@@ -24,7 +24,7 @@
 import type { Encoder } from "@msgpack/msgpack";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { createRequestEncoder, encodeRequestFrame } from "./frame.ts";
-import { type AnswerCallback, answerAsPromise, type ClientTls, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
+import { type AnswerCallback, type AnswerReader, answerAsPromise, type ClientTls, DEFAULT_LIMITS, type EncodeFrame, Link } from "./link.ts";
 import { type WireMap, isMap, isRetriable, readInt } from "./wire.ts";
 import { ScramClientExchange, ScramError, type ScramMechanism } from "../security/scram.ts";
 
@@ -74,13 +74,18 @@ export interface BrokerInfo {
 }
 
 // Defined with the link that calls them; imported from here by everyone else.
-export type { AnswerCallback, EncodeFrame };
+export type { AnswerCallback, AnswerReader, EncodeFrame };
 
 /**
  * One encoder for every connection in the process: encoding is synchronous and its output is
  * copied into the frame at once, so its buffer is free again before anyone else can use it.
  */
 const requestEncoder: Encoder = createRequestEncoder();
+
+/** `message` as one request frame, through the process's shared encoder (client/frame.ts). */
+export function encodeSharedRequestFrame(message: unknown): Uint8Array {
+  return encodeRequestFrame(requestEncoder, message);
+}
 
 /** The frame of `{id, op, ...fields}`, msgpack-encoded. */
 function fieldsFrame(op: string, fields: WireMap): EncodeFrame {
@@ -199,17 +204,18 @@ export class Connection {
   /**
    * `requestEncoded` without promises: `done(error, response)` is called once. For callers that
    * send thousands of requests a second (the producer): no promise, no `.then()` promise, and
-   * no closures of theirs per request (garbage the collector would pause for).
+   * no closures of theirs per request (garbage the collector would pause for). `readAnswer`
+   * (optional) reads the answer without the generic decoder (client/link.ts AnswerReader).
    */
-  requestWithCallback(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number = this.requestTimeoutMs): void {
-    if (this.link !== null && this.link.usable) return this.link.request(op, encode, timeoutMs, done);
-    this.requestOnceOpen(op, encode, done, timeoutMs);
+  requestWithCallback(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number = this.requestTimeoutMs, readAnswer: AnswerReader | null = null): void {
+    if (this.link !== null && this.link.usable) return this.link.request(op, encode, timeoutMs, done, readAnswer);
+    this.requestOnceOpen(op, encode, done, timeoutMs, readAnswer);
   }
 
   /** The connecting path of requestWithCallback, apart so the usual path creates no closure scope per request. */
-  private requestOnceOpen(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number): void {
+  private requestOnceOpen(op: string, encode: EncodeFrame, done: AnswerCallback, timeoutMs: number, readAnswer: AnswerReader | null): void {
     this.open().then(
-      (link) => link.request(op, encode, timeoutMs, done),
+      (link) => link.request(op, encode, timeoutMs, done, readAnswer),
       (error: unknown) => done(toRunnelError(error), null),
     );
   }

@@ -35,7 +35,8 @@
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS, MiB } from "../limits.ts";
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import { type AnswerCallback, type AnswerReader, Connection, type ConnectionOptions, type EncodeFrame, encodeSharedRequestFrame } from "./connection.ts";
+import { FetchAnswerReader } from "./answer-readers.ts";
 import { type Cursor, type FetchOutcome, createFetchScratch, decodeAnswer, planAnswer, startPlanning } from "./fetch-answer.ts";
 import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, topicPartitionCounts } from "./offsets.ts";
 import { GroupConsumer } from "./group-consumer.ts";
@@ -118,6 +119,9 @@ const FETCH_PARTITIONS_MAX = 1_000;
 const FETCH_FRAME_BUFFERS = 3;
 const DONE: IteratorResult<Message> = { done: true, value: undefined };
 
+/** What a fetch answer is matched against when no fetch is in flight (an answer then goes the generic way). */
+const NO_CURSORS: readonly Cursor[] = [];
+
 export class Consumer implements AsyncIterable<Message> {
   private readonly data: Connection;
   private readonly control: Connection;
@@ -166,6 +170,18 @@ export class Consumer implements AsyncIterable<Message> {
    * and decoded before the next is sent.
    */
   private readonly fetchFields: { partitions: Cursor["wire"][]; maxBytes: number; maxWaitMs: number; minBytes: number };
+  /**
+   * The fetch request `{id, op, ...fetchFields}`, one object reused by every fetch (its partitions
+   * are fetchFields' list), with its encoder and answer callback made once: a fetch costs no
+   * closures, envelope object or promise chain of its own (bench/alloc.bench.ts). At most one
+   * fetch is in flight (fill() awaits it before sending the next): its outcome and its promise's
+   * resolve wait in fetchOutcome and fetchResolve.
+   */
+  private readonly fetchEnvelope: { id: number; op: "fetch"; partitions: Cursor["wire"][]; maxBytes: number; maxWaitMs: number; minBytes: number };
+  private fetchOutcome: FetchOutcome | null = null;
+  /** Reads this consumer's fetch answers by hand into a view of its own (client/answer-readers.ts). */
+  private readonly fetchAnswerReader = new FetchAnswerReader();
+  private fetchResolve: ((outcome: FetchOutcome) => void) | null = null;
   private readonly scratch = createFetchScratch();
   /** Set by subscribe() with a groupId: a group member, to which every call goes. */
   private group: GroupConsumer | null = null;
@@ -196,6 +212,7 @@ export class Consumer implements AsyncIterable<Message> {
     this.metadataMaxAgeMs = options.metadataMaxAgeMs ?? 30_000;
     this.commitFence = options.commitFence;
     this.fetchFields = { partitions: [], maxBytes: this.maxBytes, maxWaitMs: this.maxWaitMs, minBytes: this.minBytes };
+    this.fetchEnvelope = { id: 0, op: "fetch", ...this.fetchFields };
     const autoCommit = options.autoCommit ?? this.groupId !== undefined;
     if (autoCommit && this.groupId !== undefined) {
       this.autoCommitTimer = setInterval(() => void this.autoCommit(), options.autoCommitIntervalMs ?? 5_000);
@@ -543,18 +560,38 @@ export class Consumer implements AsyncIterable<Message> {
       partitions.push(cursor.wire);
     }
     this.rotation = (this.rotation + 1) % cursors.length;
-    return connection.request("fetch", this.fetchFields, this.maxWaitMs + connection.requestTimeoutMs).then(
-      (response) => {
-        this.fetchAnsweredNs = Bun.nanoseconds();
-        outcome.response = response;
-        return outcome;
-      },
-      (error: unknown) => {
-        outcome.error = toRunnelError(error);
-        return outcome;
-      },
-    );
+    if (this.fetchResolve !== null) throw new RunnelError("INTERNAL", "a consumer sends one fetch at a time");
+    const { promise, resolve } = Promise.withResolvers<FetchOutcome>();
+    this.fetchOutcome = outcome;
+    this.fetchResolve = resolve;
+    connection.requestWithCallback("fetch", this.encodeFetch, this.onFetchAnswer, this.maxWaitMs + connection.requestTimeoutMs, this.readFetchAnswer);
+    return promise;
   }
+
+  /** The link's reader for this consumer's fetch answers: entries must answer the cursors asked, in order. */
+  private readonly readFetchAnswer: AnswerReader = (body) => this.fetchAnswerReader.read(body, this.fetchOutcome?.cursors ?? NO_CURSORS);
+
+  /** Called by the link when it writes the fetch (the request's fields are current then). */
+  private readonly encodeFetch: EncodeFrame = (id) => {
+    this.fetchEnvelope.id = id;
+    return [encodeSharedRequestFrame(this.fetchEnvelope)];
+  };
+
+  /** The answer (or failure) of the fetch in flight. Never rejects: the outcome carries the error. */
+  private readonly onFetchAnswer: AnswerCallback = (error, response) => {
+    const outcome = this.fetchOutcome;
+    const resolve = this.fetchResolve;
+    this.fetchOutcome = null;
+    this.fetchResolve = null;
+    if (outcome === null || resolve === null) return;
+    if (error === null) {
+      this.fetchAnsweredNs = Bun.nanoseconds();
+      outcome.response = response;
+    } else {
+      outcome.error = error;
+    }
+    resolve(outcome);
+  };
 
   // ------------------------------------------------------------ commits
 

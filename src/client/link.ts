@@ -45,6 +45,13 @@ export function answerAsPromise(send: (done: AnswerCallback) => void): Promise<W
   return new Promise((resolve, reject) => send((error, response) => (error !== null ? reject(error) : resolve(response!))));
 }
 
+/**
+ * Reads an answer's frame body without the generic decoder, or returns null to have it decoded
+ * the generic way (client/answer-readers.ts). What it returns may be reused by its next call:
+ * the request's callback gets it at once and must not keep it.
+ */
+export type AnswerReader = (body: Uint8Array) => WireMap | null;
+
 interface Pending {
   id: number;
   op: string;
@@ -52,7 +59,11 @@ interface Pending {
   /** Date.now() by which the answer must come; 0: no limit. */
   deadlineMs: number;
   timeoutMs: number;
+  readAnswer: AnswerReader | null;
 }
+
+/** Settled Pending records kept for reuse per link: one per request in flight is garbage otherwise. */
+const SPARE_PENDING_MAX = 64;
 
 interface Waiting {
   pending: Pending;
@@ -98,6 +109,7 @@ export class Link {
   private decoder: Decoder = createResponseDecoder(HELLO_FRAME_BYTES_MAX);
   private readonly pending: Pending[] = [];
   private pendingHead = 0;
+  private readonly sparePending: Pending[] = [];
   private readonly waiting: Waiting[] = [];
   private readonly outbound: Uint8Array[] = [];
   private flushWaiters: Array<() => void> = [];
@@ -188,7 +200,7 @@ export class Link {
    * Queues one request; `done` is called with its answer, or null for requests the broker never
    * answers (their bytes are only written).
    */
-  request(op: string, encode: EncodeFrame, timeoutMs: number, done: AnswerCallback | null): void {
+  request(op: string, encode: EncodeFrame, timeoutMs: number, done: AnswerCallback | null, readAnswer: AnswerReader | null = null): void {
     if (this.dead) return done === null ? undefined : answer(done, this.dead, null);
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1;
@@ -199,12 +211,24 @@ export class Link {
       return done === null ? undefined : answer(done, toRunnelError(error), null);
     }
     if (done === null) return this.write(frame);
-    const pending: Pending = { id, op, done, deadlineMs: 0, timeoutMs };
+    const pending = this.newPending(id, op, done, timeoutMs, readAnswer);
     if (this.pending.length - this.pendingHead >= this.inFlightMax) {
       this.waiting.push({ pending, frame, timeoutMs });
     } else {
       this.dispatch(pending, frame, timeoutMs);
     }
+  }
+
+  private newPending(id: number, op: string, done: AnswerCallback, timeoutMs: number, readAnswer: AnswerReader | null): Pending {
+    const pending = this.sparePending.pop();
+    if (pending === undefined) return { id, op, done, deadlineMs: 0, timeoutMs, readAnswer };
+    pending.id = id;
+    pending.op = op;
+    pending.done = done;
+    pending.deadlineMs = 0;
+    pending.timeoutMs = timeoutMs;
+    pending.readAnswer = readAnswer;
+    return pending;
   }
 
   /** `request` as a promise (the handshake, and callers that prefer one). */
@@ -313,6 +337,11 @@ export class Link {
   }
 
   private onFrame(body: Uint8Array): void {
+    const oldest = this.pending[this.pendingHead];
+    if (oldest !== undefined && oldest.readAnswer !== null) {
+      const read = oldest.readAnswer(body);
+      if (read !== null && read.id === oldest.id) return this.settleHead(oldest, read, null);
+    }
     let value: unknown;
     try {
       value = this.decoder.decode(body);
@@ -343,7 +372,16 @@ export class Link {
     this.pending[this.pendingHead++] = undefined as unknown as Pending;
     this.compactPending();
     answer(head.done, error, error === null ? response : null);
+    this.recycle(head);
     this.admitWaiting();
+  }
+
+  /** An answered request's record, for the next request (nothing else holds it once answered). */
+  private recycle(pending: Pending): void {
+    if (this.sparePending.length >= SPARE_PENDING_MAX) return;
+    pending.done = noAnswer;
+    pending.readAnswer = null;
+    this.sparePending.push(pending);
   }
 
   private compactPending(): void {
@@ -406,6 +444,9 @@ export class Link {
     this.onDead();
   }
 }
+
+/** What a recycled Pending holds instead of its last callback (so that callback can be collected). */
+function noAnswer(): void {}
 
 function socketFailure(error: unknown): string {
   if (error && typeof error === "object" && "code" in error && typeof error.code === "string") return error.code;

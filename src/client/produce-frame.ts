@@ -57,10 +57,11 @@ export function encodeTopicName(name: string): Uint8Array {
 
 /**
  * The frame's chunks, in order; their lengths add up to the frame (length prefix included).
- * Writes into each batch's headroom.
+ * Writes into each batch's headroom. `chunks` (emptied first) is the array to fill, for a caller
+ * that reuses one per request (client/produce-request.ts); by default a new one.
  */
-export function encodeProduceFrame(id: number, durability: string, batches: readonly FramedBatch[]): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
+export function encodeProduceFrame(id: number, durability: string, batches: readonly FramedBatch[], chunks: Uint8Array[] = []): Uint8Array[] {
+  chunks.length = 0;
   // The envelope goes to a scratch buffer first, then in front of batch 0: no allocation for it.
   const envelope = writer.reset(ENVELOPE_SCRATCH).skip(FRAME_HEADER_BYTES); // length prefix: set last
   envelope.u8(0x84);

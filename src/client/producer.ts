@@ -51,7 +51,9 @@ import { KiB, LIMITS, MiB } from "../limits.ts";
 import { BufferPool, type Bytes } from "../format/batch-builder.ts";
 import { NO_PRODUCER, stampProducer, type ProducerFields } from "../format/record-batch.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
-import { type FramedBatch, PRODUCE_HEADROOM_BYTES, encodeProduceFrame } from "./produce-frame.ts";
+import { PRODUCE_HEADROOM_BYTES } from "./produce-frame.ts";
+import { readProduceAnswer } from "./answer-readers.ts";
+import { ProduceRequest } from "./produce-request.ts";
 import {
   type Done, type IntakeEntry, PartitionState, ProducerBatch, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,
 } from "./producer-batches.ts";
@@ -162,6 +164,8 @@ const BATCH_BYTES_DEFAULT = 64 * KiB;
 // 256 KiB, not 1 MiB: in the same run (1 producer, 4 partitions, 1 KiB) both gave the same
 // MB/s within noise, and the broker's peak RSS was 136 MB instead of 189 MB (larger frames).
 const BATCH_BYTES_ADAPTIVE_MAX = 256 * KiB;
+/** Answered produce requests kept for reuse: as many as may be in flight on a few connections. */
+const SPARE_REQUESTS_MAX = 16;
 /** Frame bytes kept for the produce request's envelope (topic names, keys, markers). */
 const REQUEST_OVERHEAD_BYTES = 64 * KiB;
 
@@ -194,8 +198,13 @@ export class Producer {
   private bufferedBytes = 0;
   private sequence = 0;
   private pumpScheduled = false;
-  /** The requests one pump is filling, per connection; reused (cleared after each pump). */
-  private readonly pendingRequests = new Map<Connection, { batches: ProducerBatch[]; bytes: number }>();
+  /** The requests one pump is filling, per connection (cleared after each pump). */
+  private readonly pendingRequests = new Map<Connection, ProduceRequest>();
+  /** Answered requests kept for reuse (client/produce-request.ts). */
+  private readonly spareRequests: ProduceRequest[] = [];
+  /** The pump's clock and bounds, read by pumpPartition (a method run by Set.forEach: no iterator, no closure per pump). */
+  private pumpNowMs = 0;
+  private pumpRequestBytesMax = 0;
   private readonly metadataWanted = new Set<string>();
   private readonly metadataInFlight = new Set<string>();
   private metadataScheduled = false;
@@ -530,78 +539,85 @@ export class Producer {
    */
   private readonly pump = (): void => {
     this.pumpScheduled = false;
-    const nowMs = Date.now();
-    const requestBytesMax = (this.connection.broker?.frameBytesMax ?? 16 * MiB) - REQUEST_OVERHEAD_BYTES;
-    const unanswered = this.durability === "none";
-    const inFlightMax = this.idempotent ? this.maxInFlight : 1;
-    const pending = this.pendingRequests;
+    this.pumpNowMs = Date.now();
+    this.pumpRequestBytesMax = (this.connection.broker?.frameBytesMax ?? 16 * MiB) - REQUEST_OVERHEAD_BYTES;
     try {
-      for (const state of this.sendable) {
-        if (state.retryAtMs > nowMs) continue;
-        let waiting = false;
-        const ready = state.ready;
-        const connection = this.router.connectionFor(state.topic.name, state.partition);
-        // After a failure nothing more goes until every batch in flight has answered (resolveFailures).
-        while (ready.length > 0 && (unanswered || (state.failed.length === 0 && state.inFlight.length < inFlightMax))) {
-          const batch = ready[0]!;
-          // Waiting for an identity: the partition stays sendable; the answer pumps again.
-          if (this.idempotent && !this.maySend(batch)) {
-            waiting = true;
-            break;
-          }
-          ready.shift();
-          if (!unanswered) state.inFlight.push(batch);
-          if (this.idempotent) this.assignSequence(state, batch);
-          let request = pending.get(connection);
-          if (request !== undefined && (request.bytes + batch.bytes!.length > requestBytesMax || request.batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
-            this.sendRequest(request.batches, connection);
-            request = undefined;
-          }
-          if (request === undefined) {
-            request = { batches: [], bytes: 0 };
-            pending.set(connection, request);
-          }
-          request.batches.push(batch);
-          request.bytes += batch.bytes!.length;
-        }
-        if (!waiting) this.sendable.delete(state);
-      }
-      for (const [connection, request] of pending) this.sendRequest(request.batches, connection);
+      this.sendable.forEach(this.pumpPartition);
+      this.pendingRequests.forEach(this.sendRequest);
     } finally {
-      pending.clear();
+      this.pendingRequests.clear();
     }
   };
 
-  private sendRequest(batches: ProducerBatch[], connection: Connection = this.connection): void {
-    // Envelope written into each batch's headroom: the batches are not copied (produce-frame).
-    const framed: FramedBatch[] = [];
-    for (const batch of batches) {
-      framed.push({ topicName: batch.state.topic.encodedName, partition: batch.state.partition, bytes: batch.bytes!, headroomBytes: batch.bytes!.byteOffset - batch.storage!.byteOffset });
-    }
-    const durability = this.durability;
-    // Called by the connection only when it writes the request: from then on, its fate is unknown until answered.
-    const encode = (id: number): Uint8Array[] => {
-      const writtenNs = Bun.nanoseconds();
-      for (const batch of batches) {
-        batch.written = true;
-        batch.writtenNs = writtenNs;
+  /** One partition's part of a pump: moves its ready batches into the pending requests. */
+  private readonly pumpPartition = (state: PartitionState): void => {
+    if (state.retryAtMs > this.pumpNowMs) return;
+    const unanswered = this.durability === "none";
+    const inFlightMax = this.idempotent ? this.maxInFlight : 1;
+    const pending = this.pendingRequests;
+    const ready = state.ready;
+    const connection = this.router.connectionFor(state.topic.name, state.partition);
+    // After a failure nothing more goes until every batch in flight has answered (resolveFailures).
+    while (ready.length > 0 && (unanswered || (state.failed.length === 0 && state.inFlight.length < inFlightMax))) {
+      const batch = ready[0]!;
+      // Waiting for an identity: the partition stays sendable; the answer pumps again.
+      if (this.idempotent && !this.maySend(batch)) return;
+      ready.shift();
+      if (!unanswered) state.inFlight.push(batch);
+      if (this.idempotent) this.assignSequence(state, batch);
+      let request = pending.get(connection);
+      if (request !== undefined && (request.bytes + batch.bytes!.length > this.pumpRequestBytesMax || request.batches.length >= PRODUCE_BATCHES_PER_REQUEST_MAX)) {
+        this.sendRequest(request, connection);
+        request = undefined;
       }
-      return encodeProduceFrame(id, durability, framed);
-    };
+      if (request === undefined) {
+        request = this.spareRequests.pop() ?? new ProduceRequest(this);
+        request.durability = this.durability;
+        pending.set(connection, request);
+      }
+      request.add(batch);
+    }
+    this.sendable.delete(state);
+  };
+
+  private readonly sendRequest = (request: ProduceRequest, connection: Connection): void => {
     this.stats.requestsSent += 1;
-    this.stats.batchesSent += batches.length;
+    this.stats.batchesSent += request.batches.length;
     if (this.durability === "none") {
-      connection.sendEncoded("produce", encode).then(
-        () => { for (const batch of batches) this.settle(batch, -1, null); },
-        (error: unknown) => { for (const batch of batches) this.settle(batch, -1, toRunnelError(error)); },
+      connection.sendEncoded("produce", request.encode).then(
+        () => this.onProduceSettled(request, null, null),
+        (error: unknown) => this.onProduceSettled(request, toRunnelError(error), null),
       );
       return;
     }
-    // A callback, not a promise: one closure per request instead of two promises and two.
-    connection.requestWithCallback("produce", encode, (error, response) => {
-      if (error === null) return this.onProduceAnswer(batches, response!);
-      for (const batch of batches) this.onBatchError(batch, error);
-    });
+    // Callbacks of a reused request, not a promise: nothing allocated per request here.
+    connection.requestWithCallback("produce", request.encode, request.done, connection.requestTimeoutMs, readProduceAnswer);
+  };
+
+  /** ProduceRequestOwner: the connection writes the request now. */
+  onProduceWritten(request: ProduceRequest): void {
+    const writtenNs = Bun.nanoseconds();
+    for (const batch of request.batches) {
+      batch.written = true;
+      batch.writtenNs = writtenNs;
+    }
+  }
+
+  /** ProduceRequestOwner: the request's answer (or failure); the request is reused afterwards. */
+  onProduceSettled(request: ProduceRequest, error: RunnelError | null, response: WireMap | null): void {
+    const batches = request.batches;
+    try {
+      if (this.durability === "none") {
+        for (const batch of batches) this.settle(batch, -1, error);
+      } else if (error === null) {
+        this.onProduceAnswer(batches, response!);
+      } else {
+        for (const batch of batches) this.onBatchError(batch, error);
+      }
+    } finally {
+      request.reset();
+      if (this.spareRequests.length < SPARE_REQUESTS_MAX) this.spareRequests.push(request);
+    }
   }
 
   private onProduceAnswer(batches: ProducerBatch[], response: WireMap): void {

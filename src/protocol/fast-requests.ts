@@ -113,6 +113,19 @@ export class FastRequestDecoder {
   /** Byte length of the str that `str()` read last. */
   private strBytes = 0;
   private readonly topicNames = new TopicNameCache();
+  /** reuseProduce: the produce request, its batch list and entries, overwritten by each decode. */
+  private readonly produceEntryStore: ProduceEntry[] = [];
+  private readonly produceBatches: ProduceEntry[] = [];
+  private readonly produceRequest: RequestOf<"produce"> = { durability: "written", batches: this.produceBatches };
+  private readonly produceAnswer: FastRequest & { op: "produce" } = { op: "produce", id: 0, request: this.produceRequest };
+
+  /**
+   * `reuseProduce`: a produce request comes back in objects reused by the next `decode` (no
+   * garbage per request on the broker's hottest path). For a caller that is done with it when
+   * its handler returns, as server/dispatch.ts is (handlers/produce.ts copies what it keeps).
+   * Fetch requests are always new objects: a long poll keeps its request.
+   */
+  constructor(private readonly options: { reuseProduce?: boolean } = {}) {}
 
   /** The request in `body` when it is a well-formed produce or fetch; null: use the generic path. */
   decode(body: Uint8Array, frameBytesMax: number): FastRequest | null {
@@ -121,13 +134,25 @@ export class FastRequestDecoder {
     this.binBytesMax = frameBytesMax;
     try {
       const request = this.readRequest();
-      return this.position === body.length ? request : null;
+      if (this.position === body.length) return request;
+      this.releaseProduce();
+      return null;
     } catch (error) {
+      this.releaseProduce();
       if (error === NOT_FAST) return null;
       throw error;
     } finally {
       this.bytes = EMPTY;
     }
+  }
+
+  /**
+   * reuseProduce: drops the reused produce request's views into its frame, so a large frame
+   * buffer is not kept alive until the next produce. Call once the request is handled.
+   */
+  releaseProduce(): void {
+    for (const entry of this.produceBatches) entry.batch = EMPTY as Uint8Array<ArrayBuffer>;
+    this.produceBatches.length = 0;
   }
 
   private readRequest(): FastRequest | null {
@@ -155,7 +180,12 @@ export class FastRequestDecoder {
       else minBytes = this.int(0, Number.MAX_SAFE_INTEGER);
     }
     if (id < 0) return null;
-    if (op === "produce" && batches !== null && (seen & FETCH_ONLY) === 0) return { op, id, request: { durability, batches } };
+    if (op === "produce" && batches !== null && (seen & FETCH_ONLY) === 0) {
+      if (batches !== this.produceBatches) return { op, id, request: { durability, batches } };
+      this.produceAnswer.id = id;
+      this.produceRequest.durability = durability;
+      return this.produceAnswer;
+    }
     if (op === "fetch" && partitions !== null && (seen & PRODUCE_ONLY) === 0) return { op, id, request: { partitions, maxBytes, maxWaitMs, minBytes } };
     return null;
   }
@@ -163,7 +193,9 @@ export class FastRequestDecoder {
   /** `[{topic, partition, batch}]`, 1..produceBatchesMax entries. */
   private produceEntries(): ProduceEntry[] {
     const count = this.arrayHead(WIRE_LIMITS.produceBatchesMax);
-    const entries: ProduceEntry[] = [];
+    const reuse = this.options.reuseProduce === true;
+    const entries: ProduceEntry[] = reuse ? this.produceBatches : [];
+    entries.length = 0;
     for (let index = 0; index < count; index++) {
       const keys = this.mapHead();
       let seen = 0;
@@ -180,7 +212,15 @@ export class FastRequestDecoder {
         else throw NOT_FAST;
       }
       if (seen !== (ENTRY.topic | ENTRY.partition | ENTRY.batch)) throw NOT_FAST;
-      entries.push({ topic, partition, batch });
+      if (!reuse) {
+        entries.push({ topic, partition, batch });
+        continue;
+      }
+      const entry = (this.produceEntryStore[index] ??= { topic, partition, batch });
+      entry.topic = topic;
+      entry.partition = partition;
+      entry.batch = batch;
+      entries.push(entry);
     }
     return entries;
   }

@@ -49,6 +49,9 @@ import { socketFd } from "./socket-fd.ts";
 
 type Slot = { reply: Reply | null };
 
+/** Answered slots kept per connection for reuse. */
+const SPARE_SLOTS_MAX = 16;
+
 /** A connection that assembled no frame (one straddling reads) for this long gives back its reuse buffers (frame.ts). */
 const ASSEMBLY_IDLE_MS = 1_000;
 
@@ -62,6 +65,7 @@ export class Connection {
   private readonly outbound: OutboundQueue;
   private readonly config: Config;
   private readonly slots: Slot[] = [];
+  private readonly spareSlots: Slot[] = [];
   private readonly pendingChunks: Uint8Array[] = [];
   private paused = false;
   /** A request is being applied asynchronously: no later frame is dispatched until it is. */
@@ -286,7 +290,12 @@ export class Connection {
       return;
     }
     if (result.kind === "none") return;
-    this.slots.push({ reply: result });
+    const slot = this.spareSlots.pop();
+    if (slot === undefined) this.slots.push({ reply: result });
+    else {
+      slot.reply = result;
+      this.slots.push(slot);
+    }
   }
 
   private holdUntil(applied: Promise<unknown>): void {
@@ -320,7 +329,15 @@ export class Connection {
         return;
       }
     }
-    if (ready > 0) this.slots.splice(0, ready);
+    // A few shift()s, not splice(): splice returns an array of what it removed (garbage per pump).
+    if (ready > SPARE_SLOTS_MAX) this.slots.splice(0, ready);
+    else for (let index = 0; index < ready; index++) this.recycleSlot(this.slots.shift()!);
+  }
+
+  /** A slot whose reply went out, for the next synchronous reply (an answered-later one's closure may still hold its own). */
+  private recycleSlot(slot: Slot): void {
+    slot.reply = null;
+    if (this.spareSlots.length < SPARE_SLOTS_MAX) this.spareSlots.push(slot);
   }
 
   private trackPartialFrame(): void {

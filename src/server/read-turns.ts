@@ -13,6 +13,8 @@
 
 /** Bytes read per event-loop iteration before large-frame connections start yielding. */
 export const TURN_BYTES_MAX = 4 * 1024 * 1024;
+/** Bytes counted before the count's reset is scheduled (see noteRead). */
+const TURN_RESET_BYTES = 256 * 1024;
 /** What one resumed connection may read in an iteration (Bun's receive buffer). */
 const READ_BYTES_PER_RESUME = 512 * 1024;
 
@@ -28,10 +30,16 @@ export class ReadTurns {
     return this.queue.size;
   }
 
-  /** Counts `bytes` read now; true when a large-frame connection should yield. */
+  /**
+   * Counts `bytes` read now; true when a large-frame connection should yield. The count is reset
+   * by an immediate at the end of the iteration, scheduled only once it passes
+   * TURN_RESET_BYTES: small reads (the data path's usual ones) then cost no immediate per
+   * event-loop iteration, and at most TURN_RESET_BYTES carry over into a later iteration's
+   * count (6% of TURN_BYTES_MAX).
+   */
   noteRead(bytes: number): boolean {
     this.turnBytes += bytes;
-    this.scheduleTurn();
+    if (this.turnBytes > TURN_RESET_BYTES) this.scheduleTurn();
     return this.turnBytes > TURN_BYTES_MAX;
   }
 
@@ -49,17 +57,21 @@ export class ReadTurns {
     if (this.turnScheduled) return;
     this.turnScheduled = true;
     // setImmediate runs after the I/O phase: the next iteration's reads start from zero.
-    setImmediate(() => {
-      this.turnScheduled = false;
-      this.turnBytes = 0;
-      let allowance = TURN_BYTES_MAX;
-      for (const resume of [...this.queue]) {
-        if (allowance < READ_BYTES_PER_RESUME) break;
-        allowance -= READ_BYTES_PER_RESUME;
-        this.queue.delete(resume);
-        resume();
-      }
-      if (this.queue.size > 0) this.scheduleTurn();
-    });
+    setImmediate(this.newTurn);
   }
+
+  /** A method made once, not a closure per iteration; copies the queue only when someone waits. */
+  private readonly newTurn = (): void => {
+    this.turnScheduled = false;
+    this.turnBytes = 0;
+    if (this.queue.size === 0) return;
+    let allowance = TURN_BYTES_MAX;
+    for (const resume of [...this.queue]) {
+      if (allowance < READ_BYTES_PER_RESUME) break;
+      allowance -= READ_BYTES_PER_RESUME;
+      this.queue.delete(resume);
+      resume();
+    }
+    if (this.queue.size > 0) this.scheduleTurn();
+  };
 }

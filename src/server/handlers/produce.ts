@@ -92,18 +92,39 @@ function produceAfterCreating(context: BrokerContext, request: RequestOf<"produc
   return appliedLater(reply, applied);
 }
 
+/**
+ * Lists produceNow reuses when it answers at once (`written`, `none`): encoded into the answer
+ * before it returns, so no list per request is garbage. Answers that wait (synced, replicated)
+ * keep lists of their own.
+ */
+const scratch = { results: [] as ProduceBatchResult[], appendedTo: [] as Array<Partition | null>, touched: [] as Partition[] };
+
 function produceNow(context: BrokerContext, request: RequestOf<"produce">, id: number, createFailures: ReadonlyMap<string, RunnelError>): Reply | Promise<Reply> {
-  const results: ProduceBatchResult[] = [];
+  const answersNow = request.durability === "written" || request.durability === "none";
+  const results: ProduceBatchResult[] = answersNow ? emptied(scratch.results) : [];
   // appendedTo[i]: the partition batch i was appended to, or null when it failed.
-  const appendedTo: Array<Partition | null> = [];
+  const appendedTo: Array<Partition | null> = answersNow ? emptied(scratch.appendedTo) : [];
   const replicated = request.durability === "replicated";
   for (const entry of request.batches) appendedTo.push(appendBatch(context, entry, results, createFailures, replicated));
-  const touched = distinctPartitions(appendedTo);
+  const touched = distinctPartitions(appendedTo, answersNow ? emptied(scratch.touched) : []);
   for (const partition of touched) context.notifier.notify(partition.topic, partition.index);
-  if (request.durability === "none") return NO_REPLY;
+  if (request.durability === "none") return releaseScratch(NO_REPLY);
   if (replicated && touched.length > 0 && context.replication) return answerWhenReplicated(context, appendedTo, results, id);
-  if (request.durability === "written" || replicated || touched.length === 0) return { kind: "frame", frame: encodeProduceResponseFrame(id, results) };
+  if (request.durability === "written" || replicated || touched.length === 0) return releaseScratch({ kind: "frame", frame: encodeProduceResponseFrame(id, results) });
   return answerWhenSynced(context, touched, appendedTo, results, id);
+}
+
+function emptied<T>(list: T[]): T[] {
+  list.length = 0;
+  return list;
+}
+
+/** Lets go of what the scratch lists point at (partitions, topic names) once the answer is encoded. */
+function releaseScratch(reply: Reply): Reply {
+  scratch.results.length = 0;
+  scratch.appendedTo.length = 0;
+  scratch.touched.length = 0;
+  return reply;
 }
 
 /** Apart from produceNow so that its closure is not a scope object on every written produce (bench/alloc.bench.ts). */
@@ -175,8 +196,7 @@ function producerIdOf(batch: Uint8Array): number {
 }
 
 /** The partitions batches were appended to, each once, in first-append order. */
-function distinctPartitions(appendedTo: ReadonlyArray<Partition | null>): Partition[] {
-  const distinct: Partition[] = [];
+function distinctPartitions(appendedTo: ReadonlyArray<Partition | null>, distinct: Partition[]): Partition[] {
   let seen: Set<Partition> | null = null;
   for (const partition of appendedTo) {
     if (partition === null) continue;
