@@ -15,24 +15,11 @@ import type { TopicConfig, TopicDescription } from "../log/api.ts";
 
 /** Starts following; returns the function that stops it. */
 export function followAssignments(view: ClusterView, context: BrokerContext): () => void {
-  // Topics whose local copy is being grown: a change that comes meanwhile is applied after it.
-  const growing = new Set<string>();
   const ensure = (topic: string): void => {
     const partitions = view.partitionCount(topic);
     const config = view.topicConfig(topic);
     if (partitions === undefined || config === undefined) return;
-    if (context.log.hasTopic(topic)) {
-      if (growing.has(topic)) return;
-      const grown = applyTopicChange(context, topic, partitions, config);
-      if (grown === null) return;
-      growing.add(topic);
-      void grown.then((done) => {
-        growing.delete(topic);
-        // Another change may have come meanwhile (not after a failure: that would spin).
-        if (done) ensure(topic);
-      });
-      return;
-    }
+    if (context.log.hasTopic(topic)) return applyTopicChange(context, topic, partitions, config);
     if (!isAssignedHere(view, topic)) return;
     ensureLocalTopic(context, topic, partitions, config).catch((error: unknown) =>
       context.logger.error({ topic, error: toRunnelError(error).message }, "could not create an assigned topic in the local log"),
@@ -79,11 +66,10 @@ export function ensureLocalTopic(context: BrokerContext, topic: string, partitio
 }
 
 /**
- * The local copy catches up with the cluster's record: missing partitions added (then the data
- * plane learns of them), config overrides applied when they differ from the local ones. A
- * partition count below the local one is left alone: partitions are never removed.
+ * The local copy catches up with the cluster's record: config overrides applied when they differ
+ * from the local ones, missing partitions added (growLocalTopic).
  */
-function applyTopicChange(context: BrokerContext, topic: string, partitions: number, config: Readonly<Record<string, unknown>>): Promise<boolean> | null {
+function applyTopicChange(context: BrokerContext, topic: string, partitions: number, config: Readonly<Record<string, unknown>>): void {
   const local = context.log.describeTopic(topic);
   const report = (what: string) => (error: unknown) => context.logger.error({ topic, error: toRunnelError(error).message }, what);
   if (Object.entries(config).some(([name, value]) => (local.config as unknown as Record<string, unknown>)[name] !== value)) {
@@ -93,18 +79,41 @@ function applyTopicChange(context: BrokerContext, topic: string, partitions: num
       report("could not apply the cluster's topic config to the local copy")(error);
     }
   }
-  if (partitions <= local.partitions.length) return null;
-  return context.log.addPartitionsAsync(topic, partitions).then(
-    () => {
+  if (partitions > local.partitions.length) growLocalTopic(context, topic, partitions).catch(report("could not add the cluster's new partitions to the local copy"));
+}
+
+/** Growths under way, per log and topic: the createPartitions handler and the follower share them. */
+const growing = new WeakMap<BrokerContext["log"], Map<string, Promise<TopicDescription>>>();
+
+/**
+ * The local copy with at least `total` partitions, grown now when it has fewer (one growth at a
+ * time per topic; a count below the local one is left alone: partitions are never removed). The
+ * data plane then takes the new partitions' roles: followers start fetching.
+ */
+export function growLocalTopic(context: BrokerContext, topic: string, total: number): Promise<TopicDescription> {
+  let pending = growing.get(context.log);
+  if (pending === undefined) {
+    pending = new Map();
+    growing.set(context.log, pending);
+  }
+  const earlier = pending.get(topic) ?? Promise.resolve(context.log.describeTopic(topic));
+  const next = earlier
+    .catch(() => context.log.describeTopic(topic))
+    .then(async () => {
+      const current = context.log.describeTopic(topic);
+      if (current.partitions.length >= total) return current;
+      const grown = await context.log.addPartitionsAsync(topic, total);
       context.replication?.refreshTopic(topic);
       context.groups.topicsChanged();
-      return true;
-    },
-    (error: unknown) => {
-      report("could not add the cluster's new partitions to the local copy")(error);
-      return false;
-    },
+      return grown;
+    });
+  pending.set(topic, next);
+  const tail = pending;
+  void next.then(
+    () => tail.get(topic) === next && tail.delete(topic),
+    () => tail.get(topic) === next && tail.delete(topic),
   );
+  return next;
 }
 
 function isAssignedHere(view: ClusterView, topic: string): boolean {
