@@ -37,7 +37,9 @@ export async function createTopicInCluster(
   resolveTopicConfig(clusterBaseConfig(context, view, topic), config);
   await view.createTopic(topic, partitions, replication, config);
   await leadersKnown(view, topic, partitions, VIEW_CATCH_UP_WAIT_MS);
-  return ensureLocalTopic(context, topic, partitions, config);
+  await ensureLocalTopic(context, topic, partitions, config);
+  // A copy started from an earlier, partial view (a watch that split the txn) grows to the count.
+  return growLocalTopic(context, topic, partitions);
 }
 
 /** Grows the topic in the cluster to `total`; answers with the local copy grown too. */

@@ -59,8 +59,7 @@ export class StaticClusterState {
     const replicas = placeReplicas([...this.brokerList.keys()], partitions, replication.replicationFactor, 0);
     this.topics.set(topic, replication);
     this.configs.set(topic, { ...config });
-    replicas.forEach((assigned, partition) => this.setPartition(topic, partition, { leader: assigned[0] as number, leaderEpoch: 0, isr: assigned, replicas: assigned }));
-    this.emit({ kind: "topic", topic });
+    this.addPartitions(topic, 0, replicas);
     return replicas;
   }
 
@@ -84,8 +83,7 @@ export class StaticClusterState {
     if (replication === undefined || current === undefined) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' in the cluster`);
     if (total <= current) throw new RunnelError("INVALID_PARTITIONS", `topic '${topic}' has ${current} partitions in the cluster; the new total must be larger`);
     const placed = placeReplicas([...this.brokerList.keys()], total, replication.replicationFactor, 0).slice(current);
-    placed.forEach((assigned, index) => this.setPartition(topic, current + index, { leader: assigned[0] as number, leaderEpoch: 0, isr: assigned, replicas: assigned }));
-    this.emit({ kind: "topic", topic });
+    this.addPartitions(topic, current, placed);
   }
 
   topicReplication(topic: string): TopicReplication | undefined {
@@ -107,10 +105,22 @@ export class StaticClusterState {
 
   /** Sets a partition's state (a new version) and tells every view. */
   setPartition(topic: string, partition: number, state: Omit<PartitionState, "version">): PartitionState {
-    const stored: PartitionState = { ...state, isr: [...state.isr], replicas: [...state.replicas], version: ++this.version };
-    this.partitions.set(`${topic}\u0000${partition}`, stored);
+    const stored = this.storePartition(topic, partition, state);
     this.emit({ kind: "partition", topic, partition, state: stored });
     return stored;
+  }
+
+  private storePartition(topic: string, partition: number, state: Omit<PartitionState, "version">): PartitionState {
+    const stored: PartitionState = { ...state, isr: [...state.isr], replicas: [...state.replicas], version: ++this.version };
+    this.partitions.set(`${topic}\u0000${partition}`, stored);
+    return stored;
+  }
+
+  /** Stores every new partition first, then tells the views (etcd's watch brings one txn's keys together). */
+  private addPartitions(topic: string, first: number, replicas: readonly (readonly number[])[]): void {
+    const stored = replicas.map((assigned, index) => this.storePartition(topic, first + index, { leader: assigned[0] as number, leaderEpoch: 0, isr: assigned, replicas: assigned }));
+    stored.forEach((state, index) => this.emit({ kind: "partition", topic, partition: first + index, state }));
+    this.emit({ kind: "topic", topic });
   }
 
   partitionState(topic: string, partition: number): PartitionState | undefined {
