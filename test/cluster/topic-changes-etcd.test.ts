@@ -1,7 +1,8 @@
 /**
  * Topic changes in cluster mode on a real etcd (issue 14): three brokers, a topic replicated on
  * all three; a config change asked of one broker and createPartitions asked of another are stored
- * in etcd (one txn on the topic record's version) and every broker applies them from its watch;
+ * in etcd (one txn on the topic record's version; two at once both land) and every broker applies
+ * them from its watch;
  * a producer then writes to the new partition with `replicated` durability and a consumer reads
  * it back.
  *
@@ -63,6 +64,14 @@ describe.skipIf(!HAVE_ETCD)("topic changes on an etcd cluster", () => {
     await until(() => all.every((test) => logOf(test).hasTopic("events") && logOf(test).describeTopic("events").partitions.length === 4), "four partitions on every broker");
     await until(() => all.every((test) => logOf(test).describeTopic("events").config["retention.ms"] === 120_000), "the config on every broker");
     expect([2, 3].map((partition) => three.broker.context.cluster!.partitionState("events", partition)!.replicas.length)).toEqual([3, 3]);
+
+    // Two brokers change the record at once: the txn on its version makes the later one re-read, so neither change is lost.
+    const [left, right] = [new Admin({ broker: bootstrap[0] }), new Admin({ broker: bootstrap[2] })];
+    await Promise.all([left.alterTopicConfig("events", { "segment.ms": 3_600_000 }), right.alterTopicConfig("events", { "flush.messages": 500 })]);
+    await Promise.all([left.close(), right.close()]);
+    const merged = () => (two.broker.context.cluster as EtcdClusterView).topicRecord("events")?.config ?? {};
+    await until(() => merged()["segment.ms"] !== undefined && merged()["flush.messages"] !== undefined, "both changes in broker 2's view");
+    expect(merged()).toMatchObject({ "retention.ms": 120_000, "segment.ms": 3_600_000, "flush.messages": 500 });
 
     const producer = new Producer({ broker: bootstrap, durability: "replicated", idempotent: false, lingerMs: 0, retryBackoffMs: 20 });
     await Promise.all(Array.from({ length: 10 }, (_, i) => producer.send("events", { value: `p3-${i}`, partition: 3 })));
