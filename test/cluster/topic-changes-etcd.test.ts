@@ -57,12 +57,13 @@ describe.skipIf(!HAVE_ETCD)("topic changes on an etcd cluster", () => {
     expect(altered.config["retention.ms"]).toBe(120_000);
     await other.createPartitions("events", 4);
     await other.close();
+    // The answers came once broker 2 held the change; the others follow from their watch.
+    await until(() => all.every((test) => logOf(test).hasTopic("events") && logOf(test).describeTopic("events").partitions.length === 4), "four partitions on every broker");
+    await until(() => all.every((test) => logOf(test).describeTopic("events").config["retention.ms"] === 120_000), "the config on every broker");
     // etcd holds the change: the topic record and the new partitions' states.
     const stored = (one.broker.context.cluster as EtcdClusterView).topicRecord("events");
     expect(stored?.partitions).toBe(4);
     expect(stored?.config["retention.ms"]).toBe(120_000);
-    await until(() => all.every((test) => logOf(test).hasTopic("events") && logOf(test).describeTopic("events").partitions.length === 4), "four partitions on every broker");
-    await until(() => all.every((test) => logOf(test).describeTopic("events").config["retention.ms"] === 120_000), "the config on every broker");
     expect([2, 3].map((partition) => three.broker.context.cluster!.partitionState("events", partition)!.replicas.length)).toEqual([3, 3]);
 
     // Two brokers change the record at once: the txn on its version makes the later one re-read, so neither change is lost.
