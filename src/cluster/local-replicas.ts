@@ -1,6 +1,6 @@
 /**
  * @module cluster/local-replicas
- * Keeps this broker's log in step with the topics etcd assigns it: a topic with a partition
+ * Keeps this broker's log in step with the topics the cluster view (etcd) assigns it: a topic with a partition
  * replicated here is created in the local log (all its partitions: the log manager holds whole
  * topics; the ones not assigned here stay empty), and a topic deleted from the cluster is deleted
  * here too, committed offsets first (as the deleteTopic handler does). A topic record that
@@ -21,8 +21,10 @@ export function followAssignments(view: ClusterView, context: BrokerContext): ()
     if (partitions === undefined || config === undefined) return;
     if (context.log.hasTopic(topic)) return applyTopicChange(context, topic, partitions, config);
     if (!isAssignedHere(view, topic)) return;
-    ensureLocalTopic(context, topic, partitions, config).catch((error: unknown) =>
-      context.logger.error({ topic, error: toRunnelError(error).message }, "could not create an assigned topic in the local log"),
+    ensureLocalTopic(context, topic, partitions, config).then(
+      // A change that came while the copy was being made (more partitions, a config) is applied now.
+      () => ensure(topic),
+      (error: unknown) => context.logger.error({ topic, error: toRunnelError(error).message }, "could not create an assigned topic in the local log"),
     );
   };
   const remove = (topic: string) => {
