@@ -10,6 +10,7 @@ import { Connection, type BrokerInfo, type ConnectionOptions } from "./connectio
 import { deriveVerifier, SCRAM_ITERATIONS_DEFAULT, SCRAM_MECHANISMS } from "../security/scram.ts";
 import { type OffsetRequest, fetchCommittedOffsets, listOffsets } from "./offsets.ts";
 import { LeaderRouter } from "./leader-router.ts";
+import { RunnelError } from "../errors.ts";
 import { type WireMap, brokerError, isMap, readArray, readInt, readMap, readString } from "./wire.ts";
 
 /** Per-topic options; the broker's defaults fill what is not given. */
@@ -82,6 +83,11 @@ export interface GroupDescription {
 
 export type AdminOptions = ConnectionOptions;
 
+/** describeTopic retries a retriable answer within this bound, pausing 20, 40... up to 500 ms. */
+const DESCRIBE_RETRY_BOUND_MS = 5_000;
+const DESCRIBE_BACKOFF_FIRST_MS = 20;
+const DESCRIBE_BACKOFF_MAX_MS = 500;
+
 export class Admin {
   readonly connection: Connection;
   private readonly router: LeaderRouter;
@@ -112,8 +118,22 @@ export class Admin {
   /**
    * In a cluster the description comes from the leader of partition 0 (the broker asked may hold
    * no replica of the topic) and each partition also shows its leader, epoch, replicas and ISR.
+   * A retriable answer (a replica whose copy of a just-created topic is not ready: NOT_LEADER, a
+   * leader changing) is asked again, metadata first, with a growing pause, within a bound.
    */
   async describeTopic(name: string): Promise<TopicDescription> {
+    const deadline = Date.now() + DESCRIBE_RETRY_BOUND_MS;
+    for (let backoffMs = DESCRIBE_BACKOFF_FIRST_MS; ; backoffMs = Math.min(backoffMs * 2, DESCRIBE_BACKOFF_MAX_MS)) {
+      try {
+        return await this.describeOnce(name);
+      } catch (error) {
+        if (!(error instanceof RunnelError) || !error.retriable || Date.now() + backoffMs > deadline) throw error;
+        await Bun.sleep(backoffMs);
+      }
+    }
+  }
+
+  private async describeOnce(name: string): Promise<TopicDescription> {
     const metadata = await this.connection.request("metadata", { topics: [name] });
     this.router.learn(metadata);
     const connection = this.router.clustered ? this.router.connectionTo(this.router.leaderOf(name, 0)) : this.connection;

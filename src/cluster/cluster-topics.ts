@@ -6,10 +6,16 @@
  * first replica, epoch 0, ISR = every replica: every log is empty, so every one is in sync). A
  * topic with more partitions than fit in one etcd txn writes the rest in further txns that
  * compare the topic key's create revision (a topic deleted and made again meanwhile is not touched).
+ *
+ * A change of an existing topic (its config, its partition count) is read-modify-write of the
+ * topic record: read the key, compute the new record, write it in a txn comparing the key's
+ * mod revision (a concurrent change is read again and applied on top, a few times at most).
+ * createPartitions puts the new partitions' first states in that same txn, so a replica never
+ * sees a count without its partitions' placement.
  */
 import { RunnelError } from "../errors.ts";
 import { ETCD_TXN_OPS_MAX, type EtcdGateway, type TxnOp } from "./etcd-gateway.ts";
-import { encodePartition, type EtcdLayout, type TopicRecord } from "./etcd-layout.ts";
+import { decodeRecord, encodePartition, type EtcdLayout, type TopicRecord, topicRecordSchema } from "./etcd-layout.ts";
 
 /**
  * Replicas of each partition: round-robin over the live brokers (sorted by id), starting at
@@ -57,4 +63,42 @@ export async function deleteClusterTopic(gateway: EtcdGateway, layout: EtcdLayou
     ],
   );
   return result.succeeded;
+}
+
+/** Read-modify-write attempts before a topic change under constant contention gives up. */
+const TOPIC_CHANGE_ATTEMPTS_MAX = 5;
+
+/** What a topic change writes besides the new record: the new partitions' first states. */
+export interface TopicChange {
+  readonly record: TopicRecord;
+  readonly partitionOps?: readonly TxnOp[];
+}
+
+/**
+ * Applies `change` to the stored topic record in a txn comparing its mod revision; a lost race is
+ * read again and retried. UNKNOWN_TOPIC when there is no such topic; `change` throws to refuse.
+ */
+export async function changeClusterTopic(gateway: EtcdGateway, layout: EtcdLayout, topic: string, change: (current: TopicRecord) => TopicChange): Promise<TopicRecord> {
+  const topicKey = layout.topicKey(topic);
+  for (let attempt = 1; attempt <= TOPIC_CHANGE_ATTEMPTS_MAX; attempt += 1) {
+    const { kvs } = await gateway.range(topicKey);
+    const stored = kvs[0];
+    const current = stored === undefined ? undefined : decodeRecord(topicRecordSchema, stored.value);
+    if (stored === undefined || current === undefined) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' in the cluster`);
+    const next = change(current);
+    const ops = [{ op: "put" as const, key: topicKey, value: JSON.stringify(next.record) }, ...(next.partitionOps ?? [])];
+    if (ops.length > ETCD_TXN_OPS_MAX) throw new RunnelError("INVALID_PARTITIONS", `at most ${ETCD_TXN_OPS_MAX - 1} partitions can be added in one createPartitions in cluster mode; grow the topic in steps`);
+    const result = await gateway.txn([{ key: topicKey, target: "modRevision", result: "equal", value: stored.modRevision }], ops);
+    if (result.succeeded) return next.record;
+  }
+  throw new RunnelError("CLUSTER_UNAVAILABLE", `topic ${topic} changed ${TOPIC_CHANGE_ATTEMPTS_MAX} times while this change was being written; retry`);
+}
+
+/** The new partitions' first states for a topic grown from `replicas.length` existing ones: leader = first replica. */
+export function newPartitionOps(layout: EtcdLayout, topic: string, firstPartition: number, replicas: readonly (readonly number[])[]): TxnOp[] {
+  return replicas.map((assigned, index) => ({
+    op: "put",
+    key: layout.partitionKey(topic, firstPartition + index),
+    value: encodePartition({ leader: assigned[0] as number, leaderEpoch: 0, isr: assigned, replicas: assigned }),
+  }));
 }

@@ -5,6 +5,12 @@
  * plane (leader epochs in batches, follower fetching, high watermark, replicated acknowledgements)
  * reads it and asks it to change a partition's ISR. A single-node broker has no ClusterView
  * (`BrokerContext.cluster` is null) and behaves as it always has.
+ *
+ * Topic administration goes through the view too (createTopic, deleteTopic, alterTopicConfig,
+ * createPartitions): the handlers of both listeners validate as on a single node, then ask the
+ * view, which changes the cluster's store; every broker applies the change to its own log when its
+ * view reports it (a `topic` event; cluster/local-replicas.ts). Handlers never ask which view
+ * they have: etcd's in production, StaticClusterView in tests.
  */
 
 /** How clients and followers reach one broker. */
@@ -39,6 +45,8 @@ export interface TopicReplication {
 export type ClusterEvent =
   | { readonly kind: "partition"; readonly topic: string; readonly partition: number; readonly state: PartitionState }
   | { readonly kind: "topicDeleted"; readonly topic: string }
+  /** A topic record was created or changed (its config or its partition count). */
+  | { readonly kind: "topic"; readonly topic: string }
   | { readonly kind: "brokers"; readonly brokers: readonly BrokerEndpoint[] }
   /** This broker may no longer lead (lease lost or about to be, event loop stalled): stop acknowledging. */
   | { readonly kind: "fenced" }
@@ -63,4 +71,27 @@ export interface ClusterView {
   proposeIsr(topic: string, partition: number, expected: PartitionState, isr: readonly number[]): Promise<PartitionState | null>;
   /** False from the moment this broker must stop acting as a leader until it is safely back. */
   mayLead(): boolean;
+  /** Broker id of the controller, or null while there is none. */
+  controllerId(): number | null;
+  /** A cluster topic's config overrides (what createTopic and alterTopicConfig stored), or undefined. */
+  topicConfig(topic: string): Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Places the partitions over the live brokers and stores the topic with every partition's first
+   * state (leader = first replica). TOPIC_EXISTS when the cluster has the name; INVALID_CONFIG when
+   * the replication does not fit the live brokers. Resolves to each partition's replicas.
+   */
+  createTopic(topic: string, partitions: number, replication: TopicReplication, config: Record<string, unknown>): Promise<number[][]>;
+  /** Removes the topic from the store; false when the cluster had no such topic. */
+  deleteTopic(topic: string): Promise<boolean>;
+  /**
+   * Merges `config` into the topic's stored overrides (the caller validated the values).
+   * UNKNOWN_TOPIC when the cluster has no such topic.
+   */
+  alterTopicConfig(topic: string, config: Record<string, unknown>): Promise<void>;
+  /**
+   * Grows the topic to `total` partitions, the new ones placed like createTopic's, in one change
+   * compared with the topic's stored version. UNKNOWN_TOPIC; INVALID_PARTITIONS when `total` is
+   * not above the stored count.
+   */
+  createPartitions(topic: string, total: number): Promise<void>;
 }

@@ -9,7 +9,7 @@
 import { RunnelError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { type IdBlock, reserveProducerIdBlock } from "./cluster-producer-ids.ts";
-import { createClusterTopic, deleteClusterTopic, placeReplicas } from "./cluster-topics.ts";
+import { changeClusterTopic, createClusterTopic, deleteClusterTopic, newPartitionOps, placeReplicas } from "./cluster-topics.ts";
 import type { BrokerEndpoint, ClusterEvent, ClusterView, PartitionState, TopicReplication } from "./cluster-view.ts";
 import { Controller } from "./controller.ts";
 import type { Storage } from "../log/storage.ts";
@@ -181,6 +181,23 @@ export class EtcdClusterView implements ClusterView {
 
   async deleteTopic(topic: string): Promise<boolean> {
     return deleteClusterTopic(this.gateway, this.layout, topic);
+  }
+
+  async alterTopicConfig(topic: string, config: Record<string, unknown>): Promise<void> {
+    await changeClusterTopic(this.gateway, this.layout, topic, (current) => ({ record: { ...current, config: { ...current.config, ...config } } }));
+  }
+
+  /** New partitions continue the topic's ring of placement over the brokers live now. */
+  async createPartitions(topic: string, total: number): Promise<void> {
+    await changeClusterTopic(this.gateway, this.layout, topic, (current) => {
+      if (total <= current.partitions) throw new RunnelError("INVALID_PARTITIONS", `topic '${topic}' has ${current.partitions} partitions in the cluster; the new total must be larger`);
+      const placed = placeReplicas([...this.brokersById.keys()], total, current.replicationFactor, rotationOf(topic)).slice(current.partitions);
+      return { record: { ...current, partitions: total }, partitionOps: newPartitionOps(this.layout, topic, current.partitions, placed) };
+    });
+  }
+
+  topicConfig(topic: string): Readonly<Record<string, unknown>> | undefined {
+    return this.topics.get(topic)?.record.config;
   }
 
   /** Topics as the cache holds them. */
@@ -369,8 +386,9 @@ export class EtcdClusterView implements ClusterView {
       this.controllerHolder = record === undefined ? null : { brokerId: record.brokerId, createRevision: kv.createRevision };
     } else if (parsed.kind === "topic") {
       const record = decodeRecord(topicRecordSchema, kv.value);
-      if (record !== undefined) this.topics.set(parsed.topic, { record, createRevision: kv.createRevision });
-      else this.skip(kv);
+      if (record === undefined) return this.skip(kv);
+      this.topics.set(parsed.topic, { record, createRevision: kv.createRevision });
+      events.push({ kind: "topic", topic: parsed.topic });
     } else if (parsed.kind === "partition") {
       const record = decodeRecord(partitionRecordSchema, kv.value);
       if (record !== undefined) this.applyPartition(parsed.topic, parsed.partition, { ...record, version: kv.modRevision }, events);

@@ -268,6 +268,8 @@ class RunningBroker implements Broker {
   listen(): this {
     this.listener = this.openNativeListener(this.config.port);
     this.context.replication?.start();
+    // A view given at construction (tests' StaticClusterView): its topics reach the log as etcd's do.
+    if (this.clusterView !== null) this.stopFollowing = followAssignments(this.clusterView, this.context);
     this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs(this.config));
     if (this.config.kafkaPort !== -1) this.listenKafka();
     this.showReady();

@@ -5,11 +5,14 @@
  * by topic-rules.ts (name, topicsMax, partitionsMax, the creation rate), all created at once off
  * the event loop by the log (createTopicAsync), which group-commits their directory fsyncs.
  * A topic some other request is creating at the same time counts as created once it exists.
+ * Cluster mode: the topic is created through the cluster view (placement over the live brokers,
+ * replication factor 1: Runnel has no default replication factor option yet), as createTopic does.
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import type { BrokerContext } from "./context.ts";
 import { yieldToLoop } from "../log/topic-staging.ts";
 import { admitAutoCreate, checkTopicName } from "./topic-rules.ts";
+import { createTopicInCluster } from "../cluster/cluster-topic-admin.ts";
 
 /** Longest run of create starts before yielding to other callbacks. */
 const START_SLICE_MS = 4;
@@ -81,12 +84,14 @@ function nameError(name: string): RunnelError | null {
 }
 
 async function createOne(context: BrokerContext, name: string, failures: Map<string, RunnelError>): Promise<void> {
+  const view = context.cluster;
   try {
-    await context.log.createTopicAsync(name, { partitions: context.config.defaultPartitions });
+    if (view === null) await context.log.createTopicAsync(name, { partitions: context.config.defaultPartitions });
+    else await createTopicInCluster(context, view, name, context.config.defaultPartitions, { replicationFactor: 1, minInsyncReplicas: 1 }, {});
   } catch (error) {
     const failure = toRunnelError(error);
     // Another request created it meanwhile: what this one wanted.
-    if (failure.code === "TOPIC_EXISTS" && context.log.hasTopic(name)) return;
+    if (failure.code === "TOPIC_EXISTS" && (context.log.hasTopic(name) || view?.partitionCount(name) !== undefined)) return;
     failures.set(name, failure);
   }
 }

@@ -34,17 +34,20 @@ export function findPartition(context: BrokerContext, topic: string, partition: 
   try {
     return context.log.partition(topic, partition);
   } catch (error) {
-    if (!context.log.hasTopic(topic)) {
-      checkTopicName(topic);
-      // Cluster mode: the cluster has the topic and this broker holds no replica of it, so it
-      // leads none of its partitions (retriable: the client re-reads the leaders).
-      const count = context.cluster?.partitionCount(topic);
-      if (count !== undefined && partition >= 0 && partition < count) {
-        throw new RunnelError("NOT_LEADER", `this broker holds no replica of ${topic}-${partition}; refresh metadata and send to its leader`, { cause: error });
-      }
+    if (!context.log.hasTopic(topic)) checkTopicName(topic);
+    // Cluster mode: the cluster has the partition and this broker has no copy of it (no replica
+    // here, or its copy is still being created), so it leads it not (retriable: re-read the leaders).
+    if (clusterHasPartition(context, topic, partition)) {
+      throw new RunnelError("NOT_LEADER", `this broker holds no copy of ${topic}-${partition}; refresh metadata and send to its leader`, { cause: error });
     }
     throw error;
   }
+}
+
+/** Cluster mode: the view has `partition` of `topic` (this broker's log may not have it yet). */
+function clusterHasPartition(context: BrokerContext, topic: string, partition: number): boolean {
+  const count = context.cluster?.partitionCount(topic);
+  return count !== undefined && Number.isInteger(partition) && partition >= 0 && partition < count;
 }
 
 export function checkPartitionCount(context: BrokerContext, partitions: number): void {
@@ -86,14 +89,16 @@ export function partitionForProduce(context: BrokerContext, topic: string, parti
   if (!context.log.hasTopic(topic)) {
     // The name rule first, so an invalid name is INVALID_TOPIC_NAME whether or not auto-creation is on.
     checkTopicName(topic);
-    const clusterPartitions = context.cluster?.partitionCount(topic);
-    if (clusterPartitions !== undefined && partition >= 0 && partition < clusterPartitions) {
-      throw new RunnelError("NOT_LEADER", `this broker holds no replica of ${topic}-${partition}; refresh metadata and send to its leader`);
+    if (clusterHasPartition(context, topic, partition)) {
+      throw new RunnelError("NOT_LEADER", `this broker holds no copy of ${topic}-${partition}; refresh metadata and send to its leader`);
     }
     if (!context.config.autoCreateTopics) {
       throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
     }
+    return context.log.partition(topic, partition);
   }
+  // A partition the cluster added that this broker has not created yet is not UNKNOWN_PARTITION.
+  if (context.cluster !== null && clusterHasPartition(context, topic, partition)) return findPartition(context, topic, partition);
   return context.log.partition(topic, partition);
 }
 

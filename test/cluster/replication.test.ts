@@ -84,14 +84,12 @@ describe("Replication", () => {
     expect(((await pending).error as WireMap).code).toBe("NOT_ENOUGH_REPLICAS_AFTER_APPEND");
   });
 
-  test("a partition named by the view before it exists locally takes its role once the control plane refreshes its topic", async () => {
+  test("a partition named by the view before it exists locally takes its role once the broker has created its local copy", async () => {
     await using cluster = await TestCluster.start(2);
     cluster.state.setTopic("late", { replicationFactor: 2, minInsyncReplicas: 2 });
     cluster.setPartition("late", 0, { leader: 1, leaderEpoch: 1, isr: [1, 2], replicas: [1, 2] });
-    for (const brokerId of [1, 2]) {
-      cluster.broker(brokerId).context.log.createTopic("late", { partitions: 1 });
-      cluster.broker(brokerId).context.replication!.refreshTopic("late");
-    }
+    // Each broker follows its view (cluster/local-replicas.ts): it creates the topic, then takes its role.
+    await eventually(() => [1, 2].every((brokerId) => cluster.broker(brokerId).context.log.hasTopic("late")), "the local copies");
     expect((await produce(cluster.connect(1), "late", 0, batchOf("x"), "replicated")).error).toBeUndefined();
     expect(cluster.log(2, "late", 0).nextOffset).toBe(3);
   });

@@ -14,9 +14,13 @@
  * admitted first by topic-rules.ts (topicsMax, partitionsMax, the creation rate: THROTTLED).
  * Authorization (server/access.ts) comes first of all: create on the topic or the cluster for
  * createTopic and createPartitions, delete / describe / alter on the topic for the others.
+ * Cluster mode (docs/cluster.md): every operation but describeTopic goes through the cluster view
+ * (cluster/cluster-topic-admin.ts) and every replica applies it; describeTopic of a topic the view
+ * has and the local log not yet (this broker is a replica whose copy is being created) is
+ * NOT_LEADER, retriable; of one this broker holds no replica of, it is described from the view.
  */
-import { EtcdClusterView } from "../../cluster/etcd-cluster-view.ts";
-import { ensureLocalTopic } from "../../cluster/local-replicas.ts";
+import type { ClusterView } from "../../cluster/cluster-view.ts";
+import { alterTopicConfigInCluster, createTopicInCluster, describeFromView, growTopicInCluster, isReplicaHere } from "../../cluster/cluster-topic-admin.ts";
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TopicConfig, TopicDescription } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
@@ -29,7 +33,7 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
   requireCreateTopic(context, session, request.topic);
   checkTopicName(request.topic);
   checkPartitionCount(context, request.partitions);
-  if (context.cluster instanceof EtcdClusterView) return appliedLater(createInCluster(context, context.cluster, request, id));
+  if (context.cluster !== null) return appliedLater(createInCluster(context, context.cluster, request, id));
   if ((request.replicationFactor ?? 1) > 1 || (request.minInsyncReplicas ?? 1) > 1) {
     throw new RunnelError("INVALID_CONFIG", "a replication factor or minInsyncReplicas above 1 needs cluster mode (runnel serve --cluster ...)");
   }
@@ -43,16 +47,15 @@ export function handleCreateTopic(context: BrokerContext, request: RequestOf<"cr
 }
 
 /**
- * Cluster mode: the topic goes into etcd (placement over the live brokers; TOPIC_EXISTS there),
- * then into this broker's log; the other replicas create theirs when their watch brings it
+ * Cluster mode: the topic goes into the cluster's store (placement over the live brokers;
+ * TOPIC_EXISTS there), answered once this broker's view names every partition's leader and its
+ * own log has the topic; the other replicas create theirs when their view brings it
  * (cluster/local-replicas.ts).
  */
-async function createInCluster(context: BrokerContext, view: EtcdClusterView, request: RequestOf<"createTopic">, id: number): Promise<Reply> {
+async function createInCluster(context: BrokerContext, view: ClusterView, request: RequestOf<"createTopic">, id: number): Promise<Reply> {
   const replication = { replicationFactor: request.replicationFactor ?? 1, minInsyncReplicas: request.minInsyncReplicas ?? 1 };
   admitPartitions(context, request.partitions);
-  const config = request.config ?? {};
-  await view.createTopic(request.topic, request.partitions, replication, config);
-  return topicReply(context, id, await ensureLocalTopic(context, request.topic, request.partitions, config));
+  return topicReply(context, id, await createTopicInCluster(context, view, request.topic, request.partitions, replication, request.config ?? {}));
 }
 
 /**
@@ -64,13 +67,13 @@ async function createInCluster(context: BrokerContext, view: EtcdClusterView, re
  */
 export function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number, session: Session): Promise<Reply> {
   requireTopicAccess(context, session, "delete", request.topic);
-  if (context.cluster instanceof EtcdClusterView) return appliedLater(deleteInCluster(context, context.cluster, request, id));
+  if (context.cluster !== null) return appliedLater(deleteInCluster(context, context.cluster, request, id));
   requireTopic(context, request.topic);
   return appliedLater(deleteTopic(context, request, id));
 }
 
 /** Cluster mode: out of etcd first (every replica deletes its copy on the watch), then here. */
-async function deleteInCluster(context: BrokerContext, view: EtcdClusterView, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
+async function deleteInCluster(context: BrokerContext, view: ClusterView, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
   const deleted = await view.deleteTopic(request.topic);
   if (!context.log.hasTopic(request.topic) || context.offsets.isTopicBeingRemoved(request.topic)) {
     if (!deleted) requireTopic(context, request.topic);
@@ -105,12 +108,23 @@ async function deleteOnFullDisk(context: BrokerContext, topic: string): Promise<
 
 export function handleDescribeTopic(context: BrokerContext, request: RequestOf<"describeTopic">, id: number, session: Session): Reply {
   requireTopicAccess(context, session, "describe", request.topic);
+  const view = context.cluster;
+  if (view !== null && !context.log.hasTopic(request.topic) && view.partitionCount(request.topic) !== undefined) {
+    if (isReplicaHere(view, request.topic)) throw notYetHere(request.topic);
+    return frameReply(id, { topic: toWireTopic(describeFromView(context, view, request.topic)) });
+  }
   requireTopic(context, request.topic);
   return frameReply(id, { topic: toWireTopic(context.log.describeTopic(request.topic)) });
 }
 
+/** A replica whose local copy of a new topic is still being created: retriable, the copy comes within moments. */
+function notYetHere(topic: string): RunnelError {
+  return new RunnelError("NOT_LEADER", `topic '${topic}' was just created and this broker's copy of it is not ready yet; retry shortly`);
+}
+
 export function handleCreatePartitions(context: BrokerContext, request: RequestOf<"createPartitions">, id: number, session: Session): Promise<Reply> {
   requireCreateTopic(context, session, request.topic);
+  if (context.cluster !== null && context.cluster.partitionCount(request.topic) !== undefined) return createPartitionsInCluster(context, context.cluster, request, id);
   requireTopic(context, request.topic);
   checkPartitionCount(context, request.partitions);
   const current = context.log.describeTopic(request.topic).partitions.length;
@@ -121,14 +135,28 @@ export function handleCreatePartitions(context: BrokerContext, request: RequestO
   return appliedLater(context.log.addPartitionsAsync(request.topic, request.partitions).then((description) => topicReply(context, id, description)));
 }
 
+/** Cluster mode: the count is the cluster's (the store refuses a total not above it, INVALID_PARTITIONS). */
+function createPartitionsInCluster(context: BrokerContext, view: ClusterView, request: RequestOf<"createPartitions">, id: number): Promise<Reply> {
+  const current = view.partitionCount(request.topic) ?? 0;
+  checkPartitionCount(context, request.partitions);
+  if (request.partitions <= current) throw new RunnelError("INVALID_PARTITIONS", `topic '${request.topic}' has ${current} partitions; the new total must be larger`);
+  admitPartitions(context, request.partitions - current);
+  return appliedLater(growTopicInCluster(context, view, request.topic, request.partitions).then((description) => topicReply(context, id, description)));
+}
+
 /** A topic created or grown: groups subscribed to it rebalance at once (not at their next partition-count check). */
 function topicReply(context: BrokerContext, id: number, description: TopicDescription): Reply {
   context.groups.topicsChanged();
   return frameReply(id, { topic: toWireTopic(description) });
 }
 
-export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number, session: Session): Reply {
+export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number, session: Session): Reply | Promise<Reply> {
   requireTopicAccess(context, session, "alter", request.topic);
+  const view = context.cluster;
+  if (view !== null && view.partitionCount(request.topic) !== undefined) {
+    const config = request.config as Partial<TopicConfig>;
+    return appliedLater(alterTopicConfigInCluster(context, view, request.topic, config).then((description) => frameReply(id, { topic: toWireTopic(description) })));
+  }
   requireTopic(context, request.topic);
   return frameReply(id, { topic: toWireTopic(context.log.alterTopicConfig(request.topic, request.config as Partial<TopicConfig>)) });
 }

@@ -17,13 +17,15 @@ import { checkNoDuplicateNames, topicConfigOf } from "../topic-configs.ts";
 
 type Entry = { name: string; value: string | null };
 
-export function handleAlterConfigs(context: KafkaContext, request: KafkaStruct, _version: number): KafkaStruct {
+export async function handleAlterConfigs(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
   const validateOnly = request.validateOnly === true;
   const defaults = topicDefaultsOf(context.broker.config);
   const replaceAll = (_current: TopicConfig, configs: Entry[]): Partial<TopicConfig> => {
     checkNoDuplicateNames(configs);
     return { ...defaults, ...topicConfigOf(configs.filter((entry) => entry.value !== null)) };
   };
-  const responses = fieldAs<Array<AlterResource<Entry>>>(request.resources).map((resource) => alterResource(context, resource, validateOnly, replaceAll));
+  const responses: KafkaStruct[] = [];
+  // One after another: a cluster change is a store round trip, and resources apply in request order.
+  for (const resource of fieldAs<Array<AlterResource<Entry>>>(request.resources)) responses.push(await alterResource(context, resource, validateOnly, replaceAll));
   return { throttleTimeMs: 0, responses };
 }

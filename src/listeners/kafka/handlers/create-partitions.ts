@@ -9,12 +9,16 @@
  * (39). validateOnly checks everything and creates nothing. The broker's limits apply
  * (partitionsPerTopicMax: INVALID_PARTITIONS; partitionsMax: POLICY_VIOLATION; the creation rate:
  * THROTTLING_QUOTA_EXCEEDED, 89).
+ * Cluster mode (docs/cluster.md): the current count is the cluster's; the new partitions are
+ * placed by the cluster view (manual assignments: INVALID_REPLICA_ASSIGNMENT) and stored with the
+ * new count in one change; every replica adds them; answered once this broker's view names their leaders.
  */
 import { RunnelError } from "../../../errors.ts";
 import { admitPartitions, checkPartitionCount, requireTopic } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { growTopicInCluster } from "../../../cluster/cluster-topic-admin.ts";
 
 interface GrowTopic {
   name: string;
@@ -36,16 +40,19 @@ async function growOne(context: KafkaContext, topic: GrowTopic, validateOnly: bo
   try {
     if (duplicate) throw new RunnelError("INVALID_REQUEST", `topic '${topic.name}' appears more than once in the request`);
     const broker = context.broker;
-    requireTopic(broker, topic.name);
-    const current = broker.log.describeTopic(topic.name).partitions.length;
+    const view = broker.cluster;
+    const clustered = view?.partitionCount(topic.name);
+    if (clustered === undefined) requireTopic(broker, topic.name);
+    const current = clustered ?? broker.log.describeTopic(topic.name).partitions.length;
     if (topic.count < current) throw new RunnelError("INVALID_PARTITIONS", `topic '${topic.name}' has ${current} partitions, more than the ${topic.count} asked for: partitions are never removed`);
     if (topic.count === current) throw new RunnelError("INVALID_PARTITIONS", `topic '${topic.name}' already has ${current} partitions`);
     checkPartitionCount(broker, topic.count);
-    const assignmentError = checkAssignments(context, topic, topic.count - current);
+    const assignmentError = clustered === undefined ? checkAssignments(context, topic, topic.count - current) : topic.assignments === null ? null : "manual replica assignments are not supported in cluster mode: the cluster places new partitions";
     if (assignmentError !== null) return { ...answer, errorCode: KAFKA_ERROR.INVALID_REPLICA_ASSIGNMENT, errorMessage: assignmentError };
     if (validateOnly) return answer;
     admitPartitions(broker, topic.count - current);
-    await broker.log.addPartitionsAsync(topic.name, topic.count);
+    if (view !== null && clustered !== undefined) await growTopicInCluster(broker, view, topic.name, topic.count);
+    else await broker.log.addPartitionsAsync(topic.name, topic.count);
     // Groups subscribed to it get the new partitions now, not at their next count check.
     broker.groups.topicsChanged();
     return answer;

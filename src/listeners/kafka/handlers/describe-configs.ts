@@ -10,6 +10,7 @@
 import { topicDefaultsOf } from "../../../config.ts";
 import type { TopicConfig } from "../../../log/api.ts";
 import { requireTopic } from "../../../server/topic-rules.ts";
+import { currentConfig } from "../../../cluster/cluster-topic-admin.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
@@ -45,8 +46,9 @@ function describe(context: KafkaContext, resource: Resource, info: KafkaRequestI
   if (resource.resourceType !== RESOURCE_TOPIC) return { ...result, errorCode: KAFKA_ERROR.INVALID_REQUEST, errorMessage: `resource type ${resource.resourceType} '${resource.resourceName}' is not described by this broker` };
   try {
     requireTopicAccess(context.broker, session, "describe", resource.resourceName);
-    requireTopic(context.broker, resource.resourceName);
-    const config = context.broker.log.describeTopic(resource.resourceName).config;
+    const view = context.broker.cluster;
+    // Cluster mode: a topic this broker holds no copy of (yet) is described from the cluster's record.
+    const config = view !== null && view.partitionCount(resource.resourceName) !== undefined ? currentConfig(context.broker, view, resource.resourceName) : localConfig(context, resource.resourceName);
     const defaults = topicDefaultsOf(context.broker.config);
     const names = (Object.keys(config) as Array<keyof TopicConfig>).filter((name) => resource.configurationKeys === null || resource.configurationKeys.includes(name));
     result.configs = names.map((name) => {
@@ -58,4 +60,9 @@ function describe(context: KafkaContext, resource: Resource, info: KafkaRequestI
     const { errorCode, errorMessage } = kafkaErrorOf(error);
     return { ...result, errorCode, errorMessage };
   }
+}
+
+function localConfig(context: KafkaContext, topic: string): TopicConfig {
+  requireTopic(context.broker, topic);
+  return context.broker.log.describeTopic(topic).config;
 }

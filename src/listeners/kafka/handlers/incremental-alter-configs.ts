@@ -19,7 +19,7 @@ type Entry = { name: string; configOperation: number; value: string | null };
 
 const OPERATION = { set: 0, delete: 1, append: 2, subtract: 3 } as const;
 
-export function handleIncrementalAlterConfigs(context: KafkaContext, request: KafkaStruct, _version: number): KafkaStruct {
+export async function handleIncrementalAlterConfigs(context: KafkaContext, request: KafkaStruct, _version: number): Promise<KafkaStruct> {
   const validateOnly = request.validateOnly === true;
   const defaults = topicDefaultsOf(context.broker.config);
   const apply = (current: TopicConfig, configs: Entry[]): Partial<TopicConfig> => {
@@ -28,7 +28,9 @@ export function handleIncrementalAlterConfigs(context: KafkaContext, request: Ka
     for (const entry of configs) applyOne(next, entry, defaults);
     return next;
   };
-  const responses = fieldAs<Array<AlterResource<Entry>>>(request.resources).map((resource) => alterResource(context, resource, validateOnly, apply));
+  const responses: KafkaStruct[] = [];
+  // One after another: a cluster change is a store round trip, and resources apply in request order.
+  for (const resource of fieldAs<Array<AlterResource<Entry>>>(request.resources)) responses.push(await alterResource(context, resource, validateOnly, apply));
   return { throttleTimeMs: 0, responses };
 }
 

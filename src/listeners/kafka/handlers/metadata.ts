@@ -16,11 +16,12 @@
  * a missing one is auto-created only with create permission.
  * Cluster mode (docs/cluster.md): every live broker with a Kafka listener, the controller, and each
  * partition's leader, epoch, replicas and ISR from the cluster view (leader -1 and
- * LEADER_NOT_AVAILABLE while a partition has none).
+ * LEADER_NOT_AVAILABLE while a partition has none). Topics are the cluster's (the view's), with its
+ * partition counts, whether or not this broker holds a copy; auto-creation places the topic
+ * through the view like CreateTopics.
  */
 import { type RunnelError, toRunnelError } from "../../../errors.ts";
 import { autoCreateTopics, missingTopics } from "../../../server/topic-creation.ts";
-import { EtcdClusterView } from "../../../cluster/etcd-cluster-view.ts";
 import type { KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { deniedTopics, mayCreateTopic } from "../../../server/access.ts";
@@ -43,7 +44,7 @@ export function handleMetadata(context: KafkaContext, request: KafkaStruct, vers
   const allTopics = requested === null || (version === 0 && requested.length === 0);
   const allowCreate = version < 4 || request.allowAutoTopicCreation === true;
   const broker = context.broker;
-  const names = allTopics ? describable(context, info, broker.log.listTopics()) : requested.map((topic) => topic.name ?? "");
+  const names = allTopics ? describable(context, info, knownTopics(context)) : requested.map((topic) => topic.name ?? "");
   const denied = (allTopics ? null : deniedTopics(broker, info.session, "describe", names.map((topic) => ({ topic })))) ?? NO_FAILURES;
   const missing = allTopics || !allowCreate ? [] : missingTopics(broker, names).filter((topic) => !denied.has(topic) && mayCreateTopic(broker, info.session, topic));
   if (missing.length === 0) return answer(context, names, denied);
@@ -51,6 +52,14 @@ export function handleMetadata(context: KafkaContext, request: KafkaStruct, vers
     for (const [topic, refusal] of denied) failures.set(topic, refusal);
     return answer(context, names, failures);
   });
+}
+
+/** This broker's topics, and in a cluster every topic the cluster has, sorted. */
+function knownTopics(context: KafkaContext): string[] {
+  const local = context.broker.log.listTopics();
+  const cluster = context.broker.cluster;
+  if (cluster === null) return local;
+  return [...new Set([...local, ...cluster.topicNames()])].sort();
 }
 
 function describable(context: KafkaContext, info: KafkaRequestInfo, names: string[]): string[] {
@@ -78,13 +87,23 @@ function describeTopic(context: KafkaContext, name: string, failure: RunnelError
   const { log } = context.broker;
   try {
     if (failure !== undefined) throw failure;
-    if (!log.hasTopic(name)) return topicError(name, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION);
-    const partitions = log.describeTopic(name).partitions.map((info) => describePartition(context, name, info.partition));
+    const count = partitionCountOf(context, name);
+    if (count === undefined) return topicError(name, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION);
+    const partitions = Array.from({ length: count }, (_, partition) => describePartition(context, name, partition));
     return { errorCode: 0, name, topicId: ZERO_UUID, isInternal: false, partitions, topicAuthorizedOperations: NO_OPERATIONS };
   } catch (error) {
     const code = toRunnelError(error).code;
     return topicError(name, code === "UNKNOWN_TOPIC" ? KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION : kafkaErrorOf(error).errorCode);
   }
+}
+
+/** The cluster's count (a copy here may still be growing to it), else the local log's; undefined for no such topic. */
+function partitionCountOf(context: KafkaContext, name: string): number | undefined {
+  const { log, cluster } = context.broker;
+  const local = log.hasTopic(name) ? log.describeTopic(name).partitions.length : undefined;
+  const clustered = cluster?.partitionCount(name);
+  if (clustered === undefined) return local;
+  return Math.max(clustered, local ?? 0);
 }
 
 function describePartition(context: KafkaContext, topic: string, partition: number): KafkaStruct {
@@ -108,9 +127,7 @@ function describePartition(context: KafkaContext, topic: string, partition: numb
 
 /** The controller's id: the cluster's (this node while it has none: -1 makes Java's admin client loop). */
 function controllerOf(context: KafkaContext): number {
-  const cluster = context.broker.cluster;
-  if (!(cluster instanceof EtcdClusterView)) return context.nodeId;
-  return cluster.controllerId() ?? context.nodeId;
+  return context.broker.cluster?.controllerId() ?? context.nodeId;
 }
 
 function topicError(name: string, errorCode: number): KafkaStruct {
