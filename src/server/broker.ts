@@ -34,7 +34,8 @@ import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
 import { ReadTurns } from "./read-turns.ts";
 import { CreateQuota } from "./create-quota.ts";
-import { OffsetStore } from "../broker/offset-store.ts";
+import { type CommittedOffsets, OffsetStore } from "../broker/offset-store.ts";
+import { ReplicatedOffsets } from "../cluster/replicated-offsets.ts";
 import { PartitionNotifier } from "../broker/partition-notifier.ts";
 import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import type { ClusterView } from "../cluster/cluster-view.ts";
@@ -196,6 +197,8 @@ class RunningBroker implements Broker {
   /** The data plane over clusterView (cluster/replica-manager.ts); null on a single node. */
   private replicaManager: ReplicaManager | null;
   private stopFollowing: (() => void) | null = null;
+  /** Cluster mode, once joined: committed offsets in __consumer_offsets (cluster/replicated-offsets.ts). */
+  private replicatedOffsets: ReplicatedOffsets | null = null;
 
   constructor(
     private readonly config: Config,
@@ -216,8 +219,16 @@ class RunningBroker implements Broker {
     const owner = this;
     this.context = {
       config,
+      get offsets(): CommittedOffsets {
+        return owner.replicatedOffsets ?? owner.offsets;
+      },
+      get coordinators(): ReplicatedOffsets | null {
+        return owner.replicatedOffsets;
+      },
+      get advertised(): { host: string; port: number } {
+        return { host: config.kafkaAdvertisedHost || owner.host, port: owner.port };
+      },
       log,
-      offsets,
       notifier,
       producerIds,
       groups: this.groups.coordinator,
@@ -290,6 +301,8 @@ class RunningBroker implements Broker {
     await this.context.producerIds.useCluster(view);
     this.replicaManager = new ReplicaManager({ view, log: this.log, config: this.config, logger: this.logger, notifier: this.context.notifier });
     this.replicaManager.start();
+    this.replicatedOffsets = new ReplicatedOffsets({ view, log: this.log, config: this.config, logger: this.logger, notifier: this.context.notifier, replication: () => this.replicaManager });
+    this.observability.view.groups = coordinatedGroups(this.groups.coordinator, this.replicatedOffsets);
     this.stopFollowing = followAssignments(view, this.context);
     this.logger.info({ cluster: address.cluster, brokerId: this.config.brokerId, brokers: view.brokers().length, controller: view.controllerId() }, "joined the cluster");
   }
@@ -452,6 +465,7 @@ class RunningBroker implements Broker {
     this.listener?.stop(true);
     for (const retired of this.retired) retired.stop(true);
     this.kafka?.stop(true);
+    await this.replicatedOffsets?.close();
     await this.offsets.close();
     await this.log.close();
     await this.observability.http?.stop();
