@@ -26,6 +26,7 @@ import { deniedTopics } from "../access.ts";
 
 export async function handleCommitOffsets(context: BrokerContext, request: RequestOf<"commitOffsets">, id: number, session: Session): Promise<Reply> {
   requireAuthorized(context, session, "read", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   const denied = deniedTopics(context, session, "read", request.offsets);
   const results: Array<{ topic: string; partition: number; error?: WireError }> = [];
   const accepted: OffsetCommit[] = [];
@@ -63,6 +64,7 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
 
 export function handleFetchOffsets(context: BrokerContext, request: RequestOf<"fetchOffsets">, id: number, session: Session): Reply {
   requireAuthorized(context, session, "describe", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   // No per-entry errors in this answer: an invalid name fails the request, as it does everywhere else.
   for (const { topic } of request.partitions ?? []) checkTopicName(topic);
   const describable = (topic: string) => !isAuthorizationOn(context) || authorize(context, session, "describe", topicResource(topic));
