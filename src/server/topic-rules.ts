@@ -9,6 +9,7 @@ import type { Partition, TopicDescription } from "../log/api.ts";
 import { validateTopicName } from "../log/topic-config.ts";
 import type { WireTopicDescription } from "../protocol/messages.ts";
 import type { BrokerContext } from "./context.ts";
+import { OFFSETS_TOPIC, refuseInternalTopic } from "../cluster/offsets-topic.ts";
 
 /** The name rule, one for every operation: INVALID_TOPIC_NAME unless 1-249 chars of [a-zA-Z0-9._-], not "." or "..". */
 export function checkTopicName(name: string): void {
@@ -83,6 +84,8 @@ export function admitAutoCreate(context: BrokerContext, topic: string): void {
 
 /** The partition; a missing topic is UNKNOWN_TOPIC (produce creates topics before it appends). */
 export function partitionForProduce(context: BrokerContext, topic: string, partition: number): Partition {
+  // Only the group coordinators write the internal topic (cluster/replicated-offsets.ts).
+  if (topic === OFFSETS_TOPIC) refuseInternalTopic(topic, "written");
   if (!context.log.hasTopic(topic)) {
     // The name rule first, so an invalid name is INVALID_TOPIC_NAME whether or not auto-creation is on.
     checkTopicName(topic);

@@ -17,6 +17,7 @@
  */
 import { EtcdClusterView } from "../../cluster/etcd-cluster-view.ts";
 import { ensureLocalTopic } from "../../cluster/local-replicas.ts";
+import { refuseInternalTopic } from "../../cluster/offsets-topic.ts";
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TopicConfig, TopicDescription } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
@@ -28,6 +29,7 @@ import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom, r
 export function handleCreateTopic(context: BrokerContext, request: RequestOf<"createTopic">, id: number, session: Session): Promise<Reply> {
   requireCreateTopic(context, session, request.topic);
   checkTopicName(request.topic);
+  refuseInternalTopic(request.topic, "created");
   checkPartitionCount(context, request.partitions);
   if (context.cluster instanceof EtcdClusterView) return appliedLater(createInCluster(context, context.cluster, request, id));
   if ((request.replicationFactor ?? 1) > 1 || (request.minInsyncReplicas ?? 1) > 1) {
@@ -64,6 +66,7 @@ async function createInCluster(context: BrokerContext, view: EtcdClusterView, re
  */
 export function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number, session: Session): Promise<Reply> {
   requireTopicAccess(context, session, "delete", request.topic);
+  refuseInternalTopic(request.topic, "deleted");
   if (context.cluster instanceof EtcdClusterView) return appliedLater(deleteInCluster(context, context.cluster, request, id));
   requireTopic(context, request.topic);
   return appliedLater(deleteTopic(context, request, id));
@@ -111,6 +114,7 @@ export function handleDescribeTopic(context: BrokerContext, request: RequestOf<"
 
 export function handleCreatePartitions(context: BrokerContext, request: RequestOf<"createPartitions">, id: number, session: Session): Promise<Reply> {
   requireCreateTopic(context, session, request.topic);
+  refuseInternalTopic(request.topic, "given partitions");
   requireTopic(context, request.topic);
   checkPartitionCount(context, request.partitions);
   const current = context.log.describeTopic(request.topic).partitions.length;
@@ -129,6 +133,7 @@ function topicReply(context: BrokerContext, id: number, description: TopicDescri
 
 export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number, session: Session): Reply {
   requireTopicAccess(context, session, "alter", request.topic);
+  refuseInternalTopic(request.topic, "altered");
   requireTopic(context, request.topic);
   return frameReply(id, { topic: toWireTopic(context.log.alterTopicConfig(request.topic, request.config as Partial<TopicConfig>)) });
 }

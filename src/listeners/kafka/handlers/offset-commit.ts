@@ -26,6 +26,7 @@ import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 import { groupAccessCode } from "../access.ts";
 import { deniedTopics } from "../../../server/access.ts";
+import { coordinatorCode } from "../coordinator-check.ts";
 
 interface CommitTopic {
   name: string;
@@ -37,7 +38,8 @@ export async function handleOffsetCommit(context: KafkaContext, request: KafkaSt
   const topics = fieldAs<CommitTopic[]>(request.topics);
   const groupId = request.groupId as string;
   const groupDenied = groupId === "" ? KAFKA_ERROR.NONE : groupAccessCode(context, info, "read", groupId);
-  const refusal = groupDenied !== KAFKA_ERROR.NONE ? groupDenied : membershipRefusal(context, groupId, request.generationId as number);
+  const notHere = groupDenied !== KAFKA_ERROR.NONE ? groupDenied : coordinatorCode(context, groupId);
+  const refusal = notHere !== KAFKA_ERROR.NONE ? notHere : membershipRefusal(context, groupId, request.generationId as number);
   const denied = deniedTopics(context.broker, info.session, "read", topics.map((topic) => ({ topic: topic.name })));
   const accepted: OffsetCommit[] = [];
   const answers = topics.map((topic) => ({
