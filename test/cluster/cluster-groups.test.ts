@@ -46,6 +46,23 @@ async function agreedCoordinator(cluster: ProcessCluster, group: string): Promis
   return agreed;
 }
 
+/** Waits until the coordinator counts `count` members, each holding at least one partition. */
+async function membersHoldingPartitions(cluster: ProcessCluster, brokerId: number, group: string, count: number): Promise<void> {
+  await waitFor(
+    async () => {
+      try {
+        const answer = await cluster.connection(brokerId).request("describeGroup", { group }, 3_000);
+        const members = answer.members as WireMap[];
+        return members.length === count && members.every((member) => (member.assigned as WireMap[]).some((entry) => (entry.partitions as number[]).length > 0));
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    `${count} members of ${group}, each with partitions`,
+  );
+}
+
 /** The group's committed offsets as its coordinator answers them (retrying while it loads). */
 async function committedAt(cluster: ProcessCluster, brokerId: number, group: string): Promise<number[]> {
   let offsets: number[] = [];
@@ -144,6 +161,7 @@ describe.skipIf(!HAVE_ETCD)("consumer groups on a three-broker cluster", () => {
     const members = firsts.map((first) => new Member(bootstrapOf(first), group, () => killed));
     try {
       for (const member of members) member.start();
+      await membersHoldingPartitions(cluster, coordinator, group, members.length);
       await produce(all.map(address), "before");
       const seenValues = () => new Set(members.flatMap((member) => member.seen.map((entry) => entry.value)));
       await waitFor(() => seenValues().size === PARTITIONS * PER_PARTITION, 60_000, "every record before the kill consumed");
@@ -171,7 +189,11 @@ describe.skipIf(!HAVE_ETCD)("consumer groups on a three-broker cluster", () => {
 
       const survivors = cluster.running().map(address);
       await produce(survivors, "after");
-      await waitFor(() => seenValues().size === 2 * PARTITIONS * PER_PARTITION, 90_000, "every record after the kill consumed too");
+      await waitFor(() => seenValues().size === 2 * PARTITIONS * PER_PARTITION, 90_000, "every record after the kill consumed too").catch(async (error) => {
+        const described = await cluster.connection(successor).request("describeGroup", { group }, 3_000).catch((failure: unknown) => String(failure));
+        const state = members.map((member) => ({ seen: member.seen.length, afterKill: member.seen.filter((entry) => entry.afterKill).length, failure: String(member.failure), acked: [...member.acked] }));
+        throw new Error(`${String(error)}; members ${JSON.stringify(state)}; group at ${successor}: ${JSON.stringify(described)}`);
+      });
       // At least once across the failover, and nothing below an acknowledged commit read again.
       const reread = members.flatMap((member) => member.seen.filter((entry) => entry.afterKill && entry.offset < ackedBeforeKill.get(entry.partition)!));
       expect(reread).toEqual([]);
