@@ -10,6 +10,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Kafka, logLevel } from "kafkajs";
+import { Admin } from "../../src/client/admin.ts";
 import { Consumer, type Message } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { toRunnelError } from "../../src/errors.ts";
@@ -231,6 +232,14 @@ describe.skipIf(!HAVE_ETCD)("consumer groups on a three-broker cluster", () => {
     expect(new Set(firstRound).size).toBe(PARTITIONS * PER_PARTITION);
     // The commits went to the coordinator, through __consumer_offsets.
     expect(await committedAt(cluster, coordinator, group)).toEqual(Array(PARTITIONS).fill(PER_PARTITION));
+    // The admin client (and `runnel groups`) finds the coordinator itself, whichever broker it starts from.
+    const admin = new Admin({ broker: `127.0.0.1:${cluster.node(bootstrapBroker).process!.port}` });
+    try {
+      const offsets = await admin.committedOffsets(group, Array.from({ length: PARTITIONS }, (_, partition) => ({ topic: TOPIC, partition })));
+      expect(offsets.map((entry) => entry.offset)).toEqual(Array(PARTITIONS).fill(PER_PARTITION));
+    } finally {
+      await admin.close();
+    }
 
     await produce(all, "second");
     const secondRound = await readAll(PARTITIONS * PER_PARTITION);

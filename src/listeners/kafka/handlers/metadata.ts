@@ -26,6 +26,7 @@ import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { deniedTopics, mayCreateTopic } from "../../../server/access.ts";
 import { authorize, isAuthorizationOn, topicResource } from "../../../security/authorizer.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { isInternalTopic } from "../../../cluster/offsets-topic.ts";
 
 const ZERO_UUID = new Uint8Array(16);
 const NO_OPERATIONS = -2147483648;
@@ -80,7 +81,7 @@ function describeTopic(context: KafkaContext, name: string, failure: RunnelError
     if (failure !== undefined) throw failure;
     if (!log.hasTopic(name)) return topicError(name, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION);
     const partitions = log.describeTopic(name).partitions.map((info) => describePartition(context, name, info.partition));
-    return { errorCode: 0, name, topicId: ZERO_UUID, isInternal: false, partitions, topicAuthorizedOperations: NO_OPERATIONS };
+    return { errorCode: 0, name, topicId: ZERO_UUID, isInternal: isInternalTopic(name), partitions, topicAuthorizedOperations: NO_OPERATIONS };
   } catch (error) {
     const code = toRunnelError(error).code;
     return topicError(name, code === "UNKNOWN_TOPIC" ? KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION : kafkaErrorOf(error).errorCode);
