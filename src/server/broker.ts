@@ -140,6 +140,28 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
 }
 
+/** The local store, but every group request is COORDINATOR_NOT_AVAILABLE (retriable): cluster mode before joinCluster. */
+function notCoordinatingYet(store: OffsetStore): CommittedOffsets {
+  const refuse = (): never => {
+    throw new RunnelError("COORDINATOR_NOT_AVAILABLE", "this broker has not joined its cluster yet");
+  };
+  return {
+    get size() {
+      return store.size;
+    },
+    requireCoordinator: refuse,
+    fetch: refuse,
+    fetchAll: refuse,
+    committedGroups: () => [],
+    committedTopics: () => new Set(),
+    isTopicBeingRemoved: () => false,
+    commit: () => Promise.reject(new RunnelError("COORDINATOR_NOT_AVAILABLE", "this broker has not joined its cluster yet")),
+    removeTopic: (topic, afterRemoval) => store.removeTopic(topic, afterRemoval),
+    removeGroup: () => Promise.reject(new RunnelError("COORDINATOR_NOT_AVAILABLE", "this broker has not joined its cluster yet")),
+    close: () => Promise.resolve(),
+  };
+}
+
 /** Starts the HTTP listener; a port it cannot take stops start-up with a line naming the option. */
 function listenHttp(config: Config, port: number, view: BrokerView, logger: Logger, tls: ListenerTls | null): HttpListener {
   try {
@@ -199,6 +221,8 @@ class RunningBroker implements Broker {
   private stopFollowing: (() => void) | null = null;
   /** Cluster mode, once joined: committed offsets in __consumer_offsets (cluster/replicated-offsets.ts). */
   private replicatedOffsets: ReplicatedOffsets | null = null;
+  /** Until an etcd cluster is joined no broker is known to coordinate a group: the local store, refusing group requests. */
+  private readonly offsetsBeforeJoin: CommittedOffsets;
 
   constructor(
     private readonly config: Config,
@@ -213,6 +237,7 @@ class RunningBroker implements Broker {
     cluster: ClusterView | null,
   ) {
     this.groups = startGroupRuntime(config, log);
+    this.offsetsBeforeJoin = config.cluster === "" ? offsets : notCoordinatingYet(offsets);
     const notifier = new PartitionNotifier(config.fetchWaitersMax);
     this.clusterView = cluster;
     this.replicaManager = cluster === null ? null : new ReplicaManager({ view: cluster, log, config, logger, notifier });
@@ -220,7 +245,7 @@ class RunningBroker implements Broker {
     this.context = {
       config,
       get offsets(): CommittedOffsets {
-        return owner.replicatedOffsets ?? owner.offsets;
+        return owner.replicatedOffsets ?? owner.offsetsBeforeJoin;
       },
       get coordinators(): ReplicatedOffsets | null {
         return owner.replicatedOffsets;

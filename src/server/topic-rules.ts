@@ -77,6 +77,7 @@ export function admitPartitions(context: BrokerContext, partitions: number): voi
 /** Why `topic` may not be auto-created by this request, as an error to throw; checks in cost order. */
 export function admitAutoCreate(context: BrokerContext, topic: string): void {
   checkTopicName(topic);
+  refuseInternalTopic(topic, "created");
   if (!context.config.autoCreateTopics) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
   checkTopicRoom(context);
   admitPartitions(context, context.config.defaultPartitions);
