@@ -143,7 +143,29 @@ describe.skipIf(!HAVE_ETCD)("consumer groups on a three-broker cluster", () => {
     await using cluster = await ProcessCluster.start("groups");
     await cluster.createTopic(TOPIC, PARTITIONS);
     const group = "billing";
+    // The first question about a group creates __consumer_offsets: no coordinator yet, retriably.
+    const early = await cluster
+      .connection(1)
+      .request("findCoordinator", { group })
+      .then(() => null, (error: unknown) => toRunnelError(error));
+    expect(early?.code).toBe("COORDINATOR_NOT_AVAILABLE");
+    expect(early?.retriable).toBe(true);
     const coordinator = await agreedCoordinator(cluster, group);
+    // The coordinator's first answer about the group, once it has taken up the lead: still loading the partition.
+    let firstServed = null as string | null;
+    await waitFor(
+      async () => {
+        const code = await cluster
+          .connection(coordinator)
+          .request("describeGroup", { group }, 3_000)
+          .then(() => "none", (error: unknown) => toRunnelError(error).code);
+        if (code !== "COORDINATOR_NOT_AVAILABLE") firstServed ??= code;
+        return code === "none";
+      },
+      30_000,
+      "the coordinator describes the group",
+    );
+    expect(firstServed).toBe("COORDINATOR_LOAD_IN_PROGRESS");
     const other = cluster.running().find((brokerId) => brokerId !== coordinator)!;
     // A broker that is not the coordinator refuses the group's requests, retriably.
     const refusal = await cluster
