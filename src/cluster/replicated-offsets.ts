@@ -61,6 +61,11 @@ interface HeldPartition {
   readonly leaderEpoch: number;
   loaded: boolean;
   state: GroupOffsetsState;
+  /**
+   * Commits and deletions appended but not yet acknowledged (not in `state`): a snapshot written
+   * meanwhile must include them, since their records come before it in the log.
+   */
+  readonly unacknowledged: Set<(state: GroupOffsetsState) => void>;
 }
 
 export class ReplicatedOffsets implements CommittedOffsets {
@@ -125,15 +130,13 @@ export class ReplicatedOffsets implements CommittedOffsets {
     const held = this.heldFor(group);
     const max = this.deps.config.committedOffsetsMax;
     if (this.size + held.state.countNew(group, entries) > max) throw new RunnelError("LIMIT_EXCEEDED", `the broker holds at most ${max} committed offsets`);
-    await this.appendReplicated(held, [{ key: group, value: encodeCommit(group, entries) }]);
-    if (this.held.get(held.index) === held) held.state.apply(group, entries);
+    await this.appendReplicated(held, [{ key: group, value: encodeCommit(group, entries) }], (state) => state.apply(group, entries));
   }
 
   async removeGroup(group: string): Promise<void> {
     const held = this.heldFor(group);
     if (!held.state.groups.has(group)) return;
-    await this.appendReplicated(held, [{ key: group, value: encodeGroupDeleted(group) }]);
-    if (this.held.get(held.index) === held) held.state.deleteGroup(group);
+    await this.appendReplicated(held, [{ key: group, value: encodeGroupDeleted(group) }], (state) => state.deleteGroup(group));
   }
 
   /** The cluster deleted `topic`: every loaded partition forgets its offsets (and says so in its log). */
@@ -220,7 +223,7 @@ export class ReplicatedOffsets implements CommittedOffsets {
   // ---- loading ---------------------------------------------------------------------------
 
   private startLoad(index: number, leaderEpoch: number): void {
-    const held: HeldPartition = { index, leaderEpoch, loaded: false, state: new GroupOffsetsState() };
+    const held: HeldPartition = { index, leaderEpoch, loaded: false, state: new GroupOffsetsState(), unacknowledged: new Set() };
     this.held.set(index, held);
     this.load(held).catch((error: unknown) => {
       this.deps.logger.error({ partition: index, error: toRunnelError(error).message }, "could not load the groups of a __consumer_offsets partition");
@@ -249,22 +252,32 @@ export class ReplicatedOffsets implements CommittedOffsets {
     if (this.held.get(held.index) !== held) return;
     held.state = replay.finish();
     held.loaded = true;
+    // A topic deleted while no one had this partition loaded left no tombstone here: forget it now.
+    const deleted = [...this.committedTopics()].filter((topic) => this.deps.view.partitionCount(topic) === undefined && !this.deps.log.hasTopic(topic));
+    for (const topic of deleted) this.forgetTopic(topic);
     this.deps.logger.info({ partition: held.index, leaderEpoch: held.leaderEpoch, records, skipped: replay.skipped, groups: held.state.groups.size }, "loaded the groups of a __consumer_offsets partition");
   }
 
   // ---- writing ---------------------------------------------------------------------------
 
-  /** Appends the records as one batch and resolves once the ISR has it; coordinator errors otherwise. */
-  private async appendReplicated(held: HeldPartition, records: RecordInput[]): Promise<void> {
+  /**
+   * Appends the records as one batch and, once the ISR has it, applies `change` to the state;
+   * coordinator errors otherwise (the change is then not applied here; the record may still be
+   * in the log, as any unacknowledged write may).
+   */
+  private async appendReplicated(held: HeldPartition, records: RecordInput[], change: (state: GroupOffsetsState) => void): Promise<void> {
     const replication = this.deps.replication();
     if (replication === null) throw notAvailable("the data plane is not running yet");
-    let endOffset: number;
     try {
-      endOffset = this.append(replication, held, [encodeBatch(records)], true);
+      const endOffset = this.append(replication, held, [encodeBatch(records)], true);
+      held.unacknowledged.add(change);
       await replication.waitReplicated(OFFSETS_TOPIC, held.index, endOffset);
     } catch (error) {
       throw asCoordinatorError(error, held.index);
+    } finally {
+      held.unacknowledged.delete(change);
     }
+    if (this.held.get(held.index) === held) change(held.state);
   }
 
   private append(replication: ReplicaManager, held: HeldPartition, batches: Uint8Array[], replicated: boolean): number {
@@ -300,7 +313,7 @@ export class ReplicatedOffsets implements CommittedOffsets {
     for (const held of this.held.values()) {
       if (!held.loaded || !replication.isLeader(OFFSETS_TOPIC, held.index)) continue;
       try {
-        this.append(replication, held, snapshotBatches(held.state, (this.snapshotId += 1)), false);
+        this.append(replication, held, snapshotBatches(snapshotStateOf(held), (this.snapshotId += 1)), false);
       } catch (error) {
         this.deps.logger.warn({ partition: held.index, error: toRunnelError(error).message }, "could not write a snapshot to __consumer_offsets");
       }
@@ -325,6 +338,15 @@ function readChunk(partition: Partition, offset: number, endOffset: number, onVa
     next = span.header.baseOffset + span.header.lastOffsetDelta + 1;
   }
   return next;
+}
+
+/** What a snapshot must restate: the state with every appended, unacknowledged change applied, in append order. */
+function snapshotStateOf(held: HeldPartition): GroupOffsetsState {
+  if (held.unacknowledged.size === 0) return held.state;
+  const copy = new GroupOffsetsState();
+  for (const [group, offsets] of held.state.groups) copy.apply(group, offsets.values());
+  for (const change of held.unacknowledged) change(copy);
+  return copy;
 }
 
 /** Begin, one entry per group, end: in batches of SNAPSHOT_RECORDS_PER_BATCH records. */

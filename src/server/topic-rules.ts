@@ -48,6 +48,20 @@ export function findPartition(context: BrokerContext, topic: string, partition: 
   }
 }
 
+/**
+ * That the partition exists, for a commit: in a cluster the coordinator need not hold a replica
+ * of the topic, so the cluster's partition count answers when the local log has no copy.
+ * UNKNOWN_TOPIC, INVALID_TOPIC_NAME or UNKNOWN_PARTITION otherwise, as findPartition.
+ */
+export function requirePartitionForCommit(context: BrokerContext, topic: string, partition: number): void {
+  if (!context.log.hasTopic(topic)) {
+    const count = context.cluster?.partitionCount(topic);
+    if (count !== undefined && partition >= 0 && partition < count) return;
+    if (count !== undefined) throw new RunnelError("UNKNOWN_PARTITION", `topic '${topic}' has ${count} partitions; there is no partition ${partition}`);
+  }
+  findPartition(context, topic, partition);
+}
+
 export function checkPartitionCount(context: BrokerContext, partitions: number): void {
   const max = context.config.partitionsPerTopicMax;
   if (partitions < 1 || partitions > max) {

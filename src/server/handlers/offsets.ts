@@ -19,7 +19,7 @@ import { RunnelError, toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
 import type { OffsetCommit } from "../../broker/offset-store.ts";
-import { checkTopicName, findPartition } from "../topic-rules.ts";
+import { checkTopicName, requirePartitionForCommit } from "../topic-rules.ts";
 import type { Session } from "../../security/session.ts";
 import { authorize, groupResource, isAuthorizationOn, requireAuthorized, topicResource } from "../../security/authorizer.ts";
 import { deniedTopics } from "../access.ts";
@@ -38,7 +38,7 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
     try {
       const refusal = denied?.get(entry.topic);
       if (refusal !== undefined) throw refusal;
-      findPartition(context, entry.topic, entry.partition);
+      requirePartitionForCommit(context, entry.topic, entry.partition);
       if (request.memberId !== undefined) context.groups.checkCommit(request.group, request.memberId, request.generation ?? -1, entry.topic, entry.partition);
       if (context.offsets.isTopicBeingRemoved(entry.topic)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${entry.topic}' is being deleted`);
       acceptedIndexes.push(results.length);
