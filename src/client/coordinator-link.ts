@@ -47,7 +47,7 @@ export class CoordinatorLink implements GroupRequester {
     for (;;) {
       let connection: Connection | null = null;
       try {
-        connection = await this.find();
+        connection = await this.find(Math.max(1, deadlineMs - Date.now()));
         return await connection.request(op, fields, Math.max(1, deadlineMs - Date.now()));
       } catch (error) {
         const failure = toRunnelError(error);
@@ -67,18 +67,19 @@ export class CoordinatorLink implements GroupRequester {
     if (coordinator !== null && coordinator !== this.bootstrap) await coordinator.close();
   }
 
-  private find(): Promise<Connection> {
+  /** The coordinator's connection; asking the bootstrap connection takes at most `timeoutMs` (the request's time left). */
+  private find(timeoutMs: number): Promise<Connection> {
     if (this.coordinator !== null) return Promise.resolve(this.coordinator);
-    this.finding ??= this.ask().finally(() => {
+    this.finding ??= this.ask(timeoutMs).finally(() => {
       this.finding = null;
     });
     return this.finding;
   }
 
-  private async ask(): Promise<Connection> {
+  private async ask(timeoutMs: number): Promise<Connection> {
     let answer: WireMap;
     try {
-      answer = await this.bootstrap.request("findCoordinator", { group: this.group });
+      answer = await this.bootstrap.request("findCoordinator", { group: this.group }, timeoutMs);
     } catch (error) {
       if (toRunnelError(error).code !== "UNKNOWN_OPERATION") throw error;
       return (this.coordinator = this.bootstrap);

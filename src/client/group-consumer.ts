@@ -52,6 +52,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private readonly pendingAssigned = new Set<string>();
   private readonly pendingRevoked = new Set<string>();
   private readonly pendingLost = new Set<string>();
+  /** A partition was lost and granted again since the last applyChanges (see note). */
+  private lostUnapplied = false;
   private failure: RunnelError | null = null;
   private changed: (() => void) | null = null;
   private closing = false;
@@ -179,8 +181,21 @@ export class GroupConsumer implements AsyncIterable<Message> {
     return member;
   }
 
+  /**
+   * Queues news for next(). The sets lose the order of events, which matters for one pair: a
+   * partition lost and then granted again before next() applied either (a member that joined
+   * again, e.g. at a new coordinator, while next() was busy) must end up owned, so the grant
+   * takes it out of `pendingLost` — remembering that something was lost, so that nothing is
+   * committed for the partitions at hand. A loss after a grant wins, as the filter in
+   * applyChanges makes it.
+   */
   private note(into: Set<string>, partitions: readonly TopicPartition[]): void {
-    for (const { topic, partition } of partitions) into.add(key(topic, partition));
+    for (const { topic, partition } of partitions) {
+      const text = key(topic, partition);
+      if (into === this.pendingAssigned && this.pendingLost.delete(text)) this.lostUnapplied = true;
+      if (into === this.pendingLost) this.pendingAssigned.delete(text);
+      into.add(text);
+    }
     this.interrupt();
   }
 
@@ -211,7 +226,9 @@ export class GroupConsumer implements AsyncIterable<Message> {
     this.pendingAssigned.clear();
     this.pendingRevoked.clear();
     this.pendingLost.clear();
-    await this.retireInner(lost.size === 0);
+    const anyLost = lost.size > 0 || this.lostUnapplied;
+    this.lostUnapplied = false;
+    await this.retireInner(!anyLost);
     const revokedOwned = [...revoked].filter((text) => this.owned.has(text));
     const lostOwned = [...lost].filter((text) => this.owned.has(text));
     const next = new Set([...this.owned, ...assigned].filter((text) => !revoked.has(text) && !lost.has(text)));

@@ -99,6 +99,8 @@ class Member {
   readonly seen: Array<{ partition: number; offset: number; value: string; afterKill: boolean }> = [];
   readonly acked = new Map<number, number>();
   private running: Promise<void> | null = null;
+  /** nextBatch calls answered (for the failure message). */
+  batches = 0;
   failure: unknown = null;
 
   constructor(bootstrap: string[], group: string, private readonly killed: () => boolean) {
@@ -124,6 +126,7 @@ class Member {
     try {
       for (;;) {
         const batch: Message[] = await this.consumer.nextBatch();
+        this.batches += 1;
         if (batch.length === 0) return;
         for (const message of batch) this.seen.push({ partition: message.partition, offset: message.offset, value: decoder.decode(message.value!), afterKill: this.killed() });
       }
@@ -214,7 +217,15 @@ describe.skipIf(!HAVE_ETCD)("consumer groups on a three-broker cluster", () => {
       await produce(survivors, "after");
       await waitFor(() => seenValues().size === 2 * PARTITIONS * PER_PARTITION, 90_000, "every record after the kill consumed too").catch(async (error) => {
         const described = await cluster.connection(successor).request("describeGroup", { group }, 3_000).catch((failure: unknown) => String(failure));
-        const state = members.map((member) => ({ seen: member.seen.length, afterKill: member.seen.filter((entry) => entry.afterKill).length, failure: String(member.failure), acked: [...member.acked] }));
+        const state = members.map((member) => ({
+          seen: member.seen.length,
+          afterKill: member.seen.filter((entry) => entry.afterKill).length,
+          failure: String(member.failure),
+          acked: [...member.acked],
+          assignment: member.consumer.assignment(),
+          positions: member.consumer.positions(),
+          batches: member.batches,
+        }));
         throw new Error(`${String(error)}; members ${JSON.stringify(state)}; group at ${successor}: ${JSON.stringify(described)}`);
       });
       // At least once across the failover, and nothing below an acknowledged commit read again.
