@@ -23,15 +23,15 @@ import type { Session } from "../../security/session.ts";
 import { authorize, groupResource, isAuthorizationOn, requireAuthorized } from "../../security/authorizer.ts";
 
 export function handleJoinGroup(context: BrokerContext, request: RequestOf<"joinGroup">, id: number, session: Session): Reply {
-  context.offsets.requireCoordinator(request.group);
   requireAuthorized(context, session, "read", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   return frameReply(id, { ...context.groups.join(request) });
 }
 
 /** Answers at once when there is news or no `waitMs`; else parks until news or the wait is up, then looks again. */
 export function handleHeartbeat(context: BrokerContext, request: RequestOf<"heartbeat">, id: number, session: Session): Reply | Promise<Reply> {
-  context.offsets.requireCoordinator(request.group);
   requireAuthorized(context, session, "read", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   const answer = context.groups.heartbeat(request);
   const waitMs = Math.min(request.waitMs, answer.heartbeatIntervalMs);
   if (waitMs <= 0 || answerHasNews(answer, request.owned) || context.isShuttingDown()) return frameReply(id, { ...answer });
@@ -39,8 +39,8 @@ export function handleHeartbeat(context: BrokerContext, request: RequestOf<"hear
 }
 
 export function handleLeaveGroup(context: BrokerContext, request: RequestOf<"leaveGroup">, id: number, session: Session): Reply {
-  context.offsets.requireCoordinator(request.group);
   requireAuthorized(context, session, "read", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   context.groups.leave(request.group, request.memberId);
   return frameReply(id, {});
 }
@@ -57,8 +57,8 @@ export function handleListGroups(context: BrokerContext, _request: RequestOf<"li
 }
 
 export function handleDescribeGroup(context: BrokerContext, request: RequestOf<"describeGroup">, id: number, session: Session): Reply {
-  context.offsets.requireCoordinator(request.group);
   requireAuthorized(context, session, "describe", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   const described = context.groups.describeGroup(request.group);
   if (described === null) return frameReply(id, { group: request.group, state: "empty", generation: 0, members: [] });
   const { memberList, members: _count, assignor, ...summary } = described;
@@ -66,8 +66,8 @@ export function handleDescribeGroup(context: BrokerContext, request: RequestOf<"
 }
 
 export async function handleDeleteGroup(context: BrokerContext, request: RequestOf<"deleteGroup">, id: number, session: Session): Promise<Reply> {
-  context.offsets.requireCoordinator(request.group);
   requireAuthorized(context, session, "delete", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   if (context.groups.hasMembers(request.group)) {
     throw new RunnelError("GROUP_NOT_EMPTY", `group '${request.group}' has members; it can be deleted once every member has left or expired`);
   }
