@@ -97,6 +97,10 @@ export const configSchema = z
      * wait for it: a held heartbeat is answered as soon as its member has news.
      */
     groupHeartbeatIntervalMs: int(10, 60_000, 3_000),
+    /** Cluster mode: partitions of the internal `__consumer_offsets` topic (fixed once the topic exists; a group's coordinator is the leader of one of them). */
+    offsetsTopicPartitions: int(1, 1_000, 16),
+    /** Cluster mode: how often a group coordinator writes a snapshot of its groups' offsets to `__consumer_offsets` (older records then age out after 3 intervals). */
+    offsetsSnapshotIntervalMs: int(1_000, DAY_MS, 3_600_000),
     /** Topic defaults (each topic may override; see createTopic's config). */
     retentionMs: intOrOff(1, Number.MAX_SAFE_INTEGER, 7 * DAY_MS),
     retentionBytes: intOrOff(1, Number.MAX_SAFE_INTEGER, -1),

@@ -52,6 +52,9 @@ export const ERROR_CODES = {
   CLUSTER_UNAVAILABLE: { retriable: true, doc: "Cluster mode: etcd (the cluster's metadata store) could not be reached or refused the call within its time bound; nothing was changed, or the change is unknown. Retry once etcd answers." },
   BROKER_ID_IN_USE: { retriable: false, doc: "Cluster mode: a broker with this --broker-id is already live in the cluster (its membership key is on a live lease). Give this broker another id, or wait up to clusterLeaseTtlMs for the old one's lease to expire." },
   FENCED_INSTANCE_ID: { retriable: false, doc: "Kafka classic groups, static membership (group.instance.id): a newer member joined with the same instance id and took its place; this member id is no longer the instance's. Stop consuming; two consumers share one instance id." },
+  NOT_COORDINATOR: { retriable: true, doc: "Cluster: this broker is not the group's coordinator (the leader of the group's partition of __consumer_offsets); nothing was done. Ask any broker findCoordinator again and send the group's requests there. details: coordinator (broker id, -1 when unknown)." },
+  COORDINATOR_LOAD_IN_PROGRESS: { retriable: true, doc: "Cluster: this broker just became the group's coordinator and is still reading the group's committed offsets from __consumer_offsets; retry after a short backoff." },
+  COORDINATOR_NOT_AVAILABLE: { retriable: true, doc: "Cluster: the group's partition of __consumer_offsets has no leader now (or the topic is being created); retry findCoordinator after a short backoff." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

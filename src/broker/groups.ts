@@ -9,7 +9,7 @@
  * `/metrics` writes `runnel_group_members` for every group whose members are known.
  */
 import type { GroupCoordinator } from "./group-coordinator.ts";
-import type { OffsetStore } from "./offset-store.ts";
+import type { CommittedOffsets } from "./offset-store.ts";
 
 export interface GroupMember {
   memberId: string;
@@ -45,7 +45,7 @@ export interface GroupDirectory {
  * its members and state come from the coordinator (a group the coordinator does not know has
  * no members: "empty"), its offsets from the store.
  */
-export function coordinatedGroups(coordinator: GroupCoordinator, offsets: OffsetStore): GroupDirectory {
+export function coordinatedGroups(coordinator: GroupCoordinator, offsets: CommittedOffsets): GroupDirectory {
   return {
     groupNames() {
       const names = new Set(offsets.committedGroups());
@@ -69,7 +69,7 @@ export function coordinatedGroups(coordinator: GroupCoordinator, offsets: Offset
   };
 }
 
-function sortedOffsets(offsets: OffsetStore, name: string): GroupOffset[] {
+function sortedOffsets(offsets: CommittedOffsets, name: string): GroupOffset[] {
   const sorted = offsets.fetchAll(name).map(({ topic, partition, offset }) => ({ topic, partition, offset }));
   sorted.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
   return sorted;

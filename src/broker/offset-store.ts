@@ -43,6 +43,26 @@ export interface OffsetCommit {
   metadata: string;
 }
 
+/**
+ * What the handlers use of a group's committed offsets. A single node's is the OffsetStore below;
+ * a cluster broker's is cluster/replicated-offsets.ts (offsets in `__consumer_offsets`, served by
+ * the group's coordinator only).
+ */
+export interface CommittedOffsets {
+  readonly size: number;
+  /** Throws NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS or COORDINATOR_NOT_AVAILABLE unless this broker serves the group now (a single node always does). */
+  requireCoordinator(group: string): void;
+  fetch(group: string, topic: string, partition: number): CommittedOffset | null;
+  fetchAll(group: string): OffsetCommit[];
+  committedGroups(): string[];
+  committedTopics(): Set<string>;
+  isTopicBeingRemoved(topic: string): boolean;
+  commit(group: string, entries: OffsetCommit[]): Promise<void>;
+  removeTopic(topic: string, afterRemoval?: () => void): Promise<void>;
+  removeGroup(group: string): Promise<void>;
+  close(): Promise<void>;
+}
+
 interface Settle {
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -97,7 +117,7 @@ function takeLeadingCommits(queue: Pending[]): PendingCommit[] {
   return commits;
 }
 
-export class OffsetStore {
+export class OffsetStore implements CommittedOffsets {
   private readonly groups = new Map<string, Map<string, OffsetCommit>>();
   /** Topics whose offsets are being removed: commits naming them are refused meanwhile. */
   private readonly removing = new Set<string>();
@@ -132,6 +152,9 @@ export class OffsetStore {
   get size(): number {
     return this.entryCount;
   }
+
+  /** A single node coordinates every group. */
+  requireCoordinator(_group: string): void {}
 
   fetch(group: string, topic: string, partition: number): CommittedOffset | null {
     const entry = this.groups.get(group)?.get(entryKey(topic, partition));

@@ -5,7 +5,10 @@
  * alterTopicConfig, metadata, listOffsets, fetchOffsets) and consumer groups (listGroups,
  * describeGroup, deleteGroup, an unfenced commitOffsets). Every broker error surfaces as a
  * RunnelError carrying the broker's code.
+ * A group's requests (describeGroup, deleteGroup, fetchOffsets, commitOffsets) go to the group's
+ * coordinator (client/coordinator-link.ts); listGroups answers the groups of the broker asked.
  */
+import { CoordinatorLink } from "./coordinator-link.ts";
 import { Connection, type BrokerInfo, type ConnectionOptions } from "./connection.ts";
 import { deriveVerifier, SCRAM_ITERATIONS_DEFAULT, SCRAM_MECHANISMS } from "../security/scram.ts";
 import { type OffsetRequest, fetchCommittedOffsets, listOffsets } from "./offsets.ts";
@@ -92,7 +95,7 @@ export class Admin {
   readonly connection: Connection;
   private readonly router: LeaderRouter;
 
-  constructor(options: AdminOptions = {}) {
+  constructor(private readonly options: AdminOptions = {}) {
     this.connection = new Connection(options);
     this.router = new LeaderRouter(options, this.connection);
   }
@@ -169,7 +172,7 @@ export class Admin {
 
   /** A group's committed offsets (-1 where none) for the given partitions. */
   async committedOffsets(group: string, partitions: ReadonlyArray<{ topic: string; partition: number }>): Promise<Array<{ topic: string; partition: number; offset: number }>> {
-    const committed = await fetchCommittedOffsets(this.connection, group, partitions);
+    const committed = await this.atCoordinator(group, (coordinator) => fetchCommittedOffsets(coordinator, group, partitions));
     return partitions.map(({ topic, partition }) => ({ topic, partition, offset: committed.get(`${topic}\u0000${partition}`) ?? -1 }));
   }
 
@@ -192,7 +195,7 @@ export class Admin {
   /** A group's members and what each holds, gives up and waits for (state "empty" and no members for an unknown group). */
   async describeGroup(group: string): Promise<GroupDescription> {
     const op = "describeGroup";
-    const response = await this.connection.request(op, { group });
+    const response = await this.atCoordinator(group, (coordinator) => coordinator.request(op, { group }));
     const description: GroupDescription = {
       group: readString(response.group, op, "group"),
       state: readString(response.state, op, "state"),
@@ -248,12 +251,12 @@ export class Admin {
 
   /** Deletes a group without members and its committed offsets (GROUP_NOT_EMPTY while it has members). */
   async deleteGroup(group: string): Promise<void> {
-    await this.connection.request("deleteGroup", { group });
+    await this.atCoordinator(group, (coordinator) => coordinator.request("deleteGroup", { group }));
   }
 
   /** Every offset the group has committed, in no particular order. */
   async groupOffsets(group: string): Promise<Array<{ topic: string; partition: number; offset: number }>> {
-    const response = await this.connection.request("fetchOffsets", { group });
+    const response = await this.atCoordinator(group, (coordinator) => coordinator.request("fetchOffsets", { group }));
     return readArray(response.offsets, "fetchOffsets", "offsets").map((item, index) => {
       const entry = readMap(item, "fetchOffsets", `offsets[${index}]`);
       return {
@@ -266,7 +269,7 @@ export class Admin {
 
   /** Commits offsets for a group as a tool (not fenced: no member id), e.g. to reset them. */
   async commitOffsets(group: string, offsets: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
-    const response = await this.connection.request("commitOffsets", { group, offsets: offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })) });
+    const response = await this.atCoordinator(group, (coordinator) => coordinator.request("commitOffsets", { group, offsets: offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })) }));
     for (const [index, item] of readArray(response.results, "commitOffsets", "results").entries()) {
       const result = readMap(item, "commitOffsets", `results[${index}]`);
       if (result.error !== undefined) throw brokerError(result.error, `commit of ${String(result.topic)}/${String(result.partition)} for group ${group}`);
@@ -281,6 +284,16 @@ export class Admin {
 
   close(): Promise<void> {
     return Promise.all([this.router.close(), this.connection.close()]).then(() => undefined);
+  }
+
+  /** Runs a group's request at its coordinator (a cluster's; a single node is its own), through a link made for the call. */
+  private async atCoordinator<T>(group: string, call: (coordinator: CoordinatorLink) => Promise<T>): Promise<T> {
+    const coordinator = new CoordinatorLink(this.connection, this.options, group);
+    try {
+      return await call(coordinator);
+    } finally {
+      await coordinator.close();
+    }
   }
 }
 

@@ -37,6 +37,7 @@ import { RunnelError, toRunnelError } from "../errors.ts";
 import { LIMITS, MiB } from "../limits.ts";
 import { type AnswerCallback, type AnswerReader, Connection, type ConnectionOptions, type EncodeFrame, encodeSharedRequestFrame } from "./connection.ts";
 import { FetchAnswerReader } from "./answer-readers.ts";
+import { CoordinatorLink } from "./coordinator-link.ts";
 import { type Cursor, type FetchOutcome, createFetchScratch, decodeAnswer, planAnswer, startPlanning } from "./fetch-answer.ts";
 import { type ListOffsetsAt, type OffsetRequest, fetchCommittedOffsets, topicPartitionCounts } from "./offsets.ts";
 import { GroupConsumer } from "./group-consumer.ts";
@@ -125,6 +126,8 @@ const NO_CURSORS: readonly Cursor[] = [];
 export class Consumer implements AsyncIterable<Message> {
   private readonly data: Connection;
   private readonly control: Connection;
+  /** The group's coordinator (client/coordinator-link.ts), when there is a groupId. */
+  private readonly coordinator: CoordinatorLink | null;
   private readonly groupId: string | undefined;
   private readonly from: StartPosition;
   private readonly offsetReset: OffsetResetPolicy;
@@ -195,6 +198,8 @@ export class Consumer implements AsyncIterable<Message> {
     // one spare; the consumer never has more than one fetch in flight.
     this.data = new Connection(options, options.reuseFetchBuffers === true ? FETCH_FRAME_BUFFERS : 0);
     this.control = new Connection(options);
+    // Commits and committed offsets go to the group's coordinator (a cluster's; a single node is its own).
+    this.coordinator = options.groupId === undefined ? null : new CoordinatorLink(this.control, options, options.groupId);
     this.router = new LeaderRouter(options, this.control, options.reuseFetchBuffers === true ? FETCH_FRAME_BUFFERS : 0);
     this.groupId = options.groupId;
     if (this.groupId !== undefined && (this.groupId.length === 0 || this.groupId.length > LIMITS.shortStringLengthMax)) {
@@ -332,7 +337,7 @@ export class Consumer implements AsyncIterable<Message> {
     const entries = offsets ?? this.cursors.filter((cursor) => cursor.processed > cursor.committed).map((cursor) => ({ topic: cursor.topic, partition: cursor.partition, offset: cursor.processed }));
     if (entries.length === 0) return;
     const fence = this.commitFence?.() ?? {};
-    const response = await this.control.request("commitOffsets", { group, ...fence, offsets: entries.map(({ topic, partition, offset }) => ({ topic, partition, offset })) });
+    const response = await (this.coordinator ?? this.control).request("commitOffsets", { group, ...fence, offsets: entries.map(({ topic, partition, offset }) => ({ topic, partition, offset })) });
     for (const [index, item] of readArray(response.results, "commitOffsets", "results").entries()) {
       const result = readMap(item, "commitOffsets", `results[${index}]`);
       if (result.error !== undefined) throw brokerError(result.error, `commit of ${String(result.topic)}/${String(result.partition)} for group ${group}`);
@@ -353,7 +358,7 @@ export class Consumer implements AsyncIterable<Message> {
   private async shutDown(): Promise<void> {
     this.closing = true;
     if (this.group !== null) {
-      await Promise.all([this.group.close(), this.data.close(), this.control.close()]);
+      await Promise.all([this.group.close(), this.data.close(), this.coordinator?.close(), this.control.close()]);
       return;
     }
     clearInterval(this.autoCommitTimer);
@@ -365,7 +370,7 @@ export class Consumer implements AsyncIterable<Message> {
     if (this.autoCommitTimer !== undefined && this.started !== null) {
       await this.commitProcessed().catch((error: unknown) => (failure = toRunnelError(error)));
     }
-    await Promise.all([this.data.close(), this.control.close()]);
+    await Promise.all([this.data.close(), this.coordinator?.close(), this.control.close()]);
     if (failure) throw failure;
   }
 
@@ -399,7 +404,7 @@ export class Consumer implements AsyncIterable<Message> {
     // A cluster answers with its brokers and leaders; a single node's answer changes nothing.
     await this.router.refresh(this.cursorTopics());
     if (this.groupId !== undefined) {
-      const committed = await fetchCommittedOffsets(this.control, this.groupId, this.cursors);
+      const committed = await fetchCommittedOffsets(this.coordinator ?? this.control, this.groupId, this.cursors);
       for (const cursor of this.cursors) {
         const offset = committed.get(`${cursor.topic}\u0000${cursor.partition}`) ?? -1;
         if (offset >= 0) cursor.position = cursor.processed = cursor.committed = offset;

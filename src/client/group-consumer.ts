@@ -52,6 +52,8 @@ export class GroupConsumer implements AsyncIterable<Message> {
   private readonly pendingAssigned = new Set<string>();
   private readonly pendingRevoked = new Set<string>();
   private readonly pendingLost = new Set<string>();
+  /** Partitions lost and then granted again since the last applyChanges (see note); also in pendingAssigned. */
+  private readonly pendingRegained = new Set<string>();
   private failure: RunnelError | null = null;
   private changed: (() => void) | null = null;
   private closing = false;
@@ -179,8 +181,24 @@ export class GroupConsumer implements AsyncIterable<Message> {
     return member;
   }
 
+  /**
+   * Queues news for next(). The sets lose the order of events, which matters for one pair: a
+   * partition lost and then granted again before next() applied either (a member that joined
+   * again, e.g. at a new coordinator, while next() was busy) must end up owned, so the grant
+   * moves it from `pendingLost` to `pendingRegained`: applyChanges then reports it lost and
+   * assigned, in that order, and commits nothing at hand. A loss after a grant wins, as the
+   * filter in applyChanges makes it.
+   */
   private note(into: Set<string>, partitions: readonly TopicPartition[]): void {
-    for (const { topic, partition } of partitions) into.add(key(topic, partition));
+    for (const { topic, partition } of partitions) {
+      const text = key(topic, partition);
+      if (into === this.pendingAssigned && this.pendingLost.delete(text)) this.pendingRegained.add(text);
+      if (into === this.pendingLost) {
+        this.pendingAssigned.delete(text);
+        this.pendingRegained.delete(text);
+      }
+      into.add(text);
+    }
     this.interrupt();
   }
 
@@ -208,14 +226,17 @@ export class GroupConsumer implements AsyncIterable<Message> {
     const assigned = new Set(this.pendingAssigned);
     const revoked = new Set(this.pendingRevoked);
     const lost = new Set(this.pendingLost);
+    const regained = new Set(this.pendingRegained);
     this.pendingAssigned.clear();
     this.pendingRevoked.clear();
     this.pendingLost.clear();
-    await this.retireInner(lost.size === 0);
+    this.pendingRegained.clear();
+    await this.retireInner(lost.size === 0 && regained.size === 0);
     const revokedOwned = [...revoked].filter((text) => this.owned.has(text));
-    const lostOwned = [...lost].filter((text) => this.owned.has(text));
+    // A partition regained was lost first: the owner hears both, in that order.
+    const lostOwned = [...lost, ...regained].filter((text) => this.owned.has(text));
     const next = new Set([...this.owned, ...assigned].filter((text) => !revoked.has(text) && !lost.has(text)));
-    const taken = [...next].filter((text) => !this.owned.has(text));
+    const taken = [...next].filter((text) => !this.owned.has(text) || regained.has(text));
     this.owned = next;
     if (lostOwned.length > 0) await this.options.onLost?.(lostOwned.map(fromKey));
     if (revokedOwned.length > 0) await this.options.onRevoked?.(revokedOwned.map(fromKey));

@@ -12,9 +12,13 @@
  * heartbeat asks the broker to hold it (`waitMs`) until there is news or the interval is up,
  * and the next goes out as soon as the answer is in: idle members cost one request per
  * interval, and a rebalance reaches them within a round trip.
+ * In a cluster every request goes to the group's coordinator (client/coordinator-link.ts), found
+ * again when it moves; the new coordinator does not know the member (UNKNOWN_MEMBER), so the
+ * member lets its partitions go and joins again there.
  */
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
+import { CoordinatorLink } from "./coordinator-link.ts";
 import { isRetriable, readArray, readInt, readMap, readString, type WireMap } from "./wire.ts";
 
 export interface TopicPartition {
@@ -83,6 +87,8 @@ function readKeys(value: unknown, op: string, field: string): Set<string> {
 
 export class GroupMember {
   private readonly connection: Connection;
+  /** The group's requests go to its coordinator (client/coordinator-link.ts), found through `connection`. */
+  private readonly coordinator: CoordinatorLink;
   private memberId: string | undefined;
   private memberEpoch = 0;
   private generationSeen = 0;
@@ -109,6 +115,7 @@ export class GroupMember {
     // A member that cannot reach its broker for a session has lost its partitions anyway: trying
     // to connect for longer would only hold up close().
     this.connection = new Connection({ ...options, connectTimeoutMs: Math.min(options.connectTimeoutMs ?? 10_000, this.sessionTimeoutMs) });
+    this.coordinator = new CoordinatorLink(this.connection, options, options.groupId);
   }
 
   /** The id and generation to stamp on commits. */
@@ -154,9 +161,10 @@ export class GroupMember {
     this.wake?.();
     if (this.memberId !== undefined) {
       const leave = { group: this.options.groupId, memberId: this.memberId };
-      await this.connection.request("leaveGroup", leave, this.sessionTimeoutMs).catch(() => undefined);
+      await this.coordinator.request("leaveGroup", leave, this.sessionTimeoutMs).catch(() => undefined);
     }
     await this.loop;
+    await this.coordinator.close();
     await this.connection.close();
   }
 
@@ -200,7 +208,7 @@ export class GroupMember {
 
   private join(): Promise<WireMap> {
     const { groupId, topics, assignor, sessionTimeoutMs, rebalanceTimeoutMs, clientId } = this.options;
-    return this.connection.request(
+    return this.coordinator.request(
       "joinGroup",
       {
         group: groupId,
@@ -217,7 +225,7 @@ export class GroupMember {
   private heartbeat(): Promise<WireMap> {
     const waitMs = this.revoking.size > 0 ? 0 : this.intervalMs;
     const fields = { group: this.options.groupId, memberId: this.memberId, memberEpoch: this.memberEpoch, owned: toWire(this.held), waitMs };
-    return this.connection.request("heartbeat", fields, this.sessionTimeoutMs);
+    return this.coordinator.request("heartbeat", fields, this.sessionTimeoutMs);
   }
 
   /** Takes an answer in; returns when to heartbeat next. */

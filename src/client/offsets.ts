@@ -6,6 +6,7 @@
  */
 import { RunnelError } from "../errors.ts";
 import type { Connection } from "./connection.ts";
+import type { GroupRequester } from "./coordinator-link.ts";
 import { brokerError, malformed, readArray, readInt, readMap, readString } from "./wire.ts";
 
 export type ListOffsetsAt = "earliest" | "latest" | number;
@@ -63,7 +64,7 @@ export async function listOffsets(connection: Connection, requests: readonly Off
 }
 
 /** The group's committed offsets, keyed "topic\0partition"; -1 (or absent) when none. */
-export async function fetchCommittedOffsets(connection: Connection, group: string, partitions: ReadonlyArray<{ topic: string; partition: number }>): Promise<Map<string, number>> {
+export async function fetchCommittedOffsets(connection: GroupRequester, group: string, partitions: ReadonlyArray<{ topic: string; partition: number }>): Promise<Map<string, number>> {
   const committed = new Map<string, number>();
   for (const chunk of chunks(partitions)) {
     const response = await connection.request("fetchOffsets", { group, partitions: chunk.map(({ topic, partition }) => ({ topic, partition })) });

@@ -204,6 +204,8 @@ export const requestSchemas = {
   listGroups: z.object({}),
   describeGroup: z.object({ group: shortString }),
   deleteGroup: z.object({ group: shortString }),
+  /** Which broker coordinates the group (cluster: the leader of its partition of __consumer_offsets). */
+  findCoordinator: z.object({ group: shortString }),
   /** ACL management (docs/protocol.md, "ACLs"; security/acl.ts holds the entry's rules). */
   createAcls: z.object({ acls: z.array(aclEntrySchema).min(1).max(ACL_LIMITS.entriesPerRequestMax) }),
   deleteAcls: z.object({ filters: z.array(aclFilterSchema).min(1).max(ACL_LIMITS.entriesPerRequestMax) }),

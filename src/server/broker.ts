@@ -34,7 +34,8 @@ import type { BrokerContext } from "./context.ts";
 import { MemoryBudget } from "./memory-budget.ts";
 import { ReadTurns } from "./read-turns.ts";
 import { CreateQuota } from "./create-quota.ts";
-import { OffsetStore } from "../broker/offset-store.ts";
+import { type CommittedOffsets, OffsetStore } from "../broker/offset-store.ts";
+import { ReplicatedOffsets } from "../cluster/replicated-offsets.ts";
 import { PartitionNotifier } from "../broker/partition-notifier.ts";
 import { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import type { ClusterView } from "../cluster/cluster-view.ts";
@@ -140,6 +141,28 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
 }
 
+/** The local store, but every group request is COORDINATOR_NOT_AVAILABLE (retriable): cluster mode before joinCluster. */
+function notCoordinatingYet(store: OffsetStore): CommittedOffsets {
+  const refuse = (): never => {
+    throw new RunnelError("COORDINATOR_NOT_AVAILABLE", "this broker has not joined its cluster yet");
+  };
+  return {
+    get size() {
+      return store.size;
+    },
+    requireCoordinator: refuse,
+    fetch: refuse,
+    fetchAll: refuse,
+    committedGroups: () => [],
+    committedTopics: () => new Set(),
+    isTopicBeingRemoved: () => false,
+    commit: () => Promise.reject(new RunnelError("COORDINATOR_NOT_AVAILABLE", "this broker has not joined its cluster yet")),
+    removeTopic: (topic, afterRemoval) => store.removeTopic(topic, afterRemoval),
+    removeGroup: () => Promise.reject(new RunnelError("COORDINATOR_NOT_AVAILABLE", "this broker has not joined its cluster yet")),
+    close: () => Promise.resolve(),
+  };
+}
+
 /** Starts the HTTP listener; a port it cannot take stops start-up with a line naming the option. */
 function listenHttp(config: Config, port: number, view: BrokerView, logger: Logger, tls: ListenerTls | null): HttpListener {
   try {
@@ -197,6 +220,10 @@ class RunningBroker implements Broker {
   /** The data plane over clusterView (cluster/replica-manager.ts); null on a single node. */
   private replicaManager: ReplicaManager | null;
   private stopFollowing: (() => void) | null = null;
+  /** Cluster mode, once joined: committed offsets in __consumer_offsets (cluster/replicated-offsets.ts). */
+  private replicatedOffsets: ReplicatedOffsets | null = null;
+  /** Until an etcd cluster is joined no broker is known to coordinate a group: the local store, refusing group requests. */
+  private readonly offsetsBeforeJoin: CommittedOffsets;
 
   constructor(
     private readonly config: Config,
@@ -211,14 +238,23 @@ class RunningBroker implements Broker {
     cluster: ClusterView | null,
   ) {
     this.groups = startGroupRuntime(config, log);
+    this.offsetsBeforeJoin = config.cluster === "" ? offsets : notCoordinatingYet(offsets);
     const notifier = new PartitionNotifier(config.fetchWaitersMax);
     this.clusterView = cluster;
     this.replicaManager = cluster === null ? null : new ReplicaManager({ view: cluster, log, config, logger, notifier });
     const owner = this;
     this.context = {
       config,
+      get offsets(): CommittedOffsets {
+        return owner.replicatedOffsets ?? owner.offsetsBeforeJoin;
+      },
+      get coordinators(): ReplicatedOffsets | null {
+        return owner.replicatedOffsets;
+      },
+      get advertised(): { host: string; port: number } {
+        return { host: config.kafkaAdvertisedHost || owner.host, port: owner.port };
+      },
       log,
-      offsets,
       notifier,
       producerIds,
       groups: this.groups.coordinator,
@@ -295,6 +331,8 @@ class RunningBroker implements Broker {
     await this.context.producerIds.useCluster(view);
     this.replicaManager = new ReplicaManager({ view, log: this.log, config: this.config, logger: this.logger, notifier: this.context.notifier });
     this.replicaManager.start();
+    this.replicatedOffsets = new ReplicatedOffsets({ view, log: this.log, config: this.config, logger: this.logger, notifier: this.context.notifier, replication: () => this.replicaManager });
+    this.observability.view.groups = coordinatedGroups(this.groups.coordinator, this.replicatedOffsets);
     this.stopFollowing = followAssignments(view, this.context);
     this.logger.info({ cluster: address.cluster, brokerId: this.config.brokerId, brokers: view.brokers().length, controller: view.controllerId() }, "joined the cluster");
   }
@@ -457,6 +495,7 @@ class RunningBroker implements Broker {
     this.listener?.stop(true);
     for (const retired of this.retired) retired.stop(true);
     this.kafka?.stop(true);
+    await this.replicatedOffsets?.close();
     await this.offsets.close();
     await this.log.close();
     await this.observability.http?.stop();

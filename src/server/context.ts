@@ -14,7 +14,7 @@ import type { Logger } from "../logger.ts";
 import type { MemoryBudget } from "./memory-budget.ts";
 import type { ReadTurns } from "./read-turns.ts";
 import type { CreateQuota } from "./create-quota.ts";
-import type { OffsetStore } from "../broker/offset-store.ts";
+import type { CommittedOffsets } from "../broker/offset-store.ts";
 import type { PartitionNotifier } from "../broker/partition-notifier.ts";
 import type { ProducerIdAllocator } from "../broker/producer-ids.ts";
 import type { BrokerStats } from "./stats.ts";
@@ -22,11 +22,17 @@ import type { ClusterView } from "../cluster/cluster-view.ts";
 import type { AclStore } from "../security/acl-store.ts";
 import type { Authenticator } from "../security/authenticator.ts";
 import type { ReplicaManager } from "../cluster/replica-manager.ts";
+import type { ReplicatedOffsets } from "../cluster/replicated-offsets.ts";
 
 export interface BrokerContext {
   readonly config: Config;
   readonly log: LogManager;
-  readonly offsets: OffsetStore;
+  /** Committed offsets: the local offset store on a single node; in a cluster, `__consumer_offsets` (cluster/replicated-offsets.ts) once joined. */
+  readonly offsets: CommittedOffsets;
+  /** Cluster mode, once joined: where each group's coordinator is (findCoordinator); absent or null on a single node. */
+  readonly coordinators?: ReplicatedOffsets | null;
+  /** The native listener's advertised address (findCoordinator's answer on a single node). */
+  readonly advertised?: { host: string; port: number };
   readonly notifier: PartitionNotifier;
   /** Idempotent-producer ids (initProducer). */
   readonly producerIds: ProducerIdAllocator;

@@ -20,7 +20,7 @@ import type { Session } from "../security/session.ts";
 import { applicationOf, appliedLater, type BrokerContext, closesConnection, type Reply } from "./context.ts";
 import { handleCreateAcls, handleDeleteAcls, handleDescribeAcls } from "./handlers/acls.ts";
 import { handleFetch } from "./handlers/fetch.ts";
-import { handleDeleteGroup, handleDescribeGroup, handleHeartbeat, handleJoinGroup, handleLeaveGroup, handleListGroups } from "./handlers/groups.ts";
+import { handleDeleteGroup, handleDescribeGroup, handleFindCoordinator, handleHeartbeat, handleJoinGroup, handleLeaveGroup, handleListGroups } from "./handlers/groups.ts";
 import { handleAuthenticate } from "./handlers/authenticate.ts";
 import { handleHello } from "./handlers/hello.ts";
 import { handleInitProducer } from "./handlers/init-producer.ts";
@@ -58,6 +58,7 @@ const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   listGroups: handleListGroups,
   describeGroup: handleDescribeGroup,
   deleteGroup: handleDeleteGroup,
+  findCoordinator: handleFindCoordinator,
   createAcls: handleCreateAcls,
   deleteAcls: handleDeleteAcls,
   describeAcls: handleDescribeAcls,

@@ -9,6 +9,7 @@ import type { Partition, TopicDescription } from "../log/api.ts";
 import { validateTopicName } from "../log/topic-config.ts";
 import type { WireTopicDescription } from "../protocol/messages.ts";
 import type { BrokerContext } from "./context.ts";
+import { OFFSETS_TOPIC, refuseInternalTopic } from "../cluster/offsets-topic.ts";
 
 /** The name rule, one for every operation: INVALID_TOPIC_NAME unless 1-249 chars of [a-zA-Z0-9._-], not "." or "..". */
 export function checkTopicName(name: string): void {
@@ -50,6 +51,20 @@ function clusterHasPartition(context: BrokerContext, topic: string, partition: n
   return count !== undefined && Number.isInteger(partition) && partition >= 0 && partition < count;
 }
 
+/**
+ * That the partition exists, for a commit: in a cluster the coordinator need not hold a replica
+ * of the topic, so the cluster's partition count answers when the local log has no copy.
+ * UNKNOWN_TOPIC, INVALID_TOPIC_NAME or UNKNOWN_PARTITION otherwise, as findPartition.
+ */
+export function requirePartitionForCommit(context: BrokerContext, topic: string, partition: number): void {
+  if (!context.log.hasTopic(topic)) {
+    const count = context.cluster?.partitionCount(topic);
+    if (count !== undefined && partition >= 0 && partition < count) return;
+    if (count !== undefined) throw new RunnelError("UNKNOWN_PARTITION", `topic '${topic}' has ${count} partitions; there is no partition ${partition}`);
+  }
+  findPartition(context, topic, partition);
+}
+
 export function checkPartitionCount(context: BrokerContext, partitions: number): void {
   const max = context.config.partitionsPerTopicMax;
   if (partitions < 1 || partitions > max) {
@@ -79,6 +94,7 @@ export function admitPartitions(context: BrokerContext, partitions: number): voi
 /** Why `topic` may not be auto-created by this request, as an error to throw; checks in cost order. */
 export function admitAutoCreate(context: BrokerContext, topic: string): void {
   checkTopicName(topic);
+  refuseInternalTopic(topic, "created");
   if (!context.config.autoCreateTopics) throw new RunnelError("UNKNOWN_TOPIC", `unknown topic '${topic}' (auto-creation is off; create it with 'runnel topics create')`);
   checkTopicRoom(context);
   admitPartitions(context, context.config.defaultPartitions);
@@ -86,6 +102,8 @@ export function admitAutoCreate(context: BrokerContext, topic: string): void {
 
 /** The partition; a missing topic is UNKNOWN_TOPIC (produce creates topics before it appends). */
 export function partitionForProduce(context: BrokerContext, topic: string, partition: number): Partition {
+  // Only the group coordinators write the internal topic (cluster/replicated-offsets.ts).
+  if (topic === OFFSETS_TOPIC) refuseInternalTopic(topic, "written");
   if (!context.log.hasTopic(topic)) {
     // The name rule first, so an invalid name is INVALID_TOPIC_NAME whether or not auto-creation is on.
     checkTopicName(topic);

@@ -156,6 +156,11 @@ export class FakeBroker {
       case "commitOffsets":
         for (const entry of request.offsets as Answer[]) this.commits.set(`${request.group}/${entry.topic}/${entry.partition}`, entry.offset as number);
         return { id, results: (request.offsets as Answer[]).map((entry) => ({ topic: entry.topic, partition: entry.partition })) };
+      case "findCoordinator": {
+        // One broker: it coordinates every group.
+        const [host, port] = this.address.split(":");
+        return { id, brokerId: 0, host, port: Number(port) };
+      }
       case "fetchOffsets":
         return {
           id,

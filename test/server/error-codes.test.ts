@@ -150,6 +150,9 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   CLUSTER_UNAVAILABLE: { why: "cluster mode, with etcd unreachable", tests: ["test/cluster/etcd-gateway.test.ts", "test/cluster/cluster-config.test.ts"] },
   BROKER_ID_IN_USE: { why: "cluster mode, a second broker with a live id", tests: ["test/cluster/etcd-cluster-view.test.ts", "test/cluster/cluster-brokers.test.ts"] },
   FENCED_INSTANCE_ID: { why: "Kafka classic groups' static membership, served by the Kafka listener only", tests: ["test/broker/classic-groups.test.ts"] },
+  NOT_COORDINATOR: { why: "cluster mode: a group request to a broker that is not the group's coordinator", tests: ["test/cluster/cluster-groups.test.ts"] },
+  COORDINATOR_LOAD_IN_PROGRESS: { why: "cluster mode: a new coordinator loading its __consumer_offsets partition", tests: ["test/cluster/cluster-groups.test.ts"] },
+  COORDINATOR_NOT_AVAILABLE: { why: "cluster mode: the group's __consumer_offsets partition without a leader (or the topic being created)", tests: ["test/cluster/cluster-groups.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */

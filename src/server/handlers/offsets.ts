@@ -19,13 +19,14 @@ import { RunnelError, toRunnelError } from "../../errors.ts";
 import { type RequestOf, toWireError, type WireError } from "../../protocol/messages.ts";
 import { type BrokerContext, frameReply, type Reply } from "../context.ts";
 import type { OffsetCommit } from "../../broker/offset-store.ts";
-import { checkTopicName, findPartition } from "../topic-rules.ts";
+import { checkTopicName, requirePartitionForCommit } from "../topic-rules.ts";
 import type { Session } from "../../security/session.ts";
 import { authorize, groupResource, isAuthorizationOn, requireAuthorized, topicResource } from "../../security/authorizer.ts";
 import { deniedTopics } from "../access.ts";
 
 export async function handleCommitOffsets(context: BrokerContext, request: RequestOf<"commitOffsets">, id: number, session: Session): Promise<Reply> {
   requireAuthorized(context, session, "read", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   const denied = deniedTopics(context, session, "read", request.offsets);
   const results: Array<{ topic: string; partition: number; error?: WireError }> = [];
   const accepted: OffsetCommit[] = [];
@@ -37,7 +38,7 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
     try {
       const refusal = denied?.get(entry.topic);
       if (refusal !== undefined) throw refusal;
-      findPartition(context, entry.topic, entry.partition);
+      requirePartitionForCommit(context, entry.topic, entry.partition);
       if (request.memberId !== undefined) context.groups.checkCommit(request.group, request.memberId, request.generation ?? -1, entry.topic, entry.partition);
       if (context.offsets.isTopicBeingRemoved(entry.topic)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${entry.topic}' is being deleted`);
       acceptedIndexes.push(results.length);
@@ -63,6 +64,7 @@ export async function handleCommitOffsets(context: BrokerContext, request: Reque
 
 export function handleFetchOffsets(context: BrokerContext, request: RequestOf<"fetchOffsets">, id: number, session: Session): Reply {
   requireAuthorized(context, session, "describe", groupResource(request.group));
+  context.offsets.requireCoordinator(request.group);
   // No per-entry errors in this answer: an invalid name fails the request, as it does everywhere else.
   for (const { topic } of request.partitions ?? []) checkTopicName(topic);
   const describable = (topic: string) => !isAuthorizationOn(context) || authorize(context, session, "describe", topicResource(topic));

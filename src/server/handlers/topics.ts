@@ -21,6 +21,7 @@
  */
 import type { ClusterView } from "../../cluster/cluster-view.ts";
 import { alterTopicConfigInCluster, createTopicInCluster, describeFromView, growTopicInCluster, isReplicaHere } from "../../cluster/cluster-topic-admin.ts";
+import { refuseInternalTopic } from "../../cluster/offsets-topic.ts";
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { TopicConfig, TopicDescription } from "../../log/api.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
@@ -32,6 +33,7 @@ import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom, r
 export function handleCreateTopic(context: BrokerContext, request: RequestOf<"createTopic">, id: number, session: Session): Promise<Reply> {
   requireCreateTopic(context, session, request.topic);
   checkTopicName(request.topic);
+  refuseInternalTopic(request.topic, "created");
   checkPartitionCount(context, request.partitions);
   if (context.cluster !== null) return appliedLater(createInCluster(context, context.cluster, request, id));
   if ((request.replicationFactor ?? 1) > 1 || (request.minInsyncReplicas ?? 1) > 1) {
@@ -67,6 +69,7 @@ async function createInCluster(context: BrokerContext, view: ClusterView, reques
  */
 export function handleDeleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number, session: Session): Promise<Reply> {
   requireTopicAccess(context, session, "delete", request.topic);
+  refuseInternalTopic(request.topic, "deleted");
   if (context.cluster !== null) return appliedLater(deleteInCluster(context, context.cluster, request, id));
   requireTopic(context, request.topic);
   return appliedLater(deleteTopic(context, request, id));
@@ -124,6 +127,7 @@ function notYetHere(topic: string): RunnelError {
 
 export function handleCreatePartitions(context: BrokerContext, request: RequestOf<"createPartitions">, id: number, session: Session): Promise<Reply> {
   requireCreateTopic(context, session, request.topic);
+  refuseInternalTopic(request.topic, "given partitions");
   if (context.cluster !== null && context.cluster.partitionCount(request.topic) !== undefined) return createPartitionsInCluster(context, context.cluster, request, id);
   requireTopic(context, request.topic);
   checkPartitionCount(context, request.partitions);
@@ -152,6 +156,7 @@ function topicReply(context: BrokerContext, id: number, description: TopicDescri
 
 export function handleAlterTopicConfig(context: BrokerContext, request: RequestOf<"alterTopicConfig">, id: number, session: Session): Reply | Promise<Reply> {
   requireTopicAccess(context, session, "alter", request.topic);
+  refuseInternalTopic(request.topic, "altered");
   const view = context.cluster;
   if (view !== null && view.partitionCount(request.topic) !== undefined) {
     const config = request.config as Partial<TopicConfig>;

@@ -14,6 +14,7 @@
  * and stored through the cluster view, answered once this broker's view names every leader.
  */
 import { RunnelError } from "../../../errors.ts";
+import { refuseInternalTopic } from "../../../cluster/offsets-topic.ts";
 import { admitPartitions, checkPartitionCount, checkTopicName, checkTopicRoom } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
@@ -55,6 +56,7 @@ async function createOne(context: KafkaContext, topic: CreateTopic, validateOnly
     }
     if (topic.assignments.length > 0) return { ...answer, errorCode: KAFKA_ERROR.INVALID_REPLICA_ASSIGNMENT, errorMessage: "manual replica assignments are not supported" };
     checkTopicName(topic.name);
+    refuseInternalTopic(topic.name, "created");
     checkPartitionCount(broker, partitions);
     if (broker.log.hasTopic(topic.name)) throw new RunnelError("TOPIC_EXISTS", `topic '${topic.name}' already exists`);
     checkTopicRoom(broker);

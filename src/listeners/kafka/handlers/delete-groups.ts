@@ -9,6 +9,7 @@ import type { KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 import { groupAccessCode } from "../access.ts";
+import { coordinatorCode } from "../coordinator-check.ts";
 
 async function deleteOne(context: KafkaContext, groupId: string): Promise<number> {
   if (context.broker.groups.hasMembers(groupId)) return KAFKA_ERROR.NON_EMPTY_GROUP;
@@ -26,7 +27,8 @@ export async function handleDeleteGroups(context: KafkaContext, request: KafkaSt
   const results = [];
   for (const groupId of request.groupsNames as string[]) {
     const denied = groupAccessCode(context, info, "delete", groupId);
-    results.push({ groupId, errorCode: denied !== KAFKA_ERROR.NONE ? denied : await deleteOne(context, groupId) });
+    const refused = denied !== KAFKA_ERROR.NONE ? denied : coordinatorCode(context, groupId);
+    results.push({ groupId, errorCode: refused !== KAFKA_ERROR.NONE ? refused : await deleteOne(context, groupId) });
   }
   return { throttleTimeMs: 0, results };
 }

@@ -12,6 +12,7 @@ import type { KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR } from "../errors.ts";
 import { groupAccessCode } from "../access.ts";
+import { coordinatorCode } from "../coordinator-check.ts";
 
 const EMPTY = new Uint8Array(0);
 const AUTHORIZED_OPERATIONS_OMITTED = -2147483648;
@@ -62,8 +63,9 @@ function describeOne(context: KafkaContext, groupId: string): KafkaStruct {
 export function handleDescribeGroups(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): KafkaStruct {
   const groups = (request.groups as string[]).map((groupId) => {
     const denied = groupAccessCode(context, info, "describe", groupId);
-    if (denied === KAFKA_ERROR.NONE) return describeOne(context, groupId);
-    return { errorCode: denied, groupId, groupState: "", protocolType: "", protocolData: "", members: [], authorizedOperations: AUTHORIZED_OPERATIONS_OMITTED };
+    const refused = denied !== KAFKA_ERROR.NONE ? denied : coordinatorCode(context, groupId);
+    if (refused === KAFKA_ERROR.NONE) return describeOne(context, groupId);
+    return { errorCode: refused, groupId, groupState: "", protocolType: "", protocolData: "", members: [], authorizedOperations: AUTHORIZED_OPERATIONS_OMITTED };
   });
   return { throttleTimeMs: 0, groups };
 }

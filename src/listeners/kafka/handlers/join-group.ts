@@ -23,6 +23,7 @@ import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { groupErrorCode, KAFKA_ERROR, unlessStopping } from "../errors.ts";
 import { groupAccessCode } from "../access.ts";
+import { coordinatorCode } from "../coordinator-check.ts";
 
 /** Ids handed out with MEMBER_ID_REQUIRED and not yet used, per coordinator; the oldest go first past the bound. */
 const PENDING_MEMBER_IDS_MAX = 10_000;
@@ -81,6 +82,8 @@ export async function handleJoinGroup(context: KafkaContext, request: KafkaStruc
   if (groupId === "") return refusal(KAFKA_ERROR.INVALID_GROUP_ID, requestedId, version);
   const denied = groupAccessCode(context, info, "read", groupId);
   if (denied !== KAFKA_ERROR.NONE) return refusal(denied, requestedId, version);
+  const notHere = coordinatorCode(context, groupId);
+  if (notHere !== KAFKA_ERROR.NONE) return refusal(notHere, requestedId, version);
   const nowMs = performance.now();
   const instanceId = version >= 5 ? ((request.groupInstanceId as string | null) ?? null) : null;
   if (version >= 4 && requestedId === "" && instanceId === null) {

@@ -10,6 +10,7 @@ import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 import { groupAccessCode } from "../access.ts";
+import { coordinatorCode } from "../coordinator-check.ts";
 
 function leave(context: KafkaContext, groupId: string, memberId: string, instanceId: string | null = null): number {
   try {
@@ -25,6 +26,8 @@ export function handleLeaveGroup(context: KafkaContext, request: KafkaStruct, ve
   const groupId = request.groupId as string;
   const denied = groupAccessCode(context, info, "read", groupId);
   if (denied !== KAFKA_ERROR.NONE) return version < 3 ? { throttleTimeMs: 0, errorCode: denied } : { throttleTimeMs: 0, errorCode: denied, members: [] };
+  const notHere = coordinatorCode(context, groupId);
+  if (notHere !== KAFKA_ERROR.NONE) return version < 3 ? { throttleTimeMs: 0, errorCode: notHere } : { throttleTimeMs: 0, errorCode: notHere, members: [] };
   if (version < 3) return { throttleTimeMs: 0, errorCode: leave(context, groupId, request.memberId as string) };
   const members = fieldAs<Array<{ memberId: string; groupInstanceId: string | null }>>(request.members).map((member) => ({
     memberId: member.memberId,

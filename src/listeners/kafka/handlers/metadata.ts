@@ -27,6 +27,7 @@ import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { deniedTopics, mayCreateTopic } from "../../../server/access.ts";
 import { authorize, isAuthorizationOn, topicResource } from "../../../security/authorizer.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
+import { isInternalTopic } from "../../../cluster/offsets-topic.ts";
 
 const ZERO_UUID = new Uint8Array(16);
 const NO_OPERATIONS = -2147483648;
@@ -90,7 +91,7 @@ function describeTopic(context: KafkaContext, name: string, failure: RunnelError
     const count = partitionCountOf(context, name);
     if (count === undefined) return topicError(name, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION);
     const partitions = Array.from({ length: count }, (_, partition) => describePartition(context, name, partition));
-    return { errorCode: 0, name, topicId: ZERO_UUID, isInternal: false, partitions, topicAuthorizedOperations: NO_OPERATIONS };
+    return { errorCode: 0, name, topicId: ZERO_UUID, isInternal: isInternalTopic(name), partitions, topicAuthorizedOperations: NO_OPERATIONS };
   } catch (error) {
     const code = toRunnelError(error).code;
     return topicError(name, code === "UNKNOWN_TOPIC" ? KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION : kafkaErrorOf(error).errorCode);

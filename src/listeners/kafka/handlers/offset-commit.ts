@@ -20,12 +20,13 @@
  */
 import { RunnelError } from "../../../errors.ts";
 import type { OffsetCommit } from "../../../broker/offset-store.ts";
-import { findPartition } from "../../../server/topic-rules.ts";
+import { requirePartitionForCommit } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR, kafkaErrorOf } from "../errors.ts";
 import { groupAccessCode } from "../access.ts";
 import { deniedTopics } from "../../../server/access.ts";
+import { coordinatorCode } from "../coordinator-check.ts";
 
 interface CommitTopic {
   name: string;
@@ -37,7 +38,8 @@ export async function handleOffsetCommit(context: KafkaContext, request: KafkaSt
   const topics = fieldAs<CommitTopic[]>(request.topics);
   const groupId = request.groupId as string;
   const groupDenied = groupId === "" ? KAFKA_ERROR.NONE : groupAccessCode(context, info, "read", groupId);
-  const refusal = groupDenied !== KAFKA_ERROR.NONE ? groupDenied : membershipRefusal(context, groupId, request.generationId as number);
+  const notHere = groupDenied !== KAFKA_ERROR.NONE ? groupDenied : coordinatorCode(context, groupId);
+  const refusal = notHere !== KAFKA_ERROR.NONE ? notHere : membershipRefusal(context, groupId, request.generationId as number);
   const denied = deniedTopics(context.broker, info.session, "read", topics.map((topic) => ({ topic: topic.name })));
   const accepted: OffsetCommit[] = [];
   const answers = topics.map((topic) => ({
@@ -47,7 +49,7 @@ export async function handleOffsetCommit(context: KafkaContext, request: KafkaSt
       try {
         const topicRefusal = denied?.get(topic.name);
         if (topicRefusal !== undefined) throw topicRefusal;
-        findPartition(context.broker, topic.name, entry.partitionIndex);
+        requirePartitionForCommit(context.broker, topic.name, entry.partitionIndex);
         if ((request.generationId as number) >= 0) context.broker.groups.checkCommit(groupId, request.memberId as string, request.generationId as number, topic.name, entry.partitionIndex, (request.groupInstanceId as string | null | undefined) ?? null);
         if (context.broker.offsets.isTopicBeingRemoved(topic.name)) throw new RunnelError("UNKNOWN_TOPIC", `topic '${topic.name}' is being deleted`);
         accepted.push({ topic: topic.name, partition: entry.partitionIndex, offset: entry.committedOffset, metadata: entry.committedMetadata ?? "" });

@@ -10,6 +10,7 @@ import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { KAFKA_ERROR } from "../errors.ts";
 import { groupAccessCode } from "../access.ts";
 import { authorize, isAuthorizationOn, topicResource } from "../../../security/authorizer.ts";
+import { coordinatorCode } from "../coordinator-check.ts";
 
 interface FetchTopic {
   name: string;
@@ -26,6 +27,8 @@ export function handleOffsetFetch(context: KafkaContext, request: KafkaStruct, _
   const requested = fieldAs<FetchTopic[] | null>(request.topics);
   const groupDenied = groupAccessCode(context, info, "describe", groupId);
   if (groupDenied !== KAFKA_ERROR.NONE) return { throttleTimeMs: 0, topics: [], errorCode: groupDenied };
+  const notHere = coordinatorCode(context, groupId);
+  if (notHere !== KAFKA_ERROR.NONE) return { throttleTimeMs: 0, topics: [], errorCode: notHere };
   const describable = (topic: string) => !isAuthorizationOn(context.broker) || authorize(context.broker, info.session, "describe", topicResource(topic));
   const wanted: FetchTopic[] = requested ?? groupByTopic(offsets.fetchAll(groupId)).filter((topic) => describable(topic.name));
   const topics = wanted.map((topic) => ({

@@ -11,6 +11,7 @@ import { fieldAs, type KafkaStruct } from "../codec.ts";
 import type { KafkaContext, KafkaRequestInfo } from "../context.ts";
 import { groupErrorCode, KAFKA_ERROR, unlessStopping } from "../errors.ts";
 import { groupAccessCode } from "../access.ts";
+import { coordinatorCode } from "../coordinator-check.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -20,6 +21,8 @@ export async function handleSyncGroup(context: KafkaContext, request: KafkaStruc
   const groupId = request.groupId as string;
   const denied = groupAccessCode(context, info, "read", groupId);
   if (denied !== KAFKA_ERROR.NONE) return { throttleTimeMs: 0, errorCode: denied, protocolType: null, protocolName: null, assignment: EMPTY };
+  const notHere = coordinatorCode(context, groupId);
+  if (notHere !== KAFKA_ERROR.NONE) return { throttleTimeMs: 0, errorCode: notHere, protocolType: null, protocolName: null, assignment: EMPTY };
   const assignments = fieldAs<Array<{ memberId: string; assignment: Uint8Array }>>(request.assignments);
   try {
     const syncing = coordinator.classicSync({ group: groupId, memberId: request.memberId as string, generation: request.generationId as number, instanceId: (request.groupInstanceId as string | null | undefined) ?? null, assignments });
