@@ -15,6 +15,8 @@ export interface BrokerEndpoint {
   readonly port: number;
   /** Kafka listener port, or null when that broker has it off. */
   readonly kafkaPort: number | null;
+  /** In controlled shutdown (leaving leaderships and ISRs before it stops); absent = no. */
+  readonly draining?: boolean;
 }
 
 /** One partition's replication state, as the store holds it. */

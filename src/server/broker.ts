@@ -45,6 +45,7 @@ import { adoptClientCertificate } from "../security/certificate-principal.ts";
 import { Authenticator } from "../security/authenticator.ts";
 import { parseClusterUrl } from "../cluster/cluster-url.ts";
 import { EtcdClusterView } from "../cluster/etcd-cluster-view.ts";
+import { drainLeadership } from "../cluster/controlled-shutdown.ts";
 import { followAssignments } from "../cluster/local-replicas.ts";
 
 type SocketData = { connection: Connection | null };
@@ -284,6 +285,7 @@ class RunningBroker implements Broker {
       leaseTtlMs: this.config.clusterLeaseTtlMs,
       fenceMarginMs: this.config.clusterFenceMarginMs,
       logger: this.logger,
+      leaderBalance: { autoLeaderRebalance: this.config.autoLeaderRebalanceEnable, imbalanceCheckIntervalMs: this.config.leaderImbalanceCheckIntervalMs },
     });
     this.etcdView = view;
     this.clusterView = view;
@@ -434,6 +436,8 @@ class RunningBroker implements Broker {
   }
 
   private async shutdown(): Promise<void> {
+    // Controlled shutdown first, still serving: leadership moves while clients can follow it.
+    if (this.etcdView !== null) await drainLeadership(this.etcdView, this.config.controlledShutdownTimeoutMs, this.logger);
     this.shuttingDown = true;
     this.observability.view.phase = "stopping";
     this.listener?.stop(false);
