@@ -35,8 +35,9 @@ export async function drainLeadership(view: EtcdClusterView, timeoutMs: number, 
     logger.warn({ topic, partition }, "controlled shutdown: no other live in-sync replica can take over; the partition stays here and is offline until this broker returns");
   }
   const durationMs = Math.round(performance.now() - startedMs);
-  if (drained) logger.info({ durationMs, kept: progress.stuck.length }, "controlled shutdown: leadership moved away");
-  else logger.warn({ durationMs, movable: progress.movable }, "controlled shutdown timed out; stopping anyway (the lease revocation moves what is left)");
+  const leading = leadCount(view);
+  if (drained) logger.info({ durationMs, leading, kept: progress.stuck.length }, "controlled shutdown: leadership moved away");
+  else logger.warn({ durationMs, leading, movable: progress.movable }, "controlled shutdown timed out; stopping anyway (the lease revocation moves what is left)");
 }
 
 /** True once `condition` holds (checked on each cluster event and every DRAIN_CHECK_MS), false after `timeoutMs`. */
@@ -56,4 +57,11 @@ function waitUntil(condition: () => boolean, view: EtcdClusterView, timeoutMs: n
       resolve(result);
     }
   });
+}
+
+/** Partitions the view says this broker leads (logged as the drain ends: 0 unless some were kept). */
+function leadCount(view: EtcdClusterView): number {
+  let count = 0;
+  for (const { state } of view.partitionStates()) if (state.leader === view.brokerId) count++;
+  return count;
 }

@@ -39,6 +39,7 @@ export interface PartitionMeta {
   leader: number;
   leaderEpoch: number;
   isr: number[];
+  replicas: number[];
   nextOffset: number;
 }
 
@@ -59,10 +60,11 @@ export class ProcessCluster implements AsyncDisposable {
   private readonly connections = new Map<number, Connection>();
 
   /** `lease: "defaults"` runs the brokers with the default clusterLeaseTtlMs / clusterFenceMarginMs (the figures). */
-  private constructor(readonly etcd: EtcdServer, readonly name: string, private readonly lease: "short" | "defaults") {}
+  private constructor(readonly etcd: EtcdServer, readonly name: string, private readonly lease: "short" | "defaults", private readonly extraArgs: readonly string[]) {}
 
-  static async start(name: string, size = 3, lease: "short" | "defaults" = "short"): Promise<ProcessCluster> {
-    const cluster = new ProcessCluster(await startEtcd(), name, lease);
+  /** `extraArgs` go to every broker's `runnel serve`. */
+  static async start(name: string, size = 3, lease: "short" | "defaults" = "short", extraArgs: readonly string[] = []): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(await startEtcd(), name, lease, extraArgs);
     for (let brokerId = 1; brokerId <= size; brokerId++) {
       cluster.nodes.push({ brokerId, dataDir: tempDir(`runnel-fault-${brokerId}-`), etcdLink: new TcpProxy(cluster.etcd.clientPort), process: null });
     }
@@ -87,7 +89,7 @@ export class ProcessCluster implements AsyncDisposable {
     const node = this.node(brokerId);
     const url = `etcd://127.0.0.1:${node.etcdLink.port}/${this.name}`;
     const lease = this.lease === "short" ? ["--cluster-lease-ttl-ms", String(FAULT_LEASE_TTL_MS), "--cluster-fence-margin-ms", String(FAULT_FENCE_MARGIN_MS)] : [];
-    const args = ["--cluster", url, "--broker-id", String(brokerId), ...lease];
+    const args = ["--cluster", url, "--broker-id", String(brokerId), ...lease, ...this.extraArgs];
     // A restarted broker's id may still be on its old lease for up to a TTL: retry a bounded time.
     const deadline = Date.now() + 15_000;
     for (;;) {
@@ -106,6 +108,18 @@ export class ProcessCluster implements AsyncDisposable {
   async kill(brokerId: number): Promise<void> {
     await this.node(brokerId).process?.kill();
     this.node(brokerId).process = null;
+  }
+
+  /** SIGTERM (a clean stop) and wait for the exit: its exit code and its last log lines. */
+  async terminate(brokerId: number): Promise<{ code: number; lines: string[] }> {
+    const node = this.node(brokerId);
+    const running = node.process;
+    if (running === null) throw new Error(`broker ${brokerId} is down`);
+    const code = await running.stop();
+    node.process = null;
+    this.connections.get(brokerId)?.abort();
+    this.connections.delete(brokerId);
+    return { code, lines: running.lines };
   }
 
   signal(brokerId: number, signal: "SIGSTOP" | "SIGCONT"): void {
@@ -410,4 +424,21 @@ export async function audit(cluster: ProcessCluster, topic: string, partitions: 
     if (byPosition.get(at) !== value) problems.push(`a consumer read ${value} at ${at}, which later disappeared (now ${byPosition.get(at) ?? "nothing"})`);
   }
   return { problems, stored };
+}
+
+/**
+ * The longest time any partition went without an acknowledgement around [fromMs, toMs]
+ * (performance.now): the largest gap between two consecutive acknowledgements of one partition
+ * where the gap overlaps the window.
+ */
+export function longestStallMs(record: WorkloadRecord, partitions: number, fromMs: number, toMs: number): number {
+  let longest = 0;
+  for (let partition = 0; partition < partitions; partition++) {
+    const times = record.acks.filter((ack) => ack.partition === partition).map((ack) => ack.atMs).sort((left, right) => left - right);
+    for (let index = 1; index < times.length; index++) {
+      const [previous, next] = [times[index - 1] as number, times[index] as number];
+      if (next > fromMs && previous < toMs) longest = Math.max(longest, next - previous);
+    }
+  }
+  return longest;
 }
