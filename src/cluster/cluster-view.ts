@@ -65,4 +65,10 @@ export interface ClusterView {
   proposeIsr(topic: string, partition: number, expected: PartitionState, isr: readonly number[]): Promise<PartitionState | null>;
   /** False from the moment this broker must stop acting as a leader until it is safely back. */
   mayLead(): boolean;
+  /** Every partition state known (etcd clusters; what on-demand leader elections read). */
+  partitionStates?(): Iterable<{ topic: string; partition: number; state: PartitionState }>;
+  /** Live brokers in controlled shutdown (etcd clusters). */
+  drainingBrokerIds?(): ReadonlySet<number>;
+  /** Leaves a preferred-leader election request for the controller; resolves to its withdrawal (etcd clusters). */
+  requestElection?(request: { readonly topic?: string; readonly partitions?: readonly number[] }): Promise<() => Promise<void>>;
 }
