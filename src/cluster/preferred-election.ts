@@ -7,7 +7,7 @@
  * can no longer get it) within a bound, withdraw the request and say what happened to each.
  */
 import { RunnelError } from "../errors.ts";
-import type { PartitionState } from "./cluster-view.ts";
+import type { ClusterView, PartitionState } from "./cluster-view.ts";
 import type { ElectionRequest } from "./controller.ts";
 import { partitionKeyOf, preferredStatus } from "./leader-balance.ts";
 
@@ -87,4 +87,16 @@ export async function electPreferredLeaders(source: ElectionSource, request: Ele
     const outcome: ElectionOutcome = status === "preferred" ? "elected" : status === "electable" ? "timedOut" : "unavailable";
     return { topic, partition, preferred: current.replicas[0] ?? -1, leader: current.leader, outcome };
   });
+}
+
+/** A broker's cached cluster view as an election source; null outside an etcd cluster. */
+export function viewElectionSource(view: ClusterView | null): ElectionSource | null {
+  const states = view?.partitionStates?.bind(view);
+  const draining = view?.drainingBrokerIds?.bind(view);
+  const request = view?.requestElection?.bind(view);
+  if (view === null || view === undefined || states === undefined || draining === undefined || request === undefined) return null;
+  return {
+    read: () => ({ partitions: [...states()], live: new Set(view.brokers().map((broker) => broker.brokerId)), draining: draining(), topics: new Set(view.topicNames()) }),
+    request,
+  };
 }

@@ -1,8 +1,9 @@
 /**
  * On-demand preferred-leader election with the automatic rebalance off, as processes (etcd and
  * three `runnel serve --cluster`): after a broker's controlled restart its partition stays on
- * another leader, `runnel cluster status` lists it as electable, and the native `electLeaders` op
- * and `runnel cluster elect-leaders` each bring leadership back to the preferred leader.
+ * another leader, `runnel cluster status` lists it as electable, and the native `electLeaders`
+ * op, `runnel cluster elect-leaders` and Kafka ElectLeaders (key 43) each bring leadership back to
+ * the preferred leader.
  *
  * Needs `etcd` (Debian etcd-server; .ci/run installs it). Skipped loudly outside CI without it.
  */
@@ -10,7 +11,9 @@ import * as path from "node:path";
 import { describe, expect, test } from "bun:test";
 import type { ClusterStatus } from "../../src/cluster/cluster-status.ts";
 import type { WireMap } from "../../src/client/wire.ts";
+import { API_KEYS } from "../../src/listeners/kafka/definitions.ts";
 import { waitFor } from "../durability/broker-process.ts";
+import { RawKafka } from "../listeners/kafka/raw-kafka.ts";
 import { etcdOrSkip } from "./etcd-harness.ts";
 import { ProcessCluster } from "./failover-harness.ts";
 
@@ -38,7 +41,7 @@ async function leaderOf(cluster: ProcessCluster, preferred: number): Promise<num
 }
 
 describe.skipIf(!HAVE_ETCD)("preferred-leader election on demand, as processes", () => {
-  test("a restarted broker's partition waits off its preferred leader until electLeaders or runnel cluster elect-leaders", async () => {
+  test("a restarted broker's partition waits off its preferred leader until electLeaders, runnel cluster elect-leaders or Kafka ElectLeaders", async () => {
     await using cluster = await ProcessCluster.start("elect", 3, "short", ["--auto-leader-rebalance-enable", "false"]);
     await cluster.createTopic(TOPIC, PARTITIONS);
     const url = `etcd://127.0.0.1:${cluster.etcd.clientPort}/elect`;
@@ -61,6 +64,17 @@ describe.skipIf(!HAVE_ETCD)("preferred-leader election on demand, as processes",
     expect((elected.json.results as Array<{ preferred: number; outcome: string }>).filter((result) => result.outcome === "elected").map((result) => result.preferred)).toEqual([2]);
     expect(await leaderOf(cluster, 2)).toBe(2);
     expect(((await runCli(["status", "--cluster", url])).json as unknown as ClusterStatus).notPreferred).toEqual([]);
+
+    await restart(cluster, 3);
+    expect(await leaderOf(cluster, 3)).not.toBe(3);
+    const kafkaAddress = String(cluster.node(1).process?.startLine.kafka);
+    await using kafka = await RawKafka.connect(Number(kafkaAddress.split(":").at(-1)));
+    const kafkaAnswer = await kafka.request(API_KEYS.electLeaders, 2, { electionType: 0, topicPartitions: [{ topic: TOPIC, partitions: [0, 1, 2, 7] }], timeoutMs: 20_000 });
+    const meta = await cluster.metadata(TOPIC);
+    const preferredOf = (partition: number) => meta?.partitions.find((entry) => entry.partition === partition)?.replicas[0];
+    const codes = ((kafkaAnswer.replicaElectionResults as WireMap[])[0]?.partitionResult as WireMap[]).map((result) => [preferredOf(result.partitionId as number) ?? "none", result.errorCode]);
+    expect(codes.sort()).toEqual([[1, 84], [2, 84], [3, 0], ["none", 3]]);
+    expect(await leaderOf(cluster, 3)).toBe(3);
   }, 120_000);
 
   test("electLeaders refuses partitions without a topic, and a topic the cluster lacks", async () => {

@@ -12,7 +12,7 @@
  * single node has no leaders to move: INVALID_REQUEST. Authorization: alter on the cluster.
  */
 import { RunnelError } from "../../errors.ts";
-import { electPreferredLeaders, type ElectionSource } from "../../cluster/preferred-election.ts";
+import { electPreferredLeaders, type ElectionSource, viewElectionSource } from "../../cluster/preferred-election.ts";
 import type { ClusterView } from "../../cluster/cluster-view.ts";
 import type { RequestOf } from "../../protocol/messages.ts";
 import type { Session } from "../../security/session.ts";
@@ -33,14 +33,7 @@ export async function handleElectLeaders(context: BrokerContext, request: Reques
 
 /** The broker's cached view as an election source; INVALID_REQUEST outside an etcd cluster. */
 function viewSource(view: ClusterView | null): ElectionSource {
-  const states = view?.partitionStates?.bind(view);
-  const draining = view?.drainingBrokerIds?.bind(view);
-  const request = view?.requestElection?.bind(view);
-  if (view === null || view === undefined || states === undefined || draining === undefined || request === undefined) {
-    throw new RunnelError("INVALID_REQUEST", "electLeaders needs a broker of an etcd cluster (runnel serve --cluster); a single node has no leaders to move");
-  }
-  return {
-    read: () => ({ partitions: [...states()], live: new Set(view.brokers().map((broker) => broker.brokerId)), draining: draining(), topics: new Set(view.topicNames()) }),
-    request,
-  };
+  const source = viewElectionSource(view);
+  if (source === null) throw new RunnelError("INVALID_REQUEST", "electLeaders needs a broker of an etcd cluster (runnel serve --cluster); a single node has no leaders to move");
+  return source;
 }
