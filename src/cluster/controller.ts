@@ -199,14 +199,17 @@ export class Controller {
       if (this.wonRevision === null) return;
       const preferred = wanted(topic, partition) ? planPreferred(state, live, draining) : null;
       if (preferred === null) this.preferredDue.delete(partitionKeyOf(topic, partition));
-      const plan = planPartition(state, live) ?? planDrain(state, live, draining) ?? preferred;
+      const failover = planPartition(state, live);
+      const drain = failover === null ? planDrain(state, live, draining) : null;
+      const plan = failover ?? drain ?? preferred;
       if (plan === null) continue;
+      const reason = failover !== null ? "failover" : drain !== null ? "controlled shutdown" : "preferred leader";
       const outcome = await this.writePartition(topic, partition, state, plan).catch((error: unknown) => {
         this.log.warn({ topic, partition, error: error instanceof Error ? error.message : String(error) }, "controller write failed; retrying shortly");
         this.retrySoon();
         return "stale" as const;
       });
-      if (outcome === "written") this.log.info({ topic, partition, leader: plan.leader, leaderEpoch: plan.leaderEpoch, isr: plan.isr }, "partition leadership changed");
+      if (outcome === "written") this.log.info({ topic, partition, leader: plan.leader, leaderEpoch: plan.leaderEpoch, isr: plan.isr, reason }, "partition leadership changed");
     }
   }
 
