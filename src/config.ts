@@ -238,6 +238,16 @@ export const configSchema = z
      * some partition refuses to start (it would lead them empty); true lets it, losing their records.
      */
     clusterAcceptDataLoss: z.boolean().default(false),
+    /**
+     * Controlled shutdown (docs/cluster.md, "Rolling restart"): on SIGTERM/SIGINT a cluster broker
+     * waits at most this long for the controller to move its leaderships and ISR seats away before
+     * it stops anyway; 0 = stop at once (the lease revocation moves leadership).
+     */
+    controlledShutdownTimeoutMs: int(0, 600_000, 30_000),
+    /** The controller moves leadership back to each partition's preferred leader (first replica) by itself. */
+    autoLeaderRebalanceEnable: z.boolean().default(true),
+    /** How often the controller checks for leadership off the preferred leaders; an imbalance seen at two checks in a row is moved. */
+    leaderImbalanceCheckIntervalMs: int(100, 3_600_000, 30_000),
   })
   .strict()
   .superRefine((config, context) => {

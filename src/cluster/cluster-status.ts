@@ -2,10 +2,12 @@
  * @module cluster/cluster-status
  * A cluster's state read straight from etcd, for `runnel cluster status`: live brokers, the
  * controller, topics, and the partitions that need attention (under-replicated: ISR smaller than
- * the replica set; offline: no leader). One consistent range read of the cluster's prefix.
+ * the replica set; offline: no leader), brokers in controlled shutdown (draining) and partitions
+ * not led by their preferred leader. One consistent range read of the cluster's prefix.
  */
 import type { BrokerEndpoint, PartitionState } from "./cluster-view.ts";
 import type { EtcdGateway } from "./etcd-gateway.ts";
+import { preferredStatus } from "./leader-balance.ts";
 import { brokerRecordSchema, controllerRecordSchema, decodeRecord, type EtcdLayout, partitionRecordSchema, topicRecordSchema, type TopicRecord } from "./etcd-layout.ts";
 
 export interface PartitionStatus extends PartitionState {
@@ -23,9 +25,40 @@ export interface ClusterStatus {
   readonly partitions: number;
   readonly underReplicated: readonly PartitionStatus[];
   readonly offline: readonly PartitionStatus[];
+  /** Live brokers in controlled shutdown. */
+  readonly draining: readonly number[];
+  /** Led partitions whose leader is not their preferred one (`replicas[0]`); `electable`: it could take over now. */
+  readonly notPreferred: ReadonlyArray<PartitionStatus & { readonly electable: boolean }>;
+}
+
+/** The raw state behind a status: every record, partitions sorted by topic then number. */
+export interface ClusterState {
+  readonly revision: number;
+  readonly brokers: readonly BrokerEndpoint[];
+  readonly controller: number | null;
+  readonly topics: ReadonlyArray<{ readonly name: string } & TopicRecord>;
+  readonly partitions: readonly PartitionStatus[];
 }
 
 export async function readClusterStatus(gateway: EtcdGateway, layout: EtcdLayout): Promise<ClusterStatus> {
+  const { revision, brokers, controller, topics, partitions } = await readClusterState(gateway, layout);
+  const live = new Set(brokers.map((broker) => broker.brokerId));
+  const draining = new Set(brokers.filter((broker) => broker.draining === true).map((broker) => broker.brokerId));
+  return {
+    cluster: layout.cluster,
+    revision,
+    brokers,
+    controller,
+    topics,
+    partitions: partitions.length,
+    underReplicated: partitions.filter((state) => state.isr.length < state.replicas.length),
+    offline: partitions.filter((state) => state.leader === -1),
+    draining: [...draining],
+    notPreferred: partitions.filter((state) => state.leader !== -1 && state.leader !== state.replicas[0]).map((state) => ({ ...state, electable: preferredStatus(state, live, draining) === "electable" })),
+  };
+}
+
+export async function readClusterState(gateway: EtcdGateway, layout: EtcdLayout): Promise<ClusterState> {
   const listed = await gateway.range(layout.prefix, { prefix: true });
   const brokers: BrokerEndpoint[] = [];
   const topics: Array<{ name: string } & TopicRecord> = [];
@@ -47,14 +80,5 @@ export async function readClusterStatus(gateway: EtcdGateway, layout: EtcdLayout
     }
   }
   partitions.sort((left, right) => (left.topic === right.topic ? left.partition - right.partition : left.topic < right.topic ? -1 : 1));
-  return {
-    cluster: layout.cluster,
-    revision: listed.revision,
-    brokers: brokers.sort((left, right) => left.brokerId - right.brokerId),
-    controller,
-    topics,
-    partitions: partitions.length,
-    underReplicated: partitions.filter((state) => state.isr.length < state.replicas.length),
-    offline: partitions.filter((state) => state.leader === -1),
-  };
+  return { revision: listed.revision, brokers: brokers.sort((left, right) => left.brokerId - right.brokerId), controller, topics, partitions };
 }

@@ -21,6 +21,8 @@ export interface BrokerEndpoint {
   readonly port: number;
   /** Kafka listener port, or null when that broker has it off. */
   readonly kafkaPort: number | null;
+  /** In controlled shutdown (leaving leaderships and ISRs before it stops); absent = no. */
+  readonly draining?: boolean;
 }
 
 /** One partition's replication state, as the store holds it. */
@@ -94,4 +96,10 @@ export interface ClusterView {
    * not above the stored count.
    */
   createPartitions(topic: string, total: number): Promise<void>;
+  /** Every partition state known (etcd clusters; what on-demand leader elections read). */
+  partitionStates?(): Iterable<{ topic: string; partition: number; state: PartitionState }>;
+  /** Live brokers in controlled shutdown (etcd clusters). */
+  drainingBrokerIds?(): ReadonlySet<number>;
+  /** Leaves a preferred-leader election request for the controller; resolves to its withdrawal (etcd clusters). */
+  requestElection?(request: { readonly topic?: string; readonly partitions?: readonly number[] }): Promise<() => Promise<void>>;
 }

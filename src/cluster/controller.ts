@@ -13,10 +13,16 @@
  * (Kafka with unclean leader election off). A dead follower leaves the ISR. A broker coming back
  * changes nothing, except that a leaderless partition whose last ISR member returns gets it back as
  * leader. Planning is pure (planPartition) and level-triggered: every pass looks at the whole state.
+ *
+ * When planPartition finds nothing to do, leadership balance (cluster/leader-balance.ts) may:
+ * a draining broker (controlled shutdown) leaves leaderships and ISRs, and a partition whose
+ * preferred leader is electable gets it back when asked (an election request key) or when the
+ * imbalance persisted over two automatic checks (autoLeaderRebalanceEnable).
  */
 import type { PartitionState } from "./cluster-view.ts";
 import type { EtcdGateway } from "./etcd-gateway.ts";
 import { encodePartition, type EtcdLayout } from "./etcd-layout.ts";
+import { partitionKeyOf, persistentImbalance, planDrain, planPreferred } from "./leader-balance.ts";
 
 const CONTROLLER_RETRY_MS = 500;
 
@@ -46,7 +52,26 @@ export interface ControllerSource {
   liveBrokerIds(): ReadonlySet<number>;
   /** Every partition state, as last read. */
   partitions(): Iterable<{ topic: string; partition: number; state: PartitionState }>;
+  /** Live brokers in controlled shutdown (none when absent). */
+  drainingBrokerIds?(): ReadonlySet<number>;
+  /** Pending preferred-leader election requests (none when absent). */
+  electionRequests?(): readonly ElectionRequest[];
 }
+
+/** Elect preferred leaders for one topic's partitions (all when absent), or for every topic. */
+export interface ElectionRequest {
+  readonly topic?: string;
+  readonly partitions?: readonly number[];
+}
+
+export interface LeaderBalanceOptions {
+  /** Move leadership back to preferred leaders by itself (Kafka's auto.leader.rebalance.enable). */
+  readonly autoLeaderRebalance: boolean;
+  /** How often the controller checks for partitions off their preferred leader. */
+  readonly imbalanceCheckIntervalMs: number;
+}
+
+const NO_BROKERS: ReadonlySet<number> = new Set();
 
 export interface ControllerLog {
   info(fields: Record<string, unknown>, message: string): void;
@@ -65,7 +90,14 @@ export class Controller {
     private readonly brokerId: number,
     private readonly source: ControllerSource,
     private readonly log: ControllerLog,
+    private readonly balance: LeaderBalanceOptions = { autoLeaderRebalance: false, imbalanceCheckIntervalMs: 0 },
   ) {}
+
+  /** Partitions electable at the last automatic check; those still electable at the next are due. */
+  private imbalanceSeen = new Set<string>();
+  /** Partitions the automatic rebalance moves to their preferred leader at the next passes. */
+  private readonly preferredDue = new Set<string>();
+  private balanceTimer: ReturnType<typeof setInterval> | null = null;
 
   /** The reign this broker holds (controller key's create revision), or null. */
   get reign(): number | null {
@@ -82,6 +114,7 @@ export class Controller {
     if (!result.succeeded) return false;
     this.wonRevision = result.revision;
     this.log.info({ brokerId: this.brokerId, reign: result.revision }, "became the cluster controller");
+    this.startBalanceChecks();
     this.requestPass();
     return true;
   }
@@ -91,6 +124,7 @@ export class Controller {
     if (this.wonRevision === null) return;
     this.log.warn({ brokerId: this.brokerId, reign: this.wonRevision }, "no longer the cluster controller");
     this.wonRevision = null;
+    this.stopBalanceChecks();
   }
 
   /** Runs a reconcile pass now, or once more after the one running. Resolves when it is done. */
@@ -122,6 +156,32 @@ export class Controller {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.wonRevision = null;
+    this.stopBalanceChecks();
+  }
+
+  private startBalanceChecks(): void {
+    if (!this.balance.autoLeaderRebalance || this.balanceTimer !== null) return;
+    this.balanceTimer = setInterval(() => this.checkBalance(), this.balance.imbalanceCheckIntervalMs);
+    this.balanceTimer.unref?.();
+  }
+
+  private stopBalanceChecks(): void {
+    if (this.balanceTimer !== null) clearInterval(this.balanceTimer);
+    this.balanceTimer = null;
+    this.imbalanceSeen = new Set();
+    this.preferredDue.clear();
+  }
+
+  /** The automatic rebalance: partitions off their preferred leader for a whole interval move back. */
+  checkBalance(): void {
+    if (this.wonRevision === null) return;
+    const draining = this.source.drainingBrokerIds?.() ?? NO_BROKERS;
+    const { due, seen } = persistentImbalance(this.source.partitions(), this.source.liveBrokerIds(), draining, this.imbalanceSeen);
+    this.imbalanceSeen = seen;
+    if (due.size === 0) return;
+    for (const key of due) this.preferredDue.add(key);
+    this.log.info({ partitions: due.size }, "leadership off the preferred leaders for a whole check interval; electing the preferred leaders");
+    void this.requestPass();
   }
 
   private async passes(): Promise<void> {
@@ -133,17 +193,32 @@ export class Controller {
 
   private async pass(): Promise<void> {
     const live = this.source.liveBrokerIds();
+    const draining = this.source.drainingBrokerIds?.() ?? NO_BROKERS;
+    const wanted = this.preferredWanted();
     for (const { topic, partition, state } of [...this.source.partitions()]) {
       if (this.wonRevision === null) return;
-      const plan = planPartition(state, live);
+      const preferred = wanted(topic, partition) ? planPreferred(state, live, draining) : null;
+      if (preferred === null) this.preferredDue.delete(partitionKeyOf(topic, partition));
+      const failover = planPartition(state, live);
+      const drain = failover === null ? planDrain(state, live, draining) : null;
+      const plan = failover ?? drain ?? preferred;
       if (plan === null) continue;
+      const reason = failover !== null ? "failover" : drain !== null ? "controlled shutdown" : "preferred leader";
       const outcome = await this.writePartition(topic, partition, state, plan).catch((error: unknown) => {
         this.log.warn({ topic, partition, error: error instanceof Error ? error.message : String(error) }, "controller write failed; retrying shortly");
         this.retrySoon();
         return "stale" as const;
       });
-      if (outcome === "written") this.log.info({ topic, partition, leader: plan.leader, leaderEpoch: plan.leaderEpoch, isr: plan.isr }, "partition leadership changed");
+      if (outcome === "written") this.log.info({ topic, partition, leader: plan.leader, leaderEpoch: plan.leaderEpoch, isr: plan.isr, reason }, "partition leadership changed");
     }
+  }
+
+  /** Whether a partition is asked to go back to its preferred leader (automatic check or request). */
+  private preferredWanted(): (topic: string, partition: number) => boolean {
+    const requests = this.source.electionRequests?.() ?? [];
+    return (topic, partition) =>
+      this.preferredDue.has(partitionKeyOf(topic, partition)) ||
+      requests.some((request) => (request.topic === undefined || request.topic === topic) && (request.partitions === undefined || request.partitions.includes(partition)));
   }
 
   /**

@@ -11,7 +11,7 @@ import type { Logger } from "../logger.ts";
 import { type IdBlock, reserveProducerIdBlock } from "./cluster-producer-ids.ts";
 import { changeClusterTopic, createClusterTopic, deleteClusterTopic, newPartitionOps, placeReplicas } from "./cluster-topics.ts";
 import type { BrokerEndpoint, ClusterEvent, ClusterView, PartitionState, TopicReplication } from "./cluster-view.ts";
-import { Controller } from "./controller.ts";
+import { Controller, type ElectionRequest, type LeaderBalanceOptions } from "./controller.ts";
 import type { Storage } from "../log/storage.ts";
 import type { EtcdAccess } from "./etcd-access.ts";
 import { EtcdGateway, type KeyValue, type PrefixWatch, type WatchEvent } from "./etcd-gateway.ts";
@@ -19,6 +19,8 @@ import {
   brokerRecordSchema,
   controllerRecordSchema,
   decodeRecord,
+  type ElectionRecord,
+  electionRecordSchema,
   encodeBroker,
   encodePartition,
   EtcdLayout,
@@ -28,6 +30,7 @@ import {
   topicRecordSchema,
 } from "./etcd-layout.ts";
 import { claimIncarnation, localMember } from "./incarnation.ts";
+import { type DrainProgress, drainProgress } from "./leader-balance.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
 
 export interface EtcdClusterViewOptions {
@@ -48,6 +51,8 @@ export interface EtcdClusterViewOptions {
    */
   readonly member?: { readonly storage: Storage; readonly dataDir: string; readonly acceptDataLoss: boolean };
   readonly logger: Logger;
+  /** The controller's automatic preferred-leader rebalance (off when absent). */
+  readonly leaderBalance?: LeaderBalanceOptions;
 }
 
 interface CachedTopic {
@@ -73,6 +78,10 @@ export class EtcdClusterView implements ClusterView {
   private controllerHolder: { brokerId: number; createRevision: number } | null = null;
   /** The cluster's producer id counter as the watch last saw it (ids below were issued). */
   private producerIdsEnd = 0;
+  /** Pending preferred-leader election requests by key id. */
+  private readonly elections = new Map<string, ElectionRecord>();
+  /** This broker asked to leave its leaderships (controlled shutdown); kept in its broker record. */
+  private draining = false;
   private readonly listeners = new Set<(event: ClusterEvent) => void>();
   private registered = false;
   private fencedNow = true;
@@ -98,7 +107,9 @@ export class EtcdClusterView implements ClusterView {
     this.controller = new Controller(this.gateway, this.layout, this.brokerId, {
       liveBrokerIds: () => new Set(this.brokersById.keys()),
       partitions: () => this.allPartitions(),
-    }, options.logger);
+      drainingBrokerIds: () => this.drainingBrokerIds(),
+      electionRequests: () => [...this.elections.values()],
+    }, options.logger, options.leaderBalance);
   }
 
   /** Joins the cluster: lease, membership key, first listing, controller campaign. */
@@ -165,6 +176,50 @@ export class EtcdClusterView implements ClusterView {
     const state: PartitionState = { ...next, version: result.revision };
     this.applyPartition(topic, partition, state, []).forEach((event) => this.emit(event));
     return state;
+  }
+
+  // ---- controlled shutdown and preferred leaders ----
+
+  /** Live brokers whose record says they are draining. */
+  drainingBrokerIds(): ReadonlySet<number> {
+    return new Set([...this.brokersById.values()].filter((broker) => broker.draining === true).map((broker) => broker.brokerId));
+  }
+
+  /**
+   * Controlled shutdown: marks this broker draining in its record, so the controller moves its
+   * leaderships and ISR seats to other live ISR members. It keeps serving meanwhile.
+   */
+  async startDraining(): Promise<void> {
+    this.draining = true;
+    const key = this.layout.brokerKey(this.brokerId);
+    await this.gateway.txn(
+      [{ key, target: "createRevision", result: "greater", value: 0 }],
+      [{ op: "put", key, value: encodeBroker(this.options.self, true), lease: this.keeper.leaseId }],
+    );
+  }
+
+  /** How far this broker's controlled shutdown has come, by the cached partition states. */
+  drainProgress(): DrainProgress {
+    const draining = new Set([...this.drainingBrokerIds(), this.brokerId]);
+    return drainProgress(this.brokerId, this.allPartitions(), new Set(this.brokersById.keys()), draining);
+  }
+
+  /**
+   * Asks the controller to elect preferred leaders (one topic's partitions, or all): a key on this
+   * broker's lease the controller acts on while it exists. Returns the function that withdraws it.
+   */
+  async requestElection(request: ElectionRequest): Promise<() => Promise<void>> {
+    const key = this.layout.electionKey(`${this.brokerId}-${crypto.randomUUID()}`);
+    const record: ElectionRecord = { ...(request.topic === undefined ? {} : { topic: request.topic }), ...(request.partitions === undefined ? {} : { partitions: [...request.partitions] }) };
+    await this.gateway.put(key, JSON.stringify(record), { lease: this.keeper.leaseId });
+    return async () => {
+      await this.gateway.delete(key).catch(() => undefined);
+    };
+  }
+
+  /** Every partition state as cached (topic, partition, state). */
+  partitionStates(): Iterable<{ topic: string; partition: number; state: PartitionState }> {
+    return this.allPartitions();
   }
 
   // ---- cluster-mode topics and status ----
@@ -263,7 +318,7 @@ export class EtcdClusterView implements ClusterView {
     const leaseId = this.keeper.leaseId;
     const result = await this.gateway.txn(
       [{ key, target: "createRevision", result: "equal", value: 0 }],
-      [{ op: "put", key, value: encodeBroker(this.options.self), lease: leaseId }],
+      [{ op: "put", key, value: encodeBroker(this.options.self, this.draining), lease: leaseId }],
       [{ op: "range", key }],
     );
     const holder = result.ranges[0]?.[0];
@@ -340,6 +395,7 @@ export class EtcdClusterView implements ClusterView {
     const partitionsSeen = new Set<string>();
     this.brokersById.clear();
     this.topics.clear();
+    this.elections.clear();
     this.controllerHolder = null;
     for (const kv of kvs) {
       this.put(kv, events);
@@ -381,6 +437,10 @@ export class EtcdClusterView implements ClusterView {
       // Only forward: a counter read back lower would make issued ids look unknown.
       if (record !== undefined) this.producerIdsEnd = Math.max(this.producerIdsEnd, record.reservedEnd);
       else this.skip(kv);
+    } else if (parsed.kind === "election") {
+      const record = decodeRecord(electionRecordSchema, kv.value);
+      if (record !== undefined) this.elections.set(parsed.id, record);
+      else this.skip(kv);
     } else if (parsed.kind === "controller") {
       const record = decodeRecord(controllerRecordSchema, kv.value);
       this.controllerHolder = record === undefined ? null : { brokerId: record.brokerId, createRevision: kv.createRevision };
@@ -400,6 +460,7 @@ export class EtcdClusterView implements ClusterView {
     const parsed = this.layout.parse(kv.key);
     if (parsed.kind === "broker") this.brokersById.delete(parsed.brokerId);
     else if (parsed.kind === "controller") this.controllerHolder = null;
+    else if (parsed.kind === "election") this.elections.delete(parsed.id);
     else if (parsed.kind === "partition") this.states.get(parsed.topic)?.delete(parsed.partition);
     else if (parsed.kind === "topic" && this.topics.delete(parsed.topic)) {
       this.states.delete(parsed.topic);

@@ -9,6 +9,7 @@
  *   /runnel/<cluster>/topics/<topic>/partitions/<n>       PartitionRecord
  *   /runnel/<cluster>/producer-ids                        ProducerIdsRecord (cluster-wide id counter)
  *   /runnel/<cluster>/incarnations/<id>                   {incarnation}: the disk etcd knows for a broker id (cluster/incarnation.ts)
+ *   /runnel/<cluster>/elections/<id>                      ElectionRecord, on its requester's lease
  *
  * Topic names cannot contain "/", so every key parses back unambiguously.
  */
@@ -27,6 +28,8 @@ export const brokerRecordSchema = z.object({
   host: z.string().min(1).max(255),
   port: z.int().min(0).max(65_535),
   kafkaPort: z.int().min(0).max(65_535).nullable(),
+  /** In controlled shutdown: the controller moves its leaderships and ISR seats away. */
+  draining: z.boolean().optional(),
 });
 export type BrokerRecord = z.infer<typeof brokerRecordSchema>;
 
@@ -53,9 +56,17 @@ export type PartitionRecord = z.infer<typeof partitionRecordSchema>;
 export const producerIdsRecordSchema = z.object({ reservedEnd: z.int().min(0).max(Number.MAX_SAFE_INTEGER) });
 export type ProducerIdsRecord = z.infer<typeof producerIdsRecordSchema>;
 
+/** A preferred-leader election request: one topic's partitions (all when absent), or every topic. */
+export const electionRecordSchema = z.object({
+  topic: z.string().min(1).max(255).optional(),
+  partitions: z.array(z.int().min(0)).max(100_000).optional(),
+});
+export type ElectionRecord = z.infer<typeof electionRecordSchema>;
+
 export type ParsedKey =
   | { kind: "broker"; brokerId: number }
   | { kind: "producerIds" }
+  | { kind: "election"; id: string }
   | { kind: "controller" }
   | { kind: "topic"; topic: string }
   | { kind: "partition"; topic: string; partition: number }
@@ -89,6 +100,14 @@ export class EtcdLayout {
     return `${this.prefix}producer-ids`;
   }
 
+  get electionsPrefix(): string {
+    return `${this.prefix}elections/`;
+  }
+
+  electionKey(id: string): string {
+    return `${this.electionsPrefix}${id}`;
+  }
+
   topicKey(topic: string): string {
     return `${this.prefix}topics/${topic}`;
   }
@@ -103,6 +122,7 @@ export class EtcdLayout {
     if (parts.length === 1 && parts[0] === "controller") return { kind: "controller" };
     if (parts.length === 1 && parts[0] === "producer-ids") return { kind: "producerIds" };
     if (parts.length === 2 && parts[0] === "brokers" && /^\d+$/.test(parts[1] ?? "")) return { kind: "broker", brokerId: Number(parts[1]) };
+    if (parts.length === 2 && parts[0] === "elections" && (parts[1] ?? "") !== "") return { kind: "election", id: parts[1] as string };
     if (parts[0] !== "topics" || (parts[1] ?? "") === "") return { kind: "unknown" };
     const topic = parts[1] as string;
     if (parts.length === 2) return { kind: "topic", topic };
@@ -116,8 +136,8 @@ export function encodePartition(state: Omit<PartitionState, "version">): string 
   return JSON.stringify(record);
 }
 
-export function encodeBroker(endpoint: BrokerEndpoint): string {
-  const record: BrokerRecord = { brokerId: endpoint.brokerId, host: endpoint.host, port: endpoint.port, kafkaPort: endpoint.kafkaPort };
+export function encodeBroker(endpoint: BrokerEndpoint, draining = false): string {
+  const record: BrokerRecord = { brokerId: endpoint.brokerId, host: endpoint.host, port: endpoint.port, kafkaPort: endpoint.kafkaPort, ...(draining ? { draining } : {}) };
   return JSON.stringify(record);
 }
 

@@ -468,6 +468,10 @@ export class ReplicaManager {
     return { kind: "records", slice, common: this.common(led) };
   }
 
+  private isDraining(brokerId: number): boolean {
+    return this.deps.view.brokers().some((broker) => broker.brokerId === brokerId && broker.draining === true);
+  }
+
   private common(led: LedPartition): ReplicaFetchCommon {
     const { partition } = led;
     return { leaderEpoch: led.state.leaderEpoch, highWatermark: led.highWatermark, logStartOffset: partition.logStartOffset, nextOffset: partition.nextOffset };
@@ -482,7 +486,8 @@ export class ReplicaManager {
     progress.leaderEndAtLastFetch = leaderEnd;
     progress.lastFetchMs = nowMs;
     progress.logEndOffset = Math.min(fetchOffset, leaderEnd);
-    if (!led.state.isr.includes(brokerId) && progress.logEndOffset >= led.highWatermark && nowMs - progress.lastCaughtUpMs <= this.deps.config.replicaLagTimeMaxMs) {
+    // A draining broker (controlled shutdown) is kept out: the controller just took it out.
+    if (!led.state.isr.includes(brokerId) && progress.logEndOffset >= led.highWatermark && nowMs - progress.lastCaughtUpMs <= this.deps.config.replicaLagTimeMaxMs && !this.isDraining(brokerId)) {
       this.proposeIsr(led, [...led.state.isr, brokerId]);
     }
     this.advanceHighWatermark(led);

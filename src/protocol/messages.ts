@@ -145,6 +145,12 @@ export const requestSchemas = {
     maxBytes: z.int().min(1).default(1024 * 1024),
     maxWaitMs: z.int().min(0).max(WIRE_LIMITS.maxWaitMsMax).default(0),
   }),
+  /** Move leadership back to preferred leaders (docs/protocol.md, electLeaders; cluster mode). */
+  electLeaders: z.object({
+    topic: topicName.optional(),
+    partitions: z.array(partitionIndex).min(1).max(WIRE_LIMITS.partitionsPerRequestMax).optional(),
+    timeoutMs: z.int().min(100).max(600_000).default(15_000),
+  }),
   listOffsets: z.object({
     partitions: z
       .array(z.object({ topic: topicName, partition: partitionIndex, at: z.union([z.literal("earliest"), z.literal("latest"), z.int().min(0)]) }))

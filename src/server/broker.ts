@@ -47,6 +47,7 @@ import { Authenticator } from "../security/authenticator.ts";
 import { parseClusterUrl } from "../cluster/cluster-url.ts";
 import { etcdAccessOf } from "../cluster/cluster-tls.ts";
 import { EtcdClusterView } from "../cluster/etcd-cluster-view.ts";
+import { drainLeadership } from "../cluster/controlled-shutdown.ts";
 import { followAssignments } from "../cluster/local-replicas.ts";
 
 type SocketData = { connection: Connection | null };
@@ -325,6 +326,7 @@ class RunningBroker implements Broker {
       access: etcdAccessOf(this.config, address.endpoints[0]?.startsWith("https:") === true),
       member: { storage: nativeStorage, dataDir: this.config.dataDir, acceptDataLoss: this.config.clusterAcceptDataLoss },
       logger: this.logger,
+      leaderBalance: { autoLeaderRebalance: this.config.autoLeaderRebalanceEnable, imbalanceCheckIntervalMs: this.config.leaderImbalanceCheckIntervalMs },
     });
     this.etcdView = view;
     this.clusterView = view;
@@ -477,6 +479,8 @@ class RunningBroker implements Broker {
   }
 
   private async shutdown(): Promise<void> {
+    // Controlled shutdown first, still serving: leadership moves while clients can follow it.
+    if (this.etcdView !== null) await drainLeadership(this.etcdView, this.config.controlledShutdownTimeoutMs, this.logger);
     this.shuttingDown = true;
     this.observability.view.phase = "stopping";
     this.listener?.stop(false);

@@ -29,6 +29,7 @@ import { handleMetadata } from "./handlers/metadata.ts";
 import { handleCommitOffsets, handleFetchOffsets } from "./handlers/offsets.ts";
 import { handleProduce } from "./handlers/produce.ts";
 import { handleReplicaFetch } from "./handlers/replica-fetch.ts";
+import { handleElectLeaders } from "./handlers/elect-leaders.ts";
 import { handleStats } from "./handlers/stats.ts";
 import { handleCreateUser, handleDeleteUser, handleListUsers } from "./handlers/users.ts";
 import { handleAlterTopicConfig, handleCreatePartitions, handleCreateTopic, handleDeleteTopic, handleDescribeTopic } from "./handlers/topics.ts";
@@ -48,6 +49,7 @@ const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   fetch: handleFetch,
   listOffsets: handleListOffsets,
   replicaFetch: handleReplicaFetch,
+  electLeaders: handleElectLeaders,
   commitOffsets: handleCommitOffsets,
   fetchOffsets: handleFetchOffsets,
   stats: handleStats,

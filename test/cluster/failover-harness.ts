@@ -52,6 +52,7 @@ export interface PartitionMeta {
   leader: number;
   leaderEpoch: number;
   isr: number[];
+  replicas: number[];
   nextOffset: number;
 }
 
@@ -128,6 +129,18 @@ export class ProcessCluster implements AsyncDisposable {
   async kill(brokerId: number): Promise<void> {
     await this.node(brokerId).process?.kill();
     this.node(brokerId).process = null;
+  }
+
+  /** SIGTERM (a clean stop) and wait for the exit: its exit code and its last log lines. */
+  async terminate(brokerId: number): Promise<{ code: number; lines: string[] }> {
+    const node = this.node(brokerId);
+    const running = node.process;
+    if (running === null) throw new Error(`broker ${brokerId} is down`);
+    const code = await running.stop();
+    node.process = null;
+    this.connections.get(brokerId)?.abort();
+    this.connections.delete(brokerId);
+    return { code, lines: running.lines };
   }
 
   signal(brokerId: number, signal: "SIGSTOP" | "SIGCONT"): void {
@@ -464,4 +477,21 @@ export async function audit(cluster: ProcessCluster, topic: string, partitions: 
     if (byPosition.get(at) !== value) problems.push(`a consumer read ${value} at ${at}, which later disappeared (now ${byPosition.get(at) ?? "nothing"})`);
   }
   return { problems, stored };
+}
+
+/**
+ * The longest time any partition went without an acknowledgement around [fromMs, toMs]
+ * (performance.now): the largest gap between two consecutive acknowledgements of one partition
+ * where the gap overlaps the window.
+ */
+export function longestStallMs(record: WorkloadRecord, partitions: number, fromMs: number, toMs: number): number {
+  let longest = 0;
+  for (let partition = 0; partition < partitions; partition++) {
+    const times = record.acks.filter((ack) => ack.partition === partition).map((ack) => ack.atMs).sort((left, right) => left - right);
+    for (let index = 1; index < times.length; index++) {
+      const [previous, next] = [times[index - 1] as number, times[index] as number];
+      if (next > fromMs && previous < toMs) longest = Math.max(longest, next - previous);
+    }
+  }
+  return longest;
 }

@@ -114,6 +114,7 @@ export const API_KEYS = {
   offsetForLeaderEpoch: 23,
   alterConfigs: 33,
   createPartitions: 37,
+  electLeaders: 43,
   incrementalAlterConfigs: 44,
   saslAuthenticate: 36,
 } as const;
@@ -652,6 +653,24 @@ export const createPartitionsResponse = message("CreatePartitionsResponse", 37, 
   ]),
 ]);
 
+// ---- ElectLeaders (key 43). checked: ElectLeadersRequest/Response.json for v0-2 (2+ flexible;
+// v1 adds electionType and the top-level errorCode) -----------------------------------------
+
+export const electLeadersRequest = message("ElectLeadersRequest", 43, "0-2", 2, [
+  field("electionType", "int8", "1+", { default: 0 }),
+  structs("topicPartitions", "0+", [field("topic", "string", "0+"), field("partitions", "[]int32", "0+")], { nullable: "0+" }),
+  field("timeoutMs", "int32", "0+", { default: 60_000 }),
+]);
+
+export const electLeadersResponse = message("ElectLeadersResponse", 43, "0-2", 2, [
+  field("throttleTimeMs", "int32", "0+"),
+  field("errorCode", "int16", "1+", { default: 0 }),
+  structs("replicaElectionResults", "0+", [
+    field("topic", "string", "0+"),
+    structs("partitionResult", "0+", [field("partitionId", "int32", "0+"), field("errorCode", "int16", "0+"), field("errorMessage", "string", "0+", { nullable: "0+", default: null })]),
+  ]),
+]);
+
 // ---- AlterConfigs (key 33), IncrementalAlterConfigs (key 44). checked: their Request/Response.json
 // for v0-2 (2+ flexible) and v0-1 (1+ flexible). Both answer with the same per-resource results.
 
@@ -775,6 +794,7 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [23, { request: offsetForLeaderEpochRequest, response: offsetForLeaderEpochResponse }],
   [33, { request: alterConfigsRequest, response: alterConfigsResponse }],
   [37, { request: createPartitionsRequest, response: createPartitionsResponse }],
+  [43, { request: electLeadersRequest, response: electLeadersResponse }],
   [44, { request: incrementalAlterConfigsRequest, response: incrementalAlterConfigsResponse }],
   [17, { request: saslHandshakeRequest, response: saslHandshakeResponse }],
   [36, { request: saslAuthenticateRequest, response: saslAuthenticateResponse }],

@@ -38,6 +38,7 @@ import { handleLeaveGroup } from "./handlers/leave-group.ts";
 import { handleListGroups } from "./handlers/list-groups.ts";
 import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
+import { handleElectLeaders } from "./handlers/elect-leaders.ts";
 import { handleOffsetCommit } from "./handlers/offset-commit.ts";
 import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
 import { handleOffsetForLeaderEpoch } from "./handlers/offset-for-leader-epoch.ts";
@@ -70,6 +71,7 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.offsetForLeaderEpoch, handleOffsetForLeaderEpoch],
   [API_KEYS.alterConfigs, handleAlterConfigs],
   [API_KEYS.createPartitions, handleCreatePartitions],
+  [API_KEYS.electLeaders, handleElectLeaders],
   [API_KEYS.incrementalAlterConfigs, handleIncrementalAlterConfigs],
   [API_KEYS.describeAcls, handleDescribeAcls],
   [API_KEYS.createAcls, handleCreateAcls],

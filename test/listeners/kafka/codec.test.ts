@@ -396,6 +396,8 @@ describe("Kafka definitions", () => {
       AlterConfigsRequest: "0-2",
       CreatePartitionsRequest: "0-3",
       IncrementalAlterConfigsRequest: "0-1",
+      // Issue 14: preferred-leader election (listeners/kafka/handlers/elect-leaders.ts).
+      ElectLeadersRequest: "0-2",
       // Issue 12: Kafka's ACL APIs (listeners/kafka/handlers/acls.ts).
       DescribeAclsRequest: "0-1",
       CreateAclsRequest: "0-1",
