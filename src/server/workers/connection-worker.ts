@@ -18,12 +18,16 @@ import type { Socket, TCPSocketListener } from "bun";
 import { RunnelError } from "../../errors.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { libc } from "../../native/libc.ts";
-import { FrameDecoder, FrameError } from "../../protocol/frame.ts";
+import { FrameError } from "../../protocol/frame.ts";
 import { encodeErrorFrame } from "../../protocol/messages.ts";
 import { OutboundQueue } from "../outbound.ts";
 import { socketFd } from "../socket-fd.ts";
 import { type BrokerStats, createStats } from "../stats.ts";
 import type { AnswerRef, FromWorker, ToWorker, WorkerByteCounts, WorkerSetup } from "./messages.ts";
+import { BufferPool, TransferFrames } from "./transfer-frames.ts";
+
+/** How often a worker adds its byte counts to the broker's stats (when they changed). */
+const STATS_REPORT_MS = 250;
 
 /** The worker side of postMessage (the global scope of a Bun Worker). */
 interface WorkerScope {
@@ -40,8 +44,9 @@ class WorkerState {
   readonly stats: BrokerStats = createStats();
   private readonly reported: WorkerByteCounts = { bytesReceived: 0, bytesSentWrite: 0, bytesSentSendfile: 0, bytesSentCopy: 0, bytesSentProbe: 0 };
   private releasedTokens: number[] = [];
-  private reportQueued = false;
+  private releaseQueued = false;
   readonly connections = new Map<number, WorkerConnection>();
+  readonly pool = new BufferPool();
   private nextConnection = 1;
 
   constructor(readonly setup: WorkerSetup) {}
@@ -53,20 +58,20 @@ class WorkerState {
   /** A file range was sent or dropped: the log thread may unpin it (reported once per turn). */
   release(token: number): void {
     this.releasedTokens.push(token);
-    this.queueReport();
+    if (this.releaseQueued) return;
+    this.releaseQueued = true;
+    queueMicrotask(() => {
+      this.releaseQueued = false;
+      scope.postMessage({ kind: "released", tokens: this.releasedTokens });
+      this.releasedTokens = [];
+    });
   }
 
-  queueReport(): void {
-    if (this.reportQueued) return;
-    this.reportQueued = true;
-    queueMicrotask(() => this.report());
-  }
-
-  private report(): void {
-    this.reportQueued = false;
+  /** Adds what this worker received and sent since the last report to the broker's stats. */
+  reportBytes(): void {
     const bytes = this.byteCountsSinceReport();
-    scope.postMessage({ kind: "released", tokens: this.releasedTokens, bytes });
-    this.releasedTokens = [];
+    if (bytes.bytesReceived + bytes.bytesSentWrite + bytes.bytesSentSendfile + bytes.bytesSentCopy + bytes.bytesSentProbe === 0) return;
+    scope.postMessage({ kind: "bytes", bytes });
   }
 
   private byteCountsSinceReport(): WorkerByteCounts {
@@ -84,13 +89,8 @@ class WorkerState {
   }
 }
 
-/** A body that owns its whole buffer can be transferred; a view into a read chunk is copied first. */
-function ownedBody(body: Uint8Array): Uint8Array {
-  return body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer ? body : body.slice();
-}
-
 class WorkerConnection {
-  private readonly decoder: FrameDecoder;
+  private readonly decoder: TransferFrames;
   private readonly outbound: OutboundQueue;
   private inFlight = 0;
   private paused = false;
@@ -106,19 +106,17 @@ class WorkerConnection {
     private readonly state: WorkerState,
   ) {
     const setup = state.setup;
-    this.decoder = new FrameDecoder(setup.firstFrameBytesMax);
+    this.decoder = new TransferFrames(setup.firstFrameBytesMax, state.pool);
     this.outbound = new OutboundQueue(socket as Socket<unknown>, state.stats, setup.zeroCopy);
   }
 
   onData(chunk: Uint8Array): void {
     if (this.closed || this.closeAfterFlush) return;
     this.state.stats.bytesReceived += chunk.length;
-    this.state.queueReport();
     this.lastActivityMs = Date.now();
     const bodies: Uint8Array[] = [];
     try {
-      this.decoder.push(chunk);
-      for (let body = this.decoder.next(); body !== null; body = this.decoder.next()) bodies.push(ownedBody(body));
+      this.decoder.push(chunk, bodies);
     } catch (error) {
       if (bodies.length > 0) this.sendFrames(bodies);
       return this.fail(error instanceof FrameError ? error : new RunnelError("INTERNAL", "the broker failed to read a frame"));
@@ -136,6 +134,7 @@ class WorkerConnection {
   /** Answers from the log thread, in request order. */
   onAnswers(answers: AnswerRef[], settled: number, frameBytesMax: number | undefined, close: boolean): void {
     this.inFlight -= settled;
+    this.lastActivityMs = Date.now();
     if (frameBytesMax !== undefined) this.decoder.frameBytesMax = frameBytesMax;
     for (const answer of answers) {
       const slices = answer.slices.map((ref): ReadSlice => ({ ...ref, release: () => this.state.release(ref.token) }));
@@ -265,13 +264,16 @@ function start(setup: WorkerSetup): void {
     const nowMs = Date.now();
     for (const connection of [...state.connections.values()]) connection.checkTimeouts(nowMs);
   }, sweepIntervalMs(setup));
-  scope.onmessage = (event) => serve(state, event.data, listener, sweep);
+  const reporter = setInterval(() => state.reportBytes(), STATS_REPORT_MS);
+  const timers = { sweep, reporter };
+  scope.onmessage = (event) => serve(state, event.data, listener, timers);
   scope.postMessage({ kind: "listening", port: listener.port });
 }
 
-function serve(state: WorkerState, message: ToWorker, listener: TCPSocketListener<SocketData>, sweep: ReturnType<typeof setInterval>): void {
+function serve(state: WorkerState, message: ToWorker, listener: TCPSocketListener<SocketData>, timers: Record<string, ReturnType<typeof setInterval>>): void {
   switch (message.kind) {
     case "answers":
+      if (message.buffers !== undefined) state.pool.giveBack(message.buffers);
       state.connections.get(message.connection)?.onAnswers(message.answers, message.settled, message.frameBytesMax, message.close === true);
       return;
     case "refuse": {
@@ -284,8 +286,9 @@ function serve(state: WorkerState, message: ToWorker, listener: TCPSocketListene
       listener.stop(false);
       return;
     case "closeAll":
-      clearInterval(sweep);
+      for (const timer of Object.values(timers)) clearInterval(timer);
       for (const connection of [...state.connections.values()]) connection.close();
+      state.reportBytes();
       listener.stop(true);
       scope.postMessage({ kind: "allClosed" });
       return;

@@ -58,8 +58,10 @@ export type ToWorker =
    * produce with durability none) finished since the last message: the worker's in-flight count.
    * `frameBytesMax`, when present, is the connection's new frame limit (it authenticated).
    * `close`: these are its last answers; send them, then close the connection.
+   * `buffers`: large frame-body buffers dispatch is done with, back to the worker's pool
+   * (transfer-frames.ts).
    */
-  | { kind: "answers"; connection: number; answers: AnswerRef[]; settled: number; frameBytesMax?: number; close?: boolean }
+  | { kind: "answers"; connection: number; answers: AnswerRef[]; settled: number; frameBytesMax?: number; close?: boolean; buffers?: ArrayBuffer[] }
   /** Refuse a connection (over connectionsMax, shutting down): write `frame`, then close. */
   | { kind: "refuse"; connection: number; frame: Uint8Array }
   /** Stop accepting connections (shutdown); established ones carry on. */
@@ -76,7 +78,9 @@ export type FromWorker =
   | { kind: "frames"; connection: number; bodies: Uint8Array[] }
   /** The connection is gone (either side closed it, or the worker failed it). */
   | { kind: "closed"; connection: number }
-  /** Tokens of file ranges sent or dropped, and the byte counts since the last report. */
-  | { kind: "released"; tokens: number[]; bytes: WorkerByteCounts }
+  /** Tokens of file ranges sent or dropped. */
+  | { kind: "released"; tokens: number[] }
+  /** Byte counts since the last report (every STATS_REPORT_MS while they change, and at closeAll). */
+  | { kind: "bytes"; bytes: WorkerByteCounts }
   /** Every connection is closed (answer to closeAll). */
   | { kind: "allClosed" };

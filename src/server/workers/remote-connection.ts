@@ -15,6 +15,7 @@ import { Session } from "../../security/session.ts";
 import { applicationOf, type BrokerContext, isClosingReply, releaseReply, type Reply } from "../context.ts";
 import { dispatch, type RequestDecoder } from "../dispatch.ts";
 import type { AnswerRef, SliceRef, ToWorker } from "./messages.ts";
+import { POOLED_BYTES_MIN } from "./transfer-frames.ts";
 
 type Slot = { reply: Reply | null };
 
@@ -65,6 +66,8 @@ export class RemoteConnection {
   /** Requests finished since the last message to the worker (its in-flight count). */
   private settledUnsent = 0;
   private frameBytesMax: number;
+  /** Large body buffers dispatch is done with, going back to the worker's pool with the next answers. */
+  private spentBuffers: ArrayBuffer[] = [];
 
   constructor(
     readonly id: number,
@@ -111,6 +114,9 @@ export class RemoteConnection {
 
   private handleFrame(body: Uint8Array): void {
     const result = dispatch(this.context, this.decode, body, this.session);
+    // Dispatch is done with the body's bytes once it returns (as server/connection.ts relies on
+    // for its reused assembly buffer): a large one goes back to the worker's pool.
+    if (body.buffer.byteLength >= POOLED_BYTES_MIN && body.buffer instanceof ArrayBuffer) this.spentBuffers.push(body.buffer);
     if (result instanceof Promise) {
       const slot: Slot = { reply: null };
       this.slots.push(slot);
@@ -166,7 +172,15 @@ export class RemoteConnection {
     if (answers.length === 0 && settled === 0 && frameBytesMax === undefined && !this.closing) return;
     this.settledUnsent = 0;
     this.closeSent = this.closing;
-    this.send({ kind: "answers", connection: this.id, answers, settled, ...(frameBytesMax === undefined ? {} : { frameBytesMax }), ...(this.closing ? { close: true } : {}) }, transfer);
+    const buffers = this.spentBuffers;
+    if (buffers.length > 0) {
+      this.spentBuffers = [];
+      for (const buffer of buffers) transfer.push(buffer);
+    }
+    this.send(
+      { kind: "answers", connection: this.id, answers, settled, ...(frameBytesMax === undefined ? {} : { frameBytesMax }), ...(this.closing ? { close: true } : {}), ...(buffers.length > 0 ? { buffers } : {}) },
+      transfer,
+    );
     if (this.isQuiet) this.onSettled();
   }
 

@@ -152,6 +152,8 @@ export class WorkerPool {
         return this.onClosed(running, message.connection);
       case "released":
         for (const token of message.tokens) this.pins.release(token);
+        return;
+      case "bytes":
         return this.addByteCounts(message.bytes);
       case "allClosed":
         running.allClosed?.resolve();
