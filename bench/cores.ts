@@ -37,7 +37,7 @@ const RECORDS_PER_BATCH = 256;
 const PRODUCES_IN_FLIGHT = 4;
 const FETCH_BYTES_MAX = 1 << 20;
 
-interface RunConfig {
+export interface RunConfig {
   name: string;
   workers: number;
   pinned: boolean;
@@ -45,7 +45,7 @@ interface RunConfig {
   consumers: number;
 }
 
-interface RunResult {
+export interface RunResult {
   name: string;
   /** CPU-seconds per broker thread over the window, by thread name (summed over same-named threads). */
   threads: Record<string, number>;
@@ -188,7 +188,7 @@ async function runOnce(config: RunConfig, seconds: number): Promise<RunResult> {
   }
 }
 
-const totalMBps = (run: RunResult): number => (run.producedBytes + run.consumedBytes) / run.seconds / 1e6;
+export const totalMBps = (run: RunResult): number => (run.producedBytes + run.consumedBytes) / run.seconds / 1e6;
 const cpuPerGB = (run: RunResult): number => run.brokerCpuSeconds / ((run.producedBytes + run.consumedBytes) / 1e9);
 
 function median(values: number[]): number {
