@@ -6,8 +6,12 @@
  */
 import { decode } from "@msgpack/msgpack";
 import { describe, expect, test } from "bun:test";
+import * as fs from "node:fs";
 import { Consumer, Producer } from "../../src/client/index.ts";
-import { type Message, startTestBroker, TestClient, waitUntil } from "./helpers.ts";
+import { Connection } from "../../src/client/connection.ts";
+import { CredentialStore } from "../../src/security/credential-store.ts";
+import { deriveVerifier } from "../../src/security/scram.ts";
+import { type Message, startTestBroker, TestClient, tempDir, waitUntil } from "./helpers.ts";
 
 const CONNECTIONS = 8;
 
@@ -113,6 +117,38 @@ describe("network workers", () => {
       expect(errorCode(produced)).toBeUndefined();
     }
     for (const client of clients) await client[Symbol.asyncDispose]();
+  });
+
+  test("with authentication, a connection is refused large frames until it authenticates, then produces like any other", async () => {
+    const dataDir = tempDir();
+    await using _removed = { [Symbol.asyncDispose]: async () => fs.rmSync(dataDir, { recursive: true, force: true }) };
+    CredentialStore.open(dataDir).upsert("ada", { "SCRAM-SHA-256": deriveVerifier("SCRAM-SHA-256", "ada-pw", 4096) });
+    await using server = await startTestBroker({ networkWorkers: 2, authentication: "scram", dataDir });
+    const stranger = await TestClient.connect(server.port);
+    expect(errorCode(await stranger.request({ op: "metadata" }))).toBe("AUTHENTICATION_REQUIRED");
+    const header = new Uint8Array(4);
+    new DataView(header.buffer).setUint32(0, 1 << 20); // over the pre-authentication limit
+    stranger.writeRaw(header);
+    await stranger.closedPromise;
+    const ada = new Connection({ broker: `127.0.0.1:${server.port}`, sasl: { user: "ada", password: "ada-pw" } });
+    expect(errorCode(await ada.request("createTopic", { topic: "big", partitions: 1 }))).toBeUndefined();
+    const producer = new Producer({ broker: `127.0.0.1:${server.port}`, sasl: { user: "ada", password: "ada-pw" }, batchBytes: 1 << 20, lingerMs: 5 });
+    const large = new Uint8Array(200_000).fill(7);
+    const sent = await Promise.all(Array.from({ length: 8 }, () => producer.send("big", { value: large, partition: 0 })));
+    expect(sent.map((result) => result.offset)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    await producer.close();
+    await ada.close();
+  });
+
+  test("past connectionsMax a connection gets TOO_MANY_CONNECTIONS and is closed; the others carry on", async () => {
+    await using server = await startTestBroker({ networkWorkers: 2, connectionsMax: 3 });
+    const admitted = await Promise.all(Array.from({ length: 3 }, () => TestClient.connect(server.port)));
+    await waitUntil(async () => server.broker.workers?.connectionCount === 3, 30_000, "three connections registered");
+    const refused = await TestClient.connect(server.port);
+    await refused.closedPromise;
+    expect(errorCode(decode(refused.frames[0] ?? new Uint8Array([0x80])) as Message)).toBe("TOO_MANY_CONNECTIONS");
+    for (const client of admitted) expect(errorCode(await client.request({ op: "hello", versions: [1] }))).toBeUndefined();
+    for (const client of admitted) await client[Symbol.asyncDispose]();
   });
 
   test("stop answers what is in flight, closes every connection and releases every file range", async () => {
