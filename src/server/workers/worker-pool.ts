@@ -45,6 +45,8 @@ interface RunningWorker {
   index: number;
   worker: Worker;
   connections: Map<number, RemoteConnection>;
+  /** File ranges lent to this worker: released with its reports, or all at once when it dies. */
+  pins: SlicePins;
   /** Set once the pool itself ends the worker (close, terminateWorker): its exit is expected. */
   ending: boolean;
   allClosed: PromiseWithResolvers<void> | null;
@@ -52,7 +54,6 @@ interface RunningWorker {
 
 export class WorkerPool {
   private readonly workers: RunningWorker[] = [];
-  private readonly pins = new SlicePins();
   private host = "";
   private listeningPort = 0;
   private stopping = false;
@@ -94,7 +95,7 @@ export class WorkerPool {
 
   /** File ranges lent to workers and not yet reported sent. */
   get pinnedSlices(): number {
-    return this.pins.size;
+    return this.workers.reduce((sum, running) => sum + running.pins.size, 0);
   }
 
   get workerCount(): number {
@@ -121,7 +122,7 @@ export class WorkerPool {
   /** Starts worker `index` listening on `port`; resolves with the port it got. */
   private startWorker(index: number, port: number): Promise<number> {
     const worker = new Worker(new URL("./connection-worker.ts", import.meta.url).href);
-    const running: RunningWorker = { index, worker, connections: new Map(), ending: false, allClosed: null };
+    const running: RunningWorker = { index, worker, connections: new Map(), pins: new SlicePins(), ending: false, allClosed: null };
     this.workers[index] = running;
     this.workersStarted++;
     const listening = Promise.withResolvers<number>();
@@ -151,7 +152,7 @@ export class WorkerPool {
       case "closed":
         return this.onClosed(running, message.connection);
       case "released":
-        for (const token of message.tokens) this.pins.release(token);
+        for (const token of message.tokens) running.pins.release(token);
         return;
       case "bytes":
         return this.addByteCounts(message.bytes);
@@ -181,7 +182,7 @@ export class WorkerPool {
     }
     const send = (message: ToWorker, transfer: ArrayBuffer[]): void => this.send(running, message, transfer);
     const first = firstFrameBytesMax(context.config, context.authenticator.required);
-    running.connections.set(id, new RemoteConnection(id, remoteAddress, context, this.options.decode, this.pins, send, this.options.onSettled, first));
+    running.connections.set(id, new RemoteConnection(id, remoteAddress, context, this.options.decode, running.pins, send, this.options.onSettled, first));
     stats.connectionsAccepted++;
     stats.connectionsOpen++;
   }
@@ -210,6 +211,8 @@ export class WorkerPool {
     running.ending = true;
     const dropped = running.connections.size;
     for (const id of [...running.connections.keys()]) this.onClosed(running, id);
+    // A dead worker reports nothing more: what it was sending is unpinned now.
+    running.pins.releaseAll();
     running.allClosed?.resolve();
     if (expected) return;
     this.options.logger.error({ worker: running.index, reason, connectionsDropped: dropped }, "a network worker died; its connections were dropped and a new worker takes its place");
@@ -240,7 +243,6 @@ export class WorkerPool {
   async close(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.workers.map((running) => this.closeWorker(running)));
-    this.pins.releaseAll();
   }
 
   private async closeWorker(running: RunningWorker | undefined): Promise<void> {
@@ -255,6 +257,7 @@ export class WorkerPool {
     running.ending = true;
     for (const id of [...running.connections.keys()]) this.onClosed(running, id);
     running.worker.terminate();
+    running.pins.releaseAll();
   }
 }
 
