@@ -17,6 +17,7 @@
  * Prints medians of the rounds with their spread (min..max), and the ratios.
  *
  *   npx bun bench/cores.ts                       3 rounds of 6 s
+ *   BASE_ROOT=/path/to/old/checkout npx bun bench/cores.ts   adds that checkout's broker (w1-pinned-base, 1conn-base)
  *   ROUNDS=1 SECONDS=2 npx bun bench/cores.ts    a smoke run
  *
  * The clients are never pinned: on a 2-core machine they share the cores with the broker, which
@@ -46,6 +47,8 @@ export interface RunConfig {
   pinned: boolean;
   producers: number;
   consumers: number;
+  /** The checkout whose broker runs (BASE_ROOT: the code before this work, for a same-run baseline); default this one. */
+  root?: string;
 }
 
 export interface RunResult {
@@ -195,8 +198,11 @@ function spawnClient(role: "producer" | "consumer", port: number, partition: num
 
 async function runOnce(config: RunConfig, seconds: number): Promise<RunResult> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-cores-"));
-  const args = ["serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--kafka-port", "-1", "--data-dir", dataDir, "--log-format", "json", "--network-workers", String(config.workers)];
-  const broker = Bun.spawn([process.execPath, path.join(root, "src/main.ts"), ...args], { cwd: root, stdout: "pipe", stderr: "inherit" });
+  const args = ["serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "-1", "--kafka-port", "-1", "--data-dir", dataDir, "--log-format", "json"];
+  // The flag only when it is not the default, so a BASE_ROOT checkout without it runs too.
+  if (config.workers !== 1) args.push("--network-workers", String(config.workers));
+  const brokerRoot = config.root ?? root;
+  const broker = Bun.spawn([process.execPath, path.join(brokerRoot, "src/main.ts"), ...args], { cwd: brokerRoot, stdout: "pipe", stderr: "inherit" });
   try {
     const port = await portFrom(broker.stdout);
     if (config.pinned) Bun.spawnSync(["taskset", "-a", "-p", "-c", "0", String(broker.pid)], { stdout: "ignore" });
@@ -290,7 +296,15 @@ async function main(): Promise<void> {
   const rounds = Number(process.env.ROUNDS ?? 3);
   const seconds = Number(process.env.SECONDS ?? 6);
   const only = process.env.ONLY;
-  const configs = [...MANY, ...SINGLE].filter((config) => only === undefined || only.split(",").includes(config.name));
+  const base = process.env.BASE_ROOT;
+  const baseline: RunConfig[] =
+    base === undefined
+      ? []
+      : [
+          { name: "w1-pinned-base", workers: 1, pinned: true, producers: 4, consumers: 4, root: base },
+          { name: "1conn-base", workers: 1, pinned: false, producers: 1, consumers: 1, root: base },
+        ];
+  const configs = [...MANY, ...SINGLE, ...baseline].filter((config) => only === undefined || only.split(",").includes(config.name));
   const runs = await runCoresBench(rounds, seconds, configs);
   report(runs, configs);
 }
