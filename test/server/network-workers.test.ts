@@ -151,6 +151,19 @@ describe("network workers", () => {
     for (const client of admitted) await client[Symbol.asyncDispose]();
   });
 
+  test("a partial frame held past frameTimeoutMs gets TIMEOUT and its connection is closed", async () => {
+    await using server = await startTestBroker({ networkWorkers: 2, frameTimeoutMs: 50 });
+    const slow = await TestClient.connect(server.port);
+    slow.writeRaw(new Uint8Array([0, 0, 0, 10, 0x81])); // 10 bytes promised, 1 sent
+    await slow.closedPromise;
+    expect(errorCode(decode(slow.frames[0] ?? new Uint8Array([0x80])) as Message)).toBe("TIMEOUT");
+  });
+
+  test("a port another socket holds stops start-up with the listener's error", async () => {
+    using holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: () => {} } });
+    await expect(startTestBroker({ networkWorkers: 2, port: holder.port })).rejects.toThrow(/EADDRINUSE|in use/i);
+  });
+
   test("stop answers what is in flight, closes every connection and releases every file range", async () => {
     const server = await startTestBroker({ networkWorkers: 2 });
     const client = await TestClient.connect(server.port);

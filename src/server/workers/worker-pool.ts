@@ -130,7 +130,10 @@ export class WorkerPool {
     worker.onmessage = (event: MessageEvent<FromWorker>) => {
       const message = event.data;
       if (message.kind === "listening") listening.resolve(message.port);
-      else if (message.kind === "listenFailed") listening.reject(listenError(this.host, port, message.message, message.code));
+      else if (message.kind === "listenFailed") {
+        running.ending = true; // it serves nothing: close() need not wait for it
+        listening.reject(listenError(this.host, port, message.message, message.code));
+      }
       else this.onMessage(running, message);
     };
     worker.addEventListener("error", (event: ErrorEvent) => {
@@ -268,7 +271,7 @@ function firstFrameBytesMax(config: Config, authenticationRequired: boolean): nu
 
 /** The worker's listen error, shaped like Bun.listen's own (message and code) so start-up reports it alike. */
 function listenError(host: string, port: number, message: string, code: string | null): Error {
-  const error = new Error(`cannot listen on ${host}:${port}: ${message}`);
+  const error = new Error(`cannot listen on ${host}:${port}: ${message}${code === null ? "" : ` [${code}]`}`);
   if (code !== null) Object.assign(error, { code });
   return error;
 }
