@@ -58,6 +58,8 @@ export class WorkerPool {
   private listeningPort = 0;
   private stopping = false;
   private accepting = true;
+  /** Every worker listened: from now on a worker that dies is replaced (before, start-up fails instead). */
+  private started = false;
   /** Workers started, replacements included (tests and the log read it). */
   workersStarted = 0;
 
@@ -71,6 +73,7 @@ export class WorkerPool {
     try {
       pool.listeningPort = await pool.startWorker(0, config.port);
       for (let index = 1; index < count; index++) await pool.startWorker(index, pool.listeningPort);
+      pool.started = true;
     } catch (error) {
       await pool.close();
       throw error;
@@ -121,7 +124,7 @@ export class WorkerPool {
 
   /** Starts worker `index` listening on `port`; resolves with the port it got. */
   private startWorker(index: number, port: number): Promise<number> {
-    const worker = new Worker(new URL("./connection-worker.ts", import.meta.url).href);
+    const worker = new Worker(workerEntry());
     const running: RunningWorker = { index, worker, connections: new Map(), pins: new SlicePins(), ending: false, allClosed: null };
     this.workers[index] = running;
     this.workersStarted++;
@@ -217,7 +220,7 @@ export class WorkerPool {
     // A dead worker reports nothing more: what it was sending is unpinned now.
     running.pins.releaseAll();
     running.allClosed?.resolve();
-    if (expected) return;
+    if (expected || !this.started) return;
     this.options.logger.error({ worker: running.index, reason, connectionsDropped: dropped }, "a network worker died; its connections were dropped and a new worker takes its place");
     running.worker.terminate();
     this.startWorker(running.index, this.listeningPort).catch((error: unknown) => {
@@ -262,6 +265,16 @@ export class WorkerPool {
     running.worker.terminate();
     running.pins.releaseAll();
   }
+}
+
+/**
+ * The worker's entry module. From source it sits beside this file. Inside a `bun build --compile`
+ * binary (npm run build lists it as a second entry point) the modules live under /$bunfs/root/,
+ * laid out as under src/, and this file's own URL is the bundle's, so the path is spelled out.
+ */
+function workerEntry(): string {
+  const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.includes("~BUN");
+  return compiled ? "/$bunfs/root/server/workers/connection-worker.js" : new URL("./connection-worker.ts", import.meta.url).href;
 }
 
 /** A connection's first frame limit: small until it authenticates, when authentication is required. */
