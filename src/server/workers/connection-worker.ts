@@ -272,10 +272,14 @@ function start(setup: WorkerSetup): void {
 
 function serve(state: WorkerState, message: ToWorker, listener: TCPSocketListener<SocketData>, timers: Record<string, ReturnType<typeof setInterval>>): void {
   switch (message.kind) {
-    case "answers":
+    case "answers": {
       if (message.buffers !== undefined) state.pool.giveBack(message.buffers);
-      state.connections.get(message.connection)?.onAnswers(message.answers, message.settled, message.frameBytesMax, message.close === true);
+      const connection = state.connections.get(message.connection);
+      if (connection !== undefined) connection.onAnswers(message.answers, message.settled, message.frameBytesMax, message.close === true);
+      // Answers for a connection already gone: nothing to send, but their file ranges must be unpinned.
+      else for (const answer of message.answers) for (const slice of answer.slices) state.release(slice.token);
       return;
+    }
     case "refuse": {
       const connection = state.connections.get(message.connection);
       if (connection === undefined) return;
