@@ -164,6 +164,20 @@ describe("network workers", () => {
     await expect(startTestBroker({ networkWorkers: 2, port: holder.port })).rejects.toThrow(/EADDRINUSE|in use/i);
   });
 
+  test("fetch answers to connections that close before they arrive leave no file range pinned", async () => {
+    await using server = await startTestBroker({ networkWorkers: 2 });
+    const pool = server.broker.workers!;
+    const producer = new Producer({ broker: `127.0.0.1:${server.port}` });
+    await producer.send("gone", { value: new Uint8Array(4096), partition: 0 });
+    await producer.close();
+    const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.connect(server.port)));
+    for (const client of clients) {
+      client.send({ op: "fetch", maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20, partitions: [{ topic: "gone", partition: 0, offset: 0 }] });
+      client.socket.terminate(); // gone before (or while) its answer comes back
+    }
+    await waitUntil(async () => pool.connectionCount === 0 && pool.pinnedSlices === 0, 30_000, "every connection gone and every range unpinned");
+  });
+
   test("stop answers what is in flight, closes every connection and releases every file range", async () => {
     const server = await startTestBroker({ networkWorkers: 2 });
     const client = await TestClient.connect(server.port);
