@@ -118,6 +118,12 @@ export const configSchema = z
     preallocateBytesMax: int(0, PREALLOCATE_BYTES_LIMIT, PREALLOCATE_BYTES_MAX_DEFAULT),
     /** Send fetched records with sendfile (true) or the copy path (false). */
     zeroCopy: z.boolean().default(true),
+    /**
+     * Threads that own native connections (docs/architecture.md "Using every core"). 1: the main
+     * thread does everything, as always. N > 1: N Bun Workers share the port (reusePort) and do
+     * framing and socket I/O (sendfile included); the main thread keeps the log.
+     */
+    networkWorkers: int(1, 64, 1),
     /** On SIGINT/SIGTERM, wait at most this long for in-flight requests. */
     shutdownTimeoutMs: int(0, 600_000, 10_000),
     /**

@@ -49,6 +49,7 @@ import { etcdAccessOf } from "../cluster/cluster-tls.ts";
 import { EtcdClusterView } from "../cluster/etcd-cluster-view.ts";
 import { drainLeadership } from "../cluster/controlled-shutdown.ts";
 import { followAssignments } from "../cluster/local-replicas.ts";
+import { WorkerPool } from "./workers/worker-pool.ts";
 
 type SocketData = { connection: Connection | null };
 
@@ -70,6 +71,8 @@ export interface Broker {
    * without its clients noticing, but it is allowed: the operator asked for it.
    */
   reloadTls(next: TlsSettings): ListenerName[];
+  /** The network workers (`networkWorkers` > 1: server/workers/); null when the main thread owns the connections. */
+  readonly workers: WorkerPool | null;
 }
 
 export interface BrokerOptions {
@@ -131,6 +134,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const broker = new RunningBroker(config, logger, log, offsets, producerIds, { metrics, view, http }, tls, acls, authenticator, options.cluster ?? null);
   try {
     broker.listen();
+    if (config.networkWorkers > 1) await broker.startNetworkWorkers();
     // After listen: the membership record carries the ports the listeners really got.
     if (config.cluster !== "") await broker.joinCluster();
     return broker;
@@ -209,6 +213,8 @@ class RunningBroker implements Broker {
   /** Native listeners replaced by a TLS reload: no longer accepting, their connections still open. */
   private readonly retired: TCPSocketListener<SocketData>[] = [];
   private kafka: KafkaListener | null = null;
+  /** With networkWorkers > 1 the workers own the native connections (server/workers/). */
+  workers: WorkerPool | null = null;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private shuttingDown = false;
   private stopping: Promise<void> | null = null;
@@ -291,7 +297,7 @@ class RunningBroker implements Broker {
   }
 
   get port(): number {
-    return this.listener?.port ?? this.config.port;
+    return this.workers?.port ?? this.listener?.port ?? this.config.port;
   }
 
   get kafkaPort(): number | null {
@@ -303,7 +309,8 @@ class RunningBroker implements Broker {
   }
 
   listen(): this {
-    this.listener = this.openNativeListener(this.config.port);
+    // With network workers they listen (startNetworkWorkers), not the main thread.
+    if (this.config.networkWorkers === 1) this.listener = this.openNativeListener(this.config.port);
     this.context.replication?.start();
     // A view given at construction (tests' StaticClusterView): its topics reach the log as etcd's do.
     if (this.clusterView !== null) this.stopFollowing = followAssignments(this.clusterView, this.context);
@@ -311,6 +318,18 @@ class RunningBroker implements Broker {
     if (this.config.kafkaPort !== -1) this.listenKafka();
     this.showReady();
     return this;
+  }
+
+  /**
+   * networkWorkers > 1: the workers take the native port (reusePort) and own its connections;
+   * this thread keeps the log (server/workers/worker-pool.ts). Native TLS stays single-threaded.
+   */
+  async startNetworkWorkers(): Promise<void> {
+    if (this.tls.native !== null) throw new Error("networkWorkers > 1 does not serve TLS on the native listener yet; set networkWorkers to 1 or serve TLS on the Kafka listener");
+    const decode = createRequestDecoder(this.config.frameBytesMax);
+    this.workers = await WorkerPool.start({ context: this.context, decode, logger: this.logger, onSettled: () => this.settledWaiter?.() }, this.config.networkWorkers);
+    this.observability.view.listeners[0] = { name: "native", address: `${this.host}:${this.port}` };
+    this.logger.info({ networkWorkers: this.workers.workerCount, port: this.port }, "network workers listening");
   }
 
   /** Joins the etcd cluster named by `cluster` (BROKER_ID_IN_USE, CLUSTER_UNAVAILABLE when it cannot). */
@@ -452,7 +471,7 @@ class RunningBroker implements Broker {
     socket.data = { connection };
     this.connections.add(connection);
     this.stats.connectionsAccepted++;
-    this.stats.connectionsOpen = this.connections.size;
+    this.stats.connectionsOpen = this.openConnections();
   }
 
   private forget(socket: Socket<SocketData>): void {
@@ -460,7 +479,12 @@ class RunningBroker implements Broker {
     if (!connection) return;
     connection.onClose();
     this.connections.delete(connection);
-    this.stats.connectionsOpen = this.connections.size;
+    this.stats.connectionsOpen = this.openConnections();
+  }
+
+  /** Native connections: the main thread's own plus the network workers'. */
+  private openConnections(): number {
+    return this.connections.size + (this.workers?.connectionCount ?? 0);
   }
 
   private sweep(): void {
@@ -470,7 +494,7 @@ class RunningBroker implements Broker {
       // A connection closed here may never get its socket close callback (a vanished peer).
       if (connection.isClosed) this.connections.delete(connection);
     }
-    this.stats.connectionsOpen = this.connections.size;
+    this.stats.connectionsOpen = this.openConnections();
   }
 
   stop(): Promise<void> {
@@ -484,6 +508,7 @@ class RunningBroker implements Broker {
     this.shuttingDown = true;
     this.observability.view.phase = "stopping";
     this.listener?.stop(false);
+    this.workers?.stopAccepting();
     this.kafka?.stop(false);
     // Leave the cluster first: the lease is revoked, so the controller moves leadership at once.
     this.stopFollowing?.();
@@ -499,6 +524,7 @@ class RunningBroker implements Broker {
     this.listener?.stop(true);
     for (const retired of this.retired) retired.stop(true);
     this.kafka?.stop(true);
+    await this.workers?.close();
     await this.replicatedOffsets?.close();
     await this.offsets.close();
     await this.log.close();
@@ -507,7 +533,7 @@ class RunningBroker implements Broker {
 
   /** Resolves when every connection is quiet, or after `timeoutMs`. */
   private async waitForQuiet(timeoutMs: number): Promise<void> {
-    const allQuiet = () => [...this.connections].every((connection) => connection.isQuiet || connection.isClosed) && (this.kafka?.isQuiet ?? true);
+    const allQuiet = () => [...this.connections].every((connection) => connection.isQuiet || connection.isClosed) && (this.kafka?.isQuiet ?? true) && (this.workers?.isQuiet ?? true);
     if (allQuiet()) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(finish, timeoutMs);

@@ -1,5 +1,6 @@
 /**
- * The single executable: `bun build --compile --bytecode --format=esm src/main.ts` (as `npm run
+ * The single executable: `bun build --compile --bytecode --format=esm src/main.ts
+ * src/server/workers/connection-worker.ts` (the network workers' entry embedded beside the main one; as `npm run
  * build` does: bytecode halves start-up, docs/architecture.md "Round two"), then the
  * CI smoke test with nothing but the binary: serve on a free port with a temp data dir, create
  * a topic, produce 10,000 lines, consume them back, compare, stop with SIGTERM, exit 0. The
@@ -18,7 +19,7 @@ const BARE_ENV = { PATH: "/usr/bin:/bin", HOME: "/nonexistent" };
 beforeAll(async () => {
   workDir = tempDir("runnel-binary-");
   binary = path.join(workDir, "runnel");
-  const build = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--format=esm", path.join(ROOT, "src/main.ts"), "--outfile", binary], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const build = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", "--format=esm", path.join(ROOT, "src/main.ts"), path.join(ROOT, "src/server/workers/connection-worker.ts"), "--outfile", binary], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   const [stderr, code] = await Promise.all([new Response(build.stderr).text(), build.exited]);
   if (code !== 0) throw new Error(`bun build --compile failed (${code}):\n${stderr}`);
 }, 60_000);
@@ -46,6 +47,20 @@ test("the compiled binary serves, produces 10,000 lines, consumes them back and 
     const consumed = await run(["consume", "--topic", "smoke", "--count", "10000", "--broker", broker.address]);
     expect(consumed.code).toBe(0);
     expect(consumed.stdout).toBe(`${lines.join("\n")}\n`);
+  } finally {
+    expect(await broker.stop()).toBe(0);
+  }
+}, 30_000);
+
+test("the compiled binary serves with network workers (their entry is embedded)", async () => {
+  const broker = await startRealBroker({ command: [binary], dataDir: path.join(workDir, "workers-data"), extraArgs: ["--network-workers", "2"] });
+  try {
+    const created = await run(["topics", "create", "spread", "--broker", broker.address]);
+    expect(created).toMatchObject({ code: 0, stdout: "created topic spread with 1 partition\n" });
+    const produced = await run(["produce", "--topic", "spread", "--broker", broker.address], "one\ntwo\n");
+    expect(produced).toMatchObject({ code: 0, stderr: "" });
+    const consumed = await run(["consume", "--topic", "spread", "--count", "2", "--broker", broker.address]);
+    expect(consumed).toMatchObject({ code: 0, stdout: "one\ntwo\n" });
   } finally {
     expect(await broker.stop()).toBe(0);
   }
