@@ -52,6 +52,7 @@ export const ERROR_CODES = {
   CLUSTER_UNAVAILABLE: { retriable: true, doc: "Cluster mode: etcd (the cluster's metadata store) could not be reached or refused the call within its time bound; nothing was changed, or the change is unknown. Retry once etcd answers." },
   BROKER_ID_IN_USE: { retriable: false, doc: "Cluster mode: a broker with this --broker-id is already live in the cluster (its membership key is on a live lease). Give this broker another id, or wait up to clusterLeaseTtlMs for the old one's lease to expire." },
   FENCED_INSTANCE_ID: { retriable: false, doc: "Kafka classic groups, static membership (group.instance.id): a newer member joined with the same instance id and took its place; this member id is no longer the instance's. Stop consuming; two consumers share one instance id." },
+  INVALID_REPLICA_ASSIGNMENT: { retriable: false, doc: "Cluster: a partition reassignment's replica list is empty, names a broker twice or one that is not live, is longer than allowed or shorter than the topic's minInsyncReplicas, or asks to cancel when no reassignment is in progress; nothing was changed." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -17,6 +17,7 @@
 import type { PartitionState } from "./cluster-view.ts";
 import type { EtcdGateway } from "./etcd-gateway.ts";
 import { encodePartition, type EtcdLayout } from "./etcd-layout.ts";
+import { planReassignment } from "./reassignment.ts";
 
 const CONTROLLER_RETRY_MS = 500;
 
@@ -135,7 +136,8 @@ export class Controller {
     const live = this.source.liveBrokerIds();
     for (const { topic, partition, state } of [...this.source.partitions()]) {
       if (this.wonRevision === null) return;
-      const plan = planPartition(state, live);
+      // Reassignments (cluster/reassignment.ts) complete on top of the leader plan.
+      const plan = planReassignment(state, planPartition(state, live), live);
       if (plan === null) continue;
       const outcome = await this.writePartition(topic, partition, state, plan).catch((error: unknown) => {
         this.log.warn({ topic, partition, error: error instanceof Error ? error.message : String(error) }, "controller write failed; retrying shortly");

@@ -148,7 +148,7 @@ export class EtcdClusterView implements ClusterView {
       throw new RunnelError("INVALID_REQUEST", `ISR [${isr.join(", ")}] of ${topic}/${partition} must hold the leader ${this.brokerId} and only its replicas [${expected.replicas.join(", ")}], once each`);
     }
     const key = this.layout.partitionKey(topic, partition);
-    const next = { leader: expected.leader, leaderEpoch: expected.leaderEpoch, isr: [...isr], replicas: expected.replicas };
+    const next = { ...expected, isr: [...isr] };
     const result = await this.gateway.txn([{ key, target: "modRevision", result: "equal", value: expected.version }], [{ op: "put", key, value: encodePartition(next) }]);
     if (!result.succeeded) return null;
     const state: PartitionState = { ...next, version: result.revision };
