@@ -9,6 +9,7 @@
 import { RunnelError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { type IdBlock, reserveProducerIdBlock } from "./cluster-producer-ids.ts";
+import { writeReassignment } from "./cluster-reassignments.ts";
 import { createClusterTopic, deleteClusterTopic, placeReplicas } from "./cluster-topics.ts";
 import type { BrokerEndpoint, ClusterEvent, ClusterView, PartitionState, TopicReplication } from "./cluster-view.ts";
 import { Controller } from "./controller.ts";
@@ -26,6 +27,7 @@ import {
   topicRecordSchema,
 } from "./etcd-layout.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
+import { isReassigning } from "./reassignment.ts";
 
 export interface EtcdClusterViewOptions {
   /** etcd base URLs (http://host:port). */
@@ -170,6 +172,24 @@ export class EtcdClusterView implements ClusterView {
 
   async deleteTopic(topic: string): Promise<boolean> {
     return deleteClusterTopic(this.gateway, this.layout, topic);
+  }
+
+  /**
+   * Starts moving a partition to `target` replicas, or cancels the move in progress (null);
+   * the controller completes it (cluster/reassignment.ts). Resolves to the state written.
+   */
+  async reassignPartition(topic: string, partition: number, target: readonly number[] | null, replicationFactorMax: number): Promise<PartitionState> {
+    const count = this.partitionCount(topic);
+    if (count === undefined) throw new RunnelError("UNKNOWN_TOPIC", `the cluster has no topic ${topic}`);
+    if (partition >= count) throw new RunnelError("UNKNOWN_PARTITION", `topic ${topic} has ${count} partition(s); there is no partition ${partition}`);
+    const minInsyncReplicas = this.topicReplication(topic)?.minInsyncReplicas ?? 1;
+    const live = new Set(this.brokersById.keys());
+    return writeReassignment(this.gateway, this.layout, topic, partition, target, { live, minInsyncReplicas, replicationFactorMax });
+  }
+
+  /** Partitions with a reassignment in progress, as the cache holds them. */
+  reassignmentsInProgress(): Array<{ topic: string; partition: number; state: PartitionState }> {
+    return [...this.allPartitions()].filter(({ state }) => isReassigning(state));
   }
 
   /** Topics as the cache holds them. */
