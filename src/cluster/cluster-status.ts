@@ -2,10 +2,12 @@
  * @module cluster/cluster-status
  * A cluster's state read straight from etcd, for `runnel cluster status`: live brokers, the
  * controller, topics, and the partitions that need attention (under-replicated: ISR smaller than
- * the replica set; offline: no leader). One consistent range read of the cluster's prefix.
+ * the replica set; offline: no leader) or being moved to other brokers (a reassignment in
+ * progress, cluster/reassignment.ts). One consistent range read of the cluster's prefix.
  */
 import type { BrokerEndpoint, PartitionState } from "./cluster-view.ts";
 import type { EtcdGateway } from "./etcd-gateway.ts";
+import { isReassigning, targetReplicas } from "./reassignment.ts";
 import { brokerRecordSchema, controllerRecordSchema, decodeRecord, type EtcdLayout, partitionRecordSchema, topicRecordSchema, type TopicRecord } from "./etcd-layout.ts";
 
 export interface PartitionStatus extends PartitionState {
@@ -21,8 +23,10 @@ export interface ClusterStatus {
   readonly controller: number | null;
   readonly topics: ReadonlyArray<{ readonly name: string } & TopicRecord>;
   readonly partitions: number;
+  /** ISR smaller than the replica set (a partition being moved counts only its target replicas). */
   readonly underReplicated: readonly PartitionStatus[];
   readonly offline: readonly PartitionStatus[];
+  readonly reassigning: readonly PartitionStatus[];
 }
 
 export async function readClusterStatus(gateway: EtcdGateway, layout: EtcdLayout): Promise<ClusterStatus> {
@@ -54,7 +58,8 @@ export async function readClusterStatus(gateway: EtcdGateway, layout: EtcdLayout
     controller,
     topics,
     partitions: partitions.length,
-    underReplicated: partitions.filter((state) => state.isr.length < state.replicas.length),
+    underReplicated: partitions.filter((state) => targetReplicas(state).some((id) => !state.isr.includes(id))),
     offline: partitions.filter((state) => state.leader === -1),
+    reassigning: partitions.filter((state) => isReassigning(state)),
   };
 }
