@@ -137,7 +137,11 @@ describe.skipIf(!HAVE_ETCD)("adding a broker and moving partitions to it, as pro
         if (held > 0) leftovers.push(`broker ${brokerId} still holds ${held} records of ${TOPIC}/${partition}`);
       }
     }
-    console.log(`rebalance of ${FILL_MB} MB: ${moves.length} partition(s) changed, ${movedToThree.length} copied to broker 3, done in ${Math.round(tookMs)} ms; ${workload.acks} acknowledged, ${stored} stored`);
+    let copiedBytes = 0;
+    for (const partition of movedToThree) copiedBytes += (await replicaValues(cluster.node(3).dataDir, TOPIC, partition)).bytes.length;
+    console.log(
+      `rebalance with ${FILL_MB} MB stored: ${moves.length} partition(s) changed, ${movedToThree.length} copied to broker 3 (${(copiedBytes / 1024 / 1024).toFixed(1)} MB there at the end), moves done in ${Math.round(tookMs)} ms; ${workload.acks} acknowledged, ${stored} stored`,
+    );
     expect(movedToThree.length).toBeGreaterThan(0);
     for (const partition of movedToThree) expect(final.get(partition)).toContain(3);
     expect([...final.values()].filter((replicas) => replicas.includes(3)).length).toBe(2);
