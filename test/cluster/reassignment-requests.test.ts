@@ -1,0 +1,97 @@
+/**
+ * The native reassignment ops against two in-process brokers on a real etcd: what a request
+ * writes, each validation refusal (INVALID_REPLICA_ASSIGNMENT, UNKNOWN_TOPIC, UNKNOWN_PARTITION),
+ * a move that shrinks the replica count completing and the removed broker emptying its copy,
+ * cancelling; and outside a cluster, or without alter on the cluster, refusals.
+ *
+ * Needs `etcd` (Debian etcd-server). Skipped loudly outside CI without it.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Admin } from "../../src/client/admin.ts";
+import { Connection } from "../../src/client/connection.ts";
+import { alterPartitionReassignment, listPartitionReassignments } from "../../src/client/reassignments.ts";
+import { startTestBroker, type TestBroker } from "../server/helpers.ts";
+import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
+import { batchOf, eventually, produce } from "./harness.ts";
+
+const HAVE_ETCD = etcdOrSkip("reassignment-requests.test.ts");
+
+async function codeOf(pending: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await pending;
+  } catch (error) {
+    return (error as { code?: string }).code;
+  }
+  return undefined;
+}
+
+describe.skipIf(!HAVE_ETCD)("partition reassignment requests on an etcd cluster", () => {
+  let etcd: EtcdServer;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterAll(async () => {
+    await etcd[Symbol.asyncDispose]();
+  });
+
+  const clusterBroker = (brokerId: number): Promise<TestBroker> =>
+    startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/requests`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 });
+
+  test("a move is validated, written, completed by the controller, and the broker left out empties its copy", async () => {
+    await using one = await clusterBroker(1);
+    await using two = await clusterBroker(2);
+    await eventually(() => [one, two].every((node) => node.broker.context.cluster?.brokers().length === 2), "both brokers live");
+    const admin = new Admin({ broker: `127.0.0.1:${one.port}` });
+    try {
+      await admin.createTopic("moves", { partitions: 1, replicationFactor: 2, minInsyncReplicas: 1 });
+      await eventually(() => [one, two].every((node) => node.broker.context.log.hasTopic("moves")), "both copies created");
+      const state = () => one.broker.context.cluster?.partitionState("moves", 0);
+      const leader = state()?.leader as number;
+      const follower = leader === 1 ? 2 : 1;
+      const leaderNode = leader === 1 ? one : two;
+      const followerNode = leader === 1 ? two : one;
+      const toLeader = new Connection({ broker: `127.0.0.1:${leaderNode.port}` });
+      for (let round = 0; round < 3; round++) expect((await produce(toLeader, "moves", 0, batchOf(`r${round}`), "replicated")).error).toBeUndefined();
+      toLeader.abort();
+      await eventually(() => followerNode.broker.context.log.partition("moves", 0).nextOffset === 9, "the follower has every record");
+
+      expect(await codeOf(alterPartitionReassignment(admin, "moves", 0, []))).toBe("INVALID_REPLICA_ASSIGNMENT");
+      expect(await codeOf(alterPartitionReassignment(admin, "moves", 0, [1, 1]))).toBe("INVALID_REPLICA_ASSIGNMENT");
+      expect(await codeOf(alterPartitionReassignment(admin, "moves", 0, [1, 9]))).toBe("INVALID_REPLICA_ASSIGNMENT");
+      expect(await codeOf(alterPartitionReassignment(admin, "moves", 0, null))).toBe("INVALID_REPLICA_ASSIGNMENT");
+      expect(await codeOf(alterPartitionReassignment(admin, "nothing", 0, [1]))).toBe("UNKNOWN_TOPIC");
+      expect(await codeOf(alterPartitionReassignment(admin, "moves", 4, [1]))).toBe("UNKNOWN_PARTITION");
+      expect(await listPartitionReassignments(admin)).toEqual([]);
+
+      // Down to the follower alone: leadership moves to it, the old leader leaves and empties its copy.
+      const started = await alterPartitionReassignment(admin, "moves", 0, [follower]);
+      expect(started.removingReplicas).toEqual([leader]);
+      await eventually(() => state()?.replicas.join(",") === String(follower), "the move to complete", 20_000);
+      expect(state()?.leader).toBe(follower);
+      expect(state()?.isr).toEqual([follower]);
+      await eventually(() => leaderNode.broker.context.log.partition("moves", 0).nextOffset === 0, "the old leader to empty its copy");
+      expect(followerNode.broker.context.log.partition("moves", 0).nextOffset).toBe(9);
+      expect(await listPartitionReassignments(admin)).toEqual([]);
+    } finally {
+      await admin.close();
+    }
+  }, 60_000);
+});
+
+describe("partition reassignment requests outside a cluster", () => {
+  test("a single node answers INVALID_REQUEST, and without alter on the cluster AUTHORIZATION_FAILED", async () => {
+    await using single = await startTestBroker({ kafkaPort: -1 });
+    const admin = new Admin({ broker: `127.0.0.1:${single.port}` });
+    await using guarded = await startTestBroker({ kafkaPort: -1, authorizer: "acl" });
+    const anonymous = new Admin({ broker: `127.0.0.1:${guarded.port}` });
+    try {
+      expect(await codeOf(alterPartitionReassignment(admin, "t", 0, [1]))).toBe("INVALID_REQUEST");
+      expect(await codeOf(listPartitionReassignments(admin))).toBe("INVALID_REQUEST");
+      expect(await codeOf(alterPartitionReassignment(anonymous, "t", 0, [1]))).toBe("AUTHORIZATION_FAILED");
+      expect(await codeOf(listPartitionReassignments(anonymous))).toBe("AUTHORIZATION_FAILED");
+    } finally {
+      await admin.close();
+      await anonymous.close();
+    }
+  });
+});
