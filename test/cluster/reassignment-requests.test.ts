@@ -7,6 +7,7 @@
  * Needs `etcd` (Debian etcd-server). Skipped loudly outside CI without it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as path from "node:path";
 import { Admin } from "../../src/client/admin.ts";
 import { Connection } from "../../src/client/connection.ts";
 import { alterPartitionReassignment, listPartitionReassignments } from "../../src/client/reassignments.ts";
@@ -75,6 +76,61 @@ describe.skipIf(!HAVE_ETCD)("partition reassignment requests on an etcd cluster"
     } finally {
       await admin.close();
     }
+  }, 60_000);
+});
+
+const ROOT = path.resolve(import.meta.dir, "../..");
+
+/** Runs the CLI as a child process (asynchronously: the brokers answering it run in this one). */
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = Bun.spawn([process.execPath, "src/main.ts", ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { code, stdout, stderr };
+}
+
+describe.skipIf(!HAVE_ETCD)("runnel cluster rebalance and reassign", () => {
+  let etcd: EtcdServer;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterAll(async () => {
+    await etcd[Symbol.asyncDispose]();
+  });
+
+  const clusterBroker = (brokerId: number): Promise<TestBroker> =>
+    startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/cli`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 });
+
+  test("a dry run prints the plan and changes nothing; rebalance applies it; reassign needs --replicas or --cancel", async () => {
+    await using one = await clusterBroker(1);
+    const admin = new Admin({ broker: `127.0.0.1:${one.port}` });
+    await admin.createTopic("crowded", { partitions: 4, replicationFactor: 1 });
+    await admin.close();
+    await using two = await clusterBroker(2);
+    await eventually(() => one.broker.context.cluster?.brokers().length === 2, "broker 2 live");
+    const broker = `127.0.0.1:${one.port}`;
+    const placement = () => [0, 1, 2, 3].map((partition) => one.broker.context.cluster?.partitionState("crowded", partition)?.replicas.join(","));
+    expect(placement()).toEqual(["1", "1", "1", "1"]);
+
+    const dry = await cli("cluster", "rebalance", "--broker", broker, "--dry-run", "--format", "json");
+    expect(dry.code).toBe(0);
+    const plan = JSON.parse(dry.stdout) as { dryRun: boolean; moves: Array<{ partition: number; to: number[] }> };
+    expect(plan.dryRun).toBe(true);
+    expect(plan.moves.map((move) => move.to)).toEqual([[2], [2]]);
+    expect(placement()).toEqual(["1", "1", "1", "1"]);
+
+    const applied = await cli("cluster", "rebalance", "--broker", broker);
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain("2 partition(s) to move");
+    await eventually(() => placement().filter((replicas) => replicas === "2").length === 2, "two partitions moved to broker 2", 20_000);
+    await eventually(() => two.broker.context.log.hasTopic("crowded"), "broker 2's copy");
+
+    const usage = await cli("cluster", "reassign", "--broker", broker, "--topic", "crowded", "--partition", "0");
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("--replicas");
+    const moved = await cli("cluster", "reassign", "--broker", broker, "--topic", "crowded", "--partition", "0", "--replicas", "1,2");
+    expect(moved.code).toBe(0);
+    expect(moved.stdout).toContain("reassignment started");
+    await eventually(() => placement()[0] === "1,2", "partition 0 on both brokers", 20_000);
   }, 60_000);
 });
 
