@@ -27,7 +27,13 @@ export function followAssignments(view: EtcdClusterView, context: BrokerContext)
       (error: unknown) => context.logger.error({ topic, error: toRunnelError(error).message }, "could not delete a topic the cluster deleted"),
     );
   };
-  for (const topic of view.topicNames()) ensure(topic);
+  for (const topic of view.topicNames()) {
+    ensure(topic);
+    // Moved off while this broker was down: its copy goes now.
+    for (let partition = 0; partition < (view.topicRecord(topic)?.partitions ?? 0); partition++) {
+      if (view.partitionState(topic, partition)?.replicas.includes(view.brokerId) === false) queueMicrotask(() => releaseRemovedReplica(view, context, topic, partition));
+    }
+  }
   return view.subscribe((event) => {
     if (event.kind === "partition") {
       ensure(event.topic);

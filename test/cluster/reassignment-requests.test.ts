@@ -7,11 +7,12 @@
  * Needs `etcd` (Debian etcd-server). Skipped loudly outside CI without it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { Admin } from "../../src/client/admin.ts";
 import { Connection } from "../../src/client/connection.ts";
 import { alterPartitionReassignment, listPartitionReassignments } from "../../src/client/reassignments.ts";
-import { startTestBroker, type TestBroker } from "../server/helpers.ts";
+import { startTestBroker, tempDir, type TestBroker } from "../server/helpers.ts";
 import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 import { batchOf, eventually, produce } from "./harness.ts";
 
@@ -75,6 +76,54 @@ describe.skipIf(!HAVE_ETCD)("partition reassignment requests on an etcd cluster"
       expect(await listPartitionReassignments(admin)).toEqual([]);
     } finally {
       await admin.close();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!HAVE_ETCD)("a broker moved off a partition while it was down", () => {
+  let etcd: EtcdServer;
+  const dirs = [tempDir("runnel-offline-1-"), tempDir("runnel-offline-2-")];
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterAll(async () => {
+    await etcd[Symbol.asyncDispose]();
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const clusterBroker = (brokerId: number): Promise<TestBroker> =>
+    startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/offline`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500, dataDir: dirs[brokerId - 1] as string });
+
+  test("empties its copy when it starts again", async () => {
+    const nodes = new Map([[1, await clusterBroker(1)], [2, await clusterBroker(2)]]);
+    try {
+      await eventually(() => nodes.get(1)?.broker.context.cluster?.brokers().length === 2, "both brokers live");
+      const admin = new Admin({ broker: `127.0.0.1:${nodes.get(1)?.port}` });
+      await admin.createTopic("away", { partitions: 1, replicationFactor: 2, minInsyncReplicas: 1 });
+      await eventually(() => [...nodes.values()].every((node) => node.broker.context.log.hasTopic("away")), "both copies created");
+      const leader = nodes.get(1)?.broker.context.cluster?.partitionState("away", 0)?.leader as number;
+      const follower = leader === 1 ? 2 : 1;
+      const toLeader = new Connection({ broker: `127.0.0.1:${nodes.get(leader)?.port}` });
+      expect((await produce(toLeader, "away", 0, batchOf("kept"), "replicated")).error).toBeUndefined();
+      toLeader.abort();
+      await eventually(() => nodes.get(follower)?.broker.context.log.partition("away", 0).nextOffset === 3, "the follower's copy");
+      await nodes.get(follower)?.[Symbol.asyncDispose]();
+      nodes.delete(follower);
+
+      const survivor = nodes.get(leader) as TestBroker;
+      await eventually(() => survivor.broker.context.cluster?.brokers().length === 1, "the follower gone");
+      const mover = new Admin({ broker: `127.0.0.1:${survivor.port}` });
+      await alterPartitionReassignment(mover, "away", 0, [leader]);
+      await eventually(() => survivor.broker.context.cluster?.partitionState("away", 0)?.replicas.join(",") === String(leader), "the move to complete", 20_000);
+      await mover.close();
+      await admin.close();
+
+      const back = await clusterBroker(follower);
+      nodes.set(follower, back);
+      await eventually(() => back.broker.context.log.partition("away", 0).nextOffset === 0, "the returning broker to empty its copy");
+      expect(survivor.broker.context.log.partition("away", 0).nextOffset).toBe(3);
+    } finally {
+      for (const node of nodes.values()) await node[Symbol.asyncDispose]();
     }
   }, 60_000);
 });
