@@ -150,6 +150,7 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   CLUSTER_UNAVAILABLE: { why: "cluster mode, with etcd unreachable", tests: ["test/cluster/etcd-gateway.test.ts", "test/cluster/cluster-config.test.ts"] },
   BROKER_ID_IN_USE: { why: "cluster mode, a second broker with a live id", tests: ["test/cluster/etcd-cluster-view.test.ts", "test/cluster/cluster-brokers.test.ts"] },
   FENCED_INSTANCE_ID: { why: "Kafka classic groups' static membership, served by the Kafka listener only", tests: ["test/broker/classic-groups.test.ts"] },
+  INVALID_REPLICA_ASSIGNMENT: { why: "cluster mode: a partition reassignment to an invalid replica list", tests: ["test/cluster/reassignment-requests.test.ts", "test/cluster/reassignment.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */
