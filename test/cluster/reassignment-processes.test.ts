@@ -12,6 +12,7 @@
  * docs/cluster.md used more). Needs `etcd` (Debian etcd-server).
  */
 import { describe, expect, test } from "bun:test";
+import * as fs from "node:fs";
 import { Admin } from "../../src/client/admin.ts";
 import { alterPartitionReassignment, listPartitionReassignments, rebalance } from "../../src/client/reassignments.ts";
 import { readClusterStatus } from "../../src/cluster/cluster-status.ts";
@@ -105,7 +106,14 @@ describe.skipIf(!HAVE_ETCD)("adding a broker and moving partitions to it, as pro
     const after = await waitSettled(cluster, admin, 60_000);
     const tookMs = performance.now() - startedMs;
     const movedToThree = moves.filter((move) => move.to.includes(3) && !move.from.includes(3)).map((move) => move.partition);
-    for (let partition = 0; partition < PARTITIONS; partition++) await workload.resumed(partition, 5, `produce to partition ${partition} after the move`);
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      await workload.resumed(partition, 5, `produce to partition ${partition} after the move`).catch((error: unknown) => {
+        if (process.env.RUNNEL_FAULT_LOGS !== undefined) {
+          fs.writeFileSync(process.env.RUNNEL_FAULT_LOGS, cluster.nodes.map((node) => `broker ${node.brokerId}:\n${(node.process?.lines ?? []).join("\n")}`).join("\n\n"));
+        }
+        throw error;
+      });
+    }
 
     // A move to a broker that dies stays pending, is reported, and can be cancelled.
     await addBroker(cluster, 4);
