@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   NOT_COORDINATOR: { retriable: true, doc: "Cluster: this broker is not the group's coordinator (the leader of the group's partition of __consumer_offsets); nothing was done. Ask any broker findCoordinator again and send the group's requests there. details: coordinator (broker id, -1 when unknown)." },
   COORDINATOR_LOAD_IN_PROGRESS: { retriable: true, doc: "Cluster: this broker just became the group's coordinator and is still reading the group's committed offsets from __consumer_offsets; retry after a short backoff." },
   COORDINATOR_NOT_AVAILABLE: { retriable: true, doc: "Cluster: the group's partition of __consumer_offsets has no leader now (or the topic is being created); retry findCoordinator after a short backoff." },
+  INVALID_REPLICA_ASSIGNMENT: { retriable: false, doc: "Cluster: a partition reassignment's replica list is empty, names a broker twice or one that is not live, is longer than allowed or shorter than the topic's minInsyncReplicas, or asks to cancel when no reassignment is in progress; nothing was changed." },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -20,7 +20,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   bench: { summary: "measure throughput and latency", load: () => import("./cli/bench.ts") },
   users: { summary: "add, remove, list the users who may authenticate", load: () => import("./cli/users.ts") },
   top: { summary: "live throughput per topic and lag per group", load: () => import("./cli/top.ts") },
-  cluster: { summary: "a cluster's brokers, controller and under-replicated partitions (etcd)", load: () => import("./cli/cluster.ts") },
+  cluster: { summary: "a cluster's brokers, controller and under-replicated partitions (etcd); reassign and rebalance partitions", load: () => import("./cli/cluster.ts") },
 };
 
 function usage(): string {

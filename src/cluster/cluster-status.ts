@@ -2,12 +2,14 @@
  * @module cluster/cluster-status
  * A cluster's state read straight from etcd, for `runnel cluster status`: live brokers, the
  * controller, topics, and the partitions that need attention (under-replicated: ISR smaller than
- * the replica set; offline: no leader), brokers in controlled shutdown (draining) and partitions
- * not led by their preferred leader. One consistent range read of the cluster's prefix.
+ * the replica set; offline: no leader), being moved to other brokers (a reassignment in progress,
+ * cluster/reassignment.ts), brokers in controlled shutdown (draining) and partitions not led by
+ * their preferred leader. One consistent range read of the cluster's prefix.
  */
 import type { BrokerEndpoint, PartitionState } from "./cluster-view.ts";
 import type { EtcdGateway } from "./etcd-gateway.ts";
 import { preferredStatus } from "./leader-balance.ts";
+import { isReassigning, targetReplicas } from "./reassignment.ts";
 import { brokerRecordSchema, controllerRecordSchema, decodeRecord, type EtcdLayout, partitionRecordSchema, topicRecordSchema, type TopicRecord } from "./etcd-layout.ts";
 
 export interface PartitionStatus extends PartitionState {
@@ -23,12 +25,15 @@ export interface ClusterStatus {
   readonly controller: number | null;
   readonly topics: ReadonlyArray<{ readonly name: string } & TopicRecord>;
   readonly partitions: number;
+  /** ISR smaller than the replica set (a partition being moved counts only its target replicas). */
   readonly underReplicated: readonly PartitionStatus[];
   readonly offline: readonly PartitionStatus[];
   /** Live brokers in controlled shutdown. */
   readonly draining: readonly number[];
   /** Led partitions whose leader is not their preferred one (`replicas[0]`); `electable`: it could take over now. */
   readonly notPreferred: ReadonlyArray<PartitionStatus & { readonly electable: boolean }>;
+  /** Partitions with a reassignment in progress. */
+  readonly reassigning: readonly PartitionStatus[];
 }
 
 /** The raw state behind a status: every record, partitions sorted by topic then number. */
@@ -51,8 +56,9 @@ export async function readClusterStatus(gateway: EtcdGateway, layout: EtcdLayout
     controller,
     topics,
     partitions: partitions.length,
-    underReplicated: partitions.filter((state) => state.isr.length < state.replicas.length),
+    underReplicated: partitions.filter((state) => targetReplicas(state).some((id) => !state.isr.includes(id))),
     offline: partitions.filter((state) => state.leader === -1),
+    reassigning: partitions.filter((state) => isReassigning(state)),
     draining: [...draining],
     notPreferred: partitions.filter((state) => state.leader !== -1 && state.leader !== state.replicas[0]).map((state) => ({ ...state, electable: preferredStatus(state, live, draining) === "electable" })),
   };

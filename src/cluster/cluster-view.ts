@@ -35,6 +35,10 @@ export interface PartitionState {
   readonly isr: readonly number[];
   /** Every assigned replica, preferred leader first. */
   readonly replicas: readonly number[];
+  /** A reassignment in progress (cluster/reassignment.ts): target replicas not yet in the original set. */
+  readonly addingReplicas?: readonly number[];
+  /** A reassignment in progress: replicas that leave once every target replica is in the ISR. */
+  readonly removingReplicas?: readonly number[];
   /** The store's version of this state (etcd mod revision): what a compare-and-swap compares. */
   readonly version: number;
 }

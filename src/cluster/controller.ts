@@ -23,6 +23,7 @@ import type { PartitionState } from "./cluster-view.ts";
 import type { EtcdGateway } from "./etcd-gateway.ts";
 import { encodePartition, type EtcdLayout } from "./etcd-layout.ts";
 import { partitionKeyOf, persistentImbalance, planDrain, planPreferred } from "./leader-balance.ts";
+import { planReassignment } from "./reassignment.ts";
 
 const CONTROLLER_RETRY_MS = 500;
 
@@ -201,9 +202,11 @@ export class Controller {
       if (preferred === null) this.preferredDue.delete(partitionKeyOf(topic, partition));
       const failover = planPartition(state, live);
       const drain = failover === null ? planDrain(state, live, draining) : null;
-      const plan = failover ?? drain ?? preferred;
+      const leaders = failover ?? drain ?? preferred;
+      // Reassignments (cluster/reassignment.ts) complete on top of the leader plan; a draining broker is not made leader.
+      const plan = planReassignment(state, leaders, draining.size === 0 ? live : new Set([...live].filter((id) => !draining.has(id))));
       if (plan === null) continue;
-      const reason = failover !== null ? "failover" : drain !== null ? "controlled shutdown" : "preferred leader";
+      const reason = failover !== null ? "failover" : drain !== null ? "controlled shutdown" : preferred !== null ? "preferred leader" : "reassignment";
       const outcome = await this.writePartition(topic, partition, state, plan).catch((error: unknown) => {
         this.log.warn({ topic, partition, error: error instanceof Error ? error.message : String(error) }, "controller write failed; retrying shortly");
         this.retrySoon();

@@ -9,6 +9,7 @@
 import { RunnelError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { type IdBlock, reserveProducerIdBlock } from "./cluster-producer-ids.ts";
+import { writeReassignment } from "./cluster-reassignments.ts";
 import { changeClusterTopic, createClusterTopic, deleteClusterTopic, newPartitionOps, placeReplicas } from "./cluster-topics.ts";
 import type { BrokerEndpoint, ClusterEvent, ClusterView, PartitionState, TopicReplication } from "./cluster-view.ts";
 import { Controller, type ElectionRequest, type LeaderBalanceOptions } from "./controller.ts";
@@ -32,6 +33,7 @@ import {
 import { claimIncarnation, localMember } from "./incarnation.ts";
 import { type DrainProgress, drainProgress } from "./leader-balance.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
+import { isReassigning } from "./reassignment.ts";
 
 export interface EtcdClusterViewOptions {
   /** etcd base URLs (http://host:port). */
@@ -170,7 +172,7 @@ export class EtcdClusterView implements ClusterView {
       throw new RunnelError("INVALID_REQUEST", `ISR [${isr.join(", ")}] of ${topic}/${partition} must hold the leader ${this.brokerId} and only its replicas [${expected.replicas.join(", ")}], once each`);
     }
     const key = this.layout.partitionKey(topic, partition);
-    const next = { leader: expected.leader, leaderEpoch: expected.leaderEpoch, isr: [...isr], replicas: expected.replicas };
+    const next = { ...expected, isr: [...isr] };
     const result = await this.gateway.txn([{ key, target: "modRevision", result: "equal", value: expected.version }], [{ op: "put", key, value: encodePartition(next) }]);
     if (!result.succeeded) return null;
     const state: PartitionState = { ...next, version: result.revision };
@@ -253,6 +255,24 @@ export class EtcdClusterView implements ClusterView {
 
   topicConfig(topic: string): Readonly<Record<string, unknown>> | undefined {
     return this.topics.get(topic)?.record.config;
+  }
+
+  /**
+   * Starts moving a partition to `target` replicas, or cancels the move in progress (null);
+   * the controller completes it (cluster/reassignment.ts). Resolves to the state written.
+   */
+  async reassignPartition(topic: string, partition: number, target: readonly number[] | null, replicationFactorMax: number): Promise<PartitionState> {
+    const count = this.partitionCount(topic);
+    if (count === undefined) throw new RunnelError("UNKNOWN_TOPIC", `the cluster has no topic ${topic}`);
+    if (partition >= count) throw new RunnelError("UNKNOWN_PARTITION", `topic ${topic} has ${count} partition(s); there is no partition ${partition}`);
+    const minInsyncReplicas = this.topicReplication(topic)?.minInsyncReplicas ?? 1;
+    const live = new Set(this.brokersById.keys());
+    return writeReassignment(this.gateway, this.layout, topic, partition, target, { live, minInsyncReplicas, replicationFactorMax });
+  }
+
+  /** Partitions with a reassignment in progress, as the cache holds them. */
+  reassignmentsInProgress(): Array<{ topic: string; partition: number; state: PartitionState }> {
+    return [...this.allPartitions()].filter(({ state }) => isReassigning(state));
   }
 
   /** Topics as the cache holds them. */

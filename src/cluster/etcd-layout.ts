@@ -49,6 +49,9 @@ export const partitionRecordSchema = z.object({
   leaderEpoch: z.int().min(0),
   isr: z.array(brokerId).min(1),
   replicas: z.array(brokerId).min(1),
+  /** A reassignment in progress (cluster/reassignment.ts); absent in records written before it existed. */
+  addingReplicas: z.array(brokerId).default([]),
+  removingReplicas: z.array(brokerId).default([]),
 });
 export type PartitionRecord = z.infer<typeof partitionRecordSchema>;
 
@@ -132,7 +135,19 @@ export class EtcdLayout {
 }
 
 export function encodePartition(state: Omit<PartitionState, "version">): string {
-  const record: PartitionRecord = { leader: state.leader, leaderEpoch: state.leaderEpoch, isr: [...state.isr], replicas: [...state.replicas] };
+  const record: PartitionRecord = {
+    leader: state.leader,
+    leaderEpoch: state.leaderEpoch,
+    isr: [...state.isr],
+    replicas: [...state.replicas],
+    addingReplicas: [...(state.addingReplicas ?? [])],
+    removingReplicas: [...(state.removingReplicas ?? [])],
+  };
+  // A partition not being moved is stored as before reassignments existed.
+  if (record.addingReplicas.length === 0 && record.removingReplicas.length === 0) {
+    const { addingReplicas: _adding, removingReplicas: _removing, ...plain } = record;
+    return JSON.stringify(plain);
+  }
   return JSON.stringify(record);
 }
 

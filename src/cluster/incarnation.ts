@@ -126,6 +126,7 @@ async function removeFromIsr(gateway: EtcdGateway, layout: EtcdLayout, topic: st
     // remaining ISR member.
     const wasLeader = record.leader === brokerId;
     const next: Omit<PartitionState, "version"> = {
+      ...record,
       leader: wasLeader ? -1 : record.leader,
       leaderEpoch: wasLeader ? record.leaderEpoch + 1 : record.leaderEpoch,
       isr: record.isr.filter((id) => id !== brokerId),

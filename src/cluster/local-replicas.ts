@@ -34,11 +34,50 @@ export function followAssignments(view: ClusterView, context: BrokerContext): ()
       (error: unknown) => context.logger.error({ topic, error: toRunnelError(error).message }, "could not delete a topic the cluster deleted"),
     );
   };
-  for (const topic of view.topicNames()) ensure(topic);
+  for (const topic of view.topicNames()) {
+    ensure(topic);
+    // Moved off while this broker was down: its copy goes now.
+    for (let partition = 0; partition < (view.partitionCount(topic) ?? 0); partition++) {
+      if (view.partitionState(topic, partition)?.replicas.includes(view.brokerId) === false) queueMicrotask(() => releaseRemovedReplica(view, context, topic, partition));
+    }
+  }
   return view.subscribe((event) => {
-    if (event.kind === "partition" || event.kind === "topic") ensure(event.topic);
+    if (event.kind === "partition") {
+      ensure(event.topic);
+      // After every listener of this event ran: the replica manager has stopped fetching it.
+      if (!event.state.replicas.includes(view.brokerId)) queueMicrotask(() => releaseRemovedReplica(view, context, event.topic, event.partition));
+    } else if (event.kind === "topic") ensure(event.topic);
     else if (event.kind === "topicDeleted") remove(event.topic);
   });
+}
+
+/**
+ * A reassignment took this broker out of a partition's replicas: its local copy is emptied
+ * (Partition.truncateTo the log start: crash-safe, segments deleted). Only once etcd says so (the
+ * event is the stored state), never while this broker leads or fetches it. The topic itself stays
+ * in the local log even when no partition of it is left here: group commits sent to this broker
+ * are checked against the local topic (docs/cluster.md, "Adding a broker and moving partitions").
+ */
+function releaseRemovedReplica(view: ClusterView, context: BrokerContext, topic: string, index: number): void {
+  const state = view.partitionState(topic, index);
+  if (state === undefined || state.replicas.includes(view.brokerId) || state.leader === view.brokerId) return;
+  if (view.partitionCount(topic) === undefined || !context.log.hasTopic(topic) || context.replication?.isLeader(topic, index) === true) return;
+  let partition: ReturnType<BrokerContext["log"]["partition"]>;
+  try {
+    partition = context.log.partition(topic, index);
+  } catch {
+    return; // not created here
+  }
+  if (partition.nextOffset <= partition.logStartOffset) return;
+  // Leaves the follower role first (the fetcher drops any answer still in flight for it).
+  context.replication?.refreshTopic(topic);
+  try {
+    const records = partition.nextOffset - partition.logStartOffset;
+    partition.truncateTo(partition.logStartOffset);
+    context.logger.info({ topic, partition: index, records, replicas: state.replicas }, "no longer a replica: local copy of the partition deleted");
+  } catch (error) {
+    context.logger.error({ topic, partition: index, error: toRunnelError(error).message }, "could not delete the local copy of a partition moved away");
+  }
 }
 
 /** Creations under way, per log: the createTopic handler and the follower share one. */

@@ -70,6 +70,12 @@ interface LedPartition {
   followers: Map<number, FollowerProgress>;
   /** A proposeIsr is in flight: no second one until it settles. */
   proposing: boolean;
+  /**
+   * The ISR proposed while a proposal is in flight (else null). The high watermark counts its
+   * members too (Kafka's "maximal ISR", KIP-497): otherwise it could pass a joining follower's log
+   * end during the proposal, and a leader elected from the new ISR would lack acknowledged records.
+   */
+  proposedIsr: readonly number[] | null;
   waiters: AckWaiter[];
 }
 
@@ -210,7 +216,7 @@ export class ReplicaManager {
       return;
     }
     partition.becomeLeader(state.leaderEpoch);
-    const led: LedPartition = { topic, index, partition, state, highWatermark: partition.highWatermark, followers: new Map(), proposing: false, waiters: [] };
+    const led: LedPartition = { topic, index, partition, state, highWatermark: partition.highWatermark, followers: new Map(), proposing: false, proposedIsr: null, waiters: [] };
     this.trackReplicas(led);
     this.led.set(key, led);
     this.deps.logger.info({ topic, partition: index, leaderEpoch: state.leaderEpoch, isr: state.isr, nextOffset: partition.nextOffset }, "leading partition");
@@ -353,7 +359,8 @@ export class ReplicaManager {
   /** Minimum log end over the ISR; moves only forward; wakes consumers and answers acks. */
   private advanceHighWatermark(led: LedPartition): void {
     let candidate = led.partition.nextOffset;
-    for (const replica of led.state.isr) {
+    const members = led.proposedIsr === null ? led.state.isr : [...new Set([...led.state.isr, ...led.proposedIsr])];
+    for (const replica of members) {
       if (replica === this.brokerId) continue;
       const progress = led.followers.get(replica);
       // A member that has not fetched in this epoch holds the high watermark where it is.
@@ -414,10 +421,12 @@ export class ReplicaManager {
   private proposeIsr(led: LedPartition, isr: number[]): void {
     if (led.proposing || !this.deps.view.mayLead()) return;
     led.proposing = true;
+    led.proposedIsr = isr;
     const expected = led.state;
     this.deps.view.proposeIsr(led.topic, led.index, expected, isr).then(
       (state) => {
         led.proposing = false;
+        led.proposedIsr = null;
         // The view's state, not the proposal's: a newer one (the controller dropping a dead
         // follower right after) may have come in between, and applying ours over it would leave
         // this leader believing an ISR that etcd no longer holds, with no event to correct it.
@@ -427,6 +436,7 @@ export class ReplicaManager {
       },
       (error: unknown) => {
         led.proposing = false;
+        led.proposedIsr = null;
         this.deps.logger.warn({ topic: led.topic, partition: led.index, err: toRunnelError(error).message }, "ISR change failed; will try again");
       },
     );

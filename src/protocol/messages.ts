@@ -236,6 +236,13 @@ export const requestSchemas = {
   }),
   deleteUser: z.object({ user: shortString }),
   listUsers: z.object({}),
+  /** Cluster mode: move a partition's replicas (docs/protocol.md; cluster/reassignment.ts); null replicas cancels. */
+  alterPartitionReassignments: z.object({
+    topic: topicName,
+    partition: partitionIndex,
+    replicas: z.array(z.int().min(0).max(0x7fff_ffff)).max(WIRE_LIMITS.replicationFactorMax).nullable(),
+  }),
+  listPartitionReassignments: z.object({ topics: z.array(topicName).max(WIRE_LIMITS.arrayLengthMax).optional() }),
 } as const;
 
 export type Operation = keyof typeof requestSchemas;

@@ -28,6 +28,7 @@ import { handleListOffsets } from "./handlers/list-offsets.ts";
 import { handleMetadata } from "./handlers/metadata.ts";
 import { handleCommitOffsets, handleFetchOffsets } from "./handlers/offsets.ts";
 import { handleProduce } from "./handlers/produce.ts";
+import { handleAlterPartitionReassignments, handleListPartitionReassignments } from "./handlers/reassignments.ts";
 import { handleReplicaFetch } from "./handlers/replica-fetch.ts";
 import { handleElectLeaders } from "./handlers/elect-leaders.ts";
 import { handleStats } from "./handlers/stats.ts";
@@ -68,6 +69,8 @@ const HANDLERS: { [Op in Operation]: Handler<Op> } = {
   createUser: handleCreateUser,
   deleteUser: handleDeleteUser,
   listUsers: handleListUsers,
+  alterPartitionReassignments: handleAlterPartitionReassignments,
+  listPartitionReassignments: handleListPartitionReassignments,
 };
 
 /** What a connection may do before it authenticates, when authentication is on. */

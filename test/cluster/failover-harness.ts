@@ -427,7 +427,7 @@ export class Workload {
 }
 
 /** Every record of a partition as one replica stores it: [offset, value]. */
-async function replicaValues(dataDir: string, topic: string, partition: number): Promise<{ bytes: Uint8Array; values: Array<[number, string]> }> {
+export async function replicaValues(dataDir: string, topic: string, partition: number): Promise<{ bytes: Uint8Array; values: Array<[number, string]> }> {
   const log = await openLogManager({ dataDir });
   try {
     const bytes = new Uint8Array(logBytes(log.partition(topic, partition)));
@@ -448,16 +448,24 @@ async function replicaValues(dataDir: string, topic: string, partition: number):
  * acknowledged offset; no value is stored twice; everything a consumer read is still there.
  * Returns the problems found (empty: all held) and counts.
  */
-export async function audit(cluster: ProcessCluster, topic: string, partitions: number, record: WorkloadRecord): Promise<{ problems: string[]; stored: number }> {
+export async function audit(
+  cluster: ProcessCluster,
+  topic: string,
+  partitions: number,
+  record: WorkloadRecord,
+  /** Which brokers hold each partition (after a reassignment); default: every broker. */
+  holders?: ReadonlyMap<number, readonly number[]>,
+): Promise<{ problems: string[]; stored: number }> {
   const problems: string[] = [];
   const where = new Map<string, string>();
   let stored = 0;
   for (let partition = 0; partition < partitions; partition++) {
-    const replicas = await Promise.all(cluster.nodes.map((node) => replicaValues(node.dataDir, topic, partition)));
+    const nodes = cluster.nodes.filter((node) => holders?.get(partition)?.includes(node.brokerId) ?? true);
+    const replicas = await Promise.all(nodes.map((node) => replicaValues(node.dataDir, topic, partition)));
     const reference = replicas[0] as { bytes: Uint8Array; values: Array<[number, string]> };
     replicas.forEach((replica, index) => {
       if (!Buffer.from(replica.bytes).equals(Buffer.from(reference.bytes))) {
-        problems.push(`${topic}/${partition}: broker ${index + 1}'s log differs from broker 1's (${replica.values.length} vs ${reference.values.length} records)`);
+        problems.push(`${topic}/${partition}: broker ${nodes[index]?.brokerId}'s log differs from broker ${nodes[0]?.brokerId}'s (${replica.values.length} vs ${reference.values.length} records)`);
       }
     });
     for (const [offset, value] of reference.values) {

@@ -153,6 +153,7 @@ const coveredElsewhere: Partial<Record<ErrorCode, { why: string; tests: string[]
   NOT_COORDINATOR: { why: "cluster mode: a group request to a broker that is not the group's coordinator", tests: ["test/cluster/cluster-groups.test.ts"] },
   COORDINATOR_LOAD_IN_PROGRESS: { why: "cluster mode: a new coordinator loading its __consumer_offsets partition", tests: ["test/cluster/cluster-groups.test.ts"] },
   COORDINATOR_NOT_AVAILABLE: { why: "cluster mode: the group's __consumer_offsets partition without a leader (or the topic being created)", tests: ["test/cluster/cluster-groups.test.ts"] },
+  INVALID_REPLICA_ASSIGNMENT: { why: "cluster mode: a partition reassignment to an invalid replica list", tests: ["test/cluster/reassignment-requests.test.ts", "test/cluster/reassignment.test.ts"] },
 };
 
 /** Codes the broker never sends (reserved in the doc). */

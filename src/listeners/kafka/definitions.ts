@@ -117,6 +117,8 @@ export const API_KEYS = {
   electLeaders: 43,
   incrementalAlterConfigs: 44,
   saslAuthenticate: 36,
+  alterPartitionReassignments: 45,
+  listPartitionReassignments: 46,
 } as const;
 
 // ---- Produce (key 0). checked: ProduceRequest/Response.json fields for v0-9 -----------------
@@ -767,6 +769,52 @@ export const deleteAclsResponse = message("DeleteAclsResponse", 31, "0-1", null,
   ]),
 ]);
 
+// ---- AlterPartitionReassignments (key 45), ListPartitionReassignments (key 46). checked: their
+// Request/Response.json for v0 (flexible from 0; v1 of 45, KIP-860's allowReplicationFactorChange,
+// is not served: a replica count change is always allowed here)
+
+export const alterPartitionReassignmentsRequest = message("AlterPartitionReassignmentsRequest", 45, "0", 0, [
+  field("timeoutMs", "int32", "0+", { default: 60_000 }),
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    structs("partitions", "0+", [field("partitionIndex", "int32", "0+"), field("replicas", "[]int32", "0+", { nullable: "0+", default: null })]),
+  ]),
+]);
+
+export const alterPartitionReassignmentsResponse = message("AlterPartitionReassignmentsResponse", 45, "0", 0, [
+  field("throttleTimeMs", "int32", "0+"),
+  field("errorCode", "int16", "0+"),
+  field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+  structs("responses", "0+", [
+    field("name", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partitionIndex", "int32", "0+"),
+      field("errorCode", "int16", "0+"),
+      field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+    ]),
+  ]),
+]);
+
+export const listPartitionReassignmentsRequest = message("ListPartitionReassignmentsRequest", 46, "0", 0, [
+  field("timeoutMs", "int32", "0+", { default: 60_000 }),
+  structs("topics", "0+", [field("name", "string", "0+"), field("partitionIndexes", "[]int32", "0+")], { nullable: "0+", default: null }),
+]);
+
+export const listPartitionReassignmentsResponse = message("ListPartitionReassignmentsResponse", 46, "0", 0, [
+  field("throttleTimeMs", "int32", "0+"),
+  field("errorCode", "int16", "0+"),
+  field("errorMessage", "string", "0+", { nullable: "0+", default: null }),
+  structs("topics", "0+", [
+    field("name", "string", "0+"),
+    structs("partitions", "0+", [
+      field("partitionIndex", "int32", "0+"),
+      field("replicas", "[]int32", "0+"),
+      field("addingReplicas", "[]int32", "0+"),
+      field("removingReplicas", "[]int32", "0+"),
+    ]),
+  ]),
+]);
+
 /** Every request/response pair we serve, by API key. */
 export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: MessageDef }> = new Map([
   [0, { request: produceRequest, response: produceResponse }],
@@ -798,4 +846,6 @@ export const MESSAGES: ReadonlyMap<number, { request: MessageDef; response: Mess
   [44, { request: incrementalAlterConfigsRequest, response: incrementalAlterConfigsResponse }],
   [17, { request: saslHandshakeRequest, response: saslHandshakeResponse }],
   [36, { request: saslAuthenticateRequest, response: saslAuthenticateResponse }],
+  [45, { request: alterPartitionReassignmentsRequest, response: alterPartitionReassignmentsResponse }],
+  [46, { request: listPartitionReassignmentsRequest, response: listPartitionReassignmentsResponse }],
 ]);

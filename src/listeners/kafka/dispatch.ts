@@ -42,6 +42,7 @@ import { handleElectLeaders } from "./handlers/elect-leaders.ts";
 import { handleOffsetCommit } from "./handlers/offset-commit.ts";
 import { handleOffsetFetch } from "./handlers/offset-fetch.ts";
 import { handleOffsetForLeaderEpoch } from "./handlers/offset-for-leader-epoch.ts";
+import { handleAlterPartitionReassignments, handleListPartitionReassignments } from "./handlers/partition-reassignments.ts";
 import { handleProduce } from "./handlers/produce.ts";
 import { handleSyncGroup } from "./handlers/sync-group.ts";
 import { handleSaslAuthenticate } from "./handlers/sasl-authenticate.ts";
@@ -78,6 +79,8 @@ const HANDLERS: ReadonlyMap<number, KafkaHandler> = new Map<number, KafkaHandler
   [API_KEYS.deleteAcls, handleDeleteAcls],
   [API_KEYS.saslHandshake, handleSaslHandshake],
   [API_KEYS.saslAuthenticate, handleSaslAuthenticate],
+  [API_KEYS.alterPartitionReassignments, handleAlterPartitionReassignments],
+  [API_KEYS.listPartitionReassignments, handleListPartitionReassignments],
 ]);
 
 /** What a connection may send before it authenticates, when authentication is on. */

@@ -404,6 +404,9 @@ describe("Kafka definitions", () => {
       DeleteAclsRequest: "0-1",
       SaslHandshakeRequest: "0-1",
       SaslAuthenticateRequest: "0-2",
+      // Issue 14: partition reassignment (listeners/kafka/handlers/partition-reassignments.ts).
+      AlterPartitionReassignmentsRequest: "0-0",
+      ListPartitionReassignmentsRequest: "0-0",
     });
   });
 });
