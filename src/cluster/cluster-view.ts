@@ -106,4 +106,16 @@ export interface ClusterView {
   drainingBrokerIds?(): ReadonlySet<number>;
   /** Leaves a preferred-leader election request for the controller; resolves to its withdrawal (etcd clusters). */
   requestElection?(request: { readonly topic?: string; readonly partitions?: readonly number[] }): Promise<() => Promise<void>>;
+  /** Starts moving a partition to `target` replicas, or cancels the move (null); resolves to the state written (etcd clusters). */
+  reassignPartition?(topic: string, partition: number, target: readonly number[] | null, replicationFactorMax: number): Promise<PartitionState>;
+  /** Partitions with a reassignment in progress (etcd clusters). */
+  reassignmentsInProgress?(): Array<{ topic: string; partition: number; state: PartitionState }>;
+}
+
+/** A view that can move partitions (what the reassignment handlers need). */
+export type ReassigningView = ClusterView & Required<Pick<ClusterView, "reassignPartition" | "reassignmentsInProgress">>;
+
+/** `view` when it can move partitions (cluster mode on etcd), else null. */
+export function reassigningView(view: ClusterView | null): ReassigningView | null {
+  return view !== null && view.reassignPartition !== undefined && view.reassignmentsInProgress !== undefined ? (view as ReassigningView) : null;
 }

@@ -9,8 +9,7 @@
  * Authorization: alter on the cluster to move, describe on the cluster to list (as in Kafka).
  * Non-obvious: a single node (no --cluster) answers INVALID_REQUEST: there is nowhere to move to.
  */
-import { EtcdClusterView } from "../../cluster/etcd-cluster-view.ts";
-import type { PartitionState } from "../../cluster/cluster-view.ts";
+import { type PartitionState, reassigningView, type ReassigningView } from "../../cluster/cluster-view.ts";
 import { RunnelError } from "../../errors.ts";
 import { type RequestOf, WIRE_LIMITS } from "../../protocol/messages.ts";
 import type { Session } from "../../security/session.ts";
@@ -37,8 +36,9 @@ export function handleListPartitionReassignments(context: BrokerContext, request
   return frameReply(id, { reassignments });
 }
 
-function etcdView(context: BrokerContext): EtcdClusterView {
-  if (context.cluster instanceof EtcdClusterView) return context.cluster;
+function etcdView(context: BrokerContext): ReassigningView {
+  const view = reassigningView(context.cluster);
+  if (view !== null) return view;
   throw new RunnelError("INVALID_REQUEST", "partition reassignment needs cluster mode (runnel serve --cluster etcd://...)");
 }
 

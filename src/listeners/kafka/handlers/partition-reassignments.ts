@@ -2,7 +2,7 @@
  * @module listeners/kafka/handlers/partition-reassignments
  * AlterPartitionReassignments (key 45) and ListPartitionReassignments (key 46), version 0 each
  * (flexible; capped: v1 of 45 only adds allowReplicationFactorChange, and a count change is always
- * allowed here). The native ops' core (cluster/reassignment.ts, EtcdClusterView.reassignPartition;
+ * allowed here). The native ops' core (cluster/reassignment.ts, ClusterView.reassignPartition;
  * docs/cluster.md "Adding a broker and moving partitions"): each partition is written to etcd on
  * its own and answered with its own code; `replicas: null` cancels.
  * Codes: INVALID_REPLICA_ASSIGNMENT (39) for an empty list, a broker twice, a broker not live, fewer
@@ -11,7 +11,7 @@
  * Authorization: alter (45) / describe (46) on the cluster, else CLUSTER_AUTHORIZATION_FAILED (31)
  * at the top level, as Kafka. Any broker answers (Kafka sends them to its controller).
  */
-import { EtcdClusterView } from "../../../cluster/etcd-cluster-view.ts";
+import { reassigningView, type ReassigningView } from "../../../cluster/cluster-view.ts";
 import { isReassigning } from "../../../cluster/reassignment.ts";
 import { WIRE_LIMITS } from "../../../protocol/messages.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
@@ -32,7 +32,7 @@ export async function handleAlterPartitionReassignments(context: KafkaContext, r
   if (refused !== null) {
     return { throttleTimeMs: 0, ...refused, responses: topics.map((topic) => ({ name: topic.name, partitions: topic.partitions.map((entry) => ({ partitionIndex: entry.partitionIndex, errorCode: refused.errorCode, errorMessage: null })) })) };
   }
-  const view = context.broker.cluster as EtcdClusterView;
+  const view = reassigningView(context.broker.cluster) as ReassigningView;
   const responses = await Promise.all(
     topics.map(async (topic) => ({
       name: topic.name,
@@ -42,7 +42,7 @@ export async function handleAlterPartitionReassignments(context: KafkaContext, r
   return { throttleTimeMs: 0, errorCode: 0, errorMessage: null, responses };
 }
 
-async function alterOne(view: EtcdClusterView, topic: string, partition: number, replicas: number[] | null): Promise<KafkaStruct> {
+async function alterOne(view: ReassigningView, topic: string, partition: number, replicas: number[] | null): Promise<KafkaStruct> {
   const answer = { partitionIndex: partition, errorCode: 0, errorMessage: null as string | null };
   const state = view.partitionState(topic, partition);
   if (replicas === null && state !== undefined && !isReassigning(state)) {
@@ -59,7 +59,7 @@ async function alterOne(view: EtcdClusterView, topic: string, partition: number,
 export function handleListPartitionReassignments(context: KafkaContext, request: KafkaStruct, _version: number, info: KafkaRequestInfo): KafkaStruct {
   const refused = topLevelRefusal(context, info, "describe");
   if (refused !== null) return { throttleTimeMs: 0, ...refused, topics: [] };
-  const view = context.broker.cluster as EtcdClusterView;
+  const view = reassigningView(context.broker.cluster) as ReassigningView;
   const wanted = fieldAs<Array<{ name: string; partitionIndexes: number[] }> | null>(request.topics);
   const byTopic = new Map<string, KafkaStruct[]>();
   for (const { topic, partition, state } of view.reassignmentsInProgress()) {
@@ -76,6 +76,6 @@ export function handleListPartitionReassignments(context: KafkaContext, request:
 function topLevelRefusal(context: KafkaContext, info: KafkaRequestInfo, operation: "alter" | "describe"): { errorCode: number; errorMessage: string | null } | null {
   const access = clusterAccessCode(context, info, operation);
   if (access !== KAFKA_ERROR.NONE) return { errorCode: access, errorMessage: null };
-  if (!(context.broker.cluster instanceof EtcdClusterView)) return { errorCode: KAFKA_ERROR.INVALID_REQUEST, errorMessage: NOT_A_CLUSTER };
+  if (reassigningView(context.broker.cluster) === null) return { errorCode: KAFKA_ERROR.INVALID_REQUEST, errorMessage: NOT_A_CLUSTER };
   return null;
 }
