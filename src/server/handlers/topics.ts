@@ -87,7 +87,13 @@ async function deleteInCluster(context: BrokerContext, view: ClusterView, reques
 
 async function deleteTopic(context: BrokerContext, request: RequestOf<"deleteTopic">, id: number): Promise<Reply> {
   try {
-    await context.offsets.removeTopic(request.topic, () => context.log.deleteTopic(request.topic));
+    // Answered once the files are unlinked, so their space is free when the client hears back
+    // (a producer waiting on a full disk resumes at once; disk-full.test.ts).
+    let removal: Promise<void> = Promise.resolve();
+    await context.offsets.removeTopic(request.topic, () => {
+      removal = context.log.deleteTopicAsync(request.topic);
+    });
+    await removal;
   } catch (error) {
     if (toRunnelError(error).code !== "STORAGE_FULL" || !context.log.hasTopic(request.topic)) throw error;
     await deleteOnFullDisk(context, request.topic);
