@@ -14,16 +14,12 @@ import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { startTestBroker, type TestBroker } from "../server/helpers.ts";
 import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
+import { until as waitUntil } from "../support/wait.ts";
 
 const HAVE_ETCD = etcdOrSkip("cluster-clients-etcd.test.ts");
 
-async function until(condition: () => boolean, boundMs = 15_000): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${boundMs} ms`);
-    await Bun.sleep(20);
-  }
-}
+/** Cluster changes travel through etcd's watch: a longer bound than the default. */
+const until = (condition: () => boolean, boundMs = 15_000): Promise<void> => waitUntil(condition, boundMs);
 
 describe.skipIf(!HAVE_ETCD)("native clients on an etcd cluster", () => {
   let etcd: EtcdServer;

@@ -11,17 +11,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Admin } from "../../src/client/admin.ts";
 import { OFFSETS_TOPIC } from "../../src/cluster/offsets-topic.ts";
 import { startTestBroker, type TestBroker } from "../server/helpers.ts";
+import { waitFor as until } from "../durability/broker-process.ts";
 import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("offsets-snapshots.test.ts");
 
-async function until(condition: () => boolean | Promise<boolean>, boundMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${boundMs} ms waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
 
 describe.skipIf(!HAVE_ETCD)("__consumer_offsets over time", () => {
   let etcd: EtcdServer;

@@ -14,17 +14,12 @@ import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import type { EtcdClusterView } from "../../src/cluster/etcd-cluster-view.ts";
 import { startTestBroker, type TestBroker } from "../server/helpers.ts";
+import { waitFor } from "../durability/broker-process.ts";
 import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("topic-changes-etcd.test.ts");
 
-async function until(condition: () => boolean, what: string, boundMs = 20_000): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${boundMs} ms`);
-    await Bun.sleep(20);
-  }
-}
+const until = (condition: () => boolean, what: string, boundMs = 20_000): Promise<void> => waitFor(condition, boundMs, what);
 
 describe.skipIf(!HAVE_ETCD)("topic changes on an etcd cluster", () => {
   let etcd: EtcdServer;
