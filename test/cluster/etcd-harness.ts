@@ -25,6 +25,8 @@ export function etcdOrSkip(fileName: string): boolean {
 }
 
 const HEALTHY_WAIT_MS = 15_000;
+/** Starts tried when etcd finds its freshly chosen port taken. */
+const PORT_RACE_ATTEMPTS = 3;
 const STOP_WAIT_MS = 10_000;
 
 /** A port that was free a moment ago (bound on port 0, then released). */
@@ -48,8 +50,11 @@ export interface EtcdTlsFiles {
 }
 
 export class EtcdServer {
-  readonly clientPort = freePort();
-  readonly peerPort = freePort();
+  /** Chosen free at construction; a first start that loses a port race picks new ones (start). */
+  clientPort = freePort();
+  peerPort = freePort();
+  /** Once etcd has run here, restarts must keep its ports (its data names them). */
+  private hasRun = false;
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "runnel-etcd-"));
   private child: ReturnType<typeof Bun.spawn> | null = null;
 
@@ -76,6 +81,23 @@ export class EtcdServer {
 
   /** Starts (or restarts) the member on the same ports and data, and waits until healthy. */
   async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startOnce();
+        this.hasRun = true;
+        return;
+      } catch (error) {
+        // freePort() released its port before etcd bound it, and another process took it in
+        // between: on a first start, choose new ports and try again (a few times at most).
+        if (this.hasRun || attempt >= PORT_RACE_ATTEMPTS || !String(error).includes("address already in use")) throw error;
+        this.clientPort = freePort();
+        this.peerPort = freePort();
+        fs.rmSync(path.join(this.dir, "data"), { recursive: true, force: true });
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     if (this.child !== null) throw new Error("etcd is already running");
     const peer = `http://127.0.0.1:${this.peerPort}`;
     this.child = Bun.spawn(
@@ -93,7 +115,14 @@ export class EtcdServer {
       ],
       { stdout: "ignore", stderr: Bun.file(path.join(this.dir, "etcd.log")) },
     );
-    await this.waitHealthy();
+    try {
+      await this.waitHealthy();
+    } catch (error) {
+      this.child?.kill("SIGKILL");
+      await this.child?.exited;
+      this.child = null;
+      throw error;
+    }
   }
 
   private async waitHealthy(): Promise<void> {
