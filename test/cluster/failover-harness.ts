@@ -443,6 +443,39 @@ export async function replicaValues(dataDir: string, topic: string, partition: n
 }
 
 /**
+ * A fault test's start: the cluster (with `options`), `topic` of `partitions`, the workload
+ * running for a seeded while, and partition 0's leader then. Everything is disposed if a step fails.
+ */
+export async function runningWorkload(
+  name: string,
+  topic: string,
+  partitions: number,
+  random: () => number,
+  options: ClusterOptions = {},
+): Promise<{ cluster: ProcessCluster; workload: Workload; leader: number }> {
+  const cluster = await ProcessCluster.start(name, 3, "short", options);
+  try {
+    await cluster.createTopic(topic, partitions);
+    const workload = new Workload(cluster, topic, partitions);
+    await workload.start();
+    await Bun.sleep(300 + Math.floor(random() * 1000));
+    const leader = (await cluster.metadata(topic))?.partitions[0]?.leader as number;
+    return { cluster, workload, leader };
+  } catch (error) {
+    await cluster[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
+/** A fault test's end: stop the workload, wait for the replicas to agree, stop the brokers, audit; the problems found. */
+export async function finishAndAudit(cluster: ProcessCluster, workload: Workload, topic: string, partitions: number): Promise<string[]> {
+  await workload.stop();
+  await cluster.waitConverged(topic, partitions, 25_000);
+  await cluster.stopAll();
+  return (await audit(cluster, topic, partitions, workload.record)).problems;
+}
+
+/**
  * The audit, after a clean stop of every broker: each partition's log is byte-identical on every
  * replica (same offsets, same epochs); every acknowledged value is there once, at its
  * acknowledged offset; no value is stored twice; everything a consumer read is still there.

@@ -24,36 +24,21 @@ import { waitFor } from "../durability/broker-process.ts";
 import { EtcdGateway } from "../../src/cluster/etcd-gateway.ts";
 import { EtcdLayout } from "../../src/cluster/etcd-layout.ts";
 import { etcdOrSkip } from "./etcd-harness.ts";
-import { audit, FAULT_LEASE_TTL_MS, ProcessCluster, seeded, Workload } from "./failover-harness.ts";
+import { finishAndAudit, runningWorkload, FAULT_LEASE_TTL_MS, ProcessCluster, seeded, Workload } from "./failover-harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("faults.test.ts");
 const SEED = Number(process.env.RUNNEL_FAULT_SEED ?? 14);
 const PARTITIONS = 2;
 const TOPIC = "faults";
 
-/** Starts the cluster, the topic and the workload, and lets it run a seeded while. */
-async function running(name: string, random: () => number): Promise<{ cluster: ProcessCluster; workload: Workload; leader: number }> {
-  const cluster = await ProcessCluster.start(name);
-  try {
-    await cluster.createTopic(TOPIC, PARTITIONS);
-    const workload = new Workload(cluster, TOPIC, PARTITIONS);
-    await workload.start();
-    await Bun.sleep(300 + Math.floor(random() * 1000));
-    const leader = (await cluster.metadata(TOPIC))?.partitions[0]?.leader as number;
-    return { cluster, workload, leader };
-  } catch (error) {
-    await cluster[Symbol.asyncDispose]();
-    throw error;
-  }
+/** The cluster, the topic and the workload, run a seeded while (failover-harness.ts). */
+function running(name: string, random: () => number): ReturnType<typeof runningWorkload> {
+  return runningWorkload(name, TOPIC, PARTITIONS, random);
 }
 
-/** Stops the workload, waits for the replicas to agree, stops the brokers and audits. */
-async function finish(cluster: ProcessCluster, workload: Workload): Promise<string[]> {
-  await workload.stop();
-  await cluster.waitConverged(TOPIC, PARTITIONS, 25_000);
-  await cluster.stopAll();
-  const { problems } = await audit(cluster, TOPIC, PARTITIONS, workload.record);
-  return problems;
+/** Stops the workload and the brokers once the replicas agree, and audits them. */
+function finish(cluster: ProcessCluster, workload: Workload): Promise<string[]> {
+  return finishAndAudit(cluster, workload, TOPIC, PARTITIONS);
 }
 
 describe.skipIf(!HAVE_ETCD)("faults, as processes", () => {

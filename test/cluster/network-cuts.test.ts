@@ -21,7 +21,7 @@ import type { WireMap } from "../../src/client/wire.ts";
 import { encodeBatch } from "../../src/format/record-batch.ts";
 import { waitFor } from "../durability/broker-process.ts";
 import { etcdOrSkip } from "./etcd-harness.ts";
-import { audit, type PartitionMeta, ProcessCluster, seeded, Workload } from "./failover-harness.ts";
+import { finishAndAudit, runningWorkload, type PartitionMeta, ProcessCluster, seeded, Workload } from "./failover-harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("network-cuts.test.ts");
 const SEED = Number(process.env.RUNNEL_FAULT_SEED ?? 14);
@@ -30,26 +30,14 @@ const TOPIC = "cuts";
 /** Short, so a cut follower leaves the ISR within the test's bound. */
 const LAG_MAX_MS = 2000;
 
-async function running(name: string, random: () => number): Promise<{ cluster: ProcessCluster; workload: Workload; leader: number }> {
-  const cluster = await ProcessCluster.start(name, 3, "short", { brokerLinks: true, args: ["--replica-lag-time-max-ms", String(LAG_MAX_MS)] });
-  try {
-    await cluster.createTopic(TOPIC, PARTITIONS);
-    const workload = new Workload(cluster, TOPIC, PARTITIONS);
-    await workload.start();
-    await Bun.sleep(300 + Math.floor(random() * 1000));
-    const leader = (await cluster.metadata(TOPIC))?.partitions[0]?.leader as number;
-    return { cluster, workload, leader };
-  } catch (error) {
-    await cluster[Symbol.asyncDispose]();
-    throw error;
-  }
+/** The cluster, the topic and the workload, run a seeded while (failover-harness.ts). */
+function running(name: string, random: () => number): ReturnType<typeof runningWorkload> {
+  return runningWorkload(name, TOPIC, PARTITIONS, random, { brokerLinks: true, args: ["--replica-lag-time-max-ms", String(LAG_MAX_MS)] });
 }
 
-async function finish(cluster: ProcessCluster, workload: Workload): Promise<string[]> {
-  await workload.stop();
-  await cluster.waitConverged(TOPIC, PARTITIONS, 25_000);
-  await cluster.stopAll();
-  return (await audit(cluster, TOPIC, PARTITIONS, workload.record)).problems;
+/** Stops the workload and the brokers once the replicas agree, and audits them. */
+function finish(cluster: ProcessCluster, workload: Workload): Promise<string[]> {
+  return finishAndAudit(cluster, workload, TOPIC, PARTITIONS);
 }
 
 /** Partition 0 as a broker other than `notFrom` sees it (the view from etcd). */
