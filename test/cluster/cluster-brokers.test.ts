@@ -13,7 +13,7 @@ import { Admin } from "../../src/client/admin.ts";
 import { EtcdClusterView } from "../../src/cluster/etcd-cluster-view.ts";
 import { RunnelError } from "../../src/errors.ts";
 import { type TestBroker, startTestBroker, TestClient } from "../server/helpers.ts";
-import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
+import { clusterBrokerOptions, type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("cluster-brokers.test.ts");
 const KCAT = Bun.which("kcat");
@@ -43,7 +43,7 @@ describe.skipIf(!HAVE_ETCD)("brokers in cluster mode", () => {
   });
 
   function clusterOptions(cluster: string, brokerId: number) {
-    return { cluster: `etcd://127.0.0.1:${etcd.clientPort}/${cluster}`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 };
+    return clusterBrokerOptions(etcd, cluster, brokerId);
   }
 
   function clusterBroker(cluster: string, brokerId: number): Promise<TestBroker> {

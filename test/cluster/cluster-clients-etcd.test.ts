@@ -13,7 +13,7 @@ import { Admin } from "../../src/client/admin.ts";
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { startTestBroker, type TestBroker } from "../server/helpers.ts";
-import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
+import { clusterBrokerOptions, type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 import { until as waitUntil } from "../support/wait.ts";
 
 const HAVE_ETCD = etcdOrSkip("cluster-clients-etcd.test.ts");
@@ -31,7 +31,7 @@ describe.skipIf(!HAVE_ETCD)("native clients on an etcd cluster", () => {
   });
 
   function clusterBroker(brokerId: number): Promise<TestBroker> {
-    return startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/clients`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 });
+    return startTestBroker(clusterBrokerOptions(etcd, "clients", brokerId));
   }
 
   test("produce and consume through a bootstrap list route to leaders, describe shows them, and a stopped broker's partitions are followed", async () => {

@@ -163,6 +163,14 @@ export class EtcdServer {
   }
 }
 
+/**
+ * What an in-process test broker needs to join cluster `name` on `etcd`: etcd's shortest lease
+ * (2 s, fence margin 0.5 s) so failovers stay short, and no Kafka listener unless a test asks.
+ */
+export function clusterBrokerOptions(etcd: EtcdServer, name: string, brokerId: number) {
+  return { cluster: `etcd://127.0.0.1:${etcd.clientPort}/${name}`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 };
+}
+
 export async function startEtcd(tls: EtcdTlsFiles | null = null): Promise<EtcdServer> {
   const server = new EtcdServer(tls);
   try {

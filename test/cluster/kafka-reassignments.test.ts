@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Admin } from "../../src/client/admin.ts";
 import { loadKafkajs } from "../support/kafkajs.ts";
 import { startTestBroker, type TestBroker } from "../server/helpers.ts";
-import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
+import { clusterBrokerOptions, type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 import { eventually } from "./harness.ts";
 
 interface KafkajsAdmin {
@@ -38,7 +38,7 @@ describe.if(kafkajs !== null && HAVE_ETCD)("partition reassignment with kafkajs'
   });
 
   const clusterBroker = (brokerId: number): Promise<TestBroker> =>
-    startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/kafka-moves`, brokerId, kafkaPort: 0, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 });
+    startTestBroker({ ...clusterBrokerOptions(etcd, "kafka-moves", brokerId), kafkaPort: 0 });
 
   test("a partition moved to the other broker completes; a broker that is not live is refused; the list empties", async () => {
     await using one = await clusterBroker(1);

@@ -12,7 +12,7 @@ import { Admin } from "../../src/client/admin.ts";
 import { OFFSETS_TOPIC } from "../../src/cluster/offsets-topic.ts";
 import { startTestBroker, type TestBroker } from "../server/helpers.ts";
 import { waitFor as until } from "../durability/broker-process.ts";
-import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
+import { clusterBrokerOptions, type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("offsets-snapshots.test.ts");
 
@@ -28,11 +28,7 @@ describe.skipIf(!HAVE_ETCD)("__consumer_offsets over time", () => {
 
   function clusterBroker(brokerId: number): Promise<TestBroker> {
     return startTestBroker({
-      cluster: `etcd://127.0.0.1:${etcd.clientPort}/snapshots`,
-      brokerId,
-      kafkaPort: -1,
-      clusterLeaseTtlMs: 2000,
-      clusterFenceMarginMs: 500,
+      ...clusterBrokerOptions(etcd, "snapshots", brokerId),
       offsetsTopicPartitions: 1,
       offsetsSnapshotIntervalMs: 1000,
       retentionCheckIntervalMs: 100,

@@ -13,7 +13,7 @@ import { Admin } from "../../src/client/admin.ts";
 import { Connection } from "../../src/client/connection.ts";
 import { alterPartitionReassignment, listPartitionReassignments } from "../../src/client/reassignments.ts";
 import { startTestBroker, tempDir, type TestBroker } from "../server/helpers.ts";
-import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
+import { clusterBrokerOptions, type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 import { batchOf, eventually, produce } from "./harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("reassignment-requests.test.ts");
@@ -37,7 +37,7 @@ describe.skipIf(!HAVE_ETCD)("partition reassignment requests on an etcd cluster"
   });
 
   const clusterBroker = (brokerId: number): Promise<TestBroker> =>
-    startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/requests`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 });
+    startTestBroker(clusterBrokerOptions(etcd, "requests", brokerId));
 
   test("a move is validated, written, completed by the controller, and the broker left out empties its copy", async () => {
     await using one = await clusterBroker(1);
@@ -92,7 +92,7 @@ describe.skipIf(!HAVE_ETCD)("a broker moved off a partition while it was down", 
   });
 
   const clusterBroker = (brokerId: number): Promise<TestBroker> =>
-    startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/offline`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500, dataDir: dirs[brokerId - 1] as string });
+    startTestBroker({ ...clusterBrokerOptions(etcd, "offline", brokerId), dataDir: dirs[brokerId - 1] as string });
 
   test("empties its copy when it starts again", async () => {
     const nodes = new Map([[1, await clusterBroker(1)], [2, await clusterBroker(2)]]);
@@ -147,7 +147,7 @@ describe.skipIf(!HAVE_ETCD)("runnel cluster rebalance and reassign", () => {
   });
 
   const clusterBroker = (brokerId: number): Promise<TestBroker> =>
-    startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/cli`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 });
+    startTestBroker(clusterBrokerOptions(etcd, "cli", brokerId));
 
   test("a dry run prints the plan and changes nothing; rebalance applies it; reassign needs --replicas or --cancel", async () => {
     await using one = await clusterBroker(1);

@@ -15,7 +15,7 @@ import { Producer } from "../../src/client/producer.ts";
 import type { EtcdClusterView } from "../../src/cluster/etcd-cluster-view.ts";
 import { startTestBroker, type TestBroker } from "../server/helpers.ts";
 import { waitFor } from "../durability/broker-process.ts";
-import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
+import { clusterBrokerOptions, type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
 
 const HAVE_ETCD = etcdOrSkip("topic-changes-etcd.test.ts");
 
@@ -31,7 +31,7 @@ describe.skipIf(!HAVE_ETCD)("topic changes on an etcd cluster", () => {
   });
 
   function clusterBroker(brokerId: number): Promise<TestBroker> {
-    return startTestBroker({ cluster: `etcd://127.0.0.1:${etcd.clientPort}/topic-changes`, brokerId, kafkaPort: -1, clusterLeaseTtlMs: 2000, clusterFenceMarginMs: 500 });
+    return startTestBroker(clusterBrokerOptions(etcd, "topic-changes", brokerId));
   }
 
   test("a config change and new partitions asked of one broker reach all three, and the new partition is produced to and consumed from", async () => {
