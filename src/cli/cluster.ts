@@ -18,12 +18,12 @@ import { type ClusterStatus, readClusterState, readClusterStatus } from "../clus
 import { electPreferredLeaders, type ElectionResult, type ElectionSource } from "../cluster/preferred-election.ts";
 import type { EtcdGateway } from "../cluster/etcd-gateway.ts";
 import { EtcdLayout } from "../cluster/etcd-layout.ts";
-import { Admin } from "../client/admin.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
 import { alterPartitionReassignment, type PartitionReassignment, rebalance } from "../client/reassignments.ts";
 import type { RebalanceMove } from "../cluster/reassignment.ts";
 import { RunnelError } from "../errors.ts";
-import { UsageError, choiceFlag, clientTlsOf, intFlag, parseArgs, saslOption, TLS_FLAGS, TLS_HELP, tlsOption } from "./args.ts";
+import { UsageError, choiceFlag, intFlag, parseArgs, SASL_FLAGS, SASL_HELP, TLS_FLAGS, TLS_HELP } from "./args.ts";
+import { adminFromFlags } from "./admin-client.ts";
 import { ETCD_FLAGS, ETCD_FLAGS_HELP, etcdGatewayFromFlags } from "./etcd-flags.ts";
 import { EXIT_OK, reportFailure } from "./output.ts";
 
@@ -56,7 +56,7 @@ timedOut. Exit code 0 when every partition named ends on its preferred leader, 3
 options:
   --cluster URL          the cluster, as given to runnel serve --cluster (status, elect-leaders)
   -b, --broker HOST:PORT a broker of the cluster (reassign, rebalance; default ${DEFAULT_BROKER})
-${TLS_HELP}  --topic T, --partition P, --replicas IDS, --cancel   (reassign)
+${TLS_HELP}${SASL_HELP}  --topic T, --partition P, --replicas IDS, --cancel   (reassign)
   --topic T          elect-leaders: only this topic
   --partitions LIST  elect-leaders: only these partitions of --topic (comma-separated)
   --timeout-ms N     elect-leaders: how long to wait for the controller (default 15000)
@@ -85,8 +85,7 @@ const FLAGS = {
   cancel: { type: "boolean" },
   "dry-run": { type: "boolean" },
   "timeout-ms": { type: "string" },
-  user: { type: "string" },
-  "password-file": { type: "string" },
+  ...SASL_FLAGS,
 } as const;
 /** The CLI's election request key lives on a lease of this TTL: it goes by itself if the CLI dies. */
 const ELECTION_LEASE_SECONDS = 10;
@@ -123,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
 async function moveReplicas(command: "reassign" | "rebalance", flags: Flags): Promise<number> {
   const format = choiceFlag(flags.format, "format", ["text", "json"] as const, "text");
   const target = command === "reassign" ? reassignTarget(flags) : null;
-  const admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-cluster", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) });
+  const admin = adminFromFlags(flags, "runnel-cli-cluster");
   try {
     if (target !== null) {
       const started = await alterPartitionReassignment(admin, target.topic, target.partition, target.replicas);

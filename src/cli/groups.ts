@@ -6,10 +6,11 @@
  * and owning member. `reset-offsets` commits new offsets for a group that has no members (a
  * running member would overwrite them).
  */
-import { Admin, type GroupDescription, type GroupSummary } from "../client/admin.ts";
+import type { Admin, GroupDescription, GroupSummary } from "../client/admin.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
 import { RunnelError } from "../errors.ts";
-import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, parseArgs, SASL_FLAGS, SASL_HELP, saslOption } from "./args.ts";
+import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, parseArgs, SASL_FLAGS, SASL_HELP } from "./args.ts";
+import { adminFromFlags } from "./admin-client.ts";
 import { EXIT_OK, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel groups <command> [options]
@@ -60,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
     if (command === undefined) throw new UsageError("a command is needed: list, describe, delete or reset-offsets");
     if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
     const format = choiceFlag(flags.format, "format", ["text", "json"] as const, "text");
-    admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-groups", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) });
+    admin = adminFromFlags(flags, "runnel-cli-groups");
     switch (command) {
       case "list":
         if (group !== undefined) throw new UsageError(`'groups list' takes no group (got '${group}')`);

@@ -3,9 +3,10 @@
  * `runnel topics create|list|describe|alter|delete`: topic administration from the shell, through
  * the client library's Admin. Tables for people by default; `--format json` for scripts.
  */
-import { Admin, type TopicConfig, type TopicDescription } from "../client/admin.ts";
+import type { Admin, TopicConfig, TopicDescription } from "../client/admin.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
-import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, clientTlsOf, tlsOption, intFlag, parseArgs, SASL_FLAGS, SASL_HELP, saslOption } from "./args.ts";
+import { TLS_FLAGS, TLS_HELP, UsageError, choiceFlag, intFlag, parseArgs, SASL_FLAGS, SASL_HELP } from "./args.ts";
+import { adminFromFlags } from "./admin-client.ts";
 import { EXIT_OK, plural, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel topics <command> [options]
@@ -78,7 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     if (command === undefined) throw new UsageError("a command is needed: create, list, describe, alter or delete");
     if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
     const format = choiceFlag(flags.format, "format", ["text", "json"] as const, "text");
-    admin = new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-topics", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) });
+    admin = adminFromFlags(flags, "runnel-cli-topics");
     switch (command) {
       case "create": {
         const topic = await admin.createTopic(needName(name, command), {

@@ -12,12 +12,13 @@
  * from the command line, where every user of the machine could read it.
  */
 import * as fs from "node:fs";
-import { Admin } from "../client/admin.ts";
+import type { Admin } from "../client/admin.ts";
 import { DEFAULT_BROKER } from "../client/connection.ts";
 import { lockDataDir } from "../log/data-dir-lock.ts";
 import { CredentialStore, type UserInfo } from "../security/credential-store.ts";
 import { deriveVerifier, SCRAM_ITERATIONS_DEFAULT, SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_MECHANISMS, type ScramMechanism, type ScramVerifier } from "../security/scram.ts";
-import { choiceFlag, clientTlsOf, intFlag, parseArgs, SASL_FLAGS, SASL_HELP, saslOption, TLS_FLAGS, TLS_HELP, tlsOption, UsageError } from "./args.ts";
+import { choiceFlag, intFlag, parseArgs, SASL_FLAGS, SASL_HELP, TLS_FLAGS, TLS_HELP, UsageError } from "./args.ts";
+import { adminFromFlags } from "./admin-client.ts";
 import { EXIT_OK, reportFailure } from "./output.ts";
 
 const HELP = `usage: runnel users <command> [options]
@@ -142,7 +143,7 @@ export async function run(argv: string[]): Promise<number> {
     target =
       dataDir !== undefined
         ? offlineTarget(dataDir)
-        : brokerTarget(new Admin({ broker: flags.broker ?? DEFAULT_BROKER, clientId: "runnel-cli-users", connectTimeoutMs: 5_000, ...tlsOption(clientTlsOf(flags)), ...saslOption(flags) }));
+        : brokerTarget(adminFromFlags(flags, "runnel-cli-users"));
     switch (command) {
       case "add": {
         const user = needName(name, command);
