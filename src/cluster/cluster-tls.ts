@@ -12,10 +12,10 @@
  * principal, `User:<common name>`. So a broker certificate must allow both uses (extended key
  * usage serverAuth and clientAuth, or none) and name the address the broker advertises.
  */
-import * as fs from "node:fs";
 import type { ClientTls } from "../client/link.ts";
 import type { Config } from "../config.ts";
 import { RunnelError } from "../errors.ts";
+import { readPemFile } from "../security/pem-files.ts";
 import { listenerTls } from "../server/tls.ts";
 import { type EtcdAccess, loadEtcdAccess } from "./etcd-access.ts";
 
@@ -56,12 +56,5 @@ export function fetcherTls(config: Config): ClientTls | null {
 }
 
 function readCa(file: string): string {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (error) {
-    throw new RunnelError("INVALID_CONFIG", `--cluster-tls-ca ${file}: cannot read the CA certificate file (${error instanceof Error ? error.message : String(error)})`);
-  }
-  if (!text.includes("-----BEGIN ")) throw new RunnelError("INVALID_CONFIG", `--cluster-tls-ca ${file}: not a PEM CA certificate (no -----BEGIN line)`);
-  return text;
+  return readPemFile(file, "CA certificate", (why) => new RunnelError("INVALID_CONFIG", `--cluster-tls-ca ${file}: ${why}`));
 }

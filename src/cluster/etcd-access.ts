@@ -14,9 +14,10 @@
  * 400). Use either client certificates (etcd authentication off) or server-only TLS with a
  * password; docs/cluster.md, "Securing a cluster", says how.
  */
-import * as crypto from "node:crypto";
+import type * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import { RunnelError } from "../errors.ts";
+import { keyBelongsTo, parseCertificatePem, type PemFailure, readPemFile } from "../security/pem-files.ts";
 
 /** PEM text (not paths) for fetch()'s `tls`; `ca` replaces the system's trusted CAs. */
 export interface EtcdTls {
@@ -103,34 +104,22 @@ function loadCredentials(source: EtcdAccessSource): EtcdCredentials | null {
   return { user: source.user, password };
 }
 
+/** A setting's failure as INVALID_CONFIG: its name and file, then the reason. */
+function settingFailure(name: string, file: string): PemFailure {
+  return (why) => invalid(`${name} ${file}: ${why}`);
+}
+
 function readPem(file: string, name: string, what: string): string {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (error) {
-    throw invalid(`${name} ${file}: cannot read the ${what} file (${messageOf(error)})`);
-  }
-  if (!text.includes("-----BEGIN ")) throw invalid(`${name} ${file}: not a PEM ${what} (no -----BEGIN line)`);
-  return text;
+  return readPemFile(file, what, settingFailure(name, file));
 }
 
 function certificateOf(pem: string, file: string, name: string): crypto.X509Certificate {
-  try {
-    return new crypto.X509Certificate(pem);
-  } catch (error) {
-    throw invalid(`${name} ${file}: not a valid certificate (${messageOf(error)})`);
-  }
+  return parseCertificatePem(pem, "certificate", settingFailure(name, file));
 }
 
 function checkPair(cert: string, key: string, source: EtcdAccessSource, names: EtcdAccessSource["names"]): void {
   const certificate = certificateOf(cert, source.certFile, names.certFile);
-  let privateKey: crypto.KeyObject;
-  try {
-    privateKey = crypto.createPrivateKey(key);
-  } catch (error) {
-    throw invalid(`${names.keyFile} ${source.keyFile}: not a valid private key (${messageOf(error)})`);
-  }
-  if (!certificate.checkPrivateKey(privateKey)) throw invalid(`${names.keyFile} ${source.keyFile} does not belong to ${names.certFile} ${source.certFile}`);
+  if (!keyBelongsTo(certificate, key, settingFailure(names.keyFile, source.keyFile))) throw invalid(`${names.keyFile} ${source.keyFile} does not belong to ${names.certFile} ${source.certFile}`);
 }
 
 function invalid(message: string): RunnelError {

@@ -10,9 +10,9 @@
  * SIGHUP reload) with one line that names the option and the file. Bun would otherwise either
  * throw a bare OpenSSL code or, for a mismatched pair, listen and fail every handshake.
  */
-import * as crypto from "node:crypto";
-import * as fs from "node:fs";
+import type * as crypto from "node:crypto";
 import { type Config, ConfigError, flagName } from "../config.ts";
+import { keyBelongsTo, parseCertificatePem, type PemFailure, readPemFile } from "../security/pem-files.ts";
 
 export type ListenerName = "native" | "kafka" | "http";
 
@@ -49,17 +49,13 @@ function isSet(config: Config, key: keyof Config): boolean {
   return value !== "" && value !== NONE;
 }
 
+/** A setting's failure: its flag and file, then the reason. */
+function settingFailure(config: Config, key: keyof Config): PemFailure {
+  return (why) => new ConfigError(`${flagName(key)} ${String(config[key])}: ${why}`);
+}
+
 function readPem(config: Config, key: keyof Config, what: string): string {
-  const file = String(config[key]);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    throw new ConfigError(`${flagName(key)} ${file}: cannot read the ${what} file${typeof code === "string" ? ` [${code}]` : ""}`);
-  }
-  if (!text.includes("-----BEGIN ")) throw new ConfigError(`${flagName(key)} ${file}: not a PEM ${what} (no -----BEGIN line)`);
-  return text;
+  return readPemFile(String(config[key]), what, settingFailure(config, key));
 }
 
 /** One listener's TLS, or null when it has no certificate configured (plaintext). */
@@ -90,22 +86,12 @@ export function loadTlsSettings(config: Config): TlsSettings {
 }
 
 function parseCertificate(config: Config, key: keyof Config, pem: string, what: string): crypto.X509Certificate {
-  try {
-    return new crypto.X509Certificate(pem);
-  } catch (error) {
-    throw new ConfigError(`${flagName(key)} ${String(config[key])}: not a valid ${what} (${error instanceof Error ? error.message : String(error)})`);
-  }
+  return parseCertificatePem(pem, what, settingFailure(config, key));
 }
 
 function checkPair(config: Config, certKey: keyof Config, keyKey: keyof Config, certPem: string, keyPem: string): void {
   const certificate = parseCertificate(config, certKey, certPem, "certificate");
-  let privateKey: crypto.KeyObject;
-  try {
-    privateKey = crypto.createPrivateKey(keyPem);
-  } catch (error) {
-    throw new ConfigError(`${flagName(keyKey)} ${String(config[keyKey])}: not a valid private key (${error instanceof Error ? error.message : String(error)})`);
-  }
-  if (!certificate.checkPrivateKey(privateKey)) {
+  if (!keyBelongsTo(certificate, keyPem, settingFailure(config, keyKey))) {
     throw new ConfigError(`${flagName(keyKey)} ${String(config[keyKey])} does not belong to ${flagName(certKey)} ${String(config[certKey])}; give the key the certificate was issued for`);
   }
 }
