@@ -217,10 +217,7 @@ export class EtcdGateway {
       checkAnswerLength(response, `${endpoint}${urlPath}`);
       return { text: await response.text(), status: response.status, where: `${endpoint}${urlPath}` };
     } catch (error) {
-      if (error instanceof RunnelError) throw error;
-      this.endpointIndex += 1;
-      const why = error instanceof Error && error.name === "TimeoutError" ? `did not answer within ${timeoutMs} ms` : `is unreachable (${describe(error)}${tlsAdvice(error)})`;
-      throw new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${endpoint} ${why} (POST ${urlPath})`, { cause: error });
+      throw this.failed(endpoint, urlPath, error, timeoutMs);
     }
   }
 
@@ -233,9 +230,20 @@ export class EtcdGateway {
       if (!response.ok) parseAnswer(await response.text(), response.status, `${endpoint}${urlPath}`);
       return response;
     } catch (error) {
-      if (!(error instanceof RunnelError)) this.endpointIndex += 1;
-      throw error instanceof RunnelError ? error : new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${endpoint} is unreachable (${describe(error)}${tlsAdvice(error)}) (POST ${urlPath})`, { cause: error });
+      throw this.failed(endpoint, urlPath, error);
     }
+  }
+
+  /**
+   * A call's failure: etcd's own refusal as it was, else CLUSTER_UNAVAILABLE naming the endpoint
+   * (timed out, or unreachable with TLS advice), and the next call goes to the next endpoint.
+   */
+  private failed(endpoint: string, urlPath: string, error: unknown, timeoutMs?: number): RunnelError {
+    if (error instanceof RunnelError) return error;
+    this.endpointIndex += 1;
+    const timedOut = timeoutMs !== undefined && error instanceof Error && error.name === "TimeoutError";
+    const why = timedOut ? `did not answer within ${timeoutMs} ms` : `is unreachable (${describe(error)}${tlsAdvice(error)})`;
+    return new RunnelError("CLUSTER_UNAVAILABLE", `etcd at ${endpoint} ${why} (POST ${urlPath})`, { cause: error });
   }
 
   /** Drops the token: the next call authenticates again (a watch etcd cancelled as unauthenticated). */

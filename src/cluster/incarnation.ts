@@ -27,7 +27,7 @@ import { z } from "zod";
 import { RunnelError } from "../errors.ts";
 import type { Storage } from "../log/storage.ts";
 import type { PartitionState } from "./cluster-view.ts";
-import type { EtcdGateway } from "./etcd-gateway.ts";
+import type { EtcdGateway, KeyValue } from "./etcd-gateway.ts";
 import { decodeRecord, encodePartition, type EtcdLayout, partitionRecordSchema } from "./etcd-layout.ts";
 
 export const MEMBER_FILE = "cluster-member.json";
@@ -95,7 +95,7 @@ export async function claimIncarnation(gateway: EtcdGateway, layout: EtcdLayout,
 /** Takes `brokerId` out of every ISR it shares; refuses where it is the only member. */
 async function leaveIsrs(gateway: EtcdGateway, layout: EtcdLayout, brokerId: number, acceptDataLoss: boolean): Promise<string[]> {
   const listed = await gateway.range(`${layout.prefix}topics/`, { prefix: true });
-  const held: Array<{ topic: string; partition: number }> = [];
+  const held: Array<{ topic: string; partition: number; kv: KeyValue }> = [];
   const last: string[] = [];
   for (const kv of listed.kvs) {
     const parsed = layout.parse(kv.key);
@@ -103,7 +103,7 @@ async function leaveIsrs(gateway: EtcdGateway, layout: EtcdLayout, brokerId: num
     const record = decodeRecord(partitionRecordSchema, kv.value);
     if (record === undefined || !record.isr.includes(brokerId)) continue;
     if (record.isr.length === 1) last.push(`${parsed.topic}/${parsed.partition}`);
-    else held.push({ topic: parsed.topic, partition: parsed.partition });
+    else held.push({ topic: parsed.topic, partition: parsed.partition, kv });
   }
   if (last.length > 0 && !acceptDataLoss) {
     throw new RunnelError(
@@ -111,14 +111,15 @@ async function leaveIsrs(gateway: EtcdGateway, layout: EtcdLayout, brokerId: num
       `broker ${brokerId}'s data directory is new, but etcd counts this broker as the last in-sync replica of ${last.slice(0, 10).join(", ")}${last.length > 10 ? ` and ${last.length - 10} more` : ""}: leading them from an empty log would lose every acknowledged record. Restore the old disk, or start with --cluster-accept-data-loss true to lead them empty`,
     );
   }
-  for (const { topic, partition } of held) await removeFromIsr(gateway, layout, topic, partition, brokerId);
+  for (const { topic, partition, kv } of held) await removeFromIsr(gateway, layout, topic, partition, brokerId, kv);
   return held.map(({ topic, partition }) => `${topic}/${partition}`);
 }
 
-async function removeFromIsr(gateway: EtcdGateway, layout: EtcdLayout, topic: string, partition: number, brokerId: number): Promise<void> {
+/** Edits the record as listed (`listed`) first, and re-reads it only when it changed meanwhile. */
+async function removeFromIsr(gateway: EtcdGateway, layout: EtcdLayout, topic: string, partition: number, brokerId: number, listed: KeyValue): Promise<void> {
   const key = layout.partitionKey(topic, partition);
   for (let attempt = 0; attempt < ISR_EDIT_ATTEMPTS; attempt++) {
-    const [kv] = (await gateway.range(key)).kvs;
+    const kv = attempt === 0 ? listed : (await gateway.range(key)).kvs[0];
     const record = kv === undefined ? undefined : decodeRecord(partitionRecordSchema, kv.value);
     if (kv === undefined || record === undefined || !record.isr.includes(brokerId) || record.isr.length === 1) return;
     // If the old disk still leads (restarted within its lease), it leads no more: no leader and a

@@ -20,7 +20,7 @@ import { loadEtcdAccess, type EtcdAccessSource } from "../../src/cluster/etcd-ac
 import { EtcdGateway, type KeyValue } from "../../src/cluster/etcd-gateway.ts";
 import { configSchema } from "../../src/config.ts";
 import { RunnelError } from "../../src/errors.ts";
-import { spawnBroker } from "../durability/broker-process.ts";
+import { spawnBroker, waitFor } from "../durability/broker-process.ts";
 import { startTestBroker, type TestBroker, tempDir } from "../server/helpers.ts";
 import { makeTestPki, type TestPki } from "../support/tls-certs.ts";
 import { type EtcdServer, etcdOrSkip, startEtcd } from "./etcd-harness.ts";
@@ -242,13 +242,7 @@ describe.skipIf(!HAVE_ETCD)("a cluster secured end to end", () => {
     await using two = await secureBroker(2);
     const three = await secureBroker(3);
     const all = [one, two, three];
-    const until = async (condition: () => boolean, what: string) => {
-      const deadline = Date.now() + 20_000;
-      while (!condition()) {
-        if (Date.now() > deadline) throw new Error(`not within 20 s: ${what}`);
-        await Bun.sleep(25);
-      }
-    };
+    const until = (condition: () => boolean, what: string): Promise<void> => waitFor(condition, 20_000, what);
     await until(() => all.every((test) => test.broker.context.cluster?.brokers().length === 3), "3 brokers see each other");
     const bootstrap = all.map((test) => `127.0.0.1:${test.port}`);
     const adminClient = new Admin({ broker: bootstrap, tls: clientTls });
