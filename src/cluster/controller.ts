@@ -195,6 +195,8 @@ export class Controller {
   private async pass(): Promise<void> {
     const live = this.source.liveBrokerIds();
     const draining = this.source.drainingBrokerIds?.() ?? NO_BROKERS;
+    // Brokers a completed reassignment may hand leadership to: live and not draining.
+    const leadable = draining.size === 0 ? live : new Set([...live].filter((id) => !draining.has(id)));
     const wanted = this.preferredWanted();
     for (const { topic, partition, state } of [...this.source.partitions()]) {
       if (this.wonRevision === null) return;
@@ -203,8 +205,8 @@ export class Controller {
       const failover = planPartition(state, live);
       const drain = failover === null ? planDrain(state, live, draining) : null;
       const leaders = failover ?? drain ?? preferred;
-      // Reassignments (cluster/reassignment.ts) complete on top of the leader plan; a draining broker is not made leader.
-      const plan = planReassignment(state, leaders, draining.size === 0 ? live : new Set([...live].filter((id) => !draining.has(id))));
+      // Reassignments (cluster/reassignment.ts) complete on top of the leader plan.
+      const plan = planReassignment(state, leaders, leadable);
       if (plan === null) continue;
       const reason = failover !== null ? "failover" : drain !== null ? "controlled shutdown" : preferred !== null ? "preferred leader" : "reassignment";
       const outcome = await this.writePartition(topic, partition, state, plan).catch((error: unknown) => {
