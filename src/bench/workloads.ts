@@ -227,7 +227,7 @@ function newProducer(options: WorkloadOptions, index: number): Producer {
 class Budget {
   private left: number;
   private deadlineNs: number;
-  /** e2e warm-up: until then messages are not counted against the budget (0: no warm-up left). */
+  /** e2e warm-up: messages due before this are not counted against the budget (0: no warm-up). */
   private warmupEndNs = 0;
   constructor(messages: number | null, durationS: number | null) {
     this.left = messages ?? Number.POSITIVE_INFINITY;
@@ -240,11 +240,9 @@ class Budget {
     this.warmupEndNs = endNs;
     this.deadlineNs += endNs - nowNs;
   }
-  take(): boolean {
-    if (this.warmupEndNs !== 0) {
-      if (Bun.nanoseconds() < this.warmupEndNs) return true;
-      this.warmupEndNs = 0;
-    }
+  /** `dueNs`: the message's due time, which decides whether it is a warm-up one (as the consumer decides). */
+  take(dueNs = 0): boolean {
+    if (dueNs < this.warmupEndNs) return true;
     if (this.left <= 0) return false;
     if ((this.left & 255) === 0 && Bun.nanoseconds() >= this.deadlineNs) {
       this.left = 0;
@@ -302,16 +300,19 @@ function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, 
     ackStage.record(settledNs - writtenNs);
   };
   const unstamped = { value };
+  // e2e: one stamped message reused while the producer copies each record as it is sent
+  // (sendWithCallback returned true); a fresh one after it kept one to read later.
+  let stamped = { value: value.slice() };
   const intervalNs = ratePerProducer === null ? 0 : 1e9 / ratePerProducer;
   let dueNs = Bun.nanoseconds();
   const burst = (): void => {
     const nowNs = Bun.nanoseconds();
     if (ratePerProducer === null) dueNs = nowNs;
     let count = 0;
-    while (count < BURST_MESSAGES && (ratePerProducer === null ? !producer.saturated : dueNs <= nowNs) && budget.take()) {
+    while (count < BURST_MESSAGES && (ratePerProducer === null ? !producer.saturated : dueNs <= nowNs) && budget.take(dueNs)) {
       let message = unstamped;
       if (stamp !== null) {
-        message = { value: value.slice() };
+        message = stamped;
         stamp(message.value, dueNs);
       }
       // e2e: the consumer records latency; the producer only counts acknowledgements.
@@ -320,7 +321,7 @@ function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, 
       // closure per message would be garbage the producer process pauses for, in the tail it measures.
       const split = stamp !== null && options.durability !== "none" && (sent & (LATENCY_SAMPLE_EVERY - 1)) === 0;
       const callback = split ? onSplitAck(dueNs) : timed ? onTimedAck(dueNs) : onAck;
-      producer.sendWithCallback(topic, message, callback);
+      if (!producer.sendWithCallback(topic, message, callback) && message === stamped) stamped = { value: value.slice() };
       sent += 1;
       count += 1;
       dueNs += intervalNs;

@@ -114,9 +114,18 @@ export function fail(done: Done, reject: Reject | null, error: RunnelError, onTh
   else callBack(done as SendCallback, error, null, onThrow);
 }
 
-export function succeed(done: Done, reject: Reject | null, result: SendResult, onThrow: (thrown: unknown) => void): void {
-  if (reject !== null) (done as Resolve)(result);
-  else callBack(done as SendCallback, null, result, onThrow);
+/**
+ * A record stored at `offset`: a promise gets its own result object; a callback gets `scratch`,
+ * refilled (sendWithCallback's contract: no object per record).
+ */
+export function succeed(done: Done, reject: Reject | null, partition: number, offset: number, scratch: SendResult, onThrow: (thrown: unknown) => void): void {
+  if (reject !== null) {
+    (done as Resolve)({ partition, offset });
+    return;
+  }
+  scratch.partition = partition;
+  scratch.offset = offset;
+  callBack(done as SendCallback, null, scratch, onThrow);
 }
 
 /** A throwing callback must not leave the producer half way through settling a batch. */

@@ -186,6 +186,8 @@ export class Producer {
   private readonly retryBackoffMaxMs: number;
   private readonly metadataMaxAgeMs: number;
   private readonly maxInFlight: number;
+  /** The one `result` every sendWithCallback callback gets, refilled per record (see sendWithCallback). */
+  private readonly callbackResult: SendResult = { partition: 0, offset: 0 };
   private readonly sticky: StickyPartitioner;
   private readonly pool: BufferPool;
   /** lingerMs 0: batches opened this turn, sealed together on the next. */
@@ -289,17 +291,31 @@ export class Producer {
    * records (no promise, and no `.then()` promise, per record). An exception thrown by the
    * callback does not disturb the producer; it goes to `onCallbackError` (default: rethrown on
    * a later microtask).
+   *
+   * Nothing is allocated per record on this path: `result` is one object the producer reuses
+   * for every callback, so read its fields in the callback (copy them to keep them).
+   *
+   * Returns true when the producer is done with `message` before returning: its bytes were
+   * copied into a batch (or it was refused, and the callback has the error), so the caller may
+   * reuse the message object and its buffers at once. False: it waits for buffer room or
+   * metadata and is read later; leave it untouched until its callback.
    */
-  sendWithCallback(topic: string, message: ProducerMessage, callback: SendCallback): void {
-    this.enqueue(topic, message, callback, null);
+  sendWithCallback(topic: string, message: ProducerMessage, callback: SendCallback): boolean {
+    return this.enqueue(topic, message, callback, null);
   }
 
-  private enqueue(topic: string, message: ProducerMessage, resolve: Done, reject: Reject | null): void {
-    if (this.closed) return fail(resolve, reject, new RunnelError("CLIENT_CLOSED", "send() after the producer was closed", NOT_SENT), this.onCallbackError);
+  /** Places or queues one record; true when it was placed (or refused) at once, false when it waits in the intake. */
+  private enqueue(topic: string, message: ProducerMessage, resolve: Done, reject: Reject | null): boolean {
+    if (this.closed) {
+      fail(resolve, reject, new RunnelError("CLIENT_CLOSED", "send() after the producer was closed", NOT_SENT), this.onCallbackError);
+      return true;
+    }
     const sequence = this.sequence++;
     if (this.intakeHead < this.intake.length || !this.accept(topic, message, sequence, resolve, reject, 0)) {
       this.intake.push({ topic, message, sequence, resolve, reject, enqueuedMs: Date.now() });
+      return false;
     }
+    return true;
   }
 
   /**
@@ -753,7 +769,7 @@ export class Producer {
       for (let index = 0; index < resolvers.length; index++) fail(resolvers[index]!, rejecters[index]!, error, this.onCallbackError);
     } else {
       for (let index = 0; index < resolvers.length; index++) {
-        succeed(resolvers[index]!, rejecters[index]!, { partition, offset: baseOffset < 0 ? -1 : baseOffset + index }, this.onCallbackError);
+        succeed(resolvers[index]!, rejecters[index]!, partition, baseOffset < 0 ? -1 : baseOffset + index, this.callbackResult, this.onCallbackError);
       }
     }
     this.schedulePump();
