@@ -89,7 +89,10 @@ export interface ConsumerOptions extends ConnectionOptions {
    * megabyte per fetch, and none of its page faults), but then a message's `key`, `value` and
    * header values are views into a buffer that a later fetch overwrites: they are valid only
    * until the next call of next() or nextBatch() (copy with `.slice()` what must live longer).
-   * With the default, they stay valid for as long as they are referenced.
+   * The Message objects themselves, and the array nextBatch() returns, are reused the same way
+   * (refilled by the next answer: no object per record but the value's view), so copy the
+   * fields you keep, not the object. With the default, all of it stays valid for as long as it
+   * is referenced.
    */
   reuseFetchBuffers?: boolean;
   /** How long retriable failures (broker restarting...) are retried before next() throws. Default 30 s. */
@@ -185,7 +188,9 @@ export class Consumer implements AsyncIterable<Message> {
   /** Reads this consumer's fetch answers by hand into a view of its own (client/answer-readers.ts). */
   private readonly fetchAnswerReader = new FetchAnswerReader();
   private fetchResolve: ((outcome: FetchOutcome) => void) | null = null;
-  private readonly scratch = createFetchScratch();
+  private readonly scratch: ReturnType<typeof createFetchScratch>;
+  /** With reuseFetchBuffers: the one list every answer's messages are decoded into. */
+  private readonly reusedBuffer: Message[] | null;
   /** Set by subscribe() with a groupId: a group member, to which every call goes. */
   private group: GroupConsumer | null = null;
   /** Partition leaders in a cluster; a single node's fetches stay on `data`. */
@@ -194,6 +199,8 @@ export class Consumer implements AsyncIterable<Message> {
   private leaderTurn = 0;
 
   constructor(private readonly options: ConsumerOptions = {}) {
+    this.scratch = createFetchScratch(options.reuseFetchBuffers === true);
+    this.reusedBuffer = options.reuseFetchBuffers === true ? [] : null;
     // Three buffers in turn: the answer whose values the caller holds, the fetch in flight, and
     // one spare; the consumer never has more than one fetch in flight.
     this.data = new Connection(options, options.reuseFetchBuffers === true ? FETCH_FRAME_BUFFERS : 0);
@@ -460,7 +467,7 @@ export class Consumer implements AsyncIterable<Message> {
     }
     if (!this.closing) this.inFlight = this.fetch();
     try {
-      this.buffer = decodeAnswer(this.scratch, this.runCursors, this.runEnds);
+      this.buffer = decodeAnswer(this.scratch, this.runCursors, this.runEnds, this.reusedBuffer);
     } catch (error) {
       // A corrupt batch: positions went back to where the answer started; nothing is buffered.
       this.buffer = [];
