@@ -65,6 +65,8 @@ options:
   --raw                    consume: fetch only, records counted from batch headers, not decoded
   --fetch-bytes BYTES      bytes per partition per fetch (default 1048576)
   --no-ceiling             skip the ceiling measurement
+  --no-floor               e2e: skip the latency floor (the same pace through a bare relay of
+                           three processes, measured after the run; on by default with --rate)
   --kafka-broker HOST:PORT kafka: the Kafka listener (with --broker; --embedded finds its own)
   --kafkajs-messages N     kafka: messages for the kafkajs producer (default 200,000; 0 skips)
   --kcat-lines N           kafka: lines for kcat (default 1,000,000; 0 skips; skipped without kcat)
@@ -102,6 +104,7 @@ const FLAGS = {
   raw: { type: "boolean" },
   "fetch-bytes": { type: "string" },
   "no-ceiling": { type: "boolean" },
+  "no-floor": { type: "boolean" },
   json: { type: "string" },
   html: { type: "string" },
   file: { type: "string" },
@@ -200,7 +203,7 @@ async function runWorkload(workload: WorkloadName, flags: Flags): Promise<number
     const ceiling = flags["no-ceiling"] ? null : await ceilingFor(options, result);
     const measuredCpuSeconds = usage === null || startUsage === null ? null : usage.cpuSeconds - (startUsage as ProcessUsage).cpuSeconds;
     document = toDocument(result, parametersOf(workload, options, flags), ceiling, usage === null || embedded === null ? null : { ...usage, address: embedded.address, measuredCpuSeconds });
-    if (workload === "e2e" && options.rate !== null && !flags["no-ceiling"]) document = withLatencyFloor(document, await measureLatencyFloor(floorOptions(options)));
+    if (workload === "e2e" && options.rate !== null && !flags["no-floor"]) document = withLatencyFloor(document, await measureLatencyFloor(floorOptions(options)));
   } finally {
     await embedded?.stop();
   }
