@@ -55,7 +55,7 @@ import { PRODUCE_HEADROOM_BYTES } from "./produce-frame.ts";
 import { readProduceAnswer } from "./answer-readers.ts";
 import { ProduceRequest } from "./produce-request.ts";
 import {
-  type Done, type IntakeEntry, PartitionState, ProducerBatch, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,
+  type Done, type IntakeEntry, PartitionState, ProducerBatch, RecordLists, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,
 } from "./producer-batches.ts";
 import { StickyPartitioner, partitionForKey } from "./partitioner.ts";
 import { LeaderRouter, meansLeaderMoved } from "./leader-router.ts";
@@ -188,10 +188,15 @@ export class Producer {
   private readonly maxInFlight: number;
   /** The one `result` every sendWithCallback callback gets, refilled per record (see sendWithCallback). */
   private readonly callbackResult: SendResult = { partition: 0, offset: 0 };
+  /** Settled batches' record lists, for the next batches (producer-batches.ts). */
+  private readonly recordLists = new RecordLists();
+  /** The producer fields a batch is sealed with: refilled per seal, read by finish() at once. */
+  private readonly sealStamp: ProducerFields = { ...NO_PRODUCER };
   private readonly sticky: StickyPartitioner;
   private readonly pool: BufferPool;
   /** lingerMs 0: batches opened this turn, sealed together on the next. */
   private lingerZero: ProducerBatch[] = [];
+  private lingerZeroSpare: ProducerBatch[] = [];
   private readonly onCallbackError: (thrown: unknown) => void;
   private readonly topics = new Map<string, TopicState>();
   private readonly sendable = new Set<PartitionState>();
@@ -463,7 +468,7 @@ export class Producer {
   }
 
   private openBatch(state: PartitionState, sequence: number, createdMs: number): ProducerBatch {
-    const batch = new ProducerBatch(state, sequence, this.batchStartBytes(), this.pool);
+    const batch = new ProducerBatch(state, sequence, this.batchStartBytes(), this.pool, this.recordLists);
     batch.createdMs = createdMs;
     state.open = batch;
     if (this.lingerMs > 0) {
@@ -478,9 +483,15 @@ export class Producer {
   }
 
   private readonly onLingerZero = (): void => {
+    // Two lists in turn (batches opened while these seal go to the other): none per turn.
     const batches = this.lingerZero;
-    this.lingerZero = [];
-    for (const batch of batches) if (batch.state.open === batch) this.lingerEnded(batch);
+    this.lingerZero = this.lingerZeroSpare;
+    this.lingerZeroSpare = batches;
+    for (let index = 0; index < batches.length; index++) {
+      const batch = batches[index]!;
+      if (batch.state.open === batch) this.lingerEnded(batch);
+    }
+    batches.length = 0;
   };
 
   private readonly onLinger = (batch: ProducerBatch): void => {
@@ -772,6 +783,7 @@ export class Producer {
         succeed(resolvers[index]!, rejecters[index]!, partition, baseOffset < 0 ? -1 : baseOffset + index, this.callbackResult, this.onCallbackError);
       }
     }
+    this.recordLists.giveBack(batch);
     this.schedulePump();
     this.pumpIntake();
     this.wakeProgress();
@@ -786,7 +798,11 @@ export class Producer {
     batch.stampGeneration = this.generation;
     batch.baseSequence = state.sealSequence;
     state.sealSequence = (state.sealSequence + batch.recordCount) % SEQUENCE_MODULUS;
-    return { ...this.identity, baseSequence: batch.baseSequence };
+    const stamp = this.sealStamp;
+    stamp.producerId = this.identity.producerId;
+    stamp.producerEpoch = this.identity.producerEpoch;
+    stamp.baseSequence = batch.baseSequence;
+    return stamp;
   }
 
   /** A partition's sequences restart at 0 under a new identity (every batch of it is unsent then). */
