@@ -185,6 +185,9 @@ export class Consumer implements AsyncIterable<Message> {
    */
   private readonly fetchEnvelope: { id: number; op: "fetch"; partitions: Cursor["wire"][]; maxBytes: number; maxWaitMs: number; minBytes: number };
   private fetchOutcome: FetchOutcome | null = null;
+  /** The two outcomes fetches take in turn (nextOutcome). */
+  private readonly outcomes: FetchOutcome[] = [0, 1].map(() => ({ response: null, error: null, cursors: [], offsets: [] }));
+  private outcomeTurn = 0;
   /** Reads this consumer's fetch answers by hand into a view of its own (client/answer-readers.ts). */
   private readonly fetchAnswerReader = new FetchAnswerReader();
   private fetchResolve: ((outcome: FetchOutcome) => void) | null = null;
@@ -556,9 +559,24 @@ export class Consumer implements AsyncIterable<Message> {
     return this.fetchFrom(this.router.connectionTo(leader), byLeader.get(leader)!);
   }
 
+  /**
+   * An emptied outcome for the next fetch. Two in turn: fill() has planned the last answer's
+   * outcome (the only reads of it) before it sends the next fetch, so the one before that is
+   * free; two rather than one in case a caller still looks at the last.
+   */
+  private nextOutcome(): FetchOutcome {
+    const outcome = this.outcomes[this.outcomeTurn]!;
+    this.outcomeTurn ^= 1;
+    outcome.response = null;
+    outcome.error = null;
+    outcome.cursors.length = 0;
+    outcome.offsets.length = 0;
+    return outcome;
+  }
+
   private fetchFrom(connection: Connection, cursors: readonly Cursor[]): Promise<FetchOutcome> {
     const count = Math.min(cursors.length, FETCH_PARTITIONS_MAX);
-    const outcome: FetchOutcome = { response: null, error: null, cursors: [], offsets: [] };
+    const outcome = this.nextOutcome();
     // The request's fields are reused: they are encoded when sent, and the next fetch is built
     // only once this one is answered (or failed).
     const partitions = this.fetchFields.partitions;
