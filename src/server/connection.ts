@@ -23,6 +23,11 @@
  *   are dropped once unused for ASSEMBLY_IDLE_MS, and everything on close.
  * - Turns: a connection in the middle of a large frame yields its reads to others once an
  *   event-loop iteration has read enough (server/read-turns.ts).
+ * - Direct reads: on plain TCP, once the bytes at hand are dealt with, the connection reads what
+ *   the kernel holds itself into the thread's shared receive buffer (server/direct-reads.ts)
+ *   rather than waiting for Bun's next read, a fresh buffer each time; it stops when nothing is
+ *   waiting, when it is blocked, or when the iteration's turn is spent. While it is in the middle
+ *   of a large frame it is listed as streaming, and reads whenever another connection's pump ends.
  * - Timeouts: the broker's sweep calls `checkTimeouts`: a partial frame held longer than
  *   frameTimeoutMs (also while waiting for memory, though not while paused by backpressure),
  *   or no traffic and nothing in flight for idleTimeoutMs, closes the connection.
@@ -46,6 +51,8 @@ import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { socketFd } from "./socket-fd.ts";
+import type { DirectReader } from "./direct-reads.ts";
+import { freeReceivedChunk } from "./received-chunks.ts";
 
 type Slot = { reply: Reply | null };
 
@@ -60,7 +67,7 @@ export interface ConnectionHooks {
   onSettled(connection: Connection): void;
 }
 
-export class Connection {
+export class Connection implements DirectReader {
   private readonly decoder: FrameDecoder;
   private readonly outbound: OutboundQueue;
   private readonly config: Config;
@@ -91,6 +98,12 @@ export class Connection {
     this.yielding = false;
     if (!this.closed) this.pump();
   };
+  /** The socket's fd when this connection reads directly (plain TCP, directReads on); else null. */
+  private readonly directFd: number | null;
+  /** The chunk from Bun the decoder is reading, freed once it has taken every byte (received-chunks.ts). */
+  private heldChunk: Uint8Array | null = null;
+  /** The decoder's chunk is a view of the shared receive buffer: detach it before the pump ends. */
+  private holdingDirectChunk = false;
   /** "address:port" of the client, for log lines. */
   readonly peer: string;
   /** Who the client is (security/session.ts): every request is handled as this session. */
@@ -103,6 +116,8 @@ export class Connection {
     private readonly hooks: ConnectionHooks,
     /** sendfile for fetched records (false for TLS connections and when zeroCopy is off). */
     zeroCopy = context.zeroCopy,
+    /** Read waiting bytes with recv into the shared buffer (server/direct-reads.ts): plain TCP only. */
+    directReads = false,
   ) {
     this.config = context.config;
     // Safe to reuse the assembly buffer: every handler is done with the request's bytes when
@@ -111,6 +126,7 @@ export class Connection {
     this.decoder = new FrameDecoder(context.config.frameBytesMax, { reuseAssembly: true, memory: context.memory });
     this.outbound = new OutboundQueue(socket, context.stats, zeroCopy, context.memory);
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.directFd = directReads ? socketFd(socket) : null;
     this.session = new Session("native", socket.remoteAddress);
     if (context.authenticator.required) this.decoder.frameBytesMax = Math.min(PRE_AUTHENTICATION_FRAME_BYTES_MAX, context.config.frameBytesMax);
   }
@@ -126,13 +142,62 @@ export class Connection {
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
-    this.context.stats.bytesReceived += chunk.length;
-    this.context.memory.noteReceived(chunk.length);
-    this.lastActivityMs = Date.now();
-    if (this.decoder.unreadBytes === 0 && this.pendingChunks.length === 0) this.decoder.push(chunk);
+    this.countReceived(chunk.length);
+    if (this.decoder.unreadBytes === 0 && this.pendingChunks.length === 0) this.pushChunk(chunk);
     else this.pendingChunks.push(chunk);
     if (this.context.readTurns.noteRead(chunk.length) && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES) this.yieldTurn();
     this.pump();
+  }
+
+  /** Gives the decoder a chunk from Bun; the one before it has been taken whole (push requires it) and is freed. */
+  private pushChunk(chunk: Uint8Array): void {
+    this.decoder.push(chunk);
+    this.freeHeldChunk();
+    this.heldChunk = chunk;
+  }
+
+  /** Frees the chunk from Bun the decoder was reading, once the decoder has taken all of it. */
+  private freeHeldChunk(): void {
+    const chunk = this.heldChunk;
+    if (chunk === null) return;
+    this.heldChunk = null;
+    freeReceivedChunk(chunk);
+  }
+
+  private countReceived(bytes: number): void {
+    this.context.stats.bytesReceived += bytes;
+    this.context.memory.noteReceived(bytes);
+    this.lastActivityMs = Date.now();
+  }
+
+  /**
+   * Reads what the kernel holds for this socket into the shared receive buffer and gives it to
+   * the decoder; false when it did not (not a direct connection, turn spent, nothing waiting).
+   * Called only when the decoder has taken every byte it had.
+   */
+  private receiveDirect(): boolean {
+    if (this.directFd === null || this.yielding || this.context.readTurns.turnSpent) return false;
+    const chunk = this.context.directReads.read(this.directFd);
+    if (chunk === null) return false;
+    this.countReceived(chunk.length);
+    this.context.stats.bytesReceivedDirect += chunk.length;
+    this.decoder.push(chunk);
+    this.freeHeldChunk();
+    this.holdingDirectChunk = true;
+    if (this.context.readTurns.noteRead(chunk.length) && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES) this.yieldTurn();
+    return true;
+  }
+
+  /** The shared receive buffer is about to be reused: the decoder keeps a copy of what it has not taken. */
+  private releaseDirectChunk(): void {
+    if (!this.holdingDirectChunk) return;
+    this.holdingDirectChunk = false;
+    if (!this.closed) this.decoder.detachChunk();
+  }
+
+  /** Another connection's pump ended: read this one's waiting bytes before Bun does (direct-reads.ts). */
+  readWaiting(): void {
+    if (!this.closed) this.pump();
   }
 
   private yieldTurn(): void {
@@ -160,6 +225,7 @@ export class Connection {
     this.waitingForMemory = false;
     this.context.readTurns.cancel(this.turnResumer);
     this.yielding = false;
+    this.context.directReads.setStreaming(this, false);
     this.decoder.reset();
     this.hooks.onSettled(this);
   }
@@ -230,17 +296,29 @@ export class Connection {
         this.moveReadyReplies();
         if (this.outbound.flush() === "closed") return this.peerClosed();
         if (this.closeAfterFlush && this.outbound.isEmpty) return this.close();
-        if (this.closed || this.isBlocked() || this.decoder.waitingForMemory || !this.hasBufferedInput()) break;
+        if (this.closed || this.isBlocked() || this.decoder.waitingForMemory) break;
+        if (!this.hasBufferedInput() && !this.receiveDirect()) break;
       }
     } catch (error) {
+      this.releaseDirectChunk();
       if (error instanceof FrameError) return this.fail(error);
       this.context.logger.error({ err: error, peer: this.peer }, "connection failed; closing it");
       return this.fail(new RunnelError("INTERNAL", "the broker failed to send a response"));
     }
+    this.releaseDirectChunk();
+    if (this.decoder.unreadBytes === 0) this.freeHeldChunk();
     this.trackPartialFrame();
     if (this.decoder.waitingForMemory) this.waitForMemory();
     this.setPaused(this.isBlocked() || this.decoder.waitingForMemory || this.yielding);
+    if (this.directFd !== null) this.readStreaming();
     if (this.isQuiet) this.hooks.onSettled(this);
+  }
+
+  /** Lists this connection as streaming while it is mid-way through a large frame, and lets the others read. */
+  private readStreaming(): void {
+    const directReads = this.context.directReads;
+    directReads.setStreaming(this, !this.paused && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES);
+    directReads.readOthers(this);
   }
 
   /** The peer went away while answers were being sent (EPIPE, ECONNRESET): not the broker's fault. */
@@ -267,7 +345,7 @@ export class Connection {
         if (this.decoder.waitingForMemory) break;
         const chunk = this.pendingChunks.shift();
         if (chunk === undefined) break;
-        this.decoder.push(chunk);
+        this.pushChunk(chunk);
         continue;
       }
       frames++;

@@ -1,0 +1,81 @@
+/**
+ * @module server/direct-reads
+ * Reads native connections' waiting bytes into one buffer the broker owns and reuses.
+ *
+ * Bun hands every socket read to `data` as a fresh buffer (up to 512 KiB, copied out of its
+ * loop's receive buffer), which is garbage as soon as the frame decoder has taken its bytes. At
+ * a tuned produce's rate that garbage piled up to 60-90 MB before the engine collected it: the
+ * largest item of the broker's peak RSS (docs/architecture.md "Memory"). So once a connection
+ * has dealt with the bytes at hand, it reads what the kernel holds itself, with
+ * `recv(MSG_DONTWAIT)` into this buffer, until nothing is waiting (server/connection.ts). Bun's
+ * epoll is level-triggered, so bytes left in the kernel when a connection stops (backpressure,
+ * its turn is over) are reported again as usual.
+ *
+ * Streaming connections: while connection A is busy (appending a 5 MiB request), the kernel
+ * fills B's socket, and Bun's next read of B takes 512 KiB of it into a fresh buffer. So the
+ * connections in the middle of a large frame (more bytes are surely coming) are listed here, and
+ * when any connection's pump ends, the others on the list read directly first. Only those: a
+ * recv that finds nothing costs a system call, and idle connections are many.
+ *
+ * One buffer serves every connection of the broker: a connection reads into it only when its
+ * decoder holds no unread bytes, hands frames that lie inside it to dispatch, which is done with
+ * a request's bytes when it returns (as with the reused assembly buffer, protocol/frame.ts), and
+ * makes the decoder copy out any unread rest before it lets go (`FrameDecoder.detachChunk`).
+ * Plain TCP only: a TLS socket's bytes are ciphertext only Bun can read.
+ */
+import { libc, RECV_WOULD_BLOCK } from "../native/libc.ts";
+
+/** Size of the shared receive buffer: what one recv may take (Bun's own reads take up to 512 KiB). */
+export const DIRECT_READ_BYTES = 256 * 1024;
+
+/** A connection that can read its waiting bytes now (server/connection.ts). */
+export interface DirectReader {
+  readWaiting(): void;
+}
+
+export class DirectReads {
+  private buffer: Uint8Array | null = null;
+  private readonly streaming = new Set<DirectReader>();
+  private draining = false;
+
+  /** Whether this platform can read sockets directly (Linux, native libc). */
+  static get available(): boolean {
+    return libc.recv !== null;
+  }
+
+  /** Connections listed as streaming now. */
+  get streamingCount(): number {
+    return this.streaming.size;
+  }
+
+  /**
+   * Reads what socket `fd` holds now into the shared buffer. Returns a view of the bytes read
+   * (valid until the next call), or null when nothing is waiting or the peer has gone (Bun sees
+   * the same end on its own read and closes the socket).
+   */
+  read(fd: number): Uint8Array | null {
+    const recv = libc.recv;
+    if (recv === null) return null;
+    this.buffer ??= new Uint8Array(DIRECT_READ_BYTES);
+    const bytes = recv(fd, this.buffer);
+    if (bytes === RECV_WOULD_BLOCK || bytes <= 0) return null;
+    return this.buffer.subarray(0, bytes);
+  }
+
+  /** Lists or unlists `reader` as being in the middle of a large frame. */
+  setStreaming(reader: DirectReader, streaming: boolean): void {
+    if (streaming) this.streaming.add(reader);
+    else this.streaming.delete(reader);
+  }
+
+  /** Lets every streaming connection but `done` read its waiting bytes (never nested). */
+  readOthers(done: DirectReader): void {
+    if (this.draining || this.streaming.size === 0 || (this.streaming.size === 1 && this.streaming.has(done))) return;
+    this.draining = true;
+    try {
+      for (const reader of this.streaming) if (reader !== done) reader.readWaiting();
+    } finally {
+      this.draining = false;
+    }
+  }
+}
