@@ -26,8 +26,9 @@
  * - Direct reads: on plain TCP, once the bytes at hand are dealt with, the connection reads what
  *   the kernel holds itself into the thread's shared receive buffer (server/direct-reads.ts)
  *   rather than waiting for Bun's next read, a fresh buffer each time; it stops when nothing is
- *   waiting, when it is blocked, or when the iteration's turn is spent. While it is in the middle
- *   of a large frame it is listed as streaming, and reads whenever another connection's pump ends.
+ *   waiting, when it is blocked, or when the iteration's turn is spent; only while its traffic is
+ *   large (a connection of small requests would pay a recv that finds nothing). Chunks from Bun
+ *   are freed as soon as the decoder has taken them (server/received-chunks.ts).
  * - Timeouts: the broker's sweep calls `checkTimeouts`: a partial frame held longer than
  *   frameTimeoutMs (also while waiting for memory, though not while paused by backpressure),
  *   or no traffic and nothing in flight for idleTimeoutMs, closes the connection.
@@ -51,7 +52,7 @@ import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { socketFd } from "./socket-fd.ts";
-import type { DirectReader } from "./direct-reads.ts";
+import { DIRECT_READ_AFTER_BYTES } from "./direct-reads.ts";
 import { freeReceivedChunk } from "./received-chunks.ts";
 
 type Slot = { reply: Reply | null };
@@ -67,7 +68,7 @@ export interface ConnectionHooks {
   onSettled(connection: Connection): void;
 }
 
-export class Connection implements DirectReader {
+export class Connection {
   private readonly decoder: FrameDecoder;
   private readonly outbound: OutboundQueue;
   private readonly config: Config;
@@ -100,6 +101,8 @@ export class Connection implements DirectReader {
   };
   /** The socket's fd when this connection reads directly (plain TCP, directReads on); else null. */
   private readonly directFd: number | null;
+  /** Bytes of the last read (Bun's or direct); 0 after a direct read found nothing. */
+  private lastReadBytes = 0;
   /** The chunk from Bun the decoder is reading, freed once it has taken every byte (received-chunks.ts). */
   private heldChunk: Uint8Array | null = null;
   /** The decoder's chunk is a view of the shared receive buffer: detach it before the pump ends. */
@@ -165,6 +168,7 @@ export class Connection implements DirectReader {
   }
 
   private countReceived(bytes: number): void {
+    this.lastReadBytes = bytes;
     this.context.stats.bytesReceived += bytes;
     this.context.memory.noteReceived(bytes);
     this.lastActivityMs = Date.now();
@@ -177,8 +181,12 @@ export class Connection implements DirectReader {
    */
   private receiveDirect(): boolean {
     if (this.directFd === null || this.yielding || this.context.readTurns.turnSpent) return false;
+    if (this.lastReadBytes < DIRECT_READ_AFTER_BYTES && this.decoder.partialFrameBytes <= SMALL_FRAME_BYTES) return false;
     const chunk = this.context.directReads.read(this.directFd);
-    if (chunk === null) return false;
+    if (chunk === null) {
+      this.lastReadBytes = 0;
+      return false;
+    }
     this.countReceived(chunk.length);
     this.context.stats.bytesReceivedDirect += chunk.length;
     this.decoder.push(chunk);
@@ -193,11 +201,6 @@ export class Connection implements DirectReader {
     if (!this.holdingDirectChunk) return;
     this.holdingDirectChunk = false;
     if (!this.closed) this.decoder.detachChunk();
-  }
-
-  /** Another connection's pump ended: read this one's waiting bytes before Bun does (direct-reads.ts). */
-  readWaiting(): void {
-    if (!this.closed) this.pump();
   }
 
   private yieldTurn(): void {
@@ -225,7 +228,6 @@ export class Connection implements DirectReader {
     this.waitingForMemory = false;
     this.context.readTurns.cancel(this.turnResumer);
     this.yielding = false;
-    this.context.directReads.setStreaming(this, false);
     this.decoder.reset();
     this.hooks.onSettled(this);
   }
@@ -310,15 +312,7 @@ export class Connection implements DirectReader {
     this.trackPartialFrame();
     if (this.decoder.waitingForMemory) this.waitForMemory();
     this.setPaused(this.isBlocked() || this.decoder.waitingForMemory || this.yielding);
-    if (this.directFd !== null) this.readStreaming();
     if (this.isQuiet) this.hooks.onSettled(this);
-  }
-
-  /** Lists this connection as streaming while it is mid-way through a large frame, and lets the others read. */
-  private readStreaming(): void {
-    const directReads = this.context.directReads;
-    directReads.setStreaming(this, !this.paused && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES);
-    directReads.readOthers(this);
   }
 
   /** The peer went away while answers were being sent (EPIPE, ECONNRESET): not the broker's fault. */

@@ -11,11 +11,9 @@
  * epoll is level-triggered, so bytes left in the kernel when a connection stops (backpressure,
  * its turn is over) are reported again as usual.
  *
- * Streaming connections: while connection A is busy (appending a 5 MiB request), the kernel
- * fills B's socket, and Bun's next read of B takes 512 KiB of it into a fresh buffer. So the
- * connections in the middle of a large frame (more bytes are surely coming) are listed here, and
- * when any connection's pump ends, the others on the list read directly first. Only those: a
- * recv that finds nothing costs a system call, and idle connections are many.
+ * A connection reads directly only while its traffic is large (the last read brought at least
+ * DIRECT_READ_AFTER_BYTES, or it is in the middle of a large frame): there more bytes are likely
+ * waiting, while a connection of small requests would only pay a recv that finds nothing.
  *
  * One buffer serves every connection of the broker: a connection reads into it only when its
  * decoder holds no unread bytes, hands frames that lie inside it to dispatch, which is done with
@@ -28,24 +26,15 @@ import { libc, RECV_WOULD_BLOCK } from "../native/libc.ts";
 /** Size of the shared receive buffer: what one recv may take (Bun's own reads take up to 512 KiB). */
 export const DIRECT_READ_BYTES = 256 * 1024;
 
-/** A connection that can read its waiting bytes now (server/connection.ts). */
-export interface DirectReader {
-  readWaiting(): void;
-}
+/** A read at least this large (or a large frame in progress) makes a connection read directly next. */
+export const DIRECT_READ_AFTER_BYTES = 64 * 1024;
 
 export class DirectReads {
   private buffer: Uint8Array | null = null;
-  private readonly streaming = new Set<DirectReader>();
-  private draining = false;
 
   /** Whether this platform can read sockets directly (Linux, native libc). */
   static get available(): boolean {
     return libc.recv !== null;
-  }
-
-  /** Connections listed as streaming now. */
-  get streamingCount(): number {
-    return this.streaming.size;
   }
 
   /**
@@ -60,22 +49,5 @@ export class DirectReads {
     const bytes = recv(fd, this.buffer);
     if (bytes === RECV_WOULD_BLOCK || bytes <= 0) return null;
     return this.buffer.subarray(0, bytes);
-  }
-
-  /** Lists or unlists `reader` as being in the middle of a large frame. */
-  setStreaming(reader: DirectReader, streaming: boolean): void {
-    if (streaming) this.streaming.add(reader);
-    else this.streaming.delete(reader);
-  }
-
-  /** Lets every streaming connection but `done` read its waiting bytes (never nested). */
-  readOthers(done: DirectReader): void {
-    if (this.draining || this.streaming.size === 0 || (this.streaming.size === 1 && this.streaming.has(done))) return;
-    this.draining = true;
-    try {
-      for (const reader of this.streaming) if (reader !== done) reader.readWaiting();
-    } finally {
-      this.draining = false;
-    }
   }
 }

@@ -16,14 +16,12 @@
  * the engine move it out of its heap first.
  */
 
+import { freeBytesNow } from "../protocol/frame.ts";
+
 /** Chunks smaller than this are left to the collector. */
 export const CHUNK_FREE_BYTES_MIN = 64 * 1024;
 
 /** Frees `chunk`'s bytes now, when it is large and owns its buffer; true when it did. Any view of it reads as empty afterwards. */
 export function freeReceivedChunk(chunk: Uint8Array): boolean {
-  if (chunk.length < CHUNK_FREE_BYTES_MIN || chunk.byteOffset !== 0) return false;
-  const buffer = chunk.buffer;
-  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength !== chunk.length || buffer.detached) return false;
-  buffer.transfer(0);
-  return true;
+  return chunk.length >= CHUNK_FREE_BYTES_MIN && freeBytesNow(chunk);
 }
