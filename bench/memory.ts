@@ -242,7 +242,6 @@ async function main(): Promise<void> {
     out.push(row("throughput MB/s", ["", ...phases.map((phase) => phase.mbPerSecond.toFixed(1)), ""]));
     out.push(row("VmHWM (peak RSS, whole run)", ["", "", "", usage?.peakRssBytes ?? 0]));
     out.push(row("index files on disk (KB)", ["", "", "", indexFileBytes(broker.dataDir)], 1e3));
-    out.push(`bytes read directly into the broker's buffer: ${(((stats.bytesReceivedDirect as number) / Math.max(1, stats.bytesReceived as number)) * 100).toFixed(1)}% of ${((stats.bytesReceived as number) / MB).toFixed(0)} MB received\n`);
     out.push(`collections the memory budget ran: ${stats.memoryCollections}, longest ${stats.memoryCollectionMsMax} ms; broker CPU ${usage?.cpuSeconds.toFixed(1) ?? "?"} s\n`);
     process.stdout.write(out.join(""));
   } finally {

@@ -119,11 +119,6 @@ export const configSchema = z
     /** Send fetched records with sendfile (true) or the copy path (false). */
     zeroCopy: z.boolean().default(true),
     /**
-     * Native plain-TCP connections: read waiting bytes with recv(2) into one buffer the broker
-     * reuses, instead of only the fresh buffer Bun makes per read (docs/architecture.md "Memory").
-     */
-    directReads: z.boolean().default(true),
-    /**
      * Threads that own native connections (docs/architecture.md "Using every core"). 1: the main
      * thread does everything, as always. N > 1: N Bun Workers share the port (reusePort) and do
      * framing and socket I/O (sendfile included); the main thread keeps the log.

@@ -1,7 +1,7 @@
 /**
  * @module native/libc
  * The only importer of `bun:ffi`. Thin wrappers over the libc calls the broker's speed rests
- * on: `pwrite`, `pread`, `fdatasync`, `posix_fadvise`, `fallocate`, `sendfile` and `recv`, with errno
+ * on: `pwrite`, `pread`, `fdatasync`, `posix_fadvise`, `fallocate` and `sendfile`, with errno
  * read through `__errno_location()`.
  *
  * Every wrapper: retries on EINTR, loops over short writes/reads where the call allows it,
@@ -21,7 +21,7 @@ import { RunnelError, type ErrorCode } from "../errors.ts";
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EFAULT: 14,
   EINVAL: 22, ENFILE: 23, EMFILE: 24, EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30, EPIPE: 32, ENOSYS: 38,
-  EOPNOTSUPP: 95, ECONNRESET: 104, ENOTCONN: 107, ETIMEDOUT: 110, EDQUOT: 122,
+  EOPNOTSUPP: 95, ECONNRESET: 104, ENOTCONN: 107, EDQUOT: 122,
 } as const;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, value]) => [value, name]));
@@ -66,9 +66,6 @@ export const FALLOC_FL_KEEP_SIZE = 1;
 /** `sendfile` result when the socket buffer is full: wait for the socket to drain. */
 export const SENDFILE_WOULD_BLOCK = -1;
 
-/** `recv` result when the socket has no bytes now: wait for the event loop to report more. */
-export const RECV_WOULD_BLOCK = -1;
-
 export interface Libc {
   /** Writes all of `bytes` at `position`; returns the byte count. */
   pwrite(fd: number, bytes: Uint8Array, position: number): number;
@@ -101,13 +98,6 @@ export interface Libc {
    * reads were paused when the peer reset it. `null` where unsupported.
    */
   socketHungUp: ((fd: number) => boolean) | null;
-  /**
-   * Reads what the socket `fd` holds now, up to `into.length` bytes, into `into` without waiting
-   * (recv with MSG_DONTWAIT). Returns the byte count, RECV_WOULD_BLOCK when there is nothing to
-   * read, or 0 when the peer has closed or reset the connection (the event loop then sees the
-   * same end and closes the socket). `null` where unsupported.
-   */
-  recv: ((fd: number, into: Uint8Array) => number) | null;
 }
 
 export interface NativeStatus {
@@ -128,7 +118,6 @@ function openLibc() {
     sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64_fast },
     flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
-    recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
     __errno_location: { args: [], returns: FFIType.ptr },
   });
 }
@@ -219,18 +208,6 @@ function makeNative(symbols: Symbols): Libc {
         throw new SyscallError("poll", code, errnoName(code));
       }
     },
-    recv(fd, into) {
-      for (;;) {
-        const n = Number(symbols.recv(fd, into, into.length, MSG_DONTWAIT));
-        if (n >= 0) return n;
-        const code = errno();
-        if (code === ERRNO.EINTR) continue;
-        if (code === ERRNO.EAGAIN) return RECV_WOULD_BLOCK;
-        // The peer is gone: an end like EOF; Bun's own read reports it and closes the socket.
-        if (code === ERRNO.ECONNRESET || code === ERRNO.ENOTCONN || code === ERRNO.ETIMEDOUT) return 0;
-        throw new SyscallError("recv", code, errnoName(code));
-      }
-    },
     lockExclusive(fd) {
       for (;;) {
         if (symbols.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
@@ -249,7 +226,6 @@ const POLLNVAL = 0x020;
 const POLLRDHUP = 0x2000;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
-const MSG_DONTWAIT = 0x40;
 
 /**
  * node:fs errors carry `code: "ENOSPC"` and a negative `errno`: the same SyscallError as the
@@ -304,7 +280,6 @@ function makeFallback(): Libc {
     sendfile: null,
     lockExclusive: null,
     socketHungUp: null,
-    recv: null,
   };
 }
 

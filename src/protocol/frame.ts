@@ -181,16 +181,6 @@ export class FrameDecoder {
     return this.continueHeader();
   }
 
-  /**
-   * Gives the decoder its own copy of the current chunk's unread bytes (none when all were read):
-   * for a caller that pushed a view of a buffer it is about to reuse (the broker's direct reads,
-   * server/direct-reads.ts) and stopped before the decoder had taken every byte.
-   */
-  detachChunk(): void {
-    this.chunk = this.chunkPosition < this.chunk.length ? this.chunk.slice(this.chunkPosition) : EMPTY;
-    this.chunkPosition = 0;
-  }
-
   /** Forgets the kept reuse buffers (not one being filled) and releases their bytes. */
   dropAssemblies(): void {
     for (let turn = 0; turn < this.assemblies.length; turn++) {

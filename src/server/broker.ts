@@ -17,7 +17,6 @@ import { timedStorage } from "../broker/timed-storage.ts";
 import { type GroupRuntime, startGroupRuntime } from "../broker/group-runtime.ts";
 import type { Config } from "../config.ts";
 import { bufferedBytesBudget, httpPortOf, topicDefaultsOf } from "../config.ts";
-import { DirectReads } from "./direct-reads.ts";
 import { type ListenerName, type ListenerTls, loadTlsSettings, sameTls, type TlsSettings } from "./tls.ts";
 import { RunnelError, toRunnelError } from "../errors.ts";
 import type { LogManager, RecoverySummary } from "../log/api.ts";
@@ -270,7 +269,6 @@ class RunningBroker implements Broker {
       stats: this.stats,
       memory: new MemoryBudget(bufferedBytesBudget(config)),
       readTurns: new ReadTurns(),
-      directReads: new DirectReads(),
       logger,
       startedAtMs: Date.now(),
       zeroCopy: config.zeroCopy && libc.sendfile !== null,
@@ -469,7 +467,7 @@ class RunningBroker implements Broker {
     }
     socket.setNoDelay(true);
     // sendfile writes past a user-space TLS session: TLS connections take the copy path.
-    const connection = new Connection(socket as Socket<unknown>, this.context, decode, hooks, this.context.zeroCopy && !tls, this.config.directReads && !tls && DirectReads.available);
+    const connection = new Connection(socket as Socket<unknown>, this.context, decode, hooks, this.context.zeroCopy && !tls);
     socket.data = { connection };
     this.connections.add(connection);
     this.stats.connectionsAccepted++;

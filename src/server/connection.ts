@@ -23,12 +23,8 @@
  *   are dropped once unused for ASSEMBLY_IDLE_MS, and everything on close.
  * - Turns: a connection in the middle of a large frame yields its reads to others once an
  *   event-loop iteration has read enough (server/read-turns.ts).
- * - Direct reads: on plain TCP, once the bytes at hand are dealt with, the connection reads what
- *   the kernel holds itself into the thread's shared receive buffer (server/direct-reads.ts)
- *   rather than waiting for Bun's next read, a fresh buffer each time; it stops when nothing is
- *   waiting, when it is blocked, or when the iteration's turn is spent; only while its traffic is
- *   large (a connection of small requests would pay a recv that finds nothing). Chunks from Bun
- *   are freed as soon as the decoder has taken them (server/received-chunks.ts).
+ * - Received chunks: a large chunk from Bun is freed as soon as the decoder has taken all of its
+ *   bytes (server/received-chunks.ts), not at the engine's next collection.
  * - Timeouts: the broker's sweep calls `checkTimeouts`: a partial frame held longer than
  *   frameTimeoutMs (also while waiting for memory, though not while paused by backpressure),
  *   or no traffic and nothing in flight for idleTimeoutMs, closes the connection.
@@ -52,7 +48,6 @@ import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { socketFd } from "./socket-fd.ts";
-import { DIRECT_READ_AFTER_BYTES } from "./direct-reads.ts";
 import { freeReceivedChunk } from "./received-chunks.ts";
 
 type Slot = { reply: Reply | null };
@@ -99,14 +94,8 @@ export class Connection {
     this.yielding = false;
     if (!this.closed) this.pump();
   };
-  /** The socket's fd when this connection reads directly (plain TCP, directReads on); else null. */
-  private readonly directFd: number | null;
-  /** Bytes of the last read (Bun's or direct); 0 after a direct read found nothing. */
-  private lastReadBytes = 0;
   /** The chunk from Bun the decoder is reading, freed once it has taken every byte (received-chunks.ts). */
   private heldChunk: Uint8Array | null = null;
-  /** The decoder's chunk is a view of the shared receive buffer: detach it before the pump ends. */
-  private holdingDirectChunk = false;
   /** "address:port" of the client, for log lines. */
   readonly peer: string;
   /** Who the client is (security/session.ts): every request is handled as this session. */
@@ -119,8 +108,6 @@ export class Connection {
     private readonly hooks: ConnectionHooks,
     /** sendfile for fetched records (false for TLS connections and when zeroCopy is off). */
     zeroCopy = context.zeroCopy,
-    /** Read waiting bytes with recv into the shared buffer (server/direct-reads.ts): plain TCP only. */
-    directReads = false,
   ) {
     this.config = context.config;
     // Safe to reuse the assembly buffer: every handler is done with the request's bytes when
@@ -129,7 +116,6 @@ export class Connection {
     this.decoder = new FrameDecoder(context.config.frameBytesMax, { reuseAssembly: true, memory: context.memory });
     this.outbound = new OutboundQueue(socket, context.stats, zeroCopy, context.memory);
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.directFd = directReads ? socketFd(socket) : null;
     this.session = new Session("native", socket.remoteAddress);
     if (context.authenticator.required) this.decoder.frameBytesMax = Math.min(PRE_AUTHENTICATION_FRAME_BYTES_MAX, context.config.frameBytesMax);
   }
@@ -145,62 +131,31 @@ export class Connection {
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
-    this.countReceived(chunk.length);
+    this.context.stats.bytesReceived += chunk.length;
+    this.context.memory.noteReceived(chunk.length);
+    this.lastActivityMs = Date.now();
     if (this.decoder.unreadBytes === 0 && this.pendingChunks.length === 0) this.pushChunk(chunk);
     else this.pendingChunks.push(chunk);
     if (this.context.readTurns.noteRead(chunk.length) && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES) this.yieldTurn();
     this.pump();
   }
 
-  /** Gives the decoder a chunk from Bun; the one before it has been taken whole (push requires it) and is freed. */
+  /** Gives the decoder a chunk; the one before it has been taken whole (push requires it) and is freed. */
   private pushChunk(chunk: Uint8Array): void {
     this.decoder.push(chunk);
     this.freeHeldChunk();
     this.heldChunk = chunk;
   }
 
-  /** Frees the chunk from Bun the decoder was reading, once the decoder has taken all of it. */
+  /**
+   * Frees the chunk the decoder was reading, once it has taken all of it: frames handed out of it
+   * went to dispatch, which is done with a request's bytes when it returns (see the constructor).
+   */
   private freeHeldChunk(): void {
     const chunk = this.heldChunk;
     if (chunk === null) return;
     this.heldChunk = null;
     freeReceivedChunk(chunk);
-  }
-
-  private countReceived(bytes: number): void {
-    this.lastReadBytes = bytes;
-    this.context.stats.bytesReceived += bytes;
-    this.context.memory.noteReceived(bytes);
-    this.lastActivityMs = Date.now();
-  }
-
-  /**
-   * Reads what the kernel holds for this socket into the shared receive buffer and gives it to
-   * the decoder; false when it did not (not a direct connection, turn spent, nothing waiting).
-   * Called only when the decoder has taken every byte it had.
-   */
-  private receiveDirect(): boolean {
-    if (this.directFd === null || this.yielding || this.context.readTurns.turnSpent) return false;
-    if (this.lastReadBytes < DIRECT_READ_AFTER_BYTES && this.decoder.partialFrameBytes <= SMALL_FRAME_BYTES) return false;
-    const chunk = this.context.directReads.read(this.directFd);
-    if (chunk === null) {
-      this.lastReadBytes = 0;
-      return false;
-    }
-    this.countReceived(chunk.length);
-    this.context.stats.bytesReceivedDirect += chunk.length;
-    this.decoder.push(chunk);
-    this.freeHeldChunk();
-    this.holdingDirectChunk = true;
-    if (this.context.readTurns.noteRead(chunk.length) && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES) this.yieldTurn();
-    return true;
-  }
-
-  /** The shared receive buffer is about to be reused: the decoder keeps a copy of what it has not taken. */
-  private releaseDirectChunk(): void {
-    if (!this.holdingDirectChunk) return;
-    this.holdingDirectChunk = false;
-    if (!this.closed) this.decoder.detachChunk();
   }
 
   private yieldTurn(): void {
@@ -298,16 +253,13 @@ export class Connection {
         this.moveReadyReplies();
         if (this.outbound.flush() === "closed") return this.peerClosed();
         if (this.closeAfterFlush && this.outbound.isEmpty) return this.close();
-        if (this.closed || this.isBlocked() || this.decoder.waitingForMemory) break;
-        if (!this.hasBufferedInput() && !this.receiveDirect()) break;
+        if (this.closed || this.isBlocked() || this.decoder.waitingForMemory || !this.hasBufferedInput()) break;
       }
     } catch (error) {
-      this.releaseDirectChunk();
       if (error instanceof FrameError) return this.fail(error);
       this.context.logger.error({ err: error, peer: this.peer }, "connection failed; closing it");
       return this.fail(new RunnelError("INTERNAL", "the broker failed to send a response"));
     }
-    this.releaseDirectChunk();
     if (this.decoder.unreadBytes === 0) this.freeHeldChunk();
     this.trackPartialFrame();
     if (this.decoder.waitingForMemory) this.waitForMemory();

@@ -13,7 +13,6 @@ import type { LogManager, ReadSlice } from "../log/api.ts";
 import type { Logger } from "../logger.ts";
 import type { MemoryBudget } from "./memory-budget.ts";
 import type { ReadTurns } from "./read-turns.ts";
-import type { DirectReads } from "./direct-reads.ts";
 import type { CreateQuota } from "./create-quota.ts";
 import type { CommittedOffsets } from "../broker/offset-store.ts";
 import type { PartitionNotifier } from "../broker/partition-notifier.ts";
@@ -46,8 +45,6 @@ export interface BrokerContext {
   readonly memory: MemoryBudget;
   /** Fair turns for connections sending large frames (server/read-turns.ts). */
   readonly readTurns: ReadTurns;
-  /** The shared receive buffer and the streaming connections of direct reads (direct-reads.ts). */
-  readonly directReads: DirectReads;
   readonly logger: Logger;
   readonly startedAtMs: number;
   /** sendfile is on (config.zeroCopy and libc.sendfile available). */

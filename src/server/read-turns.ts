@@ -43,11 +43,6 @@ export class ReadTurns {
     return this.turnBytes > TURN_BYTES_MAX;
   }
 
-  /** True once this iteration's reads passed TURN_BYTES_MAX: direct reads (server/direct-reads.ts) stop until the next. */
-  get turnSpent(): boolean {
-    return this.turnBytes > TURN_BYTES_MAX;
-  }
-
   /** Queues `resume`, called in a later iteration. */
   yieldTurn(resume: Resume): void {
     this.queue.add(resume);

@@ -14,8 +14,6 @@ export interface BrokerStats {
   requestErrors: number;
   framesOversized: number;
   bytesReceived: number;
-  /** Of bytesReceived, those read by the broker itself into its own buffer (server/direct-reads.ts), not handed over by Bun. */
-  bytesReceivedDirect: number;
   /** Response bytes written with socket.write (heads, messages, and copy-path records). */
   bytesSentWrite: number;
   /** Record bytes sent by sendfile(2), never entering user space. */
@@ -45,7 +43,6 @@ export function createStats(): BrokerStats {
     requestErrors: 0,
     framesOversized: 0,
     bytesReceived: 0,
-    bytesReceivedDirect: 0,
     bytesSentWrite: 0,
     bytesSentSendfile: 0,
     bytesSentCopy: 0,
