@@ -74,6 +74,8 @@ export interface RunResult {
   wallSeconds: number;
   brokerCpuSeconds: number;
   clientCpuSeconds: number;
+  /** The producers' process alone (the rest of clientCpuSeconds is the consumers'). */
+  producerCpuSeconds: number;
   /** perf stat counts of the broker over the clients' run, by event (PERF_STAT=1; empty otherwise). */
   counts: Record<string, number>;
   /** The 1-minute load average when the run started. */
@@ -285,6 +287,7 @@ async function runOnce(config: RunConfig, seconds: number): Promise<RunResult> {
       wallSeconds: Math.min((Date.now() - startedMs) / 1000, Math.max(produced.seconds, consumed.seconds)),
       brokerCpuSeconds: (after?.cpuSeconds ?? 0) - (before?.cpuSeconds ?? 0),
       clientCpuSeconds: produced.cpuSeconds + consumed.cpuSeconds,
+      producerCpuSeconds: produced.cpuSeconds,
       counts,
       loadAverage,
     };
@@ -341,7 +344,7 @@ function describe(run: RunResult): string {
   const busy = Object.entries(run.threads).filter(([, cpuSeconds]) => cpuSeconds >= 0.05).map(([thread, cpuSeconds]) => `${thread} ${cpuSeconds.toFixed(2)}`);
   return (
     `${run.name}: ${totalMBps(run).toFixed(0)} MB/s (in ${producedMBps(run).toFixed(0)}, out ${consumedMBps(run).toFixed(0)}), ` +
-    `broker ${cpuPerGB(run).toFixed(2)} CPU-s/GB at ${brokerCpuPercent(run).toFixed(0)}% of a core, clients ${clientCpuPerGB(run).toFixed(2)} CPU-s/GB, ` +
+    `broker ${cpuPerGB(run).toFixed(2)} CPU-s/GB at ${brokerCpuPercent(run).toFixed(0)}% of a core, clients ${clientCpuPerGB(run).toFixed(2)} CPU-s/GB (producers ${(run.producerCpuSeconds / (run.producedBytes / 1e9)).toFixed(2)} per GB in, consumers ${((run.clientCpuSeconds - run.producerCpuSeconds) / (run.consumedBytes / 1e9)).toFixed(2)} per GB out), ` +
     `load ${run.loadAverage.toFixed(1)}; broker thread CPU-s: ${busy.join(", ")}` +
     Object.entries(run.counts).map(([event, count]) => `; ${event} ${(count / movedGB(run)).toFixed(0)}/GB`).join("")
   );
@@ -364,6 +367,8 @@ function report(runs: RunResult[], configs: RunConfig[]): void {
     ["w2", "w1", "w2 / w1 (both cores each)"],
     ["w1-pinned", "w1-pinned-base", "w1-pinned / the base checkout's"],
     ["w2", "w2-base", "w2 / the base checkout's"],
+    ["1conn-w1", "1conn-base", "1conn-w1 / the base checkout's"],
+    ["1conn-w2", "1conn-w2-base", "1conn-w2 / the base checkout's"],
   ];
   console.log("");
   for (const [top, bottom, label] of ratios) {
@@ -392,6 +397,7 @@ async function main(): Promise<void> {
           { name: "w1-pinned-base", workers: 1, pinned: true, producers: 4, consumers: 4, root: base },
           { name: "w2-base", workers: 2, pinned: false, producers: 4, consumers: 4, root: base },
           { name: "1conn-base", workers: 1, pinned: false, producers: 1, consumers: 1, root: base },
+          { name: "1conn-w2-base", workers: 2, pinned: false, producers: 1, consumers: 1, root: base },
         ];
   const configs = [...MANY, ...SINGLE, ...baseline].filter((config) => only === undefined || only.split(",").includes(config.name));
   const runs = await runCoresBench(rounds, seconds, configs);
