@@ -48,6 +48,7 @@ export interface WorkerByteCounts {
   bytesSentSendfile: number;
   bytesSentCopy: number;
   bytesSentProbe: number;
+  bytesSentGathered: number;
 }
 
 /** Log thread -> worker. */
