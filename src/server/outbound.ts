@@ -174,7 +174,7 @@ export class OutboundQueue {
     for (let index = this.head; index < this.head + count; index++) {
       const item = this.items[index]!;
       if (item.kind === "bytes") scratch.set(item.bytes, length);
-      else readSlice(item.slice, scratch.subarray(length, length + item.slice.length));
+      else readSlice(item.slice, scratch, length);
       length += item.kind === "bytes" ? item.bytes.length : item.slice.length;
     }
     const written = this.socket.write(scratch, 0, length);
@@ -289,10 +289,10 @@ function gatherScratch(bytes: number): Uint8Array {
   return scratchBuffer;
 }
 
-/** Reads a whole slice into `into` (its length); a segment shorter than the slice is a bug. */
-function readSlice(slice: ReadSlice, into: Uint8Array): void {
-  const read = libc.pread(slice.fd, into, slice.position);
-  if (read !== into.length) throw new Error(`segment ended ${into.length - read} bytes before the slice did`);
+/** Reads a whole slice into `into` at `intoOffset`; a segment shorter than the slice is a bug. */
+function readSlice(slice: ReadSlice, into: Uint8Array, intoOffset: number): void {
+  const read = libc.preadInto(slice.fd, into, intoOffset, slice.length, slice.position);
+  if (read !== slice.length) throw new Error(`segment ended ${slice.length - read} bytes before the slice did`);
 }
 
 const PEER_GONE = -2;

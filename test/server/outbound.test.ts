@@ -234,6 +234,31 @@ describe("OutboundQueue over a real socket", () => {
     });
   });
 
+  test.if(libc.sendfile !== null)("sendfile and the gathered read both reach ranges past 4 GiB in a file (the offset's high half)", async () => {
+    const file = path.join(directory, "sparse");
+    const fd = fs.openSync(file, "w+");
+    const far = 5 * 1024 * MiB + 12_345;
+    const bytes = fileBytes.subarray(0, 3000);
+    try {
+      libc.pwrite(fd, bytes, far);
+      for (const gatherBytesMax of [0, GATHER_BYTES_MAX_DEFAULT]) {
+        await withConnection(async (server, _client, received, flushOnDrain) => {
+          const stats = createStats();
+          const queue = new OutboundQueue(server, stats, true, null, gatherBytesMax);
+          flushOnDrain(queue);
+          queue.pushReply(new Uint8Array([1, 2, 3]), [{ fd, position: far, length: bytes.length, firstOffset: 0, release: () => {} }]);
+          queue.flush();
+          const got = await receiveAll(received, 3 + bytes.length);
+          expect(Buffer.compare(got, Buffer.concat([new Uint8Array([1, 2, 3]), bytes]))).toBe(0);
+          expect(gatherBytesMax === 0 ? stats.bytesSentSendfile + stats.bytesSentProbe : stats.bytesSentGathered).toBe(bytes.length);
+        });
+      }
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(file);
+    }
+  });
+
   test("with zero copy off (TLS, RUNNEL_NATIVE=off) small replies are still gathered and large ones copied, same bytes", async () => {
     const replies: ReplySpec[] = [...SMALL_REPLIES, { headBytes: 70, mark: 0xd1, ranges: [[1000, MiB]] }];
     const expected = expectedBytes(replies);
