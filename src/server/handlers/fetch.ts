@@ -15,6 +15,12 @@
  * to one of its partitions wakes it to read again, and it parks again while still short. A fetch that need not wait is answered without a
  * Promise, so its answer leaves in the same turn of the event loop as its request arrived.
  *
+ * Woken reads wait for the read event: a produce's `notify` does not read the woken fetch again
+ * at once but in a microtask, after every frame of the chunk being handled was dispatched (same
+ * turn of the event loop, no timer). A producer's requests often arrive several to a read: read
+ * at once, the answer would carry the first request's batch only, and the rest would wait for
+ * the consumer's next fetch — another round trip and two more wake-ups (issue 17).
+ *
  * Non-obvious: the reply carries ReadSlices (fd, position, length), not bytes; the connection
  * sends them with sendfile after the head and releases each once sent. A slice's first batch may
  * start below the offset asked for (it is the batch holding that offset): clients skip records
@@ -86,8 +92,17 @@ class ParkedFetch implements Sleeper {
     return true;
   }
 
-  /** Called by the notifier (data arrived, time is up, or shutdown): reads again, then answers or parks again. */
-  wake(): void {
+  /**
+   * Called by the notifier. Data arrived: reads again once the frames already read have been
+   * handled (module note: "woken reads wait for the read event"). Time up or shutdown: now.
+   */
+  wake(woken: boolean): void {
+    if (woken) readWhenFramesAreHandled(this);
+    else this.readAgain();
+  }
+
+  /** Reads again, then answers or parks again. */
+  readAgain(): void {
     try {
       const { context, request, id } = this;
       const gathered = gather(context, request);
@@ -97,6 +112,24 @@ class ParkedFetch implements Sleeper {
       this.answer.reject(error);
     }
   }
+}
+
+/** Fetches woken by data, read again by one microtask (readWoken) for all of them. */
+const wokenFetches: ParkedFetch[] = [];
+let readWokenQueued = false;
+
+function readWhenFramesAreHandled(fetch: ParkedFetch): void {
+  wokenFetches.push(fetch);
+  if (readWokenQueued) return;
+  readWokenQueued = true;
+  queueMicrotask(readWoken);
+}
+
+function readWoken(): void {
+  readWokenQueued = false;
+  // Index loop: a fetch that parks again and is woken within this pass is appended and read too.
+  for (let index = 0; index < wokenFetches.length; index++) wokenFetches[index]!.readAgain();
+  wokenFetches.length = 0;
 }
 
 /**
