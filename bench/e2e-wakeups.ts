@@ -152,4 +152,25 @@ if (import.meta.main) {
   process.stdout.write(`per message, ${messages} messages due in the window, ${rate} msgs/s, ${sizeBytes} B, linger 0 (${source})\n`);
   process.stdout.write(`| process | ${names.join(" | ")} |\n|---|${names.map(() => "---").join("|")}|\n`);
   for (const [role, row] of Object.entries(perMessage)) process.stdout.write(`| ${role} | ${names.map((name) => (row[name] ?? 0).toFixed(3)).join(" | ")} |\n`);
+  process.stdout.write(perRequestLine(perMessage));
+}
+
+/**
+ * The same counts per request: per-message counts follow how many messages share a request,
+ * which the load decides, while these follow the code. A fetch answer is one consumer socket
+ * write (its fetch request); a produce request is one broker pwrite (one partition, durability
+ * written, as the e2e runs).
+ */
+function perRequestLine(perMessage: Record<Role, Record<string, number>>): string {
+  const consumer = perMessage.consumer;
+  const broker = perMessage.broker;
+  const fetches = consumer["socket writes"] ?? 0;
+  const produces = broker.pwrite ?? 0;
+  const ratio = (count: number | undefined, per: number): string => (per > 0 ? ((count ?? 0) / per).toFixed(2) : "-");
+  return (
+    `per request: consumer reads per fetch answer ${ratio(consumer["socket reads"], fetches)}, ` +
+    `consumer context switches per fetch answer ${ratio(consumer["context switches"], fetches)}, ` +
+    `broker socket writes per request (produce + fetch) ${ratio(broker["socket writes"], produces + fetches)}, ` +
+    `broker pread per fetch answer ${ratio(broker.pread, fetches)}\n`
+  );
 }
