@@ -15,11 +15,8 @@
  * to one of its partitions wakes it to read again, and it parks again while still short. A fetch that need not wait is answered without a
  * Promise, so its answer leaves in the same turn of the event loop as its request arrived.
  *
- * Woken reads wait for the read event: a produce's `notify` does not read the woken fetch again
- * at once but in a microtask, after every frame of the chunk being handled was dispatched (same
- * turn of the event loop, no timer). A producer's requests often arrive several to a read: read
- * at once, the answer would carry the first request's batch only, and the rest would wait for
- * the consumer's next fetch — another round trip and two more wake-ups (issue 17).
+ * A fetch woken by data reads again after the whole read event (broker/woken-reads.ts), so its
+ * answer carries every produce request that arrived with the one that woke it.
  *
  * Non-obvious: the reply carries ReadSlices (fd, position, length), not bytes; the connection
  * sends them with sendfile after the head and releases each once sent. A slice's first batch may
@@ -36,6 +33,7 @@ import type { ReadSlice } from "../../log/api.ts";
 import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { BrokerContext, Reply } from "../context.ts";
 import type { Sleeper } from "../../broker/partition-notifier.ts";
+import { readAfterFrames } from "../../broker/woken-reads.ts";
 import { findPartition } from "../topic-rules.ts";
 import { deniedTopics } from "../access.ts";
 
@@ -92,12 +90,9 @@ class ParkedFetch implements Sleeper {
     return true;
   }
 
-  /**
-   * Called by the notifier. Data arrived: reads again once the frames already read have been
-   * handled (module note: "woken reads wait for the read event"). Time up or shutdown: now.
-   */
+  /** Called by the notifier. Data arrived: reads again after the read event (broker/woken-reads.ts). Time up or shutdown: now. */
   wake(woken: boolean): void {
-    if (woken) readWhenFramesAreHandled(this);
+    if (woken) readAfterFrames(this);
     else this.readAgain();
   }
 
@@ -112,24 +107,6 @@ class ParkedFetch implements Sleeper {
       this.answer.reject(error);
     }
   }
-}
-
-/** Fetches woken by data, read again by one microtask (readWoken) for all of them. */
-const wokenFetches: ParkedFetch[] = [];
-let readWokenQueued = false;
-
-function readWhenFramesAreHandled(fetch: ParkedFetch): void {
-  wokenFetches.push(fetch);
-  if (readWokenQueued) return;
-  readWokenQueued = true;
-  queueMicrotask(readWoken);
-}
-
-function readWoken(): void {
-  readWokenQueued = false;
-  // Index loop: a fetch that parks again and is woken within this pass is appended and read too.
-  for (let index = 0; index < wokenFetches.length; index++) wokenFetches[index]!.readAgain();
-  wokenFetches.length = 0;
 }
 
 /**
