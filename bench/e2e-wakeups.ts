@@ -7,7 +7,8 @@
  * How: starts `runnel bench e2e --embedded --rate R --duration D --linger-ms 0`, waits a third
  * of the run (connections open, JIT warm), then attaches `perf stat -p <pid>` to each process for
  * W seconds, counting syscall tracepoints (an epoll wait is one event-loop turn) and context
- * switches, and divides by the messages due in that window (R x W). Needs `perf` and permission
+ * switches, and divides by the messages due in that window (R x W). Also the CPU each process
+ * used in the window (/proc/PID/stat utime + stime, all threads) per GB of messages due. Needs `perf` and permission
  * to trace (root, or kernel.perf_event_paranoid <= 1); says so and exits 2 otherwise.
  *
  *   bun bench/e2e-wakeups.ts [rate=100000] [durationS=9] [sizeBytes=100]
@@ -30,6 +31,7 @@ const EVENTS = [
   "syscalls:sys_enter_futex",
   "syscalls:sys_enter_sendfile64",
   "syscalls:sys_enter_pwrite64",
+  "syscalls:sys_enter_pread64",
   "context-switches",
 ];
 
@@ -39,11 +41,15 @@ const COLUMNS: ReadonlyArray<[string, readonly string[]]> = [
   ["socket writes", ["sys_enter_write", "writev", "sendto", "sendmsg", "sendfile64"]],
   ["socket reads", ["sys_enter_read", "recvfrom", "recvmsg"]],
   ["pwrite", ["pwrite64"]],
+  ["pread", ["pread64"]],
   ["futex", ["futex"]],
   ["context switches", ["context-switches"]],
 ];
 
 type Role = "producer" | "broker" | "consumer";
+
+/** The last column: CPU seconds per GB of messages (not per message like the others). */
+const CPU_COLUMN = "CPU s per GB";
 
 function childrenOf(pid: number): number[] {
   try {
@@ -76,6 +82,17 @@ async function countEvents(pid: number, seconds: number): Promise<Map<string, nu
   return counts;
 }
 
+/** CPU seconds (user + system, all threads) `pid` has used so far. */
+function cpuSecondsOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+
+/** USER_HZ: /proc reports CPU time in these ticks (100 on Linux's x86-64 and arm64 builds). */
+const CLOCK_TICKS_PER_S = 100;
+
 function column(counts: Map<string, number>, parts: readonly string[]): number {
   let sum = 0;
   for (const [event, value] of counts) if (parts.some((part) => event.endsWith(part))) sum += value;
@@ -104,12 +121,15 @@ export async function measureWakeups(rate: number, durationS: number, sizeBytes:
     }
     if (roles.size !== 3) throw new Error(`found ${[...roles.keys()].join(", ")} only; the bench's children: ${childrenOf(bench.pid).map(commandOf).join(" | ")}`);
     const entries = [...roles];
+    const cpuBefore = entries.map(([, pid]) => cpuSecondsOf(pid));
     const counted = await Promise.all(entries.map(([, pid]) => countEvents(pid, windowS)));
+    const cpuAfter = entries.map(([, pid]) => cpuSecondsOf(pid));
     const messages = rate * windowS;
     const perMessage = {} as Record<Role, Record<string, number>>;
     entries.forEach(([role], index) => {
       const row: Record<string, number> = {};
       for (const [name, parts] of COLUMNS) row[name] = column(counted[index]!, parts) / messages;
+      row[CPU_COLUMN] = (cpuAfter[index]! - cpuBefore[index]!) / ((messages * sizeBytes) / 1e9);
       perMessage[role] = row;
     });
     return { perMessage, messages };
@@ -128,8 +148,29 @@ if (import.meta.main) {
     process.exit(2);
   }
   const { perMessage, messages } = await measureWakeups(rate, durationS, sizeBytes, source);
-  const names = COLUMNS.map(([name]) => name);
+  const names = [...COLUMNS.map(([name]) => name), CPU_COLUMN];
   process.stdout.write(`per message, ${messages} messages due in the window, ${rate} msgs/s, ${sizeBytes} B, linger 0 (${source})\n`);
   process.stdout.write(`| process | ${names.join(" | ")} |\n|---|${names.map(() => "---").join("|")}|\n`);
   for (const [role, row] of Object.entries(perMessage)) process.stdout.write(`| ${role} | ${names.map((name) => (row[name] ?? 0).toFixed(3)).join(" | ")} |\n`);
+  process.stdout.write(perRequestLine(perMessage));
+}
+
+/**
+ * The same counts per request: per-message counts follow how many messages share a request,
+ * which the load decides, while these follow the code. A fetch answer is one consumer socket
+ * write (its fetch request); a produce request is one broker pwrite (one partition, durability
+ * written, as the e2e runs).
+ */
+function perRequestLine(perMessage: Record<Role, Record<string, number>>): string {
+  const consumer = perMessage.consumer;
+  const broker = perMessage.broker;
+  const fetches = consumer["socket writes"] ?? 0;
+  const produces = broker.pwrite ?? 0;
+  const ratio = (count: number | undefined, per: number): string => (per > 0 ? ((count ?? 0) / per).toFixed(2) : "-");
+  return (
+    `per request: consumer reads per fetch answer ${ratio(consumer["socket reads"], fetches)}, ` +
+    `consumer context switches per fetch answer ${ratio(consumer["context switches"], fetches)}, ` +
+    `broker socket writes per request (produce + fetch) ${ratio(broker["socket writes"], produces + fetches)}, ` +
+    `broker pread per fetch answer ${ratio(broker.pread, fetches)}\n`
+  );
 }

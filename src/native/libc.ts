@@ -13,7 +13,7 @@
  * through libuv; `sendfile` and `fallocate` (node:fs has neither) are then `null`: the server
  * uses its copy path and the log does not preallocate.
  */
-import { dlopen, FFIType, read } from "bun:ffi";
+import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import * as fs from "node:fs";
 import { RunnelError, type ErrorCode } from "../errors.ts";
 
@@ -71,6 +71,12 @@ export interface Libc {
   pwrite(fd: number, bytes: Uint8Array, position: number): number;
   /** Reads up to `into.length` bytes at `position`; returns how many were read (less at EOF). */
   pread(fd: number, into: Uint8Array, position: number): number;
+  /**
+   * Reads up to `length` bytes at `position` into `into` from byte `intoOffset` on; returns how
+   * many were read (less at EOF). Like `pread` without a subarray object per call (the outbound
+   * queue's gathered writes read several ranges into one buffer per answer).
+   */
+  preadInto(fd: number, into: Uint8Array, intoOffset: number, length: number, position: number): number;
   fdatasync(fd: number): void;
   /** A hint; returns quietly where the platform has no fadvise. */
   fadvise(fd: number, offset: number, length: number, advice: FadviseAdvice): void;
@@ -126,8 +132,9 @@ function makeNative(symbols: Symbols): Libc {
   const errnoPointer = symbols.__errno_location();
   if (errnoPointer === null) throw new Error("__errno_location returned NULL");
   const errno = (): number => read.i32(errnoPointer, 0);
-  // sendfile's offset argument is an in/out off_t*: one reusable 8-byte cell, never per call.
-  const offsetCell = new BigInt64Array(1);
+  // sendfile's offset argument is an in/out off_t*: one reusable 8-byte cell, never per call,
+  // written as two 32-bit halves (little-endian: x86-64 and arm64) so no BigInt is made per call.
+  const offsetCell = new Uint32Array(2);
   // struct pollfd { int fd; short events; short revents; }: one reusable 8-byte cell.
   const pollCell = new Int32Array(2);
   const pollView = new DataView(pollCell.buffer);
@@ -164,6 +171,21 @@ function makeNative(symbols: Symbols): Libc {
       }
       return total;
     },
+    preadInto(fd, into, intoOffset, length, position) {
+      if (intoOffset < 0 || length < 0 || intoOffset + length > into.length) throw new RangeError(`preadInto: [${intoOffset}, +${length}) is outside a ${into.length}-byte buffer`);
+      let total = 0;
+      while (total < length) {
+        const n = Number(symbols.pread(fd, ptr(into, intoOffset + total), length - total, position + total));
+        if (n < 0) {
+          const code = errno();
+          if (code === ERRNO.EINTR) continue;
+          throw new SyscallError("pread", code, errnoName(code));
+        }
+        if (n === 0) break; // end of file
+        total += n;
+      }
+      return total;
+    },
     fdatasync(fd) {
       for (;;) {
         if (symbols.fdatasync(fd) === 0) return;
@@ -187,7 +209,8 @@ function makeNative(symbols: Symbols): Libc {
     },
     sendfile(outFd, inFd, offset, count) {
       for (;;) {
-        offsetCell[0] = BigInt(offset);
+        offsetCell[0] = offset % 0x1_0000_0000;
+        offsetCell[1] = Math.floor(offset / 0x1_0000_0000);
         const n = Number(symbols.sendfile(outFd, inFd, offsetCell, count));
         if (n >= 0) return n;
         const code = errno();
@@ -258,6 +281,19 @@ function makeFallback(): Libc {
       try {
         while (total < into.length) {
           const n = fs.readSync(fd, into, total, into.length - total, position + total);
+          if (n === 0) break;
+          total += n;
+        }
+      } catch (error) {
+        rethrowFs("pread", error);
+      }
+      return total;
+    },
+    preadInto(fd, into, intoOffset, length, position) {
+      let total = 0;
+      try {
+        while (total < length) {
+          const n = fs.readSync(fd, into, intoOffset + total, length - total, position + total);
           if (n === 0) break;
           total += n;
         }

@@ -18,6 +18,18 @@
  *
  * A peer that goes away mid-answer makes sendfile fail with EPIPE or ECONNRESET: that is the
  * client leaving, reported as "closed" like a failed socket.write — not a storage error.
+ *
+ * Gathered writes (issue 17, "fetch answer in one wake-up"): a reply whose head and records
+ * together fit in `gatherBytesMax` is not sent as head + sendfile. Its records are pread into a
+ * scratch buffer after the head, and consecutive such items queued behind it (more answers,
+ * produce acks) join the same buffer, which goes out in ONE socket.write: one syscall and one
+ * wake-up of the peer instead of two per answer (the peer woke for the head, then again for the
+ * records). Copying a few KiB costs less than the second syscall and wake-up; larger ranges
+ * keep sendfile (zero copy where it pays: the crossover is measured in docs/architecture.md).
+ * The scratch buffer is shared by every connection of this thread: it is only used inside one
+ * synchronous flush, and what socket.write did not take is not kept from it — the items are
+ * left as if sent by their own paths up to that byte (head position, file `sent`), and the rest
+ * goes out by those paths (sendfile or copy) on drain.
  */
 import type { Socket } from "bun";
 import type { ReadSlice } from "../log/api.ts";
@@ -30,13 +42,19 @@ import type { BrokerStats } from "./stats.ts";
 const COPY_CHUNK_BYTES = 256 * 1024;
 /** sendfile moves at most this per call (Linux caps a call near 2 GiB anyway). */
 const SENDFILE_CALL_BYTES_MAX = 1 << 30;
+/**
+ * Head + records of a reply up to this many bytes go out in one gathered write instead of head +
+ * sendfile (module note). Measured crossover: bench/fetch-answer-crossover.ts.
+ */
+export const GATHER_BYTES_MAX_DEFAULT = 64 * 1024;
 /** errnos of a sendfile to a socket whose peer is gone. */
 const PEER_GONE_ERRNOS: ReadonlySet<number> = new Set([ERRNO.EPIPE, ERRNO.ECONNRESET, ERRNO.ENOTCONN]);
 
 const NO_SLICES: readonly ReadSlice[] = [];
 
-type BytesItem = { kind: "bytes"; bytes: Uint8Array; position: number; endsReply: boolean };
-type FileItem = { kind: "file"; slice: ReadSlice; sent: number; buffer: Uint8Array | null; bufferPosition: number; endsReply: boolean };
+/** `gather`: may join a gathered write (it belongs to a reply small enough, module note). */
+type BytesItem = { kind: "bytes"; bytes: Uint8Array; position: number; endsReply: boolean; gather: boolean };
+type FileItem = { kind: "file"; slice: ReadSlice; sent: number; buffer: Uint8Array | null; bufferPosition: number; endsReply: boolean; gather: boolean };
 type Item = BytesItem | FileItem;
 
 export type FlushResult = "empty" | "blocked" | "closed";
@@ -55,6 +73,8 @@ export class OutboundQueue {
     private readonly stats: BrokerStats,
     private readonly zeroCopy: boolean,
     private readonly memory: MemoryBudget | null = null,
+    /** Replies up to this many bytes (head + records) go out in gathered writes; 0: never. */
+    private readonly gatherBytesMax = GATHER_BYTES_MAX_DEFAULT,
   ) {}
 
   get isEmpty(): boolean {
@@ -65,13 +85,19 @@ export class OutboundQueue {
   pushReply(bytes: Uint8Array, slices: readonly ReadSlice[] = NO_SLICES): void {
     // Loops, not filter/forEach: no array, function or scope per reply (bench/alloc.bench.ts).
     let lastSent = -1;
-    for (let index = 0; index < slices.length; index++) if (slices[index]!.length > 0) lastSent = index;
-    this.items.push({ kind: "bytes", bytes, position: 0, endsReply: lastSent < 0 });
+    let recordsBytes = 0;
+    for (let index = 0; index < slices.length; index++) {
+      const length = slices[index]!.length;
+      recordsBytes += length;
+      if (length > 0) lastSent = index;
+    }
+    const gather = bytes.length + recordsBytes <= this.gatherBytesMax;
+    this.items.push({ kind: "bytes", bytes, position: 0, endsReply: lastSent < 0, gather });
     this.addQueued(bytes.length);
     for (let index = 0; index < slices.length; index++) {
       const slice = slices[index]!;
       if (slice.length === 0) slice.release();
-      else this.items.push({ kind: "file", slice, sent: 0, buffer: null, bufferPosition: 0, endsReply: index === lastSent });
+      else this.items.push({ kind: "file", slice, sent: 0, buffer: null, bufferPosition: 0, endsReply: index === lastSent, gather });
     }
     this.repliesQueued++;
   }
@@ -81,6 +107,13 @@ export class OutboundQueue {
     while (this.head < this.items.length) {
       const item = this.items[this.head];
       if (item === undefined) break;
+      const gatherable = this.gatherCount();
+      if (gatherable > 1) {
+        // Sets each gathered item's progress; the loop below then retires the items wholly sent
+        // without another syscall (their writes find nothing left).
+        const gathered = this.writeGathered(gatherable);
+        if (gathered !== "empty") return gathered;
+      }
       const result = item.kind === "bytes" ? this.writeBytes(item) : this.writeFile(item);
       if (result !== "empty") return result;
       if (item.kind === "file") item.slice.release();
@@ -112,8 +145,67 @@ export class OutboundQueue {
     else this.memory.release(-delta);
   }
 
+  /**
+   * How many items from the head can go out in one gathered write: untouched items of small
+   * replies, in order, while they fit in gatherBytesMax together. A lone frame is just written.
+   */
+  private gatherCount(): number {
+    let count = 0;
+    let bytes = 0;
+    for (let index = this.head; index < this.items.length; index++) {
+      const item = this.items[index]!;
+      if (!item.gather) break;
+      const length = item.kind === "bytes" ? item.bytes.length : item.slice.length;
+      if ((item.kind === "bytes" ? item.position : item.sent) !== 0 || bytes + length > this.gatherBytesMax) break;
+      bytes += length;
+      count++;
+    }
+    return count;
+  }
+
+  /**
+   * Writes the gatherable items at the head in one socket.write (module note): frames copied,
+   * records pread, into the thread's scratch buffer. Each item is then marked sent up to what
+   * the write took; the rest, if any, goes out later by the item's own path.
+   */
+  private writeGathered(count: number): FlushResult {
+    const scratch = gatherScratch(this.gatherBytesMax);
+    let length = 0;
+    for (let index = this.head; index < this.head + count; index++) {
+      const item = this.items[index]!;
+      if (item.kind === "bytes") scratch.set(item.bytes, length);
+      else readSlice(item.slice, scratch, length);
+      length += item.kind === "bytes" ? item.bytes.length : item.slice.length;
+    }
+    const written = this.socket.write(scratch, 0, length);
+    if (written < 0) return "closed";
+    this.markGathered(count, written);
+    return written === length ? "empty" : "blocked";
+  }
+
+  /** Advances the first `count` items by the `written` bytes a gathered write took, in order. */
+  private markGathered(count: number, written: number): void {
+    let left = written;
+    for (let index = this.head; index < this.head + count && left > 0; index++) {
+      const item = this.items[index]!;
+      if (item.kind === "bytes") {
+        const taken = Math.min(left, item.bytes.length);
+        item.position = taken;
+        this.addQueued(-taken);
+        this.stats.bytesSentWrite += taken;
+        left -= taken;
+      } else {
+        const taken = Math.min(left, item.slice.length);
+        item.sent = taken;
+        this.stats.bytesSentGathered += taken;
+        left -= taken;
+      }
+    }
+  }
+
   private writeBytes(item: BytesItem): FlushResult {
     const left = item.bytes.length - item.position;
+    if (left === 0) return "empty";
     const written = this.socket.write(item.bytes, item.position, left);
     if (written < 0) return "closed";
     item.position += written;
@@ -187,6 +279,20 @@ export class OutboundQueue {
     item.bufferPosition = 0;
     this.addQueued(size);
   }
+}
+
+let scratchBuffer: Uint8Array | null = null;
+
+/** This thread's gathered-write buffer (module note), grown to `bytes` when first needed. */
+function gatherScratch(bytes: number): Uint8Array {
+  if (scratchBuffer === null || scratchBuffer.length < bytes) scratchBuffer = new Uint8Array(bytes);
+  return scratchBuffer;
+}
+
+/** Reads a whole slice into `into` at `intoOffset`; a segment shorter than the slice is a bug. */
+function readSlice(slice: ReadSlice, into: Uint8Array, intoOffset: number): void {
+  const read = libc.preadInto(slice.fd, into, intoOffset, slice.length, slice.position);
+  if (read !== slice.length) throw new Error(`segment ended ${slice.length - read} bytes before the slice did`);
 }
 
 const PEER_GONE = -2;

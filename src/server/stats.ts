@@ -25,6 +25,11 @@ export interface BrokerStats {
    * `drain` (server/outbound.ts). Kept apart so bytesSentCopy counts only the copy path.
    */
   bytesSentProbe: number;
+  /**
+   * Record bytes of small replies read into memory and written in one write with their head
+   * (server/outbound.ts, gathered writes): one wake-up of the consumer per answer, not two.
+   */
+  bytesSentGathered: number;
   batchesAppended: number;
   bytesAppended: number;
   /** Idempotent batches that were retries of stored ones: answered, not appended again. */
@@ -47,6 +52,7 @@ export function createStats(): BrokerStats {
     bytesSentSendfile: 0,
     bytesSentCopy: 0,
     bytesSentProbe: 0,
+    bytesSentGathered: 0,
     batchesAppended: 0,
     bytesAppended: 0,
     batchesDuplicate: 0,

@@ -24,6 +24,21 @@ describe.each([
     fs.closeSync(fd);
   });
 
+  test("preadInto reads a file range into the middle of a buffer and leaves the bytes around it alone", () => {
+    const fd = fs.openSync(path.join(dir, `${_name}-into.bin`), "w+");
+    const bytes = new Uint8Array(5_000).map((_, i) => (i * 7) % 253);
+    impl.pwrite(fd, bytes, 0);
+    const into = new Uint8Array(3_000).fill(0xee);
+    expect(impl.preadInto(fd, into, 1_000, 1_500, 2_000)).toBe(1_500);
+    expect(into.subarray(1_000, 2_500)).toEqual(bytes.subarray(2_000, 3_500));
+    expect(into.subarray(0, 1_000).every((byte) => byte === 0xee)).toBe(true);
+    expect(into.subarray(2_500).every((byte) => byte === 0xee)).toBe(true);
+    // At the end of the file it returns what was there.
+    expect(impl.preadInto(fd, into, 0, 1_000, 4_900)).toBe(100);
+    expect(() => impl.preadInto(987_654, into, 0, 10, 0)).toThrow(SyscallError);
+    fs.closeSync(fd);
+  });
+
   test("a bad fd is a typed error naming the call and errno, never swallowed", () => {
     let caught: unknown;
     try {

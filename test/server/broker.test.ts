@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decodeRecords, encodeBatch, readBatchHeader, scanBatches } from "../../src/format/record-batch.ts";
 import { libc } from "../../src/native/libc.ts";
 import { encodeFrame } from "../../src/protocol/frame.ts";
+import { GATHER_BYTES_MAX_DEFAULT } from "../../src/server/outbound.ts";
 import { type Message, startTestBroker, TestClient, type TestBroker } from "./helpers.ts";
 
 let server: TestBroker;
@@ -220,10 +221,26 @@ describe("broker: long poll and ordering", () => {
 });
 
 describe("broker: send paths", () => {
-  test("fetched records go out through sendfile on Linux, counted by the broker", async () => {
+  test("a small fetch answer goes out in one write with its head: its records are counted as gathered", async () => {
+    await client.request({ op: "createTopic", topic: "gathered", partitions: 1 });
+    const batch = encodeBatch(Array.from({ length: 50 }, (_, i) => ({ value: text.encode(`value-${i}`.repeat(20)) })), { nowMs: 5 });
+    await client.request({ op: "produce", batches: [{ topic: "gathered", partition: 0, batch }] });
+    const before = await stats();
+    const fetched = await client.request({ op: "fetch", partitions: [{ topic: "gathered", partition: 0, offset: 0 }] });
+    const after = await stats();
+    expect((fetched.records as Uint8Array).length).toBe(batch.length);
+    expect(decodeRecords(fetched.records as Uint8Array).map((record) => new TextDecoder().decode(record.value!))).toEqual(Array.from({ length: 50 }, (_, i) => `value-${i}`.repeat(20)));
+    const counted = (name: string): number => (after[name] as number) - (before[name] as number);
+    expect(counted("bytesSentGathered")).toBe(batch.length);
+    expect(counted("bytesSentSendfile") + counted("bytesSentCopy") + counted("bytesSentProbe")).toBe(0);
+  });
+
+  test("fetched records over the gather bound go out through sendfile on Linux, counted by the broker", async () => {
     if (libc.sendfile === null) return; // not Linux / native off: the copy-path test covers it
     await client.request({ op: "createTopic", topic: "zc", partitions: 1 });
-    const batch = encodeBatch(Array.from({ length: 50 }, (_, i) => ({ value: text.encode(`value-${i}`.repeat(20)) })), { nowMs: 5 });
+    // Over GATHER_BYTES_MAX_DEFAULT (server/outbound.ts): a range that keeps zero copy.
+    const batch = encodeBatch(Array.from({ length: 50 }, (_, i) => ({ value: text.encode(`value-${i}`.repeat(400)) })), { nowMs: 5 });
+    expect(batch.length).toBeGreaterThan(GATHER_BYTES_MAX_DEFAULT);
     await client.request({ op: "produce", batches: [{ topic: "zc", partition: 0, batch }] });
     const before = await stats();
     const fetched = await client.request({ op: "fetch", partitions: [{ topic: "zc", partition: 0, offset: 0 }] });

@@ -5,7 +5,9 @@
  * by a broker stop or by its client going away.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { encode } from "@msgpack/msgpack";
 import { encodeBatch } from "../../src/format/record-batch.ts";
+import { encodeFrame } from "../../src/protocol/frame.ts";
 import { type Message, startTestBroker, TestClient, type TestBroker, waitUntil } from "./helpers.ts";
 
 const batchOf = (...values: string[]) => encodeBatch(values.map((value) => ({ value })), { nowMs: 1_700_000_000_000 });
@@ -90,6 +92,22 @@ describe("long poll: waking on data", () => {
     expect(response.id).toBe(id);
     expect(partitionsOf(response)[0]?.recordsBytes).toBe(2 * batch.length);
     expect(await fetchesWaiting(control)).toBe(0);
+  });
+
+  test("a parked fetch woken by several produce requests read together answers with all of them, not only the first", async () => {
+    await control.request({ op: "createTopic", topic: "lp-together", partitions: 1 });
+    await using consumer = await TestClient.connect(server.port);
+    await using producer = await TestClient.connect(server.port);
+    const id = consumer.send({ op: "fetch", partitions: [{ topic: "lp-together", partition: 0, offset: 0 }], maxWaitMs: LONG_WAIT_MS, minBytes: 1 });
+    await waitUntil(async () => (await fetchesWaiting(control)) === 1, 5_000, "a parked fetch");
+    const batches = ["first", "second", "third"].map((value) => batchOf(value));
+    // One write: the broker reads the three requests in one go and appends them one after another.
+    const frames = batches.map((batch, index) => encodeFrame(encode({ id: 1000 + index, op: "produce", durability: "written", batches: [{ topic: "lp-together", partition: 0, batch }] })));
+    producer.writeRaw(Buffer.concat(frames));
+    const response = await consumer.next();
+    expect(response.id).toBe(id);
+    expect(partitionsOf(response)[0]?.recordsBytes).toBe(batches.reduce((sum, batch) => sum + batch.length, 0));
+    for (let index = 0; index < 3; index++) expect((await producer.next()).id).toBe(1000 + index);
   });
 });
 

@@ -163,11 +163,12 @@ function writeGroupFamilies(out: Exposition, view: BrokerView, context: BrokerCo
 function writeIoFamilies(out: Exposition, context: BrokerContext): void {
   const stats = context.stats;
   out.family("runnel_bytes_received_total", "counter", "Bytes read from client sockets.").sample("runnel_bytes_received_total", { listener: "native" }, stats.bytesReceived);
-  out.family("runnel_bytes_sent_total", "counter", "Bytes sent to clients, by how: sendfile (zero-copy records), copy (records read then written), write (response heads and messages), probe (sendfile's one-at-a-time writes after EAGAIN).");
+  out.family("runnel_bytes_sent_total", "counter", "Bytes sent to clients, by how: sendfile (zero-copy records), copy (records read then written), write (response heads and messages), probe (sendfile's one-at-a-time writes after EAGAIN), gathered (small answers' records read and written with their head in one write).");
   out.sample("runnel_bytes_sent_total", { listener: "native", path: "sendfile" }, stats.bytesSentSendfile);
   out.sample("runnel_bytes_sent_total", { listener: "native", path: "copy" }, stats.bytesSentCopy);
   out.sample("runnel_bytes_sent_total", { listener: "native", path: "write" }, stats.bytesSentWrite);
   out.sample("runnel_bytes_sent_total", { listener: "native", path: "probe" }, stats.bytesSentProbe);
+  out.sample("runnel_bytes_sent_total", { listener: "native", path: "gathered" }, stats.bytesSentGathered);
   out.family("runnel_batches_appended_total", "counter", "Record batches appended.").sample("runnel_batches_appended_total", {}, stats.batchesAppended);
   out.family("runnel_batches_duplicate_total", "counter", "Idempotent retries answered without appending.").sample("runnel_batches_duplicate_total", {}, stats.batchesDuplicate);
   out.family("runnel_frames_oversized_total", "counter", "Frames refused for their size.").sample("runnel_frames_oversized_total", {}, stats.framesOversized);

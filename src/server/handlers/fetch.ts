@@ -15,6 +15,9 @@
  * to one of its partitions wakes it to read again, and it parks again while still short. A fetch that need not wait is answered without a
  * Promise, so its answer leaves in the same turn of the event loop as its request arrived.
  *
+ * A fetch woken by data reads again after the whole read event (broker/woken-reads.ts), so its
+ * answer carries every produce request that arrived with the one that woke it.
+ *
  * Non-obvious: the reply carries ReadSlices (fd, position, length), not bytes; the connection
  * sends them with sendfile after the head and releases each once sent. A slice's first batch may
  * start below the offset asked for (it is the batch holding that offset): clients skip records
@@ -30,6 +33,7 @@ import type { ReadSlice } from "../../log/api.ts";
 import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { BrokerContext, Reply } from "../context.ts";
 import type { Sleeper } from "../../broker/partition-notifier.ts";
+import { readAfterFrames } from "../../broker/woken-reads.ts";
 import { findPartition } from "../topic-rules.ts";
 import { deniedTopics } from "../access.ts";
 
@@ -86,8 +90,14 @@ class ParkedFetch implements Sleeper {
     return true;
   }
 
-  /** Called by the notifier (data arrived, time is up, or shutdown): reads again, then answers or parks again. */
-  wake(): void {
+  /** Called by the notifier. Data arrived: reads again after the read event (broker/woken-reads.ts). Time up or shutdown: now. */
+  wake(woken: boolean): void {
+    if (woken) readAfterFrames(this);
+    else this.readAgain();
+  }
+
+  /** Reads again, then answers or parks again. */
+  readAgain(): void {
     try {
       const { context, request, id } = this;
       const gathered = gather(context, request);

@@ -20,6 +20,7 @@
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { Sleeper } from "../../broker/partition-notifier.ts";
+import { readAfterFrames } from "../../broker/woken-reads.ts";
 import type { ReplicaManager } from "../../cluster/replica-manager.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { encodeRecordsResponseHead, FETCH_HEAD_RESERVE_BYTES, type RequestOf, toWireError } from "../../protocol/messages.ts";
@@ -60,7 +61,13 @@ class ParkedReplicaFetch implements Sleeper {
     private readonly id: number,
   ) {}
 
-  wake(): void {
+  /** Data arrived: reads after the read event (broker/woken-reads.ts); time up or shutdown: now. */
+  wake(woken: boolean): void {
+    if (woken) readAfterFrames(this);
+    else this.readAgain();
+  }
+
+  readAgain(): void {
     try {
       this.answer.resolve(toReply(this.id, gather(this.context, this.replication, this.request)));
     } catch (error) {

@@ -42,7 +42,7 @@ type SocketData = { connection: WorkerConnection | null };
 /** Shared by the connections of this worker: setup, counters, released file ranges. */
 class WorkerState {
   readonly stats: BrokerStats = createStats();
-  private readonly reported: WorkerByteCounts = { bytesReceived: 0, bytesSentWrite: 0, bytesSentSendfile: 0, bytesSentCopy: 0, bytesSentProbe: 0 };
+  private readonly reported: WorkerByteCounts = { bytesReceived: 0, bytesSentWrite: 0, bytesSentSendfile: 0, bytesSentCopy: 0, bytesSentProbe: 0, bytesSentGathered: 0 };
   private releasedTokens: number[] = [];
   private releaseQueued = false;
   readonly connections = new Map<number, WorkerConnection>();
@@ -70,7 +70,7 @@ class WorkerState {
   /** Adds what this worker received and sent since the last report to the broker's stats. */
   reportBytes(): void {
     const bytes = this.byteCountsSinceReport();
-    if (bytes.bytesReceived + bytes.bytesSentWrite + bytes.bytesSentSendfile + bytes.bytesSentCopy + bytes.bytesSentProbe === 0) return;
+    if (bytes.bytesReceived + bytes.bytesSentWrite + bytes.bytesSentSendfile + bytes.bytesSentCopy + bytes.bytesSentProbe + bytes.bytesSentGathered === 0) return;
     scope.postMessage({ kind: "bytes", bytes });
   }
 
@@ -83,6 +83,7 @@ class WorkerState {
       bytesSentSendfile: stats.bytesSentSendfile - reported.bytesSentSendfile,
       bytesSentCopy: stats.bytesSentCopy - reported.bytesSentCopy,
       bytesSentProbe: stats.bytesSentProbe - reported.bytesSentProbe,
+      bytesSentGathered: stats.bytesSentGathered - reported.bytesSentGathered,
     };
     Object.assign(reported, { ...stats });
     return delta;

@@ -50,6 +50,7 @@ export interface WorkerByteCounts {
   bytesSentSendfile: number;
   bytesSentCopy: number;
   bytesSentProbe: number;
+  bytesSentGathered: number;
 }
 
 /** Log thread -> worker. */

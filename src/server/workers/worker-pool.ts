@@ -224,6 +224,7 @@ export class WorkerPool {
     stats.bytesSentSendfile += bytes.bytesSentSendfile;
     stats.bytesSentCopy += bytes.bytesSentCopy;
     stats.bytesSentProbe += bytes.bytesSentProbe;
+    stats.bytesSentGathered += bytes.bytesSentGathered;
   }
 
   /** A worker is gone: its connections with it. Unless the pool ended it, a replacement takes its place. */
