@@ -13,6 +13,7 @@
  *
  *   bun bench/defaults-ratio.ts [--rounds 3] [--messages 1000000]
  *   bun bench/defaults-ratio.ts --source /path/to/base-checkout --source .   (base and new, interleaved too)
+ *   bun bench/defaults-ratio.ts --setup defaults --setup one-1m               (other setups, see SETUPS)
  *
  * Each `--source` is a checkout whose src/bench code (and so whose client and broker) is run;
  * default: this checkout.
@@ -31,7 +32,12 @@ interface Setup {
 const SETUPS: readonly Setup[] = [
   { name: "defaults", producers: 1, batchBytes: null },
   { name: "tuned", producers: 2, batchBytes: 1024 * 1024 },
+  // For finding what bounds the defaults (--setup NAME): one producer with a fixed bound.
+  { name: "one-256k", producers: 1, batchBytes: 256 * 1024 },
+  { name: "one-1m", producers: 1, batchBytes: 1024 * 1024 },
 ];
+/** Run unless --setup names others. */
+const SETUPS_DEFAULT = ["defaults", "tuned"];
 
 interface RunFigures {
   megabytesPerSecond: number;
@@ -114,13 +120,15 @@ async function main(argv: readonly string[]): Promise<void> {
   const rounds = Number(flagValues(argv, "--rounds")[0] ?? 3);
   const messages = Number(flagValues(argv, "--messages")[0] ?? 1_000_000);
   const sources = flagValues(argv, "--source").map((source) => path.resolve(source));
+  const named = flagValues(argv, "--setup");
+  const setups = SETUPS.filter((setup) => (named.length > 0 ? named : SETUPS_DEFAULT).includes(setup.name));
   if (sources.length === 0) sources.push(path.resolve(import.meta.dir, ".."));
   const runs = new Map<string, RunFigures[]>();
   const ratios = new Map<string, number[]>();
   for (let round = 0; round < rounds; round++) {
     for (const source of sources) {
       const figures: Record<string, RunFigures | null> = {};
-      for (const setup of SETUPS) {
+      for (const setup of setups) {
         const run = spawnRun(source, setup, messages);
         figures[setup.name] = run;
         if (run === null) continue;
