@@ -14,6 +14,8 @@
  *   bun bench/defaults-ratio.ts [--rounds 3] [--messages 1000000]
  *   bun bench/defaults-ratio.ts --source /path/to/base-checkout --source .   (base and new, interleaved too)
  *   bun bench/defaults-ratio.ts --setup defaults --setup one-1m               (other setups, see SETUPS)
+ *   perf stat -e instructions,page-faults bun bench/defaults-ratio.ts --child SOURCE defaults 2000000 --broker HOST:PORT
+ *                                                   (one run against a running broker: counts that survive load)
  *
  * Each `--source` is a checkout whose src/bench code (and so whose client and broker) is run;
  * default: this checkout.
@@ -48,11 +50,15 @@ interface RunFigures {
   failures: number;
 }
 
-/** The child's part: one run of `setup` with the code of `source`, figures as JSON on stdout. */
-async function runChild(source: string, setup: Setup, messages: number): Promise<RunFigures> {
+/**
+ * The child's part: one run of `setup` with the code of `source`, figures as JSON on stdout.
+ * `broker`: produce to that running broker instead of an embedded one (so `perf stat` on the
+ * child counts the producer alone); its figures are then NaN.
+ */
+async function runChild(source: string, setup: Setup, messages: number, broker: string | undefined): Promise<RunFigures> {
   const workloads = (await import(path.join(source, "src/bench/workloads.ts"))) as typeof import("../src/bench/workloads.ts");
   const embeddedModule = (await import(path.join(source, "src/bench/embedded-broker.ts"))) as typeof import("../src/bench/embedded-broker.ts");
-  const embedded = await embeddedModule.startEmbeddedBroker();
+  const embedded = broker === undefined ? await embeddedModule.startEmbeddedBroker() : { address: broker, usage: () => null, stop: async () => null };
   try {
     const topic = `defaults-ratio-${Date.now().toString(36)}`;
     await workloads.ensureTopic(embedded.address, topic, 4);
@@ -114,7 +120,7 @@ function spawnRun(source: string, setup: Setup, messages: number): RunFigures | 
 async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === "--child") {
     const setup = SETUPS.find((candidate) => candidate.name === argv[2])!;
-    process.stdout.write(JSON.stringify(await runChild(path.resolve(argv[1]!), setup, Number(argv[3]))));
+    process.stdout.write(JSON.stringify(await runChild(path.resolve(argv[1]!), setup, Number(argv[3]), flagValues(argv, "--broker")[0])));
     return;
   }
   const rounds = Number(flagValues(argv, "--rounds")[0] ?? 3);
