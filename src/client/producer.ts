@@ -5,7 +5,7 @@
  * Path of a record: `send()` -> partition chosen (explicit, key hash, or sticky) -> encoded
  * once, straight into that partition's open batch (format/batch-builder.ts) -> the batch is
  * sealed when it reaches `batchBytes` or has waited `lingerMs` -> a produce request carries
- * one sealed batch per partition (several partitions per request) -> the broker's answer
+ * sealed batches of several partitions (up to 1 MiB of them, or one larger batch) -> the broker's answer
  * resolves each record's promise with its offset.
  *
  * Guarantees and bounds:
@@ -172,6 +172,16 @@ const BATCH_BYTES_ADAPTIVE_MAX = 256 * KiB;
 const SPARE_REQUESTS_MAX = 16;
 /** Frame bytes kept for the produce request's envelope (topic names, keys, markers). */
 const REQUEST_OVERHEAD_BYTES = 64 * KiB;
+/**
+ * Batch bytes one produce request carries at most (a larger batch still goes, alone). The broker
+ * assembles each request in one frame buffer and holds it until every batch is appended: a pump
+ * that packed every ready batch into one request sent 5 MiB (4 partitions x 5 in flight x 256
+ * KiB) to 16 MiB frames. With 1 MiB requests, same run interleaved (1 KiB records, 4
+ * partitions): broker peak RSS 180 -> 146 MB with the defaults, 236 -> 156 MB with 2 producers
+ * and 1 MiB batches, and broker CPU-s per GB no worse. Pipelining keeps the connection as busy:
+ * in flight is counted in batches per partition, not in requests.
+ */
+const REQUEST_BYTES_TARGET = 1 * MiB;
 
 
 export class Producer {
@@ -566,13 +576,13 @@ export class Producer {
 
   /**
    * Sends every partition's batches that may go now (up to the in-flight bound), packed into as
-   * few requests as fit, one request (or more) per connection: each partition's leader in a
+   * few requests of up to 1 MiB (REQUEST_BYTES_TARGET) as fit, per connection: each partition's leader in a
    * cluster (client/leader-router.ts), the one broker otherwise.
    */
   private readonly pump = (): void => {
     this.pumpScheduled = false;
     this.pumpNowMs = Date.now();
-    this.pumpRequestBytesMax = (this.connection.broker?.frameBytesMax ?? 16 * MiB) - REQUEST_OVERHEAD_BYTES;
+    this.pumpRequestBytesMax = Math.min(REQUEST_BYTES_TARGET, (this.connection.broker?.frameBytesMax ?? 16 * MiB) - REQUEST_OVERHEAD_BYTES);
     try {
       this.sendable.forEach(this.pumpPartition);
       this.pendingRequests.forEach(this.sendRequest);

@@ -1,9 +1,10 @@
 /**
- * @module test/client/producer-buffers
- * The producer's batch buffers under a saturating load: reused rather than allocated per batch
- * (one answer settles many batches at once and the send loop takes as many again), kept idle
- * only in the part of bufferBytesMax that unacknowledged bytes leave unused, and let go down to
- * the resting count once the load is light.
+ * @module test/client/producer-memory
+ * The producer's memory under a saturating load. Batch buffers: reused rather than allocated
+ * per batch (one answer settles many batches at once and the send loop takes as many again),
+ * kept idle only in the part of bufferBytesMax that unacknowledged bytes leave unused, and let
+ * go down to the resting count once the load is light. Requests: at most 1 MiB of batches each
+ * (the broker holds a whole request in memory until it is appended).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Producer } from "../../src/client/producer.ts";
@@ -24,9 +25,8 @@ afterAll(async () => {
   await server[Symbol.asyncDispose]();
 });
 
-/** The largest `bufferedBytes + idleBufferBytes` seen, less the resting buffers' share, over `count` 1 KiB records sent as fast as the buffer lets. */
-async function saturate(producer: Producer, count: number): Promise<number> {
-  const value = new Uint8Array(KiB);
+/** The largest `bufferedBytes + idleBufferBytes` seen, less the resting buffers' share, over `count` records (1 KiB by default) sent as fast as the buffer lets. */
+async function saturate(producer: Producer, count: number, value: Uint8Array = new Uint8Array(KiB)): Promise<number> {
   let heldMax = 0;
   const onAck = (error: Error | null): void => {
     if (error !== null) throw error;
@@ -77,5 +77,30 @@ test("idle buffers stay within the unused part of bufferBytesMax, and light load
     expect(producer.metrics.idleBuffers).toBeLessThanOrEqual(RESTING_BUFFERS_MAX + 1);
   } finally {
     await producer.close();
+  }
+});
+
+test("a produce request carries at most 1 MiB of batches, and a larger batch goes alone", async () => {
+  // 256 KiB batches, 4 partitions, 5 in flight each: up to 20 batches are ready at once; one
+  // request used to carry them all (5 MiB), now at most four fit in 1 MiB.
+  const packed = new Producer({ broker: `127.0.0.1:${server.port}`, lingerMs: 1, batchBytes: 256 * KiB });
+  try {
+    await saturate(packed, 40_000);
+    const { batchesSent, requestsSent } = packed.metrics;
+    expect(batchesSent).toBeGreaterThan(100);
+    expect(batchesSent / requestsSent).toBeLessThanOrEqual(4);
+    // ...and some requests do carry several (they are packed, not sent one batch each).
+    expect(batchesSent).toBeGreaterThan(requestsSent);
+  } finally {
+    await packed.close();
+  }
+  const large = new Producer({ broker: `127.0.0.1:${server.port}`, lingerMs: 1, batchBytes: 2 * MiB });
+  try {
+    await saturate(large, 80, new Uint8Array(512 * KiB));
+    const { batchesSent, requestsSent } = large.metrics;
+    expect(batchesSent).toBeGreaterThanOrEqual(20);
+    expect(requestsSent).toBe(batchesSent);
+  } finally {
+    await large.close();
   }
 });
