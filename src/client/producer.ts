@@ -5,8 +5,8 @@
  * Path of a record: `send()` -> partition chosen (explicit, key hash, or sticky) -> encoded
  * once, straight into that partition's open batch (format/batch-builder.ts) -> the batch is
  * sealed when it reaches `batchBytes` or has waited `lingerMs` -> a produce request carries
- * sealed batches of several partitions (up to 1 MiB of them, or one larger batch) -> the broker's answer
- * resolves each record's promise with its offset.
+ * sealed batches of several partitions (up to 1 MiB of them, or one larger batch) -> the
+ * broker's answer resolves each record's promise with its offset.
  *
  * Guarantees and bounds:
  * - Order per partition: up to `maxInFlight` batches per partition are in flight when
@@ -576,8 +576,8 @@ export class Producer {
 
   /**
    * Sends every partition's batches that may go now (up to the in-flight bound), packed into as
-   * few requests of up to 1 MiB (REQUEST_BYTES_TARGET) as fit, per connection: each partition's leader in a
-   * cluster (client/leader-router.ts), the one broker otherwise.
+   * few requests of up to 1 MiB (REQUEST_BYTES_TARGET) as fit, per connection: each partition's
+   * leader in a cluster (client/leader-router.ts), the one broker otherwise.
    */
   private readonly pump = (): void => {
     this.pumpScheduled = false;
