@@ -126,7 +126,9 @@ function producerRun(producer: Producer, value: Uint8Array): (requests: number) 
   return (requests) =>
     new Promise<void>((resolve, reject) => {
       let left = requests;
-      const next = (): void => producer.sendWithCallback(TOPIC, { value, partition: 0 }, onAck);
+      const next = (): void => {
+        producer.sendWithCallback(TOPIC, { value, partition: 0 }, onAck);
+      };
       const onAck = (error: unknown): void => {
         if (error !== null) return reject(error);
         if (--left === 0) resolve();

@@ -12,6 +12,10 @@
  *   bun bench/memory.ts 1 100 4096   small batches: one index entry per batch, the most there can be
  *   bun bench/memory.ts 2 --smol     the broker under `bun --smol` (a smaller, more often collected heap)
  *   bun bench/memory.ts 0.2          the same run at a tenth: RSS must not grow with the log
+ *   bun bench/memory.ts 2 --compare /work/wt/memory-base [--rounds 3]
+ *                                    same-run baseline: runs this bench of that checkout (its broker, its
+ *                                    code) and of this one in turn, round by round, and prints the medians
+ *                                    (min-max) of peak RSS, end RSS, produce MB/s and broker CPU-s per GB
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -130,14 +134,83 @@ function row(label: string, values: (number | string)[], unit = MB): string {
   return `${label.padEnd(36)}${values.map((value) => (typeof value === "number" ? (value / unit).toFixed(1) : value).padStart(14)).join("")}\n`;
 }
 
+interface RunFigures {
+  peakRssMb: number;
+  endRssMb: number;
+  produceMbPerSecond: number;
+  cpuSecondsPerGb: number;
+}
+
+/** Reads the figures a run of this bench printed (any version that prints these rows). */
+function parseRun(text: string, gigabytes: number): RunFigures {
+  const lastNumber = (prefix: string): number => {
+    const line = text.split("\n").find((candidate) => candidate.startsWith(prefix));
+    const numbers = line?.slice(prefix.length).match(/[\d.]+/g) ?? [];
+    return Number(numbers.at(-1) ?? Number.NaN);
+  };
+  const throughput = text.split("\n").find((line) => line.startsWith("throughput MB/s"))?.match(/[\d.]+/g) ?? [];
+  const cpu = /broker CPU ([\d.]+) s/.exec(text);
+  // Both phases' bytes went through the broker: CPU per GB produced and consumed.
+  return {
+    peakRssMb: lastNumber("VmHWM"),
+    endRssMb: lastNumber("RSS"),
+    produceMbPerSecond: Number(throughput[0] ?? Number.NaN),
+    cpuSecondsPerGb: Number(cpu?.[1] ?? Number.NaN) / (2 * gigabytes),
+  };
+}
+
+function spread(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+  const digits = median < 10 ? 2 : 1;
+  return `${median.toFixed(digits)} (${(sorted[0] ?? 0).toFixed(digits)}-${(sorted.at(-1) ?? 0).toFixed(digits)})`;
+}
+
+/** `--compare DIR`: this bench of DIR's checkout and of this one, in turn, round by round. */
+async function compare(otherCheckout: string, rounds: number, args: string[], serveArgs: string[]): Promise<void> {
+  const sources = [{ name: `base (${otherCheckout})`, dir: path.resolve(otherCheckout) }, { name: "this checkout", dir: path.resolve(import.meta.dir, "..") }];
+  const gigabytes = Number(args[0] ?? 2);
+  const runs = new Map<string, RunFigures[]>(sources.map((source) => [source.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    // Alternate who goes first, so neither always runs on a machine the other just warmed.
+    for (const source of round % 2 === 0 ? sources : [...sources].reverse()) {
+      const child = Bun.spawnSync([process.execPath, path.join(source.dir, "bench/memory.ts"), ...args, ...(serveArgs.length > 0 ? ["--", ...serveArgs] : [])], { stdout: "pipe", stderr: "inherit" });
+      const text = child.stdout.toString();
+      if (child.exitCode !== 0) throw new Error(`${source.name}: bench exited with ${child.exitCode}\n${text}`);
+      const figures = parseRun(text, gigabytes);
+      runs.get(source.name)?.push(figures);
+      process.stdout.write(`round ${round + 1} ${source.name}: peak ${figures.peakRssMb} MB, end ${figures.endRssMb} MB, produce ${figures.produceMbPerSecond} MB/s, ${figures.cpuSecondsPerGb.toFixed(2)} CPU-s/GB\n`);
+    }
+  }
+  process.stdout.write(`\nmedians of ${rounds} (min-max), ${gigabytes} GB produced and consumed\n`);
+  process.stdout.write(`${"".padEnd(44)}${"peak RSS MB".padStart(20)}${"end RSS MB".padStart(20)}${"produce MB/s".padStart(22)}${"broker CPU-s/GB".padStart(20)}\n`);
+  for (const [name, figures] of runs) {
+    const columns = [
+      spread(figures.map((run) => run.peakRssMb)).padStart(20),
+      spread(figures.map((run) => run.endRssMb)).padStart(20),
+      spread(figures.map((run) => run.produceMbPerSecond)).padStart(22),
+      spread(figures.map((run) => run.cpuSecondsPerGb)).padStart(20),
+    ];
+    process.stdout.write(`${name.padEnd(44)}${columns.join("")}\n`);
+  }
+}
+
 async function main(): Promise<void> {
   const separator = process.argv.indexOf("--");
   const given = separator < 0 ? process.argv.slice(2) : process.argv.slice(2, separator);
   // --smol: the broker child runs under `bun --smol` (BUN_OPTIONS reaches the child, not this process).
   const smol = given.includes("--smol");
   if (smol) process.env.BUN_OPTIONS = `${process.env.BUN_OPTIONS ?? ""} --smol`.trim();
-  const args = given.filter((arg) => arg !== "--smol");
   const serveArgs = separator < 0 ? [] : process.argv.slice(separator + 1);
+  const compareAt = given.indexOf("--compare");
+  if (compareAt >= 0) {
+    const roundsAt = given.indexOf("--rounds");
+    const rounds = roundsAt < 0 ? 3 : Number(given[roundsAt + 1]);
+    const rest = given.filter((_, index) => index !== compareAt && index !== compareAt + 1 && (roundsAt < 0 || (index !== roundsAt && index !== roundsAt + 1)));
+    await compare(given[compareAt + 1] ?? "", rounds, rest, serveArgs);
+    return;
+  }
+  const args = given.filter((arg) => arg !== "--smol");
   const gigabytes = Number(args[0] ?? 2);
   const sizeBytes = Number(args[1] ?? 100);
   const batchBytes = Number(args[2] ?? 1 * MiB);

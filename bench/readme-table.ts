@@ -24,6 +24,8 @@ export interface BenchDocument {
   messagesPerSecond: number;
   megabytesPerSecond: number;
   latencyMs: { p50: number; p99: number; p99_99: number } | null;
+  /** e2e: the same pace through a bare relay, same run (src/bench/latency-floor.ts). */
+  latencyFloorMs?: { p50: number; p99: number; p99_99: number } | null;
   /** The ceiling measured in the same run and the run's ratio to it (src/bench/report.ts). */
   ceiling: { name: string; ratio: number } | null;
   broker: { peakRssBytes: number } | null;
@@ -58,6 +60,17 @@ const latency = (label: "p50" | "p99" | "p99_99"): Figure => ({
   read: (document) => document.latencyMs?.[label] ?? Number.NaN,
   format: milliseconds,
 });
+/** The machine's own floor at the row's pace, and the row's p99 over it, per run. */
+const floor = (label: "p99" | "p99_99"): Figure => ({
+  label: `floor ${label.replace("_", ".")} ms`,
+  read: (document) => document.latencyFloorMs?.[label] ?? Number.NaN,
+  format: milliseconds,
+});
+const OVER_FLOOR: Figure = {
+  label: "p99 / floor p99",
+  read: (document) => (document.latencyMs?.p99 ?? Number.NaN) / (document.latencyFloorMs?.p99 ?? Number.NaN),
+  format: (value) => `${value.toFixed(1)}x`,
+};
 const OF_SENDFILE: Figure = {
   label: "% of the ceiling in the same run (loopback sendfile)",
   read: (document) => (document.ceiling === null ? Number.NaN : 100 * document.ceiling.ratio),
@@ -84,12 +97,12 @@ export const ROWS: readonly Row[] = [
   {
     name: "e2e 100 B at 100,000 msgs/s, linger 0",
     args: ["e2e", "--rate", "100000", "--duration", "10", "--linger-ms", "0", "--no-ceiling"],
-    figures: [latency("p50"), latency("p99"), latency("p99_99")],
+    figures: [latency("p50"), latency("p99"), latency("p99_99"), floor("p99"), floor("p99_99"), OVER_FLOOR],
   },
   {
     name: "e2e 1 KiB at 20,000 msgs/s, linger 0",
     args: ["e2e", "--rate", "20000", "--size", "1024", "--duration", "10", "--linger-ms", "0", "--no-ceiling"],
-    figures: [latency("p50"), latency("p99"), latency("p99_99")],
+    figures: [latency("p50"), latency("p99"), latency("p99_99"), floor("p99"), floor("p99_99"), OVER_FLOOR],
   },
   {
     name: "broker peak RSS, 10 GB produced then consumed",

@@ -6,8 +6,10 @@
  * the other and be counted as end-to-end latency.
  *
  * Protocol (lines; internal, both ends are this file):
- *   parent -> child stdin:  one JSON line of ConsumerJob, then "expect N" (stop once N messages
- *                           have arrived) or "stop" (stop now)
+ *   parent -> child stdin:  one JSON line of ConsumerJob, "measure-from T" (with a warm-up:
+ *                           messages stamped before T are warm-up; until this line arrives every
+ *                           message is), then "expect N" (stop once N messages have arrived) or
+ *                           "stop" (stop now)
  *   child -> parent stdout: "ready" once the consumers are assigned, "progress N" every 100 ms,
  *                           and last "result {json ConsumerOutcome}"
  *
@@ -43,6 +45,8 @@ export interface ConsumerOutcome {
   completed: number;
   bytes: number;
   latency: HistogramSnapshot;
+  /** With a warm-up: the latency of the messages due during it (left out of `latency`). */
+  warmup?: HistogramSnapshot;
   /** The consumer's stages of the latency split, by stage name (bench/latency-split.ts). */
   stages: Record<string, HistogramSnapshot>;
   /** With RUNNEL_BENCH_GC set: this process's collections and the messages' windows (bench/gc-probe.ts). */
@@ -61,6 +65,7 @@ const outcomeSchema = z.object({
   completed: z.number().int().min(0),
   bytes: z.number().min(0),
   latency: snapshotSchema,
+  warmup: snapshotSchema.optional(),
   stages: z.record(z.string(), snapshotSchema),
   gc: z.object({ stampsNs: z.array(z.number()), windows: z.object({ tail: z.array(z.number()), sample: z.array(z.number()) }) }).optional(),
 });
@@ -71,6 +76,8 @@ export interface ConsumerProcess {
   readonly completed: number;
   /** Tells the consumers how many messages to wait for; they stop once they have them. */
   expect(messages: number): void;
+  /** With a warm-up: messages stamped (stamp clock, relative to the job's base) before this are warm-up. */
+  measureFrom(stampNs: number): void;
   stop(): void;
   /** The final counts and latencies (after `expect` was met or `stop`). */
   readonly outcome: Promise<ConsumerOutcome>;
@@ -114,6 +121,7 @@ export async function startConsumerProcess(job: ConsumerJob): Promise<ConsumerPr
       return completed;
     },
     expect: (messages) => send(`expect ${messages}`),
+    measureFrom: (stampNs) => send(`measure-from ${stampNs}`),
     stop: () => send("stop"),
     outcome,
     kill: () => child.kill(),
@@ -154,6 +162,8 @@ export async function runConsumerProcess(): Promise<number> {
   const { options, starts, clockBaseNs } = job;
   const clockNs = (): number => stampClockNs() - clockBaseNs;
   const meter = new Meter();
+  // With a warm-up, every message is warm-up until the parent says when measuring starts.
+  if ((options.warmupS ?? 0) > 0) meter.measureFromNs = Number.POSITIVE_INFINITY;
   let expected = Number.POSITIVE_INFINITY;
   const group = new ConsumerGroup(() => meter.completed >= expected);
   const probing = gcProbeDirectory() !== null;
@@ -170,6 +180,7 @@ export async function runConsumerProcess(): Promise<number> {
     for (let line = await lines.next(); line.done !== true; line = await lines.next()) {
       if (line.value === "stop") group.stop();
       else if (line.value.startsWith("expect ")) expected = Number(line.value.slice("expect ".length));
+      else if (line.value.startsWith("measure-from ")) meter.measureFromNs = Number(line.value.slice("measure-from ".length));
       group.check();
     }
     group.stop(); // the parent is gone
@@ -179,6 +190,7 @@ export async function runConsumerProcess(): Promise<number> {
   const stages: ConsumerOutcome["stages"] = {};
   for (const [name, histogram] of meter.stages) stages[name] = histogram.toSnapshot();
   const outcome: ConsumerOutcome = { completed: meter.completed, bytes: meter.bytes, latency: meter.latency.toSnapshot(), stages };
+  if (meter.warmup.count > 0) outcome.warmup = meter.warmup.toSnapshot();
   if (probe !== null && windows !== null) {
     probe.stop();
     outcome.gc = { stampsNs: probe.stampsNs, windows: windows.toJSON() };

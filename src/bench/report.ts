@@ -11,7 +11,7 @@
  */
 import type { Ceiling } from "./ceiling.ts";
 import type { ProcessUsage } from "./embedded-broker.ts";
-import type { Percentile } from "./histogram.ts";
+import type { LatencyHistogram, Percentile } from "./histogram.ts";
 import { formatSplit, type StageRow } from "./latency-split.ts";
 import type { TimelinePoint, WorkloadResult } from "./workloads.ts";
 
@@ -41,6 +41,11 @@ export interface ResultDocument {
   latencyCurveMs: Array<{ percentile: number; valueMs: number }>;
   /** e2e: where the milliseconds went, per stage (bench/latency-split.ts); empty otherwise. */
   latencySplit: StageRow[];
+  /**
+   * e2e at a --rate, unless --no-ceiling: the same pace through a bare relay of three Bun
+   * processes, in the same run (bench/latency-floor.ts); null otherwise.
+   */
+  latencyFloorMs?: LatencySummary | null;
   timeline: TimelinePoint[];
   ceiling: { name: string; megabytesPerSecond: number; ratio: number } | null;
   /** measuredCpuSeconds: broker CPU during the measured phase only (not start-up, not a consume's preload). */
@@ -51,6 +56,17 @@ export interface ResultDocument {
 }
 
 const MB = 1_000_000;
+
+/** The document with e2e's latency floor (ns histogram) added. */
+export function withLatencyFloor(document: ResultDocument, floor: LatencyHistogram): ResultDocument {
+  return { ...document, latencyFloorMs: summaryOf(floor) };
+}
+
+function summaryOf(latency: LatencyHistogram): LatencySummary | null {
+  const ms = (ns: number) => ns / 1e6;
+  if (latency.count === 0) return null;
+  return { count: latency.count, p50: ms(latency.valueAt(50)), p90: ms(latency.valueAt(90)), p99: ms(latency.valueAt(99)), p99_9: ms(latency.valueAt(99.9)), p99_99: ms(latency.valueAt(99.99)), max: ms(latency.max), mean: ms(latency.mean) };
+}
 
 export function toDocument(result: WorkloadResult, parameters: ResultDocument["parameters"], ceiling: { name: string; bytesPerSecond: number } | null, broker: ResultDocument["broker"]): ResultDocument {
   const bytesPerSecond = result.seconds > 0 ? result.bytes / result.seconds : 0;
@@ -64,10 +80,7 @@ export function toDocument(result: WorkloadResult, parameters: ResultDocument["p
     seconds: result.seconds,
     messagesPerSecond: result.seconds > 0 ? result.messages / result.seconds : 0,
     megabytesPerSecond: bytesPerSecond / MB,
-    latencyMs:
-      latency.count === 0
-        ? null
-        : { count: latency.count, p50: ms(latency.valueAt(50)), p90: ms(latency.valueAt(90)), p99: ms(latency.valueAt(99)), p99_9: ms(latency.valueAt(99.9)), p99_99: ms(latency.valueAt(99.99)), max: ms(latency.max), mean: ms(latency.mean) },
+    latencyMs: summaryOf(latency),
     latencyCurveMs: latency.curve().map((point: Percentile) => ({ percentile: point.percentile, valueMs: ms(point.valueNs) })),
     latencySplit: result.split ?? [],
     timeline: result.timeline,
@@ -104,6 +117,13 @@ export function formatTable(document: ResultDocument, withNotes = true): string 
   if (latency !== null) {
     rows.push(["latency p50 ms", fmtMs(latency.p50)], ["latency p90 ms", fmtMs(latency.p90)], ["latency p99 ms", fmtMs(latency.p99)]);
     rows.push(["latency p99.9 ms", fmtMs(latency.p99_9)], ["latency p99.99 ms", fmtMs(latency.p99_99)], ["latency max ms", fmtMs(latency.max)]);
+  }
+  const floor = document.latencyFloorMs ?? null;
+  if (floor !== null) {
+    // The machine's own floor at this pace, and how far above it the broker path is.
+    const times = (value: number, base: number): string => (base > 0 ? `${fmt(value / base, 1)}x` : "-");
+    rows.push(["floor p50 / p99 / p99.99 ms", `${fmtMs(floor.p50)} / ${fmtMs(floor.p99)} / ${fmtMs(floor.p99_99)}  (bare relay, same pace)`]);
+    if (latency !== null) rows.push(["latency / floor", `p99 ${times(latency.p99, floor.p99)}, p99.99 ${times(latency.p99_99, floor.p99_99)}`]);
   }
   if (document.broker !== null) {
     rows.push(["broker CPU s", fmt(document.broker.cpuSeconds, 2)], ["broker peak RSS MB", fmt(document.broker.peakRssBytes / MB, 1)]);

@@ -25,7 +25,7 @@ import { type Durability, Producer, type SendCallback } from "../client/producer
 import { RunnelError, toRunnelError } from "../errors.ts";
 import { type ConsumerOutcome, startConsumerProcess, stampClockNs } from "./e2e-consumer.ts";
 import { formatGcCoincidence, gcCoincidence, GcProbe, gcProbeDirectory, readBrokerStamps } from "./gc-probe.ts";
-import { LatencyHistogram } from "./histogram.ts";
+import { type HistogramSnapshot, LatencyHistogram } from "./histogram.ts";
 import { brokerRows, rowOfHistogram, scrapeMetrics, type StageRow } from "./latency-split.ts";
 import { rawFetchesInFlight, rawFetchLoop } from "./raw-fetch.ts";
 
@@ -58,6 +58,11 @@ export interface WorkloadOptions {
   tls?: ClientTls;
   /** The broker's HTTP listener, for e2e's broker-side split rows (bench/latency-split.ts); absent: none. */
   metricsAddress?: string | null;
+  /**
+   * e2e: seconds run at the offered load before the measured phase; their messages are kept out
+   * of the latency figures and reported on their own (absent or 0: none).
+   */
+  warmupS?: number;
 }
 
 export interface WorkloadResult {
@@ -103,6 +108,12 @@ export class Meter {
   readonly latency = new LatencyHistogram();
   /** e2e's per-stage histograms by stage name (bench/latency-split.ts), made on first use. */
   readonly stages = new Map<string, LatencyHistogram>();
+  /**
+   * e2e warm-up: messages due before this (the recording process's stamp clock) go to `warmup`,
+   * not to `latency` or the stages. -Infinity: everything is measured.
+   */
+  measureFromNs = Number.NEGATIVE_INFINITY;
+  readonly warmup = new LatencyHistogram();
   private startNs = 0;
   private lastCompleted = 0;
   private lastNs = 0;
@@ -215,12 +226,23 @@ function newProducer(options: WorkloadOptions, index: number): Producer {
 /** Shares the message budget (or the deadline) between producer loops. */
 class Budget {
   private left: number;
-  private readonly deadlineNs: number;
+  private deadlineNs: number;
+  /** e2e warm-up: messages due before this are not counted against the budget (0: no warm-up). */
+  private warmupEndNs = 0;
   constructor(messages: number | null, durationS: number | null) {
     this.left = messages ?? Number.POSITIVE_INFINITY;
     this.deadlineNs = durationS === null ? Number.POSITIVE_INFINITY : Bun.nanoseconds() + durationS * 1e9;
   }
-  take(): boolean {
+  /** A warm-up until `endNs` comes on top: the messages and the duration count from its end. */
+  warmUntil(endNs: number): void {
+    const nowNs = Bun.nanoseconds();
+    if (endNs <= nowNs) return;
+    this.warmupEndNs = endNs;
+    this.deadlineNs += endNs - nowNs;
+  }
+  /** `dueNs`: the message's due time, which decides whether it is a warm-up one (as the consumer decides). */
+  take(dueNs = 0): boolean {
+    if (dueNs < this.warmupEndNs) return true;
     if (this.left <= 0) return false;
     if ((this.left & 255) === 0 && Bun.nanoseconds() >= this.deadlineNs) {
       this.left = 0;
@@ -273,21 +295,24 @@ function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, 
     if (error !== null) return meter.fail(error);
     meter.completed += 1;
     const { writtenNs, settledNs } = producer.settling;
-    if (writtenNs === 0) return;
+    if (writtenNs === 0 || dueNs < meter.measureFromNs) return;
     queueStage.record(writtenNs - dueNs);
     ackStage.record(settledNs - writtenNs);
   };
   const unstamped = { value };
+  // e2e: one stamped message reused while the producer copies each record as it is sent
+  // (sendWithCallback returned true); a fresh one after it kept one to read later.
+  let stamped = { value: value.slice() };
   const intervalNs = ratePerProducer === null ? 0 : 1e9 / ratePerProducer;
   let dueNs = Bun.nanoseconds();
   const burst = (): void => {
     const nowNs = Bun.nanoseconds();
     if (ratePerProducer === null) dueNs = nowNs;
     let count = 0;
-    while (count < BURST_MESSAGES && (ratePerProducer === null ? !producer.saturated : dueNs <= nowNs) && budget.take()) {
+    while (count < BURST_MESSAGES && (ratePerProducer === null ? !producer.saturated : dueNs <= nowNs) && budget.take(dueNs)) {
       let message = unstamped;
       if (stamp !== null) {
-        message = { value: value.slice() };
+        message = stamped;
         stamp(message.value, dueNs);
       }
       // e2e: the consumer records latency; the producer only counts acknowledgements.
@@ -296,7 +321,7 @@ function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, 
       // closure per message would be garbage the producer process pauses for, in the tail it measures.
       const split = stamp !== null && options.durability !== "none" && (sent & (LATENCY_SAMPLE_EVERY - 1)) === 0;
       const callback = split ? onSplitAck(dueNs) : timed ? onTimedAck(dueNs) : onAck;
-      producer.sendWithCallback(topic, message, callback);
+      if (!producer.sendWithCallback(topic, message, callback) && message === stamped) stamped = { value: value.slice() };
       sent += 1;
       count += 1;
       dueNs += intervalNs;
@@ -463,6 +488,10 @@ export async function consumeLoop(
         const value = message.value;
         if (value === null || value.length < 8) continue;
         const stampNs = readStamp(value);
+        if (stampNs < meter.measureFromNs) {
+          meter.warmup.record(seenNs - stampNs);
+          continue;
+        }
         meter.latency.record(seenNs - stampNs);
         if (onWindow !== null) onWindow(stampNs, seenNs);
         toAnswer.record(answeredNs - stampNs);
@@ -507,7 +536,8 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
   const consumers = await startConsumerProcess({ options, starts, clockBaseNs });
   const gcDirectory = gcProbeDirectory();
   const gcProbe = gcDirectory === null ? null : new GcProbe().start();
-  const gcSinceNs = stampClockNs();
+  const warmupS = options.warmupS ?? 0;
+  let gcSinceNs = stampClockNs();
   const producers = Array.from({ length: options.producers }, (_, index) => newProducer(options, index));
   const value = payload(options.sizeBytes, options.seed);
   const budget = new Budget(options.messages, options.durationS);
@@ -517,11 +547,20 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
   const stamp: Stamp = (bytes, dueNs) => writeStamp(bytes, dueNs + shiftNs);
   try {
     await Promise.all(producers.map((producer) => producer.connection.connect()));
-    const metricsBefore = await scrapeMetrics(options.metricsAddress ?? null);
+    let metricsBefore = await scrapeMetrics(options.metricsAddress ?? null);
     meter.onSample = () => (meter.completed = consumers.completed);
     meter.start();
+    // Warm-up: the producers' clock decides what is measured here, the stamp clock in the consumer.
+    sendMeter.measureFromNs = Bun.nanoseconds() + warmupS * 1e9;
+    budget.warmUntil(sendMeter.measureFromNs);
+    consumers.measureFrom(sendMeter.measureFromNs + shiftNs);
+    const warmupTimer = warmupS === 0 ? undefined : setTimeout(() => {
+      gcSinceNs = stampClockNs();
+      void scrapeMetrics(options.metricsAddress ?? null).then((text) => (metricsBefore = text));
+    }, warmupS * 1000);
     const ratePerProducer = options.rate === null ? null : options.rate / options.producers;
     const sent = await Promise.all(producers.map((producer) => sendLoop(producer, options, budget, sendMeter, value, stamp, ratePerProducer)));
+    clearTimeout(warmupTimer);
     const expected = sent.reduce((sum, count) => sum + count, 0) - sendMeter.failures;
     consumers.expect(expected);
     // Every acknowledged message should arrive; give the tail a bounded time to.
@@ -538,6 +577,7 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
       `latency: due send time -> the consumer seeing the message${options.rate === null ? " (no --rate: a saturation run, latency includes queueing)" : ""}`,
       "consumers run in a child process (as deployed: producer and consumer do not share a JS thread); stamps use the shared epoch clock",
     ];
+    if (warmupS > 0) notes.push(warmupNote(warmupS, outcome.warmup));
     if (gcDirectory !== null && gcProbe !== null && outcome.gc !== undefined) {
       gcProbe.stop();
       const tailNs = meter.latency.valueAt(99);
@@ -547,7 +587,11 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
     if (meter.completed < expected) notes.push(`only ${meter.completed} of ${expected} messages arrived within ${E2E_TAIL_TIMEOUT_MS / 1000} s of the last send`);
     meter.failures += sendMeter.failures + Math.max(0, expected - meter.completed);
     meter.firstError ??= sendMeter.firstError ?? (meter.completed < expected ? "messages did not arrive" : null);
-    return result("e2e", options, meter, meter.completed, seconds, notes, split);
+    // The figures are the measured phase's: the warm-up's messages and seconds come off.
+    const warmupMessages = outcome.warmup?.total ?? 0;
+    meter.completed -= warmupMessages;
+    meter.bytes = Math.max(0, meter.bytes - warmupMessages * options.sizeBytes);
+    return result("e2e", options, meter, meter.completed, Math.max(seconds - warmupS, 1e-3), notes, split);
   } finally {
     consumers.kill();
     await Promise.all(producers.map((producer) => producer.close().catch(() => undefined)));
@@ -555,6 +599,15 @@ export async function runEndToEnd(options: WorkloadOptions, meter: Meter): Promi
 }
 
 const E2E_TAIL_TIMEOUT_MS = 30_000;
+
+/** What the warm-up's messages saw, so what the figures leave out is in the report too. */
+function warmupNote(warmupS: number, snapshot: HistogramSnapshot | undefined): string {
+  const histogram = new LatencyHistogram();
+  if (snapshot !== undefined) histogram.addSnapshot(snapshot);
+  const ms = (percentile: number): string => (histogram.valueAt(percentile) / 1e6).toFixed(2);
+  const seen = histogram.count === 0 ? "no messages" : `${histogram.count.toLocaleString("en-US")} messages: p50 ${ms(50)}, p99 ${ms(99)}, p99.99 ${ms(99.99)}, max ${(histogram.max / 1e6).toFixed(2)} ms`;
+  return `warm-up: the first ${warmupS} s at the offered load (connections, JIT compilation) are not in the figures above (${seen}); --warmup 0 counts them`;
+}
 
 /** The e2e split's rows in data-flow order: producer stages, broker stages, consumer stages, total. */
 async function splitRows(options: WorkloadOptions, sendMeter: Meter, consumerStages: ConsumerOutcome["stages"], metricsBefore: string | null, total: LatencyHistogram): Promise<StageRow[]> {

@@ -89,7 +89,10 @@ export interface ConsumerOptions extends ConnectionOptions {
    * megabyte per fetch, and none of its page faults), but then a message's `key`, `value` and
    * header values are views into a buffer that a later fetch overwrites: they are valid only
    * until the next call of next() or nextBatch() (copy with `.slice()` what must live longer).
-   * With the default, they stay valid for as long as they are referenced.
+   * The Message objects themselves, and the array nextBatch() returns, are reused the same way
+   * (refilled by the next answer: no object per record but the value's view), so copy the
+   * fields you keep, not the object. With the default, all of it stays valid for as long as it
+   * is referenced.
    */
   reuseFetchBuffers?: boolean;
   /** How long retriable failures (broker restarting...) are retried before next() throws. Default 30 s. */
@@ -182,10 +185,15 @@ export class Consumer implements AsyncIterable<Message> {
    */
   private readonly fetchEnvelope: { id: number; op: "fetch"; partitions: Cursor["wire"][]; maxBytes: number; maxWaitMs: number; minBytes: number };
   private fetchOutcome: FetchOutcome | null = null;
+  /** The two outcomes fetches take in turn (nextOutcome). */
+  private readonly outcomes: FetchOutcome[] = [0, 1].map(() => ({ response: null, error: null, cursors: [], offsets: [] }));
+  private outcomeTurn = 0;
   /** Reads this consumer's fetch answers by hand into a view of its own (client/answer-readers.ts). */
   private readonly fetchAnswerReader = new FetchAnswerReader();
   private fetchResolve: ((outcome: FetchOutcome) => void) | null = null;
-  private readonly scratch = createFetchScratch();
+  private readonly scratch: ReturnType<typeof createFetchScratch>;
+  /** With reuseFetchBuffers: the one list every answer's messages are decoded into. */
+  private readonly reusedBuffer: Message[] | null;
   /** Set by subscribe() with a groupId: a group member, to which every call goes. */
   private group: GroupConsumer | null = null;
   /** Partition leaders in a cluster; a single node's fetches stay on `data`. */
@@ -194,6 +202,8 @@ export class Consumer implements AsyncIterable<Message> {
   private leaderTurn = 0;
 
   constructor(private readonly options: ConsumerOptions = {}) {
+    this.scratch = createFetchScratch(options.reuseFetchBuffers === true);
+    this.reusedBuffer = options.reuseFetchBuffers === true ? [] : null;
     // Three buffers in turn: the answer whose values the caller holds, the fetch in flight, and
     // one spare; the consumer never has more than one fetch in flight.
     this.data = new Connection(options, options.reuseFetchBuffers === true ? FETCH_FRAME_BUFFERS : 0);
@@ -460,7 +470,7 @@ export class Consumer implements AsyncIterable<Message> {
     }
     if (!this.closing) this.inFlight = this.fetch();
     try {
-      this.buffer = decodeAnswer(this.scratch, this.runCursors, this.runEnds);
+      this.buffer = decodeAnswer(this.scratch, this.runCursors, this.runEnds, this.reusedBuffer);
     } catch (error) {
       // A corrupt batch: positions went back to where the answer started; nothing is buffered.
       this.buffer = [];
@@ -549,9 +559,24 @@ export class Consumer implements AsyncIterable<Message> {
     return this.fetchFrom(this.router.connectionTo(leader), byLeader.get(leader)!);
   }
 
+  /**
+   * An emptied outcome for the next fetch. Two in turn: fill() has planned the last answer's
+   * outcome (the only reads of it) before it sends the next fetch, so the one before that is
+   * free; two rather than one in case a caller still looks at the last.
+   */
+  private nextOutcome(): FetchOutcome {
+    const outcome = this.outcomes[this.outcomeTurn]!;
+    this.outcomeTurn ^= 1;
+    outcome.response = null;
+    outcome.error = null;
+    outcome.cursors.length = 0;
+    outcome.offsets.length = 0;
+    return outcome;
+  }
+
   private fetchFrom(connection: Connection, cursors: readonly Cursor[]): Promise<FetchOutcome> {
     const count = Math.min(cursors.length, FETCH_PARTITIONS_MAX);
-    const outcome: FetchOutcome = { response: null, error: null, cursors: [], offsets: [] };
+    const outcome = this.nextOutcome();
     // The request's fields are reused: they are encoded when sent, and the next fetch is built
     // only once this one is answered (or failed).
     const partitions = this.fetchFields.partitions;

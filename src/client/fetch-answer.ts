@@ -73,9 +73,16 @@ export interface FetchScratch {
   decodingTopic: string;
   decodingPartition: number;
   readonly makeMessage: RecordFactory<Message>;
+  /**
+   * With `reuseMessages`: the Message objects of the last answer, refilled by the next one
+   * (`pooled` of them handed out so far); null: a fresh object per record.
+   */
+  readonly pool: Message[] | null;
+  pooled: number;
 }
 
-export function createFetchScratch(): FetchScratch {
+/** `reuseMessages`: decode into the same Message objects answer after answer (Consumer's reuseFetchBuffers). */
+export function createFetchScratch(reuseMessages = false): FetchScratch {
   const scratch: FetchScratch = {
     spanCursors: [],
     spanBytes: [],
@@ -83,9 +90,31 @@ export function createFetchScratch(): FetchScratch {
     header: scratchBatchHeader(),
     decodingTopic: "",
     decodingPartition: 0,
-    makeMessage: (offset, timestamp, key, value) => ({ topic: scratch.decodingTopic, partition: scratch.decodingPartition, offset, timestamp, key, value, headers: null }),
+    makeMessage: reuseMessages ? (offset, timestamp, key, value) => refill(scratch, offset, timestamp, key, value) : (offset, timestamp, key, value) => ({ topic: scratch.decodingTopic, partition: scratch.decodingPartition, offset, timestamp, key, value, headers: null }),
+    pool: reuseMessages ? [] : null,
+    pooled: 0,
   };
   return scratch;
+}
+
+/** The pool's next Message, refilled (a new one only while the pool is smaller than the answer). */
+function refill(scratch: FetchScratch, offset: number, timestamp: number, key: Uint8Array | null, value: Uint8Array | null): Message {
+  const pool = scratch.pool!;
+  let message = pool[scratch.pooled];
+  if (message === undefined) {
+    message = { topic: scratch.decodingTopic, partition: scratch.decodingPartition, offset, timestamp, key, value, headers: null };
+    pool.push(message);
+  } else {
+    message.topic = scratch.decodingTopic;
+    message.partition = scratch.decodingPartition;
+    message.offset = offset;
+    message.timestamp = timestamp;
+    message.key = key;
+    message.value = value;
+    message.headers = null;
+  }
+  scratch.pooled++;
+  return message;
 }
 
 const EMPTY_RECORDS = new Uint8Array(0);
@@ -147,8 +176,11 @@ export function planAnswer(planning: Planning, scratch: FetchScratch, offsetRese
  * every position back where the answer started (the fetch sent meanwhile becomes stale and is
  * ignored), empties the runs and throws.
  */
-export function decodeAnswer(scratch: FetchScratch, runCursors: Cursor[], runEnds: number[]): Message[] {
-  const messages: Message[] = [];
+/** `into`: a list to fill (emptied first) instead of a new one, with reuseMessages. */
+export function decodeAnswer(scratch: FetchScratch, runCursors: Cursor[], runEnds: number[], into: Message[] | null = null): Message[] {
+  const messages: Message[] = into ?? [];
+  messages.length = 0;
+  scratch.pooled = 0;
   runCursors.length = 0;
   runEnds.length = 0;
   try {

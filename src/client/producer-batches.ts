@@ -25,9 +25,13 @@ export class ProducerBatch {
   bytes: Uint8Array | null = null;
   /** The buffer `bytes` lives in, given back to the pool when the batch settles. */
   storage: Uint8Array | null = null;
-  /** Per record: its Done, and its Reject (null: Done is a SendCallback). */
-  readonly resolvers: Done[] = [];
-  readonly rejecters: Array<Reject | null> = [];
+  /**
+   * Per record: its Done, and its Reject (null: Done is a SendCallback). Taken from the
+   * producer's RecordLists when the batch opens and given back, emptied, once it settles (so a
+   * batch settled twice by mistake calls nobody the second time).
+   */
+  resolvers: Done[];
+  rejecters: Array<Reject | null>;
   bufferBytes = 0;
   /** When its first record was handed to send(): the delivery timeout counts from here. */
   createdMs = 0;
@@ -53,8 +57,46 @@ export class ProducerBatch {
     readonly firstSequence: number,
     initialBytes: number,
     pool: BufferPool,
+    lists: RecordLists,
   ) {
     this.builder = new BatchBuilder(initialBytes, pool, PRODUCE_HEADROOM_BYTES);
+    this.resolvers = lists.takeResolvers();
+    this.rejecters = lists.takeRejecters();
+  }
+}
+
+const NO_RESOLVERS: Done[] = [];
+const NO_REJECTERS: Array<Reject | null> = [];
+/** Idle lists kept at most (per kind): a few batches' worth settle between two opens. */
+const RECORD_LISTS_IDLE_MAX = 64;
+
+/**
+ * Settled batches' record lists, emptied and handed to the next batches: a busy producer opens
+ * a batch per request, and two fresh lists (and their storage) per batch were a tenth of what
+ * it allocated per request (bench/alloc.bench.ts).
+ */
+export class RecordLists {
+  private readonly idleResolvers: Done[][] = [];
+  private readonly idleRejecters: Array<Array<Reject | null>> = [];
+
+  takeResolvers(): Done[] {
+    return this.idleResolvers.pop() ?? [];
+  }
+
+  takeRejecters(): Array<Reject | null> {
+    return this.idleRejecters.pop() ?? [];
+  }
+
+  /** Takes a settled batch's lists back (after its records were told), leaving it empty ones. */
+  giveBack(batch: ProducerBatch): void {
+    const { resolvers, rejecters } = batch;
+    if (resolvers === NO_RESOLVERS) return;
+    batch.resolvers = NO_RESOLVERS;
+    batch.rejecters = NO_REJECTERS;
+    resolvers.length = 0;
+    rejecters.length = 0;
+    if (this.idleResolvers.length < RECORD_LISTS_IDLE_MAX) this.idleResolvers.push(resolvers);
+    if (this.idleRejecters.length < RECORD_LISTS_IDLE_MAX) this.idleRejecters.push(rejecters);
   }
 }
 
@@ -114,9 +156,18 @@ export function fail(done: Done, reject: Reject | null, error: RunnelError, onTh
   else callBack(done as SendCallback, error, null, onThrow);
 }
 
-export function succeed(done: Done, reject: Reject | null, result: SendResult, onThrow: (thrown: unknown) => void): void {
-  if (reject !== null) (done as Resolve)(result);
-  else callBack(done as SendCallback, null, result, onThrow);
+/**
+ * A record stored at `offset`: a promise gets its own result object; a callback gets `scratch`,
+ * refilled (sendWithCallback's contract: no object per record).
+ */
+export function succeed(done: Done, reject: Reject | null, partition: number, offset: number, scratch: SendResult, onThrow: (thrown: unknown) => void): void {
+  if (reject !== null) {
+    (done as Resolve)({ partition, offset });
+    return;
+  }
+  scratch.partition = partition;
+  scratch.offset = offset;
+  callBack(done as SendCallback, null, scratch, onThrow);
 }
 
 /** A throwing callback must not leave the producer half way through settling a batch. */

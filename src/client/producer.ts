@@ -59,7 +59,7 @@ import { PRODUCE_HEADROOM_BYTES } from "./produce-frame.ts";
 import { readProduceAnswer } from "./answer-readers.ts";
 import { ProduceRequest } from "./produce-request.ts";
 import {
-  type Done, type IntakeEntry, PartitionState, ProducerBatch, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,
+  type Done, type IntakeEntry, PartitionState, ProducerBatch, RecordLists, type Reject, TopicState, checkMessage, fail, rethrowLater, removeInFlight, succeed,
 } from "./producer-batches.ts";
 import { StickyPartitioner, partitionForKey } from "./partitioner.ts";
 import { LeaderRouter, meansLeaderMoved } from "./leader-router.ts";
@@ -200,10 +200,17 @@ export class Producer {
   private readonly retryBackoffMaxMs: number;
   private readonly metadataMaxAgeMs: number;
   private readonly maxInFlight: number;
+  /** The one `result` every sendWithCallback callback gets, refilled per record (see sendWithCallback). */
+  private readonly callbackResult: SendResult = { partition: 0, offset: 0 };
+  /** Settled batches' record lists, for the next batches (producer-batches.ts). */
+  private readonly recordLists = new RecordLists();
+  /** The producer fields a batch is sealed with: refilled per seal, read by finish() at once. */
+  private readonly sealStamp: ProducerFields = { ...NO_PRODUCER };
   private readonly sticky: StickyPartitioner;
   private readonly pool: BufferPool;
   /** lingerMs 0: batches opened this turn, sealed together on the next. */
   private lingerZero: ProducerBatch[] = [];
+  private lingerZeroSpare: ProducerBatch[] = [];
   private readonly onCallbackError: (thrown: unknown) => void;
   private readonly topics = new Map<string, TopicState>();
   private readonly sendable = new Set<PartitionState>();
@@ -313,17 +320,31 @@ export class Producer {
    * records (no promise, and no `.then()` promise, per record). An exception thrown by the
    * callback does not disturb the producer; it goes to `onCallbackError` (default: rethrown on
    * a later microtask).
+   *
+   * Nothing is allocated per record on this path: `result` is one object the producer reuses
+   * for every callback, so read its fields in the callback (copy them to keep them).
+   *
+   * Returns true when the producer is done with `message` before returning: its bytes were
+   * copied into a batch (or it was refused, and the callback has the error), so the caller may
+   * reuse the message object and its buffers at once. False: it waits for buffer room or
+   * metadata and is read later; leave it untouched until its callback.
    */
-  sendWithCallback(topic: string, message: ProducerMessage, callback: SendCallback): void {
-    this.enqueue(topic, message, callback, null);
+  sendWithCallback(topic: string, message: ProducerMessage, callback: SendCallback): boolean {
+    return this.enqueue(topic, message, callback, null);
   }
 
-  private enqueue(topic: string, message: ProducerMessage, resolve: Done, reject: Reject | null): void {
-    if (this.closed) return fail(resolve, reject, new RunnelError("CLIENT_CLOSED", "send() after the producer was closed", NOT_SENT), this.onCallbackError);
+  /** Places or queues one record; true when it was placed (or refused) at once, false when it waits in the intake. */
+  private enqueue(topic: string, message: ProducerMessage, resolve: Done, reject: Reject | null): boolean {
+    if (this.closed) {
+      fail(resolve, reject, new RunnelError("CLIENT_CLOSED", "send() after the producer was closed", NOT_SENT), this.onCallbackError);
+      return true;
+    }
     const sequence = this.sequence++;
     if (this.intakeHead < this.intake.length || !this.accept(topic, message, sequence, resolve, reject, 0)) {
       this.intake.push({ topic, message, sequence, resolve, reject, enqueuedMs: Date.now() });
+      return false;
     }
+    return true;
   }
 
   /**
@@ -489,7 +510,7 @@ export class Producer {
   }
 
   private openBatch(state: PartitionState, sequence: number, createdMs: number): ProducerBatch {
-    const batch = new ProducerBatch(state, sequence, this.batchStartBytes(), this.pool);
+    const batch = new ProducerBatch(state, sequence, this.batchStartBytes(), this.pool, this.recordLists);
     batch.createdMs = createdMs;
     state.open = batch;
     if (this.lingerMs > 0) {
@@ -504,9 +525,15 @@ export class Producer {
   }
 
   private readonly onLingerZero = (): void => {
+    // Two lists in turn (batches opened while these seal go to the other): none per turn.
     const batches = this.lingerZero;
-    this.lingerZero = [];
-    for (const batch of batches) if (batch.state.open === batch) this.lingerEnded(batch);
+    this.lingerZero = this.lingerZeroSpare;
+    this.lingerZeroSpare = batches;
+    for (let index = 0; index < batches.length; index++) {
+      const batch = batches[index]!;
+      if (batch.state.open === batch) this.lingerEnded(batch);
+    }
+    batches.length = 0;
   };
 
   private readonly onLinger = (batch: ProducerBatch): void => {
@@ -795,9 +822,10 @@ export class Producer {
       for (let index = 0; index < resolvers.length; index++) fail(resolvers[index]!, rejecters[index]!, error, this.onCallbackError);
     } else {
       for (let index = 0; index < resolvers.length; index++) {
-        succeed(resolvers[index]!, rejecters[index]!, { partition, offset: baseOffset < 0 ? -1 : baseOffset + index }, this.onCallbackError);
+        succeed(resolvers[index]!, rejecters[index]!, partition, baseOffset < 0 ? -1 : baseOffset + index, this.callbackResult, this.onCallbackError);
       }
     }
+    this.recordLists.giveBack(batch);
     this.schedulePump();
     this.pumpIntake();
     this.wakeProgress();
@@ -812,7 +840,11 @@ export class Producer {
     batch.stampGeneration = this.generation;
     batch.baseSequence = state.sealSequence;
     state.sealSequence = (state.sealSequence + batch.recordCount) % SEQUENCE_MODULUS;
-    return { ...this.identity, baseSequence: batch.baseSequence };
+    const stamp = this.sealStamp;
+    stamp.producerId = this.identity.producerId;
+    stamp.producerEpoch = this.identity.producerEpoch;
+    stamp.baseSequence = batch.baseSequence;
+    return stamp;
   }
 
   /** A partition's sequences restart at 0 under a new identity (every batch of it is unsent then). */

@@ -74,6 +74,19 @@ export const ASSEMBLY_BLOCK_BYTES = 256 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * Frees the memory behind `bytes` now instead of at the engine's next collection, when `bytes`
+ * is the whole of its ArrayBuffer: detaching a buffer (`transfer(0)`) makes JSC drop its
+ * contents at once. Every view of it reads as empty afterwards, so only for bytes nobody reads
+ * again. Returns whether it freed them.
+ */
+export function freeBytesNow(bytes: Uint8Array): boolean {
+  const buffer = bytes.buffer;
+  if (bytes.length === 0 || bytes.byteOffset !== 0 || !(buffer instanceof ArrayBuffer) || buffer.byteLength !== bytes.length || buffer.detached) return false;
+  buffer.transfer(0);
+  return true;
+}
+
 export class FrameDecoder {
   /**
    * Longest frame taken. A connection may change it between frames: one that has not
@@ -175,11 +188,15 @@ export class FrameDecoder {
       if (kept === null || (this.inBody && this.bodyIsKept && this.bodyTurn === turn)) continue;
       this.assemblies[turn] = null;
       this.releaseHeld(kept.length);
+      // The broker's decoder (with memory): bodies handed out of it are done with by now.
+      if (this.memory !== null) freeBytesNow(kept);
     }
   }
 
   /** Drops everything held (the connection closed): the partial frame, the chunk, the kept buffers. */
   reset(): void {
+    // The broker's decoder (with memory) frees what it held now; nothing reads a closed connection's frames.
+    if (this.memory !== null) this.freeHeld();
     this.assemblies.fill(null);
     this.inBody = false;
     this.body = EMPTY;
@@ -189,6 +206,12 @@ export class FrameDecoder {
     this.headerFilled = 0;
     this.waiting = false;
     this.releaseHeld(this.heldBytes);
+  }
+
+  private freeHeld(): void {
+    for (const kept of this.assemblies) if (kept !== null) freeBytesNow(kept);
+    for (const block of this.blocks) freeBytesNow(block);
+    if (this.inBody && !this.bodyIsKept) freeBytesNow(this.body);
   }
 
   private continueHeader(): Uint8Array | null {
@@ -267,7 +290,10 @@ export class FrameDecoder {
       // handed out before, so it is never written again.
       const old = this.assemblies[this.bodyTurn] ?? null;
       this.assemblies[this.bodyTurn] = buffer;
-      if (old !== null && this.memory !== null) this.releaseHeld(old.length);
+      if (old !== null && this.memory !== null) {
+        this.releaseHeld(old.length);
+        freeBytesNow(old);
+      }
       return buffer;
     }
     if (this.memory !== null) this.releaseHeld(buffer.length);
@@ -288,6 +314,7 @@ export class FrameDecoder {
     for (const block of blocks) {
       joined.set(block, position);
       position += block.length;
+      freeBytesNow(block);
     }
     return joined;
   }

@@ -23,6 +23,8 @@
  *   are dropped once unused for ASSEMBLY_IDLE_MS, and everything on close.
  * - Turns: a connection in the middle of a large frame yields its reads to others once an
  *   event-loop iteration has read enough (server/read-turns.ts).
+ * - Received chunks: a large chunk from Bun is freed as soon as the decoder has taken all of its
+ *   bytes (server/received-chunks.ts), not at the engine's next collection.
  * - Timeouts: the broker's sweep calls `checkTimeouts`: a partial frame held longer than
  *   frameTimeoutMs (also while waiting for memory, though not while paused by backpressure),
  *   or no traffic and nothing in flight for idleTimeoutMs, closes the connection.
@@ -46,6 +48,7 @@ import { SMALL_FRAME_BYTES } from "./memory-budget.ts";
 import { libc } from "../native/libc.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { socketFd } from "./socket-fd.ts";
+import { freeReceivedChunk } from "./received-chunks.ts";
 
 type Slot = { reply: Reply | null };
 
@@ -91,6 +94,8 @@ export class Connection {
     this.yielding = false;
     if (!this.closed) this.pump();
   };
+  /** The chunk from Bun the decoder is reading, freed once it has taken every byte (received-chunks.ts). */
+  private heldChunk: Uint8Array | null = null;
   /** "address:port" of the client, for log lines. */
   readonly peer: string;
   /** Who the client is (security/session.ts): every request is handled as this session. */
@@ -129,10 +134,28 @@ export class Connection {
     this.context.stats.bytesReceived += chunk.length;
     this.context.memory.noteReceived(chunk.length);
     this.lastActivityMs = Date.now();
-    if (this.decoder.unreadBytes === 0 && this.pendingChunks.length === 0) this.decoder.push(chunk);
+    if (this.decoder.unreadBytes === 0 && this.pendingChunks.length === 0) this.pushChunk(chunk);
     else this.pendingChunks.push(chunk);
     if (this.context.readTurns.noteRead(chunk.length) && this.decoder.partialFrameBytes > SMALL_FRAME_BYTES) this.yieldTurn();
     this.pump();
+  }
+
+  /** Gives the decoder a chunk; the one before it has been taken whole (push requires it) and is freed. */
+  private pushChunk(chunk: Uint8Array): void {
+    this.decoder.push(chunk);
+    this.freeHeldChunk();
+    this.heldChunk = chunk;
+  }
+
+  /**
+   * Frees the chunk the decoder was reading, once it has taken all of it: frames handed out of it
+   * went to dispatch, which is done with a request's bytes when it returns (see the constructor).
+   */
+  private freeHeldChunk(): void {
+    const chunk = this.heldChunk;
+    if (chunk === null) return;
+    this.heldChunk = null;
+    freeReceivedChunk(chunk);
   }
 
   private yieldTurn(): void {
@@ -237,6 +260,7 @@ export class Connection {
       this.context.logger.error({ err: error, peer: this.peer }, "connection failed; closing it");
       return this.fail(new RunnelError("INTERNAL", "the broker failed to send a response"));
     }
+    if (this.decoder.unreadBytes === 0) this.freeHeldChunk();
     this.trackPartialFrame();
     if (this.decoder.waitingForMemory) this.waitForMemory();
     this.setPaused(this.isBlocked() || this.decoder.waitingForMemory || this.yielding);
@@ -267,7 +291,7 @@ export class Connection {
         if (this.decoder.waitingForMemory) break;
         const chunk = this.pendingChunks.shift();
         if (chunk === undefined) break;
-        this.decoder.push(chunk);
+        this.pushChunk(chunk);
         continue;
       }
       frames++;

@@ -24,16 +24,17 @@ interface JsonResult {
   messagesPerSecond: number;
   latencyMs: { count: number; p50: number; p99: number; p99_99: number; max: number } | null;
   ceiling: { name: string; ratio: number; megabytesPerSecond: number } | null;
+  latencyFloorMs?: { count: number; p50: number; max: number } | null;
   broker: { cpuSeconds: number; peakRssBytes: number } | null;
   timeline: Array<{ seconds: number; messagesPerSecond: number }>;
   failures: number;
   latencySplit: Array<{ name: string; count: number; upperBounds: boolean }>;
 }
 
-test("bench e2e --embedded at a fixed rate reports every message's latency and writes JSON and HTML", async () => {
+test("bench e2e --embedded at a fixed rate reports every message's latency, the same-run floor, and writes JSON and HTML", async () => {
   const json = path.join(workDir, "e2e.json");
   const html = path.join(workDir, "e2e.html");
-  const run = await bench(["e2e", "--embedded", "--messages", "3000", "--rate", "3000", "--size", "64", "--partitions", "2", "--json", json, "--html", html]);
+  const run = await bench(["e2e", "--embedded", "--messages", "3000", "--rate", "3000", "--size", "64", "--partitions", "2", "--warmup", "0", "--json", json, "--html", html]);
   expect(run.stderr).toBe(""); // not a terminal: no progress line
   expect(run.code).toBe(0);
   expect(run.stdout).toContain("latency p99.99 ms");
@@ -44,6 +45,10 @@ test("bench e2e --embedded at a fixed rate reports every message's latency and w
   expect(result.latencyMs!.p50).toBeLessThanOrEqual(result.latencyMs!.p99);
   expect(result.latencyMs!.p99).toBeLessThanOrEqual(result.latencyMs!.max);
   expect(result.ceiling!.megabytesPerSecond).toBeGreaterThan(0);
+  // The same-run latency floor: the same pace through a bare relay, every message seen once.
+  expect(run.stdout).toContain("floor p50 / p99 / p99.99 ms");
+  expect(result.latencyFloorMs!.count).toBe(3000);
+  expect(result.latencyFloorMs!.p50).toBeLessThanOrEqual(result.latencyFloorMs!.max);
   expect(result.broker!.peakRssBytes).toBeGreaterThan(0);
   expect(result.timeline.length).toBeGreaterThan(0);
   // The split: every message's producer and consumer stages, and the broker's own rows.
@@ -57,6 +62,23 @@ test("bench e2e --embedded at a fixed rate reports every message's latency and w
   expect(page).toStartWith("<!doctype html>");
   expect(page.match(/<svg /g)?.length).toBe(2);
   expect(page).not.toMatch(/<script|src=|href=/);
+}, 20_000);
+
+test("bench e2e leaves the warm-up's messages out of the figures and reports them on their own", async () => {
+  const json = path.join(workDir, "e2e-warmup.json");
+  const run = await bench(["e2e", "--embedded", "--messages", "1500", "--rate", "1500", "--size", "64", "--warmup", "1", "--no-ceiling", "--no-floor", "--json", json]);
+  expect(run.code).toBe(0);
+  const result = (await Bun.file(json).json()) as JsonResult & { notes: string[] };
+  // N measured messages after the warm-up's ~1 s at 1,500/s, which come on top.
+  expect(result).toMatchObject({ workload: "e2e", messages: 1500, bytes: 1500 * 64, failures: 0 });
+  expect(result.latencyMs?.count).toBe(1500);
+  const stages = new Map(result.latencySplit.map((row) => [row.name, row]));
+  expect(stages.get("to fetch answer")?.count).toBe(1500);
+  const note = result.notes.find((line) => line.startsWith("warm-up: the first 1 s"));
+  expect(note).toBeDefined();
+  const warmupMessages = Number(/\(([\d,]+) messages/.exec(note!)![1]!.replaceAll(",", ""));
+  expect(warmupMessages).toBeGreaterThan(500);
+  expect(warmupMessages).toBeLessThanOrEqual(1600);
 }, 20_000);
 
 test("bench produce then consume: consume reads back what produce wrote, decoded and raw", async () => {

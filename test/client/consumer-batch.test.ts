@@ -100,17 +100,27 @@ test("with reuseFetchBuffers, every batch's values are intact until the next cal
   const consumer = new Consumer({ broker: broker.address, partitionMaxBytes: 256 * 1024, reuseFetchBuffers: true }).subscribe("batch-reuse");
   let total = 0;
   let batches = 0;
+  const objects = new Set<unknown>();
+  const offsets: number[] = [];
   while (total < 1500) {
     const batch = await consumer.nextBatch();
     // Give the prefetched answer a chance to arrive (and be assembled) while this batch is
     // held; the buffer rotation itself is pinned down in test/protocol/frame-reuse.test.ts.
     await Bun.sleep(0);
-    for (const message of batch) expect(holdsOwnBytes(message)).toBe(true);
+    for (const message of batch) {
+      expect(holdsOwnBytes(message)).toBe(true);
+      expect(message.topic).toBe("batch-reuse");
+      objects.add(message);
+      offsets.push(message.offset);
+    }
     total += batch.length;
     batches += 1;
   }
   expect(total).toBe(1500);
   expect(batches).toBeGreaterThan(3);
+  expect(offsets).toEqual(Array.from({ length: 1500 }, (_, offset) => offset));
+  // The Message objects are refilled answer after answer: far fewer of them than messages.
+  expect(objects.size).toBeLessThan(total / 2);
   await consumer.close();
 });
 
@@ -121,4 +131,7 @@ test("by default, values stay valid after later fetches", async () => {
   while (kept.length < 1500) kept.push(...(await consumer.nextBatch()));
   await consumer.close();
   expect(kept.filter((message) => !holdsOwnBytes(message))).toEqual([]);
+  // Each message its own object, valid for as long as it is referenced.
+  expect(new Set(kept).size).toBe(1500);
+  expect(kept.map((message) => message.offset)).toEqual(Array.from({ length: 1500 }, (_, offset) => offset));
 });

@@ -323,6 +323,47 @@ describe("Producer.sendWithCallback", () => {
     expect(codes.sort()).toEqual(["CLIENT_CLOSED", "INVALID_REQUEST", "UNKNOWN_TOPIC"]);
   });
 
+  test("says whether it is done with the message: a message reused after true is stored as it was sent", async () => {
+    const { broker, producer } = setUp({ lingerMs: 1 });
+    const results = new Set<unknown>();
+    const offsets: number[] = [];
+    const onDone = (error: RunnelError | null, result: { offset: number } | null): void => {
+      expect(error).toBeNull();
+      results.add(result);
+      offsets.push(result!.offset);
+    };
+    // Before the producer knows the topic, the record waits to be read later: false.
+    expect(producer.sendWithCallback("t", { value: "first" }, onDone)).toBe(false);
+    await producer.flush();
+    // Now each record is copied as it is sent: one message and one buffer serve them all.
+    const value = new Uint8Array(3);
+    const message = { value };
+    for (let index = 0; index < 50; index++) {
+      value.set(new TextEncoder().encode(`v${String(index).padStart(2, "0")}`));
+      expect(producer.sendWithCallback("t", message, onDone)).toBe(true);
+    }
+    await producer.flush();
+    expect(storedValues(broker, "t", 0)).toEqual(["first", ...Array.from({ length: 50 }, (_, index) => `v${String(index).padStart(2, "0")}`)]);
+    expect(offsets).toEqual(Array.from({ length: 51 }, (_, index) => index));
+    // One result object, refilled per callback: nothing allocated per record.
+    expect(results.size).toBe(1);
+  });
+
+  test("returns false while the buffer is full, and the waiting message is read later, unchanged", async () => {
+    const { broker, producer } = setUp({ lingerMs: 5, bufferBytesMax: 1024 });
+    await producer.send("t", { value: "warm" }); // the topic is known
+    const taken: boolean[] = [];
+    const errors: string[] = [];
+    for (let index = 0; index < 40; index++) taken.push(producer.sendWithCallback("t", { value: `w${index}`.padEnd(64, ".") }, (error) => error !== null && errors.push(codeOf(error))));
+    expect(taken[0]).toBe(true);
+    expect(taken.includes(false)).toBe(true);
+    // Once false, every later one waits behind it (order holds).
+    expect(taken.slice(taken.indexOf(false)).every((value) => !value)).toBe(true);
+    await producer.flush();
+    expect(errors).toEqual([]);
+    expect(storedValues(broker, "t", 0)).toEqual(["warm", ...Array.from({ length: 40 }, (_, index) => `w${index}`.padEnd(64, "."))]);
+  });
+
   test("a callback that throws does not stop the other records of its batch from being reported", async () => {
     const thrown: unknown[] = [];
     const { producer } = setUp({ lingerMs: 60_000, onCallbackError: (error) => thrown.push(error) });

@@ -55,6 +55,24 @@ describe("network workers", () => {
     await waitUntil(async () => Number((await admin.request({ op: "stats" })).bytesSentSendfile) > 0, 30_000, "sendfile bytes in the stats");
   });
 
+  test("large batches produced one after another (their bodies reuse the workers' shared buffers) are stored byte for byte", async () => {
+    await using server = await startTestBroker({ networkWorkers: 2 });
+    const broker = `127.0.0.1:${server.port}`;
+    await using admin = await TestClient.connect(server.port);
+    expect(errorCode(await admin.request({ op: "createTopic", topic: "large", partitions: 1 }))).toBeUndefined();
+    // Each batch holds one 100 KiB record of its own byte: a body over POOLED_BYTES_MIN, so it crosses by shared buffer.
+    const batches = 40;
+    const valueOf = (index: number): Uint8Array => new Uint8Array(100 * 1024).fill(index + 1);
+    const producer = new Producer({ broker, lingerMs: 0 });
+    for (let index = 0; index < batches; index++) await producer.send("large", { value: valueOf(index), partition: 0 });
+    await producer.close();
+    const consumer = new Consumer({ broker, partitionMaxBytes: 1 << 20 }).subscribe("large");
+    const values: Uint8Array[] = [];
+    while (values.length < batches) for (const message of await consumer.nextBatch()) values.push(message.value ?? new Uint8Array());
+    await consumer.close();
+    expect(values.map((value, index) => value.length === 100 * 1024 && value.every((byte) => byte === index + 1))).toEqual(Array.from({ length: batches }, () => true));
+  });
+
   test("a long poll on one connection is woken by a produce on another", async () => {
     await using server = await startTestBroker({ networkWorkers: 2 });
     const clients = await Promise.all(Array.from({ length: 4 }, () => TestClient.connect(server.port)));

@@ -24,7 +24,7 @@ import { OutboundQueue } from "../outbound.ts";
 import { socketFd } from "../socket-fd.ts";
 import { type BrokerStats, createStats } from "../stats.ts";
 import type { AnswerRef, FromWorker, ToWorker, WorkerByteCounts, WorkerSetup } from "./messages.ts";
-import { BufferPool, TransferFrames } from "./transfer-frames.ts";
+import { BufferPool, TransferFrames, type WireBody } from "./transfer-frames.ts";
 
 /** How often a worker adds its byte counts to the broker's stats (when they changed). */
 const STATS_REPORT_MS = 250;
@@ -114,7 +114,7 @@ class WorkerConnection {
     if (this.closed || this.closeAfterFlush) return;
     this.state.stats.bytesReceived += chunk.length;
     this.lastActivityMs = Date.now();
-    const bodies: Uint8Array[] = [];
+    const bodies: WireBody[] = [];
     try {
       this.decoder.push(chunk, bodies);
     } catch (error) {
@@ -126,9 +126,12 @@ class WorkerConnection {
     this.updatePause();
   }
 
-  private sendFrames(bodies: Uint8Array[]): void {
+  private sendFrames(bodies: WireBody[]): void {
     this.inFlight += bodies.length;
-    scope.postMessage({ kind: "frames", connection: this.id, bodies }, bodies.map((body) => body.buffer as ArrayBuffer));
+    const transfer: ArrayBuffer[] = [];
+    for (const body of bodies) if (body instanceof Uint8Array) transfer.push(body.buffer as ArrayBuffer);
+    const forget = this.state.pool.takeForgotten();
+    scope.postMessage(forget === undefined ? { kind: "frames", connection: this.id, bodies } : { kind: "frames", connection: this.id, bodies, forget }, transfer);
   }
 
   /** Answers from the log thread, in request order. */

@@ -9,6 +9,8 @@
  * worker reports its token in `released`: only then may the fd cache or retention close the fd.
  */
 
+import type { WireBody } from "./transfer-frames.ts";
+
 /** What a worker needs to know to serve connections; sent once, as the Worker's first message. */
 export interface WorkerSetup {
   kind: "setup";
@@ -58,10 +60,10 @@ export type ToWorker =
    * produce with durability none) finished since the last message: the worker's in-flight count.
    * `frameBytesMax`, when present, is the connection's new frame limit (it authenticated).
    * `close`: these are its last answers; send them, then close the connection.
-   * `buffers`: large frame-body buffers dispatch is done with, back to the worker's pool
-   * (transfer-frames.ts).
+   * `buffers`: ids of the shared frame-body buffers dispatch is done with, back to the worker's
+   * pool (transfer-frames.ts); an answers message may carry only these.
    */
-  | { kind: "answers"; connection: number; answers: AnswerRef[]; settled: number; frameBytesMax?: number; close?: boolean; buffers?: ArrayBuffer[] }
+  | { kind: "answers"; connection: number; answers: AnswerRef[]; settled: number; frameBytesMax?: number; close?: boolean; buffers?: number[] }
   /** Refuse a connection (over connectionsMax, shutting down): write `frame`, then close. */
   | { kind: "refuse"; connection: number; frame: Uint8Array }
   /** Stop accepting connections (shutdown); established ones carry on. */
@@ -74,8 +76,12 @@ export type FromWorker =
   | { kind: "listening"; port: number }
   | { kind: "listenFailed"; message: string; code: string | null }
   | { kind: "open"; connection: number; remoteAddress: string; remotePort: number }
-  /** Whole frame bodies read from `connection`, in order; each body owns its buffer. */
-  | { kind: "frames"; connection: number; bodies: Uint8Array[] }
+  /**
+   * Whole frame bodies read from `connection`, in order: a small one owns its (transferred)
+   * buffer, a large one is named by its shared buffer's id (transfer-frames.ts). `forget`: ids of
+   * shared buffers the worker's pool dropped, which the log thread drops too.
+   */
+  | { kind: "frames"; connection: number; bodies: WireBody[]; forget?: number[] }
   /** The connection is gone (either side closed it, or the worker failed it). */
   | { kind: "closed"; connection: number }
   /** Tokens of file ranges sent or dropped. */

@@ -15,7 +15,7 @@ import { Session } from "../../security/session.ts";
 import { applicationOf, type BrokerContext, isClosingReply, releaseReply, type Reply } from "../context.ts";
 import { dispatch, type RequestDecoder } from "../dispatch.ts";
 import type { AnswerRef, SliceRef, ToWorker } from "./messages.ts";
-import { POOLED_BYTES_MIN } from "./transfer-frames.ts";
+import type { SharedBodies } from "./transfer-frames.ts";
 
 type Slot = { reply: Reply | null };
 
@@ -66,8 +66,8 @@ export class RemoteConnection {
   /** Requests finished since the last message to the worker (its in-flight count). */
   private settledUnsent = 0;
   private frameBytesMax: number;
-  /** Large body buffers dispatch is done with, going back to the worker's pool with the next answers. */
-  private spentBuffers: ArrayBuffer[] = [];
+  /** Ids of shared body buffers dispatch is done with, going back to the worker's pool with the next answers. */
+  private spentBuffers: number[] = [];
 
   constructor(
     readonly id: number,
@@ -75,6 +75,7 @@ export class RemoteConnection {
     private readonly context: BrokerContext,
     private readonly decode: RequestDecoder,
     private readonly pins: SlicePins,
+    private readonly shared: SharedBodies,
     private readonly send: (message: ToWorker, transfer: ArrayBuffer[]) => void,
     private readonly onSettled: () => void,
     firstFrameBytesMax: number,
@@ -88,7 +89,7 @@ export class RemoteConnection {
   }
 
   onFrames(bodies: readonly Uint8Array[]): void {
-    if (this.closed || this.closing) return;
+    if (this.closed || this.closing) return this.giveBack(bodies);
     for (const body of bodies) this.waiting.push(body);
     this.run();
   }
@@ -99,8 +100,19 @@ export class RemoteConnection {
     this.closed = true;
     for (const slot of this.slots) if (slot.reply !== null) releaseReply(slot.reply);
     this.slots.length = 0;
-    this.waiting.length = 0;
+    this.giveBack(this.waiting.splice(0));
     this.onSettled();
+  }
+
+  /** Bodies that will never be dispatched: their shared buffers (and any spent ones not yet sent) go back to the worker's pool now. */
+  private giveBack(bodies: readonly Uint8Array[]): void {
+    const ids = this.spentBuffers;
+    this.spentBuffers = [];
+    for (const body of bodies) {
+      const sharedId = this.shared.idOf(body);
+      if (sharedId !== undefined) ids.push(sharedId);
+    }
+    if (ids.length > 0) this.send({ kind: "answers", connection: this.id, answers: [], settled: 0, buffers: ids }, []);
   }
 
   private run(): void {
@@ -115,8 +127,9 @@ export class RemoteConnection {
   private handleFrame(body: Uint8Array): void {
     const result = dispatch(this.context, this.decode, body, this.session);
     // Dispatch is done with the body's bytes once it returns (as server/connection.ts relies on
-    // for its reused assembly buffer): a large one goes back to the worker's pool.
-    if (body.buffer.byteLength >= POOLED_BYTES_MIN && body.buffer instanceof ArrayBuffer) this.spentBuffers.push(body.buffer);
+    // for its reused assembly buffer): a shared one goes back to the worker's pool.
+    const sharedId = this.shared.idOf(body);
+    if (sharedId !== undefined) this.spentBuffers.push(sharedId);
     if (result instanceof Promise) {
       const slot: Slot = { reply: null };
       this.slots.push(slot);
@@ -173,10 +186,7 @@ export class RemoteConnection {
     this.settledUnsent = 0;
     this.closeSent = this.closing;
     const buffers = this.spentBuffers;
-    if (buffers.length > 0) {
-      this.spentBuffers = [];
-      for (const buffer of buffers) transfer.push(buffer);
-    }
+    if (buffers.length > 0) this.spentBuffers = [];
     this.send(
       { kind: "answers", connection: this.id, answers, settled, ...(frameBytesMax === undefined ? {} : { frameBytesMax }), ...(this.closing ? { close: true } : {}), ...(buffers.length > 0 ? { buffers } : {}) },
       transfer,

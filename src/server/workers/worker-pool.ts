@@ -27,6 +27,7 @@ import type { BrokerContext } from "../context.ts";
 import type { RequestDecoder } from "../dispatch.ts";
 import type { FromWorker, ToWorker, WorkerByteCounts, WorkerSetup } from "./messages.ts";
 import { RemoteConnection, SlicePins } from "./remote-connection.ts";
+import { SharedBodies, type WireBody } from "./transfer-frames.ts";
 
 /** How long close() waits for a worker to confirm its connections are closed. */
 const WORKER_CLOSE_WAIT_MS = 2_000;
@@ -47,6 +48,8 @@ interface RunningWorker {
   connections: Map<number, RemoteConnection>;
   /** File ranges lent to this worker: released with its reports, or all at once when it dies. */
   pins: SlicePins;
+  /** The worker's shared frame-body buffers (they die with it). */
+  shared: SharedBodies;
   /** Set once the pool itself ends the worker (close, terminateWorker): its exit is expected. */
   ending: boolean;
   allClosed: PromiseWithResolvers<void> | null;
@@ -125,7 +128,7 @@ export class WorkerPool {
   /** Starts worker `index` listening on `port`; resolves with the port it got. */
   private startWorker(index: number, port: number): Promise<number> {
     const worker = new Worker(workerEntry());
-    const running: RunningWorker = { index, worker, connections: new Map(), pins: new SlicePins(), ending: false, allClosed: null };
+    const running: RunningWorker = { index, worker, connections: new Map(), pins: new SlicePins(), shared: new SharedBodies(), ending: false, allClosed: null };
     this.workers[index] = running;
     this.workersStarted++;
     const listening = Promise.withResolvers<number>();
@@ -153,8 +156,7 @@ export class WorkerPool {
       case "open":
         return this.onOpen(running, message.connection, message.remoteAddress);
       case "frames":
-        running.connections.get(message.connection)?.onFrames(message.bodies);
-        return;
+        return this.onFrames(running, message.connection, message.bodies, message.forget);
       case "closed":
         return this.onClosed(running, message.connection);
       case "released":
@@ -169,6 +171,20 @@ export class WorkerPool {
       case "listenFailed":
         return;
     }
+  }
+
+  private onFrames(running: RunningWorker, id: number, wireBodies: readonly WireBody[], forget: readonly number[] | undefined): void {
+    if (forget !== undefined) running.shared.forget(forget);
+    const bodies = wireBodies.map((body) => running.shared.open(body));
+    const connection = running.connections.get(id);
+    if (connection !== undefined) return connection.onFrames(bodies);
+    // The connection is gone here already: its shared buffers go straight back.
+    const buffers: number[] = [];
+    for (const body of bodies) {
+      const sharedId = running.shared.idOf(body);
+      if (sharedId !== undefined) buffers.push(sharedId);
+    }
+    if (buffers.length > 0) this.send(running, { kind: "answers", connection: id, answers: [], settled: 0, buffers });
   }
 
   private send(running: RunningWorker, message: ToWorker, transfer: ArrayBuffer[] = []): void {
@@ -188,7 +204,7 @@ export class WorkerPool {
     }
     const send = (message: ToWorker, transfer: ArrayBuffer[]): void => this.send(running, message, transfer);
     const first = firstFrameBytesMax(context.config, context.authenticator.required);
-    running.connections.set(id, new RemoteConnection(id, remoteAddress, context, this.options.decode, running.pins, send, this.options.onSettled, first));
+    running.connections.set(id, new RemoteConnection(id, remoteAddress, context, this.options.decode, running.pins, running.shared, send, this.options.onSettled, first));
     stats.connectionsAccepted++;
     stats.connectionsOpen++;
   }
