@@ -40,18 +40,28 @@ export type Bytes = Uint8Array | string;
 export class BufferPool {
   private readonly free: Uint8Array[] = [];
   private readonly freeSmall: Uint8Array[] = [];
+  /** Full-size buffers allocated so far (not taken from the idle ones): a diagnostic. */
+  allocated = 0;
 
-  /** `smallBufferBytes` 0: no small tier (every start below full size allocates). */
+  /**
+   * `buffersMax`: idle full-size buffers kept by default (a `give` may allow more, `trim` comes
+   * back to it). `smallBufferBytes` 0: no small tier (every start below full size allocates).
+   */
   constructor(
     readonly bufferBytes: number,
-    private readonly buffersMax: number,
+    readonly buffersMax: number,
     readonly smallBufferBytes: number = 0,
     private readonly smallBuffersMax: number = 0,
   ) {}
 
   /** A full-size buffer (contents undefined). */
   take(): Uint8Array {
-    return this.free.pop() ?? new Uint8Array(this.bufferBytes);
+    return this.free.pop() ?? this.allocate();
+  }
+
+  private allocate(): Uint8Array {
+    this.allocated += 1;
+    return new Uint8Array(this.bufferBytes);
   }
 
   /** A buffer of at least `bytes` to start a batch in: an idle full-size one, else a small one. */
@@ -61,13 +71,22 @@ export class BufferPool {
     return new Uint8Array(bytes);
   }
 
-  /** Gives back a buffer nothing refers to any more; others (odd sizes, over the bound) go to the GC. */
-  give(buffer: Uint8Array): void {
+  /**
+   * Gives back a buffer nothing refers to any more; others (odd sizes, over the bound) go to the
+   * GC. `buffersMax`: this time keep up to that many idle full-size buffers (a busy owner that
+   * knows its memory budget has room: see the Producer's settle).
+   */
+  give(buffer: Uint8Array, buffersMax: number = this.buffersMax): void {
     if (buffer.length === this.bufferBytes) {
-      if (this.free.length < this.buffersMax) this.free.push(buffer);
+      if (this.free.length < buffersMax) this.free.push(buffer);
     } else if (buffer.length === this.smallBufferBytes && this.freeSmall.length < this.smallBuffersMax) {
       this.freeSmall.push(buffer);
     }
+  }
+
+  /** Leaves at most `buffersMax` (the default bound) idle full-size buffers; the rest go to the GC. */
+  trim(): void {
+    if (this.free.length > this.buffersMax) this.free.length = this.buffersMax;
   }
 
   /** Idle full-size buffers. */
