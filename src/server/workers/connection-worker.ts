@@ -20,6 +20,7 @@ import type { ReadSlice } from "../../log/api.ts";
 import { libc } from "../../native/libc.ts";
 import { FrameError } from "../../protocol/frame.ts";
 import { encodeErrorFrame } from "../../protocol/messages.ts";
+import { freeReceivedChunk } from "../received-chunks.ts";
 import { OutboundQueue } from "../outbound.ts";
 import { socketFd } from "../socket-fd.ts";
 import { type BrokerStats, createStats } from "../stats.ts";
@@ -121,6 +122,10 @@ class WorkerConnection {
     } catch (error) {
       if (bodies.length > 0) this.sendFrames(bodies);
       return this.fail(error instanceof FrameError ? error : new RunnelError("INTERNAL", "the broker failed to read a frame"));
+    } finally {
+      // TransferFrames copies every byte it keeps: a large chunk from Bun is garbage now, freed
+      // at once rather than at the next collection (server/received-chunks.ts).
+      freeReceivedChunk(chunk);
     }
     this.partialSinceMs = this.decoder.hasPartialFrame ? (this.partialSinceMs ?? Date.now()) : null;
     if (bodies.length > 0) this.sendFrames(bodies);
