@@ -22,11 +22,10 @@ import { RunnelError } from "../errors.ts";
 import { runnelCommand } from "./embedded-broker.ts";
 import { stampClockNs } from "./e2e-consumer.ts";
 import { type HistogramSnapshot, LatencyHistogram } from "./histogram.ts";
+import { pauseUntilDue } from "./workloads.ts";
 
 const ROLE_PACER = 0x50; // 'P'
 const ROLE_RECEIVER = 0x52; // 'R'
-const PAUSE_MS = 0.05;
-const PAUSE_CELL = new Int32Array(new SharedArrayBuffer(4));
 const CHILD_TIMEOUT_MS = 20_000;
 /** After the last send, how long the receiver may take to see everything. */
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -102,7 +101,7 @@ async function pace(port: number, options: FloorOptions, startNs: number, shiftN
       else setImmediate(pause);
     };
     const pause = (): void => {
-      if (dueOf(sent) > Bun.nanoseconds()) Atomics.wait(PAUSE_CELL, 0, 0, PAUSE_MS);
+      pauseUntilDue(dueOf(sent));
       setImmediate(turn);
     };
     turn();

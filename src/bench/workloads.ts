@@ -94,6 +94,11 @@ const BURST_MESSAGES = 2_048;
 /** --rate: the pause between send turns (Atomics.wait: ~0.1 ms in practice, sub-ms unlike timers). */
 const PAUSE_MS = 0.05;
 const PAUSE_CELL = new Int32Array(new SharedArrayBuffer(4));
+
+/** The --rate loops' pause between turns (sendLoop's, and the latency floor's pacer, which must pace alike). */
+export function pauseUntilDue(dueNs: number): void {
+  if (dueNs > Bun.nanoseconds()) Atomics.wait(PAUSE_CELL, 0, 0, PAUSE_MS);
+}
 /** Full-speed runs time one message in 16 (power of two); --rate runs time every message. */
 const LATENCY_SAMPLE_EVERY = 16;
 
@@ -332,7 +337,7 @@ function sendLoop(producer: Producer, options: WorkloadOptions, budget: Budget, 
     // ~0.1 ms instead of spinning. A spinning load generator takes a whole core from the
     // broker and the consumer on a small machine, and each spin turn allocates (more GC).
     const pause = (): void => {
-      if (dueNs > Bun.nanoseconds()) Atomics.wait(PAUSE_CELL, 0, 0, PAUSE_MS);
+      pauseUntilDue(dueNs);
       setImmediate(turn);
     };
     const turn = (): void => {

@@ -132,6 +132,21 @@ function makeNative(symbols: Symbols): Libc {
   const errnoPointer = symbols.__errno_location();
   if (errnoPointer === null) throw new Error("__errno_location returned NULL");
   const errno = (): number => read.i32(errnoPointer, 0);
+  const preadInto = (fd: number, into: Uint8Array, intoOffset: number, length: number, position: number): number => {
+    if (intoOffset < 0 || length < 0 || intoOffset + length > into.length) throw new RangeError(`preadInto: [${intoOffset}, +${length}) is outside a ${into.length}-byte buffer`);
+    let total = 0;
+    while (total < length) {
+      const n = Number(symbols.pread(fd, ptr(into, intoOffset + total), length - total, position + total));
+      if (n < 0) {
+        const code = errno();
+        if (code === ERRNO.EINTR) continue;
+        throw new SyscallError("pread", code, errnoName(code));
+      }
+      if (n === 0) break; // end of file
+      total += n;
+    }
+    return total;
+  };
   // sendfile's offset argument is an in/out off_t*: one reusable 8-byte cell, never per call,
   // written as two 32-bit halves (little-endian: x86-64 and arm64) so no BigInt is made per call.
   const offsetCell = new Uint32Array(2);
@@ -157,35 +172,9 @@ function makeNative(symbols: Symbols): Libc {
       return written;
     },
     pread(fd, into, position) {
-      let total = 0;
-      while (total < into.length) {
-        const chunk = total === 0 ? into : into.subarray(total);
-        const n = Number(symbols.pread(fd, chunk, chunk.length, position + total));
-        if (n < 0) {
-          const code = errno();
-          if (code === ERRNO.EINTR) continue;
-          throw new SyscallError("pread", code, errnoName(code));
-        }
-        if (n === 0) break; // end of file
-        total += n;
-      }
-      return total;
+      return preadInto(fd, into, 0, into.length, position);
     },
-    preadInto(fd, into, intoOffset, length, position) {
-      if (intoOffset < 0 || length < 0 || intoOffset + length > into.length) throw new RangeError(`preadInto: [${intoOffset}, +${length}) is outside a ${into.length}-byte buffer`);
-      let total = 0;
-      while (total < length) {
-        const n = Number(symbols.pread(fd, ptr(into, intoOffset + total), length - total, position + total));
-        if (n < 0) {
-          const code = errno();
-          if (code === ERRNO.EINTR) continue;
-          throw new SyscallError("pread", code, errnoName(code));
-        }
-        if (n === 0) break; // end of file
-        total += n;
-      }
-      return total;
-    },
+    preadInto,
     fdatasync(fd) {
       for (;;) {
         if (symbols.fdatasync(fd) === 0) return;
