@@ -130,22 +130,13 @@ export async function startConsumerProcess(job: ConsumerJob): Promise<ConsumerPr
 
 /** Reads the child's stdout line by line; resolves with its "result" line. */
 async function readChildLines(child: Subprocess<"pipe", "pipe", "inherit">, onLine: (line: string) => void): Promise<ConsumerOutcome> {
-  const decoder = new TextDecoder();
-  let pending = "";
   let result: ConsumerOutcome | null = null;
-  for await (const chunk of child.stdout) {
-    pending += decoder.decode(chunk, { stream: true });
-    let newline = pending.indexOf("\n");
-    while (newline >= 0) {
-      const line = pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
-      if (line.startsWith("result ")) {
-        result = outcomeSchema.parse(JSON.parse(line.slice("result ".length))) as ConsumerOutcome;
-        void child.stdin.end(); // the child's stdin loop ends, and with it the child
-      } else {
-        onLine(line);
-      }
-      newline = pending.indexOf("\n");
+  for await (const line of streamLines(child.stdout)) {
+    if (line.startsWith("result ")) {
+      result = outcomeSchema.parse(JSON.parse(line.slice("result ".length))) as ConsumerOutcome;
+      void child.stdin.end(); // the child's stdin loop ends, and with it the child
+    } else {
+      onLine(line);
     }
   }
   const code = await child.exited;
@@ -155,7 +146,7 @@ async function readChildLines(child: Subprocess<"pipe", "pipe", "inherit">, onLi
 
 /** The child: `runnel bench e2e-consumer`. Consumes until told how many to expect, then reports. */
 export async function runConsumerProcess(): Promise<number> {
-  const lines = stdinLines();
+  const lines = streamLines(Bun.stdin.stream());
   const first = await lines.next();
   if (first.done === true) throw new RunnelError("INVALID_REQUEST", "e2e-consumer: no job on stdin");
   const job = parseJob(first.value);
@@ -214,11 +205,14 @@ function parseJob(line: string): ConsumerJob {
   return shaped as ConsumerJob;
 }
 
-/** Lines of stdin as they arrive (console's line iterator waited for more than one line here). */
-async function* stdinLines(): AsyncGenerator<string, void, undefined> {
+/**
+ * Lines of a byte stream as they arrive: a child's stdout, or stdin (console's line iterator
+ * waited for more than one line there). Shared with bench/latency-floor.ts's children.
+ */
+export async function* streamLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string, void, undefined> {
   const decoder = new TextDecoder();
   let pending = "";
-  for await (const chunk of Bun.stdin.stream()) {
+  for await (const chunk of stream) {
     pending += decoder.decode(chunk, { stream: true });
     for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
       yield pending.slice(0, newline);

@@ -20,7 +20,7 @@
 import type { Socket } from "bun";
 import { RunnelError } from "../errors.ts";
 import { runnelCommand } from "./embedded-broker.ts";
-import { stampClockNs } from "./e2e-consumer.ts";
+import { stampClockNs, streamLines } from "./e2e-consumer.ts";
 import { type HistogramSnapshot, LatencyHistogram } from "./histogram.ts";
 import { pauseUntilDue } from "./workloads.ts";
 
@@ -42,7 +42,7 @@ export async function measureLatencyFloor(options: FloorOptions): Promise<Latenc
   const relay = Bun.spawn(runnelCommand(["bench", "floor-relay"]), { stdin: "ignore", stdout: "pipe", stderr: "inherit" });
   const receiver = Bun.spawn(runnelCommand(["bench", "floor-receiver"]), { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   try {
-    const relayLines = lines(relay.stdout);
+    const relayLines = streamLines(relay.stdout);
     const port = Number(await nextLine(relayLines, "the floor relay"));
     const clockBaseNs = stampClockNs();
     // dueNs is Bun.nanoseconds() here; stamps are on the shared clock, relative to the base.
@@ -50,7 +50,7 @@ export async function measureLatencyFloor(options: FloorOptions): Promise<Latenc
     const startNs = Bun.nanoseconds() + 50e6; // the connections are up by then
     receiver.stdin.write(`${JSON.stringify({ port, clockBaseNs, sizeBytes: options.sizeBytes, measureFromNs: startNs + options.warmupS * 1e9 + shiftNs })}\n`);
     receiver.stdin.flush();
-    const receiverLines = lines(receiver.stdout);
+    const receiverLines = streamLines(receiver.stdout);
     if ((await nextLine(receiverLines, "the floor receiver")) !== "ready") throw new RunnelError("INTERNAL", "the floor receiver did not start");
     const sent = await pace(port, options, startNs, shiftNs);
     receiver.stdin.write(`expect ${sent}\n`);
@@ -138,7 +138,7 @@ export async function runFloorRelay(): Promise<number> {
 
 /** `runnel bench floor-receiver`: records due -> seen for every message after the warm-up. */
 export async function runFloorReceiver(): Promise<number> {
-  const input = lines(Bun.stdin.stream());
+  const input = streamLines(Bun.stdin.stream());
   const job = JSON.parse(await nextLine(input, "the floor job")) as { port: number; clockBaseNs: number; sizeBytes: number; measureFromNs: number };
   const histogram = new LatencyHistogram();
   const sizeBytes = job.sizeBytes;
@@ -220,18 +220,6 @@ function flushPending(socket: Socket<undefined>): void {
 }
 
 type LineReader = AsyncGenerator<string, void, undefined>;
-
-async function* lines(stream: ReadableStream<Uint8Array>): LineReader {
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of stream) {
-    pending += decoder.decode(chunk, { stream: true });
-    for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
-      yield pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
-    }
-  }
-}
 
 async function nextLine(reader: LineReader, what: string, timeoutMs = CHILD_TIMEOUT_MS): Promise<string> {
   let timer: ReturnType<typeof setTimeout> | undefined;
