@@ -20,15 +20,8 @@
 import { RunnelError } from "../errors.ts";
 import type { PartitionState } from "./cluster-view.ts";
 
-/** A partition record's content: what the controller and the admin ops write. */
-export interface PartitionPlanWithMoves {
-  readonly leader: number;
-  readonly leaderEpoch: number;
-  readonly isr: readonly number[];
-  readonly replicas: readonly number[];
-  readonly addingReplicas?: readonly number[];
-  readonly removingReplicas?: readonly number[];
-}
+/** A partition record's content: what the controller and the admin ops write (the state without its store version). */
+export type PartitionPlanWithMoves = Omit<PartitionState, "version">;
 
 /** Rebalance work is bounded: at most this many single-replica moves per plan. */
 export const REBALANCE_MOVES_MAX = 100_000;

@@ -24,7 +24,8 @@ import { RunnelError, toRunnelError } from "../errors.ts";
 import type { CommittedOffset, CommittedOffsets, OffsetCommit } from "../broker/offset-store.ts";
 import type { PartitionNotifier } from "../broker/partition-notifier.ts";
 import type { Config } from "../config.ts";
-import { encodeBatch, type RecordInput, scanBatches, decodeRecords } from "../format/record-batch.ts";
+import { encodeBatch, type RecordInput } from "../format/record-batch.ts";
+import { forEachRecordFrom } from "../log/read-records.ts";
 import type { LogManager, LogSink, Partition } from "../log/api.ts";
 import type { BrokerEndpoint, ClusterEvent } from "./cluster-view.ts";
 import type { EtcdClusterView } from "./etcd-cluster-view.ts";
@@ -323,21 +324,7 @@ export class ReplicatedOffsets implements CommittedOffsets {
 
 /** Reads the batches from `offset` (up to LOAD_CHUNK_BYTES), hands each record's value on; returns the offset after the last. */
 function readChunk(partition: Partition, offset: number, endOffset: number, onValue: (value: Uint8Array | null) => void): number {
-  const slice = partition.read(offset, LOAD_CHUNK_BYTES, endOffset);
-  if (slice === null) return offset;
-  let bytes: Uint8Array;
-  try {
-    bytes = partition.readBytes(slice);
-  } finally {
-    slice.release();
-  }
-  let next = offset;
-  for (const span of scanBatches(bytes)) {
-    const batch = bytes.subarray(span.position, span.position + span.bytes);
-    for (const record of decodeRecords(batch, span.header)) if (record.offset >= next) onValue(record.value);
-    next = span.header.baseOffset + span.header.lastOffsetDelta + 1;
-  }
-  return next;
+  return forEachRecordFrom(partition, offset, LOAD_CHUNK_BYTES, endOffset, (record) => onValue(record.value));
 }
 
 /** What a snapshot must restate: the state with every appended, unacknowledged change applied, in append order. */

@@ -14,7 +14,7 @@
  * page can show them as text or hex. Errors answer `{error: {code, message}}` with 400/404.
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
-import { decodeRecords, scanBatches } from "../../format/record-batch.ts";
+import { forEachRecordFrom } from "../../log/read-records.ts";
 import type { BrokerContext } from "../../server/context.ts";
 import { authorize, CLUSTER, groupResource, isAuthorizationOn, requireAuthorized, topicResource } from "../../security/authorizer.ts";
 import type { Session } from "../../security/session.ts";
@@ -181,23 +181,10 @@ export function readMessages(context: BrokerContext, query: Query): Record<strin
 
 /** Copies one bounded slice from `offset`, appends its messages; returns the offset after them. */
 function readBatchesInto(partition: ReturnType<BrokerContext["log"]["partition"]>, offset: number, limit: number, out: Array<Record<string, unknown>>): number {
-  const slice = partition.read(offset, MESSAGES_READ_BYTES_MAX);
-  if (slice === null) return offset;
-  let bytes: Uint8Array;
-  try {
-    bytes = partition.readBytes(slice);
-  } finally {
-    slice.release();
-  }
-  let next = offset;
-  for (const span of scanBatches(bytes)) {
-    for (const record of decodeRecords(bytes.subarray(span.position, span.position + span.bytes), span.header)) {
-      if (record.offset < offset || out.length >= limit) continue;
-      out.push({ offset: record.offset, timestamp: record.timestamp, key: base64Preview(record.key), value: base64Preview(record.value), headers: record.headers === null ? null : Object.keys(record.headers) });
-    }
-    next = Math.max(next, span.header.baseOffset + span.header.lastOffsetDelta + 1);
-  }
-  return next;
+  return forEachRecordFrom(partition, offset, MESSAGES_READ_BYTES_MAX, undefined, (record) => {
+    if (out.length >= limit) return;
+    out.push({ offset: record.offset, timestamp: record.timestamp, key: base64Preview(record.key), value: base64Preview(record.value), headers: record.headers === null ? null : Object.keys(record.headers) });
+  });
 }
 
 /** The HTTP status for a failure of an API call. */
