@@ -28,6 +28,15 @@ export function readAfterFrames(fetch: WokenRead): void {
   queueMicrotask(readWoken);
 }
 
+/**
+ * A parked fetch's `wake` (broker/partition-notifier.ts Sleeper): data arrived, so read after
+ * the frames; time up or shutdown, read now. The one place the three fetch kinds decide it.
+ */
+export function readWhenWoken(fetch: WokenRead, woken: boolean): void {
+  if (woken) readAfterFrames(fetch);
+  else fetch.readAgain();
+}
+
 function readWoken(): void {
   // Index loop: a fetch woken while this runs is appended and read in this pass (readQueued is
   // still true, so it queues no second microtask). readAgain never throws (WokenRead).

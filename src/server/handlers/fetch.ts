@@ -33,7 +33,7 @@ import type { ReadSlice } from "../../log/api.ts";
 import { encodeFetchResponseHead, FETCH_HEAD_RESERVE_BYTES, type FetchPartitionResult, type RequestOf, toWireError } from "../../protocol/messages.ts";
 import type { BrokerContext, Reply } from "../context.ts";
 import type { Sleeper } from "../../broker/partition-notifier.ts";
-import { readAfterFrames } from "../../broker/woken-reads.ts";
+import { readWhenWoken } from "../../broker/woken-reads.ts";
 import { findPartition } from "../topic-rules.ts";
 import { deniedTopics } from "../access.ts";
 
@@ -92,8 +92,7 @@ class ParkedFetch implements Sleeper {
 
   /** Called by the notifier. Data arrived: reads again after the read event (broker/woken-reads.ts). Time up or shutdown: now. */
   wake(woken: boolean): void {
-    if (woken) readAfterFrames(this);
-    else this.readAgain();
+    readWhenWoken(this, woken);
   }
 
   /** Reads again, then answers or parks again. */

@@ -20,7 +20,7 @@
  */
 import { RunnelError, toRunnelError } from "../../errors.ts";
 import type { Sleeper } from "../../broker/partition-notifier.ts";
-import { readAfterFrames } from "../../broker/woken-reads.ts";
+import { readWhenWoken } from "../../broker/woken-reads.ts";
 import type { ReplicaManager } from "../../cluster/replica-manager.ts";
 import type { ReadSlice } from "../../log/api.ts";
 import { encodeRecordsResponseHead, FETCH_HEAD_RESERVE_BYTES, type RequestOf, toWireError } from "../../protocol/messages.ts";
@@ -63,8 +63,7 @@ class ParkedReplicaFetch implements Sleeper {
 
   /** Data arrived: reads after the read event (broker/woken-reads.ts); time up or shutdown: now. */
   wake(woken: boolean): void {
-    if (woken) readAfterFrames(this);
-    else this.readAgain();
+    readWhenWoken(this, woken);
   }
 
   readAgain(): void {

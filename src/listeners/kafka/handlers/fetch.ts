@@ -24,7 +24,7 @@ import { type RunnelError, toRunnelError } from "../../../errors.ts";
 import { deniedTopics } from "../../../server/access.ts";
 import type { Partition, ReadSlice } from "../../../log/api.ts";
 import type { Sleeper } from "../../../broker/partition-notifier.ts";
-import { readAfterFrames, type WokenRead } from "../../../broker/woken-reads.ts";
+import { readWhenWoken, type WokenRead } from "../../../broker/woken-reads.ts";
 import { checkCurrentLeaderEpoch, replicatedEpochsOf, UNDEFINED_EPOCH } from "../../../broker/leader-epochs.ts";
 import { findPartition } from "../../../server/topic-rules.ts";
 import { fieldAs, type KafkaStruct } from "../codec.ts";
@@ -69,8 +69,7 @@ export function handleFetch(context: KafkaContext, request: KafkaStruct, _versio
   const sleeper: Sleeper & WokenRead = {
     // Data arrived: read after the read event (broker/woken-reads.ts); time up or shutdown: now.
     wake(woken) {
-      if (woken) readAfterFrames(sleeper);
-      else sleeper.readAgain();
+      readWhenWoken(sleeper, woken);
     },
     readAgain() {
       try {
