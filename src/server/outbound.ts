@@ -190,9 +190,7 @@ export class OutboundQueue {
       const item = this.items[index]!;
       if (item.kind === "bytes") {
         const taken = Math.min(left, item.bytes.length);
-        item.position = taken;
-        this.addQueued(-taken);
-        this.stats.bytesSentWrite += taken;
+        this.bytesSent(item, taken);
         left -= taken;
       } else {
         const taken = Math.min(left, item.slice.length);
@@ -208,10 +206,15 @@ export class OutboundQueue {
     if (left === 0) return "empty";
     const written = this.socket.write(item.bytes, item.position, left);
     if (written < 0) return "closed";
-    item.position += written;
-    this.addQueued(-written);
-    this.stats.bytesSentWrite += written;
+    this.bytesSent(item, written);
     return written === left ? "empty" : "blocked";
+  }
+
+  /** `count` more bytes of a frame were handed to the kernel (by its own write or a gathered one). */
+  private bytesSent(item: BytesItem, count: number): void {
+    item.position += count;
+    this.addQueued(-count);
+    this.stats.bytesSentWrite += count;
   }
 
   private writeFile(item: FileItem): FlushResult {
